@@ -1,0 +1,46 @@
+"""``xdrcdepth`` command line: one sub-command per module.
+
+Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; the
+module is imported only when its command runs, so ``xdrcdepth models`` never loads ROS and
+``xdrcdepth launch`` never loads torch before it needs to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command name -> (module path, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("xdrcdepth_core.models.summary", "table of registered models: parameters and GFLOPs"),
+    "demo": ("xdrcdepth_core.demo", "run the student on a frame and write a colorized depth PNG"),
+    "prepare": ("xdrcdepth_core.data.prepare", "precompute a .npz cache from a nuScenes-format folder"),
+    "synth": ("xdrcdepth_core.data.synthetic.command", "write a synthetic nuScenes-format folder"),
+    "launch": ("xdrcdepth_ros.launcher", "run a launch graph (node + tools) from its YAML, no ros2 launch needed"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xdrcdepth", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text).set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # Parse the command name first, then let the command's module add its own arguments.
+    known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
+    module = importlib.import_module(known._module)
+    cmd_parser = argparse.ArgumentParser(prog=f"xdrcdepth {known.command}",
+                                         description=COMMANDS[known.command][1])
+    module.add_arguments(cmd_parser)
+    args = cmd_parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

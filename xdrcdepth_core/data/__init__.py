@@ -1,0 +1,1 @@
+"""Data: nuScenes geometry, radar and LiDAR reading/projection, datasets, caches, synthetic scenes."""
