@@ -1,0 +1,63 @@
+"""Model-input preprocessing: the one code path shared by training, evaluation and the ROS node.
+
+A frame arrives as an RGB image (H x W x 3 uint8), a sparse radar raster at the same resolution
+(C x H x W float32, channel 0 = depth in metres, 0 = empty; see :mod:`xdrcdepth_core.data.radar`) and
+intrinsics K. The network runs at a fixed ``input_hw`` stored in the checkpoint:
+
+* the image is resized (bilinear, antialiased) to ``input_hw`` — anisotropically when aspect ratios
+  differ; that is valid for a pinhole camera because K is scaled per axis
+  (:func:`xdrcdepth_core.data.geometry.scale_intrinsics`), and depth along the optical axis does not change
+  under image resizing;
+* the radar raster is moved to ``input_hw`` with ``resize_sparse`` (nearest return wins), which equals
+  projecting the points with the scaled K;
+* the image is normalised with ImageNet statistics, radar channels divided by fixed per-channel scales.
+
+Our choice: the per-channel radar scales below (not given by the papers) bring each channel to roughly
+[-1, 1] for nuScenes ranges; depth is scaled by 1/100 m to match max_depth = 100 of LiRCDepth/CaFNet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xdrcdepth_core.data.radar import resize_sparse
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Divisors applied to radar raster channels before the network (our choice, see module docstring).
+RADAR_CHANNEL_SCALES = {"depth": 100.0, "rcs": 50.0, "vx_comp": 20.0, "vy_comp": 20.0,
+                        "vx": 20.0, "vy": 20.0}
+
+
+def image_to_tensor(image: np.ndarray, input_hw: tuple[int, int]) -> torch.Tensor:
+    """RGB uint8 H x W x 3 -> normalised float tensor 3 x h x w at ``input_hw``."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.shape} {image.dtype}")
+    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    if tuple(t.shape[1:]) != tuple(input_hw):
+        t = F.interpolate(t[None], size=tuple(input_hw), mode="bilinear", align_corners=False,
+                          antialias=True)[0]
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (t - mean) / std
+
+
+def radar_to_tensor(raster: np.ndarray, channels: tuple[str, ...],
+                    input_hw: tuple[int, int]) -> torch.Tensor:
+    """Sparse radar raster C x H x W (metres, raw units) -> scaled float tensor C x h x w at ``input_hw``."""
+    if raster.ndim != 3 or raster.shape[0] != len(channels):
+        raise ValueError(f"radar raster of shape {raster.shape} does not match channels {channels}")
+    if tuple(raster.shape[1:]) != tuple(input_hw):
+        raster = resize_sparse(raster, tuple(input_hw))
+    scales = np.array([RADAR_CHANNEL_SCALES.get(c, 1.0) for c in channels], dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(raster / scales[:, None, None], dtype=np.float32))
+
+
+def depth_to_input_resolution(depth: torch.Tensor, output_hw: tuple[int, int]) -> torch.Tensor:
+    """Resize a B x 1 x h x w network depth map back to the input image size (bilinear)."""
+    if tuple(depth.shape[-2:]) == tuple(output_hw):
+        return depth
+    return F.interpolate(depth, size=tuple(output_hw), mode="bilinear", align_corners=False)
