@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from xdrcdepth_core.atomic import atomic_writer
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("model_name", "model_config", "state_dict", "input_hw", "radar_channels")
@@ -26,18 +27,8 @@ REQUIRED_KEYS = ("model_name", "model_config", "state_dict", "input_hw", "radar_
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as f:
+        torch.save(obj, f)
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, input_hw: tuple[int, int],
