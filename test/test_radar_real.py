@@ -1,0 +1,106 @@
+"""Real nuScenes radar and LiDAR (scene-0061 keyframes 0-5 in ../shared) projected into CAM_FRONT.
+
+Expected counts are those of the independent sanity check in SOURCES.md: keyframe 0 has 107 of 125 radar
+returns and 3067 LiDAR points in the image, keyframes 1-5 101-116 radar returns; the devkit's default
+filters keep about 66-74 returns.
+"""
+
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from xdrcdepth_core.data.geometry import project_points, sensor_to_sensor, transform_from_pose, transform_points
+from xdrcdepth_core.data.lidar import lidar_depth_map, off_ego_mask, read_lidar_bin
+from xdrcdepth_core.data.radar import rasterize_radar, read_radar_points
+
+IMAGE_HW = (900, 1600)
+
+
+def _pose(record):
+    return transform_from_pose(record["rotation"], record["translation"])
+
+
+def _camera_from(frame, sensor):
+    """Ego-motion compensated sensor(t_sensor) -> CAM_FRONT(t_cam) transform from frames.json poses."""
+    src, cam = frame[sensor], frame["CAM_FRONT"]
+    return sensor_to_sensor(_pose(src["sensor2ego"]), _pose(src["ego_pose"]),
+                            _pose(cam["ego_pose"]), _pose(cam["sensor2ego"]))
+
+
+@pytest.fixture
+def frames(nuscenes_samples):
+    return json.loads((nuscenes_samples / "frames.json").read_text())["frames"][:6]
+
+
+def test_radar_returns_land_on_the_image(frames, nuscenes_samples):
+    in_image, filtered_in_image = [], []
+    for frame in frames:
+        K = np.array(frame["CAM_FRONT"]["camera_intrinsic"])
+        T = _camera_from(frame, "RADAR_FRONT")
+        path = nuscenes_samples / frame["RADAR_FRONT"]["file"]
+        raw = read_radar_points(path, disable_filters=True)
+        assert len(raw) == 125
+        _, depth, keep = project_points(transform_points(T, raw.xyz), K, IMAGE_HW)
+        in_image.append(int(keep.sum()))
+        assert 1.0 < depth.min() and depth.max() < 250.0
+        assert np.mean(depth < 100.0) > 0.9
+        assert 30.0 < np.median(depth) < 70.0  # returns from the vehicles/barriers ahead, not clutter
+        filtered = read_radar_points(path)
+        assert 66 <= len(filtered) <= 74
+        raster = rasterize_radar(transform_points(T, filtered.xyz), filtered.fields, K, IMAGE_HW)
+        filtered_in_image.append(int(np.count_nonzero(raster[0])))
+    assert in_image[0] == 107
+    assert all(101 <= n <= 116 for n in in_image[1:]), in_image
+    assert in_image == [107, 116, 116, 112, 102, 101]  # as measured with this code
+    assert filtered_in_image == [61, 58, 62, 57, 58, 55]
+
+
+def test_lidar_keyframe0_depth_map(frames, nuscenes_samples):
+    frame = frames[0]
+    K = np.array(frame["CAM_FRONT"]["camera_intrinsic"])
+    points = read_lidar_bin(nuscenes_samples / frame["LIDAR_TOP"]["file"])
+    assert points.shape == (34688, 5)
+    on_ego = ~off_ego_mask(points[:, :3])
+    assert 8000 < on_ego.sum() < 9000  # the ring of returns from the car roof around the sensor
+    points_cam = transform_points(_camera_from(frame, "LIDAR_TOP"), points[~on_ego, :3])
+    # SOURCES.md counts points with continuous image coordinates 0 <= u < W, 0 <= v < H
+    uvw = points_cam @ K.T
+    u, v = uvw[:, 0] / uvw[:, 2], uvw[:, 1] / uvw[:, 2]
+    inside = (uvw[:, 2] > 0) & (u >= 0) & (u < IMAGE_HW[1]) & (v >= 0) & (v < IMAGE_HW[0])
+    assert inside.sum() == 3067
+    # our convention puts pixel centres at integer coordinates: 7 border points fall outside
+    _, depth, keep = project_points(points_cam, K, IMAGE_HW)
+    assert keep.sum() == 3060
+    depth_map = lidar_depth_map(points_cam, K, IMAGE_HW)
+    assert depth_map.shape == IMAGE_HW and depth_map.dtype == np.float32
+    assert np.count_nonzero(depth_map) == 3059  # one pixel hit twice
+    assert 4.0 < depth_map[depth_map > 0].min() and depth_map.max() < 100.0
+    # the lower image half (road, truck) is nearer than the upper half (buildings, sky)
+    rows = np.nonzero(depth_map)[0]
+    values = depth_map[depth_map > 0]
+    assert np.median(values[rows > 600]) < np.median(values[rows < 450])
+
+
+def test_overlay_png(frames, nuscenes_samples, artifacts_dir):
+    frame = frames[0]
+    K = np.array(frame["CAM_FRONT"]["camera_intrinsic"])
+    image = np.array(Image.open(nuscenes_samples / frame["CAM_FRONT"]["file"]).convert("RGB"))
+    assert image.shape == (*IMAGE_HW, 3)
+    lidar = read_lidar_bin(nuscenes_samples / frame["LIDAR_TOP"]["file"])[:, :3]
+    lidar_depth = lidar_depth_map(transform_points(_camera_from(frame, "LIDAR_TOP"), lidar), K, IMAGE_HW)
+    radar = read_radar_points(nuscenes_samples / frame["RADAR_FRONT"]["file"], disable_filters=True)
+    radar_depth = rasterize_radar(transform_points(_camera_from(frame, "RADAR_FRONT"), radar.xyz),
+                                  radar.fields, K, IMAGE_HW, channels=("depth",))[0]
+    colormap = matplotlib.colormaps["turbo"]
+    overlay = image.copy()
+    for depth_map, radius in ((lidar_depth, 1), (radar_depth, 5)):
+        for r, c in zip(*np.nonzero(depth_map)):
+            colour = (np.array(colormap(min(depth_map[r, c] / 80.0, 1.0))[:3]) * 255).astype(np.uint8)
+            overlay[max(r - radius, 0):r + radius + 1, max(c - radius, 0):c + radius + 1] = colour
+    out = artifacts_dir / "radar_lidar_overlay_kf0.png"
+    Image.fromarray(overlay).save(out)
+    assert out.stat().st_size > 100_000
+    assert np.count_nonzero(np.any(overlay != image, axis=2)) > 3000
