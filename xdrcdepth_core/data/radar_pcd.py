@@ -16,11 +16,12 @@ first point" as an empty cloud (its ``WIDTH`` must be > 0), and so does :func:`r
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from xdrcdepth_core.atomic import atomic_write_bytes
 
 #: The 18 radar fields in file order (nuscenes-devkit ``RadarPointCloud``; papers.md §6.2).
 RADAR_FIELDS: tuple[str, ...] = (
@@ -164,15 +165,4 @@ def radar_pcd_bytes(fields: Mapping[str, np.ndarray]) -> bytes:
 
 def write_radar_pcd(path: str | os.PathLike, fields: Mapping[str, np.ndarray]) -> None:
     """Write ``fields`` as a nuScenes radar PCD at ``path`` atomically (temp file + ``os.replace``)."""
-    path = Path(path)
-    data = radar_pcd_bytes(fields)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, radar_pcd_bytes(fields))
