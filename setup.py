@@ -33,6 +33,7 @@ setup(
             "xdrcdepth = xdrcdepth_core.cli:main",
             "depth_node = xdrcdepth_ros.depth_node:main",
             "foxglove_viewer = xdrcdepth_ros.foxglove_viewer:main",
+            "bag_player = xdrcdepth_ros.bag_player:main",
         ],
     },
 )

@@ -1,0 +1,213 @@
+"""bag_player: a small rosbag2 written with rosbags is played in a subprocess and received here over DDS."""
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+T0 = 1_700_000_000_000_000_000  # bag start (ns); header stamps equal the bag's receive times here
+IMAGE_STAMPS = (T0 + 100_000_000, T0 + 1_500_000_000)
+POINTS_STAMP = T0 + 50_000_000
+
+
+def _stamp(msg, ns):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+    return msg
+
+
+def make_image(ns, seed):
+    from sensor_msgs.msg import Image
+
+    img = _stamp(Image(height=3, width=4, encoding="rgb8", step=12), ns)
+    img.header.frame_id = "cam_front"
+    img.data = bytes((seed * 7 + i) % 256 for i in range(36))
+    return img
+
+
+def make_points(ns):
+    import struct
+
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    cloud = _stamp(PointCloud2(height=1, width=2, point_step=12, row_step=24, is_dense=True), ns)
+    cloud.header.frame_id = "radar_front"
+    cloud.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                    for i, n in enumerate("xyz")]
+    cloud.data = struct.pack("<6f", 10.0, -1.5, 0.25, 42.0, 3.0, -0.5)
+    return cloud
+
+
+def make_tf_static(ns):
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    tf = _stamp(TransformStamped(), ns)
+    tf.header.frame_id, tf.child_frame_id = "base_link", "cam_front"
+    tf.transform.translation.x, tf.transform.translation.z = 1.7, 1.5
+    tf.transform.rotation.w = 1.0
+    return TFMessage(transforms=[tf])
+
+
+def write_bag(path: Path, storage: str) -> Path:
+    """A rosbag2 with /tf_static, /radar/points, two /image frames and an /ignored String."""
+    from rclpy.serialization import serialize_message
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+    from std_msgs.msg import String
+
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)
+    latched = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+                  never, never, QosLiveliness.AUTOMATIC, never, False)
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        tf_conn = writer.add_connection("/tf_static", "tf2_msgs/msg/TFMessage", typestore=typestore,
+                                        offered_qos_profiles=[latched])
+        points_conn = writer.add_connection("/radar/points", "sensor_msgs/msg/PointCloud2", typestore=typestore)
+        image_conn = writer.add_connection("/image", "sensor_msgs/msg/Image", typestore=typestore)
+        ignored_conn = writer.add_connection("/ignored", "std_msgs/msg/String", typestore=typestore)
+        writer.write(tf_conn, T0, serialize_message(make_tf_static(T0)))
+        writer.write(points_conn, POINTS_STAMP, serialize_message(make_points(POINTS_STAMP)))
+        writer.write(image_conn, IMAGE_STAMPS[0], serialize_message(make_image(IMAGE_STAMPS[0], 1)))
+        writer.write(ignored_conn, T0 + 200_000_000, serialize_message(String(data="not played")))
+        writer.write(image_conn, IMAGE_STAMPS[1], serialize_message(make_image(IMAGE_STAMPS[1], 2)))
+    return path
+
+
+class Probe:
+    """Test-side node: subscriptions to the played topics, arrival times, a late /tf_static subscriber."""
+
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import Image, PointCloud2
+        from tf2_msgs.msg import TFMessage
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("bag_probe", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.received = {"image": [], "points": [], "tf_early": [], "tf_late": [], "clock": []}
+        self.unremapped_image_publishers = None
+        self.tf_publisher_durability = None
+        self._tf_type = TFMessage
+        self.node.create_subscription(Image, "/camera/image", self._on_image, 10)
+        self.node.create_subscription(PointCloud2, "/radar/points", self._keep("points"), 10)
+        self.node.create_subscription(TFMessage, "/tf_static", self._keep("tf_early"), self.latched)
+        self.node.create_subscription(Clock, "/clock", self._keep("clock"),
+                                      QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
+
+    def _keep(self, key):
+        return lambda msg: self.received[key].append((time.monotonic(), msg))
+
+    def _on_image(self, msg):
+        self.received["image"].append((time.monotonic(), msg))
+        if len(self.received["image"]) == 1:  # the player is mid-bag: join /tf_static late
+            self.unremapped_image_publishers = self.node.get_publishers_info_by_topic("/image")
+            self.tf_publisher_durability = [
+                info.qos_profile.durability for info in self.node.get_publishers_info_by_topic("/tf_static")]
+            self.node.create_subscription(self._tf_type, "/tf_static", self._keep("tf_late"), self.latched)
+
+    def spin_while(self, proc, timeout):
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.02)
+        end = time.monotonic() + 0.5  # drain what is still in flight
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_plays_bag_with_stamps_data_clock_remap_and_latched_tf(tmp_path, ros_domain_id, storage):
+    from rclpy.qos import DurabilityPolicy
+
+    bag = write_bag(tmp_path / f"bag_{storage}", storage)
+    probe = Probe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "xdrcdepth_ros.bag_player", str(bag), "--clock", "50", "--rate", "2",
+             "--topics", "/tf_static", "/radar/points", "/image", "--remap", "/image:=/camera/image",
+             "--wait-for-subscribers", "20"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        probe.spin_while(proc, timeout=40)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        probe.close()
+    assert proc.returncode == 0, err
+    assert "played 4 messages on 3 topics" in out, out + err
+    assert "1 pass)" in out
+
+    images = probe.received["image"]
+    assert [(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec) for _, m in images] == list(IMAGE_STAMPS)
+    assert [bytes(m.data) for _, m in images] == [bytes(make_image(s, i + 1).data)
+                                                  for i, s in enumerate(IMAGE_STAMPS)]
+    assert images[0][1].encoding == "rgb8" and images[0][1].width == 4 and images[0][1].height == 3
+    # 1.4 s of bag time between the frames at --rate 2 is 0.7 s of wall time.
+    assert images[1][0] - images[0][0] == pytest.approx(0.7, abs=0.25)
+
+    (_, cloud), = probe.received["points"]
+    assert bytes(cloud.data) == bytes(make_points(POINTS_STAMP).data)
+    assert [f.name for f in cloud.fields] == ["x", "y", "z"] and cloud.header.frame_id == "radar_front"
+
+    for key in ("tf_early", "tf_late"):
+        (_, tf), = probe.received[key]
+        t = tf.transforms[0]
+        assert (t.header.frame_id, t.child_frame_id) == ("base_link", "cam_front")
+        assert (t.transform.translation.x, t.transform.translation.z) == (1.7, 1.5)
+    assert probe.tf_publisher_durability == [DurabilityPolicy.TRANSIENT_LOCAL]
+    assert probe.unremapped_image_publishers == []  # only the remapped name is published
+
+    clock_ns = [m.clock.sec * 10**9 + m.clock.nanosec for _, m in probe.received["clock"]]
+    assert len(clock_ns) >= 10  # 0.7 s of playback at 50 Hz, plus one per message
+    assert clock_ns == sorted(clock_ns)
+    assert T0 <= clock_ns[0] and clock_ns[-1] == IMAGE_STAMPS[1]
+
+
+def test_missing_bag_is_a_clear_error(tmp_path, capsys):
+    from xdrcdepth_ros.bag_player import main
+
+    missing = tmp_path / "no_such_bag"
+    assert main(["bag_player", str(missing)]) == 2
+    assert f"bag {missing} does not exist" in capsys.readouterr().err
+
+
+def test_corrupt_bags_name_the_bag(tmp_path):
+    from xdrcdepth_ros.bag_player import BagError, open_bag
+
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "metadata.yaml").write_text("rosbag2_bagfile_information: [not, a, mapping\n")
+    with pytest.raises(BagError, match=f"cannot read bag {garbage}"):
+        open_bag(garbage)
+
+    bag = write_bag(tmp_path / "truncated", "mcap")
+    (mcap_file,) = bag.glob("*.mcap")
+    mcap_file.write_bytes(mcap_file.read_bytes()[:40])
+    with pytest.raises(BagError, match="truncated"):
+        reader = open_bag(bag)
+        list(reader.messages())  # a reader that opens lazily must fail at the first read
+
+
+def test_remap_syntax_is_checked():
+    import argparse
+
+    from xdrcdepth_ros.bag_player import parse_remaps
+
+    assert parse_remaps(["/a:=/b", "c:=/d/e"]) == {"/a": "/b", "c": "/d/e"}
+    with pytest.raises(argparse.ArgumentTypeError, match="old:=new"):
+        parse_remaps(["/a=/b"])

@@ -1,0 +1,306 @@
+"""Play a rosbag2 (mcap or sqlite3) into ROS 2 without ros2cli: ``bag_player BAG [--clock] [-r RATE] ...``.
+
+A stand-in for ``ros2 bag play`` where ros2cli/rosbag2_py are not installed (ROS 2 from PyPI wheels);
+its flags are the same subset: ``--rate/-r``, ``--loop/-l``, ``--topics``, ``--remap/-m old:=new``,
+``--start-offset`` (seconds), ``--clock [HZ]`` (publish ``/clock`` at HZ, 40 when given alone, so
+``use_sim_time`` nodes follow bag time), plus ``--wait-for-subscribers SECONDS`` (hold playback until
+every played topic has a subscriber, or that many seconds passed).
+
+Messages are read with ``rosbags`` and published as the raw CDR bytes stored in the bag
+(``publisher.publish(raw_bytes)``): no per-message conversion. Original spacing of the bag's receive
+timestamps is kept, divided by ``--rate``.
+
+QoS (our choice): every topic is offered RELIABLE, which both RELIABLE and BEST_EFFORT subscribers accept;
+``/tf_static`` and topics recorded as TRANSIENT_LOCAL are offered TRANSIENT_LOCAL with a history deep
+enough for all of their messages, so late subscribers (tf listeners) still receive the static transforms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CLOCK_HZ = 40.0
+STATIC_TOPICS = ("/tf_static",)
+
+
+class BagError(RuntimeError):
+    """A bag that is missing or cannot be read; the message names the bag."""
+
+
+@dataclass
+class PlayOptions:
+    """What to play and how; mirrors the ``ros2 bag play`` flags of the same names."""
+
+    rate: float = 1.0
+    loop: bool = False
+    topics: list[str] = field(default_factory=list)
+    remap: dict[str, str] = field(default_factory=dict)
+    start_offset: float = 0.0
+    clock_hz: float | None = None
+    wait_for_subscribers: float = 0.0
+
+
+@dataclass
+class PlaySummary:
+    """Counts for the one-line report at the end."""
+
+    messages: int = 0
+    topics: int = 0
+    passes: int = 0
+    bag_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    skipped_topics: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    def line(self, bag: Path, rate: float) -> str:
+        text = (f"bag_player: played {self.messages} messages on {self.topics} topics from {bag} "
+                f"(bag time {self.bag_seconds:.2f} s, wall {self.wall_seconds:.2f} s, rate {rate:g}, "
+                f"{self.passes} pass{'es' if self.passes != 1 else ''})")
+        if self.skipped_topics:
+            text += f"; skipped {', '.join(self.skipped_topics)}"
+        if self.interrupted:
+            text += "; interrupted"
+        return text
+
+
+def open_bag(path: str | Path):
+    """An opened ``rosbags.rosbag2.Reader`` for a bag folder (or a ``.mcap``/``.db3`` inside one)."""
+    from rosbags.rosbag2 import Reader
+
+    bag = Path(path)
+    if bag.is_file() and (bag.parent / "metadata.yaml").exists():
+        bag = bag.parent
+    if not bag.exists():
+        raise BagError(f"bag {bag} does not exist")
+    if not (bag / "metadata.yaml").exists():
+        raise BagError(f"bag {bag} has no metadata.yaml (not a rosbag2 folder)")
+    reader = Reader(bag)
+    try:
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for corrupt metadata or storage files
+        raise BagError(f"cannot read bag {bag}: {exc}") from exc
+    return reader
+
+
+def parse_remaps(pairs: list[str]) -> dict[str, str]:
+    """``['old:=new', ...]`` to a dict; an entry without ``:=`` is an argparse error."""
+    remap = {}
+    for pair in pairs:
+        old, sep, new = pair.partition(":=")
+        if not sep or not old or not new:
+            raise argparse.ArgumentTypeError(f"--remap wants old:=new, got {pair!r}")
+        remap[old] = new
+    return remap
+
+
+def _recorded_transient_local(connection) -> bool:
+    from rosbags.interfaces import QosDurability
+
+    profiles = getattr(connection.ext, "offered_qos_profiles", None) or []
+    return any(getattr(p, "durability", None) == QosDurability.TRANSIENT_LOCAL for p in profiles)
+
+
+class BagPlayer:
+    """Publishes a bag's connections through one rclpy node, timed like the recording."""
+
+    def __init__(self, node, reader, options: PlayOptions):
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+
+        from xdrcdepth_ros.message_types import UnknownMessageType, message_class
+
+        self.node = node
+        self.reader = reader
+        self.options = options
+        self.summary = PlaySummary()
+        self.publishers = {}  # output topic -> publisher
+        self.connections = []  # connections to read
+        self._topic_of = {}  # connection id -> output topic
+        wanted = set(options.topics)
+        for conn in reader.connections:
+            if wanted and conn.topic not in wanted:
+                continue
+            if options.clock_hz is not None and conn.topic == "/clock":
+                continue  # like ros2 bag play --clock: our clock replaces the recorded one
+            try:
+                msg_type = message_class(conn.msgtype)
+            except UnknownMessageType as exc:
+                node.get_logger().warning(f"skipping {conn.topic}: {exc}")
+                self.summary.skipped_topics.append(conn.topic)
+                continue
+            topic = options.remap.get(conn.topic, conn.topic)
+            if topic not in self.publishers:
+                if conn.topic in STATIC_TOPICS or _recorded_transient_local(conn):
+                    qos = QoSProfile(depth=max(1, conn.msgcount), history=HistoryPolicy.KEEP_LAST,
+                                     reliability=ReliabilityPolicy.RELIABLE,
+                                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                else:
+                    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+                self.publishers[topic] = node.create_publisher(msg_type, topic, qos)
+            self.connections.append(conn)
+            self._topic_of[conn.id] = topic
+        missing = wanted - {c.topic for c in reader.connections}
+        if missing:
+            node.get_logger().warning(f"topics not in the bag: {', '.join(sorted(missing))}")
+        self.summary.topics = len(self.publishers)
+        self._clock_type = Clock
+        self.clock_publisher = (node.create_publisher(Clock, "/clock", 10)
+                                if options.clock_hz is not None else None)
+
+    def wait_for_subscribers(self, stop: threading.Event) -> None:
+        """Hold until every played topic has a subscriber, at most ``options.wait_for_subscribers`` s."""
+        deadline = time.monotonic() + self.options.wait_for_subscribers
+        while not stop.is_set():
+            lonely = [t for t, pub in self.publishers.items() if pub.get_subscription_count() == 0]
+            if not lonely:
+                return
+            if time.monotonic() >= deadline:
+                self.node.get_logger().warning(f"no subscribers after {self.options.wait_for_subscribers:g} s "
+                                               f"on {', '.join(lonely)}; playing anyway")
+                return
+            stop.wait(0.05)
+
+    def _publish_clock(self, bag_ns: int) -> None:
+        msg = self._clock_type()
+        msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
+        self.clock_publisher.publish(msg)
+
+    def _sleep_until(self, wall_target: float, wall_start: float, bag_start: int,
+                     stop: threading.Event) -> None:
+        """Wait for ``wall_target`` (monotonic), publishing ``/clock`` at its rate meanwhile."""
+        period = 1.0 / self.options.clock_hz if self.clock_publisher else None
+        while not stop.is_set():
+            remaining = wall_target - time.monotonic()
+            if remaining <= 0:
+                return
+            if period is None:
+                stop.wait(remaining)
+                continue
+            stop.wait(min(remaining, period))
+            now_bag = bag_start + (time.monotonic() - wall_start) * self.options.rate * 1e9
+            self._publish_clock(min(now_bag, bag_start + (wall_target - wall_start) * self.options.rate * 1e9))
+
+    def play(self, stop: threading.Event) -> PlaySummary:
+        """Play once, or until ``stop`` with ``--loop``; returns the summary."""
+        bag_start = self.reader.start_time + int(self.options.start_offset * 1e9)
+        wall_begin = time.monotonic()
+        while not stop.is_set():
+            wall_start = time.monotonic()
+            last_ns = bag_start
+            for conn, stamp_ns, raw in self.reader.messages(connections=self.connections, start=bag_start):
+                target = wall_start + (stamp_ns - bag_start) / 1e9 / self.options.rate
+                self._sleep_until(target, wall_start, bag_start, stop)
+                if stop.is_set():
+                    break
+                if self.clock_publisher:
+                    self._publish_clock(stamp_ns)
+                self.publishers[self._topic_of[conn.id]].publish(raw)
+                self.summary.messages += 1
+                last_ns = stamp_ns
+            self.summary.bag_seconds += (last_ns - bag_start) / 1e9
+            self.summary.passes += 1
+            if not self.options.loop:
+                break
+        self.summary.wall_seconds = time.monotonic() - wall_begin
+        self.summary.interrupted = stop.is_set()
+        return self.summary
+
+
+def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(own arguments, --ros-args section)``; ``rclpy``'s ``remove_ros_args`` would also eat our
+    ``--remap old:=new`` values, which rcl still reads as (deprecated) remap rules."""
+    own, ros, inside = [], [], False
+    for arg in argv:
+        if arg == "--ros-args":
+            inside = True
+            ros.append(arg)
+        elif inside and arg == "--":
+            inside = False
+        else:
+            (ros if inside else own).append(arg)
+    return own, ros
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
+    parser.add_argument("bag", help="rosbag2 folder (metadata.yaml + .mcap or .db3)")
+    parser.add_argument("-r", "--rate", type=float, default=1.0, help="playback speed factor (default 1)")
+    parser.add_argument("-l", "--loop", action="store_true", help="play again from the start until Ctrl-C")
+    parser.add_argument("--topics", nargs="+", default=[], metavar="TOPIC", help="play only these topics")
+    parser.add_argument("-m", "--remap", nargs="+", default=[], metavar="OLD:=NEW",
+                        help="publish topic OLD as NEW")
+    parser.add_argument("--start-offset", type=float, default=0.0, metavar="SECONDS",
+                        help="skip this many seconds from the bag's start")
+    parser.add_argument("--clock", type=float, nargs="?", const=DEFAULT_CLOCK_HZ, default=None, metavar="HZ",
+                        help=f"publish /clock with bag time at HZ (default {DEFAULT_CLOCK_HZ:g} when given)")
+    parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
+                        help="before playing, wait up to SECONDS until every topic has a subscriber")
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> PlayOptions:
+    parser_errors = []
+    if args.rate <= 0:
+        parser_errors.append(f"--rate must be > 0, got {args.rate:g}")
+    if args.start_offset < 0:
+        parser_errors.append(f"--start-offset must be >= 0, got {args.start_offset:g}")
+    if args.clock is not None and args.clock <= 0:
+        parser_errors.append(f"--clock rate must be > 0 Hz, got {args.clock:g}")
+    if parser_errors:
+        raise argparse.ArgumentTypeError("; ".join(parser_errors))
+    return PlayOptions(rate=args.rate, loop=args.loop, topics=list(args.topics),
+                       remap=parse_remaps(args.remap), start_offset=args.start_offset,
+                       clock_hz=args.clock, wait_for_subscribers=args.wait_for_subscribers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    own_args, ros_args = split_ros_args(sys.argv if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(own_args[1:])
+    try:
+        options = options_from_args(args)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    try:
+        reader = open_bag(args.bag)
+    except BagError as exc:
+        print(f"bag_player: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    rclpy.init(args=own_args[:1] + ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("bag_player")
+    try:
+        player = BagPlayer(node, reader, options)
+        if not player.publishers:
+            print(f"bag_player: nothing to play in {reader.path} (topics: "
+                  f"{', '.join(c.topic for c in reader.connections) or 'none'})", file=sys.stderr)
+            return 1
+        if options.wait_for_subscribers > 0:
+            player.wait_for_subscribers(stop)
+        try:
+            summary = player.play(stop)
+        except Exception as exc:  # corrupt chunk/row mid-bag: report it against the bag, not a traceback
+            print(f"bag_player: error reading bag {reader.path}: {exc}", file=sys.stderr)
+            return 2
+        print(summary.line(Path(reader.path), options.rate), flush=True)
+        return 0
+    finally:
+        reader.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
