@@ -10,7 +10,7 @@ channel of every ``is_key_frame`` sample_data, and resolves ``sample_data.calibr
 :class:`NuScenesTables` collects records, links the ``prev``/``next`` chains itself (samples per scene,
 sample_data per scene and channel, annotations per instance, all in timestamp order), fills
 ``scene.first/last_sample_token`` / ``nbr_samples`` and ``instance`` counters, checks every foreign key,
-and writes each table atomically (temp file + ``os.replace``).
+and writes each table atomically (:mod:`xdrcdepth_core.atomic`).
 
 Tokens: nuScenes tokens are 32 lowercase hex digits. :func:`token_for` derives one deterministically from
 a key, so the same synthetic seed gives the same tokens and file names.
@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from xdrcdepth_core.atomic import atomic_write_bytes
 
 #: The tables ``NuScenes()`` loads, in its loading order.
 TABLE_NAMES: tuple[str, ...] = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
@@ -46,21 +47,6 @@ def token_for(*key: Any) -> str:
     return hashlib.md5("/".join(map(str, key)).encode("utf-8")).hexdigest()
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_map_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
     """Write a map mask PNG (uint8, 255 = drivable) atomically.
 
@@ -75,7 +61,7 @@ def write_map_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", mask)
     if not ok:
         raise ValueError(f"{path}: PNG encoding of the map mask failed")
-    write_bytes_atomic(path, encoded.tobytes())
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def _floats(values: Iterable[float], n: int, what: str) -> list[float]:
@@ -291,5 +277,5 @@ class NuScenesTables:
         self.finalize()
         version_dir = Path(version_dir)
         for name in TABLE_NAMES:
-            write_bytes_atomic(version_dir / f"{name}.json",
+            atomic_write_bytes(version_dir / f"{name}.json",
                                json.dumps(self.tables[name], indent=0).encode("utf-8"))
