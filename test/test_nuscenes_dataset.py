@@ -1,0 +1,165 @@
+"""The devkit-backed dataset on a hand-built nuScenes folder whose rasters can be computed by hand.
+
+Scene: the ego drives along global +x at 10 m/s (x = 10 * t, identity rotation). The camera sits at the
+ego origin looking along ego +x, K = [[100, 0, 50], [0, 100, 25]], 100 x 50 pixels; the radar sits at the
+ego origin with identity rotation; the LiDAR 1 m above it. Key frame 0: radar at t = 1.00 s (ego x 10),
+camera at t = 1.05 s (ego x 10.5), LiDAR at t = 1.00 s. A point seen at sensor x = d at time t therefore
+lies at depth d + 10 t - 10.5 in the camera.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xdrcdepth_core.data.geometry import matrix_to_quaternion
+from xdrcdepth_core.data.nuscenes_dataset import NuScenesDepthDataset, read_rgb_image, split_scene_names
+from xdrcdepth_core.data.nuscenes_tables import NuScenesTables, token_for, write_map_mask
+from xdrcdepth_core.data.radar_pcd import RADAR_FIELDS, write_radar_pcd
+from xdrcdepth_core.data.sample_transforms import Crop, Resize
+
+K = np.array([[100.0, 0.0, 50.0], [0.0, 100.0, 25.0], [0.0, 0.0, 1.0]])
+HW = (50, 100)
+COLOUR = (200, 30, 10)
+#: camera optical axes in the ego frame: x right = -y_ego, y down = -z_ego, z forward = +x_ego
+CAM_ROTATION = matrix_to_quaternion(np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]))
+
+
+def _radar_fields(xy, rcs):
+    n = len(xy)
+    fields = {name: np.zeros(n) for name in RADAR_FIELDS}
+    fields.update(x=np.array([p[0] for p in xy]), y=np.array([p[1] for p in xy]), rcs=np.array(rcs),
+                  vx_comp=np.full(n, 1.5), ambig_state=np.full(n, 3), dyn_prop=np.full(n, 1))
+    return fields
+
+
+def build_folder(root: Path, version: str = "v1.0-test") -> Path:
+    """Write the scene of the module docstring (2 samples; LiDAR only in sample 0) under ``root``."""
+    t = NuScenesTables()
+    t.add_visibility_levels()
+    cam = t.add_calibrated_sensor(t.add_sensor("CAM_FRONT", "camera"), [0, 0, 0], CAM_ROTATION, K)
+    radar = t.add_calibrated_sensor(t.add_sensor("RADAR_FRONT", "radar"), [0, 0, 0], [1, 0, 0, 0])
+    lidar = t.add_calibrated_sensor(t.add_sensor("LIDAR_TOP", "lidar"), [0, 0, 1.0], [1, 0, 0, 0])
+    log = t.add_log("hand-built", "sim", "2026-01-01", "nowhere")
+    t.add_map([log], "maps/blank.png")
+    write_map_mask(root / "maps" / "blank.png", np.zeros((1, 1), np.uint8))
+    scene = t.add_scene(log, "scene-hand-built", "ego at 10 m/s along x")
+    s0 = t.add_sample(scene, 1_000_000)
+    s1 = t.add_sample(scene, 1_500_000)
+
+    def reading(sample, cs, time_us, channel, key, ext, width=0, height=0):
+        pose = t.add_ego_pose(time_us, [1, 0, 0, 0], [10.0 * time_us * 1e-6, 0, 0],
+                              token=token_for("ego_pose", channel, time_us))
+        name = f"{'samples' if key else 'sweeps'}/{channel}/{time_us}.{ext}"
+        t.add_sample_data(sample, pose, cs, time_us, name, ext.split(".")[-1], key, width, height)
+        return root / name
+
+    for sample, time_us in ((s0, 1_050_000), (s1, 1_550_000)):
+        path = reading(sample, cam, time_us, "CAM_FRONT", True, "jpg", 100, 50)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (100, 50), COLOUR).save(path, quality=95)
+    # radar: previous sweep at 0.5 s (ego x 5) and key frames at 1.0 s and 1.5 s
+    write_radar_pcd(reading(s0, radar, 500_000, "RADAR_FRONT", False, "pcd"), _radar_fields([(25.5, 0), (15, 3)], [7, 8]))
+    write_radar_pcd(reading(s0, radar, 1_000_000, "RADAR_FRONT", True, "pcd"), _radar_fields([(20, 0), (10, 2)], [5, 6]))
+    write_radar_pcd(reading(s1, radar, 1_500_000, "RADAR_FRONT", True, "pcd"), _radar_fields([(30, 0)], [9]))
+    # LiDAR (x y z intensity ring): sweeps at 0.95 s and 1.05 s around the key frame at 1.0 s
+    for time_us, key, points in ((950_000, False, [(10.5, 1, -1)]),
+                                 (1_000_000, True, [(30, 0, -1), (0.9, 0, -0.9)]),  # 2nd: on the ego car
+                                 (1_050_000, False, [(20, 0, -1)])):
+        path = reading(s0 if time_us <= 1_000_000 else s1, lidar, time_us, "LIDAR_TOP", key, "pcd.bin")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.array([(*p, 1.0, 0.0) for p in points], dtype="<f4").tofile(path)
+    t.write(root / version)
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return build_folder(tmp_path / "hand-built")
+
+
+def test_key_frame_sample_by_hand(folder):
+    dataset = NuScenesDepthDataset(folder, "v1.0-test")
+    assert len(dataset) == 1 and dataset.n_incomplete == 1  # sample 1 has no LiDAR
+    sample = dataset[0]
+    assert sample["token"] == dataset.sample_tokens[0]
+    np.testing.assert_allclose(sample["K"], K)
+    assert sample["image"].shape == (50, 100, 3) and sample["image"].dtype == np.uint8
+    assert np.abs(sample["image"].reshape(-1, 3).mean(0) - COLOUR).max() < 3  # RGB order
+    radar = sample["radar"]
+    assert radar.shape == (4, 50, 100) and radar.dtype == np.float32
+    # (20, 0) at t=1.0 -> depth 19.5, centre; (10, 2) -> depth 9.5, u = 50 - 100 * 2 / 9.5 = 28.9
+    np.testing.assert_allclose(radar[:, 25, 50], [19.5, 5, 1.5, 0])
+    np.testing.assert_allclose(radar[:, 25, 29], [9.5, 6, 1.5, 0])
+    assert np.count_nonzero(radar[0]) == 2
+    depth = sample["depth_gt"]
+    assert depth.shape == HW and depth.dtype == np.float32
+    assert depth[25, 50] == pytest.approx(29.5)  # (30, 0, -1) lidar -> ego (30, 0, 0)
+    assert np.count_nonzero(depth) == 1  # the point on the ego car (row 0, depth 0.4) is dropped
+    kept = NuScenesDepthDataset(folder, "v1.0-test", ego_radius=0.0)[0]["depth_gt"]
+    assert kept[0, 50] == pytest.approx(0.4) and np.count_nonzero(kept) == 2
+
+
+def test_sweeps_are_ego_motion_compensated(folder):
+    sample = NuScenesDepthDataset(folder, "v1.0-test", radar_sweeps=2, lidar_sweeps=3)[0]
+    radar = sample["radar"]
+    # previous sweep (t=0.5, ego x 5): (25.5, 0) -> depth 20 behind the key frame's 19.5 at the same
+    # pixel, so the key frame's return (rcs 5) stays; (15, 3) -> depth 9.5, u = 50 - 300 / 9.5 = 18.4
+    np.testing.assert_allclose(radar[:2, 25, 50], [19.5, 5])
+    np.testing.assert_allclose(radar[:2, 25, 18], [9.5, 8])
+    assert np.count_nonzero(radar[0]) == 3
+    depth = sample["depth_gt"]
+    # sweep at 1.05 s: (20, 0, -1) -> depth 20 at the centre, nearer than the key frame's 29.5
+    assert depth[25, 50] == pytest.approx(20.0)
+    # sweep at 0.95 s: (10.5, 1, -1) -> depth 9.5, u = 50 - 100 / 9.5 = 39.5 -> column 39
+    assert depth[25, 39] == pytest.approx(9.5)
+    assert np.count_nonzero(depth) == 2
+
+
+def test_optional_lidar_and_splits(folder):
+    dataset = NuScenesDepthDataset(folder, "v1.0-test", require_lidar=False)
+    assert len(dataset) == 2 and dataset.n_incomplete == 0
+    second = dataset[1]
+    assert not second["depth_gt"].any()
+    assert second["radar"][0, 25, 50] == pytest.approx(29.5)  # (30, 0) at t=1.5 s, camera at 1.55 s
+    assert split_scene_names(dataset.nusc, "val") == (["scene-hand-built"], True)  # no val scene: all
+    assert NuScenesDepthDataset(folder, "v1.0-test", split="mini_val").split_fallback
+    assert split_scene_names(dataset.nusc, ["scene-hand-built"]) == (["scene-hand-built"], False)
+    with pytest.raises(ValueError, match="unknown split"):
+        split_scene_names(dataset.nusc, "nope")
+    with pytest.raises(ValueError, match="scene-0061"):
+        split_scene_names(dataset.nusc, ["scene-0061"])
+
+
+def test_crop_and_resize_keep_intrinsics_consistent(folder):
+    plain = NuScenesDepthDataset(folder, "v1.0-test")[0]
+    cropped = NuScenesDepthDataset(folder, "v1.0-test", transform=Crop(10, 20, 30, 60))[0]
+    assert cropped["image"].shape == (30, 60, 3) and cropped["radar"].shape == (4, 30, 60)
+    np.testing.assert_allclose(cropped["K"][:2, 2], [30, 15])
+    np.testing.assert_array_equal(cropped["radar"], plain["radar"][:, 10:40, 20:80])
+    assert cropped["depth_gt"][15, 30] == pytest.approx(29.5)
+    resized = Resize(25, 50)(plain)
+    assert resized["image"].shape == (25, 50, 3)
+    np.testing.assert_allclose(resized["K"], [[50, 0, 24.75], [0, 50, 12.25], [0, 0, 1]])
+    # centre return (25, 50) -> (12, 25); (25, 29) -> (12, 14); values unchanged
+    np.testing.assert_allclose(resized["radar"][:2, 12, 25], [19.5, 5])
+    np.testing.assert_allclose(resized["radar"][:2, 12, 14], [9.5, 6])
+    assert resized["depth_gt"][12, 25] == pytest.approx(29.5)
+    with pytest.raises(ValueError, match="does not fit"):
+        Crop(40, 0, 30, 10)(plain)
+
+
+def test_unreadable_files_are_named(folder):
+    dataset = NuScenesDepthDataset(folder, "v1.0-test")
+    data = dataset.nusc.get("sample", dataset.sample_tokens[0])["data"]
+    for channel, cut, message in (("RADAR_FRONT", 400, r"1000000\.pcd: truncated"),
+                                  ("LIDAR_TOP", -3, r"1000000\.pcd\.bin: .* not a whole number"),
+                                  ("CAM_FRONT", 10, r"1050000\.jpg: cannot read image")):
+        path = Path(dataset.nusc.get_sample_data_path(data[channel]))
+        good = path.read_bytes()
+        path.write_bytes(good[:cut])
+        with pytest.raises(ValueError, match=message):
+            dataset[0]
+        path.write_bytes(good)
+    assert dataset[0]["depth_gt"].any()
