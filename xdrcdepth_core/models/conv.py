@@ -1,0 +1,58 @@
+"""Conv -> (BatchNorm) -> activation: the one convolution unit every model here is built from.
+
+Used by MobileNetV2 (Sandler et al., CVPR 2018, "MobileNetV2: Inverted Residuals and Linear
+Bottlenecks", Sec. 3 / Table 1: Conv-BN-ReLU6), ResNet (He et al., CVPR 2016, Conv-BN-ReLU), the BTS-style
+decoder (Lee et al. 2019, "From Big to Small", arXiv 1907.10326: Conv-ELU without BN) and the LiRCDepth
+adapters (LiRCDepth arXiv 2412.16380, code ``ConvModule`` = 1x1 Conv without bias + ReLU, no BN).
+
+Our choices: by default the conv carries a bias only when there is no BatchNorm after it (a bias before
+BN is redundant; ``bias=False`` reproduces LiRCDepth's bias-free adapters); ``transposed=True`` swaps
+``nn.Conv2d`` for ``nn.ConvTranspose2d`` (LiRCDepth decoder), so the decoder variant is a flag, not a
+copied class.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+#: activation name -> factory; ``None`` means a linear (identity) output as in a linear bottleneck.
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "elu": lambda: nn.ELU(inplace=True),
+    None: nn.Identity,
+}
+
+
+def make_activation(name: str | None) -> nn.Module:
+    """Return a fresh activation module for ``name`` (one of :data:`ACTIVATIONS`)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(k for k in ACTIVATIONS if k)} or None")
+    return ACTIVATIONS[name]()
+
+
+class ConvNormAct(nn.Sequential):
+    """``k x k`` convolution (optionally dilated, grouped or transposed), BatchNorm, activation.
+
+    Padding keeps the spatial size for stride 1 (``dilation * (k - 1) // 2``); a transposed conv with
+    stride 2 uses ``output_padding=1`` so it exactly doubles H and W.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 dilation: int = 1, groups: int = 1, norm: bool = True, act: str | None = "relu",
+                 transposed: bool = False, bias: bool | None = None):
+        bias = (not norm) if bias is None else bias
+        padding = dilation * (kernel_size - 1) // 2
+        if transposed:
+            conv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding,
+                                      output_padding=stride - 1, groups=groups, bias=bias,
+                                      dilation=dilation)
+        else:
+            conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation=dilation,
+                             groups=groups, bias=bias)
+        layers = [conv]
+        if norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(make_activation(act))
+        super().__init__(*layers)
+        self.out_channels = out_channels
