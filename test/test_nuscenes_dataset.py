@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from xdrcdepth_core.data.geometry import matrix_to_quaternion
-from xdrcdepth_core.data.nuscenes_dataset import NuScenesDepthDataset, read_rgb_image, split_scene_names
+from xdrcdepth_core.data.nuscenes_dataset import NuScenesDepthDataset, split_scene_names
 from xdrcdepth_core.data.nuscenes_tables import NuScenesTables, token_for, write_map_mask
 from xdrcdepth_core.data.radar_pcd import RADAR_FIELDS, write_radar_pcd
 from xdrcdepth_core.data.sample_transforms import Crop, Resize
@@ -60,9 +60,10 @@ def build_folder(root: Path, version: str = "v1.0-test") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (100, 50), COLOUR).save(path, quality=95)
     # radar: previous sweep at 0.5 s (ego x 5) and key frames at 1.0 s and 1.5 s
-    write_radar_pcd(reading(s0, radar, 500_000, "RADAR_FRONT", False, "pcd"), _radar_fields([(25.5, 0), (15, 3)], [7, 8]))
-    write_radar_pcd(reading(s0, radar, 1_000_000, "RADAR_FRONT", True, "pcd"), _radar_fields([(20, 0), (10, 2)], [5, 6]))
-    write_radar_pcd(reading(s1, radar, 1_500_000, "RADAR_FRONT", True, "pcd"), _radar_fields([(30, 0)], [9]))
+    for sample, time_us, key, xy, rcs in ((s0, 500_000, False, [(25.5, 0), (15, 3)], [7, 8]),
+                                          (s0, 1_000_000, True, [(20, 0), (10, 2)], [5, 6]),
+                                          (s1, 1_500_000, True, [(30, 0)], [9])):
+        write_radar_pcd(reading(sample, radar, time_us, "RADAR_FRONT", key, "pcd"), _radar_fields(xy, rcs))
     # LiDAR (x y z intensity ring): sweeps at 0.95 s and 1.05 s around the key frame at 1.0 s
     for time_us, key, points in ((950_000, False, [(10.5, 1, -1)]),
                                  (1_000_000, True, [(30, 0, -1), (0.9, 0, -0.9)]),  # 2nd: on the ego car
