@@ -1,0 +1,217 @@
+"""TF buffer semantics (tf2's, see xdrcdepth_ros/tf_buffer.py) and the listener over real DDS.
+
+Expected transforms are computed by hand or with xdrcdepth_core.data.geometry from nuScenes calibration
+(the shared frames.json), never with the buffer under test.
+"""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.duration import Duration
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.time import Time
+
+from xdrcdepth_core.data.geometry import invert_transform, sensor_to_sensor, transform_from_pose
+from xdrcdepth_ros import tf_buffer
+from xdrcdepth_ros.tf_buffer import matrix_to_transform, transform_to_matrix
+
+S = 1_000_000_000
+
+
+def stamped(parent, child, T, t_s):
+    return matrix_to_transform(T, parent, child, Time(nanoseconds=round(t_s * S)))
+
+
+def yaw(deg, xyz=(0.0, 0.0, 0.0)):
+    half = np.radians(deg) / 2
+    return transform_from_pose([np.cos(half), 0, 0, np.sin(half)], xyz)
+
+
+@pytest.fixture
+def buffer():
+    return tf_buffer.Buffer()
+
+
+def test_active_implementation():
+    try:
+        import tf2_ros  # noqa: F401
+        assert tf_buffer.IMPLEMENTATION == "tf2_ros"
+    except ImportError:
+        assert tf_buffer.IMPLEMENTATION == "xdrcdepth_ros.tf_buffer"
+        assert tf_buffer.Buffer is tf_buffer.LocalBuffer
+
+
+def test_static_chain_through_common_parent(buffer):
+    T_base_cam = transform_from_pose([0.5, -0.5, 0.5, -0.5], [1.7, 0.0, 1.5])
+    T_base_radar = yaw(10.0, (3.4, 0.0, 0.5))
+    buffer.set_transform_static(stamped("base_link", "cam", T_base_cam, 0), "test")
+    buffer.set_transform_static(stamped("base_link", "radar", T_base_radar, 0), "test")
+    got = transform_to_matrix(buffer.lookup_transform("cam", "radar", Time()).transform)
+    np.testing.assert_allclose(got, invert_transform(T_base_cam) @ T_base_radar, atol=1e-12)
+    # the radar origin sits 1.7 m ahead of the camera (optical z), 1.0 m below it (optical y down)
+    np.testing.assert_allclose(got[:3, 3], [0.0, 1.0, 1.7], atol=1e-12)
+
+
+def test_interpolation_lerp_and_slerp(buffer):
+    buffer.set_transform(stamped("odom", "base_link", yaw(0, (0, 0, 0)), 10.0), "test")
+    buffer.set_transform(stamped("odom", "base_link", yaw(90, (2, 0, 0)), 11.0), "test")
+    tf = buffer.lookup_transform("odom", "base_link", Time(nanoseconds=round(10.5 * S)))
+    t, q = tf.transform.translation, tf.transform.rotation
+    np.testing.assert_allclose([t.x, t.y, t.z], [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose([q.x, q.y, q.z, q.w], [0, 0, np.sin(np.radians(22.5)),
+                                                      np.cos(np.radians(22.5))], atol=1e-12)
+    # a quarter of the way: 22.5 deg yaw, 0.5 m
+    T = transform_to_matrix(buffer.lookup_transform(
+        "odom", "base_link", Time(nanoseconds=round(10.25 * S))).transform)
+    np.testing.assert_allclose(T, yaw(22.5, (0.5, 0, 0)), atol=1e-12)
+
+
+def test_extrapolation_and_latest(buffer):
+    buffer.set_transform(stamped("odom", "base_link", yaw(0, (1, 0, 0)), 10.0), "test")
+    with pytest.raises(tf_buffer.ExtrapolationException):
+        buffer.lookup_transform("odom", "base_link", Time(nanoseconds=round(10.1 * S)))
+    buffer.set_transform(stamped("odom", "base_link", yaw(0, (3, 0, 0)), 12.0), "test")
+    with pytest.raises(tf_buffer.ExtrapolationException):
+        buffer.lookup_transform("odom", "base_link", Time(nanoseconds=round(9.9 * S)))
+    with pytest.raises(tf_buffer.ExtrapolationException):
+        buffer.lookup_transform("odom", "base_link", Time(nanoseconds=round(12.1 * S)))
+    latest = buffer.lookup_transform("odom", "base_link", Time())
+    assert latest.transform.translation.x == pytest.approx(3.0)
+    assert Time.from_msg(latest.header.stamp).nanoseconds == 12 * S
+
+
+def test_latest_common_time_across_links(buffer):
+    buffer.set_transform(stamped("odom", "base_link", yaw(0, (0, 0, 0)), 10.0), "test")
+    buffer.set_transform(stamped("odom", "base_link", yaw(0, (4, 0, 0)), 14.0), "test")
+    buffer.set_transform(stamped("base_link", "turret", yaw(0, (0, 0, 1)), 9.0), "test")
+    buffer.set_transform(stamped("base_link", "turret", yaw(0, (0, 0, 2)), 11.0), "test")
+    # latest common time = min(14, 11) = 11 s: base at x=1, turret at z=2
+    tf = buffer.lookup_transform("odom", "turret", Time())
+    t = tf.transform.translation
+    np.testing.assert_allclose([t.x, t.y, t.z], [1.0, 0.0, 2.0], atol=1e-12)
+    assert Time.from_msg(tf.header.stamp).nanoseconds == 11 * S
+
+
+def test_unknown_and_disconnected_frames(buffer):
+    buffer.set_transform_static(stamped("a", "b", np.eye(4), 0), "test")
+    buffer.set_transform_static(stamped("c", "d", np.eye(4), 0), "test")
+    with pytest.raises(tf_buffer.LookupException):
+        buffer.lookup_transform("a", "nowhere", Time())
+    with pytest.raises(tf_buffer.ConnectivityException):
+        buffer.lookup_transform("b", "d", Time())
+    for exc in (tf_buffer.LookupException, tf_buffer.ConnectivityException,
+                tf_buffer.ExtrapolationException):
+        assert issubclass(exc, tf_buffer.TransformException)
+
+
+def test_lookup_full_compensates_ego_motion_like_nuscenes(buffer, nuscenes_samples):
+    frame = json.loads((nuscenes_samples / "frames.json").read_text())["frames"][0]
+    cam, radar = frame["CAM_FRONT"], frame["RADAR_FRONT"]
+    pose = {k: transform_from_pose(v["rotation"], v["translation"])
+            for k, v in (("cam_s2e", cam["sensor2ego"]), ("radar_s2e", radar["sensor2ego"]),
+                         ("cam_e2g", cam["ego_pose"]), ("radar_e2g", radar["ego_pose"]))}
+    t_cam, t_radar = cam["timestamp"] * 1000, radar["timestamp"] * 1000      # us -> ns
+    buffer.set_transform_static(stamped("base_link", "CAM_FRONT", pose["cam_s2e"], 0), "test")
+    buffer.set_transform_static(stamped("base_link", "RADAR_FRONT", pose["radar_s2e"], 0), "test")
+    buffer.set_transform(matrix_to_transform(pose["cam_e2g"], "odom", "base_link",
+                                             Time(nanoseconds=t_cam)), "test")
+    buffer.set_transform(matrix_to_transform(pose["radar_e2g"], "odom", "base_link",
+                                             Time(nanoseconds=t_radar)), "test")
+    got = transform_to_matrix(buffer.lookup_transform_full(
+        "CAM_FRONT", Time(nanoseconds=t_cam), "RADAR_FRONT", Time(nanoseconds=t_radar), "odom").transform)
+    want = sensor_to_sensor(pose["radar_s2e"], pose["radar_e2g"], pose["cam_e2g"], pose["cam_s2e"])
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    static_only = invert_transform(pose["cam_s2e"]) @ pose["radar_s2e"]
+    # the ego moved ~0.5 m in the 52 ms between the stamps: compensation matters
+    assert np.linalg.norm(got[:3, 3] - static_only[:3, 3]) > 0.3
+
+
+def test_cache_time_prunes_and_rejects_old(buffer):
+    buf = tf_buffer.Buffer(cache_time=Duration(seconds=2))
+    for t in (0.0, 1.0, 2.0, 3.0):
+        buf.set_transform(stamped("odom", "base_link", yaw(0, (t, 0, 0)), t), "test")
+    with pytest.raises(tf_buffer.ExtrapolationException):   # 0 s fell out of the 2 s window
+        buf.lookup_transform("odom", "base_link", Time(nanoseconds=round(0.5 * S)))
+    assert buf.lookup_transform("odom", "base_link", Time(nanoseconds=round(1.5 * S))
+                                ).transform.translation.x == pytest.approx(1.5)
+    buf.set_transform(stamped("odom", "base_link", yaw(0, (9, 0, 0)), 0.5), "test")  # too old
+    with pytest.raises(tf_buffer.ExtrapolationException):
+        buf.lookup_transform("odom", "base_link", Time(nanoseconds=round(0.5 * S)))
+
+
+def test_invalid_transforms_are_rejected():
+    buf = tf_buffer.LocalBuffer()
+    bad = stamped("odom", "base_link", np.eye(4), 1.0)
+    bad.transform.translation.x = float("nan")
+    assert not buf.set_transform(bad, "test")
+    assert not buf.set_transform(stamped("odom", "odom", np.eye(4), 1.0), "test")
+    assert not buf.set_transform_static(stamped("", "x", np.eye(4), 1.0), "test")
+    with pytest.raises(tf_buffer.LookupException):
+        buf.lookup_transform("odom", "base_link", Time())
+
+
+def test_timeout_waits_for_arrival(buffer):
+    later = stamped("odom", "base_link", yaw(0, (5, 0, 0)), 1.0)
+    threading.Timer(0.2, buffer.set_transform, (later, "test")).start()
+    t0 = time.monotonic()
+    tf = buffer.lookup_transform("odom", "base_link", Time(nanoseconds=S), timeout=Duration(seconds=3))
+    assert tf.transform.translation.x == pytest.approx(5.0)
+    assert 0.1 < time.monotonic() - t0 < 2.0
+    with pytest.raises(tf_buffer.TransformException):
+        buffer.lookup_transform("odom", "ghost", Time(), timeout=Duration(seconds=0.1))
+
+
+def test_static_transform_specs():
+    buf = tf_buffer.static_transform_buffer(
+        ["base_link cam 1 2 3 0 0 0 1", f"base_link radar 4 0 0 0 0 {np.sin(np.pi / 4)} {np.cos(np.pi / 4)}"])
+    T = transform_to_matrix(buf.lookup_transform("cam", "radar", Time()).transform)
+    np.testing.assert_allclose(T, yaw(90, (3, -2, -3)), atol=1e-12)
+    with pytest.raises(ValueError, match="expected 'frame_id child_frame_id"):
+        tf_buffer.static_transform_buffer(["base_link cam 1 2 3"])
+
+
+def test_listener_over_dds_and_clock_jump_clears(ros_domain_id):
+    from rosgraph_msgs.msg import Clock
+    from tf2_msgs.msg import TFMessage
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        listener_node = rclpy.create_node("tf_listener_test", context=context,
+                                          parameter_overrides=[Parameter("use_sim_time", value=True)])
+        talker = rclpy.create_node("tf_talker_test", context=context)
+        buf = tf_buffer.Buffer(node=listener_node)
+        tf_buffer.TransformListener(buf, listener_node)
+        static_pub = talker.create_publisher(TFMessage, "/tf_static", tf_buffer.TF_STATIC_QOS)
+        tf_pub = talker.create_publisher(TFMessage, "/tf", tf_buffer.TF_QOS)
+        clock_pub = talker.create_publisher(Clock, "/clock", 10)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(listener_node)
+        executor.add_node(talker)
+
+        def spin_until(cond, timeout=10.0):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end and not cond():
+                executor.spin_once(timeout_sec=0.05)
+            return cond()
+
+        static_pub.publish(TFMessage(transforms=[stamped("base_link", "cam", yaw(0, (1, 0, 0)), 0)]))
+        assert spin_until(lambda: tf_pub.get_subscription_count() > 0
+                          and clock_pub.get_subscription_count() > 0)
+        clock_pub.publish(Clock(clock=Time(nanoseconds=100 * S).to_msg()))
+        tf_pub.publish(TFMessage(transforms=[stamped("odom", "base_link", yaw(0, (7, 0, 0)), 100.0)]))
+        assert spin_until(lambda: buf.can_transform("odom", "cam", Time(nanoseconds=100 * S)))
+        T = transform_to_matrix(buf.lookup_transform("odom", "cam", Time(nanoseconds=100 * S)).transform)
+        np.testing.assert_allclose(T[:3, 3], [8, 0, 0], atol=1e-12)
+        # a looping bag: /clock jumps back 50 s -> dynamic transforms are dropped, static ones stay
+        clock_pub.publish(Clock(clock=Time(nanoseconds=50 * S).to_msg()))
+        assert spin_until(lambda: not buf.can_transform("odom", "cam", Time(nanoseconds=100 * S)))
+        assert buf.can_transform("base_link", "cam", Time())
+        executor.shutdown()
+    finally:
+        rclpy.shutdown(context=context)

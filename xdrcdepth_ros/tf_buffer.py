@@ -1,0 +1,361 @@
+"""TF for the node: ``tf2_ros`` when importable, else a small listener on /tf and /tf_static and a buffer.
+
+The node uses the ``tf2_ros`` API subset ``Buffer(cache_time)``, ``TransformListener(buffer, node)``,
+``Buffer.lookup_transform(target, source, time, timeout)``, ``Buffer.lookup_transform_full(target,
+target_time, source, source_time, fixed_frame, timeout)``, ``Buffer.clear()`` and the exception
+``TransformException``. ``tf2_ros`` is not installable from PyPI, so pip-only setups get the
+``Local*`` classes below, which follow tf2's behaviour (ros2/geometry2 ``tf2/src/buffer_core.cpp`` and
+``time_cache.cpp``):
+
+* each child frame has one parent; static transforms hold at every time, dynamic ones are kept for
+  ``cache_time`` (10 s) behind the newest stamp of that frame, and older arrivals are ignored;
+* a lookup between two samples interpolates (translation linearly, rotation by slerp); outside the
+  stored interval, or with a single sample at another stamp, it raises ``ExtrapolationException``;
+  time zero means the latest time every dynamic link in the chain has in common;
+* unknown frames raise ``LookupException``, frames in different trees ``ConnectivityException``;
+* ``lookup_transform_full`` chains ``target(target_time) <- fixed <- source(source_time)``: with the
+  odometry frame as ``fixed_frame`` this compensates ego-motion between the two stamps;
+* a ``timeout`` waits (wall clock) for the transform to arrive, as tf2_ros does.
+
+The listener subscribes like tf2_ros (/tf: reliable, volatile, depth 100; /tf_static: reliable,
+transient local, depth 100) and clears the dynamic transforms when the node's clock jumps backwards
+(a looping bag under ``use_sim_time``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time as wall_time
+
+import numpy as np
+from geometry_msgs.msg import TransformStamped
+from rclpy.clock import ClockChange, JumpThreshold
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+
+from xdrcdepth_core.data.geometry import invert_transform, matrix_to_quaternion, transform_from_pose
+
+DEFAULT_CACHE_TIME_S = 10.0
+_MAX_CHAIN = 100
+
+
+class LocalTransformException(Exception):
+    """Base of all lookup failures (tf2_ros.TransformException)."""
+
+
+class LocalLookupException(LocalTransformException):
+    """A frame is unknown."""
+
+
+class LocalConnectivityException(LocalTransformException):
+    """The two frames are not in one tree."""
+
+
+class LocalExtrapolationException(LocalTransformException):
+    """The time asked for is outside the stored interval."""
+
+
+def transform_to_matrix(transform) -> np.ndarray:
+    """4 x 4 ``T_parent_from_child`` of a geometry_msgs Transform (quaternion x, y, z, w)."""
+    r, t = transform.rotation, transform.translation
+    return transform_from_pose([r.w, r.x, r.y, r.z], [t.x, t.y, t.z])
+
+
+def matrix_to_transform(T: np.ndarray, frame_id: str, child_frame_id: str, stamp) -> TransformStamped:
+    """TransformStamped (parent ``frame_id``, child ``child_frame_id``) of a 4 x 4 transform."""
+    msg = TransformStamped()
+    msg.header.frame_id = frame_id
+    msg.header.stamp = stamp.to_msg() if hasattr(stamp, "to_msg") else stamp
+    msg.child_frame_id = child_frame_id
+    w, x, y, z = matrix_to_quaternion(T[:3, :3])
+    msg.transform.rotation.w, msg.transform.rotation.x = float(w), float(x)
+    msg.transform.rotation.y, msg.transform.rotation.z = float(y), float(z)
+    tx, ty, tz = (float(v) for v in T[:3, 3])
+    msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = tx, ty, tz
+    return msg
+
+
+def parse_transform_spec(spec: str) -> TransformStamped:
+    """``"frame_id child_frame_id x y z qx qy qz qw"`` (static_transform_publisher order) -> message."""
+    parts = spec.split()
+    if len(parts) != 9:
+        raise ValueError(f"transform '{spec}': expected 'frame_id child_frame_id x y z qx qy qz qw'")
+    frame_id, child, *numbers = parts
+    x, y, z, qx, qy, qz, qw = (float(v) for v in numbers)
+    T = transform_from_pose([qw, qx, qy, qz], [x, y, z])
+    return matrix_to_transform(T, frame_id, child, Time())
+
+
+def _to_ns(t) -> int:
+    if hasattr(t, "nanoseconds"):
+        return int(t.nanoseconds)
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
+def _slerp(q0: np.ndarray, q1: np.ndarray, ratio: float) -> np.ndarray:
+    """Spherical interpolation of unit quaternions [w, x, y, z] along the shorter arc."""
+    dot = float(np.dot(q0, q1))
+    if dot < 0.0:
+        q1, dot = -q1, -dot
+    if dot > 0.9995:
+        q = q0 + ratio * (q1 - q0)
+        return q / np.linalg.norm(q)
+    theta = np.arccos(dot)
+    return (np.sin((1 - ratio) * theta) * q0 + np.sin(ratio * theta) * q1) / np.sin(theta)
+
+
+class _Sample:
+    __slots__ = ("stamp", "parent", "translation", "rotation")
+
+    def __init__(self, stamp: int, parent: str, transform):
+        self.stamp = stamp
+        self.parent = parent
+        t, r = transform.translation, transform.rotation
+        self.translation = np.array([t.x, t.y, t.z], dtype=np.float64)
+        q = np.array([r.w, r.x, r.y, r.z], dtype=np.float64)
+        self.rotation = q / np.linalg.norm(q)
+
+
+def _valid(transform: TransformStamped) -> str | None:
+    """Why tf2 would reject this transform, or None."""
+    if not transform.child_frame_id or not transform.header.frame_id:
+        return "empty frame id"
+    if transform.child_frame_id == transform.header.frame_id:
+        return f"frame '{transform.child_frame_id}' is its own parent"
+    t, r = transform.transform.translation, transform.transform.rotation
+    values = np.array([t.x, t.y, t.z, r.x, r.y, r.z, r.w])
+    if not np.all(np.isfinite(values)):
+        return "non-finite values"
+    if abs(float(np.dot(values[3:], values[3:])) - 1.0) > 0.01:   # tf2's denormalised-quaternion test
+        return "quaternion not normalised"
+    return None
+
+
+class LocalBuffer:
+    """Time-indexed transform tree with tf2's lookup semantics (see the module docstring)."""
+
+    def __init__(self, cache_time: Duration | None = None, node=None):
+        self.cache_ns = _to_ns(cache_time) if cache_time is not None else int(DEFAULT_CACHE_TIME_S * 1e9)
+        self._static: dict[str, tuple[str, np.ndarray]] = {}
+        self._dynamic: dict[str, list[_Sample]] = {}
+        self._changed = threading.Condition()
+
+    # -- filling -----------------------------------------------------------------------------------
+    def set_transform(self, transform: TransformStamped, authority: str) -> bool:
+        """Store a dynamic transform; returns False (and stores nothing) if tf2 would reject it."""
+        if _valid(transform):
+            return False
+        sample = _Sample(_to_ns(transform.header.stamp), transform.header.frame_id, transform.transform)
+        with self._changed:
+            samples = self._dynamic.setdefault(transform.child_frame_id, [])
+            if samples and sample.stamp < samples[-1].stamp - self.cache_ns:
+                return False                                    # older than the cache holds
+            stamps = [s.stamp for s in samples]
+            i = bisect.bisect_left(stamps, sample.stamp)
+            if i < len(samples) and samples[i].stamp == sample.stamp:
+                samples[i] = sample
+            else:
+                samples.insert(i, sample)
+            oldest = samples[-1].stamp - self.cache_ns
+            while samples[0].stamp < oldest:
+                samples.pop(0)
+            self._changed.notify_all()
+        return True
+
+    def set_transform_static(self, transform: TransformStamped, authority: str) -> bool:
+        """Store a transform valid at every time."""
+        if _valid(transform):
+            return False
+        with self._changed:
+            self._static[transform.child_frame_id] = (transform.header.frame_id,
+                                                      transform_to_matrix(transform.transform))
+            self._changed.notify_all()
+        return True
+
+    def clear(self) -> None:
+        """Forget the dynamic transforms (static ones stay, as in tf2)."""
+        with self._changed:
+            self._dynamic.clear()
+
+    # -- lookups -----------------------------------------------------------------------------------
+    def lookup_transform(self, target_frame: str, source_frame: str, time, timeout=Duration()
+                         ) -> TransformStamped:
+        """``T_target_from_source`` at ``time`` (zero: latest common time)."""
+        stamp = _to_ns(time)
+
+        def attempt():
+            T, used = self._lookup(target_frame, source_frame, stamp)
+            return matrix_to_transform(T, target_frame, source_frame, Time(nanoseconds=used))
+        return self._wait(attempt, timeout)
+
+    def lookup_transform_full(self, target_frame: str, target_time, source_frame: str, source_time,
+                              fixed_frame: str, timeout=Duration()) -> TransformStamped:
+        """``T_target(target_time)_from_source(source_time)`` through ``fixed_frame``."""
+        t_target, t_source = _to_ns(target_time), _to_ns(source_time)
+
+        def attempt():
+            fixed_from_source, _ = self._lookup(fixed_frame, source_frame, t_source)
+            target_from_fixed, _ = self._lookup(target_frame, fixed_frame, t_target)
+            return matrix_to_transform(target_from_fixed @ fixed_from_source, target_frame,
+                                       source_frame, Time(nanoseconds=t_target))
+        return self._wait(attempt, timeout)
+
+    def can_transform(self, target_frame: str, source_frame: str, time, timeout=Duration()) -> bool:
+        try:
+            self.lookup_transform(target_frame, source_frame, time, timeout)
+            return True
+        except LocalTransformException:
+            return False
+
+    def _wait(self, attempt, timeout):
+        deadline = wall_time.monotonic() + _to_ns(timeout) / 1e9
+        with self._changed:
+            while True:
+                try:
+                    return attempt()
+                except LocalTransformException:
+                    remaining = deadline - wall_time.monotonic()
+                    if remaining <= 0:
+                        raise
+                    self._changed.wait(remaining)
+
+    def _parent(self, frame: str) -> str | None:
+        if frame in self._static:
+            return self._static[frame][0]
+        samples = self._dynamic.get(frame)
+        return samples[-1].parent if samples else None
+
+    def _chain(self, frame: str) -> list[str]:
+        """``frame`` and its ancestors up to the root."""
+        chain = [frame]
+        while (parent := self._parent(chain[-1])) is not None:
+            if parent in chain or len(chain) > _MAX_CHAIN:
+                raise LocalLookupException(f"loop in the transform tree at '{parent}'")
+            chain.append(parent)
+        return chain
+
+    def _link(self, child: str, stamp: int) -> np.ndarray:
+        """``T_parent_from_child`` of one edge at ``stamp``."""
+        if child in self._static:
+            return self._static[child][1]
+        samples = self._dynamic[child]
+        first, last = samples[0].stamp, samples[-1].stamp
+        if stamp < first or stamp > last:
+            when = "past" if stamp < first else "future"
+            raise LocalExtrapolationException(
+                f"lookup of '{child}' would require extrapolation into the {when}: requested "
+                f"{stamp / 1e9:.6f} s, data from {first / 1e9:.6f} to {last / 1e9:.6f} s")
+        i = bisect.bisect_left([s.stamp for s in samples], stamp)
+        after = samples[i]
+        if after.stamp == stamp:
+            return transform_from_pose(after.rotation, after.translation)
+        before = samples[i - 1]
+        ratio = (stamp - before.stamp) / (after.stamp - before.stamp)
+        translation = before.translation + ratio * (after.translation - before.translation)
+        return transform_from_pose(_slerp(before.rotation, after.rotation, ratio), translation)
+
+    def _known(self, frame: str) -> bool:
+        return (frame in self._static or bool(self._dynamic.get(frame))
+                or any(parent == frame for parent, _ in self._static.values())
+                or any(samples[-1].parent == frame for samples in self._dynamic.values() if samples))
+
+    def _lookup(self, target: str, source: str, stamp: int) -> tuple[np.ndarray, int]:
+        """``(T_target_from_source, stamp used)``; stamp zero resolves to the latest common time."""
+        for frame in (target, source):
+            if not self._known(frame):
+                raise LocalLookupException(f"frame '{frame}' does not exist")
+        if target == source:
+            return np.eye(4), stamp
+        source_chain, target_chain = self._chain(source), self._chain(target)
+        common = next((f for f in target_chain if f in source_chain), None)
+        if common is None:
+            raise LocalConnectivityException(
+                f"'{source}' (tree root '{source_chain[-1]}') and '{target}' (tree root "
+                f"'{target_chain[-1]}') are not connected")
+        source_links = source_chain[:source_chain.index(common)]
+        target_links = target_chain[:target_chain.index(common)]
+        if stamp == 0:
+            latest = [self._dynamic[f][-1].stamp for f in source_links + target_links
+                      if f not in self._static]
+            stamp = min(latest) if latest else 0
+        anc_from_source = np.eye(4)
+        for child in reversed(source_links):
+            anc_from_source = anc_from_source @ self._link(child, stamp)
+        anc_from_target = np.eye(4)
+        for child in reversed(target_links):
+            anc_from_target = anc_from_target @ self._link(child, stamp)
+        return invert_transform(anc_from_target) @ anc_from_source, stamp
+
+
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.VOLATILE)
+TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class LocalTransformListener:
+    """Fills a buffer from /tf and /tf_static (tf2_msgs/TFMessage) through the node's executor."""
+
+    def __init__(self, buffer, node, *, spin_thread: bool = False, qos=TF_QOS, static_qos=TF_STATIC_QOS):
+        from tf2_msgs.msg import TFMessage  # generated by scripts/build_tf2_msgs.sh in pip-only setups
+
+        self.buffer = buffer
+        self.node = node
+        self.rejected = 0
+        self.tf_sub = node.create_subscription(TFMessage, "/tf", self._on_tf, qos)
+        self.tf_static_sub = node.create_subscription(TFMessage, "/tf_static", self._on_tf_static,
+                                                      static_qos)
+        self._jump = node.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1),
+                          on_clock_change=True), post_callback=self._on_jump)
+
+    def _on_tf(self, msg) -> None:
+        for t in msg.transforms:
+            if not self.buffer.set_transform(t, "default_authority"):
+                self._reject(t)
+
+    def _on_tf_static(self, msg) -> None:
+        for t in msg.transforms:
+            if not self.buffer.set_transform_static(t, "default_authority"):
+                self._reject(t)
+
+    def _reject(self, t: TransformStamped) -> None:
+        self.rejected += 1
+        self.node.get_logger().warning(
+            f"ignoring transform {t.header.frame_id} -> {t.child_frame_id}: "
+            f"{_valid(t) or 'older than the cache'}", throttle_duration_sec=5.0)
+
+    def _on_jump(self, jump) -> None:
+        if jump.clock_change in (ClockChange.ROS_TIME_ACTIVATED, ClockChange.ROS_TIME_DEACTIVATED) \
+                or jump.delta.nanoseconds < 0:
+            self.buffer.clear()
+
+    def unregister(self) -> None:
+        self.node.destroy_subscription(self.tf_sub)
+        self.node.destroy_subscription(self.tf_static_sub)
+
+
+try:  # a real ROS 2 install
+    from tf2_ros import (Buffer, ConnectivityException, ExtrapolationException, LookupException,
+                         TransformException, TransformListener)
+
+    IMPLEMENTATION = "tf2_ros"
+except ImportError:
+    Buffer = LocalBuffer
+    TransformListener = LocalTransformListener
+    TransformException = LocalTransformException
+    LookupException = LocalLookupException
+    ConnectivityException = LocalConnectivityException
+    ExtrapolationException = LocalExtrapolationException
+    IMPLEMENTATION = "xdrcdepth_ros.tf_buffer"
+
+
+def static_transform_buffer(specs) -> LocalBuffer:
+    """A buffer holding only the given static transforms (the node's last-resort extrinsics)."""
+    buffer = LocalBuffer()
+    for spec in specs:
+        if not buffer.set_transform_static(parse_transform_spec(spec), "parameter"):
+            raise ValueError(f"transform '{spec}' is invalid: {_valid(parse_transform_spec(spec))}")
+    return buffer
