@@ -2,7 +2,8 @@
 
 Scene: the ego drives along global +x at 10 m/s (x = 10 * t, identity rotation). The camera sits at the
 ego origin looking along ego +x, K = [[100, 0, 50], [0, 100, 25]], 100 x 50 pixels; the radar sits at the
-ego origin with identity rotation; the LiDAR 1 m above it. Key frame 0: radar at t = 1.00 s (ego x 10),
+ego origin with identity rotation, RADAR_FRONT_LEFT there too, turned 90 degrees left; the LiDAR 1 m
+above the origin. Key frame 0: radar at t = 1.00 s (ego x 10),
 camera at t = 1.05 s (ego x 10.5), LiDAR at t = 1.00 s. A point seen at sensor x = d at time t therefore
 lies at depth d + 10 t - 10.5 in the camera.
 """
@@ -41,6 +42,8 @@ def build_folder(root: Path, version: str = "v1.0-test") -> Path:
     cam = t.add_calibrated_sensor(t.add_sensor("CAM_FRONT", "camera"), [0, 0, 0], CAM_ROTATION, K)
     radar = t.add_calibrated_sensor(t.add_sensor("RADAR_FRONT", "radar"), [0, 0, 0], [1, 0, 0, 0])
     lidar = t.add_calibrated_sensor(t.add_sensor("LIDAR_TOP", "lidar"), [0, 0, 1.0], [1, 0, 0, 0])
+    yaw_left = [np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)]  # radar x = ego +y
+    left = t.add_calibrated_sensor(t.add_sensor("RADAR_FRONT_LEFT", "radar"), [0, 0, 0], yaw_left)
     log = t.add_log("hand-built", "sim", "2026-01-01", "nowhere")
     t.add_map([log], "maps/blank.png")
     write_map_mask(root / "maps" / "blank.png", np.zeros((1, 1), np.uint8))
@@ -64,6 +67,7 @@ def build_folder(root: Path, version: str = "v1.0-test") -> Path:
                                           (s0, 1_000_000, True, [(20, 0), (10, 2)], [5, 6]),
                                           (s1, 1_500_000, True, [(30, 0)], [9])):
         write_radar_pcd(reading(sample, radar, time_us, "RADAR_FRONT", key, "pcd"), _radar_fields(xy, rcs))
+    write_radar_pcd(reading(s0, left, 1_000_000, "RADAR_FRONT_LEFT", True, "pcd"), _radar_fields([(2, -20)], [4]))
     # LiDAR (x y z intensity ring): sweeps at 0.95 s and 1.05 s around the key frame at 1.0 s
     for time_us, key, points in ((950_000, False, [(10.5, 1, -1)]),
                                  (1_000_000, True, [(30, 0, -1), (0.9, 0, -0.9)]),  # 2nd: on the ego car
@@ -116,6 +120,16 @@ def test_sweeps_are_ego_motion_compensated(folder):
     # sweep at 0.95 s: (10.5, 1, -1) -> depth 9.5, u = 50 - 100 / 9.5 = 39.5 -> column 39
     assert depth[25, 39] == pytest.approx(9.5)
     assert np.count_nonzero(depth) == 2
+
+
+def test_several_radars_share_one_raster(folder):
+    dataset = NuScenesDepthDataset(folder, "v1.0-test", radar_sensors=("RADAR_FRONT", "RADAR_FRONT_LEFT"))
+    assert len(dataset) == 1  # sample 1 has no RADAR_FRONT_LEFT
+    radar = dataset[0]["radar"]
+    # left radar (2, -20) -> ego (20, 2) at t=1.0 -> depth 19.5, u = 50 - 200 / 19.5 = 39.7
+    np.testing.assert_allclose(radar[:2, 25, 40], [19.5, 4])
+    np.testing.assert_allclose(radar[:2, 25, 50], [19.5, 5])
+    assert np.count_nonzero(radar[0]) == 3
 
 
 def test_optional_lidar_and_splits(folder):
