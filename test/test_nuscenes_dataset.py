@@ -3,8 +3,8 @@
 Scene: the ego drives along global +x at 10 m/s (x = 10 * t, identity rotation). The camera sits at the
 ego origin looking along ego +x, K = [[100, 0, 50], [0, 100, 25]], 100 x 50 pixels; the radar sits at the
 ego origin with identity rotation, RADAR_FRONT_LEFT there too, turned 90 degrees left; the LiDAR 1 m
-above the origin. Key frame 0: radar at t = 1.00 s (ego x 10),
-camera at t = 1.05 s (ego x 10.5), LiDAR at t = 1.00 s. A point seen at sensor x = d at time t therefore
+above the origin. Key frame 0: radar at t = 1.00 s (ego x 10), camera at t = 1.05 s (ego x 10.5), LiDAR
+at t = 1.00 s. A point seen at sensor x = d at time t therefore
 lies at depth d + 10 t - 10.5 in the camera.
 """
 
