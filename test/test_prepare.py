@@ -80,6 +80,11 @@ def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
     assert rc == 0 and "2 samples" in summary and "0 written, 1 already cached, 1 unreadable skipped" in summary
     rc, summary = _prepare(capsys, "--dataroot", tmp_path / "nowhere", "--version", "v1.0-test", "--out", out)
     assert rc == 1 and "cannot load v1.0-test" in summary
+    with pytest.raises(SystemExit):
+        main(["prepare", "--dataroot", str(folder), "--out", str(out), "--lidar-sweeps", "0"])
+    assert "--lidar-sweeps: must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="sweep counts must be >= 1"):
+        NuScenesDepthDataset(folder, "v1.0-test", radar_sweeps=0)
 
 
 def test_prepare_real_samples_unchanged(nuscenes_samples, tmp_path, capsys):

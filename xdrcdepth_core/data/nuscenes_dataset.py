@@ -77,6 +77,8 @@ class NuScenesDepthDataset:
                  radar_channels: Sequence[str] = DEFAULT_CHANNELS, disable_radar_filters: bool = False,
                  require_lidar: bool = True, ego_radius: float = EGO_BODY_RADIUS,
                  transform: Callable[[dict], dict] | None = None, nusc=None) -> None:
+        if radar_sweeps < 1 or lidar_sweeps < 1:
+            raise ValueError(f"sweep counts must be >= 1, got radar {radar_sweeps}, LiDAR {lidar_sweeps}")
         if nusc is None:
             from nuscenes.nuscenes import NuScenes
 

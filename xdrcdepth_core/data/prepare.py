@@ -25,6 +25,13 @@ from .radar import DEFAULT_CHANNELS
 NPZ_KEYS = ("image", "radar", "radar_channels", "depth_gt", "K", "token", "settings")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", required=True, help="nuScenes-format folder (holds <version>/ and samples/)")
     parser.add_argument("--version", default="v1.0-mini", help="table folder name (default: %(default)s)")
@@ -35,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", default="CAM_FRONT", help="camera channel (default: %(default)s)")
     parser.add_argument("--radar", nargs="+", default=["RADAR_FRONT"], metavar="CHANNEL",
                         help="radar channels to rasterise together (default: RADAR_FRONT)")
-    parser.add_argument("--radar-sweeps", type=int, default=1,
+    parser.add_argument("--radar-sweeps", type=_positive_int, default=1,
                         help="radar key frame plus previous sweeps per radar (default: %(default)s)")
-    parser.add_argument("--lidar-sweeps", type=int, default=1,
+    parser.add_argument("--lidar-sweeps", type=_positive_int, default=1,
                         help="LiDAR sweeps centred on the key frame for depth_gt; 1 = evaluation GT "
                              "(default: %(default)s)")
     parser.add_argument("--radar-channels", nargs="+", default=list(DEFAULT_CHANNELS), metavar="NAME",
