@@ -1,0 +1,76 @@
+"""Diagnostics bookkeeping with an explicit clock: hand-computed rates, latencies, levels and counters."""
+
+import math
+
+from diagnostic_msgs.msg import DiagnosticStatus
+
+from xdrcdepth_ros.diagnostics import NodeStats, ThrottledLog, WindowedEvents, status_values
+
+
+def test_window_rate_and_mean():
+    w = WindowedEvents(window_s=2.0, start=0.0)
+    for t, v in ((0.5, 1.0), (1.0, 3.0), (1.5, 5.0)):
+        w.add(t, v)
+    assert w.rate(1.5) == 3 / 1.5              # window longer than the time since start
+    assert w.rate(2.0) == 3 / 2.0
+    assert w.mean_max(2.0) == (3.0, 5.0)
+    assert w.count(2.6) == 2                   # 0.5 left the (0.6, 2.6] window
+    assert w.count(3.0) == 1                   # 1.0 left the (1.0, 3.0] window
+    assert w.mean_max(3.0) == (5.0, 5.0)
+    assert math.isnan(WindowedEvents(1.0, 0.0).mean_max(5.0)[0])
+
+
+def test_status_values_and_ok_level():
+    s = NodeStats(now=0.0, image_topic="/image", window_s=5.0)
+    for i in range(10):                        # 2 Hz camera, 2 Hz radar, for 5 s
+        t = 0.5 * i + 0.25
+        s.received("/image", t)
+        s.received("/radar", t)
+    for i in range(8):
+        s.matched(0.5 * i + 0.3)
+    for i in range(4):
+        s.published(1.0 * i + 0.5, latency_s=0.1 * (i + 1), forward_s=0.05)
+    s.dropped()
+    st = s.status(5.0, "depth_node", "cpu", "xdrcdepth@untrained")
+    v = status_values(st)
+    assert st.level == DiagnosticStatus.OK and st.message == "publishing depth at 0.8 Hz"
+    assert st.hardware_id == "cpu" and v["device"] == "cpu" and v["model_id"] == "xdrcdepth@untrained"
+    assert v["input rate /image (Hz)"] == "2.00" and v["input rate /radar (Hz)"] == "2.00"
+    assert v["output rate (Hz)"] == "0.80"
+    assert v["latency mean (ms)"] == "250.0" and v["latency max (ms)"] == "400.0"
+    assert v["inference forward mean (ms)"] == "50.0"
+    assert v["sync matches"] == "8" and v["sync misses"] == "2"
+    assert v["frames published"] == "4" and v["dropped frames"] == "1" and v["bad messages"] == "0"
+
+
+def test_warning_levels_name_the_problem():
+    s = NodeStats(now=0.0, image_topic="/image")
+    assert s.status(1.0, "n", "cpu", "m").message == "no camera images"
+    s.received("/image", 1.5)
+    assert s.status(2.0, "n", "cpu", "m").message.startswith("inputs not synchronised")
+    s.matched(2.1)
+    assert s.status(2.2, "n", "cpu", "m").message == "no depth published"
+    s.published(2.3, 0.1, 0.05)
+    s.rejected("unsupported_encoding")
+    s.rejected("radar_truncated")
+    s.rejected("radar_truncated")
+    st = s.status(2.4, "n", "cpu", "m")
+    assert st.level == DiagnosticStatus.WARN
+    assert st.message == "bad input: radar_truncated, unsupported_encoding"
+    v = status_values(st)
+    assert v["bad: radar_truncated"] == "2" and v["bad messages"] == "3"
+    # no new bad input since the last report -> back to OK, totals kept
+    st = s.status(2.5, "n", "cpu", "m")
+    assert st.level == DiagnosticStatus.OK and status_values(st)["bad messages"] == "3"
+    # everything ages out of the window
+    assert s.status(10.0, "n", "cpu", "m").message == "no camera images"
+
+
+def test_throttled_log_counts_suppressed():
+    log = ThrottledLog(period_s=5.0)
+    assert log.should_log("a", 0.0) == (True, 0)
+    assert log.should_log("a", 1.0) == (False, 0)
+    assert log.should_log("b", 1.0) == (True, 0)      # reasons are throttled independently
+    assert log.should_log("a", 4.9) == (False, 0)
+    assert log.should_log("a", 5.0) == (True, 2)
+    assert log.should_log("a", 6.0) == (False, 0)
