@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from xdrcdepth_core.checkpoint import file_digest, load_checkpoint
-from xdrcdepth_core.data.geometry import transform_points
-from xdrcdepth_core.data.radar import DEFAULT_CHANNELS, rasterize_radar
+from xdrcdepth_core.data.radar import DEFAULT_CHANNELS, RadarPoints, rasterize_radar
 from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.models import build_model
 from xdrcdepth_core.preprocess import depth_to_input_resolution, image_to_tensor, radar_to_tensor
@@ -97,17 +96,16 @@ class DepthEstimator:
                    device=device, model_id=f"{ckpt['model_name']}@{file_digest(path)}")
 
     def rasterize(self, image_hw: tuple[int, int], radars: list[RadarInput], K: np.ndarray) -> np.ndarray:
-        """Merge all radar clouds into one C x H x W raster at the image resolution."""
-        points, feats = [np.zeros((0, 3))], {name: [np.zeros(0)] for name in self.radar_fields}
+        """Merge all radar clouds, each moved into the camera by its own transform, into one
+        C x H x W raster at the image resolution (missing per-point fields rasterise as 0)."""
+        clouds = []
         for radar in radars:
             xyz = np.asarray(radar.xyz, dtype=np.float64).reshape(-1, 3)
-            points.append(transform_points(np.asarray(radar.T_cam_from_radar, dtype=np.float64), xyz))
-            for name in self.radar_fields:
-                value = radar.features.get(name)
-                feats[name].append(np.zeros(len(xyz)) if value is None
-                                   else np.asarray(value, dtype=np.float64).reshape(-1))
-        return rasterize_radar(np.concatenate(points), {k: np.concatenate(v) for k, v in feats.items()},
-                               K, image_hw, self.radar_channels)
+            fields = {name: np.asarray(radar.features[name], dtype=np.float64).reshape(-1)
+                      if name in radar.features else np.zeros(len(xyz)) for name in self.radar_fields}
+            clouds.append(RadarPoints(xyz, fields).transformed(np.asarray(radar.T_cam_from_radar, np.float64)))
+        merged = RadarPoints.concatenate(clouds)
+        return rasterize_radar(merged.xyz, merged.fields, K, image_hw, self.radar_channels)
 
     def estimate(self, image: np.ndarray, radars: list[RadarInput], K: np.ndarray,
                  saliency: bool = False) -> DepthResult:

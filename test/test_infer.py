@@ -1,0 +1,116 @@
+"""DepthEstimator: one path from raw radar points to depth, checkpoint round trip, saliency, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from xdrcdepth_core.checkpoint import save_checkpoint
+from xdrcdepth_core.data.geometry import project_points, transform_points
+from xdrcdepth_core.data.radar import rasterize_radar
+from xdrcdepth_core.infer import DepthEstimator, RadarInput
+from xdrcdepth_core.models import build_model
+
+HW = (90, 160)
+K = np.array([[126.6, 0.0, 81.6], [0.0, 126.6, 49.1], [0.0, 0.0, 1.0]])
+# nuScenes-like radar frame (x forward, y left, z up) -> camera optical frame, 0.5 m below the camera.
+T_CAM_RADAR = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.5], [1.0, 0.0, 0.0, 0.0], [0, 0, 0, 1.0]])
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    torch.manual_seed(1)
+    model = build_model("xdrcdepth", width_mult=0.5)
+    with torch.no_grad():  # FiLM starts as identity; give it weights so radar reaches the output
+        for fusion in model.fusions:
+            for conv in (fusion.gamma, fusion.beta):
+                conv.weight.normal_(std=0.2)
+    return DepthEstimator(model, input_hw=(64, 128), device="cpu")
+
+
+def frame(seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (*HW, 3), dtype=np.uint8)
+    xyz = np.column_stack([rng.uniform(5, 60, 40), rng.uniform(-10, 10, 40), np.zeros(40)])
+    feats = {"rcs": rng.uniform(-5, 30, 40), "vx_comp": rng.normal(size=40), "vy_comp": rng.normal(size=40)}
+    return image, xyz, feats
+
+
+def test_rasterize_matches_manual_projection(estimator):
+    image, xyz, feats = frame()
+    raster = estimator.rasterize(HW, [RadarInput(xyz, feats, T_CAM_RADAR)], K)
+    cam = transform_points(T_CAM_RADAR, xyz)
+    np.testing.assert_array_equal(raster, rasterize_radar(cam, feats, K, HW, estimator.radar_channels))
+    # Hand check: a point 20 m ahead on the radar axis sits 0.5 m below the optical axis:
+    # u = cx, v = cy + 126.6 * 0.5 / 20 = 52.265 -> pixel (row 52, col 82), depth 20.
+    single = estimator.rasterize(HW, [RadarInput(np.array([[20.0, 0, 0]]), {"rcs": [7.0]}, T_CAM_RADAR)], K)
+    assert single[0, 52, 82] == pytest.approx(20.0) and single[1, 52, 82] == pytest.approx(7.0)
+    assert np.count_nonzero(single[0]) == 1 and np.count_nonzero(single[2:]) == 0  # missing fields -> 0
+
+
+def test_two_radars_merge_like_one_cloud(estimator):
+    _, xyz, feats = frame(1)
+    shift = np.eye(4)
+    shift[1, 3] = 2.0  # second radar mounted 2 m to the left
+    half = {k: v[20:] for k, v in feats.items()}
+    moved = transform_points(np.linalg.inv(shift), xyz[20:])
+    split = estimator.rasterize(HW, [RadarInput(xyz[:20], {k: v[:20] for k, v in feats.items()}, T_CAM_RADAR),
+                                     RadarInput(moved, half, T_CAM_RADAR @ shift)], K)
+    whole = estimator.rasterize(HW, [RadarInput(xyz, feats, T_CAM_RADAR)], K)
+    np.testing.assert_allclose(split, whole, atol=1e-5)
+
+
+def test_estimate_is_estimate_raster_on_the_same_raster(estimator):
+    image, xyz, feats = frame(2)
+    radars = [RadarInput(xyz, feats, T_CAM_RADAR)]
+    a = estimator.estimate(image, radars, K)
+    b = estimator.estimate_raster(image, estimator.rasterize(HW, radars, K))
+    np.testing.assert_array_equal(a.depth, b.depth)
+    assert a.depth.shape == HW and a.depth.dtype == np.float32
+    assert np.isfinite(a.depth).all() and a.depth.min() > 0 and a.depth.max() <= estimator.max_depth
+    assert set(a.timings) >= {"rasterize", "preprocess", "forward", "postprocess"}
+
+
+def test_radar_changes_the_output(estimator):
+    image, xyz, feats = frame(3)
+    with_radar = estimator.estimate(image, [RadarInput(xyz, feats, T_CAM_RADAR)], K).depth
+    without = estimator.estimate(image, [], K).depth
+    assert np.abs(with_radar - without).max() > 1e-6
+
+
+def test_saliency_in_unit_range_and_depth_unchanged(estimator):
+    image, xyz, feats = frame(4)
+    radars = [RadarInput(xyz, feats, T_CAM_RADAR)]
+    plain = estimator.estimate(image, radars, K)
+    with_sal = estimator.estimate(image, radars, K, saliency=True)
+    np.testing.assert_allclose(with_sal.depth, plain.depth, rtol=1e-5, atol=1e-4)
+    assert with_sal.saliency.shape == HW
+    assert with_sal.saliency.min() >= 0 and with_sal.saliency.max() <= 1 + 1e-6
+    assert with_sal.saliency.max() > 0.5
+
+
+def test_checkpoint_round_trip(tmp_path, estimator):
+    path = tmp_path / "student.pt"
+    save_checkpoint(path, estimator.model, estimator.input_hw, estimator.radar_channels)
+    loaded = DepthEstimator.from_checkpoint(path, device="cpu")
+    assert loaded.input_hw == (64, 128) and loaded.radar_channels == estimator.radar_channels
+    assert loaded.model_id.startswith("xdrcdepth@") and len(loaded.model_id) == len("xdrcdepth@") + 12
+    image, xyz, feats = frame(5)
+    radars = [RadarInput(xyz, feats, T_CAM_RADAR)]
+    np.testing.assert_array_equal(loaded.estimate(image, radars, K).depth,
+                                  estimator.estimate(image, radars, K).depth)
+
+
+def test_untrained_default_is_deterministic_and_warns(caplog):
+    a = DepthEstimator.from_checkpoint(None, device="cpu")
+    b = DepthEstimator.from_checkpoint("", device="cpu")
+    assert "UNTRAINED" in caplog.text and a.model_id == "xdrcdepth@untrained"
+    for pa, pb in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb)
+
+
+def test_bad_inputs_raise_clear_errors(estimator, tmp_path):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        estimator.estimate(np.zeros((*HW, 4), np.uint8), [], K)
+    with pytest.raises(ValueError, match="CUDA"):
+        DepthEstimator(build_model("xdrcdepth", width_mult=0.5), device="cuda:0") \
+            if not torch.cuda.is_available() else pytest.skip("CUDA present")
