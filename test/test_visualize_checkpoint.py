@@ -30,8 +30,11 @@ def test_colorize_depth_fixed_scale_and_invalid():
 
 def test_overlay_saliency_blends():
     image = np.full((2, 2, 3), 100, np.uint8)
-    out = overlay_saliency(image, np.zeros((2, 2)), alpha=0.0)
-    assert (out == image).all()
+    saliency = np.array([[0.0, 1.0], [np.nan, 0.5]])
+    out = overlay_saliency(image, saliency, alpha=0.6)
+    assert (out[0, 0] == image[0, 0]).all() and (out[1, 0] == image[1, 0]).all()  # 0 and NaN: untouched
+    expected = 100 * 0.4 + turbo(np.array(1.0)) * 255 * 0.6   # full saliency: 60 % heat colour
+    np.testing.assert_allclose(out[0, 1], expected, atol=0.51)
 
 
 def test_checkpoint_atomic_and_errors(tmp_path):

@@ -36,7 +36,7 @@ def image_to_tensor(image: np.ndarray, input_hw: tuple[int, int]) -> torch.Tenso
     """RGB uint8 H x W x 3 -> normalised float tensor 3 x h x w at ``input_hw``."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.shape} {image.dtype}")
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
     if tuple(t.shape[1:]) != tuple(input_hw):
         t = F.interpolate(t[None], size=tuple(input_hw), mode="bilinear", align_corners=False,
                           antialias=True)[0]

@@ -38,10 +38,13 @@ def colorize_depth(depth: np.ndarray, max_depth: float = 80.0, min_depth: float 
     return rgb
 
 
-def overlay_saliency(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend a [0, 1] saliency map (as Turbo colours) over an RGB uint8 image."""
-    heat = turbo(np.nan_to_num(saliency, nan=0.0)) * 255.0
-    return (image.astype(np.float64) * (1.0 - alpha) + heat * alpha + 0.5).clip(0, 255).astype(np.uint8)
+def overlay_saliency(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """Blend a [0, 1] saliency map as Turbo colours over an RGB uint8 image, opacity ``alpha * saliency``
+    per pixel, so non-salient regions keep the plain image."""
+    s = np.clip(np.nan_to_num(np.asarray(saliency, dtype=np.float64), nan=0.0), 0.0, 1.0)[..., None]
+    heat = turbo(s[..., 0]) * 255.0
+    weight = alpha * s
+    return (image.astype(np.float64) * (1.0 - weight) + heat * weight + 0.5).clip(0, 255).astype(np.uint8)
 
 
 def draw_points(image: np.ndarray, uv: np.ndarray, depth: np.ndarray, max_depth: float = 80.0,
