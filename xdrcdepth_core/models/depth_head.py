@@ -34,8 +34,16 @@ def upsample_to(x: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+#: floor of the sigmoid: float32 sigmoid underflows to exactly 0 for logits below about -88, and a depth
+#: of 0 would break inverse-depth metrics and downstream consumers (ours; 1e-6 x 100 m = 0.1 mm).
+SIGMOID_FLOOR = 1e-6
+
+
 class DepthHead(nn.Module):
-    """``max_depth * sigmoid(Conv_k(x))``: one bias-free conv to a single channel, bounded to (0, max_depth]."""
+    """``max_depth * sigmoid(Conv_k(x))``: one bias-free conv to a single channel, bounded to (0, max_depth].
+
+    The sigmoid is floored at :data:`SIGMOID_FLOOR` so the depth stays strictly positive.
+    """
 
     def __init__(self, in_channels: int, max_depth: float, kernel_size: int = 3):
         super().__init__()
@@ -43,7 +51,7 @@ class DepthHead(nn.Module):
         self.max_depth = float(max_depth)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.max_depth * torch.sigmoid(self.conv(x))
+        return self.max_depth * torch.sigmoid(self.conv(x)).clamp_min(SIGMOID_FLOOR)
 
 
 class DepthRefinement(nn.Module):
