@@ -50,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
     ratio = stats[STUDENT][0] / baseline
     verdict = "MET" if ratio <= PARAMETER_BUDGET else "NOT MET"
     print(f"budget {verdict}: {STUDENT} has {100 * ratio:.1f} % of {BASELINE}'s parameters "
-          f"({100 * (1 - ratio):.1f} % fewer; XD-RCDepth claims 29.7 % fewer, budget <= {100 * PARAMETER_BUDGET:.1f} %)")
+          f"({100 * (1 - ratio):.1f} % fewer; XD-RCDepth claims 29.7 % fewer, "
+          f"budget <= {100 * PARAMETER_BUDGET:.1f} %)")
     return 0
