@@ -1,6 +1,6 @@
 """A nuScenes-format folder from the real scene-0061 samples in ``../shared`` (``frames.json``).
 
-``/work/shared/data/nuscenes_samples`` (CC BY-NC-SA 4.0, see its ``SOURCES.md``) holds key frames 0-5 of
+``../shared/data/nuscenes_samples`` beside the repository (CC BY-NC-SA 4.0, see its ``SOURCES.md``) holds key frames 0-5 of
 scene-0061 (CAM_FRONT + RADAR_FRONT, and LIDAR_TOP for key frame 0) with their calibration and ego poses in
 ``frames.json``, and 5 official v1.0-mini tables, but no ``sample_data``/``ego_pose``/``map`` tables.
 :func:`assemble_real_samples` builds a folder ``NuScenes(version, out_dir)`` loads:
@@ -26,8 +26,10 @@ import numpy as np
 
 from xdrcdepth_core.data.nuscenes_tables import NuScenesTables, token_for, write_map_mask
 
-#: Default location of the real samples (read-only, never copied into the repo).
-DEFAULT_SAMPLES_DIR = Path("/work/shared/data/nuscenes_samples")
+#: Default location of the real samples (read-only, never copied into the repo): ``$XDRCDEPTH_NUSCENES_SAMPLES``,
+#: else ``../shared/data/nuscenes_samples`` beside the repository checkout.
+DEFAULT_SAMPLES_DIR = Path(os.environ.get("XDRCDEPTH_NUSCENES_SAMPLES", "")
+                           or Path(__file__).resolve().parents[3] / "shared" / "data" / "nuscenes_samples")
 CHANNELS: dict[str, tuple[str, str]] = {"CAM_FRONT": ("camera", "jpg"), "RADAR_FRONT": ("radar", "pcd"),
                                         "LIDAR_TOP": ("lidar", "pcd")}
 
