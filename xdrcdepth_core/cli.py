@@ -14,9 +14,11 @@ import sys
 #: command name -> (module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("xdrcdepth_core.models.summary", "table of registered models: parameters and GFLOPs"),
+    "benchmark": ("xdrcdepth_core.benchmark", "time every model and the estimator; writes docs/benchmarks/"),
     "demo": ("xdrcdepth_core.demo", "run the student on a frame and write a colorized depth PNG"),
     "prepare": ("xdrcdepth_core.data.prepare", "precompute a .npz cache from a nuScenes-format folder"),
     "synth": ("xdrcdepth_core.data.synthetic.command", "write a synthetic nuScenes-format folder"),
+    "nuscenes2bag": ("xdrcdepth_ros.nuscenes2bag", "convert a nuScenes-format folder into one rosbag2 per scene"),
     "launch": ("xdrcdepth_ros.launcher", "run a launch graph (node + tools) from its YAML, no ros2 launch needed"),
 }
 
