@@ -1,0 +1,175 @@
+"""Live Foxglove view of the depth pipeline: ``foxglove_viewer [--ros-args -p port:=8765 ...]``.
+
+An rclpy node that subscribes *raw* (``raw=True``) to the configured topics and forwards the CDR bytes
+unchanged to a foxglove-sdk WebSocket server bound to 127.0.0.1 only. Open Foxglove and connect to
+``ws://localhost:8765``. The RViz2 alternative for a full ROS install is ``rviz/xdrcdepth.rviz``.
+
+Topics are discovered from the ROS graph every ``discovery_period`` seconds: a configured topic is
+bridged as soon as a publisher for it appears, with the type the publisher announces. Names are resolved
+like any subscription (relative to the node's namespace, after ``-r`` remaps), so the remaps that rename
+the depth node's inputs rename the viewer's too. ``topics: ['*']`` bridges every topic in the graph.
+
+Each topic becomes one Foxglove channel with message encoding ``cdr`` and schema encoding ``ros2msg``;
+the schema text (the message definition with its dependencies) comes from rosbags'
+``Typestore.generate_msgdef``. Types rosbags does not know are skipped with a warning.
+
+QoS (our choice): BEST_EFFORT/VOLATILE depth 5 (accepts every publisher), except TRANSIENT_LOCAL when a
+publisher offers it (``/tf_static``), so static transforms published before the viewer started arrive.
+The last messages of such latched topics are kept and sent again whenever a Foxglove client subscribes to
+their channel, so a client that connects late still gets the static transforms.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+
+import foxglove
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.typesys import Stores, TypesysError, get_typestore
+
+from xdrcdepth_ros.message_types import UnknownMessageType, message_class
+
+DEFAULT_TOPICS = [
+    "image", "camera_info", "radar/points",
+    "depth/image", "depth/camera_info", "depth/colorized", "depth/saliency", "depth/points",
+    "/tf", "/tf_static",
+]
+ALL_TOPICS = "*"
+LATCHED_DEPTH = 10
+
+
+class ViewerStartError(RuntimeError):
+    """The WebSocket server could not start (port taken, ...)."""
+
+
+class Bridge:
+    """One bridged topic: its Foxglove channel and, for latched topics, the last messages."""
+
+    def __init__(self, channel: foxglove.Channel, latched: bool):
+        self.channel = channel
+        self.latched = latched
+        self.last = deque(maxlen=LATCHED_DEPTH)
+
+    def forward(self, raw: bytes, log_time: int) -> None:
+        if self.latched:
+            self.last.append((raw, log_time))
+        self.channel.log(raw, log_time=log_time)
+
+    def replay_latched(self) -> None:
+        for raw, log_time in list(self.last):
+            self.channel.log(raw, log_time=log_time)
+
+
+class ReplayLatchedOnSubscribe(foxglove.ServerListener):
+    """Sends a latched topic's kept messages to a client when it subscribes to that channel."""
+
+    def __init__(self, bridges_by_channel_id: dict[int, Bridge]):
+        self.bridges_by_channel_id = bridges_by_channel_id
+
+    def on_subscribe(self, client, channel) -> None:
+        bridge = self.bridges_by_channel_id.get(channel.id)
+        if bridge is not None and bridge.latched:
+            bridge.replay_latched()
+
+
+class FoxgloveViewer(Node):
+    """Bridges ROS 2 topics to a local Foxglove WebSocket server without deserializing them."""
+
+    def __init__(self):
+        super().__init__("foxglove_viewer")
+        self.port = self.declare_parameter(
+            "port", 8765, ParameterDescriptor(description="WebSocket port on 127.0.0.1 (0: any free port)",
+                                              read_only=True)).value
+        self.topics = list(self.declare_parameter(
+            "topics", DEFAULT_TOPICS,
+            ParameterDescriptor(description="topics to bridge (relative names follow namespace and remaps); "
+                                            "'*' bridges all", read_only=True)).value)
+        period = self.declare_parameter(
+            "discovery_period", 1.0,
+            ParameterDescriptor(description="seconds between ROS graph scans for new topics",
+                                read_only=True)).value
+        self._typestore = get_typestore(Stores.ROS2_KILTED)
+        self._bridges: dict[str, Bridge] = {}
+        self._bridges_by_channel_id: dict[int, Bridge] = {}
+        self._unbridgeable: set[str] = set()
+        try:
+            self.server = foxglove.start_server(
+                name="xdrcdepth", host="127.0.0.1", port=self.port,
+                server_listener=ReplayLatchedOnSubscribe(self._bridges_by_channel_id))
+        except RuntimeError as exc:  # foxglove's FoxgloveError, e.g. the port is taken
+            raise ViewerStartError(f"cannot serve Foxglove on 127.0.0.1:{self.port}: {exc}") from exc
+        self.get_logger().info(f"serving on ws://127.0.0.1:{self.server.port} topics {self.topics}")
+        print(f"foxglove_viewer: ws://127.0.0.1:{self.server.port}", flush=True)
+        self.discover()
+        self.create_timer(period, self.discover)
+
+    def wanted_topics(self, graph: dict[str, list[str]]) -> list[str]:
+        if ALL_TOPICS in self.topics:
+            return sorted(graph)
+        return [self.resolve_topic_name(name) for name in self.topics]
+
+    def discover(self) -> None:
+        """Bridge every wanted topic that has a publisher and is not bridged yet."""
+        graph = dict(self.get_topic_names_and_types())
+        for topic in self.wanted_topics(graph):
+            if topic in self._bridges or topic in self._unbridgeable or topic not in graph:
+                continue
+            if self.count_publishers(topic) == 0:
+                continue  # only subscribers so far: wait for a publisher to tell us its QoS
+            self.bridge(topic, graph[topic][0])
+
+    def bridge(self, topic: str, type_name: str) -> None:
+        try:
+            msg_type = message_class(type_name)
+            schema_text, _ = self._typestore.generate_msgdef(type_name, ros_version=2)
+        except (UnknownMessageType, TypesysError) as exc:
+            self.get_logger().warning(f"not bridging {topic} ({type_name}): {exc}")
+            self._unbridgeable.add(topic)
+            return
+        channel = foxglove.Channel(
+            topic, message_encoding="cdr",
+            schema=foxglove.Schema(name=type_name, encoding="ros2msg", data=schema_text.encode()))
+        latched = any(info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                      for info in self.get_publishers_info_by_topic(topic))
+        qos = (QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL) if latched
+               else QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        bridge = Bridge(channel, latched)
+        self._bridges[topic] = bridge
+        self._bridges_by_channel_id[channel.id()] = bridge
+        self.create_subscription(
+            msg_type, topic, lambda raw: bridge.forward(raw, self.get_clock().now().nanoseconds), qos, raw=True)
+        self.get_logger().info(f"bridging {topic} ({type_name}{', transient local' if latched else ''})")
+
+    def destroy_node(self):
+        self.server.stop()
+        for bridge in self._bridges.values():
+            bridge.channel.close()
+        return super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=sys.argv if args is None else args)
+    viewer = None
+    try:
+        viewer = FoxgloveViewer()
+        rclpy.spin(viewer)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ViewerStartError as exc:
+        print(f"foxglove_viewer: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if viewer is not None:
+            viewer.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
