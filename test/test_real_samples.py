@@ -36,7 +36,8 @@ def test_real_samples_load_and_resolve_to_shared_files(tmp_path, nuscenes_sample
     cam = nusc.get("sample_data", kf0["data"]["CAM_FRONT"])
     cs = nusc.get("calibrated_sensor", cam["calibrated_sensor_token"])
     np.testing.assert_allclose(cs["camera_intrinsic"], frames[0]["CAM_FRONT"]["camera_intrinsic"])
-    assert (cam["width"], cam["height"], cam["next"]) == (1600, 900, nusc.get("sample", kf0["next"])["data"]["CAM_FRONT"])
+    kf1_cam = nusc.get("sample", kf0["next"])["data"]["CAM_FRONT"]
+    assert (cam["width"], cam["height"], cam["next"]) == (1600, 900, kf1_cam)
 
     # The devkit reads the linked files: 34688 lidar points (693760 B / 20 B); default radar filters keep 74.
     assert LidarPointCloud.from_file(nusc.get_sample_data_path(kf0["data"]["LIDAR_TOP"])).points.shape == (4, 34688)

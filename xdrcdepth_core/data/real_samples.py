@@ -1,7 +1,7 @@
 """A nuScenes-format folder from the real scene-0061 samples in ``../shared`` (``frames.json``).
 
-``../shared/data/nuscenes_samples`` beside the repository (CC BY-NC-SA 4.0, see its ``SOURCES.md``) holds key frames 0-5 of
-scene-0061 (CAM_FRONT + RADAR_FRONT, and LIDAR_TOP for key frame 0) with their calibration and ego poses in
+``../shared/data/nuscenes_samples`` beside the repository (CC BY-NC-SA 4.0, see its ``SOURCES.md``) holds
+key frames 0-5 of scene-0061 (CAM_FRONT + RADAR_FRONT, and LIDAR_TOP for key frame 0) with their calibration and ego poses in
 ``frames.json``, and 5 official v1.0-mini tables, but no ``sample_data``/``ego_pose``/``map`` tables.
 :func:`assemble_real_samples` builds a folder ``NuScenes(version, out_dir)`` loads:
 

@@ -1,0 +1,236 @@
+"""Synthetic scenes: devkit-loadable folders whose exact depth, LiDAR and radar agree with each other."""
+
+import json
+
+import numpy as np
+import pytest
+from nuscenes.nuscenes import NuScenes
+from nuscenes.utils.data_classes import RadarPointCloud
+from scipy.spatial import cKDTree
+
+from xdrcdepth_core.cli import main as cli_main
+from xdrcdepth_core.data.geometry import project_points, transform_points
+from xdrcdepth_core.data.lidar import lidar_depth_map
+from xdrcdepth_core.data.nuscenes_sweeps import camera_from_sensor, lidar_points_in_camera
+from xdrcdepth_core.data.radar_pcd import read_radar_pcd
+from xdrcdepth_core.data.synthetic import calibration, radar
+from xdrcdepth_core.data.synthetic.layout import make_layout
+
+SEED, KEYFRAMES, SCALE = 7, 3, 0.25
+
+
+def _synth(out, *extra):
+    args = ["synth", "--out", str(out), "--scenes", "1", "--frames", str(KEYFRAMES), "--seed", str(SEED),
+            "--image-scale", str(SCALE), "--no-progress", *extra]
+    assert cli_main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    clear = _synth(root / "clear")
+    fog = _synth(root / "fog", "--conditions", "fog", "--no-camera-sweeps")
+    night = _synth(root / "night", "--conditions", "night", "--no-camera-sweeps")
+    return {"clear": clear, "fog": fog, "night": night}
+
+
+@pytest.fixture(scope="module")
+def nusc(folders):
+    return NuScenes("v1.0-mini", str(folders["clear"]), verbose=False)
+
+
+def _chain(nusc, token):
+    """All sample_data tokens of the channel of ``token``, first to last."""
+    while nusc.get("sample_data", token)["prev"]:
+        token = nusc.get("sample_data", token)["prev"]
+    chain = [token]
+    while nusc.get("sample_data", chain[-1])["next"]:
+        chain.append(nusc.get("sample_data", chain[-1])["next"])
+    return [nusc.get("sample_data", t) for t in chain]
+
+
+def test_folder_loads_with_nuscenes_timing(nusc, folders):
+    assert len(nusc.scene) == 1 and nusc.scene[0]["nbr_samples"] == KEYFRAMES
+    samples = [nusc.get("sample", nusc.scene[0]["first_sample_token"])]
+    while samples[-1]["next"]:
+        samples.append(nusc.get("sample", samples[-1]["next"]))
+    assert len(samples) == KEYFRAMES
+    assert np.diff([s["timestamp"] for s in samples]).tolist() == [500_000] * (KEYFRAMES - 1)  # 2 Hz
+    for s in samples:
+        assert set(s["data"]) == {"CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP"}
+        assert nusc.get("sample_data", s["data"]["LIDAR_TOP"])["timestamp"] == s["timestamp"]
+        assert abs(nusc.get("sample_data", s["data"]["CAM_FRONT"])["timestamp"] - s["timestamp"]) <= 1e6 / 24
+        assert abs(nusc.get("sample_data", s["data"]["RADAR_FRONT"])["timestamp"] - s["timestamp"]) <= 1e6 / 26
+
+    rates = {"LIDAR_TOP": 20.0, "CAM_FRONT": 12.0, "RADAR_FRONT": 13.0}
+    for channel, hz in rates.items():
+        chain = _chain(nusc, samples[0]["data"][channel])
+        periods = np.diff([sd["timestamp"] for sd in chain])
+        assert np.all(np.abs(periods - 1e6 / hz) <= 1), channel
+        for sd in chain:
+            folder = "samples" if sd["is_key_frame"] else "sweeps"
+            assert sd["filename"].startswith(f"{folder}/{channel}/")
+            assert (folders["clear"] / sd["filename"]).is_file()
+            sample = nusc.get("sample", sd["sample_token"])  # sweeps belong to the next key frame
+            assert sd["timestamp"] <= nusc.get("sample_data", sample["data"][channel])["timestamp"]
+    # LiDAR: 10 lead-in sweeps (0.5 s) + 10 per key-frame interval + the last key frame.
+    assert len(_chain(nusc, samples[0]["data"]["LIDAR_TOP"])) == 10 + 10 * (KEYFRAMES - 1) + 1
+
+    cam = nusc.get("sample_data", samples[0]["data"]["CAM_FRONT"])
+    K = np.array(nusc.get("calibrated_sensor", cam["calibrated_sensor_token"])["camera_intrinsic"])
+    assert (cam["width"], cam["height"]) == (400, 225)
+    # Scaled CAM_FRONT intrinsics: f * 0.25, c -> (c + 0.5) * 0.25 - 0.5.
+    np.testing.assert_allclose(K[[0, 0, 1], [0, 2, 2]],
+                               [1266.417203046554 / 4, (816.2670197447984 + 0.5) / 4 - 0.5,
+                                (491.50706579294757 + 0.5) / 4 - 0.5])
+    summary = json.loads((folders["clear"] / "synthetic.json").read_text())
+    assert summary["scenes"][0]["condition"] == "clear" and summary["noise"]["radar_range_sigma_m"] == 0.15
+
+
+def test_radar_files_look_like_nuscenes(nusc):
+    RadarPointCloud.disable_filters()
+    try:
+        counts = []
+        for s in nusc.sample:
+            cloud = RadarPointCloud.from_file(nusc.get_sample_data_path(s["data"]["RADAR_FRONT"])).points
+            assert cloud.shape[0] == 18 and np.all(cloud[2] == 0.0)  # no elevation
+            assert np.allclose(cloud[:2], np.round(cloud[:2] / 0.2) * 0.2, atol=1e-4)  # 0.2 m grid
+            counts.append(cloud.shape[1])
+    finally:
+        RadarPointCloud.default_filters()
+    assert all(40 <= n <= 130 for n in counts), counts
+    filtered = [RadarPointCloud.from_file(nusc.get_sample_data_path(s["data"]["RADAR_FRONT"])).points.shape[1]
+                for s in nusc.sample]
+    assert all(f < n for f, n in zip(filtered, counts))  # the devkit's default filters drop some
+
+
+def test_exact_depth_agrees_with_projected_lidar(nusc, folders):
+    medians, subpixel = [], []
+    for s in nusc.sample:
+        cam = s["data"]["CAM_FRONT"]
+        sd = nusc.get("sample_data", cam)
+        K = np.array(nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])["camera_intrinsic"])
+        hw = (sd["height"], sd["width"])
+        exact = np.load(folders["clear"] / "exact_depth" / f"{cam}.npy")
+        assert exact.shape == hw and exact.dtype == np.float32
+        points = lidar_points_in_camera(nusc, s["data"]["LIDAR_TOP"], cam)
+        lidar = lidar_depth_map(points, K, hw)
+        both = (lidar > 0) & (exact > 0)
+        assert both.sum() > 2000
+        medians.append(np.median(np.abs(lidar[both] - exact[both])))
+        # Inverse depth is bilinear on planes: interpolate it at each point's sub-pixel position.
+        uv, depth, _ = project_points(points, K, hw)
+        x0, y0 = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
+        ok = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < hw[1]) & (y0 + 1 < hw[0])
+        x0, y0, fx, fy, depth = x0[ok], y0[ok], uv[ok, 0] - x0[ok], uv[ok, 1] - y0[ok], depth[ok]
+        corners = np.stack([exact[y0, x0], exact[y0, x0 + 1], exact[y0 + 1, x0], exact[y0 + 1, x0 + 1]])
+        valid = np.all(corners > 0, axis=0)
+        weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])
+        inverse = np.sum(weights / np.where(corners > 0, corners, 1.0), axis=0)
+        subpixel.append(np.median(np.abs(1.0 / inverse[valid] - depth[valid])))
+    assert max(medians) < 0.05, medians
+    assert max(subpixel) < 0.025, subpixel  # LiDAR range noise sigma 2 cm -> median |error| ~1.4 cm
+
+
+def test_radar_targets_lie_on_rendered_surfaces(nusc, folders):
+    distances, range_errors = [], []
+    kinds = np.zeros(3, dtype=int)
+    for s in nusc.sample:
+        cam, rad = s["data"]["CAM_FRONT"], s["data"]["RADAR_FRONT"]
+        sd = nusc.get("sample_data", cam)
+        K = np.array(nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])["camera_intrinsic"])
+        exact = np.load(folders["clear"] / "exact_depth" / f"{cam}.npy")
+        fields = read_radar_pcd(nusc.get_sample_data_path(rad))
+        truth = np.load(folders["clear"] / "radar_truth" / f"{rad}.npz")
+        kinds += np.bincount(truth["kind"], minlength=3)
+        target = truth["kind"] == radar.KIND_TARGET
+        measured = np.hypot(fields["x"], fields["y"])
+        range_errors.extend(measured[target] - truth["true_range"][target])
+
+        # Camera surfaces (exact depth back-projected) in the radar frame, within 0.25 m of its plane.
+        v, u = np.mgrid[0:exact.shape[0], 0:exact.shape[1]]
+        rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T
+        surface_cam = (rays * exact[..., None])[exact > 0]
+        T_cam_from_radar = camera_from_sensor(nusc, rad, cam)
+        surface = transform_points(np.linalg.inv(T_cam_from_radar), surface_cam)
+        tree = cKDTree(surface[np.abs(surface[:, 2]) < 0.25, :2])
+        xyz = np.column_stack([fields["x"], fields["y"], fields["z"]]).astype(float)
+        _, _, in_view = project_points(transform_points(T_cam_from_radar, xyz), K, exact.shape)
+        static = np.hypot(fields["vx_comp"], fields["vy_comp"]) < 0.5  # camera and radar times differ
+        distance, _ = tree.query(xyz[target & static & in_view, :2])
+        distances.extend(distance)
+    distances, range_errors = np.array(distances), np.array(range_errors)
+    assert len(distances) >= 30
+    # Range sigma 0.15 m, azimuth 0.3 deg, 0.2 m grid; some surfaces are hidden from the camera.
+    assert np.median(distances) < 0.3 and np.mean(distances < 0.5) > 0.7, np.sort(distances)
+    assert abs(np.mean(range_errors)) < 0.06 and 0.1 < np.std(range_errors) < 0.25
+    assert kinds[radar.KIND_CLUTTER] > 0 and kinds[radar.KIND_TARGET] > 2 * kinds[radar.KIND_CLUTTER]
+
+
+def test_radar_velocities_follow_object_and_ego_motion():
+    layout = make_layout(np.random.default_rng(3), 2.0)
+    t = 1.0
+    pose = layout.ego_to_world(t) @ calibration.sensor_to_ego("RADAR_FRONT")
+    sweep = radar.sweep(layout, layout.primitives_at(t), t, pose, np.random.default_rng(0))
+    f = sweep.fields
+    target = sweep.kind == radar.KIND_TARGET
+    u = np.column_stack([f["x"], f["y"]]) / np.hypot(f["x"], f["y"])[:, None]
+    u_world = u @ pose[:2, :2].T
+    v_obj = np.array([layout.objects[k].velocity for k in sweep.obj[target]])
+    expected = np.sum(v_obj * u_world[target], axis=1)  # radial speed of the object over ground
+    measured = np.sum(np.column_stack([f["vx_comp"], f["vy_comp"]])[target] * u[target], axis=1)
+    # Quantisation 0.25 m/s, velocity sigma 0.1 m/s, 0.2 m position grid shifting u slightly.
+    assert np.max(np.abs(measured - expected)) < 0.125 + 4 * 0.1 + 0.3
+    assert np.median(np.abs(measured - expected)) < 0.15
+    # Raw velocity of static objects: minus the radar's own radial speed, about -ego speed straight ahead.
+    static = target & (np.hypot(f["vx_comp"], f["vy_comp"]) < 0.3)
+    ahead = static & (np.abs(f["y"]) < 0.2 * f["x"])
+    if layout.ego_speed > 1 and ahead.any():
+        assert np.allclose(f["vx"][ahead], -layout.ego_speed * u[ahead, 0] ** 2, atol=0.6)
+    assert np.all(np.isin(f["dyn_prop"][target & ~static], [0, 2, 6]))
+
+
+def _psnr(a, b):
+    return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+def test_conditions_degrade_camera_only(nusc, folders):
+    from PIL import Image
+
+    clear = folders["clear"]
+    for name in ("fog", "night"):
+        other = folders[name]
+        for channel in ("RADAR_FRONT", "LIDAR_TOP"):
+            files = sorted(p.relative_to(clear) for p in clear.glob(f"s*/{channel}/*"))
+            assert files and files == sorted(p.relative_to(other) for p in other.glob(f"s*/{channel}/*"))
+            for rel in files:  # sweeps included: identical bytes for the same seed
+                assert (clear / rel).read_bytes() == (other / rel).read_bytes(), rel
+        for s in nusc.sample:
+            rel = nusc.get("sample_data", s["data"]["CAM_FRONT"])["filename"]
+            a = np.asarray(Image.open(clear / rel).convert("L"))
+            b = np.asarray(Image.open(other / rel).convert("L"))
+            psnr = _psnr(b, a)
+            assert psnr < 20.0, (name, psnr)
+            if name == "fog":
+                assert b.std() < 0.7 * a.std()
+            else:
+                assert b.mean() < 0.7 * a.mean()
+        # Exact depth does not depend on the condition either.
+        for depth in clear.glob("exact_depth/*.npy"):
+            np.testing.assert_array_equal(np.load(depth), np.load(other / "exact_depth" / depth.name))
+
+
+def test_calibration_is_the_nuscenes_rig(nuscenes_samples):
+    frame = json.loads((nuscenes_samples / "frames.json").read_text())["frames"][0]
+    for channel, (translation, rotation) in calibration.SENSOR_TO_EGO.items():
+        assert list(translation) == frame[channel]["sensor2ego"]["translation"]
+        assert list(rotation) == frame[channel]["sensor2ego"]["rotation"]
+    np.testing.assert_array_equal(calibration.CAMERA_K, frame["CAM_FRONT"]["camera_intrinsic"])
+
+
+def test_command_rejects_bad_input(folders, capsys):
+    assert cli_main(["synth", "--out", str(folders["clear"]), "--no-progress"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["synth", "--out", "/tmp/x", "--conditions", "snow"])
