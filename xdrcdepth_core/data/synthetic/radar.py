@@ -2,9 +2,11 @@
 
 Geometry. The radar has no elevation: rays are cast in its horizontal plane (z = 0 in the radar frame, 0.5 m
 above the road), every 0.2 deg over +-60 deg. Coverage as the ARS408 near/far scans: ranges up to 70 m
-within +-60 deg, up to 250 m within +-9 deg. Hits are grouped by object; each object yields a few
-detections (vehicles 1-4, buildings ~1 per 5 deg of facade, poles/pedestrians/tree trunks 0-1), picked at
-random among its hit rays with weight cos^2(incidence) (strong returns face the radar).
+within +-60 deg, up to 250 m within +-9 deg. Hits are grouped by object; each object yields a Poisson number of
+detections (means: cars 3, trucks 4.5, buildings 1 + 1 per 2.5 deg of facade seen, at most 12; poles,
+pedestrians, tree trunks 0.4-0.8), picked at random among its hit rays with weight cos^2(incidence) (strong
+returns face the radar). Per sweep that gives ~60-125 returns, ~40-80 after the devkit's default filters
+(real scene-0061 RADAR_FRONT: 124-125 and 56-77).
 
 Noise (documented sigmas): range ``RANGE_SIGMA_M`` = 0.15 m, azimuth ``AZIMUTH_SIGMA_DEG`` = 0.3 deg, then
 x/y quantised to 0.2 m as in nuScenes files; z is always 0. Radial velocity noise ``VELOCITY_SIGMA`` =
@@ -15,15 +17,15 @@ relative speed ``v_r = (v_object - v_sensor) . u`` (``v_sensor`` includes the eg
 ``vx, vy = v_r u`` (radar frame, like nuScenes raw velocities: about -ego speed for static objects ahead);
 ``vx_comp, vy_comp = (v_r + v_sensor . u) u``, the ego-motion compensated radial velocity.
 
-Spurious returns. Clutter: Poisson(14) points, half along the curbs, half uniform in the near scan, with low
+Spurious returns. Clutter: Poisson(22) points, half along the curbs, half uniform in the near scan, with low
 RCS and mostly low-confidence states. Ghosts: 30 % of vehicle detections also appear mirrored across the
 building facade line on their side (multipath via the wall), 6-10 dB weaker.
 
 Fields as the ARS408 cluster list (nuScenes devkit docs): ``dyn_prop`` 0 moving, 1 stationary, 2 oncoming,
 3 stationary candidate, 4 unknown, 6 crossing moving; ``ambig_state`` 3 = unambiguous; ``invalid_state`` 0 =
-valid (clutter and ~15 % of targets get other states, so the devkit's default filters drop them, as about
-half of real returns); ``pdh0`` false-alarm class (1 <25 %, 3 75 %, 6 99.9 %). :data:`KIND_TARGET`,
-:data:`KIND_CLUTTER`, :data:`KIND_GHOST` label each point in the truth side file.
+valid (70 % of clutter and 30 % of targets get other states, so the devkit's default filters drop them,
+as they drop about half of the real returns); ``pdh0`` false-alarm class (1 <25 %, 3 75 %, 6 99.9 %).
+:data:`KIND_TARGET`, :data:`KIND_CLUTTER`, :data:`KIND_GHOST` label each point in the truth side file.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ FAR_RANGE_M, FAR_FOV_DEG = 250.0, 9.0
 KIND_TARGET, KIND_CLUTTER, KIND_GHOST = 0, 1, 2
 
 _AZIMUTHS = np.radians(np.arange(-NEAR_FOV_DEG, NEAR_FOV_DEG + 1e-9, 0.2))
-_DETECTIONS_PER_OBJECT = {"car": 2.0, "truck": 3.0, "pedestrian": 0.6, "pole": 0.7, "tree": 0.3}
+_DETECTIONS_PER_OBJECT = {"car": 3.0, "truck": 4.5, "pedestrian": 0.7, "pole": 0.8, "tree": 0.4}
 _INVALID_STATES = np.array([4, 7, 9, 11, 16])
 
 
@@ -82,10 +84,10 @@ def sweep(layout: SceneLayout, prims: Primitives, t: float, T_world_from_radar: 
         rays = np.flatnonzero(valid & (obj == k))
         kind = layout.objects[k].kind
         if kind == "building":
-            mean = np.degrees(np.ptp(_AZIMUTHS[rays])) / 5.0 + 0.5
+            mean = np.degrees(np.ptp(_AZIMUTHS[rays])) / 2.5 + 1.0
         else:
             mean = _DETECTIONS_PER_OBJECT.get(kind, 0.0)
-        n = min(int(rng.poisson(mean)), len(rays), 8)
+        n = min(int(rng.poisson(mean)), len(rays), 12)
         if n:
             p = weight[rays] / weight[rays].sum()
             chosen.extend(rng.choice(rays, size=n, replace=False, p=p).tolist())
@@ -116,7 +118,7 @@ def sweep(layout: SceneLayout, prims: Primitives, t: float, T_world_from_radar: 
         true_r = np.concatenate([true_r, np.full(ok.sum(), np.nan)])
 
     # Clutter: half along the curbs ahead, half uniform over the near scan.
-    n_clutter = int(rng.poisson(14))
+    n_clutter = int(rng.poisson(22))
     n_curb = n_clutter // 2
     curb_world = np.column_stack([origin[0] + rng.uniform(3, NEAR_RANGE_M, n_curb),
                                   ROAD_Y + rng.choice([-1, 1], n_curb) * layout.road_half_width
@@ -162,7 +164,7 @@ def _fields(layout: SceneLayout, t: float, xy: np.ndarray, rcs: np.ndarray, kind
     clutter = kind == KIND_CLUTTER
     dyn_prop[clutter] = rng.choice([1, 3, 4], clutter.sum())
 
-    low_confidence = clutter & (rng.random(n) < 0.6) | (kind == KIND_TARGET) & (rng.random(n) < 0.15)
+    low_confidence = clutter & (rng.random(n) < 0.7) | (kind == KIND_TARGET) & (rng.random(n) < 0.3)
     invalid_state = np.where(low_confidence, rng.choice(_INVALID_STATES, n), 0)
     ambig_state = np.where(clutter & (rng.random(n) < 0.3), rng.choice([1, 2], n), 3)
     pdh0 = np.where(clutter, rng.choice([3, 6], n), np.where(low_confidence, 3, 1))
