@@ -34,6 +34,8 @@ setup(
             "depth_node = xdrcdepth_ros.depth_node:main",
             "foxglove_viewer = xdrcdepth_ros.foxglove_viewer:main",
             "bag_player = xdrcdepth_ros.bag_player:main",
+            "nuscenes2bag = xdrcdepth_ros.nuscenes2bag:main",
+            "bag_recorder = xdrcdepth_ros.bag_recorder:main",
         ],
     },
 )

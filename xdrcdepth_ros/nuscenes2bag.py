@@ -1,0 +1,354 @@
+"""Convert a nuScenes-format folder into rosbag2 files, one bag per scene:
+``xdrcdepth nuscenes2bag --dataroot D --version V --out BAG [--scene NAME] [--storage mcap|sqlite3]``.
+
+The tables are read with nuscenes-devkit; messages are built with the ``rosbags`` typestore
+(``Stores.ROS2_KILTED``) and written as CDR, so no rclpy is needed. Topic layout follows the nuScenes bag
+converters (foxglove ``nuscenes2mcap``), with lower-case names; ``frame_id`` is the lower-case channel:
+
+* ``/cam_front/image_rect_compressed`` (sensor_msgs/CompressedImage): the JPEG bytes of the file as they are;
+* ``/cam_front/camera_info`` (sensor_msgs/CameraInfo): K of calibrated_sensor, D = 0 (plumb_bob), R = I,
+  P = [K|0], width and height of the image;
+* ``/radar_front`` (sensor_msgs/PointCloud2): all 18 PCD fields packed as in the file, each with the
+  PointField datatype of its PCD type (F4 -> FLOAT32, I1 -> INT8, I2 -> INT16);
+* ``/lidar_top`` (sensor_msgs/PointCloud2): x y z intensity ring, float32;
+* ``/tf_static`` (tf2_msgs/TFMessage): base_link -> every sensor (calibrated_sensor; nuScenes camera frames
+  are already optical frames), once at the bag start, offered latched;
+* ``/tf`` (tf2_msgs/TFMessage): odom -> base_link from every ego_pose used, at its timestamp.
+
+Every sample_data record of the chosen channels (key frames and sweeps) becomes one message stamped with
+its timestamp (header stamp = bag receive time). ``odom`` is the nuScenes global frame, so the ego-motion
+compensated chain radar(t_r) -> odom -> camera(t_c) of the depth node uses the same poses as the dataset.
+``--out`` is the bag folder when ``--scene`` names one scene, otherwise the folder that receives one bag
+per scene named after it. Bags are written atomically (:mod:`xdrcdepth_ros.rosbag_files`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xdrcdepth_ros.rosbag_files import STORAGE_CHOICES, atomic_bag_writer, latched_qos
+
+DEFAULT_CHANNELS = ("CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP")
+BASE_FRAME = "base_link"
+ODOM_FRAME = "odom"
+LIDAR_FIELDS = ("x", "y", "z", "intensity", "ring")
+#: numpy type (kind + size) -> sensor_msgs/PointField datatype name.
+POINT_FIELD_NAMES = {"i1": "INT8", "u1": "UINT8", "i2": "INT16", "u2": "UINT16", "i4": "INT32",
+                     "u4": "UINT32", "f4": "FLOAT32", "f8": "FLOAT64"}
+
+
+class ConversionError(RuntimeError):
+    """Input the converter cannot use; the message names the folder or file."""
+
+
+def camera_topics(channel: str) -> tuple[str, str]:
+    """``(compressed image topic, camera_info topic)`` of a camera channel."""
+    name = channel.lower()
+    return f"/{name}/image_rect_compressed", f"/{name}/camera_info"
+
+
+def cloud_topic(channel: str) -> str:
+    """Topic of a radar or LiDAR channel."""
+    return f"/{channel.lower()}"
+
+
+@dataclass
+class Reading:
+    """One sample_data record with what the converter needs from its linked records."""
+
+    timestamp_us: int
+    channel: str
+    modality: str
+    path: Path
+    calibrated_sensor: dict
+    ego_pose: dict
+
+
+@dataclass
+class SceneSummary:
+    """Counts for the one-line report of one bag."""
+
+    scene: str
+    bag: Path
+    storage: str
+    messages: dict[str, int] = field(default_factory=dict)
+    start_us: int = 0
+    end_us: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        size = sum(p.stat().st_size for p in self.bag.rglob("*") if p.is_file()) / 1e6
+        counts = ", ".join(f"{n} {topic}" for topic, n in self.messages.items())
+        return (f"nuscenes2bag: {self.scene} -> {self.bag} ({self.storage}, {size:.1f} MB): "
+                f"{sum(self.messages.values())} messages over {(self.end_us - self.start_us) / 1e6:.2f} s "
+                f"of data ({counts}) in {self.seconds:.1f} s")
+
+
+class MessageFactory:
+    """rosbags typestore messages for nuScenes records (``serialize`` gives their CDR bytes)."""
+
+    def __init__(self):
+        from rosbags.typesys import Stores, get_typestore
+
+        self.typestore = get_typestore(Stores.ROS2_KILTED)
+        self.types = self.typestore.types
+
+    def serialize(self, msg) -> bytes:
+        return bytes(self.typestore.serialize_cdr(msg, msg.__msgtype__))
+
+    def header(self, stamp_ns: int, frame_id: str):
+        sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        return self.types["std_msgs/msg/Header"](
+            stamp=self.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+    def compressed_image(self, path: Path, header) -> tuple[object, tuple[int, int]]:
+        """The image file's bytes as a CompressedImage, and its ``(width, height)`` from the file header."""
+        from PIL import Image as PILImage
+
+        try:
+            data = path.read_bytes()
+            with PILImage.open(path) as img:
+                size, fmt = img.size, img.format
+        except OSError as exc:
+            raise ConversionError(f"{path}: cannot read the camera image ({exc})") from None
+        msg = self.types["sensor_msgs/msg/CompressedImage"](
+            header=header, format=fmt.lower(), data=np.frombuffer(data, dtype=np.uint8))
+        return msg, size
+
+    def camera_info(self, K, size: tuple[int, int], header):
+        """Rectified camera: K, zero plumb_bob distortion, R = I, P = [K|0]."""
+        K = np.asarray(K, dtype=np.float64)
+        P = np.zeros((3, 4))
+        P[:, :3] = K
+        roi = self.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                             do_rectify=False)
+        return self.types["sensor_msgs/msg/CameraInfo"](
+            header=header, height=size[1], width=size[0], distortion_model="plumb_bob", d=np.zeros(5),
+            k=K.reshape(-1), r=np.eye(3).reshape(-1), p=P.reshape(-1), binning_x=0, binning_y=0, roi=roi)
+
+    def point_cloud(self, columns: dict[str, np.ndarray], header, source: Path):
+        """PointCloud2 of packed little-endian records, one field per column, in the columns' order."""
+        point_field = self.types["sensor_msgs/msg/PointField"]
+        dtype = np.dtype([(name, col.dtype.newbyteorder("<")) for name, col in columns.items()])
+        n = len(next(iter(columns.values())))
+        records = np.zeros(n, dtype=dtype)
+        fields = []
+        for name, col in columns.items():
+            kind = col.dtype.str[1:]
+            if kind not in POINT_FIELD_NAMES:
+                raise ConversionError(f"{source}: field {name} of type {col.dtype} has no PointField datatype")
+            fields.append(point_field(name=name, offset=dtype.fields[name][1],
+                                      datatype=getattr(point_field, POINT_FIELD_NAMES[kind]), count=1))
+            records[name] = col
+        xyz_finite = all(np.all(np.isfinite(columns[c])) for c in "xyz")
+        return self.types["sensor_msgs/msg/PointCloud2"](
+            header=header, height=1, width=n, fields=fields, is_bigendian=False, point_step=dtype.itemsize,
+            row_step=dtype.itemsize * n, data=np.frombuffer(records.tobytes(), dtype=np.uint8),
+            is_dense=bool(xyz_finite))
+
+    def transform(self, stamp_ns: int, parent: str, child: str, rotation_wxyz, translation):
+        """TransformStamped parent -> child from a nuScenes pose (quaternion reordered to x, y, z, w)."""
+        t = self.types
+        w, x, y, z = (float(v) for v in rotation_wxyz)
+        tx, ty, tz = (float(v) for v in translation)
+        return t["geometry_msgs/msg/TransformStamped"](
+            header=self.header(stamp_ns, parent), child_frame_id=child,
+            transform=t["geometry_msgs/msg/Transform"](
+                translation=t["geometry_msgs/msg/Vector3"](x=tx, y=ty, z=tz),
+                rotation=t["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w)))
+
+    def tf_message(self, transforms: list):
+        return self.types["tf2_msgs/msg/TFMessage"](transforms=transforms)
+
+
+def load_nuscenes(dataroot: str | Path, version: str):
+    """The devkit's ``NuScenes`` for a folder; :class:`ConversionError` naming the folder if it cannot load."""
+    import contextlib
+    import io
+
+    from nuscenes.nuscenes import NuScenes
+
+    dataroot = Path(dataroot)
+    if not (dataroot / version).is_dir():
+        raise ConversionError(f"{dataroot}: no nuScenes table folder {version}/ here")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the devkit prints a table summary on load
+            return NuScenes(version=version, dataroot=str(dataroot), verbose=False)
+    except (AssertionError, OSError, ValueError, KeyError) as exc:
+        raise ConversionError(f"{dataroot / version}: cannot load the nuScenes tables ({exc!r})") from None
+
+
+def select_scenes(nusc, names: list[str]) -> list[dict]:
+    """Scene records by name (all scenes when ``names`` is empty); unknown names are an error."""
+    by_name = {s["name"]: s for s in nusc.scene}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ConversionError(f"{nusc.dataroot}: no scene {', '.join(unknown)} in {nusc.version} "
+                              f"(scenes: {', '.join(sorted(by_name))})")
+    return [by_name[n] for n in names] if names else list(nusc.scene)
+
+
+def scene_readings(nusc, scene: dict, channels: list[str]) -> list[Reading]:
+    """Every sample_data (key frames and sweeps) of ``channels`` in the scene, in timestamp order."""
+    known = {s["channel"] for s in nusc.sensor}
+    unknown = [c for c in channels if c not in known]
+    if unknown:
+        raise ConversionError(f"{nusc.dataroot}: no sensor channel {', '.join(unknown)} in {nusc.version} "
+                              f"(channels: {', '.join(sorted(known))})")
+    samples = set()
+    token = scene["first_sample_token"]
+    while token:
+        samples.add(token)
+        token = nusc.get("sample", token)["next"]
+    readings = []
+    for sd in nusc.sample_data:
+        if sd["sample_token"] not in samples or sd["channel"] not in channels:
+            continue
+        readings.append(Reading(sd["timestamp"], sd["channel"], sd["sensor_modality"],
+                                Path(nusc.dataroot) / sd["filename"],
+                                nusc.get("calibrated_sensor", sd["calibrated_sensor_token"]),
+                                nusc.get("ego_pose", sd["ego_pose_token"])))
+    readings.sort(key=lambda r: (r.timestamp_us, r.channel))
+    return readings
+
+
+def static_transforms(messages: MessageFactory, readings: list[Reading], stamp_ns: int) -> list:
+    """base_link -> sensor for every channel; one calibration per channel and scene, as in nuScenes."""
+    calibration: dict[str, dict] = {}
+    for r in readings:
+        seen = calibration.setdefault(r.channel, r.calibrated_sensor)
+        if seen["token"] != r.calibrated_sensor["token"]:
+            raise ConversionError(f"{r.path}: {r.channel} changes calibration within the scene "
+                                  f"({seen['token']} -> {r.calibrated_sensor['token']})")
+    return [messages.transform(stamp_ns, BASE_FRAME, channel.lower(), cs["rotation"], cs["translation"])
+            for channel, cs in calibration.items()]
+
+
+def reading_messages(messages: MessageFactory, reading: Reading) -> list[tuple[str, object]]:
+    """``(topic, message)`` pairs of one sensor reading."""
+    header = messages.header(reading.timestamp_us * 1000, reading.channel.lower())
+    if reading.modality == "camera":
+        image_topic, info_topic = camera_topics(reading.channel)
+        image, size = messages.compressed_image(reading.path, header)
+        K = reading.calibrated_sensor["camera_intrinsic"]
+        if np.shape(K) != (3, 3):
+            raise ConversionError(f"{reading.path}: calibrated_sensor {reading.calibrated_sensor['token']} "
+                                  f"has no 3x3 camera_intrinsic")
+        return [(image_topic, image), (info_topic, messages.camera_info(K, size, header))]
+    if reading.modality == "radar":
+        from xdrcdepth_core.data.radar_pcd import read_radar_pcd
+
+        try:
+            columns = read_radar_pcd(reading.path)
+        except (OSError, ValueError) as exc:
+            raise ConversionError(f"{reading.path}: cannot read the radar PCD ({exc})") from None
+        return [(cloud_topic(reading.channel), messages.point_cloud(columns, header, reading.path))]
+    if reading.modality == "lidar":
+        from xdrcdepth_core.data.lidar import read_lidar_bin
+
+        try:
+            points = read_lidar_bin(reading.path)
+        except (OSError, ValueError) as exc:
+            raise ConversionError(f"{reading.path}: cannot read the LiDAR sweep ({exc})") from None
+        columns = {name: points[:, i] for i, name in enumerate(LIDAR_FIELDS)}
+        return [(cloud_topic(reading.channel), messages.point_cloud(columns, header, reading.path))]
+    raise ConversionError(f"{reading.path}: unknown sensor modality {reading.modality!r}")
+
+
+def topic_types(readings: list[Reading]) -> dict[str, str]:
+    """Topic -> message type of a scene's bag, in a stable order (TF first, then by channel)."""
+    types = {"/tf_static": "tf2_msgs/msg/TFMessage", "/tf": "tf2_msgs/msg/TFMessage"}
+    for channel, modality in sorted({(r.channel, r.modality) for r in readings}):
+        if modality == "camera":
+            image_topic, info_topic = camera_topics(channel)
+            types[image_topic] = "sensor_msgs/msg/CompressedImage"
+            types[info_topic] = "sensor_msgs/msg/CameraInfo"
+        else:
+            types[cloud_topic(channel)] = "sensor_msgs/msg/PointCloud2"
+    return types
+
+
+def convert_scene(nusc, scene: dict, channels: list[str], out: Path, storage: str = "mcap",
+                  overwrite: bool = False, progress: bool = True) -> SceneSummary:
+    """Write the bag of one scene to ``out`` (atomically) and return its summary."""
+    from tqdm import tqdm
+
+    began = time.monotonic()
+    readings = scene_readings(nusc, scene, channels)
+    if not readings:
+        raise ConversionError(f"{nusc.dataroot}: scene {scene['name']} has no sample_data on "
+                              f"{', '.join(channels)}")
+    messages = MessageFactory()
+    summary = SceneSummary(scene["name"], out, storage, start_us=readings[0].timestamp_us,
+                           end_us=readings[-1].timestamp_us)
+    types = topic_types(readings)
+    summary.messages = dict.fromkeys(types, 0)
+    with atomic_bag_writer(out, storage, overwrite) as writer:
+        connections = {topic: writer.add_connection(topic, msgtype, typestore=messages.typestore,
+                                                    offered_qos_profiles=[latched_qos()] if topic == "/tf_static"
+                                                    else ())
+                       for topic, msgtype in types.items()}
+
+        def write(topic: str, stamp_ns: int, msg) -> None:
+            writer.write(connections[topic], stamp_ns, messages.serialize(msg))
+            summary.messages[topic] += 1
+
+        start_ns = readings[0].timestamp_us * 1000
+        write("/tf_static", start_ns, messages.tf_message(static_transforms(messages, readings, start_ns)))
+        poses_written = set()
+        for reading in tqdm(readings, desc=scene["name"], unit="reading", disable=not progress):
+            pose = reading.ego_pose
+            if pose["token"] not in poses_written:
+                poses_written.add(pose["token"])
+                pose_ns = pose["timestamp"] * 1000
+                write("/tf", pose_ns, messages.tf_message([messages.transform(
+                    pose_ns, ODOM_FRAME, BASE_FRAME, pose["rotation"], pose["translation"])]))
+            for topic, msg in reading_messages(messages, reading):
+                write(topic, reading.timestamp_us * 1000, msg)
+    summary.seconds = time.monotonic() - began
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataroot", required=True, help="nuScenes folder (holds <version>/ and samples/)")
+    parser.add_argument("--version", default="v1.0-mini", help="table folder name (default v1.0-mini)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="bag folder with --scene, else the folder that receives one bag per scene")
+    parser.add_argument("--scene", help="convert only this scene (e.g. scene-0061)")
+    parser.add_argument("--channels", nargs="+", default=list(DEFAULT_CHANNELS), metavar="CHANNEL",
+                        help="sensor channels to convert (default: %(default)s); e.g. add RADAR_FRONT_LEFT "
+                             "RADAR_FRONT_RIGHT for the three front radars")
+    parser.add_argument("--storage", choices=STORAGE_CHOICES, default="mcap", help="bag storage (default mcap)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bag")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        nusc = load_nuscenes(args.dataroot, args.version)
+        scenes = select_scenes(nusc, [args.scene] if args.scene else [])
+        for scene in scenes:
+            out = args.out if args.scene else args.out / scene["name"]
+            summary = convert_scene(nusc, scene, list(args.channels), out, args.storage, args.overwrite,
+                                    progress=not args.no_progress)
+            print(summary.line(), flush=True)
+    except (ConversionError, FileExistsError) as exc:
+        print(f"nuscenes2bag: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nuscenes2bag", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
