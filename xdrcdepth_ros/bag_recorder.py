@@ -1,0 +1,225 @@
+"""Record ROS 2 topics into a rosbag2 without ros2cli, and save colour images as PNGs:
+``bag_recorder --out DIR [--topics T ...] [--png-dir DIR] [--duration S] [--max-messages N]``.
+
+A stand-in for ``ros2 bag record`` where rosbag2_py is not installed (ROS 2 from PyPI wheels). Each topic
+is subscribed as soon as it appears in the graph (its type is taken from ``get_topic_names_and_types``),
+with ``raw=True``, so the serialized CDR goes into the bag unchanged (written with ``rosbags``, mcap by
+default). Bag timestamps are receive times on the node's clock, as ``ros2 bag record`` writes them: run
+with ``--ros-args -p use_sim_time:=true`` to record bag time during ``bag_player --clock`` playback
+(messages that arrive before the first ``/clock`` are counted but not written, as rosbag2 does).
+
+QoS (our choice, like rosbag2's adaptive QoS): RELIABLE when every publisher of the topic is reliable,
+else BEST_EFFORT; TRANSIENT_LOCAL when a publisher is (``/tf_static``), and then stored as latched.
+
+``--png-dir``: every ``sensor_msgs/Image`` in ``rgb8`` or ``bgr8`` (e.g. ``depth/colorized``,
+``depth/saliency``) is also written as an RGB PNG named ``<topic with / as _>_<sec>.<nanosec>.png`` from its
+header stamp, atomically (:mod:`xdrcdepth_core.atomic`).
+
+The bag folder appears under ``--out`` only when recording ends (``--duration``, ``--max-messages``,
+SIGINT or SIGTERM), complete (:mod:`xdrcdepth_ros.rosbag_files`). A one-line summary with the messages per
+topic is printed at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xdrcdepth_ros.bag_player import split_ros_args
+from xdrcdepth_ros.rosbag_files import STORAGE_CHOICES, atomic_bag_writer, latched_qos
+
+#: The depth node's outputs (relative names, resolved in the recorder's namespace).
+DEFAULT_TOPICS = ("depth/image", "depth/camera_info", "depth/colorized", "depth/saliency")
+PNG_ENCODINGS = ("rgb8", "bgr8")
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+GRAPH_POLL_S = 0.1
+
+
+def png_name(topic: str, sec: int, nanosec: int) -> str:
+    """File name of one frame: ``/depth/colorized`` at 12.000000034 s -> ``depth_colorized_12.000000034.png``."""
+    return f"{topic.strip('/').replace('/', '_')}_{sec}.{nanosec:09d}.png"
+
+
+@dataclass
+class RecordSummary:
+    """Counts for the one-line report at exit."""
+
+    messages: dict[str, int] = field(default_factory=dict)
+    before_clock: int = 0
+    pngs: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # topic -> why
+
+    def line(self, out: Path, storage: str, seconds: float, png_dir: Path | None) -> str:
+        counts = ", ".join(f"{n} {topic}" for topic, n in self.messages.items()) or "none"
+        text = (f"bag_recorder: wrote {sum(self.messages.values())} messages to {out} ({storage}) in "
+                f"{seconds:.1f} s: {counts}")
+        if png_dir is not None:
+            text += f"; {self.pngs} PNGs in {png_dir}"
+        if self.before_clock:
+            text += f"; {self.before_clock} received before the first /clock (not written)"
+        if self.skipped:
+            text += "; skipped " + ", ".join(f"{t} ({why})" for t, why in self.skipped.items())
+        return text
+
+
+class Recorder:
+    """Subscribes the wanted topics as they appear and writes every message to an open rosbags Writer."""
+
+    def __init__(self, node, writer, topics: list[str], png_dir: Path | None = None):
+        from rosbags.typesys import Stores, get_typestore
+
+        self.node = node
+        self.writer = writer
+        self.typestore = get_typestore(Stores.ROS2_KILTED)
+        self.png_dir = png_dir
+        self.pending = [node.resolve_topic_name(t) for t in topics]
+        self.summary = RecordSummary(messages=dict.fromkeys(self.pending, 0))
+        self.subscriptions = []
+        self._timer = node.create_timer(GRAPH_POLL_S, self.subscribe_new_topics)
+
+    def _qos(self, topic: str):
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        publishers = self.node.get_publishers_info_by_topic(topic)
+        reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
+        latched = any(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in publishers)
+        return QoSProfile(depth=100,
+                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+    def subscribe_new_topics(self) -> None:
+        """Subscribe every wanted topic that now has a publisher in the graph."""
+        from rclpy.qos import DurabilityPolicy
+
+        from xdrcdepth_ros.message_types import UnknownMessageType, message_class
+
+        if not self.pending:
+            return
+        graph = dict(self.node.get_topic_names_and_types())
+        for topic in [t for t in self.pending if t in graph and self.node.count_publishers(t) > 0]:
+            self.pending.remove(topic)
+            msgtype = graph[topic][0]
+            if len(graph[topic]) > 1:
+                self.node.get_logger().warning(f"{topic} has several types {graph[topic]}; recording {msgtype}")
+            qos = self._qos(topic)
+            try:
+                msg_class = message_class(msgtype)
+                connection = self.writer.add_connection(
+                    topic, msgtype, typestore=self.typestore,
+                    offered_qos_profiles=[latched_qos()] if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                    else ())
+            except (UnknownMessageType, KeyError, ValueError) as exc:  # no Python class / typestore definition
+                self.summary.skipped[topic] = f"type {msgtype}: {exc}"
+                self.node.get_logger().error(f"not recording {topic}: {exc}")
+                continue
+            png = self.png_dir is not None and msgtype == IMAGE_TYPE
+            self.subscriptions.append(self.node.create_subscription(
+                msg_class, topic, self._callback(topic, connection, msg_class if png else None), qos, raw=True))
+            self.node.get_logger().info(f"recording {topic} ({msgtype})")
+
+    def _callback(self, topic: str, connection, image_class):
+        def on_message(raw: bytes) -> None:
+            now = self.node.get_clock().now().nanoseconds
+            if now == 0:  # sim time before the first /clock
+                self.summary.before_clock += 1
+                return
+            self.writer.write(connection, now, raw)
+            self.summary.messages[topic] += 1
+            if image_class is not None:
+                self._write_png(topic, raw, image_class)
+        return on_message
+
+    def _write_png(self, topic: str, raw: bytes, image_class) -> None:
+        from PIL import Image as PILImage
+        from rclpy.serialization import deserialize_message
+
+        from xdrcdepth_core.atomic import atomic_write_bytes
+        from xdrcdepth_ros.conversions import BadInput, rgb_from_image
+
+        msg = deserialize_message(raw, image_class)
+        if msg.encoding not in PNG_ENCODINGS:
+            return
+        try:
+            rgb = rgb_from_image(msg)
+        except BadInput as exc:
+            self.node.get_logger().warning(f"{topic}: no PNG for a bad image ({exc})")
+            return
+        buffer = io.BytesIO()
+        PILImage.fromarray(rgb).save(buffer, format="PNG")
+        atomic_write_bytes(self.png_dir / png_name(topic, msg.header.stamp.sec, msg.header.stamp.nanosec),
+                           buffer.getvalue())
+        self.summary.pngs += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.summary.messages.values())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bag_recorder", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path, help="bag folder to write (must not exist)")
+    parser.add_argument("--topics", nargs="+", default=list(DEFAULT_TOPICS), metavar="TOPIC",
+                        help="topics to record (default: the depth node's outputs %(default)s)")
+    parser.add_argument("--png-dir", type=Path, help="also write rgb8/bgr8 Images as PNGs here")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages in all")
+    parser.add_argument("--storage", choices=STORAGE_CHOICES, default="mcap", help="bag storage (default mcap)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    own_args, ros_args = split_ros_args(sys.argv if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(own_args[1:])
+    if args.duration is not None and args.duration <= 0:
+        parser.error(f"--duration must be > 0, got {args.duration:g}")
+    if args.max_messages is not None and args.max_messages < 1:
+        parser.error(f"--max-messages must be >= 1, got {args.max_messages}")
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    rclpy.init(args=own_args[:1] + ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("bag_recorder")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    began = time.monotonic()
+    try:
+        with atomic_bag_writer(args.out, args.storage, args.overwrite) as writer:
+            recorder = Recorder(node, writer, args.topics, args.png_dir)
+            recorder.subscribe_new_topics()
+            try:
+                while not stop.is_set():
+                    executor.spin_once(timeout_sec=GRAPH_POLL_S)
+                    if args.duration is not None and time.monotonic() - began >= args.duration:
+                        break
+                    if args.max_messages is not None and recorder.total >= args.max_messages:
+                        break
+            except ExternalShutdownException:
+                pass  # context shut down from outside: keep what was recorded
+    except FileExistsError as exc:
+        print(f"bag_recorder: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if recorder.pending:
+        recorder.summary.skipped.update(dict.fromkeys(recorder.pending, "never published"))
+    print(recorder.summary.line(args.out, args.storage, time.monotonic() - began, args.png_dir), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
