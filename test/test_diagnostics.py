@@ -31,6 +31,7 @@ def test_status_values_and_ok_level():
     for i in range(4):
         s.published(1.0 * i + 0.5, latency_s=0.1 * (i + 1), forward_s=0.05)
     s.dropped()
+    s.uncompensated()
     st = s.status(5.0, "depth_node", "cpu", "xdrcdepth@untrained")
     v = status_values(st)
     assert st.level == DiagnosticStatus.OK and st.message == "publishing depth at 0.8 Hz"
@@ -41,6 +42,7 @@ def test_status_values_and_ok_level():
     assert v["inference forward mean (ms)"] == "50.0"
     assert v["sync matches"] == "8" and v["sync misses"] == "2"
     assert v["frames published"] == "4" and v["dropped frames"] == "1" and v["bad messages"] == "0"
+    assert v["radar clouds without ego-motion compensation"] == "1"
 
 
 def test_warning_levels_name_the_problem():

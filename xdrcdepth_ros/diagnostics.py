@@ -70,6 +70,7 @@ class NodeStats:
         self.matches_total = 0
         self.published_total = 0
         self.dropped_total = 0
+        self.uncompensated_total = 0
         self.bad: dict[str, int] = {}
         self._bad_at_last_report: dict[str, int] = {}
 
@@ -86,6 +87,11 @@ class NodeStats:
     def dropped(self) -> None:
         with self.lock:
             self.dropped_total += 1
+
+    def uncompensated(self) -> None:
+        """A radar cloud used without ego-motion compensation (no path through the fixed frame)."""
+        with self.lock:
+            self.uncompensated_total += 1
 
     def rejected(self, reason: str) -> None:
         with self.lock:
@@ -133,6 +139,7 @@ class NodeStats:
                 "sync misses": str(self.sync_misses()),
                 "frames published": str(self.published_total),
                 "dropped frames": str(self.dropped_total),
+                "radar clouds without ego-motion compensation": str(self.uncompensated_total),
                 "bad messages": str(sum(self.bad.values())),
             })
             for reason in sorted(self.bad):

@@ -1,0 +1,281 @@
+"""The xdrcdepth ROS 2 node: synchronised camera + radar in, dense metric depth (REP 118) out.
+
+Data flow (docs/depth_node.md has topics, parameters and TF)::
+
+    image (+ camera_info + radar clouds) --sync.ApproximateTimeSynchronizer--> latest-frame slot
+    worker thread: messages --conversions--> numpy, TF radar->camera (ego-motion compensated)
+                   --xdrcdepth_core.infer.DepthEstimator.estimate--> depth/image, depth/camera_info,
+                   depth/colorized, depth/saliency, depth/points
+    timer: /diagnostics
+
+Callbacks never block: the synchroniser callback only stores the newest frame in a one-slot buffer
+(overwriting an unprocessed one counts as a dropped frame), and a single worker thread runs inference,
+so memory stays bounded however fast inputs arrive. Every bad input is counted per reason, logged with
+the reason (at most once per 5 s per reason), and skipped; nothing a message contains stops the node.
+
+QoS: inputs use ``qos_profile_sensor_data`` (best effort, depth 5: accepts reliable and best-effort
+publishers); outputs are RELIABLE, depth 5, volatile (RViz's default), /tf* as tf2_ros.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+import rclpy
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from xdrcdepth_core import visualize
+from xdrcdepth_core.infer import DepthEstimator, RadarInput
+from xdrcdepth_ros import conversions as conv
+from xdrcdepth_ros import depth_node_params, sync, tf_buffer
+from xdrcdepth_ros.conversions import BadInput
+from xdrcdepth_ros.diagnostics import NodeStats, ThrottledLog
+
+OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+TF_CACHE = Duration(seconds=10.0)
+
+
+@dataclass
+class Frame:
+    """One synchronised set of input messages and when it became complete (monotonic seconds)."""
+
+    image: object
+    camera_info: CameraInfo
+    radars: tuple
+    synced_at: float
+
+
+class DepthNode(Node):
+    """Camera + radar -> dense metric depth with the xdrcdepth student (see module docstring)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(depth_node_params.NODE_NAME, **kwargs)
+        depth_node_params.declare(self)
+        p = depth_node_params.values(self)
+        self.compressed = p.image_transport == "compressed"
+        if p.image_transport not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be 'raw' or 'compressed', not {p.image_transport!r}")
+        if p.cpu_threads > 0:
+            import torch
+            torch.set_num_threads(p.cpu_threads)
+        self.estimator = DepthEstimator.from_checkpoint(p.checkpoint or None, device=p.device)
+        if self.estimator.model_id.endswith("@untrained"):
+            self.get_logger().warning(
+                "NO TRAINED CHECKPOINT: publishing depth from an UNTRAINED student; values are "
+                "meaningless. Set the 'checkpoint' parameter.")
+        self.fixed_frame = p.fixed_frame
+        self.time_reset_ns = int(p.time_reset_threshold * 1e9)
+        self.fallback_tf = tf_buffer.static_transform_buffer(
+            [s.strip() for s in p.fallback_transforms.split(";") if s.strip()])
+
+        self.tf = tf_buffer.Buffer(cache_time=TF_CACHE, node=self)
+        self.tf_listener = tf_buffer.TransformListener(self.tf, self)
+
+        self.depth_pub = self.create_publisher(Image, "depth/image", OUTPUT_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS)
+        self.colorized_pub = self.create_publisher(Image, "depth/colorized", OUTPUT_QOS)
+        self.saliency_pub = self.create_publisher(Image, "depth/saliency", OUTPUT_QOS)
+        self.points_pub = self.create_publisher(PointCloud2, "depth/points", OUTPUT_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        image_type, image_topic = (CompressedImage, "image/compressed") if self.compressed else (Image, "image")
+        inputs = [sync.Subscriber(self, image_type, image_topic, qos_profile=qos_profile_sensor_data),
+                  sync.Subscriber(self, CameraInfo, "camera_info", qos_profile=qos_profile_sensor_data)]
+        inputs += [sync.Subscriber(self, PointCloud2, topic, qos_profile=qos_profile_sensor_data)
+                   for topic in p.radar_topics]
+        self.stats = NodeStats(time.monotonic(), image_topic=inputs[0].sub.topic_name)
+        for f in inputs:  # registered before the synchroniser: counts arrivals before matching
+            f.registerCallback(lambda _msg, topic=f.sub.topic_name: self.stats.received(topic, time.monotonic()))
+        self.inputs = inputs
+        self.synchronizer = sync.ApproximateTimeSynchronizer(inputs, p.queue_size, p.slop)
+        self.synchronizer.registerCallback(self._on_synced)
+
+        self.log_throttle = ThrottledLog(period_s=5.0)
+        self._slot: Frame | None = None
+        self._slot_cv = threading.Condition()
+        self._stopping = False
+        self._last_stamp_ns: int | None = None
+        self.worker = threading.Thread(target=self._work, name="xdrcdepth_worker", daemon=True)
+        self.worker.start()
+        self.diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+
+        self.get_logger().info(
+            f"model {self.estimator.model_id} on {self.estimator.device}; sync {sync.IMPLEMENTATION}, "
+            f"TF {tf_buffer.IMPLEMENTATION}, images {conv.IMAGE_BACKEND}, clouds {conv.CLOUD_BACKEND}; "
+            f"inputs {[f.sub.topic_name for f in inputs]}; "
+            + ", ".join(f"{k}={v!r}" for k, v in vars(p).items()))
+
+    # -- executor side (never blocks) --------------------------------------------------------------
+    def _on_synced(self, image, camera_info, *radars) -> None:
+        now = time.monotonic()
+        self.stats.matched(now)
+        with self._slot_cv:
+            if self._slot is not None:
+                self.stats.dropped()
+            self._slot = Frame(image, camera_info, radars, now)
+            self._slot_cv.notify()
+
+    def _publish_diagnostics(self) -> None:
+        self.diag_pub.publish(self.stats.diagnostic_array(
+            time.monotonic(), self.get_clock().now().to_msg(), f"{self.get_name()}: depth estimation",
+            self.estimator.device, self.estimator.model_id))
+
+    # -- worker side ---------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._slot_cv:
+                while self._slot is None and not self._stopping:
+                    self._slot_cv.wait()
+                if self._stopping:
+                    return
+                frame, self._slot = self._slot, None
+            try:
+                self._process(frame)
+            except BadInput as exc:
+                self._reject(exc.reason, exc.detail)
+            except Exception as exc:  # a bug or a device error must not end the worker
+                if self._stopping:
+                    return
+                self._reject("internal_error", f"{exc!r}\n{traceback.format_exc()}")
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self.stats.rejected(reason)
+        log, suppressed = self.log_throttle.should_log(reason, time.monotonic())
+        if log:
+            more = f" ({suppressed} more since the last report)" if suppressed else ""
+            self.get_logger().warning(f"skipped bad input [{reason}]: {detail}{more}")
+
+    def _uncompensated(self, detail: str) -> None:
+        self.stats.uncompensated()
+        log, suppressed = self.log_throttle.should_log("uncompensated", time.monotonic())
+        if log:
+            more = f" ({suppressed} more since the last report)" if suppressed else ""
+            self.get_logger().warning(f"radar not ego-motion compensated: {detail}; set fixed_frame '' "
+                                      f"if there is no odometry{more}")
+
+    def _check_stamp(self, header) -> None:
+        stamp = Time.from_msg(header.stamp).nanoseconds
+        last, self._last_stamp_ns = self._last_stamp_ns, stamp
+        if last is None or stamp > last:
+            return
+        if last - stamp > self.time_reset_ns:
+            self.get_logger().info(f"image stamps went back {(last - stamp) / 1e9:.3f} s: restart "
+                                   "(e.g. a looping bag); clearing dynamic transforms")
+            self.tf.clear()
+            return
+        self._last_stamp_ns = last
+        raise BadInput("stamp_out_of_order", f"image stamp {stamp / 1e9:.6f} s is not after the last "
+                                             f"one, {last / 1e9:.6f} s")
+
+    def _process(self, frame: Frame) -> None:
+        p = depth_node_params.values(self)
+        header = frame.image.header
+        self._check_stamp(header)
+        rgb = conv.rgb_from_compressed(frame.image) if self.compressed else conv.rgb_from_image(frame.image)
+        K = conv.intrinsics_from_camera_info(frame.camera_info, rgb.shape[:2])
+        radars = [r for r in (self._radar_input(cloud, header, p) for cloud in frame.radars)
+                  if r is not None]
+        if not radars:
+            return  # every cloud was rejected (and counted) already
+        want_saliency = p.publish_saliency and self.saliency_pub.get_subscription_count() > 0
+        result = self.estimator.estimate(rgb, radars, K, saliency=want_saliency)
+
+        self.depth_pub.publish(conv.depth_image(result.depth, header))
+        self.info_pub.publish(conv.depth_camera_info(frame.camera_info, header))
+        if p.publish_colorized and self.colorized_pub.get_subscription_count() > 0:
+            rgb_depth = visualize.colorize_depth(result.depth, max_depth=p.colorize_max_depth)
+            self.colorized_pub.publish(conv.bgr8_image(rgb_depth, header))
+        if want_saliency:
+            self.saliency_pub.publish(conv.bgr8_image(visualize.overlay_saliency(rgb, result.saliency),
+                                                      header))
+        if p.publish_points and self.points_pub.get_subscription_count() > 0:
+            self.points_pub.publish(conv.depth_to_cloud(result.depth, K, header, p.points_stride))
+        now = time.monotonic()
+        self.stats.published(now, now - frame.synced_at, result.timings.get("forward", float("nan")))
+
+    def _radar_input(self, cloud: PointCloud2, camera_header, p) -> RadarInput | None:
+        """One cloud as the core's RadarInput, or None (counted and logged) if it cannot be used."""
+        source = cloud.header.frame_id or "<no frame_id>"
+        try:
+            xyz, features, n_nonfinite = conv.radar_from_cloud(cloud, self.estimator.radar_fields,
+                                                               p.max_radar_points)
+            if n_nonfinite:
+                self._reject("radar_nonfinite_points", f"dropped {n_nonfinite} NaN/inf points from {source}")
+            if len(xyz) == 0:
+                raise BadInput("radar_empty", f"no finite points in the cloud from {source}")
+            T = self._camera_from_radar(camera_header, cloud.header, p.tf_timeout)
+        except BadInput as exc:
+            self._reject(exc.reason, exc.detail)
+            return None
+        return RadarInput(xyz=xyz, features=features, T_cam_from_radar=T)
+
+    def _camera_from_radar(self, camera_header, radar_header, timeout_s: float):
+        """4 x 4 T_camera(camera stamp)_from_radar(radar stamp): TF through ``fixed_frame`` when it exists,
+        else TF at the radar stamp (no ego-motion compensation), else the fallback extrinsics."""
+        camera, radar = camera_header.frame_id, radar_header.frame_id
+        t_camera, t_radar = Time.from_msg(camera_header.stamp), Time.from_msg(radar_header.stamp)
+        timeout = Duration(seconds=timeout_s)
+        if self.fixed_frame:
+            if self.tf.can_transform(self.fixed_frame, camera, Time()):
+                try:
+                    return tf_buffer.transform_to_matrix(self.tf.lookup_transform_full(
+                        camera, t_camera, radar, t_radar, self.fixed_frame, timeout).transform)
+                except tf_buffer.TransformException as exc:
+                    self._uncompensated(f"{radar} -> {camera} via {self.fixed_frame}: {exc}")
+            else:
+                self._uncompensated(f"fixed frame '{self.fixed_frame}' is not connected to '{camera}'")
+        try:
+            return tf_buffer.transform_to_matrix(
+                self.tf.lookup_transform(camera, radar, t_radar, timeout).transform)
+        except tf_buffer.TransformException as exc:
+            error = exc
+        try:
+            return tf_buffer.transform_to_matrix(
+                self.fallback_tf.lookup_transform(camera, radar, Time()).transform)
+        except tf_buffer.LocalTransformException:
+            raise BadInput("missing_tf", f"no transform {radar} -> {camera} in TF ({error}) and none "
+                                         "in fallback_transforms") from None
+
+    def destroy_node(self) -> None:
+        with self._slot_cv:
+            self._stopping = True
+            self._slot_cv.notify_all()
+        self.worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=sys.argv if args is None else args)
+    node = None
+    try:
+        try:
+            node = DepthNode()
+        except (ValueError, OSError, KeyError) as exc:  # bad parameters or checkpoint: say which, exit
+            get_logger(depth_node_params.NODE_NAME).error(f"cannot start: {exc}")
+            return 2
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
