@@ -35,7 +35,7 @@ from rosbags.typesys import Stores, TypesysError, get_typestore
 from xdrcdepth_ros.message_types import UnknownMessageType, message_class
 
 DEFAULT_TOPICS = [
-    "image", "camera_info", "radar/points",
+    "image", "image/compressed", "camera_info", "radar/points",
     "depth/image", "depth/camera_info", "depth/colorized", "depth/saliency", "depth/points",
     "/tf", "/tf_static",
 ]

@@ -1,0 +1,90 @@
+"""Replay a nuScenes rosbag2 through the depth node, with RViz2 and/or Foxglove to watch it.
+
+``ros2 launch xdrcdepth_ros nuscenes_replay.launch.py bag:=/path/to/bag`` (a bag from
+``xdrcdepth_ros.nuscenes2bag``: /cam_front/image_rect_compressed, /cam_front/camera_info, /radar_front,
+/tf, /tf_static). Plays the bag with ``ros2 bag play --clock`` under sim time, runs
+xdrcdepth.launch.py with the bag's topic names, opens RViz2 (use_rviz) and the Foxglove bridge
+(use_foxglove, ws://127.0.0.1:foxglove_port), and shuts everything down when the bag has played.
+Without ROS 2 launch installed: ``xdrcdepth launch nuscenes_replay bag:=...`` (bag_player replaces
+``ros2 bag play``; rviz2 is skipped where it is not installed).
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, IncludeLaunchDescription
+from launch.actions import RegisterEventHandler
+from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    share = get_package_share_directory('xdrcdepth_ros')
+    camera = LaunchConfiguration('camera')
+    image_topic = LaunchConfiguration('compressed_image_topic')
+    radar_topic = LaunchConfiguration('radar_topic')
+    bag_play = ExecuteProcess(
+        name='bag_player',
+        cmd=['ros2', 'bag', 'play', LaunchConfiguration('bag'), '--clock',
+             '--rate', LaunchConfiguration('rate')],
+        output='screen',
+    )
+    return LaunchDescription([
+        DeclareLaunchArgument('bag', description='rosbag2 folder to play (metadata.yaml + .mcap/.db3)'),
+        DeclareLaunchArgument('rate', default_value='1.0', description='playback speed factor'),
+        DeclareLaunchArgument('camera', default_value='cam_front',
+                              description='camera channel in the bag, lower case'),
+        DeclareLaunchArgument('compressed_image_topic',
+                              default_value=['/', camera, '/image_rect_compressed'],
+                              description='CompressedImage topic in the bag'),
+        DeclareLaunchArgument('camera_info_topic', default_value=['/', camera, '/camera_info'],
+                              description='CameraInfo topic in the bag'),
+        DeclareLaunchArgument('radar_topic', default_value='/radar_front',
+                              description='radar PointCloud2 topic in the bag'),
+        DeclareLaunchArgument('device', default_value='auto',
+                              description='inference device: auto | cpu | cuda[:N]'),
+        DeclareLaunchArgument('use_rviz', default_value='true', description='open RViz2'),
+        DeclareLaunchArgument('use_foxglove', default_value='true',
+                              description='serve the topics to Foxglove on 127.0.0.1'),
+        DeclareLaunchArgument('foxglove_port', default_value='8765',
+                              description='Foxglove WebSocket port (0: any free port)'),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'xdrcdepth.launch.py')),
+            launch_arguments={
+                'use_sim_time': 'true',
+                'device': LaunchConfiguration('device'),
+                'image_transport': 'compressed',
+                'compressed_image_topic': image_topic,
+                'camera_info_topic': LaunchConfiguration('camera_info_topic'),
+                'radar_topic': radar_topic,
+            }.items(),
+        ),
+        bag_play,
+        Node(
+            package='rviz2',
+            executable='rviz2',
+            name='rviz2',
+            arguments=['-d', os.path.join(share, 'rviz', 'xdrcdepth.rviz')],
+            parameters=[{'use_sim_time': True}],
+            remappings=[('image/compressed', image_topic), ('radar/points', radar_topic)],
+            condition=IfCondition(LaunchConfiguration('use_rviz')),
+        ),
+        Node(
+            package='xdrcdepth_ros',
+            executable='foxglove_viewer',
+            name='foxglove_viewer',
+            output='screen',
+            parameters=[{'use_sim_time': True, 'port': LaunchConfiguration('foxglove_port')}],
+            remappings=[('image/compressed', image_topic), ('radar/points', radar_topic)],
+            condition=IfCondition(LaunchConfiguration('use_foxglove')),
+        ),
+        RegisterEventHandler(OnProcessExit(
+            target_action=bag_play,
+            on_exit=[EmitEvent(event=Shutdown(reason='bag played to the end'))],
+        )),
+    ])

@@ -1,0 +1,159 @@
+"""Launch files, the graph `xdrcdepth launch` reads from them, and the RViz config.
+
+`ros2 launch` cannot run here (launch/launch_ros are not installable), so the launch files are checked
+by compiling them and by reading them with xdrcdepth_ros.launch_graph, the reader `xdrcdepth launch`
+runs them with; the expected nodes, parameters and remappings below are written out by hand.
+"""
+
+import ast
+import py_compile
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xdrcdepth_ros.launch_graph import LaunchFileError, declared_arguments, launch_file, load_graph, share_directory
+from xdrcdepth_ros.launcher import command_line
+
+REPO = Path(__file__).resolve().parents[1]
+SHARE = share_directory()
+PARAMS = str(SHARE / "config" / "xdrcdepth.yaml")
+LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
+
+
+def _processes(graph, **values):
+    return {p.name: p for p in load_graph(launch_file(graph), values).processes}
+
+
+def test_launch_files_compile_and_use_current_launch_api():
+    assert [p.name for p in LAUNCH_FILES] == ["nuscenes_replay.launch.py", "xdrcdepth.launch.py"]
+    for path in LAUNCH_FILES:
+        py_compile.compile(str(path), doraise=True)
+        tree = ast.parse(path.read_text())
+        keywords = {k.arg for node in ast.walk(tree) if isinstance(node, ast.Call) for k in node.keywords}
+        assert "node_executable" not in keywords and "node_name" not in keywords  # pre-Foxy spellings
+        imported = {a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for a in node.names}
+        assert "get_package_share_directory" in imported
+
+
+def test_share_directory_of_a_source_checkout_is_the_repo():
+    assert SHARE == REPO  # pip install -e . (this venv): no ament index entry, so the checkout
+
+
+def test_depth_node_graph_defaults():
+    (name, node), = _processes("xdrcdepth").items()
+    assert (name, node.package, node.executable, node.node_name) == (
+        "depth_node", "xdrcdepth_ros", "depth_node", "depth_node")
+    assert node.params_files == [PARAMS]
+    assert node.param_overrides == {"use_sim_time": "false", "device": "auto", "image_transport": "raw"}
+    assert node.remappings == [("image", "image"), ("image/compressed", "image/compressed"),
+                               ("camera_info", "camera_info"), ("radar/points", "radar/points")]
+    assert not node.shutdown_on_exit
+
+
+def test_depth_node_command_line_with_arguments():
+    node = _processes("xdrcdepth", image_topic="/cam/image", use_sim_time="true", device="cpu",
+                      radar_topic="/radar_front", params_file="/tmp/mine.yaml")["depth_node"]
+    assert command_line(node) == [
+        "depth_node", "--ros-args", "-r", "__node:=depth_node", "--params-file", "/tmp/mine.yaml",
+        "-p", "use_sim_time:=true", "-p", "device:=cpu", "-p", "image_transport:=raw",
+        "-r", "image:=/cam/image", "-r", "image/compressed:=image/compressed",
+        "-r", "camera_info:=camera_info", "-r", "radar/points:=/radar_front"]
+
+
+def test_replay_graph_node_player_viewers():
+    processes = _processes("nuscenes_replay", bag="/data/scene-0061", rate="2")
+    assert list(processes) == ["depth_node", "bag_player", "rviz2", "foxglove_viewer"]
+    node, player, rviz, viewer = processes.values()
+
+    assert node.params_files == [PARAMS]
+    assert node.param_overrides == {"use_sim_time": "true", "device": "auto", "image_transport": "compressed"}
+    bag_topics = [("image/compressed", "/cam_front/image_rect_compressed"), ("radar/points", "/radar_front")]
+    assert node.remappings == [("image", "image"), bag_topics[0],
+                               ("camera_info", "/cam_front/camera_info"), bag_topics[1]]
+
+    assert (player.package, player.executable) == (None, "ros2")
+    assert player.arguments == ["bag", "play", "/data/scene-0061", "--clock", "--rate", "2"]
+    assert command_line(player) == ["bag_player", "/data/scene-0061", "--clock", "--rate", "2"]
+    assert [p.name for p in processes.values() if p.shutdown_on_exit] == ["bag_player"]
+
+    assert (rviz.package, rviz.executable) == ("rviz2", "rviz2")
+    assert rviz.arguments == ["-d", str(SHARE / "rviz" / "xdrcdepth.rviz")]
+    assert Path(rviz.arguments[1]).is_file()
+    assert (viewer.package, viewer.executable) == ("xdrcdepth_ros", "foxglove_viewer")
+    assert viewer.param_overrides == {"use_sim_time": "true", "port": "8765"}
+    # the viewers see the bag's topics under the same names the node reads
+    assert rviz.remappings == viewer.remappings == bag_topics
+
+
+def test_replay_arguments_switch_camera_and_viewers():
+    processes = _processes("nuscenes_replay", bag="b", camera="cam_back", use_rviz="false",
+                           use_foxglove="0", foxglove_port="0", device="cuda:1")
+    assert list(processes) == ["depth_node", "bag_player"]
+    node = processes["depth_node"]
+    assert ("image/compressed", "/cam_back/image_rect_compressed") in node.remappings
+    assert ("camera_info", "/cam_back/camera_info") in node.remappings
+    assert node.param_overrides["device"] == "cuda:1"
+
+
+def test_argument_errors_name_the_argument():
+    with pytest.raises(LaunchFileError, match=r"missing launch argument bag:=\.\.\. \(rosbag2 folder"):
+        load_graph(launch_file("nuscenes_replay"), {})
+    with pytest.raises(LaunchFileError, match=r"unknown launch argument\(s\) imagetopic"):
+        load_graph(launch_file("xdrcdepth"), {"imagetopic": "/x"})
+    with pytest.raises(LaunchFileError, match="condition wants true/false, got 'maybe'"):
+        load_graph(launch_file("nuscenes_replay"), {"bag": "b", "use_rviz": "maybe"})
+    with pytest.raises(LaunchFileError, match="no launch graph 'replay'.*have: nuscenes_replay, xdrcdepth"):
+        launch_file("replay")
+
+
+def test_declared_arguments_cover_both_files():
+    names = [a.name for a in declared_arguments(launch_file("nuscenes_replay"))]
+    assert names[:3] == ["bag", "rate", "camera"]
+    assert {"params_file", "use_sim_time", "image_topic", "foxglove_port", "use_rviz"} <= set(names)
+
+
+def test_overrides_are_parameters_of_the_node_yaml():
+    """Every parameter a launch file sets on the depth node exists in the YAML the node is started with."""
+    config = yaml.safe_load(Path(PARAMS).read_text())
+    (section,) = config.values()
+    declared = set(section["ros__parameters"])
+    for graph, values in (("xdrcdepth", {}), ("nuscenes_replay", {"bag": "b"})):
+        node = _processes(graph, **values)["depth_node"]
+        assert set(node.param_overrides) <= declared, graph
+        # the node's own input names are the remap sources
+        assert "radar/points" in section["ros__parameters"]["radar_topics"]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("Node(package='p', node_executable='x')",
+     "unsupported keyword(s) node_executable; node_executable= was removed in ROS 2 Foxy, use executable="),
+    ("PythonExpression(['1'])", "unsupported call launch.substitutions.PythonExpression()"),
+    ("Node(package='p', executable=unknown_name)", "unknown name 'unknown_name'"),
+])
+def test_reader_rejects_what_it_does_not_understand(tmp_path, source, message):
+    path = tmp_path / "bad.launch.py"
+    path.write_text("from launch import LaunchDescription\nfrom launch_ros.actions import Node\n"
+                    "from launch.substitutions import PythonExpression\n\n\n"
+                    f"def generate_launch_description():\n    return LaunchDescription([{source}])\n")
+    with pytest.raises(LaunchFileError, match=re.escape(f"{path}:7: {message}")):
+        load_graph(path, {})
+
+
+def test_rviz_config_shows_the_node_topics():
+    config = yaml.safe_load((REPO / "rviz" / "xdrcdepth.rviz").read_text())
+    manager = config["Visualization Manager"]
+    assert manager["Global Options"]["Fixed Frame"] == "base_link"
+    displays = {d["Name"]: d for d in manager["Displays"]}
+    topics = {name: d["Topic"]["Value"] for name, d in displays.items() if "Topic" in d}
+    assert topics == {"Camera": "/image", "Camera (compressed)": "/image/compressed",
+                      "Depth (colorized)": "/depth/colorized", "Radar points": "/radar/points"}
+    cloud = displays["Depth cloud"]
+    assert cloud["Class"] == "rviz_default_plugins/DepthCloud" and cloud["Depth Map Topic"] == "/depth/image"
+    assert displays["TF"]["Class"] == "rviz_default_plugins/TF"
+    assert displays["Radar points"]["Class"] == "rviz_default_plugins/PointCloud2"
+    # the depth node publishes and subscribes these names
+    node_source = (REPO / "xdrcdepth_ros" / "depth_node.py").read_text()
+    for topic in ("depth/image", "depth/colorized", "image/compressed"):
+        assert f'"{topic}"' in node_source

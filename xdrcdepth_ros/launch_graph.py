@@ -1,0 +1,533 @@
+"""Read a ROS 2 Python launch file without ROS 2 launch: the process graph it describes, as plain data.
+
+``launch``/``launch_ros`` cannot be installed from PyPI, yet ``xdrcdepth launch`` must run the same graph
+as ``ros2 launch``. So the launch files in ``launch/`` stay the one description, written in ordinary
+launch_ros style, and this module evaluates the part of the launch API they use *statically* (``ast``;
+the file is never executed):
+
+- ``DeclareLaunchArgument(name, default_value=..., description=...)`` and ``LaunchConfiguration(name)``
+  (a default may be a list of text and configurations, concatenated, as in launch);
+- ``Node(package, executable, name, namespace, parameters=[yaml path | {name: value}], remappings,
+  arguments, condition)`` and ``ExecuteProcess(cmd=[...], name, condition)``;
+- ``IfCondition`` / ``UnlessCondition`` on a configuration (``true``/``false``/``1``/``0``);
+- ``IncludeLaunchDescription(PythonLaunchDescriptionSource(path), launch_arguments={...}.items())``,
+  evaluated with the includer's configurations plus the given arguments (its own stay local);
+- ``RegisterEventHandler(OnProcessExit(target_action=x, on_exit=[EmitEvent(event=Shutdown())]))``:
+  the whole graph stops when process ``x`` exits;
+- ``get_package_share_directory(pkg)``, ``os.path.join``, plain assignments in
+  ``generate_launch_description()``.
+
+Anything else is a :class:`LaunchFileError` naming the file and line, so an edit this reader does not
+understand fails loudly (and test_launch.py with it) instead of being silently dropped. This module
+imports neither rclpy nor torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE = "xdrcdepth_ros"
+TRUE_WORDS, FALSE_WORDS = ("true", "1"), ("false", "0")
+
+
+class LaunchFileError(ValueError):
+    """A launch file this reader cannot evaluate, or arguments that do not fit it."""
+
+
+def share_directory(package: str = PACKAGE) -> Path:
+    """The package's share folder: the ament index (colcon install), ``<prefix>/share/<pkg>`` (pip
+    install), else the source checkout this module runs from (``pip install -e .``)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(package))
+    except (ImportError, LookupError, OSError):
+        pass
+    installed = Path(sys.prefix) / "share" / package
+    if (installed / "launch").is_dir():
+        return installed
+    checkout = Path(__file__).resolve().parents[1]
+    if package == PACKAGE and (checkout / "launch").is_dir():
+        return checkout
+    raise LaunchFileError(f"package {package!r} has no share folder (not in the ament index, "
+                          f"{installed} or a source checkout)")
+
+
+# --- values a launch file can build -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Config:
+    """``LaunchConfiguration(name)``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Concat:
+    """A list of text and substitutions, joined (launch's SomeSubstitutionsType)."""
+
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class PathJoin:
+    """``os.path.join`` over text and substitutions."""
+
+    parts: tuple
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``IfCondition(x)`` (``negate=False``) or ``UnlessCondition(x)``."""
+
+    value: object
+    negate: bool
+    where: str
+
+
+@dataclass(frozen=True)
+class Argument:
+    """``DeclareLaunchArgument``; ``default is None`` means the argument is required."""
+
+    name: str
+    default: object
+    description: str
+    where: str
+
+
+@dataclass(eq=False)
+class NodeAction:
+    package: str
+    executable: object
+    name: object
+    namespace: object
+    parameters: list
+    remappings: list
+    arguments: list
+    condition: Condition | None
+    where: str
+
+
+@dataclass(eq=False)
+class ProcessAction:
+    cmd: list
+    name: object
+    condition: Condition | None
+    where: str
+
+
+@dataclass(frozen=True)
+class Include:
+    path: object
+    launch_arguments: dict
+    where: str
+
+
+@dataclass(frozen=True)
+class ShutdownOnExit:
+    target: object
+
+
+@dataclass(frozen=True)
+class _Tag:
+    """Intermediate values: PythonLaunchDescriptionSource, OnProcessExit, EmitEvent, Shutdown, LaunchDescription."""
+
+    kind: str
+    value: object = None
+
+
+# --- the resolved graph -------------------------------------------------------------------------
+
+@dataclass
+class Process:
+    """One process of the graph with every substitution resolved."""
+
+    name: str
+    executable: str
+    package: str | None = None  # None for ExecuteProcess
+    arguments: list[str] = field(default_factory=list)
+    node_name: str | None = None
+    namespace: str | None = None
+    params_files: list[str] = field(default_factory=list)
+    param_overrides: dict[str, str] = field(default_factory=dict)
+    remappings: list[tuple[str, str]] = field(default_factory=list)
+    shutdown_on_exit: bool = False
+
+    @property
+    def is_node(self) -> bool:
+        return self.package is not None
+
+    def ros_args(self) -> list[str]:
+        """The ``--ros-args`` section ``launch_ros`` would pass (parameter dicts as ``-p``)."""
+        if not self.is_node:
+            return []
+        args = ["--ros-args"]
+        if self.node_name:
+            args += ["-r", f"__node:={self.node_name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:={self.namespace}"]
+        for path in self.params_files:
+            args += ["--params-file", path]
+        for name, value in self.param_overrides.items():
+            args += ["-p", f"{name}:={value}"]
+        for old, new in self.remappings:
+            args += ["-r", f"{old}:={new}"]
+        return args
+
+
+@dataclass
+class Graph:
+    """What a launch file starts, for given ``name:=value`` arguments."""
+
+    arguments: list[Argument]
+    processes: list[Process]
+    values: dict[str, str]  # resolved launch configurations of the top-level file
+
+
+# --- reading (ast) -------------------------------------------------------------------------------
+
+class _FileReader:
+    """Evaluates one launch file's ``generate_launch_description()`` into action objects."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.imports: dict[str, str] = {}
+        self.handlers = {
+            "launch.LaunchDescription": self._launch_description,
+            "launch.actions.DeclareLaunchArgument": self._declare_argument,
+            "launch.actions.ExecuteProcess": self._execute_process,
+            "launch.actions.IncludeLaunchDescription": self._include,
+            "launch.actions.RegisterEventHandler": self._register_event_handler,
+            "launch.actions.EmitEvent": lambda a, k, w: _Tag("emit", self._only(k, {"event"}, w)["event"]),
+            "launch.conditions.IfCondition": lambda a, k, w: Condition(self._one(a, k, w), False, w),
+            "launch.conditions.UnlessCondition": lambda a, k, w: Condition(self._one(a, k, w), True, w),
+            "launch.event_handlers.OnProcessExit": self._on_process_exit,
+            "launch.events.Shutdown": lambda a, k, w: _Tag("shutdown", self._only(k, {"reason"}, w)),
+            "launch.launch_description_sources.PythonLaunchDescriptionSource":
+                lambda a, k, w: _Tag("python_source", self._one(a, k, w)),
+            "launch.substitutions.LaunchConfiguration": lambda a, k, w: Config(self._text_arg(a, k, w)),
+            "launch_ros.actions.Node": self._node,
+            "ament_index_python.packages.get_package_share_directory":
+                lambda a, k, w: str(share_directory(self._text_arg(a, k, w))),
+            "os.path.join": lambda a, k, w: PathJoin(tuple(a)),
+        }
+
+    def error(self, where: str, message: str) -> LaunchFileError:
+        return LaunchFileError(f"{where}: {message}")
+
+    def where(self, node: ast.AST) -> str:
+        return f"{self.path}:{getattr(node, 'lineno', '?')}"
+
+    def read(self) -> list:
+        try:
+            tree = ast.parse(self.path.read_text(), filename=str(self.path))
+        except OSError as exc:
+            raise LaunchFileError(f"cannot read launch file {self.path}: {exc}") from exc
+        except SyntaxError as exc:
+            raise LaunchFileError(f"{self.path}:{exc.lineno}: syntax error: {exc.msg}") from exc
+        env: dict[str, object] = {}
+        function = None
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Import):
+                for alias in stmt.names:
+                    self.imports[alias.asname or alias.name.split(".")[0]] = (
+                        alias.name if alias.asname else alias.name.split(".")[0])
+            elif isinstance(stmt, ast.ImportFrom):
+                for alias in stmt.names:
+                    self.imports[alias.asname or alias.name] = f"{stmt.module}.{alias.name}"
+            elif isinstance(stmt, ast.FunctionDef) and stmt.name == "generate_launch_description":
+                function = stmt
+            elif isinstance(stmt, ast.Assign):
+                self._assign(stmt, env)
+            elif not _is_docstring(stmt):
+                raise self.error(self.where(stmt), f"unsupported statement {type(stmt).__name__} at module level")
+        if function is None:
+            raise LaunchFileError(f"{self.path}: no generate_launch_description() function")
+        for stmt in function.body:
+            if isinstance(stmt, ast.Assign):
+                self._assign(stmt, env)
+            elif isinstance(stmt, ast.Return):
+                result = self.eval(stmt.value, env)
+                if not (isinstance(result, _Tag) and result.kind == "launch_description"):
+                    raise self.error(self.where(stmt), "generate_launch_description() must return "
+                                                       "LaunchDescription([...])")
+                return result.value
+            elif not _is_docstring(stmt):
+                raise self.error(self.where(stmt), f"unsupported statement {type(stmt).__name__}")
+        raise LaunchFileError(f"{self.path}: generate_launch_description() returns nothing")
+
+    def _assign(self, stmt: ast.Assign, env: dict) -> None:
+        if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+            raise self.error(self.where(stmt), "only `name = value` assignments are supported")
+        env[stmt.targets[0].id] = self.eval(stmt.value, env)
+
+    def qualified_name(self, node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return self.imports.get(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.qualified_name(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    def eval(self, node: ast.AST, env: dict):
+        where = self.where(node)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [self.eval(item, env) for item in node.elts]
+        if isinstance(node, ast.Dict):
+            if any(key is None for key in node.keys):
+                raise self.error(where, "** in a dict literal is not supported")
+            return {self.eval(k, env): self.eval(v, env) for k, v in zip(node.keys, node.values)}
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            raise self.error(where, f"unknown name {node.id!r}")
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "items" and not node.args:
+                mapping = self.eval(node.func.value, env)
+                if isinstance(mapping, dict):
+                    return mapping  # launch_arguments={...}.items()
+            qualified = self.qualified_name(node.func)
+            handler = self.handlers.get(qualified)
+            if handler is None:
+                raise self.error(where, f"unsupported call {qualified or ast.unparse(node.func)}()")
+            if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+                raise self.error(where, "*args/**kwargs are not supported")
+            args = [self.eval(a, env) for a in node.args]
+            kwargs = {k.arg: self.eval(k.value, env) for k in node.keywords}
+            return handler(args, kwargs, where)
+        raise self.error(where, f"unsupported expression {ast.unparse(node)!r}")
+
+    # --- argument helpers
+    def _only(self, kwargs: dict, allowed: set, where: str) -> dict:
+        unknown = set(kwargs) - allowed
+        if unknown:
+            hint = ("; node_executable= was removed in ROS 2 Foxy, use executable="
+                    if "node_executable" in unknown else "")
+            raise self.error(where, f"unsupported keyword(s) {', '.join(sorted(unknown))}{hint}")
+        return kwargs
+
+    def _one(self, args: list, kwargs: dict, where: str):
+        if len(args) != 1 or kwargs:
+            raise self.error(where, "expected exactly one positional argument")
+        return args[0]
+
+    def _text_arg(self, args, kwargs, where) -> str:
+        value = self._one(args, kwargs, where)
+        if not isinstance(value, str):
+            raise self.error(where, f"expected a string literal, got {value!r}")
+        return value
+
+    # --- handlers
+    def _launch_description(self, args, kwargs, where):
+        return _Tag("launch_description", list(self._one(args, kwargs, where)))
+
+    def _declare_argument(self, args, kwargs, where):
+        self._only(kwargs, {"name", "default_value", "description", "choices"}, where)
+        name = args[0] if args else kwargs.get("name")
+        if not isinstance(name, str) or len(args) > 1:
+            raise self.error(where, "DeclareLaunchArgument wants the argument name as a string")
+        return Argument(name, kwargs.get("default_value"), kwargs.get("description", ""), where)
+
+    def _node(self, args, kwargs, where):
+        if args:
+            raise self.error(where, "Node() takes keyword arguments only")
+        self._only(kwargs, {"package", "executable", "name", "namespace", "parameters", "remappings",
+                            "arguments", "output", "condition", "emulate_tty"}, where)
+        if not isinstance(kwargs.get("package"), str) or "executable" not in kwargs:
+            raise self.error(where, "Node() needs package= (a string) and executable=")
+        return NodeAction(kwargs["package"], kwargs["executable"], kwargs.get("name"), kwargs.get("namespace"),
+                          list(kwargs.get("parameters", [])), [tuple(r) for r in kwargs.get("remappings", [])],
+                          list(kwargs.get("arguments", [])), kwargs.get("condition"), where)
+
+    def _execute_process(self, args, kwargs, where):
+        if args:
+            raise self.error(where, "ExecuteProcess() takes keyword arguments only")
+        self._only(kwargs, {"cmd", "name", "output", "condition", "emulate_tty"}, where)
+        if not kwargs.get("cmd"):
+            raise self.error(where, "ExecuteProcess() needs cmd=[...]")
+        return ProcessAction(list(kwargs["cmd"]), kwargs.get("name"), kwargs.get("condition"), where)
+
+    def _include(self, args, kwargs, where):
+        self._only(kwargs, {"launch_description_source", "launch_arguments"}, where)
+        source = args[0] if args else kwargs.get("launch_description_source")
+        if not (isinstance(source, _Tag) and source.kind == "python_source"):
+            raise self.error(where, "IncludeLaunchDescription wants PythonLaunchDescriptionSource(path)")
+        return Include(source.value, dict(kwargs.get("launch_arguments", {})), where)
+
+    def _on_process_exit(self, args, kwargs, where):
+        self._only(kwargs, {"target_action", "on_exit"}, where)
+        events = kwargs.get("on_exit", [])
+        events = events if isinstance(events, list) else [events]
+        shuts_down = [e for e in events if isinstance(e, _Tag) and e.kind == "emit"
+                      and isinstance(e.value, _Tag) and e.value.kind == "shutdown"]
+        if not shuts_down or len(shuts_down) != len(events):
+            raise self.error(where, "OnProcessExit supports only on_exit=[EmitEvent(event=Shutdown())]")
+        if not isinstance(kwargs.get("target_action"), (NodeAction, ProcessAction)):
+            raise self.error(where, "OnProcessExit needs target_action= a Node or ExecuteProcess")
+        return ShutdownOnExit(kwargs["target_action"])
+
+    def _register_event_handler(self, args, kwargs, where):
+        handler = self._one(args, kwargs, where) if args else kwargs.get("event_handler")
+        if not isinstance(handler, ShutdownOnExit):
+            raise self.error(where, "RegisterEventHandler supports OnProcessExit(...) only")
+        return handler
+
+
+def _is_docstring(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
+
+# --- resolving ------------------------------------------------------------------------------------
+
+def _text(value, configs: dict[str, str], where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, Config):
+        if value.name not in configs:
+            raise LaunchFileError(f"{where}: launch configuration {value.name!r} is not set")
+        return configs[value.name]
+    if isinstance(value, (list, Concat)):
+        parts = value if isinstance(value, list) else value.parts
+        return "".join(_text(part, configs, where) for part in parts)
+    if isinstance(value, PathJoin):
+        return str(Path(*(_text(part, configs, where) for part in value.parts)))
+    raise LaunchFileError(f"{where}: cannot use {value!r} as text")
+
+
+def _enabled(condition: Condition | None, configs: dict[str, str]) -> bool:
+    if condition is None:
+        return True
+    word = _text(condition.value, configs, condition.where).strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise LaunchFileError(f"{condition.where}: condition wants true/false, got {word!r}")
+    return (word in TRUE_WORDS) != condition.negate
+
+
+class _Resolver:
+    """Walks the actions in launch order, keeping the configurations as ``ros2 launch`` would.
+
+    ``placeholders``: a required argument without a value reads as ``<name>`` instead of failing
+    (to list the arguments of a file before the user gave any).
+    """
+
+    def __init__(self, placeholders: bool = False):
+        self.placeholders = placeholders
+        self.arguments: list[Argument] = []
+        self.processes: list[Process] = []
+        self._by_action: dict[int, Process] = {}
+        self._shutdown_targets: list[object] = []
+
+    def walk(self, path: Path, configs: dict[str, str]) -> dict[str, str]:
+        for action in _FileReader(path).read():
+            if isinstance(action, Argument):
+                self.arguments.append(action)
+                if action.name in configs:
+                    continue
+                if action.default is not None:
+                    configs[action.name] = _text(action.default, configs, action.where)
+                elif self.placeholders:
+                    configs[action.name] = f"<{action.name}>"
+                else:
+                    raise LaunchFileError(f"missing launch argument {action.name}:=... ({action.description}; "
+                                          f"declared at {action.where})")
+            elif isinstance(action, Include):
+                child = dict(configs)
+                child.update({str(k): _text(v, configs, action.where) for k, v in action.launch_arguments.items()})
+                self.walk(Path(_text(action.path, configs, action.where)), child)
+            elif isinstance(action, NodeAction):
+                if _enabled(action.condition, configs):
+                    self._add(action, self._node(action, configs))
+            elif isinstance(action, ProcessAction):
+                if _enabled(action.condition, configs):
+                    cmd = [_text(part, configs, action.where) for part in action.cmd]
+                    name = _text(action.name, configs, action.where) if action.name else Path(cmd[0]).name
+                    self._add(action, Process(name=name, executable=cmd[0], arguments=cmd[1:]))
+            elif isinstance(action, ShutdownOnExit):
+                self._shutdown_targets.append(action.target)
+            else:
+                raise LaunchFileError(f"{path}: unsupported entry {action!r} in LaunchDescription")
+        return configs
+
+    def _node(self, action: NodeAction, configs: dict[str, str]) -> Process:
+        where = action.where
+        executable = _text(action.executable, configs, where)
+        node_name = _text(action.name, configs, where) if action.name is not None else None
+        process = Process(
+            name=node_name or executable, executable=executable, package=action.package,
+            arguments=[_text(a, configs, where) for a in action.arguments], node_name=node_name,
+            namespace=_text(action.namespace, configs, where) if action.namespace is not None else None,
+            remappings=[(_text(old, configs, where), _text(new, configs, where)) for old, new in action.remappings])
+        for entry in action.parameters:
+            if isinstance(entry, dict):
+                process.param_overrides.update({str(k): _text(v, configs, where) for k, v in entry.items()})
+            else:
+                process.params_files.append(_text(entry, configs, where))
+        return process
+
+    def _add(self, action, process: Process) -> None:
+        taken = {p.name for p in self.processes}
+        base, n = process.name, 2
+        while process.name in taken:
+            process.name, n = f"{base}-{n}", n + 1
+        self.processes.append(process)
+        self._by_action[id(action)] = process
+
+    def finish(self) -> None:
+        for target in self._shutdown_targets:
+            if id(target) in self._by_action:  # a target whose condition was false starts nothing
+                self._by_action[id(target)].shutdown_on_exit = True
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """``['name:=value', ...]`` (the ``ros2 launch`` argument syntax) to a dict."""
+    values = {}
+    for item in items:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise LaunchFileError(f"launch arguments are name:=value, got {item!r}")
+        values[name] = value
+    return values
+
+
+def launch_file(graph: str) -> Path:
+    """A graph name (``xdrcdepth`` -> ``<share>/launch/xdrcdepth.launch.py``) or a launch file path."""
+    if graph.endswith(".py") or "/" in graph:
+        path = Path(graph)
+        if not path.is_file():
+            raise LaunchFileError(f"launch file {path} does not exist")
+        return path
+    folder = share_directory() / "launch"
+    path = folder / f"{graph}.launch.py"
+    if not path.is_file():
+        known = sorted(p.name.removesuffix(".launch.py") for p in folder.glob("*.launch.py"))
+        raise LaunchFileError(f"no launch graph {graph!r} in {folder} (have: {', '.join(known) or 'none'})")
+    return path
+
+
+def declared_arguments(path: Path) -> list[Argument]:
+    """The arguments a launch file and the files it includes declare; starts nothing, needs no values."""
+    resolver = _Resolver(placeholders=True)
+    resolver.walk(Path(path), {})
+    return resolver.arguments
+
+
+def load_graph(path: Path, values: dict[str, str]) -> Graph:
+    """Resolve a launch file with ``name:=value`` arguments into its processes."""
+    resolver = _Resolver()
+    configs = resolver.walk(Path(path), dict(values))
+    declared = {a.name for a in resolver.arguments}
+    unknown = sorted(set(values) - declared)
+    if unknown:
+        raise LaunchFileError(f"{path}: unknown launch argument(s) {', '.join(unknown)} "
+                              f"(declared: {', '.join(sorted(declared))})")
+    resolver.finish()
+    return Graph(arguments=resolver.arguments, processes=resolver.processes, values=configs)

@@ -1,0 +1,240 @@
+"""``xdrcdepth launch GRAPH [name:=value ...]``: run a launch file's processes without ROS 2 launch.
+
+GRAPH is ``xdrcdepth`` or ``nuscenes_replay`` (``<share>/launch/GRAPH.launch.py``) or a path to a launch
+file. :mod:`xdrcdepth_ros.launch_graph` reads the file (the same file ``ros2 launch`` runs) and this
+command starts what it describes, like ``ros2 launch`` does:
+
+- a ``Node`` runs as ``<executable> [arguments] --ros-args -r __node:=NAME --params-file YAML -p k:=v
+  -r from:=to``; our own executables come from this environment (console scripts beside the Python
+  running this, or ``<prefix>/lib/xdrcdepth_ros``); another package's missing executable (``rviz2``
+  without a ROS install) is skipped with a warning;
+- ``ros2 bag play ...`` runs as ``bag_player ...`` (same flags; no ros2cli needed);
+- each line a process prints is prefixed with ``[name]``;
+- SIGINT/SIGTERM (Ctrl-C) go to every process as SIGINT; a process still alive after
+  ``--sigterm-timeout`` s gets SIGTERM, then SIGKILL after as long again (ros2 launch's escalation);
+- when a process marked ``OnProcessExit(... Shutdown())`` exits (the bag player in nuscenes_replay) the
+  rest are stopped the same way; otherwise the launcher waits until every process has exited.
+
+Exit status: the first non-zero exit status of a process that ended on its own, else 0.
+Module import loads neither rclpy nor torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from xdrcdepth_ros.launch_graph import (PACKAGE, Graph, LaunchFileError, Process, declared_arguments,
+                                        launch_file, load_graph, parse_assignments)
+
+#: ``ExecuteProcess`` commands with a stand-in here: command prefix -> our executable
+STAND_INS = {("ros2", "bag", "play"): "bag_player"}
+POLL_S = 0.05
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("graph", help="launch graph name (xdrcdepth, nuscenes_replay) or a .launch.py path")
+    parser.add_argument("assignments", nargs="*", metavar="name:=value", help="launch arguments")
+    parser.add_argument("--show-args", action="store_true", help="list the graph's launch arguments and exit")
+    parser.add_argument("--print", dest="print_only", action="store_true",
+                        help="print the command lines and exit without starting anything")
+    parser.add_argument("--sigterm-timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="after SIGINT, wait this long before SIGTERM (and again before SIGKILL)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        path = launch_file(args.graph)
+        if args.show_args:
+            print(format_arguments(path))
+            return 0
+        graph = load_graph(path, parse_assignments(args.assignments))
+        commands = resolve_commands(graph)
+    except LaunchFileError as exc:
+        print(f"xdrcdepth launch: {exc}", file=sys.stderr)
+        return 2
+    if args.print_only:
+        for name, cmd, _ in commands:
+            print(f"{name}: {shlex.join(cmd)}")
+        return 0
+    if not commands:
+        print("xdrcdepth launch: nothing to start", file=sys.stderr)
+        return 2
+    return ProcessGroup(commands, sigterm_timeout=args.sigterm_timeout).run()
+
+
+def format_arguments(path: Path) -> str:
+    lines = [f"Arguments of {path} (name:=value):"]
+    seen = set()
+    for arg in declared_arguments(path):
+        if arg.name in seen:  # also declared by an included file: the first declaration is the one used
+            continue
+        seen.add(arg.name)
+        default = "required" if arg.default is None else f"default: {_show_default(arg.default)}"
+        lines.append(f"    {arg.name} ({default})\n        {arg.description}")
+    return "\n".join(lines)
+
+
+def _show_default(value) -> str:
+    from xdrcdepth_ros.launch_graph import Config, PathJoin
+
+    if isinstance(value, Config):
+        return f"$({value.name})"
+    if isinstance(value, PathJoin):
+        return "/".join(_show_default(p) for p in value.parts)
+    if isinstance(value, list):
+        return "".join(_show_default(p) for p in value)
+    return repr(value) if isinstance(value, str) and not value else str(value)
+
+
+def find_executable(package: str | None, executable: str) -> str | None:
+    """Where ``executable`` of ``package`` is: beside this Python (pip console scripts), in
+    ``<prefix>/lib/<package>`` (colcon / setup.cfg script_dir), or on PATH."""
+    candidates = [Path(sys.executable).parent / executable]
+    if package:
+        prefixes = [sys.prefix] + [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+        candidates += [Path(prefix) / "lib" / package / executable for prefix in prefixes]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which(executable)
+
+
+def resolve_commands(graph: Graph) -> list[tuple[str, list[str], bool]]:
+    """``(name, argv, shutdown_on_exit)`` per process to start; stand-ins substituted, executables found."""
+    commands = []
+    for process in graph.processes:
+        cmd = command_line(process)
+        found = find_executable(process.package or (PACKAGE if cmd[0] in STAND_INS.values() else None), cmd[0])
+        if found is None:
+            if process.package == PACKAGE or process.shutdown_on_exit:
+                raise LaunchFileError(f"executable {cmd[0]!r} for {process.name} not found "
+                                      f"(is the {PACKAGE} package installed in this environment?)")
+            print(f"xdrcdepth launch: skipping {process.name}: {cmd[0]!r} is not installed", file=sys.stderr)
+            continue
+        commands.append((process.name, [found] + cmd[1:], process.shutdown_on_exit))
+    return commands
+
+
+def command_line(process: Process) -> list[str]:
+    """The argv ``ros2 launch`` would run for ``process``, with our stand-ins (executable unresolved)."""
+    cmd = [process.executable] + process.arguments + process.ros_args()
+    for prefix, stand_in in STAND_INS.items():
+        if tuple(cmd[:len(prefix)]) == prefix:
+            return [stand_in] + cmd[len(prefix):]
+    return cmd
+
+
+@dataclass
+class _Running:
+    name: str
+    popen: subprocess.Popen
+    shutdown_on_exit: bool
+    pump: threading.Thread
+    stopped_by_us: bool = False
+    reported: bool = False
+
+
+class ProcessGroup:
+    """Starts processes, prefixes their output, forwards signals and stops them in order."""
+
+    def __init__(self, commands: list[tuple[str, list[str], bool]], sigterm_timeout: float = 5.0):
+        self.commands = commands
+        self.sigterm_timeout = sigterm_timeout
+        self.running: list[_Running] = []
+        self._print_lock = threading.Lock()
+        self._stop_reason: str | None = None
+        self._status = 0
+
+    def say(self, name: str, text: str) -> None:
+        with self._print_lock:
+            sys.stdout.write(f"[{name}] {text}\n" if not text.endswith("\n") else f"[{name}] {text}")
+            sys.stdout.flush()
+
+    def _pump(self, name: str, stream) -> None:
+        for line in iter(stream.readline, ""):
+            self.say(name, line)
+        stream.close()
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = signal.Signals(signum).name
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        try:
+            for name, cmd, shutdown_on_exit in self.commands:
+                self.say("launch", f"{name}: {shlex.join(cmd)}")
+                popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                         errors="replace", env=env, start_new_session=True)
+                pump = threading.Thread(target=self._pump, args=(name, popen.stdout), daemon=True)
+                pump.start()
+                self.running.append(_Running(name, popen, shutdown_on_exit, pump))
+            while self._stop_reason is None and self._alive():
+                self._reap()
+                time.sleep(POLL_S)
+            self._reap()
+            if self._alive():
+                self.say("launch", f"stopping ({self._stop_reason})")
+                self._stop_all()
+            self._reap()
+        finally:
+            for entry in self.running:  # never leave children behind, even on an unexpected error
+                if entry.popen.poll() is None:
+                    _signal_group(entry.popen, signal.SIGKILL)
+                    entry.popen.wait()
+            for entry in self.running:
+                entry.pump.join(timeout=1.0)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return self._status
+
+    def _alive(self) -> list[_Running]:
+        return [e for e in self.running if e.popen.poll() is None]
+
+    def _reap(self) -> None:
+        for entry in self.running:
+            code = entry.popen.poll()
+            if code is None or entry.reported:
+                continue
+            entry.reported = True
+            entry.pump.join(timeout=1.0)  # its last lines before the exit notice
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+            self.say("launch", f"{entry.name} exited with {how}")
+            if not entry.stopped_by_us and code != 0 and self._status == 0:
+                self._status = code if code > 0 else 128 - code
+            if entry.shutdown_on_exit and self._stop_reason is None:
+                self._stop_reason = f"{entry.name} exited"
+
+    def _stop_all(self) -> None:
+        """SIGINT to all, then SIGTERM, then SIGKILL to whoever is still alive after each timeout."""
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            alive = self._alive()
+            if not alive:
+                return
+            if sig != signal.SIGINT:
+                self.say("launch", f"{', '.join(e.name for e in alive)} still running: {sig.name}")
+            for entry in alive:
+                entry.stopped_by_us = True
+                _signal_group(entry.popen, sig)
+            deadline = time.monotonic() + self.sigterm_timeout
+            while self._alive() and time.monotonic() < deadline:
+                self._reap()
+                time.sleep(POLL_S)
+
+
+def _signal_group(popen: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(popen.pid, sig)  # start_new_session: the child leads its own process group
+    except ProcessLookupError:
+        pass
