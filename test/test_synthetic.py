@@ -234,3 +234,28 @@ def test_command_rejects_bad_input(folders, capsys):
     assert "not empty" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["synth", "--out", "/tmp/x", "--conditions", "snow"])
+
+
+def test_annotations_box_the_lidar_points(nusc):
+    from nuscenes.utils.data_classes import LidarPointCloud
+    from nuscenes.utils.geometry_utils import points_in_box
+
+    assert len(nusc.sample_annotation) > 0
+    checked = 0
+    for s in nusc.sample:
+        lidar_token = s["data"]["LIDAR_TOP"]
+        cloud = LidarPointCloud.from_file(nusc.get_sample_data_path(lidar_token))
+        _, boxes, _ = nusc.get_sample_data(lidar_token)  # boxes in the LiDAR frame
+        by_token = {b.token: b for b in boxes}
+        for token in s["anns"]:
+            ann = nusc.get("sample_annotation", token)
+            assert ann["category_name"] in ("vehicle.car", "vehicle.truck", "human.pedestrian.adult")
+            assert ann["num_lidar_pts"] + ann["num_radar_pts"] > 0
+            box = by_token[token]
+            # 5 cm margin for the 2 cm range noise, but the bottom raised 15 cm to leave the road out.
+            box.wlh = box.wlh + np.array([0.1, 0.1, -0.1])
+            box.center = box.center + box.orientation.rotate([0.0, 0.0, 0.05])
+            inside = points_in_box(box, cloud.points[:3]).sum()
+            assert 0.85 * ann["num_lidar_pts"] - 1 <= inside <= ann["num_lidar_pts"] + 2, (ann, inside)
+            checked += ann["num_lidar_pts"] > 0
+    assert checked >= 5

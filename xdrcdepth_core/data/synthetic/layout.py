@@ -63,6 +63,13 @@ class Primitives:
     sphere_colour: np.ndarray
     sphere_obj: np.ndarray
 
+    def of_object(self, obj: int) -> "Primitives":
+        """Only the primitives of object ``obj``."""
+        b, s = self.box_obj == obj, self.sphere_obj == obj
+        return Primitives(self.box_centre[b], self.box_half[b], self.box_yaw[b], self.box_material[b],
+                          self.box_colour[b], self.box_obj[b], self.sphere_centre[s], self.sphere_radius[s],
+                          self.sphere_material[s], self.sphere_colour[s], self.sphere_obj[s])
+
 
 @dataclass
 class SceneLayout:

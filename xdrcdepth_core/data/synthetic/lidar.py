@@ -10,6 +10,8 @@ float32, as nuScenes ``.pcd.bin`` files; intensity 0..255 from material reflecti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from xdrcdepth_core.data.synthetic import materials as M
@@ -57,13 +59,35 @@ def _window_fn(T_lidar_from_world: np.ndarray):
     return window_of
 
 
-def scan(layout: SceneLayout, prims: Primitives, T_world_from_lidar: np.ndarray,
-         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One sweep: ``(points (N, 5) float32 in the LiDAR frame, hit code (N,))``."""
+@dataclass
+class LidarSweep:
+    points: np.ndarray  # (N, 5) float32 x, y, z, intensity, ring in the LiDAR frame
+    obj: np.ndarray  # (N,) object index of each point (-1 = ground)
+    rays_per_object: np.ndarray  # (objects,) rays whose first hit is the object (before dropout)
+
+
+def _cast(prims: Primitives, T_world_from_lidar: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dirs_lidar = _beam_directions()
     R, origin = T_world_from_lidar[:3, :3], T_world_from_lidar[:3, 3]
     dirs = dirs_lidar @ R.T
     t, code = cast(origin, dirs, prims, _window_fn(np.linalg.inv(T_world_from_lidar)), max_t=MAX_RANGE_M)
+    return t, code, dirs_lidar
+
+
+def unoccluded_rays(prims: Primitives, T_world_from_lidar: np.ndarray, obj: int) -> int:
+    """Rays that would hit object ``obj`` if no other object were in the scene (for visibility levels)."""
+    _, code, _ = _cast(prims.of_object(obj), T_world_from_lidar)
+    return int((code > 0).sum())
+
+
+def scan(layout: SceneLayout, prims: Primitives, T_world_from_lidar: np.ndarray,
+         rng: np.random.Generator) -> LidarSweep:
+    """One sweep of the scene ``prims`` from the LiDAR pose ``T_world_from_lidar``."""
+    R, origin = T_world_from_lidar[:3, :3], T_world_from_lidar[:3, 3]
+    t, code, dirs_lidar = _cast(prims, T_world_from_lidar)
+    dirs = dirs_lidar @ R.T
+    obj_grid = primitive_attribute(code, prims, prims.box_obj, prims.sphere_obj, -1)
+    rays_per_object = np.bincount(obj_grid[code > 0], minlength=len(layout.objects))
     ring = np.broadcast_to(np.arange(len(ELEVATIONS_DEG))[:, None], t.shape)
     # Firing order: azimuth by azimuth, rings within each.
     t, code, ring, dirs_lidar, dirs = (a.swapaxes(0, 1).reshape((-1,) + a.shape[2:])
@@ -85,4 +109,5 @@ def scan(layout: SceneLayout, prims: Primitives, T_world_from_lidar: np.ndarray,
     measured = t + rng.normal(0.0, RANGE_SIGMA_M, t.shape)
     xyz = measured[:, None] * dirs_lidar
     points = np.column_stack([xyz, intensity, ring]).astype(np.float32)
-    return points, code
+    obj = primitive_attribute(code, prims, prims.box_obj, prims.sphere_obj, -1)
+    return LidarSweep(points, obj, rays_per_object)

@@ -11,6 +11,9 @@
   NaN otherwise), ``object`` (scene object index, -1 for clutter);
   ``synthetic.json``: generator settings, noise sigmas and each scene's condition.
 
+The annotation tables hold exact 3-D boxes of the vehicles and pedestrians seen at each key frame
+(:mod:`.annotations`).
+
 Timing as nuScenes: LiDAR sweeps at 20 Hz define the samples (every 10th sweep = 2 Hz key frames, the
 sample timestamp is the LiDAR key frame's); the camera (12 Hz) and radar (13 Hz) key frame of a sample is
 their reading nearest to it. Sweeps belong to the sample of the next key frame (devkit convention); each
@@ -38,6 +41,7 @@ from xdrcdepth_core.data.nuscenes_tables import NuScenesTables, token_for, write
 from xdrcdepth_core.data.radar_pcd import write_radar_pcd
 from xdrcdepth_core.data.synthetic import calibration as C
 from xdrcdepth_core.data.synthetic import lidar, radar
+from xdrcdepth_core.data.synthetic.annotations import add_taxonomy, annotate_keyframe
 from xdrcdepth_core.data.synthetic.camera import render
 from xdrcdepth_core.data.synthetic.conditions import draw_condition, expose
 from xdrcdepth_core.data.synthetic.layout import AHEAD_M, EGO_X0, ROAD_Y, SceneLayout, make_layout
@@ -134,7 +138,7 @@ def _sensor_records(tables: NuScenesTables, K: np.ndarray) -> dict[str, str]:
 
 
 def write_scene(config: SynthConfig, index: int, tables: NuScenesTables, cs_tokens: dict[str, str],
-                K: np.ndarray, hw: tuple[int, int], on_reading: Callable[[], None]) -> dict:
+                taxonomy: dict[str, str], K: np.ndarray, hw: tuple[int, int], on_reading: Callable[[], None]) -> dict:
     """Simulate scene ``index`` and write its files and table records; returns its summary."""
     samples, readings = schedule(config.keyframes, config.camera_sweeps)
     duration_s = (samples[-1] + KEYFRAME_US) / 1e6
@@ -153,6 +157,9 @@ def write_scene(config: SynthConfig, index: int, tables: NuScenesTables, cs_toke
                              f"synthetic, {condition_name}, ego {layout.ego_speed:.1f} m/s, "
                              f"{layout.lanes_per_direction} lane(s) per direction, {moving} moving objects")
     sample_tokens = [tables.add_sample(scene, start_us + s) for s in samples]
+    radar_keyframes: dict[int, radar.RadarSweep] = {}
+    instances: set[str] = set()
+    annotations = 0
 
     for reading in readings:
         t = reading.timestamp / 1e6
@@ -179,16 +186,22 @@ def write_scene(config: SynthConfig, index: int, tables: NuScenesTables, cs_toke
             if reading.is_key_frame:
                 atomic_write_bytes(config.out / "radar_truth" / f"{token}.npz",
                                    _npz(kind=sweep.kind, true_range=sweep.true_range, object=sweep.obj))
+                radar_keyframes[reading.sample_index] = sweep
         else:
-            points, _ = lidar.scan(layout, prims, pose, rng)
-            atomic_write_bytes(config.out / filename, points.astype("<f4").tobytes())
+            scan = lidar.scan(layout, prims, pose, rng)
+            atomic_write_bytes(config.out / filename, scan.points.astype("<f4").tobytes())
+            if reading.is_key_frame:  # readings come channel by channel, so the radar key frame is known
+                annotations += annotate_keyframe(tables, taxonomy, instances, logfile, layout, prims, t,
+                                                 sample_tokens[reading.sample_index], scan, pose,
+                                                 radar_keyframes[reading.sample_index])
         tables.add_sample_data(sample_tokens[reading.sample_index], token, cs_tokens[channel], ts, filename,
                                "jpg" if channel == "CAM_FRONT" else "pcd", reading.is_key_frame,
                                width=hw[1] if channel == "CAM_FRONT" else 0,
                                height=hw[0] if channel == "CAM_FRONT" else 0, token=token)
         on_reading()
     return {"name": f"synth-{config.seed}-{index:04d}", "condition": condition_name,
-            "ego_speed_mps": round(layout.ego_speed, 3), "objects": len(layout.objects)}
+            "ego_speed_mps": round(layout.ego_speed, 3), "objects": len(layout.objects),
+            "annotations": annotations}
 
 
 def synthesize(config: SynthConfig, progress: bool = True) -> dict:
@@ -206,11 +219,12 @@ def synthesize(config: SynthConfig, progress: bool = True) -> dict:
     tables = NuScenesTables()
     tables.add_visibility_levels()
     cs_tokens = _sensor_records(tables, K)
+    taxonomy = add_taxonomy(tables)
     per_scene = len(schedule(config.keyframes, config.camera_sweeps)[1])
     scenes = []
     with tqdm(total=per_scene * config.scenes, unit="reading", desc="synth", disable=not progress) as bar:
         for index in range(config.scenes):
-            scenes.append(write_scene(config, index, tables, cs_tokens, K, hw, lambda: bar.update(1)))
+            scenes.append(write_scene(config, index, tables, cs_tokens, taxonomy, K, hw, lambda: bar.update(1)))
     tables.write(config.out / config.version)
     summary = {
         "generator": "xdrcdepth_core.data.synthetic", "seed": config.seed, "version": config.version,
