@@ -1,0 +1,129 @@
+"""`xdrcdepth launch` as a process supervisor: prefixed output, shutdown on a marked exit, Ctrl-C
+forwarding, SIGTERM escalation, exit status. Real child processes from a launch file written here."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+# Children: `talker` prints, then waits for SIGINT and reports it; `stubborn` ignores SIGINT;
+# `finisher` prints and exits with the code in its argv after a short while.
+TALKER = """
+import signal, sys, time
+def stop(signum, frame):
+    print('talker got', signal.Signals(signum).name, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop)
+print('talker ready', flush=True)
+while True:
+    time.sleep(0.05)
+"""
+STUBBORN = """
+import signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+print('stubborn ready', flush=True)
+while True:
+    time.sleep(0.05)
+"""
+FINISHER = """
+import sys, time
+time.sleep(0.8)
+print('finisher done', flush=True)
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def write_launch(tmp_path, children, shutdown_on="finisher"):
+    """A launch file of ExecuteProcess actions running the scripts above; ``shutdown_on`` ends the graph."""
+    actions = []
+    for name, args in children:
+        script = tmp_path / f"{name}.py"
+        script.write_text({"talker": TALKER, "stubborn": STUBBORN, "finisher": FINISHER}[name])
+        actions.append(f"{name} = ExecuteProcess(name='{name}', cmd={[sys.executable, str(script), *args]!r})")
+    handler = (f"RegisterEventHandler(OnProcessExit(target_action={shutdown_on}, "
+               f"on_exit=[EmitEvent(event=Shutdown())])),") if shutdown_on else ""
+    path = tmp_path / "test.launch.py"
+    path.write_text(textwrap.dedent("""\
+        from launch import LaunchDescription
+        from launch.actions import EmitEvent, ExecuteProcess, RegisterEventHandler
+        from launch.event_handlers import OnProcessExit
+        from launch.events import Shutdown
+
+
+        def generate_launch_description():
+        """) + "".join(f"    {a}\n" for a in actions)
+        + f"    return LaunchDescription([{', '.join(n for n, _ in children)}, {handler}])\n")
+    return path
+
+
+def launch(path, *extra):
+    return subprocess.Popen([sys.executable, "-m", "xdrcdepth_core.cli", "launch", str(path), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_until(proc, text, timeout=15.0):
+    """Lines of the launcher's stdout up to and including the first containing ``text``."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"no {text!r} in launcher output: {''.join(lines)}")
+
+
+def test_marked_exit_stops_the_graph_and_children_get_sigint(tmp_path):
+    path = write_launch(tmp_path, [("talker", []), ("finisher", ["0"])])
+    start = time.monotonic()
+    proc = launch(path)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    assert time.monotonic() - start < 10
+    lines = out.splitlines()
+    assert "[talker] talker ready" in lines and "[finisher] finisher done" in lines
+    assert "[launch] finisher exited with code 0" in lines
+    assert "[launch] stopping (finisher exited)" in lines
+    assert lines.index("[launch] stopping (finisher exited)") < lines.index("[talker] talker got SIGINT")
+    assert "[launch] talker exited with code 0" in lines
+
+
+def test_failing_marked_process_sets_the_exit_status(tmp_path):
+    proc = launch(write_launch(tmp_path, [("talker", []), ("finisher", ["3"])]))
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, out + err
+    assert "[launch] finisher exited with code 3" in out.splitlines()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_are_forwarded_as_sigint(tmp_path, signum):
+    proc = launch(write_launch(tmp_path, [("talker", [])], shutdown_on=None))
+    read_until(proc, "[talker] talker ready")
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    lines = out.splitlines()
+    assert f"[launch] stopping ({signum.name})" in lines
+    assert "[talker] talker got SIGINT" in lines
+
+
+def test_process_ignoring_sigint_gets_sigterm_after_the_timeout(tmp_path):
+    proc = launch(write_launch(tmp_path, [("stubborn", []), ("finisher", ["0"])]), "--sigterm-timeout", "0.5")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    lines = out.splitlines()
+    assert "[launch] stubborn still running: SIGTERM" in lines
+    assert "[launch] stubborn exited with signal SIGTERM" in lines
+
+
+def test_print_shows_commands_without_starting(tmp_path):
+    path = write_launch(tmp_path, [("finisher", ["0"])])
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "launch", str(path), "--print"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"finisher: {sys.executable} {tmp_path / 'finisher.py'} 0\n"
+    assert "finisher done" not in result.stdout
