@@ -151,3 +151,35 @@ def test_existing_bag_is_refused(tmp_path, ros_domain_id):
     result = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag_recorder", "--out", str(tmp_path / "bag")],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and f"{tmp_path / 'bag'} already exists" in result.stderr
+
+
+def test_sim_time_stamps_follow_clock(ros_node, tmp_path):
+    """With use_sim_time, a topic that appears before any /clock is still subscribed, a message before the
+    first /clock is counted but not written, and bag stamps are the /clock time."""
+    from rosgraph_msgs.msg import Clock
+
+    bag = tmp_path / "sim"
+    recorder = start_recorder("--out", bag, "--topics", "/depth/colorized", "--max-messages", "1",
+                              "--ros-args", "-p", "use_sim_time:=true")
+    try:
+        time.sleep(1.0)  # the topic appears after the recorder started, and no /clock exists yet
+        pub = ros_node.create_publisher(Image, "/depth/colorized", 10)
+        clock = ros_node.create_publisher(Clock, "/clock", 10)
+        wait_subscribed([pub, clock], recorder)
+        pub.publish(make_image("bgr8", 5, seed=1)[0])
+        time.sleep(0.5)
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = 42, 7
+        clock.publish(msg)
+        time.sleep(0.5)
+        pub.publish(make_image("bgr8", 6, seed=2)[0])
+        out, err = recorder.communicate(timeout=20)
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+            recorder.communicate()
+    assert recorder.returncode == 0, err
+    assert "wrote 1 messages" in out and "1 received before the first /clock (not written)" in out
+    _, recorded = read_bag(bag)
+    assert [(stamp, deserialize_message(raw, Image).header.stamp.nanosec) for _, stamp, raw in recorded] == [
+        (42_000_000_007, 6)]

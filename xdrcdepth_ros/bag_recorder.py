@@ -81,7 +81,6 @@ class Recorder:
         self.pending = [node.resolve_topic_name(t) for t in topics]
         self.summary = RecordSummary(messages=dict.fromkeys(self.pending, 0))
         self.subscriptions = []
-        self._timer = node.create_timer(GRAPH_POLL_S, self.subscribe_new_topics)
 
     def _qos(self, topic: str):
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -94,7 +93,10 @@ class Recorder:
                           durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
     def subscribe_new_topics(self) -> None:
-        """Subscribe every wanted topic that now has a publisher in the graph."""
+        """Subscribe every wanted topic that now has a publisher in the graph.
+
+        Called from the main loop on wall time: a ROS timer would never fire under ``use_sim_time`` before
+        the first ``/clock``."""
         from rclpy.qos import DurabilityPolicy
 
         from xdrcdepth_ros.message_types import UnknownMessageType, message_class
@@ -198,9 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with atomic_bag_writer(args.out, args.storage, args.overwrite) as writer:
             recorder = Recorder(node, writer, args.topics, args.png_dir)
-            recorder.subscribe_new_topics()
+            graph_checked = -GRAPH_POLL_S
             try:
                 while not stop.is_set():
+                    if time.monotonic() - graph_checked >= GRAPH_POLL_S:
+                        recorder.subscribe_new_topics()
+                        graph_checked = time.monotonic()
                     executor.spin_once(timeout_sec=GRAPH_POLL_S)
                     if args.duration is not None and time.monotonic() - began >= args.duration:
                         break
