@@ -3,8 +3,9 @@
 Pixel ``(u, v)`` (centre at integer coordinates, as :mod:`xdrcdepth_core.data.geometry`) looks along
 ``K^-1 [u, v, 1]`` in the optical frame; with that optical-z = 1 direction the ray parameter of the nearest
 hit *is* the depth along the optical axis, so the depth map is exact (float64 analytic intersections).
-Shading: albedo x (sky ambient + sun x max(0, n.l)) + emitters; no cast shadows and no interreflection
-(our simplification). Night lighting adds street lamps and ego headlights as point/spot lights.
+Shading: albedo x (sky ambient + sun x max(0, n.l) x sun visibility) + emitters, with exact cast
+shadows (a ray towards the sun from every lit point within ``SHADOW_RANGE_M``); no interreflection (our
+simplification). Night lighting adds street lamps and ego headlights as point/spot lights.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import numpy as np
 
 from xdrcdepth_core.data.synthetic import materials as M
 from xdrcdepth_core.data.synthetic.layout import ROAD_Y, Primitives, SceneLayout
-from xdrcdepth_core.data.synthetic.raycast import Window, cast, primitive_attribute, surface_normals
+from xdrcdepth_core.data.synthetic.raycast import Window, cast, occluded, primitive_attribute, surface_normals
 
 _NEAR = 0.05
+SHADOW_RANGE_M = 150.0
 _CUBE_EDGES = [(a, a | bit) for a in range(8) for bit in (1, 2, 4) if not a & bit]
 
 
@@ -117,7 +119,11 @@ def render(layout: SceneLayout, prims: Primitives, T_world_from_cam: np.ndarray,
     albedo[other] *= (0.92 + 0.16 * M.value_noise(points[other, 0] * 5, points[other, 2] * 5, 51))[:, None]
 
     ambient = light.ambient * (0.55 + 0.45 * normals[:, 2:3]) * np.asarray(light.sky_horizon)
-    sun = light.sun * np.clip(normals @ layout.sun_direction, 0.0, None)[:, None] * [1.0, 0.97, 0.9]
+    cos_sun = np.clip(normals @ layout.sun_direction, 0.0, None)
+    if light.sun > 0:  # cast shadows within SHADOW_RANGE_M (beyond, they are a few pixels)
+        test = (cos_sun > 0) & (ray_length.reshape(-1)[hit] < SHADOW_RANGE_M)
+        cos_sun[np.flatnonzero(test)[occluded(points[test] + 1e-3 * normals[test], layout.sun_direction, prims)]] = 0
+    sun = light.sun * cos_sun[:, None] * [1.0, 0.97, 0.9]
     shading = ambient + sun
 
     glossy = np.zeros(len(c))
@@ -127,12 +133,14 @@ def render(layout: SceneLayout, prims: Primitives, T_world_from_cam: np.ndarray,
         road = g & (np.abs(points[:, 1] - ROAD_Y) <= layout.road_half_width)
         albedo[road] *= 1.0 - 0.5 * light.wet
         glossy[road] = 0.35 * light.wet
-    if glossy.any():
-        view = flat_dirs[hit]
-        mirror = view - 2 * np.sum(view * normals, axis=-1, keepdims=True) * normals
+    shiny = glossy > 0  # reflect the sky (Schlick-like fresnel, our constants)
+    if shiny.any():
+        view, n = flat_dirs[hit][shiny], normals[shiny]
+        cos_view = np.sum(view * n, axis=-1, keepdims=True)
+        mirror = view - 2 * cos_view * n
         mirror[:, 2] = np.abs(mirror[:, 2])
-        fresnel = glossy * (1 - np.abs(np.sum(view * normals, axis=-1))) ** 2 + glossy * 0.2
-        emission += fresnel[:, None] * _sky(mirror, layout.sun_direction, light) * 0.6
+        fresnel = glossy[shiny, None] * ((1 - np.abs(cos_view)) ** 2 + 0.2)
+        emission[shiny] += fresnel * _sky(mirror, layout.sun_direction, light) * 0.6
 
     if light.night_lights:
         shading = shading + _night_irradiance(layout, points, normals, origin, ego_to_world)

@@ -138,3 +138,48 @@ def primitive_attribute(code: np.ndarray, prims: Primitives, box_values: np.ndar
     table = np.concatenate([np.asarray([ground_value], dtype=box_values.dtype).reshape((1,) + box_values.shape[1:]),
                             box_values, sphere_values.astype(box_values.dtype)], axis=0)
     return table[np.clip(code, 0, n_box + len(sphere_values))]
+
+
+def occluded(points: np.ndarray, direction: np.ndarray, prims: Primitives) -> np.ndarray:
+    """Whether the ray from each of ``points`` ``(N, 3)`` along the unit ``direction`` hits a primitive
+    (sun shadows). Culling: points are sorted by their coordinate across the direction, so each primitive
+    only tests the points inside its shadow footprint's bounding rectangle."""
+    direction = np.asarray(direction, dtype=np.float64)
+    e1 = np.cross(direction, [0.0, 0.0, 1.0] if abs(direction[2]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(direction, e1)
+    origins = points + 1e-3 * direction
+    a, b = origins @ e1, origins @ e2
+    order = np.argsort(a, kind="stable")
+    a_sorted = a[order]
+    shadow = np.zeros(len(points), dtype=bool)
+
+    def candidates(corners: np.ndarray) -> np.ndarray:
+        c1, c2 = corners @ e1, corners @ e2
+        lo, hi = np.searchsorted(a_sorted, c1.min()), np.searchsorted(a_sorted, c1.max(), side="right")
+        idx = order[lo:hi]
+        return idx[(b[idx] >= c2.min()) & (b[idx] <= c2.max()) & ~shadow[idx]]
+
+    for k, corners in enumerate(box_corners(prims)):
+        idx = candidates(corners)
+        if not len(idx):
+            continue
+        c, s = np.cos(prims.box_yaw[k]), np.sin(prims.box_yaw[k])
+        rel = origins[idx] - prims.box_centre[k]
+        o_local = np.stack([c * rel[:, 0] + s * rel[:, 1], -s * rel[:, 0] + c * rel[:, 1], rel[:, 2]], axis=-1)
+        d_local = np.array([c * direction[0] + s * direction[1], -s * direction[0] + c * direction[1], direction[2]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1 = (-prims.box_half[k] - o_local) / d_local
+            t2 = (prims.box_half[k] - o_local) / d_local
+        t_near = np.nanmax(np.minimum(t1, t2), axis=-1)
+        t_far = np.nanmin(np.maximum(t1, t2), axis=-1)
+        shadow[idx[(t_far >= t_near) & (t_far > _EPS)]] = True
+    for k, corners in enumerate(sphere_corners(prims)):
+        idx = candidates(corners)
+        if not len(idx):
+            continue
+        oc = origins[idx] - prims.sphere_centre[k]
+        b_half = oc @ direction
+        disc = b_half ** 2 - (np.sum(oc * oc, axis=1) - prims.sphere_radius[k] ** 2)
+        shadow[idx[(disc >= 0) & (-b_half + np.sqrt(np.maximum(disc, 0)) > _EPS)]] = True
+    return shadow
