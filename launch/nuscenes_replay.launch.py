@@ -31,12 +31,14 @@ def generate_launch_description():
     bag_play = ExecuteProcess(
         name='bag_player',
         cmd=['ros2', 'bag', 'play', LaunchConfiguration('bag'), '--clock',
-             '--rate', LaunchConfiguration('rate')],
+             '--rate', LaunchConfiguration('rate'), '--delay', LaunchConfiguration('delay')],
         output='screen',
     )
     return LaunchDescription([
         DeclareLaunchArgument('bag', description='rosbag2 folder to play (metadata.yaml + .mcap/.db3)'),
         DeclareLaunchArgument('rate', default_value='1.0', description='playback speed factor'),
+        DeclareLaunchArgument('delay', default_value='0.0',
+                              description='seconds to wait before playing (lets the node load its model)'),
         DeclareLaunchArgument('camera', default_value='cam_front',
                               description='camera channel in the bag, lower case'),
         DeclareLaunchArgument('compressed_image_topic',

@@ -74,8 +74,8 @@ def test_replay_graph_node_player_viewers():
                                ("camera_info", "/cam_front/camera_info"), bag_topics[1]]
 
     assert (player.package, player.executable) == (None, "ros2")
-    assert player.arguments == ["bag", "play", "/data/scene-0061", "--clock", "--rate", "2"]
-    assert command_line(player) == ["bag_player", "/data/scene-0061", "--clock", "--rate", "2"]
+    assert player.arguments == ["bag", "play", "/data/scene-0061", "--clock", "--rate", "2", "--delay", "0.0"]
+    assert command_line(player) == ["bag_player", "/data/scene-0061", "--clock", "--rate", "2", "--delay", "0.0"]
     assert [p.name for p in processes.values() if p.shutdown_on_exit] == ["bag_player"]
 
     assert (rviz.package, rviz.executable) == ("rviz2", "rviz2")
@@ -110,7 +110,7 @@ def test_argument_errors_name_the_argument():
 
 def test_declared_arguments_cover_both_files():
     names = [a.name for a in declared_arguments(launch_file("nuscenes_replay"))]
-    assert names[:3] == ["bag", "rate", "camera"]
+    assert names[:4] == ["bag", "rate", "delay", "camera"]
     assert {"params_file", "use_sim_time", "image_topic", "foxglove_port", "use_rviz"} <= set(names)
 
 

@@ -2,9 +2,10 @@
 
 A stand-in for ``ros2 bag play`` where ros2cli/rosbag2_py are not installed (ROS 2 from PyPI wheels);
 its flags are the same subset: ``--rate/-r``, ``--loop/-l``, ``--topics``, ``--remap/-m old:=new``,
-``--start-offset`` (seconds), ``--clock [HZ]`` (publish ``/clock`` at HZ, 40 when given alone, so
-``use_sim_time`` nodes follow bag time), plus ``--wait-for-subscribers SECONDS`` (hold playback until
-every played topic has a subscriber, or that many seconds passed).
+``--start-offset`` (seconds), ``--delay/-d`` (seconds to sleep before playing), ``--clock [HZ]``
+(publish ``/clock`` at HZ, 40 when given alone, so ``use_sim_time`` nodes follow bag time), plus
+``--wait-for-subscribers SECONDS`` (hold playback until every played topic has a subscriber, or that
+many seconds passed).
 
 Messages are read with ``rosbags`` and published as the raw CDR bytes stored in the bag
 (``publisher.publish(raw_bytes)``): no per-message conversion. Original spacing of the bag's receive
@@ -42,6 +43,7 @@ class PlayOptions:
     topics: list[str] = field(default_factory=list)
     remap: dict[str, str] = field(default_factory=dict)
     start_offset: float = 0.0
+    delay: float = 0.0
     clock_hz: float | None = None
     wait_for_subscribers: float = 0.0
 
@@ -237,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="publish topic OLD as NEW")
     parser.add_argument("--start-offset", type=float, default=0.0, metavar="SECONDS",
                         help="skip this many seconds from the bag's start")
+    parser.add_argument("-d", "--delay", type=float, default=0.0, metavar="SECONDS",
+                        help="sleep this long before playing (after --wait-for-subscribers)")
     parser.add_argument("--clock", type=float, nargs="?", const=DEFAULT_CLOCK_HZ, default=None, metavar="HZ",
                         help=f"publish /clock with bag time at HZ (default {DEFAULT_CLOCK_HZ:g} when given)")
     parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
@@ -250,12 +254,14 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
         parser_errors.append(f"--rate must be > 0, got {args.rate:g}")
     if args.start_offset < 0:
         parser_errors.append(f"--start-offset must be >= 0, got {args.start_offset:g}")
+    if args.delay < 0:
+        parser_errors.append(f"--delay must be >= 0, got {args.delay:g}")
     if args.clock is not None and args.clock <= 0:
         parser_errors.append(f"--clock rate must be > 0 Hz, got {args.clock:g}")
     if parser_errors:
         raise argparse.ArgumentTypeError("; ".join(parser_errors))
     return PlayOptions(rate=args.rate, loop=args.loop, topics=list(args.topics),
-                       remap=parse_remaps(args.remap), start_offset=args.start_offset,
+                       remap=parse_remaps(args.remap), start_offset=args.start_offset, delay=args.delay,
                        clock_hz=args.clock, wait_for_subscribers=args.wait_for_subscribers)
 
 
@@ -289,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if options.wait_for_subscribers > 0:
             player.wait_for_subscribers(stop)
+        stop.wait(options.delay)
         try:
             summary = player.play(stop)
         except Exception as exc:  # corrupt chunk/row mid-bag: report it against the bag, not a traceback

@@ -27,9 +27,11 @@ from collections import deque
 import foxglove
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import RCLError
 from rosbags.typesys import Stores, TypesysError, get_typestore
 
 from xdrcdepth_ros.message_types import UnknownMessageType, message_class
@@ -106,7 +108,8 @@ class FoxgloveViewer(Node):
         self.get_logger().info(f"serving on ws://127.0.0.1:{self.server.port} topics {self.topics}")
         print(f"foxglove_viewer: ws://127.0.0.1:{self.server.port}", flush=True)
         self.discover()
-        self.create_timer(period, self.discover)
+        # steady clock: under use_sim_time a ROS-time timer would not fire before the first /clock
+        self.create_timer(period, self.discover, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def wanted_topics(self, graph: dict[str, list[str]]) -> list[str]:
         if ALL_TOPICS in self.topics:
@@ -161,6 +164,10 @@ def main(args: list[str] | None = None) -> int:
         rclpy.spin(viewer)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM shut the context down while the executor was building its wait set
     except ViewerStartError as exc:
         print(f"foxglove_viewer: {exc}", file=sys.stderr)
         return 1
