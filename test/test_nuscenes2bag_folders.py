@@ -18,6 +18,7 @@ TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 K = np.array([[10.0, 0.0, 4.0], [0.0, 11.0, 3.0], [0.0, 0.0, 1.0]])
 SCENE_T0 = {"scene-a": 1_000_000, "scene-b": 20_000_000}  # microseconds
 FRONT_RADAR_SWEEP_DT = -250_000  # an extra RADAR_FRONT sweep 0.25 s before the second key frame; it is empty
+LEFT_RADAR_SWEEP_DT = -30_000  # a RADAR_FRONT_LEFT sweep before the scene's first key frame (and camera)
 
 
 def radar_columns(n, seed):
@@ -27,7 +28,7 @@ def radar_columns(n, seed):
 
 
 def build_folder(root):
-    """Two scenes of two samples; CAM_FRONT, RADAR_FRONT (+1 sweep), RADAR_FRONT_LEFT, LIDAR_TOP key frames."""
+    """Two scenes of two samples; CAM_FRONT, RADAR_FRONT (+1 sweep), RADAR_FRONT_LEFT (+1 sweep), LIDAR_TOP."""
     t = NuScenesTables()
     t.add_visibility_levels()
     log = t.add_log("log-a", "n015", "2018-07-24", "singapore-onenorth")
@@ -65,6 +66,9 @@ def build_folder(root):
                     "pcd")
             points = np.random.default_rng(ts).normal(size=(4, 5)).astype("<f4")
             reading(name, sample, "LIDAR_TOP", ts + 5_000, True, points.tobytes(), "pcd.bin")
+            if k == 0:
+                reading(name, sample, "RADAR_FRONT_LEFT", ts + LEFT_RADAR_SWEEP_DT, False,
+                        radar_pcd_bytes(radar_columns(1, ts + 2)), "pcd")
             if k == 1:
                 reading(name, sample, "RADAR_FRONT", ts + 10_000 + FRONT_RADAR_SWEEP_DT, False,
                         radar_pcd_bytes(radar_columns(0, 0)), "pcd")
@@ -97,15 +101,16 @@ def test_sweeps_radars_and_scenes_sqlite3(folder, tmp_path, capsys):
     assert rc == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("nuscenes2bag: scene-") for line in lines)
-    assert "17 messages" in lines[0] and "3 /radar_front," in lines[0]  # 1 + 7 + 2 + 2 + 3 + 2, as below
+    assert "19 messages" in lines[0] and "3 /radar_front," in lines[0]  # 1 + 8 + 2 + 2 + 3 + 3, as below
     assert sorted(p.name for p in out.iterdir()) == ["scene-a", "scene-b"]  # one bag per scene, nothing else
     for scene in SCENE_T0:
         messages, storage = read_bag(out / scene)
         assert storage == "sqlite3" and len(list((out / scene).glob("*.db3"))) == 1
         counts = {topic: len(msgs) for topic, msgs in messages.items()}
-        # LIDAR_TOP was not asked for; RADAR_FRONT has its 2 key frames and the sweep between them.
-        assert counts == {"/tf_static": 1, "/tf": 7, "/cam_front/image_rect_compressed": 2,
-                          "/cam_front/camera_info": 2, "/radar_front": 3, "/radar_front_left": 2}
+        # LIDAR_TOP was not asked for; each radar has its 2 key frames and one sweep (before the first or
+        # between the two key frames); every reading has its own ego pose.
+        assert counts == {"/tf_static": 1, "/tf": 8, "/cam_front/image_rect_compressed": 2,
+                          "/cam_front/camera_info": 2, "/radar_front": 3, "/radar_front_left": 3}
         for channel, topic in (("CAM_FRONT", "/cam_front/image_rect_compressed"),
                                ("RADAR_FRONT", "/radar_front"), ("RADAR_FRONT_LEFT", "/radar_front_left")):
             assert [s for s, _ in messages[topic]] == [ts * 1000 for ts, _ in expected[(scene, channel)]]
@@ -120,8 +125,10 @@ def test_sweeps_radars_and_scenes_sqlite3(folder, tmp_path, capsys):
         info = messages["/cam_front/camera_info"][0][1]
         assert (info.width, info.height) == (8, 6)  # from the JPEG itself
         np.testing.assert_array_equal(info.k, K.reshape(-1))
-        assert messages["/tf_static"][0][0] == min(s for msgs in messages.values() for s, _ in msgs) == t0 * 1000
-        left = messages["/radar_front_left"][0][1]
+        assert messages["/tf_static"][0][0] == min(s for msgs in messages.values() for s, _ in msgs) == (
+            t0 + LEFT_RADAR_SWEEP_DT) * 1000
+        assert messages["/tf"][0][0] == (t0 + LEFT_RADAR_SWEEP_DT) * 1000
+        left = messages["/radar_front_left"][1][1]
         np.testing.assert_array_equal(
             np.frombuffer(left.data.tobytes(), RADAR_RECORD_DTYPE)["rcs"], radar_columns(2, t0 + 1)["rcs"])
 

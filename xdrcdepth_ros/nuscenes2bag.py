@@ -25,6 +25,8 @@ per scene named after it. Bags are written atomically (:mod:`xdrcdepth_ros.rosba
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from dataclasses import dataclass, field
@@ -169,9 +171,6 @@ class MessageFactory:
 
 def load_nuscenes(dataroot: str | Path, version: str):
     """The devkit's ``NuScenes`` for a folder; :class:`ConversionError` naming the folder if it cannot load."""
-    import contextlib
-    import io
-
     from nuscenes.nuscenes import NuScenes
 
     dataroot = Path(dataroot)
@@ -194,26 +193,42 @@ def select_scenes(nusc, names: list[str]) -> list[dict]:
     return [by_name[n] for n in names] if names else list(nusc.scene)
 
 
+def _in_scene(nusc, sample_data_token: str, scene_token: str) -> bool:
+    sd = nusc.get("sample_data", sample_data_token)
+    return nusc.get("sample", sd["sample_token"])["scene_token"] == scene_token
+
+
 def scene_readings(nusc, scene: dict, channels: list[str]) -> list[Reading]:
-    """Every sample_data (key frames and sweeps) of ``channels`` in the scene, in timestamp order."""
+    """Every sample_data (key frames and sweeps) of ``channels`` in the scene, in timestamp order.
+
+    Each channel's readings form one ``prev``/``next`` chain per scene (nuScenes schema): it is walked from
+    the channel's first key frame back to its start, then forward to its end, never past the scene.
+    """
     known = {s["channel"] for s in nusc.sensor}
     unknown = [c for c in channels if c not in known]
     if unknown:
         raise ConversionError(f"{nusc.dataroot}: no sensor channel {', '.join(unknown)} in {nusc.version} "
                               f"(channels: {', '.join(sorted(known))})")
-    samples = set()
+    samples = []
     token = scene["first_sample_token"]
     while token:
-        samples.add(token)
-        token = nusc.get("sample", token)["next"]
+        samples.append(nusc.get("sample", token))
+        token = samples[-1]["next"]
     readings = []
-    for sd in nusc.sample_data:
-        if sd["sample_token"] not in samples or sd["channel"] not in channels:
-            continue
-        readings.append(Reading(sd["timestamp"], sd["channel"], sd["sensor_modality"],
-                                Path(nusc.dataroot) / sd["filename"],
-                                nusc.get("calibrated_sensor", sd["calibrated_sensor_token"]),
-                                nusc.get("ego_pose", sd["ego_pose_token"])))
+    for channel in channels:
+        token = next((s["data"][channel] for s in samples if channel in s["data"]), "")
+        while token:  # back to the start of the chain within the scene
+            prev = nusc.get("sample_data", token)["prev"]
+            if not prev or not _in_scene(nusc, prev, scene["token"]):
+                break
+            token = prev
+        while token and _in_scene(nusc, token, scene["token"]):
+            sd = nusc.get("sample_data", token)
+            readings.append(Reading(sd["timestamp"], sd["channel"], sd["sensor_modality"],
+                                    Path(nusc.dataroot) / sd["filename"],
+                                    nusc.get("calibrated_sensor", sd["calibrated_sensor_token"]),
+                                    nusc.get("ego_pose", sd["ego_pose_token"])))
+            token = sd["next"]
     readings.sort(key=lambda r: (r.timestamp_us, r.channel))
     return readings
 
