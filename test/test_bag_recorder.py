@@ -64,6 +64,7 @@ def read_bag(path):
         return types, [(conn.topic, stamp, raw) for conn, stamp, raw in reader.messages()]
 
 
+@pytest.mark.ros
 def test_records_images_and_pngs_until_sigint(ros_node, tmp_path):
     bag, png_dir = tmp_path / "rec", tmp_path / "png"
     recorder = start_recorder("--out", bag, "--png-dir", png_dir,
@@ -114,6 +115,7 @@ def test_records_images_and_pngs_until_sigint(ros_node, tmp_path):
         np.testing.assert_array_equal(rgb, pixels[:, :, ::-1] if encoding == "bgr8" else pixels)
 
 
+@pytest.mark.ros
 def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
     bag = tmp_path / "two"
     recorder = start_recorder("--out", bag, "--topics", "/depth/colorized", "--max-messages", "2",
@@ -124,7 +126,7 @@ def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
         for i in range(4):
             pub.publish(make_image("bgr8", 10**9 + i, seed=i)[0])
             time.sleep(0.2)
-        out, err = recorder.communicate(timeout=20)  # exits on its own after 2 messages
+        _, err = recorder.communicate(timeout=20)  # exits on its own after 2 messages
     finally:
         if recorder.poll() is None:
             recorder.kill()
@@ -146,6 +148,7 @@ def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "two"]  # no temporary folders left
 
 
+@pytest.mark.ros
 def test_existing_bag_is_refused(tmp_path, ros_domain_id):
     (tmp_path / "bag").mkdir()
     result = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag_recorder", "--out", str(tmp_path / "bag")],
@@ -153,6 +156,7 @@ def test_existing_bag_is_refused(tmp_path, ros_domain_id):
     assert result.returncode == 2 and f"{tmp_path / 'bag'} already exists" in result.stderr
 
 
+@pytest.mark.ros
 def test_sim_time_stamps_follow_clock(ros_node, tmp_path):
     """With use_sim_time, a topic that appears before any /clock is still subscribed, a message before the
     first /clock is counted but not written, and bag stamps are the /clock time."""

@@ -159,7 +159,7 @@ def test_transforms_equal_calibration_and_ego_poses(real_bag):
 
 
 def test_cdr_deserialises_with_rclpy(real_bag):
-    bag, frames = real_bag
+    bag, _ = real_bag
     connections, messages = read_bag(bag)
     for topic, msgs in messages.items():
         cls = message_class(connections[topic].msgtype)

@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
@@ -46,6 +47,7 @@ def stop(process):
     return process.returncode
 
 
+@pytest.mark.ros
 def test_bag_through_node_into_recorder(tmp_path, nuscenes_samples, ros_domain_id):
     dataroot = assemble_real_samples(tmp_path / "nuscenes", nuscenes_samples)
     bag, record, pngs = tmp_path / "scene-0061", tmp_path / "depth_record", tmp_path / "png"
