@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 
-from depth_node_rig import (CAMERA, IMAGE_HW, RADAR, NodeProcess, NuScenesFrame, Rig, camera_info_msg,
+from depth_node_rig import (CAMERA, IMAGE_HW, NodeProcess, NuScenesFrame, Rig, camera_info_msg,
                             depth_array, image_msg, jpeg_msg, make_checkpoint, radar_msg)
 from xdrcdepth_core import visualize
 from xdrcdepth_core.data.geometry import invert_transform, matrix_to_quaternion, sensor_to_sensor
@@ -18,20 +19,12 @@ from xdrcdepth_core.infer import DepthEstimator, RadarInput
 from xdrcdepth_ros import conversions as conv
 from xdrcdepth_ros.tf_buffer import matrix_to_transform
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 
 
-@pytest.fixture(scope="module")
-def frame(nuscenes_samples_module):
-    return NuScenesFrame.load(nuscenes_samples_module)
-
-
-@pytest.fixture(scope="module")
-def nuscenes_samples_module():
-    from conftest import NUSCENES_SAMPLES
-    if not (NUSCENES_SAMPLES / "frames.json").exists():
-        pytest.fail(f"real nuScenes samples missing at {NUSCENES_SAMPLES}")
-    return NUSCENES_SAMPLES
+@pytest.fixture
+def frame(nuscenes_samples):
+    return NuScenesFrame.load(nuscenes_samples)
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +47,9 @@ def test_depth_equals_core_with_ego_motion(ros_domain_id, tmp_path, frame, check
         rig.publish_static_extrinsics(frame)
         rig.wait_connected(node, outputs=("depth", "info", "colorized", "saliency", "points", "diag"))
         rig.spin_until(lambda: rig.tf_pub.get_subscription_count() > 0, 10)
-        rig.publish_tf([matrix_to_transform(frame.cam_e2g, "odom", "base_link", Time(nanoseconds=frame.t_cam)),
-                        matrix_to_transform(frame.radar_e2g, "odom", "base_link",
-                                            Time(nanoseconds=frame.t_radar))])
+        rig.publish_tf([
+            matrix_to_transform(frame.cam_e2g, "odom", "base_link", Time(nanoseconds=frame.t_cam)),
+            matrix_to_transform(frame.radar_e2g, "odom", "base_link", Time(nanoseconds=frame.t_radar))])
         rig.spin_for(0.2)
         outputs = ("depth", "info", "colorized", "saliency", "points")
         rig.publish_frame_until(image_msg(frame.rgb, frame.t_cam), camera_info_msg(frame, frame.t_cam),
@@ -121,13 +114,22 @@ def test_compressed_two_radars_and_fallback_extrinsics(ros_domain_id, tmp_path, 
     node = NodeProcess(tmp_path / "node.log", {
         "checkpoint": str(checkpoint), "cpu_threads": 1, "image_transport": "compressed",
         "radar_topics": ["radar/a", "radar/b"], "fixed_frame": "", "diagnostics_period": 0.3,
-        "fallback_transforms": "; ".join(spec)})
+        "fallback_transforms": "; ".join(spec), "use_sim_time": True})
     rig = Rig(compressed=True, radar_topics=("radar/a", "radar/b"))
     half = len(frame.radar) // 2
     part_a, part_b = frame.radar[:half], frame.radar[half:]
     try:
         rig.publish_static_extrinsics(frame)                   # TF knows CAM_FRONT and RADAR_FRONT only
         rig.wait_connected(node, outputs=("depth", "diag"))
+        sim_now = Time(nanoseconds=frame.t_cam - 20_000_000)   # bag time, as `--clock` would publish
+        clock_pub = rig.node.create_publisher(Clock, "/clock", 10)
+        assert rig.spin_until(lambda: clock_pub.get_subscription_count() > 0, 20, node)
+
+        def diagnostics_at_sim_time():                         # the node's clock follows /clock
+            clock_pub.publish(Clock(clock=sim_now.to_msg()))
+            diag = rig.received["diag"]
+            return bool(diag) and Time.from_msg(diag[-1].header.stamp).nanoseconds == sim_now.nanoseconds
+        assert rig.spin_until(diagnostics_at_sim_time, 20, node)
         corrupt = jpeg_msg(frame.rgb, frame.t_cam - 10_000_000)
         corrupt.data = bytes(corrupt.data)[:300]
         rig.publish_frame_until(corrupt, camera_info_msg(frame, frame.t_cam - 10_000_000),
@@ -136,7 +138,8 @@ def test_compressed_two_radars_and_fallback_extrinsics(ros_domain_id, tmp_path, 
                                 lambda: rig.latest_diagnostics().get("bad: bad_compressed") == "1", node)
         good = jpeg_msg(frame.rgb, frame.t_cam)
         rig.publish_frame_until(good, camera_info_msg(frame, frame.t_cam),
-                                [radar_msg(part_a, frame.t_radar), radar_msg(part_b, frame.t_radar, "RADAR_B")],
+                                [radar_msg(part_a, frame.t_radar),
+                                 radar_msg(part_b, frame.t_radar, "RADAR_B")],
                                 lambda: rig.received["depth"], node)
         assert rig.spin_until(lambda: rig.latest_diagnostics().get("frames published") == "1", 10, node)
         diag = rig.latest_diagnostics()

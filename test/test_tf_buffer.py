@@ -175,6 +175,7 @@ def test_static_transform_specs():
         tf_buffer.static_transform_buffer(["base_link cam 1 2 3"])
 
 
+@pytest.mark.ros
 def test_listener_over_dds_and_clock_jump_clears(ros_domain_id):
     from rosgraph_msgs.msg import Clock
     from tf2_msgs.msg import TFMessage

@@ -26,6 +26,7 @@ import traceback
 from dataclasses import dataclass
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
@@ -90,14 +91,16 @@ class DepthNode(Node):
         self.points_pub = self.create_publisher(PointCloud2, "depth/points", OUTPUT_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        image_type, image_topic = (CompressedImage, "image/compressed") if self.compressed else (Image, "image")
+        image_type, image_topic = ((CompressedImage, "image/compressed") if self.compressed
+                                   else (Image, "image"))
         inputs = [sync.Subscriber(self, image_type, image_topic, qos_profile=qos_profile_sensor_data),
                   sync.Subscriber(self, CameraInfo, "camera_info", qos_profile=qos_profile_sensor_data)]
         inputs += [sync.Subscriber(self, PointCloud2, topic, qos_profile=qos_profile_sensor_data)
                    for topic in p.radar_topics]
         self.stats = NodeStats(time.monotonic(), image_topic=inputs[0].sub.topic_name)
         for f in inputs:  # registered before the synchroniser: counts arrivals before matching
-            f.registerCallback(lambda _msg, topic=f.sub.topic_name: self.stats.received(topic, time.monotonic()))
+            f.registerCallback(lambda _msg, topic=f.sub.topic_name:
+                               self.stats.received(topic, time.monotonic()))
         self.inputs = inputs
         self.synchronizer = sync.ApproximateTimeSynchronizer(inputs, p.queue_size, p.slop)
         self.synchronizer.registerCallback(self._on_synced)
@@ -109,7 +112,9 @@ class DepthNode(Node):
         self._last_stamp_ns: int | None = None
         self.worker = threading.Thread(target=self._work, name="xdrcdepth_worker", daemon=True)
         self.worker.start()
-        self.diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+        # steady clock: diagnostics keep coming while a bag (use_sim_time) is paused; stamps use node time
+        self.diag_timer = self.create_timer(p.diagnostics_period, self._publish_diagnostics,
+                                            clock=Clock(clock_type=ClockType.STEADY_TIME))
 
         self.get_logger().info(
             f"model {self.estimator.model_id} on {self.estimator.device}; sync {sync.IMPLEMENTATION}, "

@@ -1,0 +1,120 @@
+"""Bad input over DDS never stops the node: each kind is counted under its reason and skipped, and a good
+frame afterwards still gives the core's depth."""
+
+import numpy as np
+import pytest
+import torch
+from rclpy.time import Time
+from sensor_msgs.msg import Image, PointField
+
+from depth_node_rig import (CAMERA, RADAR, NodeProcess, NuScenesFrame, Rig, camera_info_msg, depth_array,
+                            header, image_msg, make_checkpoint, radar_msg)
+from xdrcdepth_core.data.geometry import invert_transform
+from xdrcdepth_core.infer import DepthEstimator, RadarInput
+
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
+MS = 1_000_000
+
+
+def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp_path):
+    frame = NuScenesFrame.load(nuscenes_samples)
+    checkpoint = make_checkpoint(tmp_path / "student.pt")
+    node = NodeProcess(tmp_path / "node.log", {
+        "checkpoint": str(checkpoint), "cpu_threads": 1, "fixed_frame": "", "max_radar_points": 1000,
+        "diagnostics_period": 0.2})
+    rig = Rig()
+    t0 = frame.t_cam
+
+    def info(t, **changes):
+        msg = camera_info_msg(frame, t)
+        for key, value in changes.items():
+            setattr(msg, key, value)
+        return msg
+
+    def cloud(t, records=frame.radar, frame_id=RADAR, **changes):
+        msg = radar_msg(records, t + 10 * MS, frame_id)
+        for key, value in changes.items():
+            setattr(msg, key, value)
+        return msg
+
+    def image(t, **changes):
+        msg = image_msg(frame.rgb, t)
+        for key, value in changes.items():
+            setattr(msg, key, value)
+        return msg
+
+    nan_records = frame.radar[:5].copy()
+    nan_records["x"] = np.nan
+    nan_records["y"][1] = np.inf
+    xyz_only = frame.radar[["x", "y"]]
+
+    def yuv_image(t):
+        return Image(header=header(CAMERA, t), height=160, width=320, encoding="yuv422", step=640,
+                     data=bytes(160 * 640))
+
+    steps = [  # (reasons expected to grow, image, camera_info, radar) at stamp t0 + k * 100 ms
+        ({"unsupported_encoding"}, yuv_image, info, cloud),
+        ({"truncated_image"}, lambda t: image(t, data=bytes(image(t).data)[:1000]), info, cloud),
+        ({"bad_image"}, lambda t: image(t, step=100), info, cloud),
+        ({"camera_info_size_mismatch"}, image, lambda t: info(t, width=640, height=320), cloud),
+        ({"bad_camera_info"}, image, lambda t: info(t, k=[0.0] * 9), cloud),
+        ({"radar_nonfinite_points", "radar_empty"}, image, info, lambda t: cloud(t, nan_records)),
+        ({"radar_empty"}, image, info, lambda t: cloud(t, frame.radar[:0])),
+        ({"radar_missing_xyz"}, image, info, lambda t: cloud(t, np.ascontiguousarray(xyz_only))),
+        ({"radar_truncated"}, image, info, lambda t: cloud(t, data=bytes(cloud(t).data)[:-7])),
+        ({"radar_bad_fields"}, image, info, lambda t: cloud(t, point_step=10)),
+        ({"radar_bad_fields"}, image, info, lambda t: cloud(t, fields=[
+            PointField(name=c, offset=0, datatype=42, count=1) for c in "xyz"])),
+        ({"radar_too_large"}, image, info, lambda t: cloud(t, np.concatenate([frame.radar] * 40))),
+        ({"missing_tf"}, image, info, lambda t: cloud(t, frame_id="RADAR_NOWHERE")),
+    ]
+    try:
+        rig.publish_static_extrinsics(frame)
+        rig.wait_connected(node, outputs=("depth", "diag"))
+        rig.publish_frame_until(image(t0), info(t0), [cloud(t0)], lambda: rig.received["depth"], node)
+        counts = {}
+        for k, (reasons, make_image, make_info, make_cloud) in enumerate(steps, start=1):
+            t = t0 + k * 100 * MS
+            for reason in reasons:
+                counts[reason] = counts.get(reason, 0) + 1
+            want = {f"bad: {r}": str(counts[r]) for r in reasons}
+            rig.publish_frame_until(make_image(t), make_info(t), [make_cloud(t)], lambda: all(
+                rig.latest_diagnostics().get(key) == value for key, value in want.items()), node)
+        # stamps going back less than time_reset_threshold (1 s) are out of order
+        t_back = t0 + 550 * MS
+        counts["stamp_out_of_order"] = 1
+        rig.publish_frame_until(image(t_back), info(t_back), [cloud(t_back)], lambda: rig.latest_diagnostics()
+                                .get("bad: stamp_out_of_order") == "1", node)
+        assert len(rig.received["depth"]) == 1                   # nothing published for any bad frame
+        # a jump back by more than time_reset_threshold is a restart (a looping bag): processed again
+        t_restart = t0 - 10_000 * MS
+        rig.publish_frame_until(image(t_restart), info(t_restart), [cloud(t_restart)],
+                                lambda: len(rig.received["depth"]) == 2, node)
+        # a good frame with a few NaN points among the real ones: NaNs dropped and counted, depth correct
+        t_good = t_restart + 100 * MS
+        with_nan = np.concatenate([frame.radar, nan_records])
+        counts["radar_nonfinite_points"] += 1
+        rig.publish_frame_until(image(t_good), info(t_good), [cloud(t_good, with_nan)],
+                                lambda: len(rig.received["depth"]) == 3, node)
+        assert rig.spin_until(lambda: rig.latest_diagnostics().get("frames published") == "3", 10, node)
+        diag = rig.latest_diagnostics()
+    finally:
+        rig.close()
+        rc = node.stop()
+    assert rc == 0, node.output()
+    log = node.output()
+    assert "Traceback" not in log
+    for reason, n in counts.items():
+        assert diag[f"bad: {reason}"] == str(n), (reason, diag)
+        assert f"skipped bad input [{reason}]" in log
+    assert diag["bad messages"] == str(sum(counts.values()))
+    assert not any(key == "bad: internal_error" for key in diag)
+
+    torch.set_num_threads(1)
+    estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu")
+    xyz, feats = frame.radar_xyz_features()                      # the finite points only
+    want = estimator.estimate(frame.rgb, [RadarInput(
+        xyz, feats, invert_transform(frame.cam_s2e) @ frame.radar_s2e)], frame.K)
+    last = rig.received["depth"][-1]
+    assert Time.from_msg(last.header.stamp).nanoseconds == t_good
+    np.testing.assert_array_equal(depth_array(last), want.depth)

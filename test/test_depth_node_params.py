@@ -1,0 +1,73 @@
+"""The node's parameter table, config/xdrcdepth.yaml and the declared descriptors agree; ranges and
+read-only flags are enforced by rclpy."""
+
+from pathlib import Path
+
+import pytest
+import rclpy
+import yaml
+from rclpy.parameter import Parameter
+
+from depth_node_rig import make_checkpoint
+from xdrcdepth_ros import depth_node_params
+from xdrcdepth_ros.depth_node import DepthNode
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "xdrcdepth.yaml"
+
+
+def test_yaml_holds_exactly_the_declared_defaults():
+    params = yaml.safe_load(CONFIG.read_text())["/**"]["ros__parameters"]
+    declared = {p.name: p.default for p in depth_node_params.PARAMETERS}
+    assert params.pop("use_sim_time") is False
+    assert params == declared
+    for p in depth_node_params.PARAMETERS:
+        assert type(params[p.name]) is type(p.default), p.name     # 1.0 stays a double, 10 an int
+        assert p.description, p.name
+        if p.range is not None:
+            assert p.range[0] <= p.default <= p.range[1], p.name
+
+
+@pytest.mark.ros
+def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = None
+    try:
+        node = DepthNode(context=context, parameter_overrides=[
+            Parameter("checkpoint", value=str(make_checkpoint(tmp_path / "s.pt"))),
+            Parameter("device", value="cpu"), Parameter("slop", value=0.05),
+            Parameter("radar_topics", value=["radar/front", "radar/front_left"])])
+        assert node.get_parameter("slop").value == 0.05
+        assert [f.sub.topic_name for f in node.inputs] == [
+            "/image", "/camera_info", "/radar/front", "/radar/front_left"]
+        slop = node.describe_parameter("slop")
+        assert slop.read_only and slop.floating_point_range[0].to_value == 1.0
+        stride = node.describe_parameter("points_stride")
+        assert not stride.read_only and stride.integer_range[0].from_value == 1
+        assert node.set_parameters([Parameter("points_stride", value=8)])[0].successful
+        assert not node.set_parameters([Parameter("points_stride", value=0)])[0].successful
+        assert not node.set_parameters([Parameter("slop", value=0.2)])[0].successful      # read-only
+        assert not node.set_parameters([Parameter("tf_timeout", value=5.0)])[0].successful  # > 1 s
+        assert node.get_parameter("points_stride").value == 8
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.ros
+def test_bad_parameters_stop_the_node_with_a_clear_error(ros_domain_id, tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.depth_node", "--ros-args",
+                           "-p", f"checkpoint:={tmp_path / 'missing.pt'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "cannot start" in proc.stderr and "missing.pt" in proc.stderr
+
+
+@pytest.mark.parametrize("spec", ["base_link cam 1 2 3", "a b 1 2 3 0 0 0 nan"])
+def test_bad_fallback_transform_is_rejected(spec):
+    from xdrcdepth_ros.tf_buffer import static_transform_buffer
+    with pytest.raises(ValueError):
+        static_transform_buffer([spec])
