@@ -154,8 +154,12 @@ class Recorder:
             return
         buffer = io.BytesIO()
         PILImage.fromarray(rgb).save(buffer, format="PNG")
-        atomic_write_bytes(self.png_dir / png_name(topic, msg.header.stamp.sec, msg.header.stamp.nanosec),
-                           buffer.getvalue())
+        path = self.png_dir / png_name(topic, msg.header.stamp.sec, msg.header.stamp.nanosec)
+        try:
+            atomic_write_bytes(path, buffer.getvalue())
+        except OSError as exc:  # full disk, no permission: keep recording the bag
+            self.node.get_logger().error(f"cannot write {path}: {exc}")
+            return
         self.summary.pngs += 1
 
     @property
