@@ -1,5 +1,6 @@
 """bag_player: a small rosbag2 written with rosbags is played in a subprocess and received here over DDS."""
 
+import re
 import subprocess
 import sys
 import threading
@@ -211,3 +212,30 @@ def test_remap_syntax_is_checked():
     assert parse_remaps(["/a:=/b", "c:=/d/e"]) == {"/a": "/b", "c": "/d/e"}
     with pytest.raises(argparse.ArgumentTypeError, match="old:=new"):
         parse_remaps(["/a=/b"])
+
+
+@pytest.mark.ros
+def test_loop_and_start_offset_until_sigint(tmp_path, ros_domain_id):
+    """--start-offset 1.0 leaves only the second image; --loop repeats it until SIGINT ends playback."""
+    import signal
+
+    bag = write_bag(tmp_path / "bag", "mcap")
+    probe = Probe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "xdrcdepth_ros.bag_player", str(bag), "--loop", "--start-offset", "1.0",
+             "--topics", "/image", "--remap", "/image:=/camera/image", "--rate", "4",
+             "--wait-for-subscribers", "20"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while len(probe.received["image"]) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            probe.executor.spin_once(timeout_sec=0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        probe.close()
+    assert proc.returncode == 0, err
+    stamps = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in probe.received["image"]}
+    assert stamps == {IMAGE_STAMPS[1]}
+    passes = int(re.search(r"(\d+) pass(es)?\)", out).group(1))
+    assert passes >= 3 and "; interrupted" in out, out

@@ -173,9 +173,13 @@ class BagPlayer:
         msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
         self.clock_publisher.publish(msg)
 
-    def _sleep_until(self, wall_target: float, wall_start: float, bag_start: int,
-                     stop: threading.Event) -> None:
-        """Wait for ``wall_target`` (monotonic), publishing ``/clock`` at its rate meanwhile."""
+    def _sleep_until(self, stamp_ns: int, wall_start: float, bag_start: int, stop: threading.Event) -> None:
+        """Wait until bag time ``stamp_ns`` is due, publishing ``/clock`` at its rate meanwhile.
+
+        Bag times stay integers: a float of ~1.7e18 ns is only exact to 256 ns, enough to make the
+        clock step back when the message's own stamp follows.
+        """
+        wall_target = wall_start + (stamp_ns - bag_start) / 1e9 / self.options.rate
         period = 1.0 / self.options.clock_hz if self.clock_publisher else None
         while not stop.is_set():
             remaining = wall_target - time.monotonic()
@@ -185,8 +189,8 @@ class BagPlayer:
                 stop.wait(remaining)
                 continue
             stop.wait(min(remaining, period))
-            now_bag = bag_start + (time.monotonic() - wall_start) * self.options.rate * 1e9
-            self._publish_clock(min(now_bag, bag_start + (wall_target - wall_start) * self.options.rate * 1e9))
+            elapsed_ns = int((time.monotonic() - wall_start) * self.options.rate * 1e9)
+            self._publish_clock(min(bag_start + elapsed_ns, stamp_ns))
 
     def play(self, stop: threading.Event) -> PlaySummary:
         """Play once, or until ``stop`` with ``--loop``; returns the summary."""
@@ -196,8 +200,7 @@ class BagPlayer:
             wall_start = time.monotonic()
             last_ns = bag_start
             for conn, stamp_ns, raw in self.reader.messages(connections=self.connections, start=bag_start):
-                target = wall_start + (stamp_ns - bag_start) / 1e9 / self.options.rate
-                self._sleep_until(target, wall_start, bag_start, stop)
+                self._sleep_until(stamp_ns, wall_start, bag_start, stop)
                 if stop.is_set():
                     break
                 if self.clock_publisher:

@@ -66,13 +66,6 @@ class Config:
 
 
 @dataclass(frozen=True)
-class Concat:
-    """A list of text and substitutions, joined (launch's SomeSubstitutionsType)."""
-
-    parts: tuple
-
-
-@dataclass(frozen=True)
 class PathJoin:
     """``os.path.join`` over text and substitutions."""
 
@@ -133,7 +126,7 @@ class ShutdownOnExit:
 
 @dataclass(frozen=True)
 class _Tag:
-    """Intermediate values: PythonLaunchDescriptionSource, OnProcessExit, EmitEvent, Shutdown, LaunchDescription."""
+    """Intermediate values: LaunchDescription, PythonLaunchDescriptionSource, EmitEvent, Shutdown."""
 
     kind: str
     value: object = None
@@ -184,7 +177,6 @@ class Graph:
 
     arguments: list[Argument]
     processes: list[Process]
-    values: dict[str, str]  # resolved launch configurations of the top-level file
 
 
 # --- reading (ast) -------------------------------------------------------------------------------
@@ -395,9 +387,8 @@ def _text(value, configs: dict[str, str], where: str) -> str:
         if value.name not in configs:
             raise LaunchFileError(f"{where}: launch configuration {value.name!r} is not set")
         return configs[value.name]
-    if isinstance(value, (list, Concat)):
-        parts = value if isinstance(value, list) else value.parts
-        return "".join(_text(part, configs, where) for part in parts)
+    if isinstance(value, list):  # launch's SomeSubstitutionsType: text and substitutions, joined
+        return "".join(_text(part, configs, where) for part in value)
     if isinstance(value, PathJoin):
         return str(Path(*(_text(part, configs, where) for part in value.parts)))
     raise LaunchFileError(f"{where}: cannot use {value!r} as text")
@@ -426,7 +417,7 @@ class _Resolver:
         self._by_action: dict[int, Process] = {}
         self._shutdown_targets: list[object] = []
 
-    def walk(self, path: Path, configs: dict[str, str]) -> dict[str, str]:
+    def walk(self, path: Path, configs: dict[str, str]) -> None:
         for action in _FileReader(path).read():
             if isinstance(action, Argument):
                 self.arguments.append(action)
@@ -455,7 +446,6 @@ class _Resolver:
                 self._shutdown_targets.append(action.target)
             else:
                 raise LaunchFileError(f"{path}: unsupported entry {action!r} in LaunchDescription")
-        return configs
 
     def _node(self, action: NodeAction, configs: dict[str, str]) -> Process:
         where = action.where
@@ -523,11 +513,11 @@ def declared_arguments(path: Path) -> list[Argument]:
 def load_graph(path: Path, values: dict[str, str]) -> Graph:
     """Resolve a launch file with ``name:=value`` arguments into its processes."""
     resolver = _Resolver()
-    configs = resolver.walk(Path(path), dict(values))
+    resolver.walk(Path(path), dict(values))
     declared = {a.name for a in resolver.arguments}
     unknown = sorted(set(values) - declared)
     if unknown:
         raise LaunchFileError(f"{path}: unknown launch argument(s) {', '.join(unknown)} "
                               f"(declared: {', '.join(sorted(declared))})")
     resolver.finish()
-    return Graph(arguments=resolver.arguments, processes=resolver.processes, values=configs)
+    return Graph(arguments=resolver.arguments, processes=resolver.processes)

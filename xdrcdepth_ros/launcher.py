@@ -33,8 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xdrcdepth_ros.launch_graph import (PACKAGE, Graph, LaunchFileError, Process, declared_arguments,
-                                        launch_file, load_graph, parse_assignments)
+from xdrcdepth_ros.launch_graph import (PACKAGE, Config, Graph, LaunchFileError, PathJoin, Process,
+                                        declared_arguments, launch_file, load_graph, parse_assignments)
 
 #: ``ExecuteProcess`` commands with a stand-in here: command prefix -> our executable
 STAND_INS = {("ros2", "bag", "play"): "bag_player"}
@@ -85,8 +85,6 @@ def format_arguments(path: Path) -> str:
 
 
 def _show_default(value) -> str:
-    from xdrcdepth_ros.launch_graph import Config, PathJoin
-
     if isinstance(value, Config):
         return f"$({value.name})"
     if isinstance(value, PathJoin):
