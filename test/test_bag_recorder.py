@@ -117,21 +117,23 @@ def test_records_images_and_pngs_until_sigint(ros_node, tmp_path):
 
 @pytest.mark.ros
 def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
-    bag = tmp_path / "two"
+    bag, not_a_folder = tmp_path / "two", tmp_path / "file"
+    not_a_folder.write_bytes(b"")  # PNGs cannot be written there: logged, the bag is still recorded
     recorder = start_recorder("--out", bag, "--topics", "/depth/colorized", "--max-messages", "2",
-                              "--storage", "sqlite3")
+                              "--storage", "sqlite3", "--png-dir", not_a_folder)
     try:
         pub = ros_node.create_publisher(Image, "/depth/colorized", 10)
         wait_subscribed([pub], recorder)
         for i in range(4):
             pub.publish(make_image("bgr8", 10**9 + i, seed=i)[0])
             time.sleep(0.2)
-        _, err = recorder.communicate(timeout=20)  # exits on its own after 2 messages
+        out, err = recorder.communicate(timeout=20)  # exits on its own after 2 messages
     finally:
         if recorder.poll() is None:
             recorder.kill()
             recorder.communicate()
     assert recorder.returncode == 0, err
+    assert "wrote 2 messages" in out and "0 PNGs in" in out and f"cannot write {not_a_folder}/" in err
     _, recorded = read_bag(bag)
     assert [deserialize_message(raw, Image).header.stamp.nanosec for _, _, raw in recorded] == [0, 1]
     assert list(bag.glob("*.db3"))
@@ -145,7 +147,7 @@ def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
     assert recorder.returncode == 0, err
     assert "wrote 0 messages" in out and "skipped /nobody (never published)" in out
     assert read_bag(empty) == ({}, [])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "two"]  # no temporary folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file", "two"]  # no temporary folders left
 
 
 @pytest.mark.ros
