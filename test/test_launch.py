@@ -38,6 +38,11 @@ def test_launch_files_compile_and_use_current_launch_api():
 
 
 def test_share_directory_of_a_source_checkout_is_the_repo():
+    import os
+    import sys
+
+    if os.environ.get("AMENT_PREFIX_PATH") or (Path(sys.prefix) / "share" / "xdrcdepth_ros").exists():
+        pytest.skip("an installed share folder takes precedence over the checkout here")
     assert SHARE == REPO  # pip install -e . (this venv): no ament index entry, so the checkout
 
 
