@@ -26,6 +26,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import rclpy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from rosbags.interfaces import QosDurability
+from rosbags.rosbag2 import Reader
+from rosgraph_msgs.msg import Clock
+
+from xdrcdepth_ros.message_types import UnknownMessageType, message_class
+
 DEFAULT_CLOCK_HZ = 40.0
 STATIC_TOPICS = ("/tf_static",)
 
@@ -73,8 +82,6 @@ class PlaySummary:
 
 def open_bag(path: str | Path):
     """An opened ``rosbags.rosbag2.Reader`` for a bag folder (or a ``.mcap``/``.db3`` inside one)."""
-    from rosbags.rosbag2 import Reader
-
     bag = Path(path)
     if bag.is_file() and (bag.parent / "metadata.yaml").exists():
         bag = bag.parent
@@ -102,8 +109,6 @@ def parse_remaps(pairs: list[str]) -> dict[str, str]:
 
 
 def _recorded_transient_local(connection) -> bool:
-    from rosbags.interfaces import QosDurability
-
     profiles = getattr(connection.ext, "offered_qos_profiles", None) or []
     return any(getattr(p, "durability", None) == QosDurability.TRANSIENT_LOCAL for p in profiles)
 
@@ -111,12 +116,7 @@ def _recorded_transient_local(connection) -> bool:
 class BagPlayer:
     """Publishes a bag's connections through one rclpy node, timed like the recording."""
 
-    def __init__(self, node, reader, options: PlayOptions):
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from rosgraph_msgs.msg import Clock
-
-        from xdrcdepth_ros.message_types import UnknownMessageType, message_class
-
+    def __init__(self, node, reader: Reader, options: PlayOptions):
         self.node = node
         self.reader = reader
         self.options = options
@@ -151,7 +151,6 @@ class BagPlayer:
         if missing:
             node.get_logger().warning(f"topics not in the bag: {', '.join(sorted(missing))}")
         self.summary.topics = len(self.publishers)
-        self._clock_type = Clock
         self.clock_publisher = (node.create_publisher(Clock, "/clock", 10)
                                 if options.clock_hz is not None else None)
 
@@ -169,7 +168,7 @@ class BagPlayer:
             stop.wait(0.05)
 
     def _publish_clock(self, bag_ns: int) -> None:
-        msg = self._clock_type()
+        msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
         self.clock_publisher.publish(msg)
 
@@ -269,9 +268,6 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
-
     own_args, ros_args = split_ros_args(sys.argv if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(own_args[1:])
@@ -302,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             summary = player.play(stop)
         except Exception as exc:  # corrupt chunk/row mid-bag: report it against the bag, not a traceback
-            print(f"bag_player: error reading bag {reader.path}: {exc}", file=sys.stderr)
+            print(f"bag_player: error while playing bag {reader.path}: {exc}", file=sys.stderr)
             return 2
         print(summary.line(Path(reader.path), options.rate), flush=True)
         return 0
