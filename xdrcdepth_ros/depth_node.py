@@ -14,11 +14,15 @@ so memory stays bounded however fast inputs arrive. Every bad input is counted p
 the reason (at most once per 5 s per reason), and skipped; nothing a message contains stops the node.
 
 QoS: inputs use ``qos_profile_sensor_data`` (best effort, depth 5: accepts reliable and best-effort
-publishers); outputs are RELIABLE, depth 5, volatile (RViz's default), /tf* as tf2_ros.
+publishers), overridable per topic with the standard ``qos_overrides./<topic>.subscription.<policy>``
+parameters (Fast DDS drops best-effort samples above ~0.5 MB between processes, so raw full-resolution
+images need ``reliability: reliable``); outputs are RELIABLE, depth 5, volatile (RViz's default); /tf*
+as tf2_ros.
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 import time
@@ -32,6 +36,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -93,10 +98,12 @@ class DepthNode(Node):
 
         image_type, image_topic = ((CompressedImage, "image/compressed") if self.compressed
                                    else (Image, "image"))
-        inputs = [sync.Subscriber(self, image_type, image_topic, qos_profile=qos_profile_sensor_data),
-                  sync.Subscriber(self, CameraInfo, "camera_info", qos_profile=qos_profile_sensor_data)]
-        inputs += [sync.Subscriber(self, PointCloud2, topic, qos_profile=qos_profile_sensor_data)
-                   for topic in p.radar_topics]
+
+        def subscribe(msg_type, topic):  # rclpy applies QoS overrides to the profile object: one each
+            return sync.Subscriber(self, msg_type, topic, qos_profile=copy.copy(qos_profile_sensor_data),
+                                   qos_overriding_options=QoSOverridingOptions.with_default_policies())
+        inputs = [subscribe(image_type, image_topic), subscribe(CameraInfo, "camera_info")]
+        inputs += [subscribe(PointCloud2, topic) for topic in p.radar_topics]
         self.stats = NodeStats(time.monotonic(), image_topic=inputs[0].sub.topic_name)
         for f in inputs:  # registered before the synchroniser: counts arrivals before matching
             f.registerCallback(lambda _msg, topic=f.sub.topic_name:
