@@ -28,6 +28,16 @@ def test_yaml_holds_exactly_the_declared_defaults():
             assert p.range[0] <= p.default <= p.range[1], p.name
 
 
+def test_docs_table_lists_every_parameter_with_its_default():
+    doc = (CONFIG.parents[1] / "docs" / "depth_node.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[3].strip(" `")
+            for line in doc.splitlines() if line.startswith("| `")}
+    for p in depth_node_params.PARAMETERS:
+        shown = str(p.default).lower() if isinstance(p.default, bool) else (
+            f'"{p.default}"' if isinstance(p.default, str) else str(p.default).replace("'", '"'))
+        assert rows.get(p.name) == shown, p.name
+
+
 @pytest.mark.ros
 def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
     context = rclpy.Context()
