@@ -48,13 +48,14 @@ def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
             Parameter("checkpoint", value=str(make_checkpoint(tmp_path / "s.pt"))),
             Parameter("device", value="cpu"), Parameter("slop", value=0.05),
             Parameter("radar_topics", value=["radar/front", "radar/front_left"]),
-            Parameter("qos_overrides./image.subscription.reliability", value="reliable")])
+            Parameter("qos_overrides./radar/front.subscription.reliability", value="reliable")])
         assert node.get_parameter("slop").value == 0.05
         assert [f.sub.topic_name for f in node.inputs] == [
             "/image", "/camera_info", "/radar/front", "/radar/front_left"]
-        # inputs default to sensor-data QoS; the standard per-topic overrides apply (raw full-size images)
+        # raw images subscribe reliably, the rest with sensor-data QoS; per-topic overrides apply
         reliability = [f.sub.qos_profile.reliability for f in node.inputs]
-        assert reliability == [ReliabilityPolicy.RELIABLE] + [ReliabilityPolicy.BEST_EFFORT] * 3
+        assert reliability == [ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT,
+                               ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT]
         slop = node.describe_parameter("slop")
         assert slop.read_only and slop.floating_point_range[0].to_value == 1.0
         stride = node.describe_parameter("points_stride")

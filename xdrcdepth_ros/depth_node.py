@@ -13,10 +13,13 @@ Callbacks never block: the synchroniser callback only stores the newest frame in
 so memory stays bounded however fast inputs arrive. Every bad input is counted per reason, logged with
 the reason (at most once per 5 s per reason), and skipped; nothing a message contains stops the node.
 
-QoS: inputs use ``qos_profile_sensor_data`` (best effort, depth 5: accepts reliable and best-effort
-publishers), overridable per topic with the standard ``qos_overrides./<topic>.subscription.<policy>``
-parameters (Fast DDS drops best-effort samples above ~0.5 MB between processes, so raw full-resolution
-images need ``reliability: reliable``); outputs are RELIABLE, depth 5, volatile (RViz's default); /tf*
+QoS: ``camera_info``, radar clouds and compressed images use ``qos_profile_sensor_data`` (best effort,
+depth 5: accepts reliable and best-effort publishers). The raw ``image`` input subscribes RELIABLE
+(depth 5): Fast DDS drops best-effort samples above ~0.5 MB between processes (measured here: 0-1 of 10
+full-resolution rgb8 frames arrive best effort, 10 of 10 reliable), so a best-effort subscription would
+starve on raw camera images. Every input is overridable with the standard
+``qos_overrides./<topic>.subscription.<policy>`` parameters (e.g. ``reliability: best_effort`` for a
+best-effort camera driver with small images); outputs are RELIABLE, depth 5, volatile (RViz's default); /tf*
 as tf2_ros.
 """
 
@@ -50,6 +53,9 @@ from xdrcdepth_ros.diagnostics import NodeStats, ThrottledLog
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
+#: raw images are large: best-effort delivery of them fails in Fast DDS (see the module docstring)
+RAW_IMAGE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.VOLATILE)
 TF_CACHE = Duration(seconds=10.0)
 
 
@@ -99,10 +105,12 @@ class DepthNode(Node):
         image_type, image_topic = ((CompressedImage, "image/compressed") if self.compressed
                                    else (Image, "image"))
 
-        def subscribe(msg_type, topic):  # rclpy applies QoS overrides to the profile object: one each
-            return sync.Subscriber(self, msg_type, topic, qos_profile=copy.copy(qos_profile_sensor_data),
+        def subscribe(msg_type, topic, qos=qos_profile_sensor_data):
+            # rclpy applies QoS overrides to the profile object it is given: one copy each
+            return sync.Subscriber(self, msg_type, topic, qos_profile=copy.copy(qos),
                                    qos_overriding_options=QoSOverridingOptions.with_default_policies())
-        inputs = [subscribe(image_type, image_topic), subscribe(CameraInfo, "camera_info")]
+        inputs = [subscribe(image_type, image_topic, qos_profile_sensor_data if self.compressed else RAW_IMAGE_QOS),
+                  subscribe(CameraInfo, "camera_info")]
         inputs += [subscribe(PointCloud2, topic) for topic in p.radar_topics]
         self.stats = NodeStats(time.monotonic(), image_topic=inputs[0].sub.topic_name)
         for f in inputs:  # registered before the synchroniser: counts arrivals before matching
