@@ -167,3 +167,25 @@ def test_taken_port_is_a_clear_error(ros_domain_id):
     assert result.returncode == 1
     assert f"cannot serve Foxglove on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_subscription_qos_matches_every_publisher():
+    from rclpy.qos import DurabilityPolicy as D
+    from rclpy.qos import QoSProfile
+    from rclpy.qos import ReliabilityPolicy as R
+
+    from xdrcdepth_ros.foxglove_viewer import subscription_qos
+
+    def offered(reliability, durability):
+        return QoSProfile(depth=1, reliability=reliability, durability=durability)
+
+    cases = [
+        ([offered(R.RELIABLE, D.VOLATILE)], (R.RELIABLE, D.VOLATILE)),
+        ([offered(R.RELIABLE, D.TRANSIENT_LOCAL)], (R.RELIABLE, D.TRANSIENT_LOCAL)),
+        ([offered(R.RELIABLE, D.TRANSIENT_LOCAL), offered(R.RELIABLE, D.VOLATILE)], (R.RELIABLE, D.VOLATILE)),
+        ([offered(R.BEST_EFFORT, D.VOLATILE), offered(R.RELIABLE, D.VOLATILE)], (R.BEST_EFFORT, D.VOLATILE)),
+        ([], (R.BEST_EFFORT, D.VOLATILE)),
+    ]
+    for publishers, expected in cases:
+        qos = subscription_qos(publishers)
+        assert (qos.reliability, qos.durability) == expected

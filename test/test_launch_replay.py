@@ -60,26 +60,35 @@ class OutputReader:
 
 
 def first_colorized_frame(port, result, timeout=40.0):
-    """WebSocket client: subscribe to /depth/colorized once advertised; keep the first payload."""
+    """WebSocket client: subscribe to /depth/colorized once advertised; keep the first payload.
+
+    foxglove-sdk 0.30 may answer a subscribe that races its own advertise with the status "Unknown channel
+    ID"; the subscribe is then sent again.
+    """
     from websockets.sync.client import connect
 
     deadline = time.monotonic() + timeout
     result["ops"] = []
+    subscribe = None
     try:
         with connect(f"ws://127.0.0.1:{port}", subprotocols=["foxglove.sdk.v1"], max_size=None) as ws:
             while time.monotonic() < deadline:
                 frame = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
-                if isinstance(frame, str):
-                    msg = json.loads(frame)
-                    result["ops"].append(msg)
-                    for channel in msg.get("channels", []) if msg["op"] == "advertise" else []:
-                        if channel["topic"] == "/depth/colorized":
-                            time.sleep(0.5)  # see test_foxglove_viewer: subscribe after the advertise settles
-                            ws.send(json.dumps({"op": "subscribe", "subscriptions": [
-                                {"id": 1, "channelId": channel["id"]}]}))
-                elif frame[0] == 0x01:
-                    result["colorized"] = frame[13:]
-                    return
+                if isinstance(frame, bytes):
+                    if frame[0] == 0x01:
+                        result["colorized"] = frame[13:]
+                        return
+                    continue
+                msg = json.loads(frame)
+                result["ops"].append(msg["op"] if msg["op"] != "status" else f"status: {msg['message']}")
+                for channel in msg.get("channels", []) if msg["op"] == "advertise" else []:
+                    if channel["topic"] == "/depth/colorized":
+                        subscribe = json.dumps({"op": "subscribe", "subscriptions": [
+                            {"id": 1, "channelId": channel["id"]}]})
+                        ws.send(subscribe)
+                if msg["op"] == "status" and "Unknown channel" in msg["message"] and subscribe:
+                    time.sleep(0.2)
+                    ws.send(subscribe)
     except Exception as exc:  # reported by the test's assertion
         result["error"] = repr(exc)
 
@@ -136,7 +145,7 @@ def test_replay_graph_runs_node_player_and_viewer(replay_inputs, ros_domain_id):
     first = depth[0]
     assert (first.encoding, first.height, first.width, first.header.frame_id) == ("32FC1", 900, 1600, "cam_front")
 
-    assert "colorized" in ws_result, (ws_result, log)
+    assert "colorized" in ws_result, (ws_result.get("ops"), ws_result.get("error"), log)
     colorized = deserialize_message(ws_result["colorized"], Image)
     assert (colorized.height, colorized.width) == (900, 1600)
     assert colorized.header.stamp.sec * 10**9 + colorized.header.stamp.nanosec in camera_stamps

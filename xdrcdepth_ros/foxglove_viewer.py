@@ -13,8 +13,9 @@ Each topic becomes one Foxglove channel with message encoding ``cdr`` and schema
 the schema text (the message definition with its dependencies) comes from rosbags'
 ``Typestore.generate_msgdef``. Types rosbags does not know are skipped with a warning.
 
-QoS (our choice): BEST_EFFORT/VOLATILE depth 5 (accepts every publisher), except TRANSIENT_LOCAL when a
-publisher offers it (``/tf_static``), so static transforms published before the viewer started arrive.
+QoS follows the publishers found at discovery (:func:`subscription_qos`): RELIABLE when they all are
+(large images survive), TRANSIENT_LOCAL when they all offer it (``/tf_static``), so static transforms
+published before the viewer started arrive; else BEST_EFFORT/VOLATILE, depth 5.
 The last messages of such latched topics are kept and sent again whenever a Foxglove client subscribes to
 their channel, so a client that connects late still gets the static transforms.
 """
@@ -43,6 +44,20 @@ DEFAULT_TOPICS = [
 ]
 ALL_TOPICS = "*"
 LATCHED_DEPTH = 10
+
+
+def subscription_qos(offered: list[QoSProfile]) -> QoSProfile:
+    """The strongest QoS every current publisher is compatible with (as rosbag2 records).
+
+    RELIABLE only if all publishers are reliable: a best-effort subscription loses a whole multi-MB image
+    whenever one of its DDS fragments is dropped, which under CPU load can be every frame.
+    TRANSIENT_LOCAL only if all publishers offer it (a volatile publisher would not match it).
+    """
+    reliable = bool(offered) and all(p.reliability == ReliabilityPolicy.RELIABLE for p in offered)
+    latched = bool(offered) and all(p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in offered)
+    return QoSProfile(depth=LATCHED_DEPTH if latched else 5,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
 class ViewerStartError(RuntimeError):
@@ -137,11 +152,8 @@ class FoxgloveViewer(Node):
         channel = foxglove.Channel(
             topic, message_encoding="cdr",
             schema=foxglove.Schema(name=type_name, encoding="ros2msg", data=schema_text.encode()))
-        latched = any(info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
-                      for info in self.get_publishers_info_by_topic(topic))
-        qos = (QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
-                          durability=DurabilityPolicy.TRANSIENT_LOCAL) if latched
-               else QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        qos = subscription_qos([info.qos_profile for info in self.get_publishers_info_by_topic(topic)])
+        latched = qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
         bridge = Bridge(channel, latched)
         self._bridges[topic] = bridge
         self._bridges_by_channel_id[channel.id()] = bridge
