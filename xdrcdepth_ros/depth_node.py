@@ -32,11 +32,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
-import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -50,6 +47,7 @@ from xdrcdepth_ros import conversions as conv
 from xdrcdepth_ros import depth_node_params, sync, tf_buffer
 from xdrcdepth_ros.conversions import BadInput
 from xdrcdepth_ros.diagnostics import NodeStats, ThrottledLog
+from xdrcdepth_ros.node_main import run_node
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
@@ -277,24 +275,9 @@ class DepthNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=sys.argv if args is None else args)
-    node = None
-    try:
-        try:
-            node = DepthNode()
-        except (ValueError, OSError, KeyError) as exc:  # bad parameters or checkpoint: say which, exit
-            get_logger(depth_node_params.NODE_NAME).error(f"cannot start: {exc}")
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # bad parameters or checkpoint: "cannot start: <reason>", exit code 2
+    return run_node(DepthNode, depth_node_params.NODE_NAME, startup_errors=(ValueError, OSError, KeyError),
+                    args=args)
 
 
 if __name__ == "__main__":

@@ -26,16 +26,14 @@ import sys
 from collections import deque
 
 import foxglove
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.subscription import RCLError
 from rosbags.typesys import Stores, TypesysError, get_typestore
 
 from xdrcdepth_ros.message_types import UnknownMessageType, message_class
+from xdrcdepth_ros.node_main import run_node
 
 DEFAULT_TOPICS = [
     "image", "image/compressed", "camera_info", "radar/points",
@@ -169,25 +167,8 @@ class FoxgloveViewer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=sys.argv if args is None else args)
-    viewer = None
-    try:
-        viewer = FoxgloveViewer()
-        rclpy.spin(viewer)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RCLError:
-        if rclpy.ok():
-            raise
-        # SIGINT/SIGTERM shut the context down while the executor was building its wait set
-    except ViewerStartError as exc:
-        print(f"foxglove_viewer: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if viewer is not None:
-            viewer.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(FoxgloveViewer, "foxglove_viewer", startup_errors=(ViewerStartError,),
+                    startup_exit_code=1, args=args)
 
 
 if __name__ == "__main__":
