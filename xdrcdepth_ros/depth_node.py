@@ -1,6 +1,6 @@
 """The xdrcdepth ROS 2 node: synchronised camera + radar in, dense metric depth (REP 118) out.
 
-Data flow (docs/depth_node.md has topics, parameters and TF)::
+Data flow (README.md, "ROS 2 node", has topics, parameters and TF)::
 
     image (+ camera_info + radar clouds) --sync.ApproximateTimeSynchronizer--> latest-frame slot
     worker thread: messages --conversions--> numpy, TF radar->camera (ego-motion compensated)
