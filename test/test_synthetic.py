@@ -99,7 +99,7 @@ def test_radar_files_look_like_nuscenes(nusc):
             counts.append(cloud.shape[1])
     finally:
         RadarPointCloud.default_filters()
-    assert all(40 <= n <= 130 for n in counts), counts
+    assert all(40 <= n <= radar.MAX_RETURNS for n in counts), counts
     filtered = [RadarPointCloud.from_file(nusc.get_sample_data_path(s["data"]["RADAR_FRONT"])).points.shape[1]
                 for s in nusc.sample]
     assert all(f < n for f, n in zip(filtered, counts))  # the devkit's default filters drop some
@@ -134,7 +134,7 @@ def test_exact_depth_agrees_with_projected_lidar(nusc, folders):
 
 
 def test_radar_targets_lie_on_rendered_surfaces(nusc, folders):
-    distances, range_errors = [], []
+    distances, range_errors = [], []  # distances in units of the expected radar position error
     kinds = np.zeros(3, dtype=int)
     for s in nusc.sample:
         cam, rad = s["data"]["CAM_FRONT"], s["data"]["RADAR_FRONT"]
@@ -156,14 +156,24 @@ def test_radar_targets_lie_on_rendered_surfaces(nusc, folders):
         surface = transform_points(np.linalg.inv(T_cam_from_radar), surface_cam)
         tree = cKDTree(surface[np.abs(surface[:, 2]) < 0.25, :2])
         xyz = np.column_stack([fields["x"], fields["y"], fields["z"]]).astype(float)
-        _, _, in_view = project_points(transform_points(T_cam_from_radar, xyz), K, exact.shape)
+        uv, depth, in_view = project_points(transform_points(T_cam_from_radar, xyz), K, exact.shape)
+        # Seen by the camera too: nothing more than 1 m (>> the range noise) in front of it at its pixel.
+        surface_depth = exact[np.floor(uv[:, 1] + 0.5).astype(int), np.floor(uv[:, 0] + 0.5).astype(int)]
+        seen = np.zeros(len(xyz), dtype=bool)
+        seen[np.flatnonzero(in_view)[(surface_depth == 0) | (surface_depth > depth - 1.0)]] = True
         static = np.hypot(fields["vx_comp"], fields["vy_comp"]) < 0.5  # camera and radar times differ
-        distance, _ = tree.query(xyz[target & static & in_view, :2])
-        distances.extend(distance)
+        # Within 60 m, where the 1/4-scale camera still samples surfaces densely enough for this check.
+        chosen = target & static & seen & (measured < 60.0)
+        distance, _ = tree.query(xyz[chosen, :2])
+        # Expected error: range sigma, lateral r * azimuth sigma, and the 0.2 m grid (uniform, per axis).
+        sigma = np.sqrt(radar.RANGE_SIGMA_M ** 2 + (measured[chosen] * np.radians(radar.AZIMUTH_SIGMA_DEG)) ** 2
+                        + 2 * radar.XY_QUANTUM_M ** 2 / 12)
+        distances.extend(distance / sigma)
     distances, range_errors = np.array(distances), np.array(range_errors)
-    assert len(distances) >= 30
-    # Range sigma 0.15 m, azimuth 0.3 deg, 0.2 m grid; some surfaces are hidden from the camera.
-    assert np.median(distances) < 0.3 and np.mean(distances < 0.5) > 0.7, np.sort(distances)
+    assert len(distances) >= 20
+    # Range sigma 0.15 m, azimuth 0.3 deg, 0.2 m grid: a few decimetres from a surface seen at radar height.
+    # Distance to the nearest surface <= the noise offset, so in sigma units: mostly < 1, rarely > 3.
+    assert np.median(distances) < 1.0 and np.mean(distances < 3.0) > 0.9, np.sort(distances)
     assert abs(np.mean(range_errors)) < 0.06 and 0.1 < np.std(range_errors) < 0.25
     assert kinds[radar.KIND_CLUTTER] > 0 and kinds[radar.KIND_TARGET] > 2 * kinds[radar.KIND_CLUTTER]
 
@@ -213,7 +223,7 @@ def test_conditions_degrade_camera_only(nusc, folders):
             psnr = _psnr(b, a)
             assert psnr < 20.0, (name, psnr)
             if name == "fog":
-                assert b.std() < 0.7 * a.std()
+                assert b.std() < 0.85 * a.std()
             else:
                 assert b.mean() < 0.7 * a.mean()
         # Exact depth does not depend on the condition either.
@@ -252,10 +262,12 @@ def test_annotations_box_the_lidar_points(nusc):
             assert ann["category_name"] in ("vehicle.car", "vehicle.truck", "human.pedestrian.adult")
             assert ann["num_lidar_pts"] + ann["num_radar_pts"] > 0
             box = by_token[token]
-            # 5 cm margin for the 2 cm range noise, but the bottom raised 15 cm to leave the road out.
-            box.wlh = box.wlh + np.array([0.1, 0.1, -0.1])
-            box.center = box.center + box.orientation.rotate([0.0, 0.0, 0.05])
-            inside = points_in_box(box, cloud.points[:3]).sum()
-            assert 0.85 * ann["num_lidar_pts"] - 1 <= inside <= ann["num_lidar_pts"] + 2, (ann, inside)
+            # Every counted point lies in the box (10 cm margin: 5 sigma of the range noise) ...
+            box.wlh = box.wlh + 0.2
+            assert points_in_box(box, cloud.points[:3]).sum() >= 0.98 * ann["num_lidar_pts"] - 1, ann
+            # ... and the box holds no other points once its bottom is raised 11 cm (> 5 sigma) off the road.
+            box.wlh = box.wlh - np.array([0.0, 0.0, 0.21])
+            box.center = box.center + box.orientation.rotate([0.0, 0.0, 0.105])
+            assert points_in_box(box, cloud.points[:3]).sum() <= ann["num_lidar_pts"] + 2, ann
             checked += ann["num_lidar_pts"] > 0
     assert checked >= 5

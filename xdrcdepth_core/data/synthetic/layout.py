@@ -160,8 +160,9 @@ class _Builder:
 
 
 def _vehicle(builder: _Builder, rng: np.random.Generator, x: float, y: float, heading: float, speed: float,
-             truck: bool) -> None:
-    """A car (body + glass cabin + 4 wheels) or a box truck/van (cab + cargo box + wheels)."""
+             truck: bool) -> float:
+    """A car (body + glass cabin + 4 wheels) or a box truck/van (cab + cargo box + wheels) centred at
+    ``(x, y)``; returns its length."""
     length = rng.uniform(6.0, 9.0) if truck else rng.uniform(4.2, 4.9)
     width = rng.uniform(2.2, 2.5) if truck else rng.uniform(1.75, 1.95)
     height = rng.uniform(2.6, 3.4) if truck else rng.uniform(1.4, 1.6)
@@ -194,19 +195,23 @@ def _vehicle(builder: _Builder, rng: np.random.Generator, x: float, y: float, he
         for side in (-1, 1):
             builder.box(obj, at(along, side * (width / 2 - 0.12), wheel_r), [2 * wheel_r, 0.24, 2 * wheel_r],
                         heading, M.TYRE, [0.03, 0.03, 0.03])
+    return length
 
 
-def _pedestrian(builder: _Builder, rng: np.random.Generator, x: float, y: float, heading: float) -> None:
+def _pedestrian(builder: _Builder, rng: np.random.Generator, x: float, y: float, heading: float, speed: float,
+                ground: float) -> None:
+    """A walker (legs, torso, head) standing at height ``ground`` (the sidewalk top)."""
     height = rng.uniform(1.55, 1.9)
-    speed = rng.uniform(0.0, 1.6)
-    obj = builder.add_object(SceneObject("pedestrian", "human.pedestrian.adult", np.array([x, y, height / 2]),
-                                         np.array([0.6, 0.5, height]), heading,
-                                         speed * np.array([np.cos(heading), np.sin(heading)]),
+    obj = builder.add_object(SceneObject("pedestrian", "human.pedestrian.adult",
+                                         np.array([x, y, ground + height / 2]), np.array([0.6, 0.5, height]),
+                                         heading, speed * np.array([np.cos(heading), np.sin(heading)]),
                                          rng.uniform(-8, -2)))
     cloth = rng.uniform(0.05, 0.7, 3)
-    builder.box(obj, [x, y, 0.45], [0.25, 0.35, 0.9], heading, M.CLOTH, cloth * 0.6)  # legs
-    builder.box(obj, [x, y, 0.9 + (height - 1.15) / 2], [0.3, 0.48, height - 1.15], heading, M.CLOTH, cloth)
-    builder.sphere(obj, [x, y, height - 0.12], 0.12, M.SKIN, np.array([0.55, 0.38, 0.28]) * rng.uniform(0.4, 1.2))
+    builder.box(obj, [x, y, ground + 0.45], [0.25, 0.35, 0.9], heading, M.CLOTH, cloth * 0.6)  # legs
+    builder.box(obj, [x, y, ground + 0.9 + (height - 1.15) / 2], [0.3, 0.48, height - 1.15], heading, M.CLOTH,
+                cloth)
+    builder.sphere(obj, [x, y, ground + height - 0.12], 0.12, M.SKIN,
+                   np.array([0.55, 0.38, 0.28]) * rng.uniform(0.4, 1.2))
 
 
 def make_layout(rng: np.random.Generator, duration_s: float) -> SceneLayout:
@@ -214,8 +219,8 @@ def make_layout(rng: np.random.Generator, duration_s: float) -> SceneLayout:
     b = _Builder()
     lane_w = rng.uniform(3.0, 3.6)
     lanes = int(rng.integers(1, 3))
-    parking = float(rng.choice([0.0, 2.3]))
-    sidewalk = rng.uniform(2.5, 4.5)
+    parking = float(rng.choice([0.0, 2.7]))
+    sidewalk = rng.uniform(3.0, 4.5)
     curb = rng.uniform(0.12, 0.18)
     speed = 0.0 if rng.random() < 0.1 else rng.uniform(3.0, 12.0)
     half = lanes * lane_w + parking
@@ -258,45 +263,57 @@ def make_layout(rng: np.random.Generator, duration_s: float) -> SceneLayout:
                   [0.7, 0.7, 0.65])
             if rng.random() < 0.6:
                 tree_x = lamp_x + rng.uniform(8, 14)
-                trunk_h = rng.uniform(2.0, 3.2)
-                crown = rng.uniform(1.3, 2.4)
-                y_tree = ROAD_Y + side * (half + sidewalk * rng.uniform(0.35, 0.65))
+                # Pruned street tree: the crown clears pedestrians and trucks (3.4 m) beside it.
+                trunk_h = rng.uniform(3.5, 4.5)
+                crown = rng.uniform(1.2, 2.0)
+                y_tree = ROAD_Y + side * (half + rng.uniform(0.9, 1.2))  # tree band next to the curb
                 tree = b.add_object(SceneObject("tree", None, np.array([tree_x, y_tree, trunk_h]),
-                                                np.array([2 * crown, 2 * crown, trunk_h + crown]), 0.0,
+                                                np.array([2 * crown, 2 * crown, trunk_h + 1.85 * crown]), 0.0,
                                                 np.zeros(2), rng.uniform(-2, 4)))
                 b.box(tree, [tree_x, y_tree, trunk_h / 2], [0.3, 0.3, trunk_h], 0.0, M.BARK, [0.25, 0.17, 0.1])
-                b.sphere(tree, [tree_x, y_tree, trunk_h + crown * 0.8], crown, M.FOLIAGE,
+                b.sphere(tree, [tree_x, y_tree, trunk_h + crown * 0.85], crown, M.FOLIAGE,
                          np.array([0.12, 0.28, 0.08]) * rng.uniform(0.7, 1.3))
             lamp_x += rng.uniform(22, 35)
 
-        # Parked vehicles in the parking strip.
+        # Parked vehicles in the parking strip, bumper to bumper with 1-3 m gaps or empty bays.
         if parking > 0:
             x = x0 + rng.uniform(0, 8)
             while x < x1:
                 if rng.random() < 0.6:
-                    _vehicle(b, rng, x, ROAD_Y + side * (half - parking / 2), 0.0 if side < 0 else np.pi, 0.0,
-                             truck=rng.random() < 0.15)
-                x += rng.uniform(6.5, 9.5)
+                    truck = rng.random() < 0.15
+                    length = 9.0 if truck else 4.9  # the longest of its kind, so neighbours never overlap
+                    _vehicle(b, rng, x + length / 2, ROAD_Y + side * (half - parking / 2),
+                             0.0 if side < 0 else np.pi, 0.0, truck=truck)
+                    x += length + rng.uniform(1.0, 3.0)
+                else:
+                    x += rng.uniform(5.0, 8.0)
 
-        # Pedestrians on the sidewalk.
-        for _ in range(int(rng.poisson(0.04 * (x1 - x0)))):
-            _pedestrian(b, rng, rng.uniform(x0, x1), ROAD_Y + side * (half + rng.uniform(0.8, sidewalk - 0.4)),
-                        rng.choice([0.0, np.pi]) + rng.normal(0, 0.1))
+        # Pedestrians on the sidewalk beyond the pole/tree band, in two walking bands (one per direction)
+        # at one speed each and >= 3 m apart, so nobody walks through a tree, a pole or another walker.
+        for heading, offset in ((0.0, 1.75), (np.pi, 2.55)):
+            walk = 0.0 if rng.random() < 0.2 else rng.uniform(0.8, 1.6)
+            x = x0 + rng.uniform(0, 20)
+            while x < x1:
+                _pedestrian(b, rng, x, ROAD_Y + side * (half + offset), heading, walk, curb)
+                x += rng.uniform(3.0, 45.0)
 
     # Moving traffic. Lane k (0 = next to the centre line) of each direction is centred at
-    # ROAD_Y -/+ (k + 0.5) * lane_w. Vehicles in the ego lane start ahead of it and are faster (no collision).
+    # ROAD_Y -/+ (k + 0.5) * lane_w. Each lane has one speed (+-0.3 m/s per vehicle, gaps >= 25 m), so
+    # vehicles never run into each other within a scene; the ego lane's traffic starts ahead and is faster.
     for lane in range(lanes):
         y_same = ROAD_Y - (lane + 0.5) * lane_w
         ego_lane = abs(y_same - ego_lane_y) < 0.5
+        lane_speed = speed + rng.uniform(0.8, 4.0) if ego_lane else rng.uniform(0.0, 14.0)
         x = EGO_X0 + rng.uniform(12, 30) if ego_lane else x0 + rng.uniform(0, 30)
         while x < x1:
             if rng.random() < 0.7:
-                v = speed + rng.uniform(0.5, 4.0) if ego_lane else rng.uniform(0.0, 14.0)
-                _vehicle(b, rng, x, y_same, 0.0, v, truck=rng.random() < 0.15)
+                _vehicle(b, rng, x, y_same, 0.0, max(lane_speed + rng.uniform(-0.3, 0.3), 0.0),
+                         truck=rng.random() < 0.15)
             x += rng.uniform(25, 60)
+        lane_speed = rng.uniform(4.0, 14.0)
         x = x0 + rng.uniform(0, 30)
         while x < x1 + 14.0 * duration_s:
-            _vehicle(b, rng, x, ROAD_Y + (lane + 0.5) * lane_w, np.pi, rng.uniform(4.0, 14.0),
+            _vehicle(b, rng, x, ROAD_Y + (lane + 0.5) * lane_w, np.pi, lane_speed + rng.uniform(-0.3, 0.3),
                      truck=rng.random() < 0.15)
             x += rng.uniform(30, 80)
 

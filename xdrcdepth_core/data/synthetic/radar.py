@@ -5,8 +5,8 @@ above the road), every 0.2 deg over +-60 deg. Coverage as the ARS408 near/far sc
 within +-60 deg, up to 250 m within +-9 deg. Hits are grouped by object; each object yields a Poisson number of
 detections (means: cars 3, trucks 4.5, buildings 1 + 1 per 2.5 deg of facade seen, at most 12; poles,
 pedestrians, tree trunks 0.4-0.8), picked at random among its hit rays with weight cos^2(incidence) (strong
-returns face the radar). Per sweep that gives ~60-125 returns, ~40-80 after the devkit's default filters
-(real scene-0061 RADAR_FRONT: 124-125 and 56-77).
+returns face the radar). Per sweep that gives ~60-125 returns (capped at :data:`MAX_RETURNS`, nearest
+kept), ~40-80 after the devkit's default filters (real scene-0061 RADAR_FRONT: 124-125 and 56-77).
 
 Noise (documented sigmas): range ``RANGE_SIGMA_M`` = 0.15 m, azimuth ``AZIMUTH_SIGMA_DEG`` = 0.3 deg, then
 x/y quantised to 0.2 m as in nuScenes files; z is always 0. Radial velocity noise ``VELOCITY_SIGMA`` =
@@ -45,6 +45,8 @@ XY_QUANTUM_M = 0.2
 NEAR_RANGE_M, NEAR_FOV_DEG = 70.0, 60.0
 FAR_RANGE_M, FAR_FOV_DEG = 250.0, 9.0
 KIND_TARGET, KIND_CLUTTER, KIND_GHOST = 0, 1, 2
+#: At most this many returns per sweep, nearest first (real RADAR_FRONT files hold 124-125).
+MAX_RETURNS = 125
 
 _AZIMUTHS = np.radians(np.arange(-NEAR_FOV_DEG, NEAR_FOV_DEG + 1e-9, 0.2))
 _DETECTIONS_PER_OBJECT = {"car": 3.0, "truck": 4.5, "pedestrian": 0.7, "pole": 0.8, "tree": 0.4}
@@ -178,7 +180,7 @@ def _fields(layout: SceneLayout, t: float, xy: np.ndarray, rcs: np.ndarray, kind
         "x_rms": rng.integers(19, 23, n), "y_rms": rng.integers(19, 23, n), "invalid_state": invalid_state,
         "pdh0": pdh0, "vx_rms": rng.integers(16, 20, n), "vy_rms": np.full(n, 3),
     }
-    order = np.argsort(np.hypot(xy[:, 0], xy[:, 1]), kind="stable")  # ids count up with range
+    order = np.argsort(np.hypot(xy[:, 0], xy[:, 1]), kind="stable")[:MAX_RETURNS]  # ids count up with range
     fields = {name: np.asarray(fields[name])[order] for name in RADAR_FIELDS}
-    fields["id"] = np.arange(n)
+    fields["id"] = np.arange(len(order))
     return RadarSweep(fields, kind[order], true_r[order], obj[order])
