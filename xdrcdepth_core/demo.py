@@ -41,10 +41,10 @@ def default_dataroot(workdir: Path) -> tuple[Path, str]:
         from xdrcdepth_core.data.real_samples import assemble_real_samples
 
         return assemble_real_samples(workdir / "real"), f"real nuScenes samples from {DEFAULT_SAMPLES_DIR}"
-    from xdrcdepth_core.data.synthetic.command import synthesize
+    from xdrcdepth_core.data.synthetic.writer import SynthConfig, synthesize
 
     root = workdir / "synthetic"
-    synthesize(root, scenes=1, frames=3, seed=0, image_scale=0.5)
+    synthesize(SynthConfig(out=root, scenes=1, keyframes=2, image_scale=0.5, camera_sweeps=False), progress=False)
     return root, "synthetic scene (no real samples found)"
 
 
