@@ -4,9 +4,13 @@
 ``xdrcdepth_ros.nuscenes2bag``: /cam_front/image_rect_compressed, /cam_front/camera_info, /radar_front,
 /tf, /tf_static). Plays the bag with ``ros2 bag play --clock`` under sim time, runs
 xdrcdepth.launch.py with the bag's topic names, opens RViz2 (use_rviz) and the Foxglove bridge
-(use_foxglove, ws://127.0.0.1:foxglove_port), and shuts everything down when the bag has played.
+(use_foxglove, ws://127.0.0.1:foxglove_port), optionally records the depth node's outputs and
+/diagnostics with ``ros2 bag record --use-sim-time`` into record_dir (record), and shuts everything down
+``linger`` seconds after the bag has played (the node finishes its last frames meanwhile; the recorder
+then closes its bag). Start order: node, recorder, player; the player waits ``delay`` seconds so the
+node has loaded its model and the recorder has subscribed before the first frame.
 Without ROS 2 launch installed: ``xdrcdepth launch nuscenes_replay bag:=...`` (bag_player replaces
-``ros2 bag play``; rviz2 is skipped where it is not installed).
+``ros2 bag play``, bag_recorder ``ros2 bag record``; rviz2 is skipped where it is not installed).
 """
 
 import os
@@ -14,7 +18,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, IncludeLaunchDescription
-from launch.actions import RegisterEventHandler
+from launch.actions import RegisterEventHandler, TimerAction
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
@@ -34,11 +38,19 @@ def generate_launch_description():
              '--rate', LaunchConfiguration('rate'), '--delay', LaunchConfiguration('delay')],
         output='screen',
     )
+    record_dir = LaunchConfiguration('record_dir')
     return LaunchDescription([
         DeclareLaunchArgument('bag', description='rosbag2 folder to play (metadata.yaml + .mcap/.db3)'),
         DeclareLaunchArgument('rate', default_value='1.0', description='playback speed factor'),
         DeclareLaunchArgument('delay', default_value='0.0',
                               description='seconds to wait before playing (lets the node load its model)'),
+        DeclareLaunchArgument('linger', default_value='3.0',
+                              description='seconds the graph keeps running after the bag has played '
+                                          '(the node finishes its last frames)'),
+        DeclareLaunchArgument('record', default_value='false',
+                              description="record the node's outputs and /diagnostics (ros2 bag record)"),
+        DeclareLaunchArgument('record_dir', default_value='depth_record',
+                              description='bag folder the recording goes to (must not exist)'),
         DeclareLaunchArgument('camera', default_value='cam_front',
                               description='camera channel in the bag, lower case'),
         DeclareLaunchArgument('compressed_image_topic',
@@ -66,6 +78,13 @@ def generate_launch_description():
                 'radar_topic': radar_topic,
             }.items(),
         ),
+        ExecuteProcess(
+            name='bag_recorder',
+            cmd=['ros2', 'bag', 'record', '-o', record_dir, '--use-sim-time',
+                 '/depth/image', '/depth/camera_info', '/depth/colorized', '/diagnostics'],
+            output='screen',
+            condition=IfCondition(LaunchConfiguration('record')),
+        ),
         bag_play,
         Node(
             package='rviz2',
@@ -87,6 +106,7 @@ def generate_launch_description():
         ),
         RegisterEventHandler(OnProcessExit(
             target_action=bag_play,
-            on_exit=[EmitEvent(event=Shutdown(reason='bag played to the end'))],
+            on_exit=[TimerAction(period=LaunchConfiguration('linger'),
+                                 actions=[EmitEvent(event=Shutdown(reason='bag played to the end'))])],
         )),
     ])

@@ -54,7 +54,7 @@ def test_depth_node_graph_defaults():
     assert node.param_overrides == {"use_sim_time": "false", "device": "auto", "image_transport": "raw"}
     assert node.remappings == [("image", "image"), ("image/compressed", "image/compressed"),
                                ("camera_info", "camera_info"), ("radar/points", "radar/points")]
-    assert not node.shutdown_on_exit
+    assert node.shutdown_after_exit is None
 
 
 def test_depth_node_command_line_with_arguments():
@@ -81,7 +81,8 @@ def test_replay_graph_node_player_viewers():
     assert (player.package, player.executable) == (None, "ros2")
     assert player.arguments == ["bag", "play", "/data/scene-0061", "--clock", "--rate", "2", "--delay", "0.0"]
     assert command_line(player) == ["bag_player", "/data/scene-0061", "--clock", "--rate", "2", "--delay", "0.0"]
-    assert [p.name for p in processes.values() if p.shutdown_on_exit] == ["bag_player"]
+    assert {p.name: p.shutdown_after_exit for p in processes.values()} == {
+        "depth_node": None, "bag_player": 3.0, "rviz2": None, "foxglove_viewer": None}  # default linger
 
     assert (rviz.package, rviz.executable) == ("rviz2", "rviz2")
     assert rviz.arguments == ["-d", str(SHARE / "rviz" / "xdrcdepth.rviz")]
@@ -90,6 +91,67 @@ def test_replay_graph_node_player_viewers():
     assert viewer.param_overrides == {"use_sim_time": "true", "port": "8765"}
     # the viewers see the bag's topics under the same names the node reads
     assert rviz.remappings == viewer.remappings == bag_topics
+
+
+def test_replay_graph_records_before_playing_and_lingers():
+    processes = _processes("nuscenes_replay", bag="b", record="true", record_dir="/out/rec", linger="7.5",
+                           use_rviz="false", use_foxglove="false")
+    assert list(processes) == ["depth_node", "bag_recorder", "bag_player"]  # started in this order
+    recorder = processes["bag_recorder"]
+    topics = ["/depth/image", "/depth/camera_info", "/depth/colorized", "/diagnostics"]
+    assert [recorder.executable] + recorder.arguments == [
+        "ros2", "bag", "record", "-o", "/out/rec", "--use-sim-time", *topics]
+    assert command_line(recorder) == ["bag_recorder", "-o", "/out/rec", "--use-sim-time", *topics]
+    assert processes["bag_player"].shutdown_after_exit == 7.5
+    assert recorder.shutdown_after_exit is None
+    with pytest.raises(LaunchFileError, match="TimerAction period wants seconds, got 'soon'"):
+        load_graph(launch_file("nuscenes_replay"), {"bag": "b", "linger": "soon"})
+    with pytest.raises(LaunchFileError, match="finite number >= 0, got '-1'"):
+        load_graph(launch_file("nuscenes_replay"), {"bag": "b", "linger": "-1"})
+
+
+@pytest.mark.parametrize("on_exit, seconds", [
+    ("[EmitEvent(event=Shutdown())]", 0.0),
+    ("[TimerAction(period=2.5, actions=[EmitEvent(event=Shutdown(reason='r'))])]", 2.5),
+    ("[TimerAction(period='4', actions=[EmitEvent(event=Shutdown())])]", 4.0),
+    ("[TimerAction(period=LaunchConfiguration('wait'), actions=[EmitEvent(event=Shutdown())])]", 1.25),
+])
+def test_shutdown_on_exit_forms(tmp_path, on_exit, seconds):
+    path = tmp_path / "t.launch.py"
+    path.write_text(
+        "from launch import LaunchDescription\n"
+        "from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, RegisterEventHandler\n"
+        "from launch.actions import TimerAction\n"
+        "from launch.event_handlers import OnProcessExit\n"
+        "from launch.events import Shutdown\n"
+        "from launch.substitutions import LaunchConfiguration\n\n\n"
+        "def generate_launch_description():\n"
+        "    a = ExecuteProcess(name='a', cmd=['true'])\n"
+        "    return LaunchDescription([DeclareLaunchArgument('wait', default_value='1.25'), a,\n"
+        "        ExecuteProcess(name='b', cmd=['sleep', '9']),\n"
+        f"        RegisterEventHandler(OnProcessExit(target_action=a, on_exit={on_exit}))])\n")
+    graph = load_graph(path, {})
+    assert [(p.name, p.shutdown_after_exit) for p in graph.processes] == [("a", seconds), ("b", None)]
+
+
+@pytest.mark.parametrize("on_exit", [
+    "[TimerAction(period=1.0, actions=[ExecuteProcess(cmd=['x'])])]",
+    "[TimerAction(actions=[EmitEvent(event=Shutdown())])]",
+    "[EmitEvent(event=Shutdown()), EmitEvent(event=Shutdown())]",
+])
+def test_on_process_exit_other_actions_are_rejected(tmp_path, on_exit):
+    path = tmp_path / "t.launch.py"
+    path.write_text(
+        "from launch import LaunchDescription\n"
+        "from launch.actions import EmitEvent, ExecuteProcess, RegisterEventHandler, TimerAction\n"
+        "from launch.event_handlers import OnProcessExit\n"
+        "from launch.events import Shutdown\n\n\n"
+        "def generate_launch_description():\n"
+        "    a = ExecuteProcess(name='a', cmd=['true'])\n"
+        f"    return LaunchDescription([a, RegisterEventHandler(OnProcessExit(target_action=a, on_exit={on_exit}))])\n")
+    with pytest.raises(LaunchFileError, match=f"{re.escape(str(path))}:9: (OnProcessExit supports only|"
+                                              "TimerAction\\(\\) needs period)"):
+        load_graph(path, {})
 
 
 def test_replay_arguments_switch_camera_and_viewers():
@@ -115,7 +177,7 @@ def test_argument_errors_name_the_argument():
 
 def test_declared_arguments_cover_both_files():
     names = [a.name for a in declared_arguments(launch_file("nuscenes_replay"))]
-    assert names[:4] == ["bag", "rate", "delay", "camera"]
+    assert names[:7] == ["bag", "rate", "delay", "linger", "record", "record_dir", "camera"]
     assert {"params_file", "use_sim_time", "image_topic", "foxglove_port", "use_rviz"} <= set(names)
 
 

@@ -36,19 +36,23 @@ sys.exit(int(sys.argv[1]))
 """
 
 
-def write_launch(tmp_path, children, shutdown_on="finisher"):
-    """A launch file of ExecuteProcess actions running the scripts above; ``shutdown_on`` ends the graph."""
+def write_launch(tmp_path, children, shutdown_on="finisher", linger=None):
+    """A launch file of ExecuteProcess actions running the scripts above; ``shutdown_on`` ends the graph,
+    ``linger`` seconds after it exits when given (TimerAction)."""
     actions = []
     for name, args in children:
         script = tmp_path / f"{name}.py"
         script.write_text({"talker": TALKER, "stubborn": STUBBORN, "finisher": FINISHER}[name])
         actions.append(f"{name} = ExecuteProcess(name='{name}', cmd={[sys.executable, str(script), *args]!r})")
+    shutdown = "EmitEvent(event=Shutdown())"
+    if linger is not None:
+        shutdown = f"TimerAction(period={linger!r}, actions=[{shutdown}])"
     handler = (f"RegisterEventHandler(OnProcessExit(target_action={shutdown_on}, "
-               f"on_exit=[EmitEvent(event=Shutdown())])),") if shutdown_on else ""
+               f"on_exit=[{shutdown}])),") if shutdown_on else ""
     path = tmp_path / "test.launch.py"
     path.write_text(textwrap.dedent("""\
         from launch import LaunchDescription
-        from launch.actions import EmitEvent, ExecuteProcess, RegisterEventHandler
+        from launch.actions import EmitEvent, ExecuteProcess, RegisterEventHandler, TimerAction
         from launch.event_handlers import OnProcessExit
         from launch.events import Shutdown
 
@@ -90,6 +94,33 @@ def test_marked_exit_stops_the_graph_and_children_get_sigint(tmp_path):
     assert "[launch] stopping (finisher exited)" in lines
     assert lines.index("[launch] stopping (finisher exited)") < lines.index("[talker] talker got SIGINT")
     assert "[launch] talker exited with code 0" in lines
+
+
+def test_timer_after_marked_exit_keeps_the_graph_running_for_the_period(tmp_path):
+    path = write_launch(tmp_path, [("talker", []), ("finisher", ["0"])], linger="2.0")
+    proc = launch(path)
+    events = {}  # launcher line -> when it was read (monotonic)
+    out = []
+    for line in proc.stdout:
+        out.append(line.rstrip("\n"))
+        events.setdefault(out[-1], time.monotonic())
+    proc.wait(timeout=30)
+    assert proc.returncode == 0, "\n".join(out) + proc.stderr.read()
+    exited, stopping = "[launch] finisher exited with code 0", "[launch] stopping (finisher exited 2 s ago)"
+    assert out.index(exited) < out.index("[launch] stopping in 2 s (finisher exited)") < out.index(stopping)
+    assert out.index(stopping) < out.index("[talker] talker got SIGINT")
+    assert 1.9 <= events[stopping] - events[exited] <= 3.0  # the talker ran on for the period, not longer
+
+
+def test_ctrl_c_during_the_timer_stops_at_once(tmp_path):
+    proc = launch(write_launch(tmp_path, [("talker", []), ("finisher", ["0"])], linger="30"))
+    read_until(proc, "[launch] stopping in 30 s (finisher exited)")
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 0, out + err
+    assert "[launch] stopping (SIGINT)" in out.splitlines() and "[talker] talker got SIGINT" in out
 
 
 def test_failing_marked_process_sets_the_exit_status(tmp_path):

@@ -13,7 +13,9 @@ the file is never executed):
 - ``IncludeLaunchDescription(PythonLaunchDescriptionSource(path), launch_arguments={...}.items())``,
   evaluated with the includer's configurations plus the given arguments (its own stay local);
 - ``RegisterEventHandler(OnProcessExit(target_action=x, on_exit=[EmitEvent(event=Shutdown())]))``:
-  the whole graph stops when process ``x`` exits;
+  the whole graph stops when process ``x`` exits; with
+  ``on_exit=[TimerAction(period=p, actions=[EmitEvent(event=Shutdown())])]`` it stops ``p`` seconds
+  later (``p`` a number, text or ``LaunchConfiguration``, as launch's ``TimerAction`` accepts);
 - ``get_package_share_directory(pkg)``, ``os.path.join``, plain assignments in
   ``generate_launch_description()``.
 
@@ -121,12 +123,18 @@ class Include:
 
 @dataclass(frozen=True)
 class ShutdownOnExit:
+    """``OnProcessExit(target_action=target, ...)`` ending in ``Shutdown``, ``period`` s after the exit
+    (``None``: at once; else a number or substitution, resolved with the configurations)."""
+
     target: object
+    period: object
+    where: str
 
 
 @dataclass(frozen=True)
 class _Tag:
-    """Intermediate values: LaunchDescription, PythonLaunchDescriptionSource, EmitEvent, Shutdown."""
+    """Intermediate values: LaunchDescription, PythonLaunchDescriptionSource, EmitEvent, Shutdown,
+    TimerAction."""
 
     kind: str
     value: object = None
@@ -147,7 +155,8 @@ class Process:
     params_files: list[str] = field(default_factory=list)
     param_overrides: dict[str, str] = field(default_factory=dict)
     remappings: list[tuple[str, str]] = field(default_factory=list)
-    shutdown_on_exit: bool = False
+    #: seconds after this process exits until the whole graph stops (``None``: its exit stops nothing)
+    shutdown_after_exit: float | None = None
 
     @property
     def is_node(self) -> bool:
@@ -193,6 +202,7 @@ class _FileReader:
             "launch.actions.ExecuteProcess": self._execute_process,
             "launch.actions.IncludeLaunchDescription": self._include,
             "launch.actions.RegisterEventHandler": self._register_event_handler,
+            "launch.actions.TimerAction": self._timer_action,
             "launch.actions.EmitEvent": lambda a, k, w: _Tag("emit", self._only(k, {"event"}, w)["event"]),
             "launch.conditions.IfCondition": lambda a, k, w: Condition(self._one(a, k, w), False, w),
             "launch.conditions.UnlessCondition": lambda a, k, w: Condition(self._one(a, k, w), True, w),
@@ -351,23 +361,39 @@ class _FileReader:
             raise self.error(where, "IncludeLaunchDescription wants PythonLaunchDescriptionSource(path)")
         return Include(source.value, dict(kwargs.get("launch_arguments", {})), where)
 
+    def _timer_action(self, args, kwargs, where):
+        if args:
+            raise self.error(where, "TimerAction() takes keyword arguments only")
+        self._only(kwargs, {"period", "actions", "cancel_on_shutdown"}, where)
+        if "period" not in kwargs or not isinstance(kwargs.get("actions"), list):
+            raise self.error(where, "TimerAction() needs period= and actions=[...]")
+        return _Tag("timer", (kwargs["period"], kwargs["actions"]))
+
     def _on_process_exit(self, args, kwargs, where):
         self._only(kwargs, {"target_action", "on_exit"}, where)
         events = kwargs.get("on_exit", [])
         events = events if isinstance(events, list) else [events]
-        shuts_down = [e for e in events if isinstance(e, _Tag) and e.kind == "emit"
-                      and isinstance(e.value, _Tag) and e.value.kind == "shutdown"]
-        if not shuts_down or len(shuts_down) != len(events):
-            raise self.error(where, "OnProcessExit supports only on_exit=[EmitEvent(event=Shutdown())]")
+        period = None
+        if len(events) == 1 and isinstance(events[0], _Tag) and events[0].kind == "timer":
+            period, events = events[0].value
+        if len(events) != 1 or not _is_shutdown(events[0]):
+            raise self.error(where, "OnProcessExit supports only on_exit=[EmitEvent(event=Shutdown())] or "
+                                    "on_exit=[TimerAction(period=..., actions=[EmitEvent(event=Shutdown())])]")
         if not isinstance(kwargs.get("target_action"), (NodeAction, ProcessAction)):
             raise self.error(where, "OnProcessExit needs target_action= a Node or ExecuteProcess")
-        return ShutdownOnExit(kwargs["target_action"])
+        return ShutdownOnExit(kwargs["target_action"], period, where)
 
     def _register_event_handler(self, args, kwargs, where):
         handler = self._one(args, kwargs, where) if args else kwargs.get("event_handler")
         if not isinstance(handler, ShutdownOnExit):
             raise self.error(where, "RegisterEventHandler supports OnProcessExit(...) only")
         return handler
+
+
+def _is_shutdown(event) -> bool:
+    """``EmitEvent(event=Shutdown(...))``."""
+    return (isinstance(event, _Tag) and event.kind == "emit" and isinstance(event.value, _Tag)
+            and event.value.kind == "shutdown")
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:
@@ -394,6 +420,21 @@ def _text(value, configs: dict[str, str], where: str) -> str:
     raise LaunchFileError(f"{where}: cannot use {value!r} as text")
 
 
+def _seconds(period, configs: dict[str, str], where: str) -> float:
+    """A ``TimerAction`` period (``None``: no timer) as non-negative seconds."""
+    if period is None:
+        return 0.0
+    text = period if isinstance(period, (int, float)) and not isinstance(period, bool) else \
+        _text(period, configs, where)
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise LaunchFileError(f"{where}: TimerAction period wants seconds, got {text!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise LaunchFileError(f"{where}: TimerAction period must be a finite number >= 0, got {text!r}")
+    return seconds
+
+
 def _enabled(condition: Condition | None, configs: dict[str, str]) -> bool:
     if condition is None:
         return True
@@ -415,7 +456,7 @@ class _Resolver:
         self.arguments: list[Argument] = []
         self.processes: list[Process] = []
         self._by_action: dict[int, Process] = {}
-        self._shutdown_targets: list[object] = []
+        self._shutdown_targets: list[tuple[object, float]] = []
 
     def walk(self, path: Path, configs: dict[str, str]) -> None:
         for action in _FileReader(path).read():
@@ -443,7 +484,7 @@ class _Resolver:
                     name = _text(action.name, configs, action.where) if action.name else Path(cmd[0]).name
                     self._add(action, Process(name=name, executable=cmd[0], arguments=cmd[1:]))
             elif isinstance(action, ShutdownOnExit):
-                self._shutdown_targets.append(action.target)
+                self._shutdown_targets.append((action.target, _seconds(action.period, configs, action.where)))
             else:
                 raise LaunchFileError(f"{path}: unsupported entry {action!r} in LaunchDescription")
 
@@ -472,9 +513,9 @@ class _Resolver:
         self._by_action[id(action)] = process
 
     def finish(self) -> None:
-        for target in self._shutdown_targets:
+        for target, period in self._shutdown_targets:
             if id(target) in self._by_action:  # a target whose condition was false starts nothing
-                self._by_action[id(target)].shutdown_on_exit = True
+                self._by_action[id(target)].shutdown_after_exit = period
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:

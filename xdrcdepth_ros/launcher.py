@@ -8,12 +8,15 @@ command starts what it describes, like ``ros2 launch`` does:
   -r from:=to``; our own executables come from this environment (console scripts beside the Python
   running this, or ``<prefix>/lib/xdrcdepth_ros``); another package's missing executable (``rviz2``
   without a ROS install) is skipped with a warning;
-- ``ros2 bag play ...`` runs as ``bag_player ...`` (same flags; no ros2cli needed);
+- ``ros2 bag play ...`` runs as ``bag_player ...`` and ``ros2 bag record ...`` as ``bag_recorder ...``
+  (the ``ros2 bag`` flags the launch files use; no ros2cli needed);
 - each line a process prints is prefixed with ``[name]``;
 - SIGINT/SIGTERM (Ctrl-C) go to every process as SIGINT; a process still alive after
   ``--sigterm-timeout`` s gets SIGTERM, then SIGKILL after as long again (ros2 launch's escalation);
 - when a process marked ``OnProcessExit(... Shutdown())`` exits (the bag player in nuscenes_replay) the
-  rest are stopped the same way; otherwise the launcher waits until every process has exited.
+  rest are stopped the same way, at once or, with ``TimerAction(period=p, actions=[... Shutdown()])``,
+  ``p`` seconds later (Ctrl-C meanwhile stops at once); otherwise the launcher waits until every process
+  has exited.
 
 Exit status: the first non-zero exit status of a process that ended on its own, else 0.
 Module import loads neither rclpy nor torch.
@@ -37,7 +40,7 @@ from xdrcdepth_ros.launch_graph import (PACKAGE, Config, Graph, LaunchFileError,
                                         declared_arguments, launch_file, load_graph, parse_assignments)
 
 #: ``ExecuteProcess`` commands with a stand-in here: command prefix -> our executable
-STAND_INS = {("ros2", "bag", "play"): "bag_player"}
+STAND_INS = {("ros2", "bag", "play"): "bag_player", ("ros2", "bag", "record"): "bag_recorder"}
 POLL_S = 0.05
 
 
@@ -107,19 +110,19 @@ def find_executable(package: str | None, executable: str) -> str | None:
     return shutil.which(executable)
 
 
-def resolve_commands(graph: Graph) -> list[tuple[str, list[str], bool]]:
-    """``(name, argv, shutdown_on_exit)`` per process to start; stand-ins substituted, executables found."""
+def resolve_commands(graph: Graph) -> list[tuple[str, list[str], float | None]]:
+    """``(name, argv, shutdown_after_exit)`` per process to start; stand-ins substituted, executables found."""
     commands = []
     for process in graph.processes:
         cmd = command_line(process)
         found = find_executable(process.package or (PACKAGE if cmd[0] in STAND_INS.values() else None), cmd[0])
         if found is None:
-            if process.package == PACKAGE or process.shutdown_on_exit:
+            if process.package == PACKAGE or process.shutdown_after_exit is not None:
                 raise LaunchFileError(f"executable {cmd[0]!r} for {process.name} not found "
                                       f"(is the {PACKAGE} package installed in this environment?)")
             print(f"xdrcdepth launch: skipping {process.name}: {cmd[0]!r} is not installed", file=sys.stderr)
             continue
-        commands.append((process.name, [found] + cmd[1:], process.shutdown_on_exit))
+        commands.append((process.name, [found] + cmd[1:], process.shutdown_after_exit))
     return commands
 
 
@@ -136,7 +139,7 @@ def command_line(process: Process) -> list[str]:
 class _Running:
     name: str
     popen: subprocess.Popen
-    shutdown_on_exit: bool
+    shutdown_after_exit: float | None
     pump: threading.Thread
     stopped_by_us: bool = False
     reported: bool = False
@@ -145,12 +148,13 @@ class _Running:
 class ProcessGroup:
     """Starts processes, prefixes their output, forwards signals and stops them in order."""
 
-    def __init__(self, commands: list[tuple[str, list[str], bool]], sigterm_timeout: float = 5.0):
+    def __init__(self, commands: list[tuple[str, list[str], float | None]], sigterm_timeout: float = 5.0):
         self.commands = commands
         self.sigterm_timeout = sigterm_timeout
         self.running: list[_Running] = []
         self._print_lock = threading.Lock()
         self._stop_reason: str | None = None
+        self._stop_at: tuple[float, str] | None = None  # (monotonic deadline, reason) of a pending shutdown
         self._status = 0
 
     def say(self, name: str, text: str) -> None:
@@ -171,15 +175,17 @@ class ProcessGroup:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
-            for name, cmd, shutdown_on_exit in self.commands:
+            for name, cmd, shutdown_after_exit in self.commands:
                 self.say("launch", f"{name}: {shlex.join(cmd)}")
                 popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                          errors="replace", env=env, start_new_session=True)
                 pump = threading.Thread(target=self._pump, args=(name, popen.stdout), daemon=True)
                 pump.start()
-                self.running.append(_Running(name, popen, shutdown_on_exit, pump))
+                self.running.append(_Running(name, popen, shutdown_after_exit, pump))
             while self._stop_reason is None and self._alive():
                 self._reap()
+                if self._stop_at is not None and time.monotonic() >= self._stop_at[0]:
+                    self._stop_reason = self._stop_at[1]
                 time.sleep(POLL_S)
             self._reap()
             if self._alive():
@@ -211,8 +217,12 @@ class ProcessGroup:
             self.say("launch", f"{entry.name} exited with {how}")
             if not entry.stopped_by_us and code != 0 and self._status == 0:
                 self._status = code if code > 0 else 128 - code
-            if entry.shutdown_on_exit and self._stop_reason is None:
-                self._stop_reason = f"{entry.name} exited"
+            if entry.shutdown_after_exit is not None and self._stop_reason is None and self._stop_at is None:
+                reason = f"{entry.name} exited"
+                if entry.shutdown_after_exit > 0:
+                    self.say("launch", f"stopping in {entry.shutdown_after_exit:g} s ({reason})")
+                    reason += f" {entry.shutdown_after_exit:g} s ago"
+                self._stop_at = (time.monotonic() + entry.shutdown_after_exit, reason)
 
     def _stop_all(self) -> None:
         """SIGINT to all, then SIGTERM, then SIGKILL to whoever is still alive after each timeout."""
