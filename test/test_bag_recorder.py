@@ -159,14 +159,18 @@ def test_existing_bag_is_refused(tmp_path, ros_domain_id):
 
 
 @pytest.mark.ros
-def test_sim_time_stamps_follow_clock(ros_node, tmp_path):
+@pytest.mark.parametrize("spelling", [
+    ["--out", "{bag}", "--topics", "/depth/colorized", "--max-messages", "1", "--ros-args", "-p",
+     "use_sim_time:=true"],
+    ["--max-messages", "1", "-o", "{bag}", "--use-sim-time", "/depth/colorized"],  # as ros2 bag record
+], ids=["ros-args", "ros2-bag-record"])
+def test_sim_time_stamps_follow_clock(ros_node, tmp_path, spelling):
     """With use_sim_time, a topic that appears before any /clock is still subscribed, a message before the
     first /clock is counted but not written, and bag stamps are the /clock time."""
     from rosgraph_msgs.msg import Clock
 
     bag = tmp_path / "sim"
-    recorder = start_recorder("--out", bag, "--topics", "/depth/colorized", "--max-messages", "1",
-                              "--ros-args", "-p", "use_sim_time:=true")
+    recorder = start_recorder(*(arg.format(bag=bag) for arg in spelling))
     try:
         time.sleep(1.0)  # the topic appears after the recorder started, and no /clock exists yet
         pub = ros_node.create_publisher(Image, "/depth/colorized", 10)

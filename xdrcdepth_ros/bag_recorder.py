@@ -1,11 +1,14 @@
 """Record ROS 2 topics into a rosbag2 without ros2cli, and save colour images as PNGs:
 ``bag_recorder --out DIR [--topics T ...] [--png-dir DIR] [--duration S] [--max-messages N]``.
 
-A stand-in for ``ros2 bag record`` where rosbag2_py is not installed (ROS 2 from PyPI wheels). Each topic
+A stand-in for ``ros2 bag record`` where rosbag2_py is not installed (ROS 2 from PyPI wheels); it also
+takes the ``ros2 bag record`` spellings ``-o/--output DIR``, topics as positional arguments,
+``--use-sim-time`` and ``-s/--storage``, so ``xdrcdepth launch`` can run a launch file's
+``ros2 bag record -o DIR --use-sim-time /a /b`` as ``bag_recorder -o DIR --use-sim-time /a /b``. Each topic
 is subscribed as soon as it appears in the graph (its type is taken from ``get_topic_names_and_types``),
 with ``raw=True``, so the serialized CDR goes into the bag unchanged (written with ``rosbags``, mcap by
 default). Bag timestamps are receive times on the node's clock, as ``ros2 bag record`` writes them: run
-with ``--ros-args -p use_sim_time:=true`` to record bag time during ``bag_player --clock`` playback
+with ``--ros-args -p use_sim_time:=true`` to record bag time during ``bag_player --clock`` playback (``--use-sim-time`` is the same)
 (messages that arrive before the first ``/clock`` are counted but not written, as rosbag2 does).
 
 QoS (our choice, like rosbag2's adaptive QoS): RELIABLE when every publisher of the topic is reliable,
@@ -169,13 +172,18 @@ class Recorder:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bag_recorder", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=Path, help="bag folder to write (must not exist)")
-    parser.add_argument("--topics", nargs="+", default=list(DEFAULT_TOPICS), metavar="TOPIC",
-                        help="topics to record (default: the depth node's outputs %(default)s)")
+    parser.add_argument("--out", "-o", "--output", dest="out", required=True, type=Path,
+                        help="bag folder to write (must not exist)")
+    parser.add_argument("topic_list", nargs="*", metavar="TOPIC", help="topics to record (as ros2 bag record)")
+    parser.add_argument("--topics", nargs="+", default=[], metavar="TOPIC",
+                        help=f"topics to record, with the positional ones (default when neither is given: "
+                             f"the depth node's outputs {' '.join(DEFAULT_TOPICS)})")
+    parser.add_argument("--use-sim-time", action="store_true",
+                        help="stamp messages with /clock time (as -p use_sim_time:=true)")
     parser.add_argument("--png-dir", type=Path, help="also write rgb8/bgr8 Images as PNGs here")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages in all")
-    parser.add_argument("--storage", choices=STORAGE_CHOICES, default="mcap", help="bag storage (default mcap)")
+    parser.add_argument("-s", "--storage", choices=STORAGE_CHOICES, default="mcap", help="bag storage (default mcap)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
     return parser
 
@@ -192,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--duration must be > 0, got {args.duration:g}")
     if args.max_messages is not None and args.max_messages < 1:
         parser.error(f"--max-messages must be >= 1, got {args.max_messages}")
+    topics = list(dict.fromkeys(args.topic_list + args.topics)) or list(DEFAULT_TOPICS)
+    if args.use_sim_time:
+        ros_args = (ros_args or ["--ros-args"]) + ["-p", "use_sim_time:=true"]
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -203,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     try:
         with atomic_bag_writer(args.out, args.storage, args.overwrite) as writer:
-            recorder = Recorder(node, writer, args.topics, args.png_dir)
+            recorder = Recorder(node, writer, topics, args.png_dir)
             graph_checked = -GRAPH_POLL_S
             try:
                 while not stop.is_set():
