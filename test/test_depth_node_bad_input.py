@@ -58,6 +58,11 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
         ({"bad_image"}, lambda t: image(t, step=100), info, cloud),
         ({"camera_info_size_mismatch"}, image, lambda t: info(t, width=640, height=320), cloud),
         ({"bad_camera_info"}, image, lambda t: info(t, k=[0.0] * 9), cloud),
+        ({"bad_camera_info"}, image, lambda t: info(t, k=[float("nan")] + list(frame.K.reshape(-1)[1:])), cloud),
+        ({"unsupported_encoding"}, lambda t: Image(header=header(CAMERA, t), height=160, width=320,
+                                                   encoding="32FC1", step=1280, data=bytes(160 * 1280)),
+         info, cloud),
+        ({"bad_image"}, lambda t: Image(header=header(CAMERA, t), encoding="rgb8"), info, cloud),
         ({"radar_nonfinite_points", "radar_empty"}, image, info, lambda t: cloud(t, nan_records)),
         ({"radar_empty"}, image, info, lambda t: cloud(t, frame.radar[:0])),
         ({"radar_missing_xyz"}, image, info, lambda t: cloud(t, np.ascontiguousarray(xyz_only))),
@@ -81,7 +86,7 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
             rig.publish_frame_until(make_image(t), make_info(t), [make_cloud(t)], lambda: all(
                 rig.latest_diagnostics().get(key) == value for key, value in want.items()), node)
         # stamps going back less than time_reset_threshold (1 s) are out of order
-        t_back = t0 + 550 * MS
+        t_back = t0 + len(steps) * 100 * MS - 450 * MS   # 0.45 s before the last frame
         counts["stamp_out_of_order"] = 1
         rig.publish_frame_until(image(t_back), info(t_back), [cloud(t_back)], lambda: rig.latest_diagnostics()
                                 .get("bad: stamp_out_of_order") == "1", node)
