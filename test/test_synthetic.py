@@ -9,7 +9,7 @@ from nuscenes.utils.data_classes import RadarPointCloud
 from scipy.spatial import cKDTree
 
 from xdrcdepth_core.cli import main as cli_main
-from xdrcdepth_core.data.geometry import project_points, transform_points
+from xdrcdepth_core.data.geometry import invert_transform, project_points, transform_from_pose, transform_points
 from xdrcdepth_core.data.lidar import lidar_depth_map
 from xdrcdepth_core.data.nuscenes_sweeps import camera_from_sensor, lidar_points_in_camera
 from xdrcdepth_core.data.radar_pcd import read_radar_pcd
@@ -233,10 +233,23 @@ def test_conditions_degrade_camera_only(nusc, folders):
 
 def test_calibration_is_the_nuscenes_rig(nuscenes_samples):
     frame = json.loads((nuscenes_samples / "frames.json").read_text())["frames"][0]
-    for channel, (translation, rotation) in calibration.SENSOR_TO_EGO.items():
+    rig = calibration.rig()
+    for channel, (translation, rotation) in rig.sensor_to_ego.items():
         assert list(translation) == frame[channel]["sensor2ego"]["translation"]
         assert list(rotation) == frame[channel]["sensor2ego"]["rotation"]
-    np.testing.assert_array_equal(calibration.CAMERA_K, frame["CAM_FRONT"]["camera_intrinsic"])
+    np.testing.assert_array_equal(rig.camera_K, frame["CAM_FRONT"]["camera_intrinsic"])
+
+
+def test_idealised_rig_is_close_to_nuscenes(nuscenes_samples):
+    """Without ../shared the stand-in rig projects points within a few pixels of the real one."""
+    real = calibration.rig()
+    point_ego = np.array([[20.0, 3.0, 1.0]])
+    uv = {}
+    for name, K, poses in (("real", real.camera_K, real.sensor_to_ego),
+                           ("design", calibration.DESIGN_CAMERA_K, calibration.DESIGN_SENSOR_TO_EGO)):
+        ego_to_cam = invert_transform(transform_from_pose(poses["CAM_FRONT"][1], poses["CAM_FRONT"][0]))
+        uv[name], _, _ = project_points(transform_points(ego_to_cam, point_ego), K, calibration.CAMERA_HW)
+    assert np.abs(uv["real"] - uv["design"]).max() < 15.0
 
 
 def test_command_rejects_bad_input(folders, capsys):

@@ -130,7 +130,7 @@ def _npz(**arrays: np.ndarray) -> bytes:
 def _sensor_records(tables: NuScenesTables, K: np.ndarray) -> dict[str, str]:
     """Sensor + calibrated_sensor records of the rig; returns channel -> calibrated_sensor token."""
     cs_tokens = {}
-    for channel, (translation, rotation) in C.SENSOR_TO_EGO.items():
+    for channel, (translation, rotation) in C.rig().sensor_to_ego.items():
         sensor = tables.add_sensor(channel, C.MODALITY[channel])
         cs_tokens[channel] = tables.add_calibrated_sensor(sensor, translation, rotation,
                                                           K if channel == "CAM_FRONT" else None)
