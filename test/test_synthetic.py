@@ -252,6 +252,17 @@ def test_idealised_rig_is_close_to_nuscenes(nuscenes_samples):
     assert np.abs(uv["real"] - uv["design"]).max() < 15.0
 
 
+def test_without_samples_the_idealised_rig_is_used(monkeypatch, tmp_path):
+    monkeypatch.setattr(calibration, "DEFAULT_SAMPLES_DIR", tmp_path)
+    calibration.rig.cache_clear()
+    try:
+        rig = calibration.rig()
+        assert rig.source == "idealised nuScenes-like rig"
+        np.testing.assert_array_equal(rig.camera_K, calibration.DESIGN_CAMERA_K)
+    finally:
+        calibration.rig.cache_clear()
+
+
 def test_command_rejects_bad_input(folders, capsys):
     assert cli_main(["synth", "--out", str(folders["clear"]), "--no-progress"]) == 2
     assert "not empty" in capsys.readouterr().err
