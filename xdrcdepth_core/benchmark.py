@@ -29,7 +29,8 @@ from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.models import build_model, list_models
 from xdrcdepth_core.models.summary import BASELINE, STUDENT, model_stats
 
-NUSCENES_K = np.array([[1266.417, 0.0, 816.267], [0.0, 1266.417, 491.507], [0.0, 0.0, 1.0]])
+#: a 1600 x 900 camera with a 70 degree horizontal field of view, like a nuScenes front camera
+FRONT_CAMERA_K = np.array([[1140.0, 0.0, 799.5], [0.0, 1140.0, 449.5], [0.0, 0.0, 1.0]])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +97,7 @@ def time_estimator(repeats: int, warmup: int, device: torch.device) -> float:
     xyz = np.column_stack([rng.uniform(5, 80, 100), rng.uniform(-20, 20, 100), np.zeros(100)])
     radar_to_cam = np.array([[0.0, -1, 0, 0], [0, 0, -1, 0.5], [1, 0, 0, 0], [0, 0, 0, 1]])
     radars = [RadarInput(xyz, {"rcs": rng.uniform(0, 20, 100)}, radar_to_cam)]
-    return time_call(lambda: estimator.estimate(image, radars, NUSCENES_K), repeats, warmup, device)
+    return time_call(lambda: estimator.estimate(image, radars, FRONT_CAMERA_K), repeats, warmup, device)
 
 
 def run(args: argparse.Namespace) -> int:
