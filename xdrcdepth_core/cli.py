@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("xdrcdepth_core.data.synthetic.command", "write a synthetic nuScenes-format folder"),
     "nuscenes2bag": ("xdrcdepth_ros.nuscenes2bag", "convert a nuScenes-format folder into one rosbag2 per scene"),
     "launch": ("xdrcdepth_ros.launcher", "run a launch graph (node + tools) from its YAML, no ros2 launch needed"),
+    "replay-demo": ("xdrcdepth_ros.replay_demo", "replay a nuScenes scene through the depth node (launch graph), "
+                    "record it and write depth pictures"),
 }
 
 

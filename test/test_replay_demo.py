@@ -1,0 +1,233 @@
+"""`xdrcdepth replay-demo` end to end on the real scene-0061 samples: nuscenes2bag -> the user-facing launch
+graph `xdrcdepth launch nuscenes_replay ... record:=true` (bag_player --clock -> depth_node under sim time,
+compressed camera -> bag_recorder and foxglove_viewer) -> one picture per depth frame. Every camera frame of
+the bag comes back as depth (slow rate), with its stamp, frame and calibration, recorded in bag time; the
+colorized depth also reaches a Foxglove WebSocket client; TF from the bag gives the node its ego-motion
+compensated radar chain (no TF warnings). Plus the pieces of the summary, checked by hand."""
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image as PILImage
+
+from conftest import REPO
+from xdrcdepth_ros.replay_demo import (RecordedFrames, ReplayRun, first_scene, launch_command, median_latency_ms,
+                                       summary_line)
+
+RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: a loaded 2-core machine keeps up
+DELAY_S = 8  # the node is up ~2.5 s after start on an idle machine; margin for a loaded one
+
+
+def params_file(folder: Path, **overrides) -> Path:
+    """config/xdrcdepth.yaml with a small seeded checkpoint on one CPU thread, plus ``overrides``."""
+    from depth_node_rig import make_checkpoint
+
+    config = yaml.safe_load((REPO / "config" / "xdrcdepth.yaml").read_text())
+    (params,) = config.values()
+    params["ros__parameters"].update(checkpoint=str(make_checkpoint(folder / "student.pt")), cpu_threads=1,
+                                     **overrides)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def replay_demo(out, params, *extra):
+    return subprocess.Popen([sys.executable, "-m", "xdrcdepth_core.cli", "replay-demo", "--out", str(out),
+                             "--device", "cpu", "--params-file", str(params), "--foxglove-port", "0", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class OutputReader:
+    """The command's output, line by line in a thread; exposes the Foxglove URL once printed."""
+
+    def __init__(self, proc):
+        self.lines = []
+        self.url = None
+        self.url_seen = threading.Event()
+        self.thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+            match = re.match(r"replay-demo: watch live in Foxglove: Open connection -> (ws://127\.0\.0\.1:\d+)", line)
+            if match:
+                self.url = match.group(1)
+                self.url_seen.set()
+
+
+def first_colorized_frame(url, result, timeout=60.0):
+    """Foxglove WebSocket client: subscribe to /depth/colorized once advertised; keep the first payload.
+
+    foxglove-sdk 0.30 may answer a subscribe that races its own advertise with the status "Unknown channel
+    ID"; the subscribe is then sent again.
+    """
+    from websockets.sync.client import connect
+
+    deadline = time.monotonic() + timeout
+    result["ops"] = []
+    subscribe = None
+    try:
+        with connect(url, subprotocols=["foxglove.sdk.v1"], max_size=None) as ws:
+            while time.monotonic() < deadline:
+                frame = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+                if isinstance(frame, bytes):
+                    if frame[0] == 0x01:  # MessageData: opcode, subscription id (4), log time (8), payload
+                        result["colorized"] = frame[13:]
+                        return
+                    continue
+                msg = json.loads(frame)
+                result["ops"].append(msg["op"] if msg["op"] != "status" else f"status: {msg['message']}")
+                for channel in msg.get("channels", []) if msg["op"] == "advertise" else []:
+                    if channel["topic"] == "/depth/colorized":
+                        subscribe = json.dumps({"op": "subscribe", "subscriptions": [
+                            {"id": 1, "channelId": channel["id"]}]})
+                        ws.send(subscribe)
+                if msg["op"] == "status" and "Unknown channel" in msg["message"] and subscribe:
+                    time.sleep(0.2)
+                    ws.send(subscribe)
+    except Exception as exc:  # reported by the test's assertion
+        result["error"] = repr(exc)
+
+
+def read_bag(path):
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    messages = {}
+    with Reader(path) as reader:
+        for conn, stamp, raw in reader.messages():
+            messages.setdefault(conn.topic, []).append((stamp, typestore.deserialize_cdr(raw, conn.msgtype)))
+    return messages
+
+
+def stamp_ns(msg):
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+@pytest.mark.ros
+def test_replay_demo_brings_every_frame_back_as_depth(tmp_path, nuscenes_samples, ros_domain_id):
+    out = tmp_path / "demo"
+    proc = replay_demo(out, params_file(tmp_path), "--rate", str(RATE), "--delay", str(DELAY_S))
+    output, ws_result, ws_thread = OutputReader(proc), {}, None
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ws_thread is None and output.url_seen.wait(0.1):
+                ws_thread = threading.Thread(target=first_colorized_frame, args=(output.url, ws_result), daemon=True)
+                ws_thread.start()
+            time.sleep(0.05)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output.thread.join(timeout=5)
+    log = "\n".join(output.lines)
+    assert proc.returncode == 0, log
+    assert re.search(r"^\[bag_player\] bag_player: played 33 messages on 6 topics", log, re.M), log
+    lines = output.lines
+    assert lines.index("[launch] stopping in 3 s (bag_player exited)") < lines.index(
+        "[launch] stopping (bag_player exited 3 s ago)")
+    for name in ("depth_node", "bag_recorder", "foxglove_viewer"):
+        assert f"[launch] {name} exited with code 0" in lines, log
+    assert "not ego-motion compensated" not in log and "missing_tf" not in log, log
+    summary = lines[-1]
+    assert re.fullmatch(r"replay-demo: 6 camera frames played, 6 depth frames received, 0 dropped, median latency "
+                        r"\d+ ms \(node /diagnostics\), rate 0\.3, node ready after \d+\.\d s; pictures in "
+                        + re.escape(f"{out / 'frames'}/"), summary), log
+
+    played, recorded = read_bag(out / "bag"), read_bag(out / "record")
+    cameras = {stamp_ns(info): info for _, info in played["/cam_front/camera_info"]}
+    assert len(cameras) == 6
+    depth = recorded["/depth/image"]
+    assert sorted(stamp_ns(image) for _, image in depth) == sorted(cameras)  # 6 of 6, one per camera frame
+    for received, image in depth:
+        assert 0 < received - stamp_ns(image) < 5 * 10**9  # recorded in bag time (sim time), after its input
+        assert (image.header.frame_id, image.encoding, image.width, image.height) == ("cam_front", "32FC1",
+                                                                                    1600, 900)
+        values = image.data.view(np.float32)
+        assert np.all(values[np.isfinite(values)] > 0)
+    for _, info in recorded["/depth/camera_info"]:
+        source = cameras[stamp_ns(info)]
+        np.testing.assert_array_equal(info.k, source.k)
+        assert (info.width, info.height) == (source.width, source.height)
+    assert len(recorded["/depth/colorized"]) == 6 and recorded["/diagnostics"]
+
+    pngs = sorted((out / "frames").glob("*.png"))
+    assert [p.name for p in pngs] == sorted(f"{s // 10**9}.{s % 10**9:09d}.png" for s in cameras)
+    panel = np.asarray(PILImage.open(pngs[0]))
+    assert panel.shape == (450, 1600, 3)  # camera | depth, each scaled to 800 x 450
+    assert not np.array_equal(panel[:, :800], panel[:, 800:])
+
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    assert "colorized" in ws_result, (ws_result.get("ops"), ws_result.get("error"), log)
+    colorized = deserialize_message(ws_result["colorized"], Image)
+    assert (colorized.height, colorized.width, colorized.encoding) == (900, 1600, "bgr8")
+    assert stamp_ns(colorized) in cameras
+
+
+@pytest.mark.ros
+def test_no_depth_back_is_an_error(tmp_path, nuscenes_samples, ros_domain_id):
+    """A node that never gets synchronised input (its radar topic is not in the bag) publishes no depth."""
+    params = params_file(tmp_path, radar_topics=["radar/elsewhere"])
+    proc = replay_demo(tmp_path / "demo", params, "--rate", "5", "--delay", "2", "--linger", "0")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "replay-demo: 6 camera frames played, 0 depth frames received, 6 dropped, median latency n/a" in out
+    assert "xdrcdepth replay-demo: no depth frame came back from the depth node" in out
+    assert not list((tmp_path / "demo" / "frames").glob("*.png"))
+
+
+def test_median_latency_prefers_diagnostics_then_stamps():
+    frames = RecordedFrames(diagnostics=[{"latency mean (ms)": "nan"}, {"latency mean (ms)": "700.0"},
+                                         {"latency mean (ms)": "900.0"}, {"latency mean (ms)": "650.0"},
+                                         {"other": "1"}])
+    assert median_latency_ms(frames, rate=0.5) == (700.0, "node /diagnostics")
+    # stamps: (receive - stamp) in bag time, divided by the rate: 0.2 s and 0.3 s and 0.5 s of bag at 0.5
+    frames = RecordedFrames(depth={10: None, 20: None, 30: None},
+                            receive_ns={10: 10 + 200_000_000, 20: 20 + 300_000_000, 30: 30 + 500_000_000})
+    assert median_latency_ms(frames, rate=0.5) == (600.0, "stamps")
+    assert median_latency_ms(RecordedFrames(), rate=1.0) is None
+
+
+def test_summary_line_counts_drops():
+    frames = RecordedFrames(depth={1: None, 2: None}, diagnostics=[{"latency mean (ms)": "812.4"}])
+    line = summary_line(5, frames, 0.3, Path("out/frames"), ReplayRun(node_ready_s=2.44, interrupted=True))
+    assert line == ("replay-demo: 5 camera frames played, 2 depth frames received, 3 dropped, median latency "
+                    "812 ms (node /diagnostics), rate 0.3, node ready after 2.4 s, interrupted; pictures in "
+                    "out/frames/")
+
+
+def test_launch_command_is_the_user_facing_graph(tmp_path):
+    args = Namespace(foxglove_port=8765, rate=0.3, delay=5.0, linger=3.0, device="cpu", params_file=None)
+    assert launch_command(args, Path("o/bag"), Path("o/record")) == [
+        "launch", "nuscenes_replay", "bag:=o/bag", "record:=true", "record_dir:=o/record", "use_rviz:=false",
+        "use_foxglove:=true", "foxglove_port:=8765", "rate:=0.3", "delay:=5", "linger:=3", "device:=cpu"]
+
+
+def test_first_scene_and_its_errors(tmp_path):
+    (tmp_path / "v1.0-mini").mkdir()
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "v1.0-mini" / "scene.json"))):
+        first_scene(tmp_path, "v1.0-mini")
+    (tmp_path / "v1.0-mini" / "scene.json").write_text(json.dumps([{"name": "scene-0103"}, {"name": "x"}]))
+    assert first_scene(tmp_path, "v1.0-mini") == "scene-0103"
+
+
+def test_module_loads_neither_rclpy_nor_torch():
+    code = ("import sys, xdrcdepth_ros.replay_demo; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'rclpy', 'torch'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,324 @@
+"""``xdrcdepth replay-demo``: a nuScenes scene replayed through the depth node over ROS 2, then shown.
+
+The main job of the project, as one command:
+
+1. data: ``--dataroot`` (a nuScenes-format folder), else the real scene-0061 samples from ``../shared``
+   (:func:`xdrcdepth_core.data.real_samples.assemble_real_samples`, in a temporary folder), else one small
+   synthetic scene (``xdrcdepth synth``);
+2. ``xdrcdepth nuscenes2bag`` writes the scene as a rosbag2 to ``<out>/bag``;
+3. the user-facing launch graph runs as a subprocess, exactly as a user would type it:
+   ``xdrcdepth launch nuscenes_replay bag:=<out>/bag record:=true record_dir:=<out>/record
+   use_rviz:=false use_foxglove:=true rate:=... delay:=... linger:=...``: depth node, recorder, bag player
+   and the Foxglove bridge (watch live at ws://127.0.0.1:8765); its output is streamed here with the
+   launcher's ``[process]`` prefixes;
+4. from the recorded bag, one PNG per depth frame, ``<out>/frames/<sec>.<nanosec>.png``: the camera image
+   of the input bag with the same stamp beside the colorized depth (written atomically);
+5. one summary line: camera frames played, depth frames back, dropped, median latency, output folder.
+
+Exit status 1 with a message when no depth frame came back; the launcher's status when it failed.
+
+Defaults measured on the 2-core development machine (CPU, shared with other jobs; untrained student at
+352x704): the node is up ~2.4 s after start and needs 0.6-0.9 s per frame (image arrival to depth
+published), so ``delay`` 5 s and ``rate`` 0.5 (the 2 Hz key frames arrive 1 s apart) bring back 6 of 6
+frames; ``linger`` 3 s covers the last frame's inference. At ``rate`` 1.0 frames are dropped (the node
+keeps only the newest unprocessed frame).
+
+Importing this module loads neither rclpy nor torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_RATE = 0.3
+DEFAULT_DELAY_S = 5.0
+DEFAULT_LINGER_S = 3.0
+DEFAULT_FOXGLOVE_PORT = 8765
+CAMERA_TOPIC = "/{camera}/image_rect_compressed"
+DEPTH_TOPIC = "/depth/image"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+LATENCY_KEY = "latency mean (ms)"
+PANEL_HALF_WIDTH = 800  # px: camera and depth are each scaled to this width, side by side
+
+FOXGLOVE_LINE = re.compile(r"^\[foxglove_viewer\] foxglove_viewer: (ws://\S+)")
+NODE_READY_LINE = re.compile(r"^\[depth_node\] .*\]: model \S+ on \S+;")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataroot", type=Path, help="nuScenes-format folder (default: real samples "
+                        "from ../shared, else a synthetic scene)")
+    parser.add_argument("--version", default="v1.0-mini", help="table version folder in the dataroot")
+    parser.add_argument("--scene", help="scene name (default: the dataroot's first scene)")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/demo"),
+                        help="output folder: bag/, record/, frames/ (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE,
+                        help="playback speed; slow enough that the node keeps up (default %(default)s)")
+    parser.add_argument("--delay", type=float, default=DEFAULT_DELAY_S,
+                        help="seconds before playback, while the node loads its model (default %(default)s)")
+    parser.add_argument("--linger", type=float, default=DEFAULT_LINGER_S,
+                        help="seconds the node runs on after the bag ended (default %(default)s)")
+    parser.add_argument("--device", default="auto", help="inference device: auto | cpu | cuda[:N]")
+    parser.add_argument("--params-file", type=Path,
+                        help="depth node parameter YAML (default: the package's config/xdrcdepth.yaml)")
+    parser.add_argument("--foxglove-port", type=int, default=DEFAULT_FOXGLOVE_PORT,
+                        help="Foxglove WebSocket port on 127.0.0.1, 0 for any free one (default %(default)s)")
+    parser.add_argument("--max-depth", type=float, default=80.0, help="colour scale of the depth pictures, m")
+
+
+@dataclass
+class ReplayRun:
+    """What the launch graph's output told us."""
+
+    returncode: int = 0
+    foxglove_url: str | None = None
+    node_ready_s: float | None = None  # seconds from the launch to the node's "model ... on" line
+    interrupted: bool = False
+
+
+@dataclass
+class RecordedFrames:
+    """The recording read back: depth frames and what /diagnostics said."""
+
+    depth: dict[int, object] = field(default_factory=dict)  # header stamp ns -> sensor_msgs/Image
+    receive_ns: dict[int, int] = field(default_factory=dict)  # header stamp ns -> bag (sim) receive time
+    diagnostics: list[dict[str, str]] = field(default_factory=list)
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("rate", "delay", "linger"):
+        value = getattr(args, name)
+        if not (value > 0 if name == "rate" else value >= 0):
+            print(f"xdrcdepth replay-demo: --{name} must be {'> 0' if name == 'rate' else '>= 0'}, got {value:g}",
+                  file=sys.stderr)
+            return 2
+    out = args.out
+    bag, record, frames_dir = out / "bag", out / "record", out / "frames"
+    with tempfile.TemporaryDirectory(prefix="xdrcdepth-replay-") as tmp:
+        try:
+            dataroot, label = prepare_data(args, Path(tmp))
+            scene = args.scene or first_scene(dataroot, args.version)
+        except ValueError as exc:
+            print(f"xdrcdepth replay-demo: {exc}", file=sys.stderr)
+            return 2
+        print(f"replay-demo: data {label}, scene {scene} -> {bag}", flush=True)
+        from xdrcdepth_ros.nuscenes2bag import main as nuscenes2bag
+
+        status = nuscenes2bag(["--dataroot", str(dataroot), "--version", args.version, "--scene", scene,
+                               "--out", str(bag), "--overwrite", "--no-progress"])
+        if status != 0:
+            print(f"xdrcdepth replay-demo: nuscenes2bag failed (status {status})", file=sys.stderr)
+            return status
+    remove_previous_outputs(record, frames_dir)
+    replay = run_replay_graph(args, bag, record)
+    if not (record / "metadata.yaml").is_file():
+        print(f"xdrcdepth replay-demo: no recording at {record} (launch exited with status "
+              f"{replay.returncode}; see its output above)", file=sys.stderr)
+        return replay.returncode or 1
+    camera_stamps, frames = read_input_stamps(bag), read_recording(record)
+    written = write_panels(bag, frames, frames_dir, args.max_depth)
+    print(summary_line(len(camera_stamps), frames, args.rate, frames_dir, replay), flush=True)
+    if not frames.depth:
+        print("xdrcdepth replay-demo: no depth frame came back from the depth node (its log is above; "
+              "a slower --rate or a longer --delay may help)", file=sys.stderr)
+        return 1
+    if replay.node_ready_s is not None and replay.node_ready_s > args.delay:
+        print(f"replay-demo: the node was ready only {replay.node_ready_s:.1f} s after start, after playback "
+              f"began ({args.delay:g} s); pass a longer --delay to get the first frames too", flush=True)
+    if len(written) != len(frames.depth):
+        print(f"xdrcdepth replay-demo: {len(frames.depth) - len(written)} depth frames had no camera image "
+              f"with their stamp in {bag}", file=sys.stderr)
+        return 1
+    return replay.returncode
+
+
+def prepare_data(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
+    """``(dataroot, label)``: the given folder, else real samples, else a synthetic scene."""
+    if args.dataroot is not None:
+        if not (args.dataroot / args.version).is_dir():
+            raise ValueError(f"{args.dataroot}: no nuScenes table folder {args.version}/ here")
+        return args.dataroot, str(args.dataroot)
+    from xdrcdepth_core.demo import default_dataroot
+
+    return default_dataroot(workdir)
+
+
+def first_scene(dataroot: Path, version: str) -> str:
+    """Name of the first scene in ``<dataroot>/<version>/scene.json``."""
+    path = dataroot / version / "scene.json"
+    try:
+        scenes = json.loads(path.read_text())
+        return scenes[0]["name"]
+    except (OSError, json.JSONDecodeError, IndexError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: cannot read a scene name ({exc})") from None
+
+
+def remove_previous_outputs(record: Path, frames_dir: Path) -> None:
+    """A previous run's recording (a bag folder) and frame PNGs; anything else there is left alone."""
+    if (record / "metadata.yaml").is_file():
+        shutil.rmtree(record)
+    for old in frames_dir.glob("*.png"):
+        old.unlink()
+
+
+def launch_command(args: argparse.Namespace, bag: Path, record: Path) -> list[str]:
+    """``xdrcdepth launch nuscenes_replay ...`` arguments, as a user would type them."""
+    command = ["launch", "nuscenes_replay", f"bag:={bag}", "record:=true", f"record_dir:={record}",
+               "use_rviz:=false", "use_foxglove:=true", f"foxglove_port:={args.foxglove_port}",
+               f"rate:={args.rate:g}", f"delay:={args.delay:g}", f"linger:={args.linger:g}",
+               f"device:={args.device}"]
+    if args.params_file is not None:
+        command.append(f"params_file:={args.params_file}")
+    return command
+
+
+def run_replay_graph(args: argparse.Namespace, bag: Path, record: Path) -> ReplayRun:
+    """Run the launch graph, stream its output, note the Foxglove URL and when the node was ready.
+
+    Ctrl-C reaches the launcher too (same terminal), which stops the graph and lets the recorder close its
+    bag; a SIGINT sent to this process alone is passed on. Either way the recording is then shown.
+    """
+    command = launch_command(args, bag, record)
+    print(f"replay-demo: xdrcdepth {shlex.join(command)}", flush=True)
+    if args.foxglove_port:
+        print(f"replay-demo: watch live in Foxglove: Open connection -> ws://127.0.0.1:{args.foxglove_port}",
+              flush=True)
+    result = ReplayRun()
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "xdrcdepth_core.cli", *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    while True:
+        try:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                if result.node_ready_s is None and NODE_READY_LINE.match(line):
+                    result.node_ready_s = time.monotonic() - started
+                match = FOXGLOVE_LINE.match(line)
+                if match and result.foxglove_url is None:
+                    result.foxglove_url = match.group(1)
+                    if not args.foxglove_port:
+                        print(f"replay-demo: watch live in Foxglove: Open connection -> {result.foxglove_url}",
+                              flush=True)
+            break
+        except KeyboardInterrupt:
+            result.interrupted = True
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+    result.returncode = proc.wait()
+    return result
+
+
+def read_input_stamps(bag: Path, camera: str = "cam_front") -> list[int]:
+    """Header stamps (ns) of the camera images in the input bag, in bag order."""
+    return [stamp for stamp, _ in _camera_images(bag, camera)]
+
+
+def _camera_images(bag: Path, camera: str):
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CompressedImage
+
+    from xdrcdepth_ros.bag_player import open_bag
+
+    topic = CAMERA_TOPIC.format(camera=camera)
+    reader = open_bag(bag)
+    try:
+        wanted = [c for c in reader.connections if c.topic == topic]
+        for _, _, raw in reader.messages(connections=wanted) if wanted else ():  # [] = all topics
+            msg = deserialize_message(raw, CompressedImage)
+            yield _stamp_ns(msg.header.stamp), msg
+    finally:
+        reader.close()
+
+
+def read_recording(record: Path) -> RecordedFrames:
+    """Depth images (by header stamp) and /diagnostics values from the recorded bag."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from xdrcdepth_ros.bag_player import open_bag
+    from xdrcdepth_ros.diagnostics import status_values
+
+    frames = RecordedFrames()
+    reader = open_bag(record)
+    try:
+        wanted = [c for c in reader.connections if c.topic in (DEPTH_TOPIC, DIAGNOSTICS_TOPIC)]
+        for connection, receive_ns, raw in reader.messages(connections=wanted) if wanted else ():
+            if connection.topic == DEPTH_TOPIC:
+                msg = deserialize_message(raw, Image)
+                stamp = _stamp_ns(msg.header.stamp)
+                frames.depth[stamp], frames.receive_ns[stamp] = msg, receive_ns
+            else:
+                frames.diagnostics += [status_values(s) for s in deserialize_message(raw, DiagnosticArray).status]
+    finally:
+        reader.close()
+    return frames
+
+
+def write_panels(bag: Path, frames: RecordedFrames, frames_dir: Path, max_depth: float) -> list[Path]:
+    """``<frames_dir>/<sec>.<nanosec>.png`` per depth frame: camera image | colorized depth."""
+    import numpy as np
+    from PIL import Image as PILImage
+    from tqdm import tqdm
+
+    from xdrcdepth_core.demo import write_png
+    from xdrcdepth_core.visualize import colorize_depth
+    from xdrcdepth_ros.conversions import image_to_array, rgb_from_compressed
+
+    written = []
+    cameras = {stamp: msg for stamp, msg in _camera_images(bag, "cam_front") if stamp in frames.depth}
+    for stamp in tqdm(sorted(cameras), desc="frames", unit="png", disable=not cameras):
+        depth = frames.depth[stamp]
+        halves = [rgb_from_compressed(cameras[stamp]),
+                  colorize_depth(image_to_array(depth).astype(np.float32), max_depth)]
+        scaled = [np.asarray(PILImage.fromarray(h).resize(
+            (PANEL_HALF_WIDTH, round(h.shape[0] * PANEL_HALF_WIDTH / h.shape[1])), PILImage.BILINEAR))
+            for h in halves]
+        height = min(h.shape[0] for h in scaled)
+        path = frames_dir / f"{stamp // 10**9}.{stamp % 10**9:09d}.png"
+        write_png(path, np.concatenate([h[:height] for h in scaled], axis=1))
+        written.append(path)
+    return written
+
+
+def median_latency_ms(frames: RecordedFrames, rate: float) -> tuple[float, str] | None:
+    """Median latency and where it comes from: the node's /diagnostics (``latency mean (ms)`` of each
+    report that had published depth, i.e. image arrival -> depth published, wall clock), else the
+    recording's stamps (bag receive time - header stamp, bag time scaled back to wall time by ``rate``)."""
+    reported = [float(d[LATENCY_KEY]) for d in frames.diagnostics if LATENCY_KEY in d]
+    reported = [v for v in reported if v == v]  # windows without output report nan
+    if reported:
+        return statistics.median(reported), "node /diagnostics"
+    if frames.depth:
+        return statistics.median((frames.receive_ns[s] - s) / 1e6 / rate for s in frames.depth), "stamps"
+    return None
+
+
+def summary_line(played: int, frames: RecordedFrames, rate: float, frames_dir: Path, replay: ReplayRun) -> str:
+    received = len(frames.depth)
+    latency = median_latency_ms(frames, rate)
+    text = (f"replay-demo: {played} camera frames played, {received} depth frames received, "
+            f"{max(played - received, 0)} dropped, median latency "
+            + (f"{latency[0]:.0f} ms ({latency[1]})" if latency else "n/a")
+            + f", rate {rate:g}")
+    if replay.node_ready_s is not None:
+        text += f", node ready after {replay.node_ready_s:.1f} s"
+    if replay.interrupted:
+        text += ", interrupted"
+    return text + f"; pictures in {frames_dir}/"
+
+
+def _stamp_ns(stamp) -> int:
+    return stamp.sec * 10**9 + stamp.nanosec
