@@ -138,6 +138,7 @@ def test_shutdown_on_exit_forms(tmp_path, on_exit, seconds):
     "[TimerAction(period=1.0, actions=[ExecuteProcess(cmd=['x'])])]",
     "[TimerAction(actions=[EmitEvent(event=Shutdown())])]",
     "[EmitEvent(event=Shutdown()), EmitEvent(event=Shutdown())]",
+    "[TimerAction(period=2, actions=[EmitEvent(event=Shutdown())])]",  # launch rejects an int period
 ])
 def test_on_process_exit_other_actions_are_rejected(tmp_path, on_exit):
     path = tmp_path / "t.launch.py"
@@ -150,7 +151,7 @@ def test_on_process_exit_other_actions_are_rejected(tmp_path, on_exit):
         "    a = ExecuteProcess(name='a', cmd=['true'])\n"
         f"    return LaunchDescription([a, RegisterEventHandler(OnProcessExit(target_action=a, on_exit={on_exit}))])\n")
     with pytest.raises(LaunchFileError, match=f"{re.escape(str(path))}:9: (OnProcessExit supports only|"
-                                              "TimerAction\\(\\) needs period)"):
+                                              "TimerAction\\(\\) needs period|TimerAction period must be a float)"):
         load_graph(path, {})
 
 

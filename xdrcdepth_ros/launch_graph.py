@@ -424,8 +424,9 @@ def _seconds(period, configs: dict[str, str], where: str) -> float:
     """A ``TimerAction`` period (``None``: no timer) as non-negative seconds."""
     if period is None:
         return 0.0
-    text = period if isinstance(period, (int, float)) and not isinstance(period, bool) else \
-        _text(period, configs, where)
+    if isinstance(period, (bool, int)):  # launch's ensure_argument_type accepts float or substitutions only
+        raise LaunchFileError(f"{where}: TimerAction period must be a float or text, got {period!r}")
+    text = period if isinstance(period, float) else _text(period, configs, where)
     try:
         seconds = float(text)
     except ValueError:
