@@ -210,10 +210,12 @@ def test_median_latency_prefers_diagnostics_then_stamps():
 
 def test_summary_line_counts_drops():
     frames = RecordedFrames(depth={1: None, 2: None}, diagnostics=[{"latency mean (ms)": "812.4"}])
-    line = summary_line(5, frames, 0.3, Path("out/frames"), ReplayRun(node_ready_s=2.44, interrupted=True))
+    line = summary_line(5, frames, 0.3, Path("out/frames"), ReplayRun(node_ready_s=2.44))
     assert line == ("replay-demo: 5 camera frames played, 2 depth frames received, 3 dropped, median latency "
-                    "812 ms (node /diagnostics), rate 0.3, node ready after 2.4 s, interrupted; pictures in "
-                    "out/frames/")
+                    "812 ms (node /diagnostics), rate 0.3, node ready after 2.4 s; pictures in out/frames/")
+    line = summary_line(5, frames, 0.3, Path("out/frames"), ReplayRun(interrupted=True))
+    assert line == ("replay-demo: interrupted: 5 camera frames in the bag, 2 depth frames received, median "
+                    "latency 812 ms (node /diagnostics), rate 0.3; pictures in out/frames/")
 
 
 def test_launch_command_is_the_user_facing_graph(tmp_path):

@@ -307,16 +307,19 @@ def median_latency_ms(frames: RecordedFrames, rate: float) -> tuple[float, str] 
 
 
 def summary_line(played: int, frames: RecordedFrames, rate: float, frames_dir: Path, replay: ReplayRun) -> str:
+    """The last line of the command. ``played``: camera frames in the input bag (all of them are played
+    unless the run was interrupted, when the drop count would be meaningless and is left out)."""
     received = len(frames.depth)
     latency = median_latency_ms(frames, rate)
-    text = (f"replay-demo: {played} camera frames played, {received} depth frames received, "
-            f"{max(played - received, 0)} dropped, median latency "
-            + (f"{latency[0]:.0f} ms ({latency[1]})" if latency else "n/a")
-            + f", rate {rate:g}")
+    if replay.interrupted:
+        counts = f"interrupted: {played} camera frames in the bag, {received} depth frames received"
+    else:
+        counts = (f"{played} camera frames played, {received} depth frames received, "
+                  f"{max(played - received, 0)} dropped")
+    text = (f"replay-demo: {counts}, median latency "
+            + (f"{latency[0]:.0f} ms ({latency[1]})" if latency else "n/a") + f", rate {rate:g}")
     if replay.node_ready_s is not None:
         text += f", node ready after {replay.node_ready_s:.1f} s"
-    if replay.interrupted:
-        text += ", interrupted"
     return text + f"; pictures in {frames_dir}/"
 
 
