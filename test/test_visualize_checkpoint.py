@@ -50,3 +50,15 @@ def test_checkpoint_atomic_and_errors(tmp_path):
         load_checkpoint(bad)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_atomic_files_get_umask_permissions(tmp_path):
+    import os
+
+    from xdrcdepth_core.atomic import atomic_write_bytes
+
+    old = os.umask(0o022)
+    os.umask(old)
+    atomic_write_bytes(tmp_path / "x.bin", b"abc")
+    assert (tmp_path / "x.bin").read_bytes() == b"abc"
+    assert (tmp_path / "x.bin").stat().st_mode & 0o777 == 0o666 & ~old

@@ -12,6 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+# mkstemp creates 0600 files; finished files get the usual permissions (0666 less the umask), read once
+# here at import, before any thread could race on the process-wide umask.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
@@ -23,6 +29,7 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
+            os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -167,6 +167,16 @@ class BagPlayer:
                 return
             stop.wait(0.05)
 
+    def flush(self, timeout_s: float = 2.0) -> None:
+        """Wait until subscribers acknowledged what was published (reliable topics): destroying the node
+        right after the last publish loses samples still in flight (seen: the bag's last /tf)."""
+        from rclpy.duration import Duration
+
+        deadline = time.monotonic() + timeout_s
+        for publisher in [*self.publishers.values(), self.clock_publisher]:
+            if publisher is not None:
+                publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
+
     def _publish_clock(self, bag_ns: int) -> None:
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
@@ -301,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bag_player: error while playing bag {reader.path}: {exc}", file=sys.stderr)
             return 2
         print(summary.line(Path(reader.path), options.rate), flush=True)
+        player.flush()
         return 0
     finally:
         reader.close()
