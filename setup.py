@@ -21,7 +21,9 @@ setup(
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
         ("share/" + PACKAGE + "/rviz", glob("rviz/*.rviz")),
     ],
-    install_requires=["numpy", "pyyaml", "pillow", "tqdm"],
+    # torch is deliberately not listed: pip would replace a local CPU/CUDA build; requirements.txt pins it.
+    install_requires=["numpy", "pyyaml", "pillow", "tqdm", "scipy", "nuscenes-devkit", "rosbags",
+                      "foxglove-sdk"],
     zip_safe=True,
     maintainer="xdrcdepth developers",
     maintainer_email="xdrcdepth@example.com",
