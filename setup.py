@@ -22,7 +22,7 @@ setup(
         ("share/" + PACKAGE + "/rviz", glob("rviz/*.rviz")),
     ],
     # torch is deliberately not listed: pip would replace a local CPU/CUDA build; requirements.txt pins it.
-    install_requires=["numpy", "pyyaml", "pillow", "tqdm", "scipy", "nuscenes-devkit", "rosbags",
+    install_requires=["numpy", "pyyaml", "pillow", "tqdm", "nuscenes-devkit", "rosbags",
                       "foxglove-sdk"],
     zip_safe=True,
     maintainer="xdrcdepth developers",
