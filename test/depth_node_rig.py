@@ -41,8 +41,8 @@ CAMERA, RADAR = "CAM_FRONT", "RADAR_FRONT"
 S = 1_000_000_000
 
 
-def make_checkpoint(path: Path) -> Path:
-    """A seeded, untrained student at the test resolution (inference at 160 x 320 keeps tests fast).
+def make_checkpoint(path: Path, input_hw: tuple[int, int] = IMAGE_HW) -> Path:
+    """A seeded, untrained student, by default at the test resolution (160 x 320 keeps tests fast).
 
     The student's FiLM radar fusions start at zero (identity), which would make an untrained model ignore
     radar; here they get random weights so that the radar changes the output. The change is still small
@@ -55,13 +55,14 @@ def make_checkpoint(path: Path) -> Path:
         for name, param in model.named_parameters():
             if name.startswith("fusions."):
                 param.normal_(0.0, 1.0)
-    save_checkpoint(path, model, input_hw=IMAGE_HW, radar_channels=DEFAULT_CHANNELS)
+    save_checkpoint(path, model, input_hw=input_hw, radar_channels=DEFAULT_CHANNELS)
     return path
 
 
 @dataclass
 class NuScenesFrame:
-    """Keyframe 0 of scene-0061 (shared samples), with the camera downscaled to IMAGE_HW."""
+    """Keyframe 0 of scene-0061 (shared samples), the camera scaled to the width of ``hw`` and cropped to its
+    height (bottom rows kept)."""
 
     rgb: np.ndarray
     K: np.ndarray
@@ -74,15 +75,15 @@ class NuScenesFrame:
     t_radar: int
 
     @classmethod
-    def load(cls, root: Path) -> "NuScenesFrame":
+    def load(cls, root: Path, hw: tuple[int, int] = IMAGE_HW) -> "NuScenesFrame":
         frame = json.loads((root / "frames.json").read_text())["frames"][0]
         cam, radar = frame["CAM_FRONT"], frame["RADAR_FRONT"]
         full = PILImage.open(root / cam["file"]).convert("RGB")
-        scaled_h = round(full.height * IMAGE_HW[1] / full.width)               # 180
-        rgb = np.asarray(full.resize((IMAGE_HW[1], scaled_h), PILImage.BILINEAR))
-        top = scaled_h - IMAGE_HW[0]                                            # keep the bottom rows
+        scaled_h = round(full.height * hw[1] / full.width)                     # 180 for IMAGE_HW
+        rgb = np.asarray(full.resize((hw[1], scaled_h), PILImage.BILINEAR) if scaled_h != full.height else full)
+        top = scaled_h - hw[0]                                                  # keep the bottom rows
         K = crop_intrinsics(scale_intrinsics(np.array(cam["camera_intrinsic"]), (full.height, full.width),
-                                             (scaled_h, IMAGE_HW[1])), top, 0)
+                                             (scaled_h, hw[1])), top, 0)
         fields = read_radar_pcd(root / radar["file"])
         records = np.zeros(len(fields["x"]), dtype=RADAR_RECORD_DTYPE)
         for name in RADAR_FIELDS:
@@ -103,8 +104,8 @@ def header(frame_id: str, t_ns: int) -> Header:
     return Header(frame_id=frame_id, stamp=Time(nanoseconds=t_ns).to_msg())
 
 
-def camera_info_msg(frame: NuScenesFrame, t_ns: int, hw=IMAGE_HW) -> CameraInfo:
-    K = frame.K
+def camera_info_msg(frame: NuScenesFrame, t_ns: int) -> CameraInfo:
+    K, hw = frame.K, frame.rgb.shape[:2]
     return CameraInfo(header=header(CAMERA, t_ns), height=hw[0], width=hw[1], distortion_model="plumb_bob",
                       d=[0.0] * 5, k=K.reshape(-1).tolist(), r=np.eye(3).reshape(-1).tolist(),
                       p=np.concatenate([K, np.zeros((3, 1))], axis=1).reshape(-1).tolist())
@@ -175,7 +176,7 @@ class NodeProcess:
 class Rig:
     """Publishers for the node's inputs and TF, subscribers to all its outputs, in this process."""
 
-    def __init__(self, compressed=False, radar_topics=("radar/points",)):
+    def __init__(self, compressed=False, radar_topics=("radar/points",), input_qos=10):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("depth_node_test_rig", context=self.context)
@@ -183,9 +184,9 @@ class Rig:
         self.executor.add_node(self.node)
         n = self.node
         self.image_pub = n.create_publisher(CompressedImage if compressed else Image,
-                                            "image/compressed" if compressed else "image", 10)
-        self.info_pub = n.create_publisher(CameraInfo, "camera_info", 10)
-        self.radar_pubs = [n.create_publisher(PointCloud2, t, 10) for t in radar_topics]
+                                            "image/compressed" if compressed else "image", input_qos)
+        self.info_pub = n.create_publisher(CameraInfo, "camera_info", input_qos)
+        self.radar_pubs = [n.create_publisher(PointCloud2, t, input_qos) for t in radar_topics]
         from tf2_msgs.msg import TFMessage
         self.tf_pub = n.create_publisher(TFMessage, "/tf", tf_buffer.TF_QOS)
         self.tf_static_pub = n.create_publisher(TFMessage, "/tf_static", tf_buffer.TF_STATIC_QOS)

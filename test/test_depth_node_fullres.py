@@ -20,18 +20,17 @@ pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
 
 def test_full_resolution_raw_image_default_student(ros_domain_id, tmp_path, nuscenes_samples):
-    frame = NuScenesFrame.load(nuscenes_samples)
+    frame = NuScenesFrame.load(nuscenes_samples, hw=(900, 1600))
     cam = json.loads((nuscenes_samples / "frames.json").read_text())["frames"][0]["CAM_FRONT"]
-    rgb = np.asarray(PILImage.open(nuscenes_samples / cam["file"]).convert("RGB"))
-    frame.K = np.array(cam["camera_intrinsic"])
-    hw = rgb.shape[:2]
-    assert hw == (900, 1600)
+    rgb = frame.rgb
+    assert np.array_equal(rgb, np.asarray(PILImage.open(nuscenes_samples / cam["file"]).convert("RGB")))
+    assert np.allclose(frame.K, cam["camera_intrinsic"])
     node = NodeProcess(tmp_path / "node.log", {"cpu_threads": 1, "fixed_frame": "", "publish_colorized": False})
     rig = Rig()
     try:
         rig.publish_static_extrinsics(frame)
         rig.wait_connected(node, outputs=("depth", "info"))
-        rig.publish_frame_until(image_msg(rgb, frame.t_cam), camera_info_msg(frame, frame.t_cam, hw=hw),
+        rig.publish_frame_until(image_msg(rgb, frame.t_cam), camera_info_msg(frame, frame.t_cam),
                                 [radar_msg(frame.radar, frame.t_radar)],
                                 lambda: bool(rig.received["depth"]), node, timeout=120, retry_s=20)
     finally:

@@ -1,5 +1,6 @@
 """Inputs at more than twice the rate the node can process: memory stays flat and drops are counted."""
 
+import statistics
 import time
 
 import pytest
@@ -9,14 +10,17 @@ from depth_node_rig import (NodeProcess, NuScenesFrame, Rig, camera_info_msg, im
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 MS = 1_000_000
-PUBLISH_HZ = 20.0
-FLOOD_S = 12.0
+PUBLISH_HZ = 10.0
+NODE_INPUT_HW = (352, 704)    # the paper resolution: ~5x the work of the test default, so any CI machine is overloaded
+IMAGE_HW = (900, 1600)        # full-resolution CAM_FRONT: 4.3 MB per frame, so a backlog would show in RSS
+GROWTH_LIMIT_MB = 60
+FLOOD_S = 16.0
 
 
 def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path):
-    frame = NuScenesFrame.load(nuscenes_samples)
+    frame = NuScenesFrame.load(nuscenes_samples, hw=IMAGE_HW)
     node = NodeProcess(tmp_path / "node.log", {
-        "checkpoint": str(make_checkpoint(tmp_path / "student.pt")), "cpu_threads": 1,
+        "checkpoint": str(make_checkpoint(tmp_path / "student.pt", NODE_INPUT_HW)), "cpu_threads": 1,
         "fixed_frame": "", "diagnostics_period": 0.5})
     rig = Rig()
     image, info, cloud = image_msg(frame.rgb, 0), camera_info_msg(frame, 0), radar_msg(frame.radar, 0)
@@ -35,10 +39,10 @@ def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path
         k = 0
         while time.monotonic() - start < FLOOD_S:
             k += 1
-            stamp(frame.t_cam + k * 50 * MS)
+            stamp(frame.t_cam + k * round(1000 / PUBLISH_HZ) * MS)
             rig.publish_frame(image, info, [cloud])
             rig.spin_for(1.0 / PUBLISH_HZ)
-            if k % 10 == 0:
+            if k % 5 == 0:
                 rss.append(node.rss_mb())
         rig.spin_for(1.0)
         diag = rig.latest_diagnostics()
@@ -54,5 +58,11 @@ def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path
     assert out_rate > 0 and in_rate >= 2 * out_rate, diag         # the premise: at least 2x overload
     assert int(diag["dropped frames"]) > 0.3 * k                    # latest-frame policy drops the rest
     assert int(diag["frames published"]) + int(diag["dropped frames"]) <= int(diag["sync matches"])
-    settled = rss[len(rss) // 3:]                                   # after allocator warm-up
-    assert max(settled) - settled[0] < 25, rss                      # flat, not growing with backlog
+    # Samples land at random phases of inference, whose working memory comes and goes (~100 MB at
+    # 352x704), so compare medians: RSS over the last third against the middle third. Had the node queued
+    # the dropped frames instead, RSS would have risen by a third of their bytes between the two windows,
+    # more than the limit (checked, so that this test can fail).
+    backlog_mb = int(diag["dropped frames"]) * len(image.data) / 2**20
+    assert backlog_mb / 3 > GROWTH_LIMIT_MB, backlog_mb
+    third = len(rss) // 3
+    assert statistics.median(rss[2 * third:]) - statistics.median(rss[third:2 * third]) < GROWTH_LIMIT_MB, rss

@@ -52,10 +52,10 @@ def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
         assert node.get_parameter("slop").value == 0.05
         assert [f.sub.topic_name for f in node.inputs] == [
             "/image", "/camera_info", "/radar/front", "/radar/front_left"]
-        # raw images subscribe reliably, the rest with sensor-data QoS; per-topic overrides apply
+        # inputs follow their publishers (BEST_AVAILABLE); per-topic overrides apply
         reliability = [f.sub.qos_profile.reliability for f in node.inputs]
-        assert reliability == [ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT,
-                               ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT]
+        assert reliability == [ReliabilityPolicy.BEST_AVAILABLE, ReliabilityPolicy.BEST_AVAILABLE,
+                               ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_AVAILABLE]
         slop = node.describe_parameter("slop")
         assert slop.read_only and slop.floating_point_range[0].to_value == 1.0
         stride = node.describe_parameter("points_stride")

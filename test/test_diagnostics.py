@@ -37,6 +37,7 @@ def test_status_values_and_ok_level():
     assert st.level == DiagnosticStatus.OK and st.message == "publishing depth at 0.8 Hz"
     assert st.hardware_id == "cpu" and v["device"] == "cpu" and v["model_id"] == "xdrcdepth@untrained"
     assert v["input rate /image (Hz)"] == "2.00" and v["input rate /radar (Hz)"] == "2.00"
+    assert v["messages received /image"] == "10" and v["messages received /radar"] == "10"
     assert v["output rate (Hz)"] == "0.80"
     assert v["latency mean (ms)"] == "250.0" and v["latency max (ms)"] == "400.0"
     assert v["inference forward mean (ms)"] == "50.0"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from xdrcdepth_core.checkpoint import save_checkpoint
-from xdrcdepth_core.data.geometry import project_points, transform_points
+from xdrcdepth_core.data.geometry import transform_points
 from xdrcdepth_core.data.radar import rasterize_radar
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 from xdrcdepth_core.models import build_model

@@ -13,19 +13,15 @@ Callbacks never block: the synchroniser callback only stores the newest frame in
 so memory stays bounded however fast inputs arrive. Every bad input is counted per reason, logged with
 the reason (at most once per 5 s per reason), and skipped; nothing a message contains stops the node.
 
-QoS: ``camera_info``, radar clouds and compressed images use ``qos_profile_sensor_data`` (best effort,
-depth 5: accepts reliable and best-effort publishers). The raw ``image`` input subscribes RELIABLE
-(depth 5): Fast DDS drops best-effort samples above ~0.5 MB between processes (measured here: 0-1 of 10
-full-resolution rgb8 frames arrive best effort, 10 of 10 reliable), so a best-effort subscription would
-starve on raw camera images. Every input is overridable with the standard
-``qos_overrides./<topic>.subscription.<policy>`` parameters (e.g. ``reliability: best_effort`` for a
-best-effort camera driver with small images); outputs are RELIABLE, depth 5, volatile (RViz's default); /tf*
-as tf2_ros.
+QoS: every input subscribes through ``input_qos`` (keep last ``queue_size``, BEST_AVAILABLE: reliable
+unless a best-effort publisher exists, re-created best effort when one appears; ``input_qos`` has the
+measurements behind this), overridable per topic with the standard
+``qos_overrides./<topic>.subscription.<policy>`` parameters; outputs are RELIABLE, depth 5, volatile (RViz's
+default); /tf* as tf2_ros.
 """
 
 from __future__ import annotations
 
-import copy
 import sys
 import threading
 import time
@@ -35,8 +31,7 @@ from dataclasses import dataclass
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -47,13 +42,11 @@ from xdrcdepth_ros import conversions as conv
 from xdrcdepth_ros import depth_node_params, sync, tf_buffer
 from xdrcdepth_ros.conversions import BadInput
 from xdrcdepth_ros.diagnostics import NodeStats, ThrottledLog
+from xdrcdepth_ros.input_qos import subscribe_input
 from xdrcdepth_ros.node_main import run_node
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
-#: raw images are large: best-effort delivery of them fails in Fast DDS (see the module docstring)
-RAW_IMAGE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
-                           durability=DurabilityPolicy.VOLATILE)
 TF_CACHE = Duration(seconds=10.0)
 
 
@@ -103,13 +96,9 @@ class DepthNode(Node):
         image_type, image_topic = ((CompressedImage, "image/compressed") if self.compressed
                                    else (Image, "image"))
 
-        def subscribe(msg_type, topic, qos=qos_profile_sensor_data):
-            # rclpy applies QoS overrides to the profile object it is given: one copy each
-            return sync.Subscriber(self, msg_type, topic, qos_profile=copy.copy(qos),
-                                   qos_overriding_options=QoSOverridingOptions.with_default_policies())
-        inputs = [subscribe(image_type, image_topic, qos_profile_sensor_data if self.compressed else RAW_IMAGE_QOS),
-                  subscribe(CameraInfo, "camera_info")]
-        inputs += [subscribe(PointCloud2, topic) for topic in p.radar_topics]
+        inputs = [subscribe_input(self, image_type, image_topic, p.queue_size, large_samples=not self.compressed),
+                  subscribe_input(self, CameraInfo, "camera_info", p.queue_size)]
+        inputs += [subscribe_input(self, PointCloud2, topic, p.queue_size) for topic in p.radar_topics]
         self.stats = NodeStats(time.monotonic(), image_topic=inputs[0].sub.topic_name)
         for f in inputs:  # registered before the synchroniser: counts arrivals before matching
             f.registerCallback(lambda _msg, topic=f.sub.topic_name:

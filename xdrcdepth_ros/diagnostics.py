@@ -130,6 +130,8 @@ class NodeStats:
             values = {"device": device, "model_id": model_id}
             for topic in sorted(self.inputs):
                 values[f"input rate {topic} (Hz)"] = f"{self.inputs[topic].rate(now):.2f}"
+            for topic in sorted(self.received_total):
+                values[f"messages received {topic}"] = str(self.received_total[topic])
             values.update({
                 "output rate (Hz)": f"{out_rate:.2f}",
                 "latency mean (ms)": f"{lat_mean * 1e3:.1f}",
