@@ -243,8 +243,10 @@ class Rig:
         """Publish a frame until ``cond()`` holds, re-sending the same messages every ``retry_s``.
 
         Fast DDS can drop the first messages to a best-effort reader even after the writer reports the
-        match (seen here about every other start); a re-sent frame with the same stamps overwrites its
-        own copy in the synchroniser queues, so it cannot produce a second output.
+        match (seen here about every other start), and a frame can reach the node before the static TF
+        does (then it is skipped as missing_tf). A re-sent frame with the same stamps overwrites its own
+        copy in the synchroniser queues and is out of order once published, so it cannot produce a
+        second output; one that published nothing does not block it.
         """
         end = time.monotonic() + timeout
         while time.monotonic() < end:

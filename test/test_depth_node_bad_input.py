@@ -85,23 +85,28 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
             want = {f"bad: {r}": str(counts[r]) for r in reasons}
             rig.publish_frame_until(make_image(t), make_info(t), [make_cloud(t)], lambda: all(
                 rig.latest_diagnostics().get(key) == value for key, value in want.items()), node)
-        # stamps going back less than time_reset_threshold (1 s) are out of order
-        t_back = t0 + len(steps) * 100 * MS - 450 * MS   # 0.45 s before the last frame
+        assert len(rig.received["depth"]) == 1                   # nothing published for any bad frame
+        # a bad frame does not block a good one with its stamp (a re-sent frame once TF has arrived)
+        t_resent = t0 + len(steps) * 100 * MS
+        rig.publish_frame_until(image(t_resent), info(t_resent), [cloud(t_resent)],
+                                lambda: len(rig.received["depth"]) == 2, node)
+        # stamps going back less than time_reset_threshold (1 s) from the last published one are out of order
+        t_back = t_resent - 450 * MS
         counts["stamp_out_of_order"] = 1
         rig.publish_frame_until(image(t_back), info(t_back), [cloud(t_back)], lambda: rig.latest_diagnostics()
                                 .get("bad: stamp_out_of_order") == "1", node)
-        assert len(rig.received["depth"]) == 1                   # nothing published for any bad frame
+        assert len(rig.received["depth"]) == 2
         # a jump back by more than time_reset_threshold is a restart (a looping bag): processed again
         t_restart = t0 - 10_000 * MS
         rig.publish_frame_until(image(t_restart), info(t_restart), [cloud(t_restart)],
-                                lambda: len(rig.received["depth"]) == 2, node)
+                                lambda: len(rig.received["depth"]) == 3, node)
         # a good frame with a few NaN points among the real ones: NaNs dropped and counted, depth correct
         t_good = t_restart + 100 * MS
         with_nan = np.concatenate([frame.radar, nan_records])
         counts["radar_nonfinite_points"] += 1
         rig.publish_frame_until(image(t_good), info(t_good), [cloud(t_good, with_nan)],
-                                lambda: len(rig.received["depth"]) == 3, node)
-        assert rig.spin_until(lambda: rig.latest_diagnostics().get("frames published") == "3", 10, node)
+                                lambda: len(rig.received["depth"]) == 4, node)
+        assert rig.spin_until(lambda: rig.latest_diagnostics().get("frames published") == "4", 10, node)
         diag = rig.latest_diagnostics()
     finally:
         rig.close()

@@ -111,7 +111,8 @@ class DepthNode(Node):
         self._slot: Frame | None = None
         self._slot_cv = threading.Condition()
         self._stopping = False
-        self._last_stamp_ns: int | None = None
+        self._last_seen_ns: int | None = None        # newest image stamp taken from the sync
+        self._last_published_ns: int | None = None   # output stamps strictly increase after this
         self.worker = threading.Thread(target=self._work, name="xdrcdepth_worker", daemon=True)
         self.worker.start()
         # steady clock: diagnostics keep coming while a bag (use_sim_time) is paused; stamps use node time
@@ -172,24 +173,32 @@ class DepthNode(Node):
             self.get_logger().warning(f"radar not ego-motion compensated: {detail}; set fixed_frame '' "
                                       f"if there is no odometry{more}")
 
-    def _check_stamp(self, header) -> None:
+    def _check_stamp(self, header) -> int:
+        """The image stamp in ns, if it may be published: outputs are strictly increasing in time.
+
+        A frame that published nothing (a missing transform, a bad cloud) does not block a later copy
+        with the same stamp. Stamps going back more than ``time_reset_threshold`` behind the newest one
+        seen are a restart (a looping bag): dynamic transforms are cleared and output starts over.
+        """
         stamp = Time.from_msg(header.stamp).nanoseconds
-        last, self._last_stamp_ns = self._last_stamp_ns, stamp
-        if last is None or stamp > last:
-            return
-        if last - stamp > self.time_reset_ns:
-            self.get_logger().info(f"image stamps went back {(last - stamp) / 1e9:.3f} s: restart "
+        seen = self._last_seen_ns
+        if seen is not None and seen - stamp > self.time_reset_ns:
+            self.get_logger().info(f"image stamps went back {(seen - stamp) / 1e9:.3f} s: restart "
                                    "(e.g. a looping bag); clearing dynamic transforms")
             self.tf.clear()
-            return
-        self._last_stamp_ns = last
-        raise BadInput("stamp_out_of_order", f"image stamp {stamp / 1e9:.6f} s is not after the last "
-                                             f"one, {last / 1e9:.6f} s")
+            self._last_seen_ns, self._last_published_ns = stamp, None
+        elif seen is None or stamp > seen:
+            self._last_seen_ns = stamp
+        last = self._last_published_ns
+        if last is not None and stamp <= last:
+            raise BadInput("stamp_out_of_order", f"image stamp {stamp / 1e9:.6f} s is not after the last "
+                                                 f"published one, {last / 1e9:.6f} s")
+        return stamp
 
     def _process(self, frame: Frame) -> None:
         p = depth_node_params.values(self)
         header = frame.image.header
-        self._check_stamp(header)
+        stamp = self._check_stamp(header)
         rgb = conv.rgb_from_compressed(frame.image) if self.compressed else conv.rgb_from_image(frame.image)
         K = conv.intrinsics_from_camera_info(frame.camera_info, rgb.shape[:2])
         radars = [r for r in (self._radar_input(cloud, header, p) for cloud in frame.radars)
@@ -200,6 +209,7 @@ class DepthNode(Node):
         result = self.estimator.estimate(rgb, radars, K, saliency=want_saliency)
 
         self.depth_pub.publish(conv.depth_image(result.depth, header))
+        self._last_published_ns = stamp
         self.info_pub.publish(conv.depth_camera_info(frame.camera_info, header))
         if p.publish_colorized and self.colorized_pub.get_subscription_count() > 0:
             rgb_depth = visualize.colorize_depth(result.depth, max_depth=p.colorize_max_depth)

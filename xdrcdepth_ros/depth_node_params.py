@@ -46,8 +46,8 @@ PARAMETERS: tuple[Param, ...] = (
           "radar and the camera: ';'-separated 'frame_id child_frame_id x y z qx qy qz qw'."),
     Param("max_radar_points", 10000, "Radar clouds with more points are rejected as bad input.",
           read_only=False, range=(1, 1_000_000)),
-    Param("time_reset_threshold", 1.0, "An image stamp this many seconds older than the last one is a "
-          "restart (looping bag): state resets. Smaller regressions are skipped as out of order.",
+    Param("time_reset_threshold", 1.0, "An image stamp this many seconds older than the newest one is a "
+          "restart (looping bag): state resets. Stamps not after the last published one are skipped.",
           range=(0.0, 3600.0)),
     Param("publish_colorized", True, "Publish depth/colorized (bgr8 Turbo colormap) when subscribed.",
           read_only=False),
