@@ -256,6 +256,12 @@ class Rig:
         raise AssertionError(f"no effect within {timeout} s; diagnostics {self.latest_diagnostics()}\n"
                              f"{proc.output()}")
 
+    def diagnostics_when(self, key: str, value: str, proc: NodeProcess, timeout=10.0) -> dict[str, str]:
+        """The node's diagnostics once ``key`` reads ``value``."""
+        assert self.spin_until(lambda: self.latest_diagnostics().get(key) == value, timeout, proc), \
+            f"{key} != {value} within {timeout} s: {self.latest_diagnostics()}"
+        return self.latest_diagnostics()
+
     def latest_diagnostics(self) -> dict[str, str]:
         from xdrcdepth_ros.diagnostics import status_values
         if not self.received["diag"]:

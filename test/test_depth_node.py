@@ -55,8 +55,7 @@ def test_depth_equals_core_with_ego_motion(ros_domain_id, tmp_path, frame, check
         rig.publish_frame_until(image_msg(frame.rgb, frame.t_cam), camera_info_msg(frame, frame.t_cam),
                                 [radar_msg(frame.radar, frame.t_radar)],
                                 lambda: all(rig.received[k] for k in outputs), node)
-        assert rig.spin_until(lambda: rig.latest_diagnostics().get("frames published") == "1", 10, node)
-        diag = rig.latest_diagnostics()
+        diag = rig.diagnostics_when("frames published", "1", node)
     finally:
         rig.close()
         rc = node.stop()
@@ -141,8 +140,7 @@ def test_compressed_two_radars_and_fallback_extrinsics(ros_domain_id, tmp_path, 
                                 [radar_msg(part_a, frame.t_radar),
                                  radar_msg(part_b, frame.t_radar, "RADAR_B")],
                                 lambda: rig.received["depth"], node)
-        assert rig.spin_until(lambda: rig.latest_diagnostics().get("frames published") == "1", 10, node)
-        diag = rig.latest_diagnostics()
+        diag = rig.diagnostics_when("frames published", "1", node)
     finally:
         rig.close()
         rc = node.stop()

@@ -106,8 +106,7 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
         counts["radar_nonfinite_points"] += 1
         rig.publish_frame_until(image(t_good), info(t_good), [cloud(t_good, with_nan)],
                                 lambda: len(rig.received["depth"]) == 4, node)
-        assert rig.spin_until(lambda: rig.latest_diagnostics().get("frames published") == "4", 10, node)
-        diag = rig.latest_diagnostics()
+        diag = rig.diagnostics_when("frames published", "4", node)
     finally:
         rig.close()
         rc = node.stop()
