@@ -49,8 +49,7 @@ def test_reliable_inputs_synchronise_frames_next_to_large_images(ros_domain_id, 
     assert rc == 0, node.output()
     delta = {key: int(after[key]) - int(before[key]) for key in (
         "sync matches", "bad messages", "frames published", "dropped frames")}
-    print("synchronised", delta["sync matches"], "of", n_frames)
-    assert delta["sync matches"] >= 0.9 * n_frames and delta["bad messages"] == 0, (before, after)
+    assert delta["sync matches"] >= 0.9 * n_frames and delta["bad messages"] == 0, (delta, before, after)
     assert delta["frames published"] + delta["dropped frames"] == delta["sync matches"], (before, after)
 
 
