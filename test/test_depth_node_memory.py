@@ -1,6 +1,5 @@
 """Inputs at more than twice the rate the node can process: memory stays flat and drops are counted."""
 
-import statistics
 import time
 
 import pytest
@@ -17,7 +16,11 @@ GROWTH_LIMIT_MB = 60
 FLOOD_S = 16.0
 
 
-def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path):
+def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path, monkeypatch):
+    # glibc raises its mmap threshold as large buffers are freed, after which freed image buffers stay in
+    # the heap and the RSS floor creeps up in ~50-60 MB steps (allocator history, not live data; it rose
+    # by up to 114 MB within 24 s). A fixed threshold returns them, so RSS follows live memory.
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", str(128 * 1024))
     frame = NuScenesFrame.load(nuscenes_samples, hw=IMAGE_HW)
     node = NodeProcess(tmp_path / "node.log", {
         "checkpoint": str(make_checkpoint(tmp_path / "student.pt", NODE_INPUT_HW)), "cpu_threads": 1,
@@ -42,7 +45,7 @@ def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path
             stamp(frame.t_cam + k * round(1000 / PUBLISH_HZ) * MS)
             rig.publish_frame(image, info, [cloud])
             rig.spin_for(1.0 / PUBLISH_HZ)
-            if k % 5 == 0:
+            if k % 2 == 0:
                 rss.append(node.rss_mb())
         rig.spin_for(1.0)
         diag = rig.latest_diagnostics()
@@ -58,11 +61,12 @@ def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path
     assert out_rate > 0 and in_rate >= 2 * out_rate, diag         # the premise: at least 2x overload
     assert int(diag["dropped frames"]) > 0.3 * k                    # latest-frame policy drops the rest
     assert int(diag["frames published"]) + int(diag["dropped frames"]) <= int(diag["sync matches"])
-    # Samples land at random phases of inference, whose working memory comes and goes (~100 MB at
-    # 352x704), so compare medians: RSS over the last third against the middle third. Had the node queued
-    # the dropped frames instead, RSS would have risen by a third of their bytes between the two windows,
-    # more than the limit (checked, so that this test can fail).
+    # Samples land at random phases of inference, whose working memory comes and goes (RSS swung by ~200 MB
+    # within every window at 352x704), so compare floors: the lowest RSS of the last third against that of
+    # the middle third (352-380 MB in 4 runs). Had the node queued the dropped frames instead, the floor
+    # would have risen by a third of their bytes between the two windows, more than the limit (checked, so
+    # that this test can fail).
     backlog_mb = int(diag["dropped frames"]) * len(image.data) / 2**20
     assert backlog_mb / 3 > GROWTH_LIMIT_MB, backlog_mb
     third = len(rss) // 3
-    assert statistics.median(rss[2 * third:]) - statistics.median(rss[third:2 * third]) < GROWTH_LIMIT_MB, rss
+    assert min(rss[2 * third:]) - min(rss[third:2 * third]) < GROWTH_LIMIT_MB, rss
