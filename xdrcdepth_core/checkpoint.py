@@ -1,10 +1,17 @@
 """Self-describing checkpoints: the estimator rebuilds model, input size and radar layout from the file alone.
 
-Format (a ``torch.save`` dict, ``format_version`` 1)::
+Format (a ``torch.save`` dict of plain types and tensors only, ``format_version`` 2)::
 
-    {"format_version": 1, "model_name": str, "model_config": dict, "state_dict": dict,
-     "input_hw": [h, w], "radar_channels": [str, ...], "max_depth": float,
-     "resolved_config": dict (the experiment YAML after resolution), "training_state": dict | None}
+    {"format_version": 2, "model_name": str, "model_config": dict, "state_dict": {name: tensor},
+     "weights_sha256": str, "input_hw": [h, w], "radar_channels": [str, ...], "max_depth": float,
+     "resolved_config": dict (the experiment YAML after resolution), "metrics": dict,
+     "training_state": dict | None (optimiser, epoch, ... for ``xdrcdepth train --resume``)}
+
+Files are untrusted: they are read with ``torch.load(weights_only=True)``, which refuses anything but
+tensors and plain containers, so no code runs from a checkpoint. ``weights_sha256`` (over every tensor's
+name, dtype, shape and bytes) detects a flipped byte; NaN/inf weights, unknown radar channel names and an
+input size the network cannot take are rejected at load, not per frame. Weights may be stored as fp16
+(``weights_dtype``) to halve the file; they are loaded back as float32.
 
 Writes are atomic (temporary file in the same folder + ``os.replace``), so an interrupted save never
 leaves a truncated checkpoint behind.
@@ -20,9 +27,11 @@ from typing import Any
 import torch
 
 from xdrcdepth_core.atomic import atomic_writer
+from xdrcdepth_core.models.base import SIZE_DIVISOR
+from xdrcdepth_core.preprocess import RADAR_CHANNEL_SCALES
 
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("model_name", "model_config", "state_dict", "input_hw", "radar_channels")
+FORMAT_VERSION = 2
+REQUIRED_KEYS = ("model_name", "model_config", "state_dict", "weights_sha256", "input_hw", "radar_channels")
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -31,36 +40,97 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 over the tensors of a state dict (names, dtypes, shapes and bytes, in name order)."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{tensor.dtype}|{tuple(state_dict[name].shape)}|".encode())
+        h.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, input_hw: tuple[int, int],
                     radar_channels: tuple[str, ...], resolved_config: dict | None = None,
-                    training_state: dict | None = None) -> None:
-    """Write a self-describing checkpoint of ``model`` (a registered model with ``name``/``config``)."""
+                    training_state: dict | None = None, metrics: dict | None = None,
+                    weights_dtype: torch.dtype | None = None) -> None:
+    """Write a self-describing checkpoint of ``model`` (a registered model with ``name``/``config``).
+
+    ``weights_dtype=torch.float16`` stores floating-point weights in half precision (shipping);
+    ``training_state`` must hold only tensors and plain types (it is loaded with ``weights_only``).
+    """
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if weights_dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(weights_dtype)
+        state[name] = tensor.clone()
     atomic_torch_save({
         "format_version": FORMAT_VERSION,
         "model_name": model.name,
         "model_config": dict(model.config),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state,
+        "weights_sha256": weights_digest(state),
         "input_hw": [int(input_hw[0]), int(input_hw[1])],
         "radar_channels": list(radar_channels),
         "max_depth": float(model.max_depth),
         "resolved_config": resolved_config or {},
+        "metrics": metrics or {},
         "training_state": training_state,
     }, path)
 
 
+def _validate(ckpt: dict, path: Path) -> None:
+    """Reject corrupted weights and descriptions the estimator could not use (errors name the file)."""
+    if weights_digest(ckpt["state_dict"]) != ckpt["weights_sha256"]:
+        raise ValueError(f"{path}: weights do not match their SHA-256 (file corrupted or edited)")
+    bad = [name for name, t in ckpt["state_dict"].items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{path}: non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+    hw = ckpt["input_hw"]
+    if (not isinstance(hw, (list, tuple)) or len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw)
+            or any(v % SIZE_DIVISOR for v in hw)):
+        raise ValueError(f"{path}: input_hw must be two positive multiples of {SIZE_DIVISOR}, got {hw!r}")
+    channels = ckpt["radar_channels"]
+    unknown = [c for c in channels if c not in RADAR_CHANNEL_SCALES] if isinstance(channels, list) else channels
+    if not isinstance(channels, list) or not channels or unknown:
+        raise ValueError(f"{path}: unknown radar channels {unknown!r}; known: {sorted(RADAR_CHANNEL_SCALES)}")
+    if not isinstance(ckpt["model_config"], dict):
+        raise ValueError(f"{path}: model_config must be a mapping")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load and validate a checkpoint; errors name the file."""
+    """Load (tensors and plain types only) and validate a checkpoint; errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # corrupt/truncated files raise many different exception types
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt files and forbidden pickles raise many different exception types
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"cannot read checkpoint {path} (only tensors and plain data are accepted): "
+                         f"{reason}") from exc
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"{path} is not an xdrcdepth checkpoint (missing {', '.join(missing)})")
+    _validate(ckpt, path)
     return ckpt
+
+
+def build_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") -> torch.nn.Module:
+    """The registered model a loaded checkpoint describes, with its weights (float32)."""
+    from xdrcdepth_core.models import build_model
+
+    try:
+        model = build_model(ckpt["model_name"], **ckpt["model_config"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"checkpoint {path}: cannot build model {ckpt['model_name']!r}: {exc}") from exc
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path} does not fit model {ckpt['model_name']}: {exc}") from exc
+    return model
 
 
 def file_digest(path: str | os.PathLike, length: int = 12) -> str:

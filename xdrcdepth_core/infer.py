@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdrcdepth_core.checkpoint import file_digest, load_checkpoint
+from xdrcdepth_core.checkpoint import build_from_checkpoint, file_digest, load_checkpoint
 from xdrcdepth_core.data.radar import DEFAULT_CHANNELS, RadarPoints, rasterize_radar
 from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.models import build_model
@@ -87,11 +87,7 @@ class DepthEstimator:
                     model = build_model("xdrcdepth")
                 return cls(model, device=device)
         ckpt = load_checkpoint(path)
-        model = build_model(ckpt["model_name"], **ckpt["model_config"])
-        try:
-            model.load_state_dict(ckpt["state_dict"])
-        except RuntimeError as exc:
-            raise ValueError(f"checkpoint {path} does not fit model {ckpt['model_name']}: {exc}") from exc
+        model = build_from_checkpoint(ckpt, path)
         return cls(model, input_hw=ckpt["input_hw"], radar_channels=ckpt["radar_channels"],
                    device=device, model_id=f"{ckpt['model_name']}@{file_digest(path)}")
 

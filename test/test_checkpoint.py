@@ -1,0 +1,111 @@
+"""Checkpoints are data, not code: no pickle runs, corruption and unusable descriptions fail at load."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from xdrcdepth_core.checkpoint import (atomic_torch_save, build_from_checkpoint, load_checkpoint, save_checkpoint,
+                                       weights_digest)
+from xdrcdepth_core.models import build_model
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    return build_model("xdrcdepth", width_mult=0.25, radar_width_mult=0.25, decoder_channels=(32, 16, 16, 8, 8),
+                       daspp_growth=(8, 8, 8, 8))
+
+
+class _RunsCode:
+    """A pickle payload whose unpickling would create a marker file (what an attacker's checkpoint does)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_malicious_pickle_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"model_name": "xdrcdepth", "payload": _RunsCode(marker)}, f)
+    torch.save({"model_name": "xdrcdepth", "payload": _RunsCode(marker)}, tmp_path / "evil2.pt")
+    marker.unlink(missing_ok=True)  # torch.save itself does not call __reduce__'s callable, but be sure
+    for path in (evil, tmp_path / "evil2.pt"):
+        with pytest.raises(ValueError, match=path.name):
+            load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_round_trip_and_digest(tmp_path):
+    model = _tiny_model()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, (64, 128), ("depth", "rcs", "vx_comp", "vy_comp"), metrics={"a": 1.0})
+    ckpt = load_checkpoint(path)
+    assert ckpt["input_hw"] == [64, 128] and ckpt["metrics"] == {"a": 1.0}
+    rebuilt = build_from_checkpoint(ckpt, path)
+    for (name, a), b in zip(model.state_dict().items(), rebuilt.state_dict().values()):
+        assert torch.equal(a, b), name
+    # The digest covers names, dtypes and bytes: one changed weight changes it.
+    state = dict(ckpt["state_dict"])
+    before = weights_digest(state)
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] += 1e-3
+    assert weights_digest(state) != before
+
+
+def test_flipped_byte_detected(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _tiny_model(), (64, 128), ("depth",))
+    ckpt = torch.load(path, weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and v.numel() > 10)
+    ckpt["state_dict"][name].view(-1)[3] = ckpt["state_dict"][name].view(-1)[3] * -1 + 0.5
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("input_hw", [0, 128], "input_hw"), ("input_hw", [60, 128], "input_hw"),
+    ("radar_channels", ["depth", "rcss"], "unknown radar channels"),
+])
+def test_unusable_description_rejected_at_load(tmp_path, field, value, message):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _tiny_model(), (64, 128), ("depth",))
+    ckpt = torch.load(path, weights_only=True)
+    ckpt[field] = value
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path)
+
+
+def test_non_finite_weights_rejected(tmp_path):
+    model = _tiny_model()
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.numel() > 1).view(-1)[0] = float("nan")
+    path = tmp_path / "nan.pt"
+    save_checkpoint(path, model, (64, 128), ("depth",))
+    with pytest.raises(ValueError, match="non-finite"):
+        load_checkpoint(path)
+
+
+def test_fp16_weights_load_as_float32(tmp_path):
+    model = _tiny_model()
+    full, half = tmp_path / "full.pt", tmp_path / "half.pt"
+    save_checkpoint(full, model, (64, 128), ("depth",))
+    save_checkpoint(half, model, (64, 128), ("depth",), weights_dtype=torch.float16)
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(full)
+    rebuilt = build_from_checkpoint(load_checkpoint(half))
+    for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values()):
+        assert b.dtype == a.dtype
+        if a.is_floating_point():
+            torch.testing.assert_close(b, a.half().float())
+
+
+def test_atomic_save_leaves_no_temporary(tmp_path):
+    atomic_torch_save({"x": torch.ones(1)}, tmp_path / "a.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]

@@ -1,0 +1,1 @@
+"""Evaluation: the metric protocol on caches, baselines and panels (`xdrcdepth eval`)."""
