@@ -33,11 +33,11 @@ setup(
     entry_points={
         "console_scripts": [
             "xdrcdepth = xdrcdepth_core.cli:main",
-            "depth_node = xdrcdepth_ros.depth_node:main",
-            "foxglove_viewer = xdrcdepth_ros.foxglove_viewer:main",
-            "bag_player = xdrcdepth_ros.bag_player:main",
-            "nuscenes2bag = xdrcdepth_ros.nuscenes2bag:main",
-            "bag_recorder = xdrcdepth_ros.bag_recorder:main",
+            "depth_node = xdrcdepth_ros.node.depth_node:main",
+            "foxglove_viewer = xdrcdepth_ros.tools.foxglove_viewer:main",
+            "bag_player = xdrcdepth_ros.bag.player:main",
+            "nuscenes2bag = xdrcdepth_ros.bag.nuscenes2bag:main",
+            "bag_recorder = xdrcdepth_ros.bag.recorder:main",
         ],
     },
 )

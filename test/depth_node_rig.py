@@ -1,6 +1,6 @@
 """Test rig for the depth node: a real nuScenes frame, the node in its own process, a publisher node here.
 
-The node runs as ``python -m xdrcdepth_ros.depth_node --ros-args ...`` (what the ``depth_node`` console
+The node runs as ``python -m xdrcdepth_ros.node.depth_node --ros-args ...`` (what the ``depth_node`` console
 script runs) and talks to this process over Fast DDS on loopback, in the test's own ROS_DOMAIN_ID.
 """
 
@@ -30,10 +30,10 @@ from xdrcdepth_core.data.geometry import crop_intrinsics, scale_intrinsics, tran
 from xdrcdepth_core.data.radar import DEFAULT_CHANNELS
 from xdrcdepth_core.data.radar_pcd import RADAR_FIELDS, RADAR_RECORD_DTYPE, read_radar_pcd
 from xdrcdepth_core.models import build_model
-from xdrcdepth_ros import conversions as conv
-from xdrcdepth_ros import tf_buffer
-from xdrcdepth_ros.depth_node import OUTPUT_QOS
-from xdrcdepth_ros.tf_buffer import matrix_to_transform
+from xdrcdepth_ros.node import conversions as conv
+from xdrcdepth_ros.standins.tf2_ros import TF_QOS, TF_STATIC_QOS
+from xdrcdepth_ros.node.depth_node import OUTPUT_QOS
+from xdrcdepth_ros.node.transforms import matrix_to_transform
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_HW = (160, 320)          # 1600 x 900 CAM_FRONT scaled by 0.2 (and cropped to 160 rows)
@@ -132,7 +132,7 @@ class NodeProcess:
     """The depth node in its own process; ``stop()`` sends SIGTERM and returns the exit code."""
 
     def __init__(self, log_path: Path, params: dict, remaps: dict | None = None):
-        args = [sys.executable, "-m", "xdrcdepth_ros.depth_node", "--ros-args",
+        args = [sys.executable, "-m", "xdrcdepth_ros.node.depth_node", "--ros-args",
                 "--params-file", str(REPO / "config" / "xdrcdepth.yaml")]
         for key, value in params.items():
             if isinstance(value, (list, tuple)):
@@ -188,8 +188,8 @@ class Rig:
         self.info_pub = n.create_publisher(CameraInfo, "camera_info", input_qos)
         self.radar_pubs = [n.create_publisher(PointCloud2, t, input_qos) for t in radar_topics]
         from tf2_msgs.msg import TFMessage
-        self.tf_pub = n.create_publisher(TFMessage, "/tf", tf_buffer.TF_QOS)
-        self.tf_static_pub = n.create_publisher(TFMessage, "/tf_static", tf_buffer.TF_STATIC_QOS)
+        self.tf_pub = n.create_publisher(TFMessage, "/tf", TF_QOS)
+        self.tf_static_pub = n.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
         self.received = {k: [] for k in ("depth", "info", "colorized", "saliency", "points", "diag")}
         from diagnostic_msgs.msg import DiagnosticArray
         self.subs = [
@@ -263,7 +263,7 @@ class Rig:
         return self.latest_diagnostics()
 
     def latest_diagnostics(self) -> dict[str, str]:
-        from xdrcdepth_ros.diagnostics import status_values
+        from xdrcdepth_ros.node.diagnostics import status_values
         if not self.received["diag"]:
             return {}
         return status_values(self.received["diag"][-1].status[0])

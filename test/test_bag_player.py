@@ -179,7 +179,7 @@ def test_plays_bag_with_stamps_data_clock_remap_and_latched_tf(tmp_path, ros_dom
 
 
 def test_missing_bag_is_a_clear_error(tmp_path, capsys):
-    from xdrcdepth_ros.bag_player import main
+    from xdrcdepth_ros.bag.player import main
 
     missing = tmp_path / "no_such_bag"
     assert main(["bag_player", str(missing)]) == 2
@@ -187,7 +187,7 @@ def test_missing_bag_is_a_clear_error(tmp_path, capsys):
 
 
 def test_corrupt_bags_name_the_bag(tmp_path):
-    from xdrcdepth_ros.bag_player import BagError, open_bag
+    from xdrcdepth_ros.bag.player import BagError, open_bag
 
     garbage = tmp_path / "garbage"
     garbage.mkdir()
@@ -206,7 +206,7 @@ def test_corrupt_bags_name_the_bag(tmp_path):
 def test_remap_syntax_is_checked():
     import argparse
 
-    from xdrcdepth_ros.bag_player import parse_remaps
+    from xdrcdepth_ros.bag.player import parse_remaps
 
     assert parse_remaps(["/a:=/b", "c:=/d/e"]) == {"/a": "/b", "c": "/d/e"}
     with pytest.raises(argparse.ArgumentTypeError, match="old:=new"):

@@ -14,7 +14,7 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
-from xdrcdepth_ros.bag_recorder import png_name
+from xdrcdepth_ros.bag.recorder import png_name
 
 
 def test_png_name():

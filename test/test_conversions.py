@@ -11,8 +11,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_msgs.msg import Header
 
 from xdrcdepth_core.data.radar_pcd import RADAR_FIELDS, RADAR_RECORD_DTYPE, read_radar_pcd
-from xdrcdepth_ros import conversions as conv
-from xdrcdepth_ros.conversions import BadInput
+from xdrcdepth_ros.node import conversions as conv
+from xdrcdepth_ros.node.conversions import BadInput
 
 # 2 x 3 RGB pattern: every pixel different, every channel different
 RGB = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]],

@@ -16,8 +16,8 @@ from depth_node_rig import (CAMERA, IMAGE_HW, NodeProcess, NuScenesFrame, Rig, c
 from xdrcdepth_core import visualize
 from xdrcdepth_core.data.geometry import invert_transform, matrix_to_quaternion, sensor_to_sensor
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
-from xdrcdepth_ros import conversions as conv
-from xdrcdepth_ros.tf_buffer import matrix_to_transform
+from xdrcdepth_ros.node import conversions as conv
+from xdrcdepth_ros.node.transforms import matrix_to_transform
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 

@@ -10,8 +10,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
 
 from depth_node_rig import make_checkpoint
-from xdrcdepth_ros import depth_node_params
-from xdrcdepth_ros.depth_node import DepthNode
+from xdrcdepth_ros.node import params as depth_node_params
+from xdrcdepth_ros.node.depth_node import DepthNode
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "xdrcdepth.yaml"
 
@@ -75,7 +75,7 @@ def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
 def test_bad_parameters_stop_the_node_with_a_clear_error(ros_domain_id, tmp_path):
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.depth_node", "--ros-args",
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.node.depth_node", "--ros-args",
                            "-p", f"checkpoint:={tmp_path / 'missing.pt'}"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
@@ -84,6 +84,6 @@ def test_bad_parameters_stop_the_node_with_a_clear_error(ros_domain_id, tmp_path
 
 @pytest.mark.parametrize("spec", ["base_link cam 1 2 3", "a b 1 2 3 0 0 0 nan"])
 def test_bad_fallback_transform_is_rejected(spec):
-    from xdrcdepth_ros.tf_buffer import static_transform_buffer
+    from xdrcdepth_ros.node.transforms import static_transform_buffer
     with pytest.raises(ValueError):
         static_transform_buffer([spec])

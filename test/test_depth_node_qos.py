@@ -1,4 +1,4 @@
-"""Input QoS (``xdrcdepth_ros.input_qos``): frames from reliable publishers next to large images are
+"""Input QoS (``xdrcdepth_ros.node.input_qos``): frames from reliable publishers next to large images are
 synchronised; best-effort publishers that appear after the node started still connect."""
 
 import time

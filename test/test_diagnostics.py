@@ -4,7 +4,7 @@ import math
 
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from xdrcdepth_ros.diagnostics import NodeStats, ThrottledLog, WindowedEvents, status_values
+from xdrcdepth_ros.node.diagnostics import NodeStats, ThrottledLog, WindowedEvents, status_values
 
 
 def test_window_rate_and_mean():

@@ -114,7 +114,7 @@ def test_viewer_forwards_cdr_and_latched_tf_to_a_websocket_client(ros_domain_id)
 
     publisher = Publisher()
     viewer = subprocess.Popen(
-        [sys.executable, "-m", "xdrcdepth_ros.foxglove_viewer", "--ros-args", "-p", "port:=0",
+        [sys.executable, "-m", "xdrcdepth_ros.tools.foxglove_viewer", "--ros-args", "-p", "port:=0",
          "-p", "discovery_period:=0.2", "-r", "image:=/cam/image"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -160,7 +160,7 @@ def test_taken_port_is_a_clear_error(ros_domain_id):
     port = server.port
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "xdrcdepth_ros.foxglove_viewer", "--ros-args", "-p", f"port:={port}"],
+            [sys.executable, "-m", "xdrcdepth_ros.tools.foxglove_viewer", "--ros-args", "-p", f"port:={port}"],
             capture_output=True, text=True, timeout=30)
     finally:
         server.stop()
@@ -174,7 +174,7 @@ def test_subscription_qos_matches_every_publisher():
     from rclpy.qos import QoSProfile
     from rclpy.qos import ReliabilityPolicy as R
 
-    from xdrcdepth_ros.foxglove_viewer import subscription_qos
+    from xdrcdepth_ros.tools.foxglove_viewer import subscription_qos
 
     def offered(reliability, durability):
         return QoSProfile(depth=1, reliability=reliability, durability=durability)

@@ -1,7 +1,7 @@
 """Launch files, the graph `xdrcdepth launch` reads from them, and the RViz config.
 
 `ros2 launch` cannot run here (launch/launch_ros are not installable), so the launch files are checked
-by compiling them and by reading them with xdrcdepth_ros.launch_graph, the reader `xdrcdepth launch`
+by compiling them and by reading them with xdrcdepth_ros.tools.launch_graph, the reader `xdrcdepth launch`
 runs them with; the expected nodes, parameters and remappings below are written out by hand.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xdrcdepth_ros.launch_graph import LaunchFileError, declared_arguments, launch_file, load_graph, share_directory
-from xdrcdepth_ros.launcher import command_line
+from xdrcdepth_ros.tools.launch_graph import LaunchFileError, declared_arguments, launch_file, load_graph, share_directory
+from xdrcdepth_ros.tools.launcher import command_line
 
 REPO = Path(__file__).resolve().parents[1]
 SHARE = share_directory()
@@ -222,7 +222,7 @@ def test_rviz_config_shows_the_node_topics():
     assert displays["TF"]["Class"] == "rviz_default_plugins/TF"
     assert displays["Radar points"]["Class"] == "rviz_default_plugins/PointCloud2"
     # the depth node publishes and subscribes these names
-    node_source = (REPO / "xdrcdepth_ros" / "depth_node.py").read_text()
+    node_source = (REPO / "xdrcdepth_ros" / "node" / "depth_node.py").read_text()
     for topic in ("depth/image", "depth/colorized", "image/compressed"):
         assert f'"{topic}"' in node_source
 

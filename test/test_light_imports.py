@@ -6,8 +6,9 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["xdrcdepth_core.cli", "xdrcdepth_ros.launcher", "xdrcdepth_ros.replay_demo",
-                                    "xdrcdepth_ros.nuscenes2bag"])
+@pytest.mark.parametrize("module", ["xdrcdepth_core.cli", "xdrcdepth_ros.tools.launcher",
+                                    "xdrcdepth_ros.bag.replay_demo", "xdrcdepth_ros.bag.nuscenes2bag",
+                                    "xdrcdepth_ros.launcher", "xdrcdepth_ros.standins"])
 def test_module_loads_neither_rclpy_nor_torch(module):
     code = (f"import sys, {module}; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'rclpy', 'torch'}))")

@@ -12,8 +12,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from xdrcdepth_core.data.radar_pcd import RADAR_FIELDS, read_radar_pcd
 from xdrcdepth_core.data.real_samples import assemble_real_samples
-from xdrcdepth_ros.message_types import message_class
-from xdrcdepth_ros.nuscenes2bag import main
+from xdrcdepth_ros.standins.rosidl_runtime_py import message_class
+from xdrcdepth_ros.bag.nuscenes2bag import main
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 # PointField datatypes: INT8 = 1, INT16 = 3, FLOAT32 = 7 (sensor_msgs/PointField.msg)

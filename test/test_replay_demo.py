@@ -21,7 +21,7 @@ import yaml
 from PIL import Image as PILImage
 
 from conftest import REPO
-from xdrcdepth_ros.replay_demo import (RecordedFrames, ReplayRun, first_scene, launch_command, median_latency_ms,
+from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, launch_command, median_latency_ms,
                                        summary_line)
 
 RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: a loaded 2-core machine keeps up

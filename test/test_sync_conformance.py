@@ -1,18 +1,21 @@
 """Synchroniser conformance: one suite, run against every implementation present.
 
-Our ``LocalApproximateTimeSynchronizer`` always; ``message_filters.ApproximateTimeSynchronizer`` too on a
-real ROS 2 install. Messages are fed straight into ``SimpleFilter`` inputs (no DDS), and every expected
-match below is worked out by hand from the documented semantics (xdrcdepth_ros/sync.py docstring).
+Our stand-in (``xdrcdepth_ros.standins.message_filters``) always; ``message_filters`` too on a real ROS 2
+install. Messages are fed straight into ``SimpleFilter`` inputs (no DDS), and every expected match below
+is worked out by hand from the documented semantics (xdrcdepth_ros/standins/message_filters.py
+docstring). The Subscriber tests check the kwargs fallback the node uses (message_filters 7.1.5 took no
+kwargs).
 """
 
 import pytest
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
-from xdrcdepth_ros import sync
+from xdrcdepth_ros.standins import active
+from xdrcdepth_ros.standins import message_filters as standin
 
-IMPLEMENTATIONS = [pytest.param((sync.LocalSimpleFilter, sync.LocalApproximateTimeSynchronizer),
-                                id="xdrcdepth_ros.sync")]
+IMPLEMENTATIONS = [pytest.param((standin.SimpleFilter, standin.ApproximateTimeSynchronizer),
+                                id="xdrcdepth_ros.standins.message_filters")]
 try:
     import message_filters
 
@@ -56,10 +59,8 @@ def test_local_implementation_is_active_without_message_filters():
         import message_filters  # noqa: F401
         expected = "message_filters"
     except ImportError:
-        expected = "xdrcdepth_ros.sync"
-    assert sync.IMPLEMENTATION == expected
-    if expected == "xdrcdepth_ros.sync":
-        assert sync.ApproximateTimeSynchronizer is sync.LocalApproximateTimeSynchronizer
+        expected = "xdrcdepth_ros.standins.message_filters"
+    assert active("message_filters").__name__ == expected
 
 
 def test_exact_stamps_match_in_input_order(impl):
@@ -163,3 +164,48 @@ def test_headerless_message_is_dropped_without_error(impl):
     rig.feed(1, "b", 1.0)
     rig.feed(0, "a", 1.0)
     assert rig.out == [("a", "b")]
+
+
+class _Subscriber715(standin.SimpleFilter):
+    """message_filters 7.1.5's Subscriber signature (ros2/message_filters#226): no **kwargs."""
+
+    def __init__(self, node, msg_type, topic, qos_profile=10):
+        super().__init__()
+        self.node, self.topic = node, topic
+        self.sub = node.create_subscription(msg_type, topic, self.callback, qos_profile)
+
+    def callback(self, msg):
+        self.signalMessage(msg)
+
+
+class _Filters715:
+    Subscriber = _Subscriber715
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("filters", [standin, _Filters715], ids=["kwargs-forwarded", "7.1.5-no-kwargs"])
+def test_subscriber_kwargs_reach_create_subscription(ros_domain_id, filters):
+    """message_filters.Subscriber forwards kwargs to create_subscription (7.1.6+, #247/#251); where it
+    takes none (7.1.5) the node's filter_subscriber still applies them: QoS override parameters are
+    declared and the subscription feeds the filter."""
+    import rclpy
+    from rclpy.qos_overriding_options import QoSOverridingOptions
+    from std_msgs.msg import String
+
+    from xdrcdepth_ros.node.input_qos import filter_subscriber
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("mf_kwargs_test", context=context)
+        f = filter_subscriber(node, String, "chatter", 7, filters=filters,
+                              qos_overriding_options=QoSOverridingOptions.with_default_policies())
+        assert node.has_parameter("qos_overrides./chatter.subscription.reliability")
+        assert f.sub.qos_profile.depth == 7 and len(list(node.subscriptions)) == 1
+        got = []
+        f.registerCallback(got.append)
+        f.sub.callback(String(data="x"))
+        assert [m.data for m in got] == ["x"]
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

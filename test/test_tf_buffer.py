@@ -1,4 +1,7 @@
-"""TF buffer semantics (tf2's, see xdrcdepth_ros/tf_buffer.py) and the listener over real DDS.
+"""TF buffer semantics (tf2's, see xdrcdepth_ros/standins/tf2_ros.py) and the listener over real DDS.
+
+Runs against the active ``tf2_ros`` (upstream on a full ROS 2 install, else the stand-in); each test names
+the tf2 behaviour it mirrors.
 
 Expected transforms are computed by hand or with xdrcdepth_core.data.geometry from nuScenes calibration
 (the shared frames.json), never with the buffer under test.
@@ -17,8 +20,12 @@ from rclpy.parameter import Parameter
 from rclpy.time import Time
 
 from xdrcdepth_core.data.geometry import invert_transform, sensor_to_sensor, transform_from_pose
-from xdrcdepth_ros import tf_buffer
-from xdrcdepth_ros.tf_buffer import matrix_to_transform, transform_to_matrix
+from xdrcdepth_ros.node.transforms import matrix_to_transform, static_transform_buffer, transform_to_matrix
+from xdrcdepth_ros.standins import active
+from xdrcdepth_ros.standins import tf2_ros as standin
+from xdrcdepth_ros.standins.tf2_ros import TF_QOS, TF_STATIC_QOS
+
+tf_buffer = active("tf2_ros")
 
 S = 1_000_000_000
 
@@ -40,10 +47,9 @@ def buffer():
 def test_active_implementation():
     try:
         import tf2_ros  # noqa: F401
-        assert tf_buffer.IMPLEMENTATION == "tf2_ros"
+        assert tf_buffer.__name__ == "tf2_ros"
     except ImportError:
-        assert tf_buffer.IMPLEMENTATION == "xdrcdepth_ros.tf_buffer"
-        assert tf_buffer.Buffer is tf_buffer.LocalBuffer
+        assert tf_buffer is standin
 
 
 def test_static_chain_through_common_parent(buffer):
@@ -109,6 +115,33 @@ def test_unknown_and_disconnected_frames(buffer):
         assert issubclass(exc, tf_buffer.TransformException)
 
 
+def test_same_frame_is_identity_even_unknown(buffer):
+    """tf2 BufferCore::lookupTransformImpl answers identity for target == source before validating the
+    frames (and canTransform is true), even with an empty buffer: a radar already in the camera frame."""
+    assert buffer.can_transform("cam_front_optical", "cam_front_optical", Time())
+    tf = buffer.lookup_transform("cam_front_optical", "cam_front_optical", Time(nanoseconds=5 * S))
+    np.testing.assert_allclose(transform_to_matrix(tf.transform), np.eye(4), atol=1e-15)
+    assert Time.from_msg(tf.header.stamp).nanoseconds == 5 * S
+    assert tf.header.frame_id == tf.child_frame_id == "cam_front_optical"
+    with pytest.raises(tf_buffer.LookupException):         # different frames still need TF
+        buffer.lookup_transform("cam_front_optical", "radar", Time())
+
+
+def test_lookup_full_time_zero_is_latest_common_time(buffer):
+    """tf2 lookupTransform(target, target_time, source, source_time, fixed): each half resolves time 0 to
+    its latest common time; the result carries the target half's time. All three frames must exist."""
+    buffer.set_transform_static(stamped("base_link", "cam", yaw(0, (1, 0, 0)), 0), "test")
+    buffer.set_transform_static(stamped("base_link", "radar", yaw(0, (2, 0, 0)), 0), "test")
+    buffer.set_transform(stamped("odom", "base_link", yaw(0, (10, 0, 0)), 10.0), "test")
+    buffer.set_transform(stamped("odom", "base_link", yaw(0, (14, 0, 0)), 12.0), "test")
+    tf = buffer.lookup_transform_full("cam", Time(), "radar", Time(nanoseconds=10 * S), "odom")
+    # radar at 10 s: odom x = 12; camera at the latest time (12 s): odom x = 15 -> radar 3 m behind
+    np.testing.assert_allclose(transform_to_matrix(tf.transform)[:3, 3], [-3.0, 0, 0], atol=1e-12)
+    assert Time.from_msg(tf.header.stamp).nanoseconds == 12 * S
+    with pytest.raises(tf_buffer.LookupException):
+        buffer.lookup_transform_full("cam", Time(), "radar", Time(), "map")
+
+
 def test_lookup_full_compensates_ego_motion_like_nuscenes(buffer, nuscenes_samples):
     frame = json.loads((nuscenes_samples / "frames.json").read_text())["frames"][0]
     cam, radar = frame["CAM_FRONT"], frame["RADAR_FRONT"]
@@ -145,7 +178,7 @@ def test_cache_time_prunes_and_rejects_old(buffer):
 
 
 def test_invalid_transforms_are_rejected():
-    buf = tf_buffer.LocalBuffer()
+    buf = standin.Buffer()
     bad = stamped("odom", "base_link", np.eye(4), 1.0)
     bad.transform.translation.x = float("nan")
     assert not buf.set_transform(bad, "test")
@@ -167,16 +200,16 @@ def test_timeout_waits_for_arrival(buffer):
 
 
 def test_static_transform_specs():
-    buf = tf_buffer.static_transform_buffer(
+    buf = static_transform_buffer(
         ["base_link cam 1 2 3 0 0 0 1", f"base_link radar 4 0 0 0 0 {np.sin(np.pi / 4)} {np.cos(np.pi / 4)}"])
     T = transform_to_matrix(buf.lookup_transform("cam", "radar", Time()).transform)
     np.testing.assert_allclose(T, yaw(90, (3, -2, -3)), atol=1e-12)
     with pytest.raises(ValueError, match="expected 'frame_id child_frame_id"):
-        tf_buffer.static_transform_buffer(["base_link cam 1 2 3"])
+        static_transform_buffer(["base_link cam 1 2 3"])
 
 
 @pytest.mark.ros
-def test_listener_over_dds_and_clock_jump_clears(ros_domain_id):
+def test_listener_over_dds_and_clock_jump_back_over_1s_clears(ros_domain_id):
     from rosgraph_msgs.msg import Clock
     from tf2_msgs.msg import TFMessage
 
@@ -188,8 +221,8 @@ def test_listener_over_dds_and_clock_jump_clears(ros_domain_id):
         talker = rclpy.create_node("tf_talker_test", context=context)
         buf = tf_buffer.Buffer(node=listener_node)
         tf_buffer.TransformListener(buf, listener_node)
-        static_pub = talker.create_publisher(TFMessage, "/tf_static", tf_buffer.TF_STATIC_QOS)
-        tf_pub = talker.create_publisher(TFMessage, "/tf", tf_buffer.TF_QOS)
+        static_pub = talker.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
+        tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
         clock_pub = talker.create_publisher(Clock, "/clock", 10)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(listener_node)
@@ -209,7 +242,12 @@ def test_listener_over_dds_and_clock_jump_clears(ros_domain_id):
         assert spin_until(lambda: buf.can_transform("odom", "cam", Time(nanoseconds=100 * S)))
         T = transform_to_matrix(buf.lookup_transform("odom", "cam", Time(nanoseconds=100 * S)).transform)
         np.testing.assert_allclose(T[:3, 3], [8, 0, 0], atol=1e-12)
-        # a looping bag: /clock jumps back 50 s -> dynamic transforms are dropped, static ones stay
+        # tf2_ros Buffer(node=...): a jump back of 1 s or less (clock jitter, a paused player) keeps the
+        # buffer; a looping bag (/clock 50 s back) drops dynamic transforms, static ones stay
+        listener_clock = listener_node.get_clock()
+        clock_pub.publish(Clock(clock=Time(nanoseconds=round(99.5 * S)).to_msg()))
+        assert spin_until(lambda: listener_clock.now().nanoseconds == round(99.5 * S))
+        assert buf.can_transform("odom", "cam", Time(nanoseconds=100 * S))
         clock_pub.publish(Clock(clock=Time(nanoseconds=50 * S).to_msg()))
         assert spin_until(lambda: not buf.can_transform("odom", "cam", Time(nanoseconds=100 * S)))
         assert buf.can_transform("base_link", "cam", Time())

@@ -33,7 +33,7 @@ from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
-from xdrcdepth_ros.message_types import UnknownMessageType, message_class
+from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
 DEFAULT_CLOCK_HZ = 40.0
 STATIC_TOPICS = ("/tf_static",)

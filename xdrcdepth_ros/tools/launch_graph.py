@@ -51,7 +51,7 @@ def share_directory(package: str = PACKAGE) -> Path:
     installed = Path(sys.prefix) / "share" / package
     if (installed / "launch").is_dir():
         return installed
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     if package == PACKAGE and (checkout / "launch").is_dir():
         return checkout
     raise LaunchFileError(f"package {package!r} has no share folder (not in the ament index, "

@@ -19,7 +19,7 @@ else BEST_EFFORT; TRANSIENT_LOCAL when a publisher is (``/tf_static``), and then
 header stamp, atomically (:mod:`xdrcdepth_core.atomic`).
 
 The bag folder appears under ``--out`` only when recording ends (``--duration``, ``--max-messages``,
-SIGINT or SIGTERM), complete (:mod:`xdrcdepth_ros.rosbag_files`). A one-line summary with the messages per
+SIGINT or SIGTERM), complete (:mod:`xdrcdepth_ros.bag.files`). A one-line summary with the messages per
 topic is printed at exit.
 """
 
@@ -34,8 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_ros.bag_player import split_ros_args
-from xdrcdepth_ros.rosbag_files import STORAGE_CHOICES, atomic_bag_writer, latched_qos
+from xdrcdepth_ros.bag.player import split_ros_args
+from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos
 
 #: The depth node's outputs (relative names, resolved in the recorder's namespace).
 DEFAULT_TOPICS = ("depth/image", "depth/camera_info", "depth/colorized", "depth/saliency")
@@ -102,7 +102,7 @@ class Recorder:
         the first ``/clock``."""
         from rclpy.qos import DurabilityPolicy
 
-        from xdrcdepth_ros.message_types import UnknownMessageType, message_class
+        from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
         if not self.pending:
             return
@@ -145,7 +145,7 @@ class Recorder:
         from rclpy.serialization import deserialize_message
 
         from xdrcdepth_core.atomic import atomic_write_bytes
-        from xdrcdepth_ros.conversions import BadInput, rgb_from_image
+        from xdrcdepth_ros.node.conversions import BadInput, rgb_from_image
 
         msg = deserialize_message(raw, image_class)
         if msg.encoding not in PNG_ENCODINGS:

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"xdrcdepth replay-demo: {exc}", file=sys.stderr)
             return 2
         print(f"replay-demo: data {label}, scene {scene} -> {bag}", flush=True)
-        from xdrcdepth_ros.nuscenes2bag import main as nuscenes2bag
+        from xdrcdepth_ros.bag.nuscenes2bag import main as nuscenes2bag
 
         status = nuscenes2bag(["--dataroot", str(dataroot), "--version", args.version, "--scene", scene,
                                "--out", str(bag), "--overwrite", "--no-progress"])
@@ -229,7 +229,7 @@ def _camera_images(bag: Path, camera: str):
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CompressedImage
 
-    from xdrcdepth_ros.bag_player import open_bag
+    from xdrcdepth_ros.bag.player import open_bag
 
     topic = CAMERA_TOPIC.format(camera=camera)
     reader = open_bag(bag)
@@ -248,8 +248,8 @@ def read_recording(record: Path) -> RecordedFrames:
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
 
-    from xdrcdepth_ros.bag_player import open_bag
-    from xdrcdepth_ros.diagnostics import status_values
+    from xdrcdepth_ros.bag.player import open_bag
+    from xdrcdepth_ros.node.diagnostics import status_values
 
     frames = RecordedFrames()
     reader = open_bag(record)
@@ -275,7 +275,7 @@ def write_panels(bag: Path, frames: RecordedFrames, frames_dir: Path, max_depth:
 
     from xdrcdepth_core.demo import write_png
     from xdrcdepth_core.visualize import colorize_depth
-    from xdrcdepth_ros.conversions import image_to_array, rgb_from_compressed
+    from xdrcdepth_ros.node.conversions import image_to_array, rgb_from_compressed
 
     written = []
     cameras = {stamp: msg for stamp, msg in _camera_images(bag, "cam_front") if stamp in frames.depth}

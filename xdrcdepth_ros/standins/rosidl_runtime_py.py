@@ -1,7 +1,9 @@
-"""Message classes from ROS type names (``sensor_msgs/msg/Image``), as ``rosidl_runtime_py`` would.
+"""Stand-in for ``rosidl_runtime_py.utilities.get_message``: message classes from ROS type names
+(``sensor_msgs/msg/Image``).
 
-``rosidl_runtime_py.utilities.get_message`` is not available from the ROS wheels, and the bag player and
-the Foxglove viewer only know types as strings (from a bag's metadata or the ROS graph).
+``rosidl_runtime_py`` is not available from the ROS wheels, and the bag player, recorder and the Foxglove
+viewer only know types as strings (from a bag's metadata or the ROS graph). :func:`get_message` has the
+upstream name; :func:`message_class` raises :class:`UnknownMessageType` (a ``LookupError``) with a reason.
 """
 
 from __future__ import annotations
@@ -30,3 +32,8 @@ def message_class(type_name: str) -> type:
         return getattr(module, name)
     except AttributeError:
         raise UnknownMessageType(f"{package}.{kind} has no message {name!r} ({type_name})") from None
+
+
+def get_message(identifier: str) -> type:
+    """``rosidl_runtime_py.utilities.get_message``: the class for ``pkg/msg/Name``."""
+    return message_class(identifier)

@@ -1,13 +1,16 @@
-"""Approximate-time synchronisation of the node's inputs: ``message_filters`` when importable, else ours.
+"""Stand-in for ``message_filters`` (ROS 2 Python): ``SimpleFilter``, ``Subscriber`` and
+``ApproximateTimeSynchronizer`` with the upstream API.
 
-The node uses three names, with the ``message_filters`` (ROS 2 Python) API: ``Subscriber(node, type,
-topic, qos_profile=...)``, ``ApproximateTimeSynchronizer(filters, queue_size, slop)`` with
-``registerCallback(cb)``, and ``SimpleFilter`` (any input that calls ``signalMessage(msg)``).
+``Subscriber(node, msg_type, topic, qos_profile=10, **kwargs)`` forwards ``kwargs`` (``callback_group``,
+``event_callbacks``, ``qos_overriding_options``, ``raw``, ...) to ``node.create_subscription`` as
+message_filters 7.1.6 and later do (ros2/message_filters#247, #251); ``ApproximateTimeSynchronizer(fs,
+queue_size, slop, allow_headerless=False)`` with ``registerCallback(cb)``; ``SimpleFilter`` is any input
+that calls ``signalMessage(msg)``.
 
-``message_filters`` is not installable from PyPI, so pip-only setups get the ``Local*`` classes below,
-which follow the semantics of ``message_filters.ApproximateTimeSynchronizer`` (ros2/message_filters
-``src/message_filters/__init__.py``; ../shared/reference/ros2-conventions.md §13), not the C++
-ApproximateTime policy:
+``message_filters`` is not installable from PyPI; :func:`xdrcdepth_ros.standins.active` picks the real
+one when it is importable. The synchroniser follows the semantics of the Python
+``message_filters.ApproximateTimeSynchronizer`` (ros2/message_filters ``src/message_filters/__init__.py``;
+../shared/reference/ros2-conventions.md §13), not the C++ ApproximateTime policy:
 
 * every input keeps a dict ``{stamp_ns: msg}``; an equal stamp overwrites, and beyond ``queue_size`` the
   oldest stamp is evicted (which may be the message that just arrived);
@@ -31,7 +34,7 @@ import rclpy.logging
 from rclpy.clock import ROSClock
 
 
-class LocalSimpleFilter:
+class SimpleFilter:
     """A message source others connect to with ``registerCallback`` (message_filters.SimpleFilter)."""
 
     def __init__(self):
@@ -47,15 +50,14 @@ class LocalSimpleFilter:
             cb(*(msg + args))
 
 
-class LocalSubscriber(LocalSimpleFilter):
+class Subscriber(SimpleFilter):
     """A ROS subscription as a filter input; kwargs go to ``create_subscription`` (default QoS depth 10)."""
 
-    def __init__(self, node, msg_type, topic: str, **kwargs):
+    def __init__(self, node, msg_type, topic: str, qos_profile=10, **kwargs):
         super().__init__()
         self.node = node
         self.topic = topic
-        kwargs.setdefault("qos_profile", 10)
-        self.sub = node.create_subscription(msg_type, topic, self.callback, **kwargs)
+        self.sub = node.create_subscription(msg_type, topic, self.callback, qos_profile, **kwargs)
 
     def callback(self, msg) -> None:
         self.signalMessage(msg)
@@ -74,7 +76,7 @@ def _stamp_ns(msg) -> int | None:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
-class LocalApproximateTimeSynchronizer(LocalSimpleFilter):
+class ApproximateTimeSynchronizer(SimpleFilter):
     """Emits one message per input whose stamps span less than ``slop`` seconds (semantics above)."""
 
     def __init__(self, fs, queue_size: int, slop: float, allow_headerless: bool = False):
@@ -120,14 +122,3 @@ class LocalApproximateTimeSynchronizer(LocalSimpleFilter):
                 for q, s in zip(self.queues, stamps):
                     del q[s]
                 break
-
-
-try:  # a real ROS 2 install
-    from message_filters import ApproximateTimeSynchronizer, SimpleFilter, Subscriber
-
-    IMPLEMENTATION = "message_filters"
-except ImportError:
-    ApproximateTimeSynchronizer = LocalApproximateTimeSynchronizer
-    SimpleFilter = LocalSimpleFilter
-    Subscriber = LocalSubscriber
-    IMPLEMENTATION = "xdrcdepth_ros.sync"

@@ -26,12 +26,14 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from xdrcdepth_ros import sync
+from xdrcdepth_ros.standins import active
+
+message_filters = active("message_filters")
 
 
 
 def subscribe_input(node, msg_type, topic: str, depth: int, large_samples: bool = False):
-    """A ``sync.Subscriber`` on ``topic``: keep last ``depth``, volatile, BEST_AVAILABLE (overridable by
+    """A ``message_filters.Subscriber`` on ``topic``: keep last ``depth``, volatile, BEST_AVAILABLE (overridable by
     parameters, see above).
 
     The node passes its synchroniser's ``queue_size`` as ``depth``: with keep-last 5, a reliable reader
@@ -66,8 +68,32 @@ def subscribe_input(node, msg_type, topic: str, depth: int, large_samples: bool 
             f"{name}: a best-effort publisher appeared; subscribed best effort from now on (samples may be "
             f"lost next to large images; reliable publishers avoid that).{hint}")
 
-    state["filter"] = sync.Subscriber(
-        node, msg_type, topic, qos_profile=qos,
+    state["filter"] = filter_subscriber(
+        node, msg_type, topic, qos,
         qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         event_callbacks=SubscriptionEventCallbacks(incompatible_qos=on_incompatible))
     return state["filter"]
+
+
+def filter_subscriber(node, msg_type, topic: str, qos_profile, filters=None, **kwargs):
+    """``message_filters.Subscriber(node, msg_type, topic, qos_profile=..., **kwargs)``, also where the
+    installed message_filters takes no ``kwargs``.
+
+    message_filters forwards ``kwargs`` to ``create_subscription`` (7.1.6+, ros2/message_filters#247;
+    named parameters in #251), but Kilted's 7.1.5 (ros2/message_filters#226) rejected them with a
+    ``TypeError``. Then the filter is built with ``qos_profile`` only and its subscription is replaced by
+    one made with every argument, calling the filter's ``callback`` as its own would. ``filters``: the
+    message_filters module (default: the active one).
+    """
+    filters = filters or message_filters
+    try:
+        return filters.Subscriber(node, msg_type, topic, qos_profile=qos_profile, **kwargs)
+    except TypeError as exc:
+        if not kwargs or "argument" not in str(exc):
+            raise
+    f = filters.Subscriber(node, msg_type, topic, qos_profile=qos_profile)
+    node.destroy_subscription(f.sub)
+    f.sub = node.create_subscription(msg_type, topic, f.callback, qos_profile, **kwargs)
+    node.get_logger().info(f"{f.sub.topic_name}: this message_filters.Subscriber takes no "
+                           f"{', '.join(sorted(kwargs))}; subscribed with them directly", once=True)
+    return f

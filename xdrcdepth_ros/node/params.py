@@ -38,6 +38,10 @@ PARAMETERS: tuple[Param, ...] = (
     Param("queue_size", 10, "Approximate-time synchroniser queue per input.", range=(1, 100)),
     Param("slop", 0.1, "Largest stamp spread (s) of image, camera_info and radar clouds in one frame. "
           "nuScenes CAM_FRONT/RADAR_FRONT stamps differ by up to ~50 ms.", range=(0.001, 1.0)),
+    Param("radar_timeout", 1.0, "Seconds (of image stamps) without a radar cloud after which the node "
+          "publishes camera-only depth (empty radar raster) instead of nothing; diagnostics then warn "
+          "'radar stale'. Fused depth resumes with the next cloud. 0: wait for radar forever. Keep it "
+          "above the radar period plus slop (nuScenes radar: 13 Hz).", read_only=False, range=(0.0, 60.0)),
     Param("fixed_frame", "odom", "Frame fixed in the world used to compensate ego-motion between radar "
           "and camera stamps (tf2 lookup_transform_full); empty: no compensation."),
     Param("tf_timeout", 0.05, "Seconds to wait for a transform that has not arrived yet.",

@@ -3,7 +3,8 @@
 ``diagnostic_updater`` is not installable from PyPI, so the node fills ``diagnostic_msgs`` itself, one
 ``DiagnosticStatus`` per period (ros2-conventions.md §8 lists the keys users expect): input rates per
 topic, output rate, latency (image arrival -> depth published) and model forward time, synchroniser
-matches and misses, frames dropped by the latest-frame policy, bad messages per reason, device and model.
+matches and misses, frames dropped by the latest-frame policy, frames skipped while nobody subscribes,
+camera-only frames while the radar is stale, bad messages per reason, device and model.
 
 Rates and latencies cover a sliding window (``window_s``); counters are totals since start. All methods
 take ``now`` (seconds, monotonic) so behaviour is deterministic under test.
@@ -71,6 +72,10 @@ class NodeStats:
         self.published_total = 0
         self.dropped_total = 0
         self.uncompensated_total = 0
+        self.idle_total = 0
+        self.idle = False                      # the last synchronised frame found no output subscriber
+        self.camera_only_total = 0
+        self.radar_stale: tuple[str, ...] = ()  # radar topics left out of the last published frame
         self.bad: dict[str, int] = {}
         self._bad_at_last_report: dict[str, int] = {}
 
@@ -93,12 +98,24 @@ class NodeStats:
         with self.lock:
             self.uncompensated_total += 1
 
+    def skipped_idle(self) -> None:
+        """A synchronised frame not processed because no output has a subscriber (lazy, as image_pipeline)."""
+        with self.lock:
+            self.idle_total += 1
+            self.idle = True
+
     def rejected(self, reason: str) -> None:
         with self.lock:
             self.bad[reason] = self.bad.get(reason, 0) + 1
 
-    def published(self, now: float, latency_s: float, forward_s: float) -> None:
+    def published(self, now: float, latency_s: float, forward_s: float,
+                  radar_stale: tuple[str, ...] = ()) -> None:
+        """A frame published; ``radar_stale`` names the radar topics it went without (camera-only)."""
         with self.lock:
+            self.idle = False
+            self.radar_stale = tuple(radar_stale)
+            if radar_stale:
+                self.camera_only_total += 1
             self.outputs.add(now)
             self.latency.add(now, latency_s)
             self.forward.add(now, forward_s)
@@ -121,8 +138,13 @@ class NodeStats:
                 level, message = DiagnosticStatus.WARN, "no camera images"
             elif self.matches.count(now) == 0:
                 level, message = DiagnosticStatus.WARN, "inputs not synchronised (check stamps and slop)"
+            elif self.idle:
+                level, message = DiagnosticStatus.OK, "idle: no subscriber to any output (inference skipped)"
             elif self.outputs.count(now) == 0:
                 level, message = DiagnosticStatus.WARN, "no depth published"
+            elif self.radar_stale:
+                level, message = (DiagnosticStatus.WARN, "radar stale: camera-only depth (no cloud from "
+                                  + ", ".join(self.radar_stale) + ")")
             elif new_bad:
                 level, message = DiagnosticStatus.WARN, "bad input: " + ", ".join(new_bad)
             else:
@@ -141,6 +163,9 @@ class NodeStats:
                 "sync misses": str(self.sync_misses()),
                 "frames published": str(self.published_total),
                 "dropped frames": str(self.dropped_total),
+                "frames skipped (no subscribers)": str(self.idle_total),
+                "camera-only frames (radar stale)": str(self.camera_only_total),
+                "radar stale topics": ", ".join(self.radar_stale),
                 "radar clouds without ego-motion compensation": str(self.uncompensated_total),
                 "bad messages": str(sum(self.bad.values())),
             })

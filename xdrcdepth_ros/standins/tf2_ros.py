@@ -1,25 +1,32 @@
-"""TF for the node: ``tf2_ros`` when importable, else a small listener on /tf and /tf_static and a buffer.
+"""Stand-in for ``tf2_ros`` (Python, package ``tf2_ros_py``): ``Buffer``, ``TransformListener`` and the
+lookup exceptions, with tf2's behaviour (ros2/geometry2 ``tf2/src/buffer_core.cpp``, ``time_cache.cpp``,
+``tf2_ros_py/tf2_ros/buffer.py``, ``transform_listener.py``).
 
-The node uses the ``tf2_ros`` API subset ``Buffer(cache_time)``, ``TransformListener(buffer, node)``,
-``Buffer.lookup_transform(target, source, time, timeout)``, ``Buffer.lookup_transform_full(target,
-target_time, source, source_time, fixed_frame, timeout)``, ``Buffer.clear()`` and the exception
-``TransformException``. ``tf2_ros`` is not installable from PyPI, so pip-only setups get the
-``Local*`` classes below, which follow tf2's behaviour (ros2/geometry2 ``tf2/src/buffer_core.cpp`` and
-``time_cache.cpp``):
+API subset: ``Buffer(cache_time=None, node=None)``, ``set_transform``, ``set_transform_static``,
+``lookup_transform(target, source, time, timeout)``, ``lookup_transform_full(target, target_time, source,
+source_time, fixed_frame, timeout)``, ``can_transform``, ``clear``; ``TransformListener(buffer, node)``;
+``TransformException`` and its ``LookupException``, ``ConnectivityException``,
+``ExtrapolationException``. Behaviour, each tested in test/test_tf_buffer.py:
 
 * each child frame has one parent; static transforms hold at every time, dynamic ones are kept for
   ``cache_time`` (10 s) behind the newest stamp of that frame, and older arrivals are ignored;
 * a lookup between two samples interpolates (translation linearly, rotation by slerp); outside the
   stored interval, or with a single sample at another stamp, it raises ``ExtrapolationException``;
   time zero means the latest time every dynamic link in the chain has in common;
-* unknown frames raise ``LookupException``, frames in different trees ``ConnectivityException``;
-* ``lookup_transform_full`` chains ``target(target_time) <- fixed <- source(source_time)``: with the
-  odometry frame as ``fixed_frame`` this compensates ego-motion between the two stamps;
-* a ``timeout`` waits (wall clock) for the transform to arrive, as tf2_ros does.
+* source frame == target frame is the identity, even for a frame the buffer has never seen
+  (``BufferCore::lookupTransformImpl`` returns before validating the frames; ``canTransform`` is true);
+* otherwise unknown frames raise ``LookupException``, frames in different trees ``ConnectivityException``;
+* ``lookup_transform_full`` chains ``target(target_time) <- fixed <- source(source_time)`` (all three
+  frames must exist); each half resolves time zero to its own latest common time and the result is
+  stamped with the target half's time, as tf2 does; with the odometry frame as ``fixed_frame`` this
+  compensates ego-motion between the two stamps;
+* a ``timeout`` waits (wall clock) for the transform to arrive, as tf2_ros does;
+* ``Buffer(node=...)`` clears its dynamic transforms when the node's clock jumps back by more than 1 s
+  or changes type (tf2_ros: ``JumpThreshold(min_forward=None, min_backward=Duration(seconds=-1),
+  on_clock_change=True)``), e.g. a looping bag under ``use_sim_time``; smaller jitter is kept.
 
 The listener subscribes like tf2_ros (/tf: reliable, volatile, depth 100; /tf_static: reliable,
-transient local, depth 100) and clears the dynamic transforms when the node's clock jumps backwards
-(a looping bag under ``use_sim_time``).
+transient local, depth 100) and drops (and counts) transforms tf2 would reject.
 """
 
 from __future__ import annotations
@@ -38,54 +45,44 @@ from rclpy.time import Time
 from xdrcdepth_core.data.geometry import invert_transform, matrix_to_quaternion, transform_from_pose
 
 DEFAULT_CACHE_TIME_S = 10.0
+#: backward clock jumps of more than this many seconds clear a node's buffer (tf2_ros buffer.py)
+CLEAR_ON_JUMP_BACK_S = 1.0
 _MAX_CHAIN = 100
 
 
-class LocalTransformException(Exception):
+class TransformException(Exception):
     """Base of all lookup failures (tf2_ros.TransformException)."""
 
 
-class LocalLookupException(LocalTransformException):
+class LookupException(TransformException):
     """A frame is unknown."""
 
 
-class LocalConnectivityException(LocalTransformException):
+class ConnectivityException(TransformException):
     """The two frames are not in one tree."""
 
 
-class LocalExtrapolationException(LocalTransformException):
+class ExtrapolationException(TransformException):
     """The time asked for is outside the stored interval."""
 
 
-def transform_to_matrix(transform) -> np.ndarray:
+def _matrix(transform) -> np.ndarray:
     """4 x 4 ``T_parent_from_child`` of a geometry_msgs Transform (quaternion x, y, z, w)."""
     r, t = transform.rotation, transform.translation
     return transform_from_pose([r.w, r.x, r.y, r.z], [t.x, t.y, t.z])
 
 
-def matrix_to_transform(T: np.ndarray, frame_id: str, child_frame_id: str, stamp) -> TransformStamped:
-    """TransformStamped (parent ``frame_id``, child ``child_frame_id``) of a 4 x 4 transform."""
+def _message(T: np.ndarray, frame_id: str, child_frame_id: str, stamp_ns: int) -> TransformStamped:
     msg = TransformStamped()
     msg.header.frame_id = frame_id
-    msg.header.stamp = stamp.to_msg() if hasattr(stamp, "to_msg") else stamp
+    msg.header.stamp = Time(nanoseconds=stamp_ns).to_msg()
     msg.child_frame_id = child_frame_id
-    w, x, y, z = matrix_to_quaternion(T[:3, :3])
-    msg.transform.rotation.w, msg.transform.rotation.x = float(w), float(x)
-    msg.transform.rotation.y, msg.transform.rotation.z = float(y), float(z)
-    tx, ty, tz = (float(v) for v in T[:3, 3])
-    msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = tx, ty, tz
+    w, x, y, z = (float(v) for v in matrix_to_quaternion(T[:3, :3]))
+    r = msg.transform.rotation
+    r.w, r.x, r.y, r.z = w, x, y, z
+    t = msg.transform.translation
+    t.x, t.y, t.z = (float(v) for v in T[:3, 3])
     return msg
-
-
-def parse_transform_spec(spec: str) -> TransformStamped:
-    """``"frame_id child_frame_id x y z qx qy qz qw"`` (static_transform_publisher order) -> message."""
-    parts = spec.split()
-    if len(parts) != 9:
-        raise ValueError(f"transform '{spec}': expected 'frame_id child_frame_id x y z qx qy qz qw'")
-    frame_id, child, *numbers = parts
-    x, y, z, qx, qy, qz, qw = (float(v) for v in numbers)
-    T = transform_from_pose([qw, qx, qy, qz], [x, y, z])
-    return matrix_to_transform(T, frame_id, child, Time())
 
 
 def _to_ns(t) -> int:
@@ -118,7 +115,7 @@ class _Sample:
         self.rotation = q / np.linalg.norm(q)
 
 
-def _valid(transform: TransformStamped) -> str | None:
+def rejection_reason(transform: TransformStamped) -> str | None:
     """Why tf2 would reject this transform, or None."""
     if not transform.child_frame_id or not transform.header.frame_id:
         return "empty frame id"
@@ -133,7 +130,7 @@ def _valid(transform: TransformStamped) -> str | None:
     return None
 
 
-class LocalBuffer:
+class Buffer:
     """Time-indexed transform tree with tf2's lookup semantics (see the module docstring)."""
 
     def __init__(self, cache_time: Duration | None = None, node=None):
@@ -141,11 +138,24 @@ class LocalBuffer:
         self._static: dict[str, tuple[str, np.ndarray]] = {}
         self._dynamic: dict[str, list[_Sample]] = {}
         self._changed = threading.Condition()
+        self._node = node
+        self.jump_handle = None
+        if node is not None:  # tf2_ros: clear on a jump back of more than 1 s or a clock change
+            self.jump_handle = node.get_clock().create_jump_callback(
+                JumpThreshold(min_forward=None, min_backward=Duration(seconds=-CLEAR_ON_JUMP_BACK_S),
+                              on_clock_change=True),
+                post_callback=self._on_time_jump)
+
+    def _on_time_jump(self, jump) -> None:
+        if jump.clock_change in (ClockChange.ROS_TIME_ACTIVATED, ClockChange.ROS_TIME_DEACTIVATED) \
+                or jump.delta.nanoseconds <= -CLEAR_ON_JUMP_BACK_S * 1e9:
+            self._node.get_logger().warning("Detected jump back in time. Clearing tf buffer.")
+            self.clear()
 
     # -- filling -----------------------------------------------------------------------------------
     def set_transform(self, transform: TransformStamped, authority: str) -> bool:
         """Store a dynamic transform; returns False (and stores nothing) if tf2 would reject it."""
-        if _valid(transform):
+        if rejection_reason(transform):
             return False
         sample = _Sample(_to_ns(transform.header.stamp), transform.header.frame_id, transform.transform)
         with self._changed:
@@ -166,11 +176,11 @@ class LocalBuffer:
 
     def set_transform_static(self, transform: TransformStamped, authority: str) -> bool:
         """Store a transform valid at every time."""
-        if _valid(transform):
+        if rejection_reason(transform):
             return False
         with self._changed:
             self._static[transform.child_frame_id] = (transform.header.frame_id,
-                                                      transform_to_matrix(transform.transform))
+                                                      _matrix(transform.transform))
             self._changed.notify_all()
         return True
 
@@ -187,7 +197,7 @@ class LocalBuffer:
 
         def attempt():
             T, used = self._lookup(target_frame, source_frame, stamp)
-            return matrix_to_transform(T, target_frame, source_frame, Time(nanoseconds=used))
+            return _message(T, target_frame, source_frame, used)
         return self._wait(attempt, timeout)
 
     def lookup_transform_full(self, target_frame: str, target_time, source_frame: str, source_time,
@@ -196,17 +206,21 @@ class LocalBuffer:
         t_target, t_source = _to_ns(target_time), _to_ns(source_time)
 
         def attempt():
+            for frame in (target_frame, source_frame, fixed_frame):   # tf2 validates all three first
+                if not self._known(frame):
+                    raise LookupException(f"frame '{frame}' does not exist")
             fixed_from_source, _ = self._lookup(fixed_frame, source_frame, t_source)
-            target_from_fixed, _ = self._lookup(target_frame, fixed_frame, t_target)
-            return matrix_to_transform(target_from_fixed @ fixed_from_source, target_frame,
-                                       source_frame, Time(nanoseconds=t_target))
+            target_from_fixed, used = self._lookup(target_frame, fixed_frame, t_target)
+            return _message(target_from_fixed @ fixed_from_source, target_frame, source_frame, used)
         return self._wait(attempt, timeout)
 
     def can_transform(self, target_frame: str, source_frame: str, time, timeout=Duration()) -> bool:
+        if target_frame == source_frame:
+            return True
         try:
             self.lookup_transform(target_frame, source_frame, time, timeout)
             return True
-        except LocalTransformException:
+        except TransformException:
             return False
 
     def _wait(self, attempt, timeout):
@@ -215,7 +229,7 @@ class LocalBuffer:
             while True:
                 try:
                     return attempt()
-                except LocalTransformException:
+                except TransformException:
                     remaining = deadline - wall_time.monotonic()
                     if remaining <= 0:
                         raise
@@ -232,7 +246,7 @@ class LocalBuffer:
         chain = [frame]
         while (parent := self._parent(chain[-1])) is not None:
             if parent in chain or len(chain) > _MAX_CHAIN:
-                raise LocalLookupException(f"loop in the transform tree at '{parent}'")
+                raise LookupException(f"loop in the transform tree at '{parent}'")
             chain.append(parent)
         return chain
 
@@ -244,7 +258,7 @@ class LocalBuffer:
         first, last = samples[0].stamp, samples[-1].stamp
         if stamp < first or stamp > last:
             when = "past" if stamp < first else "future"
-            raise LocalExtrapolationException(
+            raise ExtrapolationException(
                 f"lookup of '{child}' would require extrapolation into the {when}: requested "
                 f"{stamp / 1e9:.6f} s, data from {first / 1e9:.6f} to {last / 1e9:.6f} s")
         i = bisect.bisect_left([s.stamp for s in samples], stamp)
@@ -263,15 +277,16 @@ class LocalBuffer:
 
     def _lookup(self, target: str, source: str, stamp: int) -> tuple[np.ndarray, int]:
         """``(T_target_from_source, stamp used)``; stamp zero resolves to the latest common time."""
+        if target == source:  # identity before any validation, as tf2 (even for an unknown frame)
+            samples = self._dynamic.get(target)
+            return np.eye(4), (samples[-1].stamp if stamp == 0 and samples else stamp)
         for frame in (target, source):
             if not self._known(frame):
-                raise LocalLookupException(f"frame '{frame}' does not exist")
-        if target == source:
-            return np.eye(4), stamp
+                raise LookupException(f"frame '{frame}' does not exist")
         source_chain, target_chain = self._chain(source), self._chain(target)
         common = next((f for f in target_chain if f in source_chain), None)
         if common is None:
-            raise LocalConnectivityException(
+            raise ConnectivityException(
                 f"'{source}' (tree root '{source_chain[-1]}') and '{target}' (tree root "
                 f"'{target_chain[-1]}') are not connected")
         source_links = source_chain[:source_chain.index(common)]
@@ -295,7 +310,7 @@ TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-class LocalTransformListener:
+class TransformListener:
     """Fills a buffer from /tf and /tf_static (tf2_msgs/TFMessage) through the node's executor."""
 
     def __init__(self, buffer, node, *, spin_thread: bool = False, qos=TF_QOS, static_qos=TF_STATIC_QOS):
@@ -307,9 +322,6 @@ class LocalTransformListener:
         self.tf_sub = node.create_subscription(TFMessage, "/tf", self._on_tf, qos)
         self.tf_static_sub = node.create_subscription(TFMessage, "/tf_static", self._on_tf_static,
                                                       static_qos)
-        self._jump = node.get_clock().create_jump_callback(
-            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1),
-                          on_clock_change=True), post_callback=self._on_jump)
 
     def _on_tf(self, msg) -> None:
         for t in msg.transforms:
@@ -325,37 +337,8 @@ class LocalTransformListener:
         self.rejected += 1
         self.node.get_logger().warning(
             f"ignoring transform {t.header.frame_id} -> {t.child_frame_id}: "
-            f"{_valid(t) or 'older than the cache'}", throttle_duration_sec=5.0)
-
-    def _on_jump(self, jump) -> None:
-        if jump.clock_change in (ClockChange.ROS_TIME_ACTIVATED, ClockChange.ROS_TIME_DEACTIVATED) \
-                or jump.delta.nanoseconds < 0:
-            self.buffer.clear()
+            f"{rejection_reason(t) or 'older than the cache'}", throttle_duration_sec=5.0)
 
     def unregister(self) -> None:
         self.node.destroy_subscription(self.tf_sub)
         self.node.destroy_subscription(self.tf_static_sub)
-
-
-try:  # a real ROS 2 install
-    from tf2_ros import (Buffer, ConnectivityException, ExtrapolationException, LookupException,
-                         TransformException, TransformListener)
-
-    IMPLEMENTATION = "tf2_ros"
-except ImportError:
-    Buffer = LocalBuffer
-    TransformListener = LocalTransformListener
-    TransformException = LocalTransformException
-    LookupException = LocalLookupException
-    ConnectivityException = LocalConnectivityException
-    ExtrapolationException = LocalExtrapolationException
-    IMPLEMENTATION = "xdrcdepth_ros.tf_buffer"
-
-
-def static_transform_buffer(specs) -> LocalBuffer:
-    """A buffer holding only the given static transforms (the node's last-resort extrinsics)."""
-    buffer = LocalBuffer()
-    for spec in specs:
-        if not buffer.set_transform_static(parse_transform_spec(spec), "parameter"):
-            raise ValueError(f"transform '{spec}' is invalid: {_valid(parse_transform_spec(spec))}")
-    return buffer

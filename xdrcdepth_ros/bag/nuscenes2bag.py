@@ -19,7 +19,7 @@ Every sample_data record of the chosen channels (key frames and sweeps) becomes 
 its timestamp (header stamp = bag receive time). ``odom`` is the nuScenes global frame, so the ego-motion
 compensated chain radar(t_r) -> odom -> camera(t_c) of the depth node uses the same poses as the dataset.
 ``--out`` is the bag folder when ``--scene`` names one scene, otherwise the folder that receives one bag
-per scene named after it. Bags are written atomically (:mod:`xdrcdepth_ros.rosbag_files`).
+per scene named after it. Bags are written atomically (:mod:`xdrcdepth_ros.bag.files`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdrcdepth_ros.rosbag_files import STORAGE_CHOICES, atomic_bag_writer, latched_qos
+from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos
 
 DEFAULT_CHANNELS = ("CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP")
 BASE_FRAME = "base_link"

@@ -25,15 +25,22 @@ from __future__ import annotations
 import sys
 from collections import deque
 
-import foxglove
+try:  # optional: no rosdep key exists for foxglove-sdk (pip install foxglove-sdk)
+    import foxglove
+except ImportError as _exc:
+    foxglove = None
+    FOXGLOVE_MISSING = (f"foxglove-sdk is not installed ({_exc}); install it with 'pip install "
+                        "foxglove-sdk' (requirements.txt pins it). The viewer is optional: the rest of a "
+                        "launch graph runs without it (use_foxglove:=false skips it; RViz2 shows the same "
+                        "topics)")
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.typesys import Stores, TypesysError, get_typestore
 
-from xdrcdepth_ros.message_types import UnknownMessageType, message_class
-from xdrcdepth_ros.node_main import run_node
+from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
+from xdrcdepth_ros.node.run import run_node
 
 DEFAULT_TOPICS = [
     "image", "image/compressed", "camera_info", "radar/points",
@@ -65,7 +72,7 @@ class ViewerStartError(RuntimeError):
 class Bridge:
     """One bridged topic: its Foxglove channel and, for latched topics, the last messages."""
 
-    def __init__(self, channel: foxglove.Channel, latched: bool):
+    def __init__(self, channel, latched: bool):
         self.channel = channel
         self.latched = latched
         self.last = deque(maxlen=LATCHED_DEPTH)
@@ -80,7 +87,7 @@ class Bridge:
             self.channel.log(raw, log_time=log_time)
 
 
-class ReplayLatchedOnSubscribe(foxglove.ServerListener):
+class ReplayLatchedOnSubscribe(foxglove.ServerListener if foxglove else object):
     """Sends a latched topic's kept messages to a client when it subscribes to that channel."""
 
     def __init__(self, bridges_by_channel_id: dict[int, Bridge]):
@@ -96,6 +103,8 @@ class FoxgloveViewer(Node):
     """Bridges ROS 2 topics to a local Foxglove WebSocket server without deserializing them."""
 
     def __init__(self):
+        if foxglove is None:
+            raise ViewerStartError(FOXGLOVE_MISSING)
         super().__init__("foxglove_viewer")
         self.port = self.declare_parameter(
             "port", 8765, ParameterDescriptor(description="WebSocket port on 127.0.0.1 (0: any free port)",

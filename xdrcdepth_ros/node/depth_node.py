@@ -2,11 +2,24 @@
 
 Data flow (README.md, "ROS 2 node", has topics, parameters and TF)::
 
-    image (+ camera_info + radar clouds) --sync.ApproximateTimeSynchronizer--> latest-frame slot
+    image + camera_info + radar clouds --message_filters.ApproximateTimeSynchronizer--> latest-frame slot
+    image + camera_info, radar stale (radar_timeout) -------------- camera-only frame --> latest-frame slot
     worker thread: messages --conversions--> numpy, TF radar->camera (ego-motion compensated)
                    --xdrcdepth_core.infer.DepthEstimator.estimate--> depth/image, depth/camera_info,
                    depth/colorized, depth/saliency, depth/points
     timer: /diagnostics
+
+``message_filters``, ``tf2_ros``, ``cv_bridge`` and ``sensor_msgs_py`` are the upstream libraries where
+importable, else the stand-ins in :mod:`xdrcdepth_ros.standins`.
+
+Lazy, as image_pipeline nodes: while no output topic has a subscriber, synchronised frames are counted
+and skipped (no decoding, no inference; diagnostics say "idle"); the first subscriber resumes the work.
+
+Radar that stops: the fused synchroniser needs a cloud from every radar topic, so a silent radar would
+silence the node. A second synchroniser pairs image and camera_info alone; when a radar topic's newest
+cloud is more than ``radar_timeout`` (image-stamp time) behind the image, that frame goes out with the
+other radars' nearest clouds (within ``slop``), or camera-only (empty radar raster) when none is left,
+and diagnostics warn "radar stale". The next cloud makes the topic fresh again: fused depth resumes.
 
 Callbacks never block: the synchroniser callback only stores the newest frame in a one-slot buffer
 (overwriting an unprocessed one counts as a dropped frame), and a single worker thread runs inference,
@@ -26,6 +39,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 
 from rclpy.clock import Clock, ClockType
@@ -38,12 +52,17 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from xdrcdepth_core import visualize
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
-from xdrcdepth_ros import conversions as conv
-from xdrcdepth_ros import depth_node_params, sync, tf_buffer
-from xdrcdepth_ros.conversions import BadInput
-from xdrcdepth_ros.diagnostics import NodeStats, ThrottledLog
-from xdrcdepth_ros.input_qos import subscribe_input
-from xdrcdepth_ros.node_main import run_node
+from xdrcdepth_ros.node import conversions as conv
+from xdrcdepth_ros.node import params as node_params
+from xdrcdepth_ros.node.conversions import BadInput
+from xdrcdepth_ros.node.diagnostics import NodeStats, ThrottledLog
+from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
+from xdrcdepth_ros.node.run import run_node
+from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
+from xdrcdepth_ros.standins import active, implementation
+from xdrcdepth_ros.standins import tf2_ros as standin_tf2_ros
+
+tf2_ros = active("tf2_ros")
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
@@ -58,15 +77,20 @@ class Frame:
     camera_info: CameraInfo
     radars: tuple
     synced_at: float
+    radar_stale: tuple = ()     # radar topics this frame goes without (radar_timeout passed)
+
+
+def _stamp_ns(header) -> int:
+    return Time.from_msg(header.stamp).nanoseconds
 
 
 class DepthNode(Node):
     """Camera + radar -> dense metric depth with the xdrcdepth student (see module docstring)."""
 
     def __init__(self, **kwargs):
-        super().__init__(depth_node_params.NODE_NAME, **kwargs)
-        depth_node_params.declare(self)
-        p = depth_node_params.values(self)
+        super().__init__(node_params.NODE_NAME, **kwargs)
+        node_params.declare(self)
+        p = node_params.values(self)
         self.compressed = p.image_transport == "compressed"
         if p.image_transport not in ("raw", "compressed"):
             raise ValueError(f"image_transport must be 'raw' or 'compressed', not {p.image_transport!r}")
@@ -80,11 +104,11 @@ class DepthNode(Node):
                 "meaningless. Set the 'checkpoint' parameter.")
         self.fixed_frame = p.fixed_frame
         self.time_reset_ns = int(p.time_reset_threshold * 1e9)
-        self.fallback_tf = tf_buffer.static_transform_buffer(
+        self.fallback_tf = static_transform_buffer(
             [s.strip() for s in p.fallback_transforms.split(";") if s.strip()])
 
-        self.tf = tf_buffer.Buffer(cache_time=TF_CACHE, node=self)
-        self.tf_listener = tf_buffer.TransformListener(self.tf, self)
+        self.tf = tf2_ros.Buffer(cache_time=TF_CACHE, node=self)
+        self.tf_listener = tf2_ros.TransformListener(self.tf, self)
 
         self.depth_pub = self.create_publisher(Image, "depth/image", OUTPUT_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS)
@@ -92,6 +116,7 @@ class DepthNode(Node):
         self.saliency_pub = self.create_publisher(Image, "depth/saliency", OUTPUT_QOS)
         self.points_pub = self.create_publisher(PointCloud2, "depth/points", OUTPUT_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.outputs = (self.depth_pub, self.info_pub, self.colorized_pub, self.saliency_pub, self.points_pub)
 
         image_type, image_topic = ((CompressedImage, "image/compressed") if self.compressed
                                    else (Image, "image"))
@@ -104,10 +129,23 @@ class DepthNode(Node):
             f.registerCallback(lambda _msg, topic=f.sub.topic_name:
                                self.stats.received(topic, time.monotonic()))
         self.inputs = inputs
-        self.synchronizer = sync.ApproximateTimeSynchronizer(inputs, p.queue_size, p.slop)
+        # radar watch (executor thread only): newest stamp and recent clouds per radar topic
+        self.radar_topics = [f.sub.topic_name for f in inputs[2:]]
+        self.slop_ns = int(p.slop * 1e9)
+        self._radar_newest: dict[str, int | None] = dict.fromkeys(self.radar_topics)
+        self._radar_recent = {topic: deque(maxlen=p.queue_size) for topic in self.radar_topics}
+        self._watch_start_ns: int | None = None        # image stamp the radar watch (re)started at
+        self._watch_last_ns: int | None = None
+        self._camera_only_stamps: deque[int] = deque(maxlen=4 * p.queue_size)
+        for f, topic in zip(inputs[2:], self.radar_topics):
+            f.registerCallback(lambda msg, topic=topic: self._radar_arrived(topic, msg))
+        self.synchronizer = message_filters.ApproximateTimeSynchronizer(inputs, p.queue_size, p.slop)
         self.synchronizer.registerCallback(self._on_synced)
+        self.camera_synchronizer = message_filters.ApproximateTimeSynchronizer(inputs[:2], p.queue_size, p.slop)
+        self.camera_synchronizer.registerCallback(self._on_camera_synced)
 
         self.log_throttle = ThrottledLog(period_s=5.0)
+        self._uncompensated_said: set[str] = set()
         self._slot: Frame | None = None
         self._slot_cv = threading.Condition()
         self._stopping = False
@@ -120,19 +158,61 @@ class DepthNode(Node):
                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
 
         self.get_logger().info(
-            f"model {self.estimator.model_id} on {self.estimator.device}; sync {sync.IMPLEMENTATION}, "
-            f"TF {tf_buffer.IMPLEMENTATION}, images {conv.IMAGE_BACKEND}, clouds {conv.CLOUD_BACKEND}; "
+            f"model {self.estimator.model_id} on {self.estimator.device}; sync "
+            f"{implementation('message_filters')}, TF {implementation('tf2_ros')}, images "
+            f"{conv.IMAGE_BACKEND}, clouds {conv.CLOUD_BACKEND}; "
             f"inputs {[f.sub.topic_name for f in inputs]}; "
             + ", ".join(f"{k}={v!r}" for k, v in vars(p).items()))
 
     # -- executor side (never blocks) --------------------------------------------------------------
     def _on_synced(self, image, camera_info, *radars) -> None:
-        now = time.monotonic()
-        self.stats.matched(now)
+        if _stamp_ns(image.header) in self._camera_only_stamps:
+            return  # a late cloud for a frame already published without it
+        self._offer(Frame(image, camera_info, radars, time.monotonic()))
+
+    def _on_camera_synced(self, image, camera_info) -> None:
+        """Image + camera_info matched: a frame of its own only while some radar topic is stale."""
+        timeout_s = self.get_parameter("radar_timeout").value
+        if timeout_s <= 0 or not self.radar_topics:
+            return
+        t = _stamp_ns(image.header)
+        self._watch(t)
+        stale = tuple(topic for topic in self.radar_topics if t - max(
+            self._radar_newest[topic] or self._watch_start_ns, self._watch_start_ns) > timeout_s * 1e9)
+        if not stale:
+            return  # the fused synchroniser handles this frame
+        fresh = []
+        for topic in self.radar_topics:
+            near = [m for m in self._radar_recent[topic] if abs(_stamp_ns(m.header) - t) <= self.slop_ns]
+            if topic not in stale and near:
+                fresh.append(min(near, key=lambda m: abs(_stamp_ns(m.header) - t)))
+        self._camera_only_stamps.append(t)
+        self._offer(Frame(image, camera_info, tuple(fresh), time.monotonic(), radar_stale=stale))
+
+    def _watch(self, t: int) -> None:
+        """Start (or, after image stamps jumped back past time_reset_threshold, restart) the radar watch."""
+        if self._watch_last_ns is None or t < self._watch_last_ns - self.time_reset_ns:
+            self._watch_start_ns = self._watch_last_ns = t
+            self._radar_newest = dict.fromkeys(self.radar_topics)
+        self._watch_last_ns = max(self._watch_last_ns, t)
+
+    def _radar_arrived(self, topic: str, cloud) -> None:
+        t = _stamp_ns(cloud.header)
+        newest = self._radar_newest[topic]
+        if newest is None or t > newest:
+            self._radar_newest[topic] = t
+        self._radar_recent[topic].append(cloud)
+
+    def _offer(self, frame: Frame) -> None:
+        """A synchronised frame for the worker, unless nobody listens (then counted as idle)."""
+        self.stats.matched(frame.synced_at)
+        if not any(pub.get_subscription_count() > 0 for pub in self.outputs):
+            self.stats.skipped_idle()
+            return
         with self._slot_cv:
             if self._slot is not None:
                 self.stats.dropped()
-            self._slot = Frame(image, camera_info, radars, now)
+            self._slot = frame
             self._slot_cv.notify()
 
     def _publish_diagnostics(self) -> None:
@@ -165,13 +245,14 @@ class DepthNode(Node):
             more = f" ({suppressed} more since the last report)" if suppressed else ""
             self.get_logger().warning(f"skipped bad input [{reason}]: {detail}{more}")
 
-    def _uncompensated(self, detail: str) -> None:
+    def _uncompensated(self, pair: str, detail: str) -> None:
+        """A cloud used without ego-motion compensation: counted each time, said once per radar/camera pair."""
         self.stats.uncompensated()
-        log, suppressed = self.log_throttle.should_log("uncompensated", time.monotonic())
-        if log:
-            more = f" ({suppressed} more since the last report)" if suppressed else ""
-            self.get_logger().warning(f"radar not ego-motion compensated: {detail}; set fixed_frame '' "
-                                      f"if there is no odometry{more}")
+        if pair not in self._uncompensated_said:
+            self._uncompensated_said.add(pair)
+            self.get_logger().warning(f"radar not ego-motion compensated ({pair}): {detail}; publishing "
+                                      "uncompensated depth (said once; counted in diagnostics). Set "
+                                      "fixed_frame '' if there is no odometry")
 
     def _check_stamp(self, header) -> int:
         """The image stamp in ns, if it may be published: outputs are strictly increasing in time.
@@ -180,7 +261,7 @@ class DepthNode(Node):
         with the same stamp. Stamps going back more than ``time_reset_threshold`` behind the newest one
         seen are a restart (a looping bag): dynamic transforms are cleared and output starts over.
         """
-        stamp = Time.from_msg(header.stamp).nanoseconds
+        stamp = _stamp_ns(header)
         seen = self._last_seen_ns
         if seen is not None and seen - stamp > self.time_reset_ns:
             self.get_logger().info(f"image stamps went back {(seen - stamp) / 1e9:.3f} s: restart "
@@ -196,14 +277,14 @@ class DepthNode(Node):
         return stamp
 
     def _process(self, frame: Frame) -> None:
-        p = depth_node_params.values(self)
+        p = node_params.values(self)
         header = frame.image.header
         stamp = self._check_stamp(header)
         rgb = conv.rgb_from_compressed(frame.image) if self.compressed else conv.rgb_from_image(frame.image)
         K = conv.intrinsics_from_camera_info(frame.camera_info, rgb.shape[:2])
         radars = [r for r in (self._radar_input(cloud, header, p) for cloud in frame.radars)
                   if r is not None]
-        if not radars:
+        if not radars and not frame.radar_stale:
             return  # every cloud was rejected (and counted) already
         want_saliency = p.publish_saliency and self.saliency_pub.get_subscription_count() > 0
         result = self.estimator.estimate(rgb, radars, K, saliency=want_saliency)
@@ -220,7 +301,8 @@ class DepthNode(Node):
         if p.publish_points and self.points_pub.get_subscription_count() > 0:
             self.points_pub.publish(conv.depth_to_cloud(result.depth, K, header, p.points_stride))
         now = time.monotonic()
-        self.stats.published(now, now - frame.synced_at, result.timings.get("forward", float("nan")))
+        self.stats.published(now, now - frame.synced_at, result.timings.get("forward", float("nan")),
+                             radar_stale=frame.radar_stale)
 
     def _radar_input(self, cloud: PointCloud2, camera_header, p) -> RadarInput | None:
         """One cloud as the core's RadarInput, or None (counted and logged) if it cannot be used."""
@@ -244,24 +326,23 @@ class DepthNode(Node):
         camera, radar = camera_header.frame_id, radar_header.frame_id
         t_camera, t_radar = Time.from_msg(camera_header.stamp), Time.from_msg(radar_header.stamp)
         timeout = Duration(seconds=timeout_s)
+        pair = f"{radar} -> {camera}"
         if self.fixed_frame:
             if self.tf.can_transform(self.fixed_frame, camera, Time()):
                 try:
-                    return tf_buffer.transform_to_matrix(self.tf.lookup_transform_full(
+                    return transform_to_matrix(self.tf.lookup_transform_full(
                         camera, t_camera, radar, t_radar, self.fixed_frame, timeout).transform)
-                except tf_buffer.TransformException as exc:
-                    self._uncompensated(f"{radar} -> {camera} via {self.fixed_frame}: {exc}")
+                except tf2_ros.TransformException as exc:
+                    self._uncompensated(pair, f"no path via '{self.fixed_frame}' at both stamps ({exc})")
             else:
-                self._uncompensated(f"fixed frame '{self.fixed_frame}' is not connected to '{camera}'")
-        try:
-            return tf_buffer.transform_to_matrix(
-                self.tf.lookup_transform(camera, radar, t_radar, timeout).transform)
-        except tf_buffer.TransformException as exc:
+                self._uncompensated(pair, f"fixed frame '{self.fixed_frame}' is not connected to '{camera}'")
+        try:  # radar == camera frame: the identity, as tf2 answers even with no TF at all
+            return transform_to_matrix(self.tf.lookup_transform(camera, radar, t_radar, timeout).transform)
+        except tf2_ros.TransformException as exc:
             error = exc
         try:
-            return tf_buffer.transform_to_matrix(
-                self.fallback_tf.lookup_transform(camera, radar, Time()).transform)
-        except tf_buffer.LocalTransformException:
+            return transform_to_matrix(self.fallback_tf.lookup_transform(camera, radar, Time()).transform)
+        except standin_tf2_ros.TransformException:
             raise BadInput("missing_tf", f"no transform {radar} -> {camera} in TF ({error}) and none "
                                          "in fallback_transforms") from None
 
@@ -275,7 +356,7 @@ class DepthNode(Node):
 
 def main(args=None) -> int:
     # bad parameters or checkpoint: "cannot start: <reason>", exit code 2
-    return run_node(DepthNode, depth_node_params.NODE_NAME, startup_errors=(ValueError, OSError, KeyError),
+    return run_node(DepthNode, node_params.NODE_NAME, startup_errors=(ValueError, OSError, KeyError),
                     args=args)
 
 

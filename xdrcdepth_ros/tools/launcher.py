@@ -1,7 +1,7 @@
 """``xdrcdepth launch GRAPH [name:=value ...]``: run a launch file's processes without ROS 2 launch.
 
 GRAPH is ``xdrcdepth`` or ``nuscenes_replay`` (``<share>/launch/GRAPH.launch.py``) or a path to a launch
-file. :mod:`xdrcdepth_ros.launch_graph` reads the file (the same file ``ros2 launch`` runs) and this
+file. :mod:`xdrcdepth_ros.tools.launch_graph` reads the file (the same file ``ros2 launch`` runs) and this
 command starts what it describes, like ``ros2 launch`` does:
 
 - a ``Node`` runs as ``<executable> [arguments] --ros-args -r __node:=NAME --params-file YAML -p k:=v
@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xdrcdepth_ros.launch_graph import (PACKAGE, Config, Graph, LaunchFileError, PathJoin, Process,
+from xdrcdepth_ros.tools.launch_graph import (PACKAGE, Config, Graph, LaunchFileError, PathJoin, Process,
                                         declared_arguments, launch_file, load_graph, parse_assignments)
 
 #: ``ExecuteProcess`` commands with a stand-in here: command prefix -> our executable

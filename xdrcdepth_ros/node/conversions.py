@@ -1,15 +1,17 @@
-"""ROS messages <-> numpy at the node's boundary (the cv_bridge / sensor_msgs_py equivalents).
+"""ROS messages <-> numpy at the node's boundary, validated: every bad message becomes :class:`BadInput`.
 
-Four primitives form the small interface the rest of the node uses; each comes from the real ROS library
-when it is importable (a full ROS 2 install) and from the pure-numpy version here otherwise (pip-only
-setups, where cv_bridge and sensor_msgs_py are not installable):
+The pixel and point access goes through ``cv_bridge`` and ``sensor_msgs_py.point_cloud2`` when they are
+importable (a full ROS 2 install) and through the stand-ins in :mod:`xdrcdepth_ros.standins` otherwise,
+via four primitives:
 
-* :func:`image_to_array` (``cv_bridge.CvBridge().imgmsg_to_cv2(msg, "passthrough")``),
-* :func:`array_to_image` (``cv_bridge.CvBridge().cv2_to_imgmsg``),
-* :func:`read_points` (``sensor_msgs_py.point_cloud2.read_points(..., skip_nans=False)``),
-* :func:`create_cloud` (``sensor_msgs_py.point_cloud2.create_cloud``).
+* :func:`image_to_array` (``CvBridge().imgmsg_to_cv2(msg, "passthrough")``),
+* :func:`array_to_image` (``CvBridge().cv2_to_imgmsg(arr, encoding, header)``),
+* :func:`read_points` (``point_cloud2.read_points(cloud, field_names)``, rows compacted first when
+  ``row_step`` has padding, which upstream does not read),
+* :func:`create_cloud` (``point_cloud2.create_cloud(header, fields, points, point_step)``, ``point_step``
+  = the record size of a structured array, so padded records survive either backend).
 
-The functions built on them validate every message first (sizes, steps, field layouts) and raise
+The functions built on them check every message first (sizes, steps, field layouts) and raise
 :class:`BadInput` with a short machine-readable ``reason`` and a human-readable detail, so that the node
 can count, log and skip a bad message instead of crashing. Nothing here does maths beyond conversion:
 depth back-projection is the pinhole inverse of ``xdrcdepth_core.data.geometry.project_points``.
@@ -18,12 +20,13 @@ depth back-projection is the pinhole inverse of ``xdrcdepth_core.data.geometry.p
 from __future__ import annotations
 
 import io
-import sys
 
 import numpy as np
 from PIL import Image as PILImage
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
+
+from xdrcdepth_ros.standins import active
 
 
 class BadInput(ValueError):
@@ -35,13 +38,8 @@ class BadInput(ValueError):
         self.detail = detail
 
 
-# encoding -> (numpy dtype, channels); the subset of sensor_msgs/image_encodings.hpp this node handles.
-IMAGE_ENCODINGS: dict[str, tuple[str, int]] = {
-    "rgb8": ("u1", 3), "bgr8": ("u1", 3), "rgba8": ("u1", 4), "bgra8": ("u1", 4), "mono8": ("u1", 1),
-    "8UC1": ("u1", 1), "8UC3": ("u1", 3), "mono16": ("u2", 1), "16UC1": ("u2", 1), "32FC1": ("f4", 1),
-}
-#: Encodings the node accepts as its camera input, and how to reorder them to RGB.
-RGB_SOURCES = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+#: Encodings the node accepts as its camera input -> channels (reordered to RGB).
+RGB_SOURCES = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 COMPRESSED_FORMATS = ("JPEG", "PNG")
 
 # PointField datatype -> numpy type character (sensor_msgs/PointField constants).
@@ -51,93 +49,40 @@ POINT_FIELD_TYPES: dict[int, str] = {
 }
 _NUMPY_TO_POINT_FIELD = {np.dtype(t).str[1:]: k for k, t in POINT_FIELD_TYPES.items()}
 
-
-# --- the four primitives, ours ------------------------------------------------------------------------
-
-def _own_image_to_array(msg: Image) -> np.ndarray:
-    """Passthrough view of an Image's pixels: H x W (one channel) or H x W x C, the encoding's dtype."""
-    dtype, channels = IMAGE_ENCODINGS[msg.encoding]
-    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    row_bytes = msg.width * channels * dt.itemsize
-    buf = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height)
-    rows = buf.reshape(msg.height, msg.step)[:, :row_bytes]
-    arr = np.ascontiguousarray(rows).view(dt).reshape(msg.height, msg.width, channels)
-    arr = arr.astype(dt.newbyteorder("="), copy=False)
-    return arr[:, :, 0] if channels == 1 else arr
+_cv_bridge = active("cv_bridge")
+_point_cloud2 = active("point_cloud2")
+_BRIDGE = _cv_bridge.CvBridge()
+IMAGE_BACKEND = _cv_bridge.__name__
+CLOUD_BACKEND = _point_cloud2.__name__
 
 
-def _own_array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None) -> Image:
-    dtype, channels = IMAGE_ENCODINGS[encoding]
-    arr = np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("="))
-    if arr.shape[2:] != ((channels,) if channels > 1 else ()) or arr.ndim not in (2, 3):
-        raise ValueError(f"array of shape {arr.shape} does not fit encoding {encoding}")
-    msg = Image(header=header or Header(), height=arr.shape[0], width=arr.shape[1], encoding=encoding,
-                is_bigendian=int(sys.byteorder == "big"), step=arr.shape[1] * channels * arr.itemsize)
-    msg.data = arr.tobytes()
-    return msg
+def image_to_array(msg: Image) -> np.ndarray:
+    """Passthrough pixels: H x W (one channel) or H x W x C in the encoding's dtype, native byte order."""
+    return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
 
 
-def _cloud_dtype(fields, point_step: int, is_bigendian: bool, field_names=None) -> np.dtype:
-    order = ">" if is_bigendian else "<"
-    chosen = [f for f in fields if field_names is None or f.name in field_names]
-    return np.dtype({"names": [f.name for f in chosen],
-                     "formats": [order + POINT_FIELD_TYPES[f.datatype] for f in chosen],
-                     "offsets": [f.offset for f in chosen], "itemsize": point_step})
+def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None) -> Image:
+    """An Image of ``arr``; the array's dtype and channels must be the encoding's (cv_bridge rules)."""
+    return _BRIDGE.cv2_to_imgmsg(arr, encoding=encoding, header=header)
 
 
-def _own_read_points(cloud: PointCloud2, field_names=None) -> np.ndarray:
+def read_points(cloud: PointCloud2, field_names=None) -> np.ndarray:
     """All points of a cloud as a structured array with the requested fields (NaNs kept)."""
-    dt = _cloud_dtype(cloud.fields, cloud.point_step, cloud.is_bigendian, field_names)
-    buf = np.frombuffer(cloud.data, dtype=np.uint8, count=cloud.row_step * cloud.height)
-    rows = buf.reshape(cloud.height, cloud.row_step)[:, :cloud.width * cloud.point_step]
-    return np.ascontiguousarray(rows).view(dt).reshape(-1)
+    row_bytes = cloud.width * cloud.point_step
+    if cloud.height > 1 and cloud.row_step > row_bytes:     # upstream ignores row padding: drop it
+        rows = np.frombuffer(cloud.data, np.uint8, count=cloud.row_step * cloud.height)
+        compact = PointCloud2(header=cloud.header, height=cloud.height, width=cloud.width,
+                              fields=cloud.fields, is_bigendian=cloud.is_bigendian,
+                              point_step=cloud.point_step, row_step=row_bytes, is_dense=cloud.is_dense)
+        compact.data = rows.reshape(cloud.height, cloud.row_step)[:, :row_bytes].tobytes()
+        cloud = compact
+    return _point_cloud2.read_points(cloud, field_names=field_names, skip_nans=False)
 
 
-def _own_create_cloud(header: Header, fields, points) -> PointCloud2:
-    points = np.asarray(points)
-    point_step = max(f.offset + np.dtype(POINT_FIELD_TYPES[f.datatype]).itemsize for f in fields)
-    dt = _cloud_dtype(fields, point_step, False)
-    records = np.zeros(len(points), dtype=dt)
-    for i, f in enumerate(fields):
-        records[f.name] = points[f.name] if points.dtype.names else points[:, i]
-    cloud = PointCloud2(header=header, height=1, width=len(records), fields=list(fields),
-                        is_bigendian=False, point_step=point_step, row_step=point_step * len(records),
-                        is_dense=False)
-    cloud.data = records.tobytes()
-    return cloud
-
-
-try:  # a real ROS 2 install
-    from cv_bridge import CvBridge
-
-    _BRIDGE = CvBridge()
-
-    def image_to_array(msg: Image) -> np.ndarray:
-        return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
-
-    def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None) -> Image:
-        return _BRIDGE.cv2_to_imgmsg(arr, encoding=encoding, header=header)
-
-    IMAGE_BACKEND = "cv_bridge"
-except ImportError:
-    image_to_array = _own_image_to_array
-    array_to_image = _own_array_to_image
-    IMAGE_BACKEND = "xdrcdepth_ros.conversions"
-
-try:
-    from sensor_msgs_py import point_cloud2 as _pc2
-
-    def read_points(cloud: PointCloud2, field_names=None) -> np.ndarray:
-        return _pc2.read_points(cloud, field_names=field_names, skip_nans=False)
-
-    def create_cloud(header: Header, fields, points) -> PointCloud2:
-        return _pc2.create_cloud(header, fields, points)
-
-    CLOUD_BACKEND = "sensor_msgs_py"
-except ImportError:
-    read_points = _own_read_points
-    create_cloud = _own_create_cloud
-    CLOUD_BACKEND = "xdrcdepth_ros.conversions"
+def create_cloud(header: Header, fields, points) -> PointCloud2:
+    """A PointCloud2 of a structured array (with its record size as ``point_step``) or an N x k array."""
+    step = points.dtype.itemsize if isinstance(points, np.ndarray) and points.dtype.names else None
+    return _point_cloud2.create_cloud(header, fields, points, point_step=step)
 
 
 # --- validated conversions the node uses --------------------------------------------------------------
@@ -147,7 +92,7 @@ def rgb_from_image(msg: Image) -> np.ndarray:
     if msg.encoding not in RGB_SOURCES:
         raise BadInput("unsupported_encoding",
                        f"image encoding '{msg.encoding}' (supported: {', '.join(RGB_SOURCES)})")
-    _, channels = IMAGE_ENCODINGS[msg.encoding]
+    channels = RGB_SOURCES[msg.encoding]
     if msg.width == 0 or msg.height == 0:
         raise BadInput("bad_image", f"empty image {msg.width}x{msg.height}")
     if msg.step < msg.width * channels:
@@ -204,12 +149,15 @@ def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
     if len(set(names)) != len(names):
         raise BadInput("radar_bad_fields", f"duplicate field names {names}")
     for f in cloud.fields:
-        if f.datatype not in POINT_FIELD_TYPES or f.count != 1:
+        if f.datatype not in POINT_FIELD_TYPES or f.count < 1:
             raise BadInput("radar_bad_fields", f"field {f.name}: datatype {f.datatype}, count {f.count}")
-        if f.offset + np.dtype(POINT_FIELD_TYPES[f.datatype]).itemsize > cloud.point_step:
+        if f.offset + f.count * np.dtype(POINT_FIELD_TYPES[f.datatype]).itemsize > cloud.point_step:
             raise BadInput("radar_bad_fields", f"field {f.name} at {f.offset} overruns point_step "
                                                f"{cloud.point_step}")
     by_name = {f.name: f for f in cloud.fields}
+    multi = [name for name in ("x", "y", "z", *feature_names) if name in by_name and by_name[name].count != 1]
+    if multi:  # other fields may have count > 1 (read as name_0 .. name_k by point_cloud2, unused here)
+        raise BadInput("radar_bad_fields", f"fields {multi} have count > 1")
     missing = [c for c in ("x", "y", "z") if c not in by_name]
     if missing:
         raise BadInput("radar_missing_xyz", f"no field {', '.join(missing)} in {names}")
@@ -220,7 +168,10 @@ def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
         raise BadInput("radar_truncated",
                        f"{len(cloud.data)} data bytes < row_step {cloud.row_step} x height {cloud.height}")
     present = [name for name in feature_names if name in by_name]
-    records = read_points(cloud, ["x", "y", "z", *present]) if n else None
+    try:
+        records = read_points(cloud, ["x", "y", "z", *present]) if n else None
+    except (AssertionError, ValueError, TypeError) as exc:  # e.g. overlapping fields, sub-field name clash
+        raise BadInput("radar_bad_fields", f"unreadable field layout: {exc}") from None
     if records is None or len(records) == 0:
         return np.zeros((0, 3)), {}, 0
     xyz = np.stack([records[c].astype(np.float64) for c in ("x", "y", "z")], axis=1)
