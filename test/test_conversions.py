@@ -55,6 +55,7 @@ def test_mono8_replicates_grey():
     (lambda m: setattr(m, "data", bytes(m.data)[:-1]), "truncated_image"),
     (lambda m: setattr(m, "step", 8), "bad_image"),
     (lambda m: setattr(m, "width", 0), "bad_image"),
+    (lambda m: setattr(m, "encoding", "rgb16"), "unsupported_encoding"),
 ])
 def test_bad_images_are_rejected_with_reason(mutate, reason):
     msg = raw_image(RGB, "rgb8")
@@ -171,9 +172,53 @@ def test_big_endian_and_organised_padded_cloud():
                             PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, count=1)
                             for i, c in enumerate("xyz")])
     cloud.data = data.tobytes()
-    if conv.CLOUD_BACKEND == "xdrcdepth_ros.conversions":   # sensor_msgs_py ignores row_step padding
-        xyz, _, _ = conv.radar_from_cloud(cloud, (), 100)
-        np.testing.assert_array_equal(xyz, [[1.5, -2, 0.25], [3, 4, 5], [6, 7, 8], [9, 10, 11]])
+    xyz, _, _ = conv.radar_from_cloud(cloud, (), 100)   # rows compacted first: either backend reads them
+    np.testing.assert_array_equal(xyz, [[1.5, -2, 0.25], [3, 4, 5], [6, 7, 8], [9, 10, 11]])
+
+
+def test_count_fields_beside_xyz_are_fine_but_not_for_xyz():
+    """sensor_msgs_py reads a count-3 field as name_0..name_2: a radar with such an extra field works;
+    x/y/z or a model feature with count > 1 is a bad layout (it used to be read as one value)."""
+    rec = np.zeros(2, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("cov", "<f4", (3,)), ("rcs", "<f4")])
+    rec["x"], rec["y"], rec["z"], rec["rcs"] = [1, 2], [3, 4], [5, 6], [7, 8]
+    fields = [PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, c in enumerate("xyz")]
+    fields += [PointField(name="cov", offset=12, datatype=PointField.FLOAT32, count=3),
+               PointField(name="rcs", offset=24, datatype=PointField.FLOAT32, count=1)]
+    cloud = PointCloud2(header=Header(frame_id="radar"), height=1, width=2, fields=fields, point_step=28,
+                        row_step=56, is_bigendian=sys.byteorder == "big")
+    cloud.data = rec.tobytes()
+    xyz, feats, _ = conv.radar_from_cloud(cloud, ("rcs",), 100)
+    np.testing.assert_array_equal(xyz, [[1, 3, 5], [2, 4, 6]])
+    np.testing.assert_array_equal(feats["rcs"], [7, 8])
+    fields[0] = PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=3)
+    cloud.fields = fields
+    with pytest.raises(BadInput) as err:
+        conv.radar_from_cloud(cloud, ("rcs",), 100)
+    assert err.value.reason == "radar_bad_fields"
+
+
+def test_padded_records_survive_a_backend_without_default_point_step(monkeypatch):
+    """sensor_msgs_py before 5.9.1 (Kilted ships 5.5) sizes a structured array's records from the fields
+    unless point_step is passed: the wrapper passes the record size, so padded radar records work."""
+    from xdrcdepth_ros.standins import point_cloud2 as standin
+
+    class Kilted55:
+        read_points = staticmethod(standin.read_points)
+
+        @staticmethod
+        def create_cloud(header, fields, points, point_step=None):
+            if isinstance(points, np.ndarray) and points.dtype.names and point_step is None:
+                point_step = standin.dtype_from_fields(fields).itemsize      # no #295 default
+            return standin.create_cloud(header, fields, points, point_step)
+
+    monkeypatch.setattr(conv, "_point_cloud2", Kilted55)
+    padded = np.zeros(3, dtype={"names": ["x", "y", "z"], "formats": ["<f4"] * 3, "offsets": [0, 4, 8],
+                                "itemsize": 16})
+    padded["x"] = [1, 2, 3]
+    cloud = conv.structured_to_cloud(Header(frame_id="radar"), padded)
+    assert cloud.point_step == 16
+    xyz, _, _ = conv.radar_from_cloud(cloud, (), 100)
+    np.testing.assert_array_equal(xyz[:, 0], [1, 2, 3])
 
 
 @pytest.mark.parametrize("make,reason", [
