@@ -189,3 +189,15 @@ def test_subscription_qos_matches_every_publisher():
     for publishers, expected in cases:
         qos = subscription_qos(publishers)
         assert (qos.reliability, qos.durability) == expected
+
+
+def test_missing_foxglove_sdk_is_a_clear_startup_error(ros_domain_id):
+    """foxglove-sdk has no rosdep key: without it the viewer says what to install and exits 1 ("cannot
+    start"), instead of an ImportError traceback; the other processes of a launch graph are unaffected."""
+    code = ("import sys; sys.modules['foxglove'] = None\n"
+            "from xdrcdepth_ros.tools.foxglove_viewer import main\n"
+            "sys.exit(main(['foxglove_viewer']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "cannot start: foxglove-sdk is not installed" in result.stderr
+    assert "pip install foxglove-sdk" in result.stderr and "Traceback" not in result.stderr

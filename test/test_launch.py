@@ -216,7 +216,15 @@ def test_rviz_config_shows_the_node_topics():
     displays = {d["Name"]: d for d in manager["Displays"]}
     topics = {name: d["Topic"]["Value"] for name, d in displays.items() if "Topic" in d}
     assert topics == {"Camera": "/image", "Camera (compressed)": "/image/compressed",
-                      "Depth (colorized)": "/depth/colorized", "Radar points": "/radar/points"}
+                      "Depth (metric)": "/depth/image", "Depth (colorized)": "/depth/colorized",
+                      "Radar points": "/radar/points"}
+    # a nuScenes replay has image/compressed only: the raw display would wait forever, so it is off
+    assert displays["Camera"]["Enabled"] is False and displays["Camera"]["Value"] is False
+    assert displays["Camera (compressed)"]["Enabled"] is True
+    # the metric depth (32FC1 m) as an image: Normalize Range, as image_pipeline's depth configs do
+    metric = displays["Depth (metric)"]
+    assert metric["Class"] == "rviz_default_plugins/Image" and metric["Normalize Range"] is True
+    assert metric["Enabled"] is True
     cloud = displays["Depth cloud"]
     assert cloud["Class"] == "rviz_default_plugins/DepthCloud" and cloud["Depth Map Topic"] == "/depth/image"
     assert displays["TF"]["Class"] == "rviz_default_plugins/TF"
