@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 IMAGE_HW = (160, 320)          # 1600 x 900 CAM_FRONT scaled by 0.2 (and cropped to 160 rows)
 CAMERA, RADAR = "CAM_FRONT", "RADAR_FRONT"
 S = 1_000_000_000
+OUTPUT_TOPICS = {"depth": "depth/image", "info": "depth/camera_info", "colorized": "depth/colorized",
+                 "saliency": "depth/saliency", "points": "depth/points", "diag": "/diagnostics"}
 
 
 def make_checkpoint(path: Path, input_hw: tuple[int, int] = IMAGE_HW) -> Path:
@@ -176,7 +178,8 @@ class NodeProcess:
 class Rig:
     """Publishers for the node's inputs and TF, subscribers to all its outputs, in this process."""
 
-    def __init__(self, compressed=False, radar_topics=("radar/points",), input_qos=10):
+    def __init__(self, compressed=False, radar_topics=("radar/points",), input_qos=10,
+                 outputs=("depth", "info", "colorized", "saliency", "points")):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("depth_node_test_rig", context=self.context)
@@ -190,16 +193,18 @@ class Rig:
         from tf2_msgs.msg import TFMessage
         self.tf_pub = n.create_publisher(TFMessage, "/tf", TF_QOS)
         self.tf_static_pub = n.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
-        self.received = {k: [] for k in ("depth", "info", "colorized", "saliency", "points", "diag")}
+        self.received = {k: [] for k in OUTPUT_TOPICS}
         from diagnostic_msgs.msg import DiagnosticArray
-        self.subs = [
-            n.create_subscription(Image, "depth/image", self.received["depth"].append, OUTPUT_QOS),
-            n.create_subscription(CameraInfo, "depth/camera_info", self.received["info"].append, OUTPUT_QOS),
-            n.create_subscription(Image, "depth/colorized", self.received["colorized"].append, OUTPUT_QOS),
-            n.create_subscription(Image, "depth/saliency", self.received["saliency"].append, OUTPUT_QOS),
-            n.create_subscription(PointCloud2, "depth/points", self.received["points"].append, OUTPUT_QOS),
-            n.create_subscription(DiagnosticArray, "/diagnostics", self.received["diag"].append, 10),
-        ]
+        self.subs = [n.create_subscription(DiagnosticArray, "/diagnostics", self.received["diag"].append, 10)]
+        for name in outputs:
+            self.subscribe(name)
+
+    def subscribe(self, name: str):
+        """Subscribe to one of the node's outputs (``depth``, ``info``, ``colorized``, ``saliency``, ``points``)."""
+        msg_type = CameraInfo if name == "info" else PointCloud2 if name == "points" else Image
+        sub = self.node.create_subscription(msg_type, OUTPUT_TOPICS[name], self.received[name].append, OUTPUT_QOS)
+        self.subs.append(sub)
+        return sub
 
     def spin_until(self, cond, timeout: float, proc: NodeProcess | None = None) -> bool:
         end = time.monotonic() + timeout
@@ -216,8 +221,7 @@ class Rig:
 
     def wait_connected(self, proc: NodeProcess, outputs=("depth", "info"), timeout=60.0) -> None:
         """Until the node has subscribed to every input and publishes every wanted output."""
-        topics = {"depth": "depth/image", "info": "depth/camera_info", "colorized": "depth/colorized",
-                  "saliency": "depth/saliency", "points": "depth/points", "diag": "/diagnostics"}
+        topics = OUTPUT_TOPICS
         pubs = [self.image_pub, self.info_pub, *self.radar_pubs]
         subs = {s.topic_name.lstrip("/"): s for s in self.subs}
         ok = self.spin_until(lambda: all(p.get_subscription_count() > 0 for p in pubs) and all(
