@@ -77,3 +77,26 @@ def test_throttled_log_counts_suppressed():
     assert log.should_log("a", 4.9) == (False, 0)
     assert log.should_log("a", 5.0) == (True, 2)
     assert log.should_log("a", 6.0) == (False, 0)
+
+
+def test_idle_and_radar_stale_states():
+    """Lazy skipping reads OK "idle" (as image_pipeline nodes idle without subscribers); a camera-only
+    frame (radar_timeout passed) reads WARN "radar stale" naming the topics until a fused frame follows."""
+    s = NodeStats(now=0.0, image_topic="/image")
+    s.received("/image", 0.5)
+    s.matched(0.5)
+    s.skipped_idle()
+    st = s.status(0.6, "n", "cpu", "m")
+    assert (st.level, st.message) == (DiagnosticStatus.OK, "idle: no subscriber to any output (inference skipped)")
+    assert status_values(st)["frames skipped (no subscribers)"] == "1"
+    s.matched(0.7)
+    s.published(0.8, 0.1, 0.05, radar_stale=("/radar/front", "/radar/left"))
+    st = s.status(0.9, "n", "cpu", "m")
+    assert st.level == DiagnosticStatus.WARN
+    assert st.message == "radar stale: camera-only depth (no cloud from /radar/front, /radar/left)"
+    v = status_values(st)
+    assert v["camera-only frames (radar stale)"] == "1" and v["radar stale topics"] == "/radar/front, /radar/left"
+    s.published(1.0, 0.1, 0.05)
+    st = s.status(1.1, "n", "cpu", "m")
+    assert st.level == DiagnosticStatus.OK and status_values(st)["radar stale topics"] == ""
+    assert status_values(st)["camera-only frames (radar stale)"] == "1"
