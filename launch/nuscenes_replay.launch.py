@@ -1,7 +1,7 @@
 """Replay a nuScenes rosbag2 through the depth node, with RViz2 and/or Foxglove to watch it.
 
 ``ros2 launch xdrcdepth_ros nuscenes_replay.launch.py bag:=/path/to/bag`` (a bag from
-``xdrcdepth_ros.nuscenes2bag``: /cam_front/image_rect_compressed, /cam_front/camera_info, /radar_front,
+``xdrcdepth_ros.bag.nuscenes2bag``: /cam_front/image_rect_compressed, /cam_front/camera_info, /radar_front,
 /tf, /tf_static). Plays the bag with ``ros2 bag play --clock`` under sim time, runs
 xdrcdepth.launch.py with the bag's topic names, opens RViz2 (use_rviz) and the Foxglove bridge
 (use_foxglove, ws://127.0.0.1:foxglove_port), optionally records the depth node's outputs and

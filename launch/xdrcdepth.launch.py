@@ -2,7 +2,7 @@
 
 Arguments (``name:=value``): params_file, use_sim_time, device, image_transport, image_topic,
 compressed_image_topic, camera_info_topic, radar_topic. Without ROS 2 launch installed, ``xdrcdepth launch xdrcdepth ...`` runs
-this same file (xdrcdepth_ros/launch_graph.py reads it) with the same arguments.
+this same file (xdrcdepth_ros/tools/launch_graph.py reads it) with the same arguments.
 """
 
 import os
