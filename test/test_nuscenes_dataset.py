@@ -6,6 +6,8 @@ ego origin with identity rotation, RADAR_FRONT_LEFT there too, turned 90 degrees
 above the origin. Key frame 0: radar at t = 1.00 s (ego x 10), camera at t = 1.05 s (ego x 10.5), LiDAR
 at t = 1.00 s. A point seen at sensor x = d at time t therefore
 lies at depth d + 10 t - 10.5 in the camera.
+
+With ``annotations=True`` the folder also holds two boxes (see :func:`build_folder`).
 """
 
 from pathlib import Path
@@ -35,8 +37,12 @@ def _radar_fields(xy, rcs):
     return fields
 
 
-def build_folder(root: Path, version: str = "v1.0-test") -> Path:
-    """Write the scene of the module docstring (2 samples; LiDAR only in sample 0) under ``root``."""
+def build_folder(root: Path, version: str = "v1.0-test", annotations: bool = False) -> Path:
+    """Write the scene of the module docstring (2 samples; LiDAR only in sample 0) under ``root``.
+
+    ``annotations``: a car (w 2, l 4, h 2 m, yaw 0) at global (30.5, 0, 0) in sample 0 and (31.5, 0.5, 0) in
+    sample 1 (velocity (2, 1) m/s), and a traffic cone (0.5 x 0.5 x 1 m) at (20, 2, 0) in sample 0 only.
+    """
     t = NuScenesTables()
     t.add_visibility_levels()
     cam = t.add_calibrated_sensor(t.add_sensor("CAM_FRONT", "camera"), [0, 0, 0], CAM_ROTATION, K)
@@ -75,6 +81,12 @@ def build_folder(root: Path, version: str = "v1.0-test") -> Path:
         path = reading(s0 if time_us <= 1_000_000 else s1, lidar, time_us, "LIDAR_TOP", key, "pcd.bin")
         path.parent.mkdir(parents=True, exist_ok=True)
         np.array([(*p, 1.0, 0.0) for p in points], dtype="<f4").tofile(path)
+    if annotations:
+        car = t.add_instance(t.add_category("vehicle.car"), token_for("instance", "car"))
+        cone = t.add_instance(t.add_category("movable_object.trafficcone"), token_for("instance", "cone"))
+        t.add_sample_annotation(s0, car, [30.5, 0, 0], [2, 4, 2], [1, 0, 0, 0], 1, 1)
+        t.add_sample_annotation(s1, car, [31.5, 0.5, 0], [2, 4, 2], [1, 0, 0, 0], 0, 1)
+        t.add_sample_annotation(s0, cone, [20, 2, 0], [0.5, 0.5, 1], [1, 0, 0, 0], 0, 1)
     t.write(root / version)
     return root
 

@@ -35,7 +35,10 @@ def test_cache_matches_the_dataset_and_resumes(folder, tmp_path, capsys):
     assert [f.stem for f in files] == [sample["token"]]
     assert not list(out.glob(".*.tmp"))
     with np.load(files[0], allow_pickle=False) as npz:
-        assert set(npz.files) == set(NPZ_KEYS)
+        assert set(npz.files) == set(NPZ_KEYS) | {"radar_confidence_gt"}  # 1 sweep: no depth_gt_single
+        assert npz["boxes"].shape == (0, 7) and npz["boxes"].dtype == np.float32  # no annotations
+        # the one GT pixel (29.5 m) is not within 0.4 m of the return at the same pixel (19.5 m)
+        assert npz["radar_confidence_gt"][25, 50] == 0 and np.count_nonzero(npz["radar_confidence_gt"] != 255) == 1
         assert npz["image"].dtype == np.uint8 and npz["image"].shape == (50, 100, 3)
         np.testing.assert_array_equal(npz["image"], sample["image"])
         assert npz["radar"].dtype == np.float32 and npz["depth_gt"].dtype == np.float32
@@ -58,12 +61,60 @@ def test_cache_matches_the_dataset_and_resumes(folder, tmp_path, capsys):
     assert rc == 0 and "1 written" in summary
     with np.load(files[0]) as npz:
         assert npz["depth_gt"][25, 50] == pytest.approx(20.0) and np.count_nonzero(npz["radar"][0]) == 3
+        assert npz["depth_gt_single"][25, 50] == pytest.approx(29.5) and np.count_nonzero(npz["depth_gt_single"]) == 1
+        assert np.count_nonzero(npz["depth_gt"]) == 2
 
     # a truncated cache file is recomputed
     files[0].write_bytes(files[0].read_bytes()[:100])
     rc, summary = _prepare(capsys, "--dataroot", folder, "--version", "v1.0-test", "--out", out,
                            "--lidar-sweeps", "3", "--radar-sweeps", "2")
     assert rc == 0 and "1 written" in summary
+
+
+def test_resize_boxes_and_confidence_options(tmp_path, capsys):
+    """Annotated hand-built folder (test_nuscenes_dataset.build_folder): the car's box in the 50 x 100 image is
+    x 50 +- 100 / 18 + 0.5, y 25 +- 100 / 18 + 0.5 (pixel-edge coordinates), range 20 m, velocity (2, 1) m/s."""
+    folder = build_folder(tmp_path / "annotated", annotations=True)
+    out = tmp_path / "cache"
+    args = ["--dataroot", folder, "--version", "v1.0-test", "--out", out]
+    rc, summary = _prepare(capsys, *args, "--resize", 25, 50, "--lidar-sweeps", 3)
+    assert rc == 0 and "1 written" in summary
+    (path,) = out.glob("*.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        assert set(npz.files) == set(NPZ_KEYS) | {"radar_confidence_gt", "depth_gt_single"}
+        settings = json.loads(str(npz["settings"]))
+        assert settings["resize"] == [25, 50] and settings["confidence_gt"] and settings["lidar_sweeps"] == 3
+        assert npz["image"].shape == (25, 50, 3) and npz["radar"].shape == (4, 25, 50)
+        for key in ("depth_gt", "depth_gt_single", "radar_confidence_gt"):
+            assert npz[key].shape == (25, 50)
+        np.testing.assert_allclose(npz["K"], [[50, 0, 24.75], [0, 50, 12.25], [0, 0, 1]])
+        d = 100 / 18
+        np.testing.assert_allclose(npz["boxes"][0], [(50 - d + 0.5) / 2, (25 - d + 0.5) / 2, (50 + d + 0.5) / 2,
+                                                     (25 + d + 0.5) / 2, 20, 2, 1], rtol=1e-6)
+        # GT (25, 50) 20 m and (25, 39) 9.5 m move to (12, 25) and (12, 19); both negatives (module test)
+        assert npz["depth_gt"][12, 25] == pytest.approx(20.0) and npz["depth_gt"][12, 19] == pytest.approx(9.5)
+        assert npz["depth_gt_single"][12, 25] == pytest.approx(29.5)
+        labels = npz["radar_confidence_gt"]
+        assert labels[12, 25] == 0 and labels[12, 19] == 0 and np.count_nonzero(labels != 255) == 2
+
+    rc, summary = _prepare(capsys, *args, "--resize", 25, 50, "--lidar-sweeps", 3)
+    assert rc == 0 and "0 written, 1 already cached" in summary
+    for changed in (["--resize", 25, 40, "--lidar-sweeps", 3], ["--lidar-sweeps", 3],
+                    ["--no-confidence-gt", "--lidar-sweeps", 3]):
+        rc, summary = _prepare(capsys, *args, *changed)
+        assert rc == 0 and "1 written" in summary, changed
+    with np.load(path, allow_pickle=False) as npz:
+        assert "radar_confidence_gt" not in npz.files and npz["image"].shape == (50, 100, 3)
+    # a file of these settings that lacks a key they ask for is rebuilt
+    rc, summary = _prepare(capsys, *args, "--lidar-sweeps", 3)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "depth_gt_single"}
+    np.savez(path, **arrays)
+    rc, summary = _prepare(capsys, *args, "--lidar-sweeps", 3)
+    assert rc == 0 and "1 written" in summary
+    with pytest.raises(SystemExit):
+        main(["prepare", *map(str, args), "--resize", "0", "10"])
+    assert "--resize: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
@@ -105,6 +156,10 @@ def test_prepare_real_samples_unchanged(nuscenes_samples, tmp_path, capsys):
         depth = npz["depth_gt"]
         assert np.count_nonzero(depth) == 3059 and 4.0 < depth[depth > 0].min() and depth.max() < 100.0
         assert npz["K"][0, 0] == pytest.approx(1266.417203046554)
+        assert npz["boxes"].shape == (0, 7)  # the real samples carry no annotations
+        labels = npz["radar_confidence_gt"]  # every return gets a 101 x 301 patch at 900 x 1600
+        np.testing.assert_array_equal(labels != 255, depth > 0)
+        assert (labels == 1).sum() == 165 and (labels == 0).sum() == 2894
 
     rc, summary = _prepare(capsys, "--dataroot", root, "--version", "v1.0-mini", "--out", out,
                            "--split", "mini_train", "--allow-missing-lidar", "--no-radar-filters")

@@ -320,3 +320,49 @@ def test_prepare_cache_matches_the_renderer(folders, tmp_path):
     # radar: range sigma 0.15 m, no elevation (returns at the radar's height), clutter and ghosts included
     assert len(radar_errors) > 30
     assert np.median(np.abs(radar_errors)) < 0.5, np.sort(np.abs(radar_errors))
+
+
+def test_prepare_targets_agree_with_the_devkit(folders, nusc, tmp_path):
+    """prepare's extra keys on a synthetic folder: exact depth copied, two LiDAR ground truths, boxes as the
+    devkit projects them (boxes wholly in front of the camera), velocities rotated into the ego frame as the
+    devkit would, confidence labels only where depth_gt has depth."""
+    from nuscenes.utils.geometry_utils import BoxVisibility, view_points
+    from pyquaternion import Quaternion
+
+    from xdrcdepth_core.data.boxes import BOX_CATEGORIES
+
+    caches = {}
+    for sweeps in (1, 3):
+        caches[sweeps] = tmp_path / f"cache{sweeps}"
+        assert cli_main(["prepare", "--dataroot", str(folders["clear"]), "--version", "v1.0-mini",
+                         "--out", str(caches[sweeps]), "--lidar-sweeps", str(sweeps)]) == 0
+    compared = positives = 0
+    for path in sorted(caches[3].glob("*.npz")):
+        npz, single = np.load(path), np.load(caches[1] / path.name)
+        assert "depth_gt_single" not in single.files
+        np.testing.assert_array_equal(npz["depth_gt_single"], single["depth_gt"])
+        assert np.count_nonzero(npz["depth_gt"]) > 1.5 * np.count_nonzero(single["depth_gt"])
+        cam = nusc.get("sample", str(npz["token"]))["data"]["CAM_FRONT"]
+        np.testing.assert_array_equal(npz["depth_exact"], np.load(folders["clear"] / "exact_depth" / f"{cam}.npy"))
+        labels = npz["radar_confidence_gt"]
+        assert set(np.unique(labels)) <= {0, 1, 255}
+        np.testing.assert_array_equal(labels != 255, npz["depth_gt"] > 0)
+        positives += int((labels == 1).sum())
+
+        _, boxes, K = nusc.get_sample_data(cam, box_vis_level=BoxVisibility.ANY)
+        ego = nusc.get("ego_pose", nusc.get("sample_data", cam)["ego_pose_token"])
+        h, w = npz["image"].shape[:2]
+        ours = npz["boxes"]
+        for box in boxes:
+            corners = box.corners()
+            if box.name not in BOX_CATEGORIES or corners[2].min() < 0.1:
+                continue
+            uv = view_points(corners, K, normalize=True)[:2] + 0.5
+            rect = [max(uv[0].min(), 0), max(uv[1].min(), 0), min(uv[0].max(), w), min(uv[1].max(), h)]
+            match = ours[np.abs(ours[:, 4] - np.linalg.norm(box.center)) < 1e-3]
+            assert len(match) == 1, box
+            np.testing.assert_allclose(match[0, :4], rect, atol=1e-3)
+            velocity = Quaternion(ego["rotation"]).inverse.rotate(nusc.box_velocity(box.token))
+            np.testing.assert_allclose(match[0, 5:], np.nan_to_num(velocity[:2]), atol=1e-4)
+            compared += 1
+    assert compared >= 5 and positives > 100

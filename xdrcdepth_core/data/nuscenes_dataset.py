@@ -8,6 +8,18 @@ the chosen camera whose sample also has the requested radar key frames (and ``LI
     {"image": H x W x 3 uint8 RGB, "radar": C x H x W float32 (ch 0 = depth m, 0 = empty),
      "depth_gt": H x W float32 (m, 0 = no GT), "K": 3 x 3 float64, "token": sample token}
 
+and, when asked for:
+
+* ``depth_gt_single`` (H x W float32) with ``lidar_sweeps`` > 1: the key-frame sweep alone (the evaluation GT;
+  ``depth_gt`` is then the accumulated training GT);
+* ``boxes`` (N x 7 float32, ``boxes=True``): annotated boxes in the image (:mod:`.boxes`), 0 x 7 when none;
+* ``radar_confidence_gt`` (H x W uint8, ``confidence_gt=True``): CaFNet's radar-confidence labels
+  (:mod:`.radar_confidence`: 1 positive, 0 negative, 255 ignore) against ``depth_gt``;
+* ``depth_exact`` (H x W float32, ``exact_depth=True``): the renderer's depth
+  ``<dataroot>/exact_depth/<camera sample_data token>.npy`` of synthetic folders, absent where there is none.
+
+All maps are made at the camera's resolution; ``transform`` (e.g. a resize) then moves them together.
+
 Splits: a name of ``nuscenes.utils.splits.create_splits_scenes()`` (``train``, ``val``, ``mini_train``, ...)
 selects its scenes that exist in the folder; if none of them exists (synthetic folders have their own scene
 names) all scenes are used and :attr:`NuScenesDepthDataset.split_fallback` says so. ``None``/``"all"``
@@ -18,14 +30,18 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
+from .boxes import BOX_CATEGORIES, box_rectangles, box_table, camera_boxes, is_confidence_category, points_in_boxes
+from .geometry import project_points
 from .lidar import EGO_BODY_RADIUS, lidar_depth_map
-from .nuscenes_sweeps import lidar_points_in_camera, radar_points_in_camera
-from .radar import DEFAULT_CHANNELS, rasterize_radar
+from .nuscenes_sweeps import lidar_sweeps_in_camera, radar_points_in_camera
+from .radar import DEFAULT_CHANNELS, nearest_per_pixel, rasterize_radar
+from .radar_confidence import BOX_TOLERANCE, radar_confidence_gt
 
 LOG = logging.getLogger(__name__)
 LIDAR = "LIDAR_TOP"
@@ -38,6 +54,17 @@ def read_rgb_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{path}: cannot read image ({exc})") from None
+
+
+def read_exact_depth(path: str | os.PathLike, image_hw: tuple[int, int]) -> np.ndarray:
+    """H x W float32 renderer depth from a ``.npy``; ``ValueError`` naming the file if unreadable or mis-sized."""
+    try:
+        depth = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: cannot read exact depth ({exc})") from None
+    if depth.shape != tuple(image_hw):
+        raise ValueError(f"{path}: exact depth of shape {depth.shape}, image is {tuple(image_hw)}")
+    return depth.astype(np.float32, copy=False)
 
 
 def split_scene_names(nusc, split: str | Sequence[str] | None) -> tuple[list[str], bool]:
@@ -69,6 +96,7 @@ class NuScenesDepthDataset:
     ``radar_sweeps`` counts the radar key frame and its previous sweeps; ``lidar_sweeps`` counts LiDAR
     sweeps centred on the key frame (1 = the single key-frame sweep, the evaluation GT). ``transform``
     maps each sample dict to another (e.g. :class:`~xdrcdepth_core.data.sample_transforms.Crop`).
+    ``boxes``, ``confidence_gt`` and ``exact_depth`` add the optional keys of the module docstring.
     """
 
     def __init__(self, dataroot: str | os.PathLike, version: str = "v1.0-mini",
@@ -76,7 +104,8 @@ class NuScenesDepthDataset:
                  radar_sensors: Sequence[str] = ("RADAR_FRONT",), radar_sweeps: int = 1, lidar_sweeps: int = 1,
                  radar_channels: Sequence[str] = DEFAULT_CHANNELS, disable_radar_filters: bool = False,
                  require_lidar: bool = True, ego_radius: float = EGO_BODY_RADIUS,
-                 transform: Callable[[dict], dict] | None = None, nusc=None) -> None:
+                 transform: Callable[[dict], dict] | None = None, nusc=None, boxes: bool = False,
+                 confidence_gt: bool = False, exact_depth: bool = False) -> None:
         if radar_sweeps < 1 or lidar_sweeps < 1:
             raise ValueError(f"sweep counts must be >= 1, got radar {radar_sweeps}, LiDAR {lidar_sweeps}")
         if nusc is None:
@@ -93,6 +122,9 @@ class NuScenesDepthDataset:
         self.require_lidar = require_lidar
         self.ego_radius = ego_radius
         self.transform = transform
+        self.boxes = boxes
+        self.confidence_gt = confidence_gt
+        self.exact_depth = exact_depth
         self.scene_names, self.split_fallback = split_scene_names(nusc, split)
         self.sample_tokens: list[str] = []
         #: samples of the chosen scenes left out because a required channel is missing
@@ -129,9 +161,33 @@ class NuScenesDepthDataset:
                                        self.radar_sweeps, self.disable_radar_filters)
         raster = rasterize_radar(radar.xyz, radar.fields, K, hw, self.radar_channels)
         if LIDAR in data:
-            lidar = lidar_points_in_camera(self.nusc, data[LIDAR], camera_token, self.lidar_sweeps, self.ego_radius)
-            depth_gt = lidar_depth_map(lidar, K, hw)
+            sweeps = lidar_sweeps_in_camera(self.nusc, data[LIDAR], camera_token, self.lidar_sweeps,
+                                            self.ego_radius)
+            depth_gt = lidar_depth_map(np.concatenate(sweeps), K, hw)
+            depth_single = lidar_depth_map(sweeps[0], K, hw) if self.lidar_sweeps > 1 else None
         else:
             depth_gt = np.zeros(hw, dtype=np.float32)
+            depth_single = depth_gt.copy() if self.lidar_sweeps > 1 else None
         sample = {"image": image, "radar": raster, "depth_gt": depth_gt, "K": K, "token": token}
+        if depth_single is not None:
+            sample["depth_gt_single"] = depth_single
+        if self.boxes or self.confidence_gt:
+            boxes = camera_boxes(self.nusc, camera_token)
+            rects, visible = box_rectangles(boxes.corners(), K, hw)
+            if self.boxes:
+                keep = visible & np.array([c in BOX_CATEGORIES for c in boxes.categories], dtype=bool)
+                sample["boxes"] = box_table(boxes, rects, keep)
+            if self.confidence_gt:
+                # the returns of the raster: projected as rasterize_radar does, the nearest per pixel
+                uv, depth, keep = project_points(radar.xyz, K, hw)
+                rows, cols = np.floor(uv[:, 1] + 0.5).astype(np.int64), np.floor(uv[:, 0] + 0.5).astype(np.int64)
+                win = nearest_per_pixel(rows * hw[1] + cols, depth)
+                candidates = np.array([is_confidence_category(c) for c in boxes.categories], dtype=bool)
+                owner = points_in_boxes(radar.xyz[keep][win], boxes, candidates, BOX_TOLERANCE)
+                sample["radar_confidence_gt"] = radar_confidence_gt(rows[win], cols[win], depth[win], owner,
+                                                                    rects, visible, depth_gt)
+        if self.exact_depth:
+            path = Path(self.nusc.dataroot) / "exact_depth" / f"{camera_token}.npy"
+            if path.is_file():
+                sample["depth_exact"] = read_exact_depth(path, hw)
         return self.transform(sample) if self.transform else sample

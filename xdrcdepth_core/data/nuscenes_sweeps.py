@@ -63,10 +63,10 @@ def radar_points_in_camera(nusc, radar_tokens: Sequence[str], camera_token: str,
     return RadarPoints.concatenate(parts)
 
 
-def lidar_points_in_camera(nusc, lidar_token: str, camera_token: str, n_sweeps: int = 1,
-                           ego_radius: float = EGO_BODY_RADIUS) -> np.ndarray:
-    """N x 3 LiDAR points in the camera's optical frame from ``n_sweeps`` sweeps centred on the key frame
-    (``(n_sweeps - 1) // 2`` before, the rest after); points on the ego car (``ego_radius``) are dropped."""
+def lidar_sweeps_in_camera(nusc, lidar_token: str, camera_token: str, n_sweeps: int = 1,
+                           ego_radius: float = EGO_BODY_RADIUS) -> list[np.ndarray]:
+    """One N_i x 3 array per LiDAR sweep in the camera's optical frame, the key frame first, then up to
+    ``(n_sweeps - 1) // 2`` earlier and the rest later sweeps; points on the ego car (``ego_radius``) dropped."""
     if n_sweeps < 1:
         raise ValueError(f"LiDAR sweeps must be >= 1, got {n_sweeps}")
     n_before = (n_sweeps - 1) // 2
@@ -75,4 +75,11 @@ def lidar_points_in_camera(nusc, lidar_token: str, camera_token: str, n_sweeps: 
         xyz = read_lidar_bin(nusc.get_sample_data_path(token))[:, :3]
         xyz = xyz[off_ego_mask(xyz, ego_radius)]
         parts.append(transform_points(camera_from_sensor(nusc, token, camera_token), xyz))
-    return np.concatenate(parts)
+    return parts
+
+
+def lidar_points_in_camera(nusc, lidar_token: str, camera_token: str, n_sweeps: int = 1,
+                           ego_radius: float = EGO_BODY_RADIUS) -> np.ndarray:
+    """N x 3 LiDAR points in the camera's optical frame from ``n_sweeps`` sweeps centred on the key frame
+    (``(n_sweeps - 1) // 2`` before, the rest after); points on the ego car (``ego_radius``) are dropped."""
+    return np.concatenate(lidar_sweeps_in_camera(nusc, lidar_token, camera_token, n_sweeps, ego_radius))

@@ -87,12 +87,18 @@ def scatter_nearest(rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, value
     if len(depth) == 0:
         return out
     pixel = rows.astype(np.int64) * w + cols.astype(np.int64)
+    winners = nearest_per_pixel(pixel, depth)
+    out.reshape(values.shape[0], -1)[:, pixel[winners]] = values[:, winners]
+    return out
+
+
+def nearest_per_pixel(pixel: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Indices of the entries that win their pixel (the smallest ``depth`` among those sharing a ``pixel``
+    index), in ascending pixel order: the entries :func:`scatter_nearest` writes."""
     order = np.lexsort((depth, pixel))  # by pixel, then nearest first
     first = np.ones(len(order), dtype=bool)
     first[1:] = pixel[order][1:] != pixel[order][:-1]
-    winners = order[first]
-    out.reshape(values.shape[0], -1)[:, pixel[winners]] = values[:, winners]
-    return out
+    return order[first]
 
 
 def rasterize_radar(points_cam: np.ndarray, features: Mapping[str, np.ndarray], K: np.ndarray,
