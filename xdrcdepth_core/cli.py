@@ -17,10 +17,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("xdrcdepth_core.benchmark", "time every model and the estimator; writes docs/benchmarks/"),
     "demo": ("xdrcdepth_core.demo", "run the student on a frame and write a colorized depth PNG"),
     "prepare": ("xdrcdepth_core.data.prepare", "precompute a .npz cache from a nuScenes-format folder"),
+    "train": ("xdrcdepth_core.train.command", "train a model (teacher or student) from an experiment YAML"),
+    "teacher-cache": ("xdrcdepth_core.train.teacher_cache", "cache a frozen teacher's depths and Grad-CAM maps"),
+    "eval": ("xdrcdepth_core.evaluation.command", "metric table of a checkpoint with baselines, panels, JSON"),
+    "build-data": ("xdrcdepth_core.experiments.benchmark_data", "render and prepare the synthetic benchmark "
+                   "(train/val/test) from a data config"),
+    "ablate": ("xdrcdepth_core.experiments.ablation", "run the KD ablation (resumable jobs) and write its report"),
     "synth": ("xdrcdepth_core.data.synthetic.command", "write a synthetic nuScenes-format folder"),
-    "nuscenes2bag": ("xdrcdepth_ros.nuscenes2bag", "convert a nuScenes-format folder into one rosbag2 per scene"),
-    "launch": ("xdrcdepth_ros.launcher", "run a launch graph (node + tools) from its YAML, no ros2 launch needed"),
-    "replay-demo": ("xdrcdepth_ros.replay_demo", "replay a nuScenes scene through the depth node (launch graph), "
+    "nuscenes2bag": ("xdrcdepth_ros.bag.nuscenes2bag", "convert a nuScenes-format folder into one rosbag2 per scene"),
+    "launch": ("xdrcdepth_ros.tools.launcher", "run a launch graph (node + tools) from its .launch.py file, no ros2 launch needed"),
+    "replay-demo": ("xdrcdepth_ros.bag.replay_demo", "replay a nuScenes scene through the depth node (launch graph), "
                     "record it and write depth pictures"),
 }
 

@@ -13,7 +13,6 @@ evaluates; ``exact`` is the synthetic renderer's dense depth (``depth_exact``).
 from __future__ import annotations
 
 import math
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from xdrcdepth_core.data.cache_dataset import read_cache_file
 from xdrcdepth_core.evaluation.baselines import constant_depth, radar_nearest_depth
 from xdrcdepth_core.metrics import DEFAULT_CAPS, MetricAccumulator
 
@@ -38,15 +38,6 @@ def cache_files(folder: str | Path, limit: int = 0) -> list[Path]:
     if not files:
         raise ValueError(f"{folder}: no .npz files (make them with `xdrcdepth prepare`)")
     return files[:limit] if limit > 0 else files
-
-
-def read_cache_file(path: Path) -> dict:
-    """All arrays of one cache file (no pickles); ``ValueError`` naming the file if it is unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{path}: unreadable cache file ({exc})") from None
 
 
 def ground_truth(sample: dict, name: str) -> np.ndarray | None:

@@ -1,0 +1,64 @@
+"""Experiment configs: defaults, YAML, overrides, typos and bad values named; LR schedule by hand."""
+
+import subprocess
+import sys
+
+import pytest
+
+from xdrcdepth_core.train.config import ConfigError, parse_override, resolve_config
+from xdrcdepth_core.train.schedule import lr_factor
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_over_defaults_and_overrides(tmp_path):
+    path = _write(tmp_path, "model: {name: cafnet, bts_size: 64}\ndata: {train: /c/train, input_hw: [64, 128]}\n"
+                            "losses:\n  - {name: depth_l1, weight: 1.0}\n  - {name: dkd, weight: 0.5, bins: 16}\n")
+    cfg = resolve_config(path, ["optim.epochs=3", "data.augment.hflip=0.0", "model.width=2"])
+    assert cfg["name"] == "exp" and cfg["out"] == "runs/exp"
+    assert cfg["model"] == {"name": "cafnet", "bts_size": 64, "width": 2}
+    assert cfg["data"]["input_hw"] == [64, 128] and cfg["data"]["val"] is None
+    assert cfg["data"]["augment"] == {"hflip": 0.0, "color": 0.1}
+    assert cfg["optim"]["epochs"] == 3 and cfg["optim"]["lr"] == 2e-4     # default kept
+    assert cfg["losses"][1] == {"name": "dkd", "weight": 0.5, "bins": 16}
+
+
+@pytest.mark.parametrize("text,override,message", [
+    ("data: {train: x}\noptim: {epoch: 3}\n", None, "optim.epoch"),
+    ("data: {train: x}\n", "optim.lr=-1", "optim.lr"),
+    ("data: {train: x, input_hw: [60, 128]}\n", None, "input_hw"),
+    ("data: {train: x}\n", "precision=fp8", "precision"),
+    ("data: {train: x}\nlosses: []\n", None, "losses"),
+    ("model: {bts_size: 3}\n", None, "data.train"),
+])
+def test_bad_configs_name_the_key(tmp_path, text, override, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        resolve_config(_write(tmp_path, text), [override] if override else [])
+
+
+def test_parse_override_values_are_yaml():
+    assert parse_override("a.b=[1, 2]") == {"a": {"b": [1, 2]}}
+    assert parse_override("x=true") == {"x": True}
+    with pytest.raises(ConfigError):
+        parse_override("novalue")
+
+
+def test_poly_schedule_by_hand():
+    # (1 - 0.1) * (1 - 5/10) ** 0.9 + 0.1 = 0.9 * 0.535886731 + 0.1
+    assert lr_factor(5, 10, "poly", 0.9, 0.1) == pytest.approx(0.9 * 0.5 ** 0.9 + 0.1)
+    assert lr_factor(0, 10, "poly") == pytest.approx(1.0)
+    assert lr_factor(10, 10, "poly") == pytest.approx(0.1)
+    assert lr_factor(0, 10, "constant", warmup_steps=4) == pytest.approx(0.25)
+    assert lr_factor(7, 10, "constant", warmup_steps=4) == 1.0
+
+
+def test_cli_bad_config_one_line_exit_2(tmp_path):
+    path = _write(tmp_path, "data: {train: x}\noptim: {batchsize: 2}\n")
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "train", "--config", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "optim.batchsize" in proc.stderr

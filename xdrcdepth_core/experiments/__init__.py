@@ -1,0 +1,1 @@
+"""Experiments: the synthetic benchmark data and the KD ablation."""

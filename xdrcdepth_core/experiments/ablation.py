@@ -1,0 +1,208 @@
+"""``xdrcdepth ablate --config config/ablation/synthetic.yaml``: the KD ablation as resumable jobs.
+
+The ablation config names a data config (:mod:`.benchmark_data`), a teacher experiment, a student base
+experiment and the variants (rows). Each run is its own job in ``<out>/<variant>/seed<k>/``:
+
+1. the teacher is trained once (``<out>/teacher``), then its outputs are cached for the training set
+   (``xdrcdepth teacher-cache``) so response / D-KD / X-KD / confidence losses do not pay its forward;
+2. each student run is ``xdrcdepth train --config <run>/experiment.yaml --resume`` (student base +
+   the variant's model options and extra losses + seed), then ``xdrcdepth eval`` on the test split
+   (single-sweep LiDAR and the renderer's exact depth) into ``<run>/test.json``.
+
+A run with ``test.json`` is finished and skipped; an interrupted one resumes from its ``last.pt``. Every
+finished run's numbers are also copied to ``results_dir/runs/<variant>__seed<k>.json`` (committed), so
+the report (:mod:`.ablation_report`) can be rebuilt on a machine that no longer has the run folders.
+``--only`` restricts to some variants, ``--dry-run`` lists the jobs and their state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, load_data_config
+
+#: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
+CACHEABLE_LOSSES = {"dkd", "xkd", "crkd_response", "confidence_kd", "dked_bounded", "lircdepth_interdepth"}
+
+
+def load_ablation_config(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read ablation config {path}: {exc}") from None
+    required = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants"}
+    missing = required - set(cfg or {})
+    if missing:
+        raise ValueError(f"{path}: missing keys {sorted(missing)}")
+    for name, variant in cfg["variants"].items():
+        unknown = set(variant) - {"seeds", "model", "losses", "optim", "description"}
+        if unknown:
+            raise ValueError(f"{path}: variant {name}: unknown keys {sorted(unknown)}")
+    return cfg
+
+
+def _python_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "xdrcdepth_core.cli", *args]
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    """Run a command, tee-ing its output to ``log``; raise naming the log on failure."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        f.write(f"\n$ {' '.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd[2:5])} ... failed (exit {proc.returncode}); see {log}")
+
+
+class Ablation:
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.out = Path(cfg["out"])
+        self.results_dir = Path(cfg["results_dir"])
+        self.paths = benchmark_paths(load_data_config(cfg["data"]))
+        self.data_override = {"data": {"train": str(self.paths["train"]), "val": str(self.paths["val"])}}
+
+    # -- teacher ---------------------------------------------------------------------------------------------
+    @property
+    def teacher_dir(self) -> Path:
+        return self.out / "teacher"
+
+    @property
+    def teacher_checkpoint(self) -> Path:
+        return self.teacher_dir / "best.pt"
+
+    @property
+    def teacher_cache_dir(self) -> Path:
+        return self.out / "teacher_cache"
+
+    def teacher_done(self) -> bool:
+        return (self.teacher_dir / "summary.json").is_file()
+
+    def train_teacher(self) -> None:
+        from xdrcdepth_core.train.config import dump_config, resolve_config
+
+        if not self.teacher_done():
+            cfg = resolve_config(self.cfg["teacher"], base={**self.data_override, "out": str(self.teacher_dir),
+                                                            "name": "teacher"})
+            experiment = self.teacher_dir / "experiment.yaml"
+            atomic_write_bytes(experiment, dump_config(cfg).encode())
+            _run(_python_cli("train", "--config", str(experiment), "--resume", "--no-progress"),
+                 self.teacher_dir / "log.txt")
+        test_json = self.teacher_dir / "test.json"
+        if not test_json.is_file():
+            self._evaluate(self.teacher_checkpoint, test_json, self.teacher_dir / "log.txt")
+        self._publish("teacher", 0, self.teacher_dir)
+        tc = self.cfg["teacher_cache"]
+        _run(_python_cli("teacher-cache", "--checkpoint", str(self.teacher_checkpoint), "--data",
+                         str(self.paths["train"]), "--out", str(self.teacher_cache_dir), "--layers",
+                         *tc["layers"], "--target", tc["target"]), self.teacher_dir / "log.txt")
+
+    # -- students --------------------------------------------------------------------------------------------
+    def runs(self, only: set[str] | None = None) -> list[tuple[str, int, Path]]:
+        return [(name, seed, self.out / name / f"seed{seed}") for name, variant in self.cfg["variants"].items()
+                if not only or name in only for seed in variant.get("seeds", [0])]
+
+    def student_config(self, name: str, seed: int, run_dir: Path) -> dict:
+        from xdrcdepth_core.train.config import resolve_config
+
+        variant = self.cfg["variants"][name]
+        base = resolve_config(self.cfg["student"], base=self.data_override)
+        losses = base["losses"] + copy.deepcopy(variant.get("losses", []))
+        kd = [entry["name"] for entry in variant.get("losses", [])]
+        teacher = {"checkpoint": str(self.teacher_checkpoint), "cache": None}
+        if kd and all(n in CACHEABLE_LOSSES for n in kd):
+            teacher["cache"] = str(self.teacher_cache_dir)
+        override = {"name": f"{name}__seed{seed}", "out": str(run_dir), "seed": seed, "losses": losses,
+                    "teacher": teacher, "model": {**base["model"], **variant.get("model", {})},
+                    "optim": {**base["optim"], **variant.get("optim", {})}}
+        return resolve_config(self.cfg["student"], base={**self.data_override, **override})
+
+    def train_student(self, name: str, seed: int, run_dir: Path) -> None:
+        from xdrcdepth_core.train.config import dump_config
+
+        if (run_dir / "test.json").is_file():
+            self._publish(name, seed, run_dir)
+            return
+        cfg = self.student_config(name, seed, run_dir)
+        experiment = run_dir / "experiment.yaml"
+        atomic_write_bytes(experiment, dump_config(cfg).encode())
+        log = run_dir / "log.txt"
+        if not (run_dir / "summary.json").is_file():
+            _run(_python_cli("train", "--config", str(experiment), "--resume", "--no-progress"), log)
+        self._evaluate(run_dir / "best.pt", run_dir / "test.json", log)
+        self._publish(name, seed, run_dir)
+
+    # -- shared ----------------------------------------------------------------------------------------------
+    def _evaluate(self, checkpoint: Path, out_json: Path, log: Path) -> None:
+        _run(_python_cli("eval", "--checkpoint", str(checkpoint), "--data", str(self.paths["test"]),
+                         "--gt", "auto", "exact", "--json", str(out_json)), log)
+
+    def _publish(self, name: str, seed: int, run_dir: Path) -> None:
+        """Copy a finished run's numbers (test metrics, history, config, timing) to the committed results."""
+        record = {"variant": name, "seed": seed, "test": json.loads((run_dir / "test.json").read_text()),
+                  "history": json.loads((run_dir / "history.json").read_text()),
+                  "summary": json.loads((run_dir / "summary.json").read_text()),
+                  "config": yaml.safe_load((run_dir / "config.yaml").read_text())}
+        atomic_write_bytes(self.results_dir / "runs" / f"{name}__seed{seed}.json",
+                           json.dumps(record, indent=1).encode())
+
+    def state(self, name: str, seed: int, run_dir: Path) -> str:
+        if (self.results_dir / "runs" / f"{name}__seed{seed}.json").is_file() or (run_dir / "test.json").is_file():
+            return "done"
+        if (run_dir / "last.pt").is_file():
+            return "interrupted (resumes)"
+        return "to do"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("config/ablation/synthetic.yaml"))
+    parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants")
+    parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the report from finished runs")
+
+
+def run(args: argparse.Namespace) -> int:
+    from xdrcdepth_core.experiments.ablation_report import write_report
+
+    try:
+        cfg = load_ablation_config(args.config)
+        ablation = Ablation(cfg)
+    except ValueError as exc:
+        print(f"xdrcdepth ablate: {exc}", file=sys.stderr)
+        return 2
+    only = set(args.only or [])
+    unknown = only - set(cfg["variants"])
+    if unknown:
+        print(f"xdrcdepth ablate: unknown variants {sorted(unknown)}; known: {list(cfg['variants'])}", file=sys.stderr)
+        return 2
+    jobs = ablation.runs(only)
+    if args.dry_run:
+        print(f"teacher: {'done' if ablation.teacher_done() else 'to do'}")
+        for name, seed, run_dir in jobs:
+            print(f"{name} seed {seed}: {ablation.state(name, seed, run_dir)}")
+        return 0
+    start = time.monotonic()
+    if not args.report_only:
+        try:
+            ablation.train_teacher()
+            for name, seed, run_dir in jobs:
+                print(f"ablate: {name} seed {seed} ...", flush=True)
+                ablation.train_student(name, seed, run_dir)
+        except RuntimeError as exc:
+            print(f"xdrcdepth ablate: {exc}", file=sys.stderr)
+            return 1
+    summary = write_report(cfg, args.config)
+    print(f"ablate: {summary}; {time.monotonic() - start:.0f} s")
+    return 0

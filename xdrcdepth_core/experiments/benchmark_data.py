@@ -1,0 +1,117 @@
+"""``xdrcdepth build-data --config config/data/synthetic_benchmark.yaml``: the synthetic benchmark, one command.
+
+For each split (train / val / test: separate scenes from separate seeds, every weather condition in every
+split) it renders a synthetic nuScenes-format folder (``xdrcdepth synth``) and prepares its caches
+(``xdrcdepth prepare``):
+
+- ``train``: at the training input size (``--resize``), ``depth_gt`` = LiDAR accumulated over
+  ``train_lidar_sweeps`` sweeps around the key frame (as the literature trains on accumulated LiDAR),
+  ``depth_gt_single`` = the key-frame sweep, radar-confidence labels and boxes;
+- ``val`` / ``test``: at the rendered resolution with the single key-frame sweep (the evaluation GT) and
+  the renderer's exact depth (``depth_exact``) for a second, dense evaluation.
+
+Resumable: a split's folder is rendered into ``<name>.partial`` and renamed when complete (an interrupted
+render is redone from scratch: only ``.partial`` folders this command made are removed); ``prepare``
+skips cached samples. Output paths are listed by :func:`benchmark_paths`, which experiment configs use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+SPLITS = ("train", "val", "test")
+KEYS = {"root", "image_scale", "conditions", "frames_per_scene", "input_hw", "train_lidar_sweeps", "radar_sweeps",
+        "splits", "reason"}
+
+
+def load_data_config(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read data config {path}: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: a data config must be a mapping")
+    unknown = set(cfg) - KEYS
+    missing = KEYS - {"reason"} - set(cfg)
+    if unknown or missing:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+    if set(cfg["splits"]) != set(SPLITS):
+        raise ValueError(f"{path}: splits must be {list(SPLITS)}")
+    return cfg
+
+
+def benchmark_paths(cfg: dict) -> dict[str, Path]:
+    """``{"<split>_scenes": folder, "train": cache, "val": cache, "test": cache}``."""
+    root = Path(cfg["root"])
+    h, w = cfg["input_hw"]
+    paths = {f"{split}_scenes": root / "scenes" / split for split in SPLITS}
+    paths["train"] = root / "cache" / f"train_{h}x{w}"
+    paths["val"] = root / "cache" / "val"
+    paths["test"] = root / "cache" / "test"
+    return paths
+
+
+def _render(cfg: dict, split: str, folder: Path) -> None:
+    from xdrcdepth_core.data.synthetic.writer import SynthConfig, synthesize
+
+    if folder.is_dir():
+        return
+    partial = folder.with_name(folder.name + ".partial")
+    if partial.is_dir():
+        shutil.rmtree(partial)  # our own interrupted render
+    spec = cfg["splits"][split]
+    synthesize(SynthConfig(out=partial, scenes=int(spec["scenes"]), keyframes=int(cfg["frames_per_scene"]),
+                           seed=int(spec["seed"]), image_scale=float(cfg["image_scale"]),
+                           conditions=tuple(cfg["conditions"]), camera_sweeps=False), progress=True)
+    partial.rename(folder)
+
+
+def _prepare(args: list[str]) -> None:
+    from xdrcdepth_core.data import prepare
+
+    parser = argparse.ArgumentParser()
+    prepare.add_arguments(parser)
+    code = prepare.run(parser.parse_args(args))
+    if code:
+        raise RuntimeError(f"xdrcdepth prepare {' '.join(args)} failed (exit {code})")
+
+
+def build(cfg: dict) -> dict[str, Path]:
+    paths = benchmark_paths(cfg)
+    for split in SPLITS:
+        scenes = paths[f"{split}_scenes"]
+        _render(cfg, split, scenes)
+        common = ["--dataroot", str(scenes), "--radar-sweeps", str(cfg["radar_sweeps"])]
+        if split == "train":
+            h, w = cfg["input_hw"]
+            _prepare(common + ["--out", str(paths["train"]), "--lidar-sweeps", str(cfg["train_lidar_sweeps"]),
+                               "--resize", str(h), str(w)])
+        else:
+            _prepare(common + ["--out", str(paths[split]), "--no-confidence-gt"])
+    return paths
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("config/data/synthetic_benchmark.yaml"),
+                        help="data config (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_data_config(args.config)
+    except ValueError as exc:
+        print(f"xdrcdepth build-data: {exc}", file=sys.stderr)
+        return 2
+    start = time.monotonic()
+    paths = build(cfg)
+    counts = {split: len(list(paths[split].glob("*.npz"))) for split in SPLITS}
+    print(f"build-data: train {counts['train']}, val {counts['val']}, test {counts['test']} samples in "
+          f"{cfg['root']}, {time.monotonic() - start:.0f} s")
+    return 0

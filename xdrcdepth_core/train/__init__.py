@@ -1,0 +1,1 @@
+"""Training: experiment configs, the trainer, mixed precision, DDP and the teacher cache."""

@@ -1,0 +1,55 @@
+"""``xdrcdepth train --config config/train/<name>.yaml [--resume] [--set key=value ...]``.
+
+Trains the model the config names with its losses (see :mod:`xdrcdepth_core.train.config` for the keys);
+``--resume`` continues an interrupted run from ``<out>/last.pt``. Multi-process (DDP):
+``torchrun --nproc_per_node N -m xdrcdepth_core.cli train --config ...``.
+Ends with one summary line; bad configs exit 2 with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="experiment YAML")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt if it exists")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optim.epochs=2 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from xdrcdepth_core.train.config import ConfigError, resolve_config
+
+    try:
+        cfg = resolve_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"xdrcdepth train: {exc}", file=sys.stderr)
+        return 2
+    from xdrcdepth_core.train.distributed import shutdown
+    from xdrcdepth_core.train.trainer import Trainer
+
+    try:
+        trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
+    except (ConfigError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"xdrcdepth train: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = trainer.fit()
+    except KeyboardInterrupt:
+        print(f"xdrcdepth train: interrupted; resume with --resume (state of the last finished epoch is in "
+              f"{trainer.out / 'last.pt'})", file=sys.stderr)
+        return 130
+    finally:
+        shutdown(trainer.dist)
+    if trainer.dist.is_main:
+        mae = summary["best_val_mae_mm"]
+        best = f"best val MAE {mae / 1000:.3f} m at epoch {summary['best_epoch']}" if mae == mae and mae < float("inf") \
+            else "no validation"
+        print(f"train {summary['name']}: {summary['epochs']} epochs, {best}, {summary['skipped_steps']} skipped steps, "
+              f"{trainer.precision} on {trainer.device} x{trainer.dist.world_size}, {summary['seconds']:.0f} s "
+              f"-> {summary['out']}/best.pt")
+    return 0

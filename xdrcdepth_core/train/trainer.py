@@ -1,0 +1,361 @@
+"""The training loop shared by the teacher and every student (``xdrcdepth train``).
+
+One loop for all experiments: a model from the registry, a weighted sum of losses from the distillation
+registry, an optional frozen teacher (or its cached outputs), mixed precision, DDP, and per-epoch
+checkpoints from which an interrupted run resumes.
+
+Per step: student forward (autocast) -> teacher outputs (cache, or a frozen forward: under ``no_grad``,
+or with autograd on its input when a loss takes Grad-CAM of it) -> ``sum_i w_i * loss_i`` (fp32, outside
+autocast) -> backward -> gradient clipping -> AdamW step -> LR schedule step. A non-finite total loss
+skips the step (counted and logged) instead of corrupting the weights.
+
+Per epoch (rank 0): validation through :func:`xdrcdepth_core.evaluation.evaluate.evaluate_cache` — the
+estimator the node runs, on a copy of the weights —, then ``last.pt`` (weights + optimiser, scheduler,
+loss-module and history state) and, when the validation MAE at the largest cap improved, ``best.pt``
+(weights and metrics only: the deployable file), ``history.json``, TensorBoard scalars and pictures.
+All writes are atomic, so SIGKILL at any moment loses at most the epoch in progress. Repeatability: data
+order, augmentation and dropout are seeded from ``seed`` and the epoch, so a resumed run continues
+exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from xdrcdepth_core.data.cache_dataset import CacheDataset, collate, read_cache_file
+from xdrcdepth_core.device import resolve_device
+from xdrcdepth_core.distill import build_loss
+from xdrcdepth_core.evaluation.evaluate import cache_files, evaluate_cache
+from xdrcdepth_core.infer import DepthEstimator
+from xdrcdepth_core.models import build_model
+from xdrcdepth_core.train.config import dump_config
+from xdrcdepth_core.train.distributed import all_reduce_mean, barrier, init_distributed
+from xdrcdepth_core.train.precision import autocast, grad_scaler, resolve_channels_last, resolve_precision
+from xdrcdepth_core.train.schedule import build_scheduler
+from xdrcdepth_core.train.teacher_cache import TeacherCache, outputs_from_batch
+
+#: samples read to estimate the median training depth (constant baseline)
+MEDIAN_SAMPLES = 200
+
+
+class Trainer:
+    """Builds everything a resolved config describes; :meth:`fit` trains to the last epoch."""
+
+    def __init__(self, cfg: dict, resume: bool = False, progress: bool = True):
+        self.cfg = cfg
+        self.progress = progress
+        device = resolve_device(cfg["device"])
+        self.dist = init_distributed(device.type)
+        if device.type == "cuda" and self.dist.enabled:
+            device = torch.device("cuda", self.dist.local_rank)
+        self.device = device
+        self.precision = resolve_precision(cfg["precision"], device)
+        self.channels_last = resolve_channels_last(cfg["channels_last"], self.precision)
+        self.out = Path(cfg["out"])
+        self.input_hw = tuple(cfg["data"]["input_hw"])
+        torch.manual_seed(cfg["seed"])
+
+        model_cfg = dict(cfg["model"])
+        self.model = build_model(model_cfg.pop("name"), **model_cfg).to(device)
+        self.losses = torch.nn.ModuleList()
+        self.weights: list[float] = []
+        self.loss_names: list[str] = []
+        self.loss_every: list[int] = []
+        for entry in cfg["losses"]:
+            options = {k: v for k, v in entry.items() if k not in ("name", "weight", "every")}
+            self.losses.append(build_loss(entry["name"], **options))
+            self.weights.append(float(entry.get("weight", 1.0)))
+            self.loss_names.append(entry["name"])
+            self.loss_every.append(int(entry.get("every", 1)))
+        self.losses.to(device)
+        self.needs_teacher = any(getattr(loss, "requires_teacher", False) for loss in self.losses)
+        self.teacher_graph = any(getattr(loss, "requires_teacher_graph", False) for loss in self.losses)
+        self.teacher = self._load_teacher() if self.needs_teacher and not cfg["teacher"]["cache"] else None
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+        data = cfg["data"]
+        cache = TeacherCache(cfg["teacher"]["cache"]) if self.needs_teacher and cfg["teacher"]["cache"] else None
+        dataset = CacheDataset(data["train"], input_hw=self.input_hw, augment=data["augment"],
+                               max_boxes=data["max_boxes"], seed=cfg["seed"],
+                               extra=cache.loader_for(data["train"]) if cache else None)
+        self.radar_channels = tuple(read_cache_file(dataset.files[0])["radar_channels"])
+        self.train_set = Subset(dataset, range(min(data["limit_train"], len(dataset)))) \
+            if data["limit_train"] else dataset
+        self._dataset = dataset
+        self.sampler = DistributedSampler(self.train_set, self.dist.world_size, self.dist.rank, shuffle=True,
+                                          seed=cfg["seed"]) if self.dist.enabled else None
+        self.batch_size = cfg["optim"]["batch_size"]
+        self.steps_per_epoch = math.ceil(len(self.sampler or self.train_set) / self.batch_size)
+
+        self._materialize_lazy_losses()
+        params = [p for p in list(self.model.parameters()) + list(self.losses.parameters()) if p.requires_grad]
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        optim = cfg["optim"]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": optim["weight_decay"]},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=optim["lr"])
+        self.total_steps = self.steps_per_epoch * optim["epochs"]
+        self.scheduler = build_scheduler(self.optimizer, self.total_steps, optim)
+        self.scaler = grad_scaler(device, self.precision)
+        self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[device.index] if device.type == "cuda" else None) \
+            if self.dist.enabled else self.model
+
+        self.start_epoch, self.global_step, self.skipped_steps = 0, 0, 0
+        self.best_mae, self.best_epoch, self.history = math.inf, -1, []
+        self.median_train_depth = None
+        last = self.out / "last.pt"
+        if resume and last.is_file():
+            self._restore(load_checkpoint(last))
+        elif last.is_file() and not resume:
+            raise FileExistsError(f"{last} exists: resume it with --resume, or choose another out folder")
+        self.writer = None
+
+    # ----------------------------------------------------------------------------------------------------
+    def _load_teacher(self) -> torch.nn.Module:
+        path = self.cfg["teacher"]["checkpoint"]
+        if not path:
+            raise ValueError("a loss needs the teacher: set teacher.checkpoint (or teacher.cache)")
+        teacher = build_from_checkpoint(load_checkpoint(path), path).to(self.device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        if self.channels_last:
+            teacher.to(memory_format=torch.channels_last)
+        return teacher
+
+    def _materialize_lazy_losses(self) -> None:
+        """Loss adapters sized from the first batch (lazy modules) get their shapes before the optimiser
+        and DDP see them: one forward of the first two samples without gradients."""
+        lazy = [loss for loss in self.losses
+                if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in loss.parameters())]
+        if not lazy:
+            return
+        loader = DataLoader(self.train_set, batch_size=min(2, len(self.train_set)), shuffle=False,
+                            collate_fn=collate)
+        batch = self._to_device(next(iter(loader)))
+        with torch.no_grad():
+            student_out = self.model(batch["image"], batch["radar"])
+            teacher_out = self.teacher(batch["image"], batch["radar"]) if self.teacher is not None \
+                else outputs_from_batch(batch)
+            for loss in lazy:
+                loss(student_out, teacher_out, batch)
+        self.losses.to(self.device)
+
+    def _restore(self, ckpt: dict) -> None:
+        state = ckpt["training_state"] or {}
+        if not state:
+            raise ValueError(f"{self.out / 'last.pt'} has no training state to resume from")
+        self.model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                    for k, v in ckpt["state_dict"].items()})
+        self.losses.load_state_dict(state["loss_modules"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch = state["epoch"]
+        self.global_step = state["global_step"]
+        self.skipped_steps = state["skipped_steps"]
+        self.best_mae, self.best_epoch = state["best_mae"], state["best_epoch"]
+        self.history = state["history"]
+        self.median_train_depth = state["median_train_depth"]
+
+    def _training_state(self, epoch: int) -> dict:
+        return {"epoch": epoch + 1, "global_step": self.global_step, "skipped_steps": self.skipped_steps,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "loss_modules": self.losses.state_dict(),
+                "best_mae": self.best_mae, "best_epoch": self.best_epoch, "history": self.history,
+                "median_train_depth": self.median_train_depth}
+
+    def _median_train_depth(self) -> float:
+        """Median LiDAR depth over (up to) the first training samples: the constant baseline's value."""
+        values = []
+        for path in cache_files(self.cfg["data"]["train"], MEDIAN_SAMPLES):
+            gt = read_cache_file(path)["depth_gt"]
+            values.append(gt[gt > 0])
+        values = np.concatenate(values)
+        return float(np.median(values)) if len(values) else float("nan")
+
+    # ----------------------------------------------------------------------------------------------------
+    def _to_device(self, batch: dict) -> dict:
+        out = {}
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor):
+                value = value.to(self.device, non_blocking=True)
+                if self.channels_last and key in ("image", "radar"):
+                    value = value.contiguous(memory_format=torch.channels_last)
+            out[key] = value
+        out["radar_channels"] = list(self.radar_channels)
+        return out
+
+    def _teacher_outputs(self, batch: dict) -> dict | None:
+        if not self.needs_teacher:
+            return None
+        if self.teacher is None:
+            return outputs_from_batch(batch)
+        with autocast(self.device, self.precision):
+            if self.teacher_graph:
+                with torch.enable_grad():
+                    return self.teacher(batch["image"].detach().requires_grad_(True), batch["radar"])
+            with torch.no_grad():
+                return self.teacher(batch["image"], batch["radar"])
+
+    def _step(self, batch: dict) -> dict[str, float]:
+        self.ddp_model.train()
+        with autocast(self.device, self.precision):
+            student_out = self.ddp_model(batch["image"], batch["radar"])
+        teacher_out = self._teacher_outputs(batch)
+        terms, total = {}, 0.0
+        for name, weight, every, loss in zip(self.loss_names, self.weights, self.loss_every, self.losses):
+            if self.global_step % every:
+                continue
+            try:
+                value = loss(student_out, teacher_out, batch).float()
+            except KeyError as exc:
+                raise ValueError(f"loss {name} needs {exc} which the model/teacher outputs or the batch "
+                                 "do not provide (a teacher cache holds only depths and saliency)") from None
+            terms[name] = value.detach()
+            total = total + weight * value
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            self.skipped_steps += 1
+            return {"skipped": 1.0}
+        self.scaler.scale(total).backward()
+        clip = self.cfg["optim"]["grad_clip"]
+        if clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"] +
+                                           self.optimizer.param_groups[1]["params"], clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.global_step += 1
+        return {"total": float(total.detach()), **{k: float(v) for k, v in terms.items()}}
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        self._dataset.set_epoch(epoch)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(self.cfg["seed"] * 100003 + epoch)
+        torch.manual_seed(self.cfg["seed"] * 100003 + epoch)
+        loader = DataLoader(self.train_set, batch_size=self.batch_size, shuffle=self.sampler is None,
+                            sampler=self.sampler, generator=generator,
+                            num_workers=self.cfg["data"]["num_workers"], drop_last=False, collate_fn=collate)
+        sums: dict[str, float] = {}
+        count = 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg['optim']['epochs']}", unit="batch",
+                   disable=not (self.progress and self.dist.is_main), leave=False)
+        for batch in bar:
+            stats = self._step(self._to_device(batch))
+            for key, value in stats.items():
+                sums[key] = sums.get(key, 0.0) + value
+            count += 1
+            if "total" in stats:
+                bar.set_postfix(loss=f"{stats['total']:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            if self.writer is not None and self.global_step % self.cfg["log"]["log_every"] == 0:
+                for key, value in stats.items():
+                    self.writer.add_scalar(f"train/{key}", value, self.global_step)
+                self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.global_step)
+        means = {k: v / max(count, 1) for k, v in sums.items()}
+        return {k: float(all_reduce_mean(torch.tensor(v), self.dist)) for k, v in sorted(means.items())}
+
+    def validate(self) -> tuple[dict, list]:
+        """Validation metrics through the node's estimator on a copy of the weights (rank 0 only)."""
+        data = self.cfg["data"]
+        model = copy.deepcopy(self.model).to(memory_format=torch.contiguous_format).float()
+        estimator = DepthEstimator(model, self.input_hw, self.radar_channels, device=str(self.device))
+        evaluation = evaluate_cache(estimator, data["val"], caps=self.cfg["eval"]["caps"],
+                                    gts=(self.cfg["eval"]["gt"],), constant=self.median_train_depth,
+                                    limit=data["limit_val"], keep=self.cfg["log"]["images"],
+                                    saliency_frames=self.cfg["log"]["images"], progress=False)
+        return evaluation.results(), evaluation.examples
+
+    # ----------------------------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Train from the current epoch to the last; returns the final summary (rank 0 writes files)."""
+        main = self.dist.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.out / "config.yaml", dump_config(self.cfg).encode())
+            if self.median_train_depth is None:
+                self.median_train_depth = self._median_train_depth()
+            if self.cfg["log"]["tensorboard"]:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.global_step or None)
+        epochs = self.cfg["optim"]["epochs"]
+        cap = f"{max(self.cfg['eval']['caps']):g}"
+        gt = self.cfg["eval"]["gt"]
+        start = time.monotonic()
+        for epoch in range(self.start_epoch, epochs):
+            t0 = time.monotonic()
+            train_stats = self.train_epoch(epoch)
+            train_time = time.monotonic() - t0
+            if main:
+                record = {"epoch": epoch + 1, "train": train_stats, "train_seconds": round(train_time, 1),
+                          "seconds_per_image": round(train_time / max(len(self.train_set) / self.dist.world_size, 1), 4)}
+                if self.cfg["data"]["val"]:
+                    results, examples = self.validate()
+                    record["val"] = results
+                    mae = results["model"][gt][cap]["mae"]
+                    record["val_mae"] = mae
+                    self._log_epoch(record, examples)
+                    improved = mae is not None and mae < self.best_mae
+                else:
+                    improved = True
+                    self._log_epoch(record, [])
+                if improved:
+                    self.best_mae, self.best_epoch = record.get("val_mae", math.nan), epoch + 1
+                self.history.append(record)
+                self._save(epoch, improved)
+            barrier(self.dist)
+        summary = {"name": self.cfg["name"], "epochs": epochs, "best_epoch": self.best_epoch,
+                   "best_val_mae_mm": self.best_mae, "skipped_steps": self.skipped_steps,
+                   "seconds": round(time.monotonic() - start, 1), "out": str(self.out)}
+        if main:
+            if self.writer is not None:
+                self.writer.close()
+            atomic_write_bytes(self.out / "summary.json", json.dumps(summary, indent=1).encode())
+        return summary
+
+    def _metrics(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        return {"median_train_depth": self.median_train_depth, "best_epoch": self.best_epoch,
+                "val": last.get("val", {}), "val_mae_mm": last.get("val_mae")}
+
+    def _save(self, epoch: int, improved: bool) -> None:
+        save_checkpoint(self.out / "last.pt", self.model, self.input_hw, self.radar_channels,
+                        resolved_config=self.cfg, training_state=self._training_state(epoch),
+                        metrics=self._metrics())
+        if improved:
+            save_checkpoint(self.out / "best.pt", self.model, self.input_hw, self.radar_channels,
+                            resolved_config=self.cfg, metrics=self._metrics())
+        atomic_write_bytes(self.out / "history.json", json.dumps(self.history, indent=1).encode())
+
+    def _log_epoch(self, record: dict, examples: list) -> None:
+        val = f", val MAE {record['val_mae'] / 1000:.3f} m" if record.get("val_mae") is not None else ""
+        tqdm.write(f"[{self.cfg['name']}] epoch {record['epoch']}: loss {record['train'].get('total', math.nan):.4f}"
+                   f"{val}, {record['train_seconds']:.0f} s")
+        if self.writer is None:
+            return
+        step = record["epoch"]
+        if record.get("val_mae") is not None:
+            self.writer.add_scalar("val/mae_mm", record["val_mae"], step)
+        from xdrcdepth_core.evaluation.panels import evaluation_panel
+        from xdrcdepth_core.evaluation.evaluate import ground_truth
+
+        for i, ex in enumerate(examples):
+            sample = ex["sample"]
+            panel = evaluation_panel(sample["image"], sample["radar"][0], ground_truth(sample, self.cfg["eval"]["gt"]),
+                                     ex["depth"], ex["saliency"])
+            self.writer.add_image(f"val/frame{i}", panel, step, dataformats="HWC")
