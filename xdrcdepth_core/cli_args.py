@@ -1,0 +1,100 @@
+"""Command-line conventions shared by every console script of the package.
+
+* Bad arguments: **one line** on stderr (``<prog>: error: <what> (see --help)``) and exit code 2, not
+  argparse's usage block. :class:`ArgumentParser` does that; sub-parsers inherit it.
+* Numbers are checked where they are parsed: :func:`finite_float` (no ``nan``/``inf``), and the range
+  variants below, so ``-r nan`` is refused at once instead of hanging later.
+* Ctrl-C / SIGINT in a batch command: one line and exit code 130 (:data:`EXIT_INTERRUPTED`); output
+  files are atomic, so a rerun resumes (see :func:`interrupted_line`).
+* An ``OSError`` writing output (read-only or full disk, no permission): one line naming the path and
+  the cause (:func:`os_error_line`), exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import math
+import os
+import sys
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report a Ctrl-C'd command
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by ``'; '`` (messages of nested exceptions can span lines)."""
+    parts = [part.strip() for part in str(text).splitlines() if part.strip()]
+    return "; ".join(parts)
+
+
+def finite_float(text: str) -> float:
+    """A float that is neither NaN nor infinite (argparse ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite float >= 0."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+_CAUSES = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "read-only file system",
+           errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+           errno.EFBIG: "file too large for this file system or process limit"}
+
+
+def os_error_cause(exc: OSError) -> str:
+    """A short cause for an ``OSError`` (``disk full``, ``read-only file system``, ... or its strerror)."""
+    return _CAUSES.get(exc.errno, exc.strerror or type(exc).__name__)
+
+
+def os_error_line(prog: str, exc: OSError, path: str | os.PathLike | None = None) -> str:
+    """``<prog>: cannot write <path>: <cause> [Errno N]``, the path taken from the exception if not given."""
+    where = path if path is not None else (exc.filename or "output")
+    code = f" [Errno {exc.errno}]" if exc.errno else ""
+    return f"{prog}: cannot write {where}: {os_error_cause(exc)}{code}"
+
+
+def interrupted_line(prog: str, done: str = "") -> str:
+    """The line printed on SIGINT: what was finished, and that a rerun resumes."""
+    return f"{prog}: interrupted (SIGINT){': ' + done if done else ''}; finished files are complete, rerun to resume"
+
+
+def say(line: str) -> None:
+    """Print one line to stderr (flushed: the process may exit right after)."""
+    print(line, file=sys.stderr, flush=True)
