@@ -20,12 +20,14 @@ depth back-projection is the pinhole inverse of ``xdrcdepth_core.data.geometry.p
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from PIL import Image as PILImage
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from xdrcdepth_core.imageio import decode_jpeg_fast
 from xdrcdepth_ros.standins import active
 
 
@@ -87,11 +89,21 @@ def create_cloud(header: Header, fields, points) -> PointCloud2:
 
 # --- validated conversions the node uses --------------------------------------------------------------
 
-def rgb_from_image(msg: Image) -> np.ndarray:
-    """H x W x 3 uint8 RGB from an rgb8/bgr8/rgba8/bgra8/mono8 Image; :class:`BadInput` otherwise."""
+def check_image_size(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    """:class:`BadInput` ``image_too_large`` if ``width x height`` exceeds ``max_pixels`` (None: no limit)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise BadInput("image_too_large", f"{what} of {width}x{height} = {width * height} pixels > "
+                                          f"max_image_pixels {max_pixels} (not decoded)")
+
+
+def rgb_from_image(msg: Image, max_pixels: int | None = None) -> np.ndarray:
+    """H x W x 3 uint8 RGB from an rgb8/bgr8/rgba8/bgra8/mono8 Image; :class:`BadInput` otherwise.
+
+    The declared size is checked against ``max_pixels`` before any pixel is touched."""
     if msg.encoding not in RGB_SOURCES:
         raise BadInput("unsupported_encoding",
                        f"image encoding '{msg.encoding}' (supported: {', '.join(RGB_SOURCES)})")
+    check_image_size(msg.width, msg.height, max_pixels, "image")
     channels = RGB_SOURCES[msg.encoding]
     if msg.width == 0 or msg.height == 0:
         raise BadInput("bad_image", f"empty image {msg.width}x{msg.height}")
@@ -108,18 +120,32 @@ def rgb_from_image(msg: Image) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, :3])
 
 
-def rgb_from_compressed(msg: CompressedImage) -> np.ndarray:
-    """H x W x 3 uint8 RGB from a JPEG or PNG CompressedImage (decoded with PIL)."""
+def rgb_from_compressed(msg: CompressedImage, max_pixels: int | None = None) -> np.ndarray:
+    """H x W x 3 uint8 RGB from a JPEG or PNG CompressedImage.
+
+    The size in the file's header is checked against ``max_pixels`` before decoding: a small PNG can
+    declare 12000 x 12000 pixels (432 MB as RGB). A well-formed JPEG is then decoded by OpenCV (PIL's pixels,
+    about twice as fast: :mod:`xdrcdepth_core.imageio`), anything else by PIL, whose errors name the problem."""
+    data = bytes(msg.data)
     try:
-        with PILImage.open(io.BytesIO(bytes(msg.data))) as img:
+        with warnings.catch_warnings():   # PIL warns above 89 Mpx at open: max_pixels decides here
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            img = PILImage.open(io.BytesIO(data))
+        with img:
             if img.format not in COMPRESSED_FORMATS:
                 raise BadInput("unsupported_encoding",
                                f"compressed format {img.format} (format field '{msg.format}')")
+            check_image_size(img.width, img.height, max_pixels, f"compressed {img.format}")
+            rgb = decode_jpeg_fast(data) if img.format == "JPEG" else None
+            if rgb is not None:
+                return rgb
             img.load()
             return np.asarray(img.convert("RGB"))
     except BadInput:
         raise
-    except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError) as exc:
+    except PILImage.DecompressionBombError as exc:   # beyond PIL's own limit (179 Mpx): not opened at all
+        raise BadInput("image_too_large", f"compressed image: {exc} (not decoded)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise BadInput("bad_compressed", f"cannot decode '{msg.format}' ({len(msg.data)} bytes): {exc}")
 
 
@@ -190,7 +216,7 @@ def structured_to_cloud(header: Header, records: np.ndarray) -> PointCloud2:
 def depth_image(depth: np.ndarray, header: Header) -> Image:
     """REP 118 depth: 32FC1 metres along optical z; NaN where the value is not a positive number."""
     depth = np.asarray(depth, dtype=np.float32)
-    out = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan)).astype(np.float32)
+    out = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))   # float32, one pass
     return array_to_image(out, "32FC1", header)
 
 

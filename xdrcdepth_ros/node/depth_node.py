@@ -89,11 +89,9 @@ class DepthNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(node_params.NODE_NAME, **kwargs)
-        node_params.declare(self)
+        node_params.declare(self)   # every parameter checked (ParameterError) before anything is built
         p = node_params.values(self)
         self.compressed = p.image_transport == "compressed"
-        if p.image_transport not in ("raw", "compressed"):
-            raise ValueError(f"image_transport must be 'raw' or 'compressed', not {p.image_transport!r}")
         if p.cpu_threads > 0:
             import torch
             torch.set_num_threads(p.cpu_threads)
@@ -104,8 +102,7 @@ class DepthNode(Node):
                 "meaningless. Set the 'checkpoint' parameter.")
         self.fixed_frame = p.fixed_frame
         self.time_reset_ns = int(p.time_reset_threshold * 1e9)
-        self.fallback_tf = static_transform_buffer(
-            [s.strip() for s in p.fallback_transforms.split(";") if s.strip()])
+        self.fallback_tf = static_transform_buffer(node_params.transform_specs(p.fallback_transforms))
 
         self.tf = tf2_ros.Buffer(cache_time=TF_CACHE, node=self)
         self.tf_listener = tf2_ros.TransformListener(self.tf, self)
@@ -280,7 +277,8 @@ class DepthNode(Node):
         p = node_params.values(self)
         header = frame.image.header
         stamp = self._check_stamp(header)
-        rgb = conv.rgb_from_compressed(frame.image) if self.compressed else conv.rgb_from_image(frame.image)
+        rgb = (conv.rgb_from_compressed(frame.image, p.max_image_pixels) if self.compressed
+               else conv.rgb_from_image(frame.image, p.max_image_pixels))
         K = conv.intrinsics_from_camera_info(frame.camera_info, rgb.shape[:2])
         radars = [r for r in (self._radar_input(cloud, header, p) for cloud in frame.radars)
                   if r is not None]
@@ -347,10 +345,11 @@ class DepthNode(Node):
                                          "in fallback_transforms") from None
 
     def destroy_node(self) -> None:
-        with self._slot_cv:
-            self._stopping = True
-            self._slot_cv.notify_all()
-        self.worker.join(timeout=10.0)
+        if hasattr(self, "worker"):   # not when __init__ stopped early (bad parameters, bad checkpoint)
+            with self._slot_cv:
+                self._stopping = True
+                self._slot_cv.notify_all()
+            self.worker.join(timeout=10.0)
         super().destroy_node()
 
 

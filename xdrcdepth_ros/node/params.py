@@ -7,12 +7,23 @@ are fixed at start-up; the others are read for every frame and can be changed at
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
 NODE_NAME = "xdrcdepth_node"
+#: Largest camera image (pixels) the node decodes by default: 4096 x 4096 covers every automotive camera
+#: in use (nuScenes 1600 x 900, 8 MP 3840 x 2160) with room to spare.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class ParameterError(ValueError):
+    """One or more parameters are invalid; the message names each (the node exits 2 at start-up)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,10 @@ PARAMETERS: tuple[Param, ...] = (
           "radar and the camera: ';'-separated 'frame_id child_frame_id x y z qx qy qz qw'."),
     Param("max_radar_points", 10000, "Radar clouds with more points are rejected as bad input.",
           read_only=False, range=(1, 1_000_000)),
+    Param("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Images with more pixels (width x height) are rejected "
+          "as bad input (image_too_large) before decoding: the header of a compressed image, the declared "
+          "size of a raw one. The default, 4096 x 4096, fits every real camera.",
+          read_only=False, range=(1, 1 << 28)),
     Param("time_reset_threshold", 1.0, "An image stamp this many seconds older than the newest one is a "
           "restart (looping bag): state resets. Stamps not after the last published one are skipped.",
           range=(0.0, 3600.0)),
@@ -77,10 +92,114 @@ def descriptor(p: Param) -> ParameterDescriptor:
     return d
 
 
-def declare(node) -> None:
-    """Declare every parameter on ``node`` (values from --params-file / -p override the defaults)."""
-    for p in PARAMETERS:
-        node.declare_parameter(p.name, p.default, descriptor(p))
+_KINDS = {bool: "a boolean", int: "an integer", float: "a double", str: "a string", list: "a string array"}
+
+
+def _override(node, name: str):
+    """The value given for ``name`` on the command line / params file (rclpy keeps them per node)."""
+    parameter = getattr(node, "_parameter_overrides", {}).get(name)
+    return getattr(parameter, "value", "<invalid>")
+
+
+def declare(node, parameters: tuple[Param, ...] = PARAMETERS, check=None) -> None:
+    """Declare every parameter on ``node`` (values from --params-file / -p override the defaults) and
+    check each against its type, range and constraints (``check(values, node) -> [problems]``, by default
+    the depth node's :func:`check_values`) before anything is built.
+
+    Raises :class:`ParameterError` naming every bad parameter in one line.
+    """
+    check = check_values if check is None else check
+    errors = []
+    for p in parameters:
+        try:
+            node.declare_parameter(p.name, p.default, descriptor(p))
+        except InvalidParameterTypeException:
+            errors.append(f"{p.name} must be {_KINDS[type(p.default)]}, got {_override(node, p.name)!r}")
+        except InvalidParameterValueException:
+            errors.append(f"{p.name} = {_override(node, p.name)!r} is outside [{p.range[0]}, {p.range[1]}]"
+                          if p.range else f"{p.name} = {_override(node, p.name)!r} is invalid")
+    declared = {p.name: node.get_parameter(p.name).value for p in parameters if node.has_parameter(p.name)}
+    errors += check(declared, node)
+    if errors:
+        raise ParameterError("bad parameters: " + "; ".join(errors))
+    known = {p.name for p in parameters} | {"use_sim_time", "start_type_description_service"}
+    unknown = sorted(name for name in getattr(node, "_parameter_overrides", {})
+                     if name not in known and not name.startswith("qos_overrides."))
+    if unknown:
+        node.get_logger().warning(f"ignoring unknown parameters {', '.join(unknown)} (typo?); known: "
+                                  f"{', '.join(p.name for p in parameters)}")
+
+
+def check_device(device: str) -> str | None:
+    """None if ``device`` is auto, cpu or an existing cuda[:N]; else what is wrong."""
+    if not DEVICE_PATTERN.match(device):
+        return f"device = {device!r} is not one of auto, cpu, cuda, cuda:N"
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"device = {device!r} but CUDA is not available here (use auto or cpu)"
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            return f"device = {device!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
+    return None
+
+
+def resolve_topic(node, topic: str) -> tuple[str | None, str | None]:
+    """``(resolved name, None)``, or ``(None, why it is not a valid topic name)``."""
+    from rclpy.exceptions import InvalidTopicNameException
+    from rclpy.subscription import RCLError
+
+    if not topic.strip():
+        return None, "empty"
+    if node is None:
+        return topic, None
+    try:
+        return node.resolve_topic_name(topic), None
+    except (InvalidTopicNameException, RCLError) as exc:
+        reason = re.sub(r", at /\S+:\d+", "", str(exc).splitlines()[0]).replace("failed to resolve name: ", "")
+        return None, reason
+
+
+def check_values(v: dict, node=None) -> list[str]:
+    """Constraints beyond type and range, on the declared values (``node`` resolves topic names)."""
+    errors = []
+    if "device" in v and (problem := check_device(v["device"])):
+        errors.append(problem)
+    if v.get("image_transport", "raw") not in ("raw", "compressed"):
+        errors.append(f"image_transport = {v['image_transport']!r} is not raw or compressed")
+    checkpoint = v.get("checkpoint", "")
+    if checkpoint and not os.path.isfile(checkpoint):
+        errors.append(f"checkpoint = {checkpoint!r}: no such file")
+    if "radar_topics" in v:
+        topics = list(v["radar_topics"])
+        if not topics:
+            errors.append("radar_topics is empty (give at least one PointCloud2 topic)")
+        resolved = []
+        for topic in topics:
+            name, problem = resolve_topic(node, topic)
+            if problem:
+                errors.append(f"radar_topics: {topic!r} is not a valid topic name ({problem})")
+            else:
+                resolved.append(name)
+        duplicates = sorted({t for t in resolved if resolved.count(t) > 1})
+        if duplicates:
+            errors.append(f"radar_topics names {', '.join(duplicates)} more than once")
+    if v.get("fixed_frame", "").startswith("/"):
+        errors.append(f"fixed_frame = {v['fixed_frame']!r}: tf2 frame ids do not start with '/'")
+    if v.get("fallback_transforms"):
+        from xdrcdepth_ros.node.transforms import static_transform_buffer
+
+        try:
+            static_transform_buffer(transform_specs(v["fallback_transforms"]))
+        except ValueError as exc:
+            errors.append(f"fallback_transforms: {exc}")
+    return errors
+
+
+def transform_specs(text: str) -> list[str]:
+    """The ``;``-separated specs of ``fallback_transforms``."""
+    return [s.strip() for s in text.split(";") if s.strip()]
 
 
 def values(node) -> SimpleNamespace:

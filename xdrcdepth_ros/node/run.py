@@ -2,34 +2,94 @@
 
 SIGINT/SIGTERM end the spin with ``KeyboardInterrupt``/``ExternalShutdownException`` — or, when the
 signal shuts the context down while the executor is building its wait set, with an ``RCLError`` on a
-context that is no longer ok; all three are a normal stop (exit code 0). Errors raised while building the
-node that the caller names (bad parameters, a bad checkpoint, a busy port) are logged as
-"cannot start: ..." and give ``startup_exit_code``; anything else is a bug and propagates.
+context that is no longer ok; all three are a normal stop (exit code 0).
+
+Start-up errors are one line and a non-zero exit code, never a traceback:
+
+* malformed ``--ros-args`` (rcl cannot parse them): ``<name>: cannot start: invalid ROS arguments: ...``,
+  exit code 2 (:func:`init_ros`; rcl's own error print is swallowed so the line stays alone);
+* a parameter of the wrong type or outside its declared range, or failing its constraints
+  (:class:`~xdrcdepth_ros.node.params.ParameterError`, rclpy's ``ParameterException`` family, an invalid
+  topic name): ``cannot start: ...`` logged, exit code 2;
+* errors the caller names (a bad checkpoint, a busy port): ``cannot start: ...``, ``startup_exit_code``.
+
+Anything else is a bug and propagates.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import tempfile
 from typing import Callable
 
 import rclpy
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.subscription import RCLError
+
+from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say
+from xdrcdepth_ros.node.params import ParameterError
+
+
+class RosArgumentError(ValueError):
+    """``--ros-args`` that rcl cannot parse."""
+
+
+def _rcl_message(exc: BaseException) -> str:
+    text = str(exc).replace("failed to initialize rcl: ", "")
+    return re.sub(r", at /\S+:\d+", "", one_line(text))
+
+
+def init_ros(args: list[str] | None = None, **kwargs) -> None:
+    """``rclpy.init``; malformed ROS arguments raise :class:`RosArgumentError` with rcl's reason.
+
+    rcl prints its own ``[ERROR] [rcl]: Failed to parse global arguments`` to stderr; that print is
+    captured (file descriptor 2) while rclpy initialises, and passed on only when init succeeds.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            rclpy.init(args=sys.argv if args is None else args, **kwargs)
+        except RCLError as exc:
+            raise RosArgumentError(f"invalid ROS arguments: {_rcl_message(exc)}") from None
+        else:
+            captured.seek(0)
+            text = captured.read()
+            if text:
+                os.write(saved, text)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+#: Start-up errors that are always a bad configuration (exit code 2).
+CONFIGURATION_ERRORS = (ParameterError, ParameterException, NameValidationException)
 
 
 def run_node(make_node: Callable[[], Node], name: str,
              startup_errors: tuple[type[BaseException], ...] = (),
              startup_exit_code: int = 2, args: list[str] | None = None) -> int:
     """Run the node built by ``make_node`` until shutdown; returns the process exit code."""
-    rclpy.init(args=sys.argv if args is None else args)
+    try:
+        init_ros(args)
+    except RosArgumentError as exc:
+        say(f"{name}: cannot start: {exc}")
+        return EXIT_USAGE
     node = None
     try:
         try:
             node = make_node()
+        except CONFIGURATION_ERRORS as exc:
+            get_logger(name).error(f"cannot start: {one_line(exc)}")
+            return EXIT_USAGE
         except startup_errors as exc:
-            get_logger(name).error(f"cannot start: {exc}")
+            get_logger(name).error(f"cannot start: {one_line(exc)}")
             return startup_exit_code
         executor = SingleThreadedExecutor()
         executor.add_node(node)

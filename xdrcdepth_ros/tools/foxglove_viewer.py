@@ -33,13 +33,13 @@ except ImportError as _exc:
                         "foxglove-sdk' (requirements.txt pins it). The viewer is optional: the rest of a "
                         "launch graph runs without it (use_foxglove:=false skips it; RViz2 shows the same "
                         "topics)")
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.typesys import Stores, TypesysError, get_typestore
 
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
+from xdrcdepth_ros.node.params import Param, declare, resolve_topic
 from xdrcdepth_ros.node.run import run_node
 
 DEFAULT_TOPICS = [
@@ -63,6 +63,25 @@ def subscription_qos(offered: list[QoSProfile]) -> QoSProfile:
     return QoSProfile(depth=LATCHED_DEPTH if latched else 5,
                       reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
+PARAMETERS = (
+    Param("port", 8765, "WebSocket port on 127.0.0.1 (0: any free port)", range=(0, 65535)),
+    Param("topics", DEFAULT_TOPICS, "topics to bridge (relative names follow namespace and remaps); '*' bridges all"),
+    Param("discovery_period", 1.0, "seconds between ROS graph scans for new topics", range=(0.05, 3600.0)),
+)
+
+
+def _check_parameters(values: dict, node) -> list[str]:
+    errors = []
+    topics = list(values.get("topics", [ALL_TOPICS]))
+    if not topics:
+        errors.append("topics is empty (give topic names or '*')")
+    for topic in topics:
+        problem = None if topic == ALL_TOPICS else resolve_topic(node, topic)[1]
+        if problem:
+            errors.append(f"topics: {topic!r} is not a valid topic name ({problem})")
+    return errors
 
 
 class ViewerStartError(RuntimeError):
@@ -106,17 +125,10 @@ class FoxgloveViewer(Node):
         if foxglove is None:
             raise ViewerStartError(FOXGLOVE_MISSING)
         super().__init__("foxglove_viewer")
-        self.port = self.declare_parameter(
-            "port", 8765, ParameterDescriptor(description="WebSocket port on 127.0.0.1 (0: any free port)",
-                                              read_only=True)).value
-        self.topics = list(self.declare_parameter(
-            "topics", DEFAULT_TOPICS,
-            ParameterDescriptor(description="topics to bridge (relative names follow namespace and remaps); "
-                                            "'*' bridges all", read_only=True)).value)
-        period = self.declare_parameter(
-            "discovery_period", 1.0,
-            ParameterDescriptor(description="seconds between ROS graph scans for new topics",
-                                read_only=True)).value
+        declare(self, PARAMETERS, check=_check_parameters)   # ParameterError (exit 2) before the server starts
+        self.port = self.get_parameter("port").value
+        self.topics = list(self.get_parameter("topics").value)
+        period = self.get_parameter("discovery_period").value
         self._typestore = get_typestore(Stores.ROS2_KILTED)
         self._bridges: dict[str, Bridge] = {}
         self._bridges_by_channel_id: dict[int, Bridge] = {}
@@ -169,8 +181,9 @@ class FoxgloveViewer(Node):
         self.get_logger().info(f"bridging {topic} ({type_name}{', transient local' if latched else ''})")
 
     def destroy_node(self):
-        self.server.stop()
-        for bridge in self._bridges.values():
+        if hasattr(self, "server"):   # not when __init__ stopped early (bad parameters, port taken)
+            self.server.stop()
+        for bridge in getattr(self, "_bridges", {}).values():
             bridge.channel.close()
         return super().destroy_node()
 
