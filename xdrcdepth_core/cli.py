@@ -2,7 +2,8 @@
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; the
 module is imported only when its command runs, so ``xdrcdepth models`` never loads ROS and
-``xdrcdepth launch`` never loads torch before it needs to.
+``xdrcdepth launch`` never loads torch before it needs to. Bad arguments: one line on stderr, exit code 2
+(:mod:`xdrcdepth_core.cli_args`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from xdrcdepth_core.cli_args import ArgumentParser
 
 #: command name -> (module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,11 +31,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("xdrcdepth_ros.tools.launcher", "run a launch graph (node + tools) from its .launch.py file, no ros2 launch needed"),
     "replay-demo": ("xdrcdepth_ros.bag.replay_demo", "replay a nuScenes scene through the depth node (launch graph), "
                     "record it and write depth pictures"),
+    "bag-reindex": ("xdrcdepth_ros.bag.reindex", "finalise a bag whose recording was killed (as ros2 bag reindex)"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xdrcdepth", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="xdrcdepth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, description=help_text).set_defaults(_module=module)
@@ -45,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     # Parse the command name first, then let the command's module add its own arguments.
     known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     module = importlib.import_module(known._module)
-    cmd_parser = argparse.ArgumentParser(prog=f"xdrcdepth {known.command}",
-                                         description=COMMANDS[known.command][1])
+    cmd_parser = ArgumentParser(prog=f"xdrcdepth {known.command}", description=COMMANDS[known.command][1])
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
     return int(module.run(args) or 0)

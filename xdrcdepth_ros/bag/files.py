@@ -1,25 +1,53 @@
-"""rosbag2 folders written atomically with ``rosbags`` (no rclpy): the bag appears under its final name only
-when it is complete.
+"""rosbag2 folders: written atomically (converters) or in place (the recorder), and replaced only when
+what is there is recognisably a bag.
 
-A rosbag2 is a folder (``metadata.yaml`` + one ``.mcap``/``.db3``), so the single-file helper of
-:mod:`xdrcdepth_core.atomic` does not apply: the bag is written into a hidden temporary folder next to the
-target, its files are fsynced, and the finished folder is renamed onto the target (``rename`` of a
-directory is atomic on one file system). An exception (or Ctrl-C) while writing removes the temporary folder.
+A rosbag2 is a folder (``metadata.yaml`` + the storage files it lists). Two ways of writing one:
+
+* :func:`atomic_bag_writer` (``nuscenes2bag``): the bag is written into a hidden temporary folder next
+  to the target (``.<name>.<pid>.<random>.tmp``, :mod:`xdrcdepth_core.atomic`), its files are fsynced,
+  and the finished folder is renamed onto the target (``rename`` of a directory is atomic on one file
+  system). An exception or Ctrl-C removes the temporary folder; one left by a SIGKILL is removed by the
+  next run (:func:`remove_stale_bag_temporaries`).
+* :func:`recording_bag_writer` (``bag_recorder``): in place, like ``ros2 bag record``; mcap chunks with
+  CRCs flushed at least twice a second (:mod:`.mcap_storage`), sqlite3 committed as often. A killed
+  recording keeps all but its last half second; ``xdrcdepth bag-reindex`` finalises it.
+
+Overwriting (``--overwrite``) deletes only a *recognisable bag*: a folder holding ``metadata.yaml`` that
+parses as rosbag2 metadata and, besides it, nothing but the storage files it lists (and sqlite's
+``-journal``/``-wal``/``-shm`` companions). Anything else, e.g. a folder of unrelated files or an
+unfinalised recording, is refused with a message naming the folder (:class:`NotABagError`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import sqlite3
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
+import yaml
+
+from xdrcdepth_core.atomic import remove_stale_temporaries, temp_prefix
+from xdrcdepth_ros.bag.mcap_storage import BAG_VERSION, BagWriteError, McapBagWriter
+
+#: Seconds a recorded message may wait in memory before it is written (SIGKILL loses at most this much).
+RECORDING_FLUSH_PERIOD_S = 0.5
 #: ``--storage`` choices -> rosbags storage plugin names.
 STORAGE_CHOICES = ("mcap", "sqlite3")
-#: rosbag2 metadata version written (ROS 2 Jazzy/Kilted write 9).
-BAG_VERSION = 9
+SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
+
+__all__ = ["BAG_VERSION", "BagWriteError", "NotABagError", "STORAGE_CHOICES", "atomic_bag_writer",
+           "bag_files", "check_output_folder", "latched_qos", "recording_bag_writer", "remove_bag",
+           "remove_stale_bag_temporaries", "unfinalised_recording"]
+
+
+class NotABagError(FileExistsError):
+    """The output folder exists and is not something we may replace; the message names it."""
 
 
 def latched_qos():
@@ -34,6 +62,159 @@ def latched_qos():
                never, never, QosLiveliness.AUTOMATIC, never, False)
 
 
+def bag_files(path: str | os.PathLike) -> list[Path] | None:
+    """The files that make up the bag at ``path`` (metadata.yaml first), or None if it is not
+    recognisably a rosbag2 folder (no or unparsable metadata.yaml, a listed file missing, or any
+    other entry in the folder)."""
+    path = Path(path)
+    meta = path / "metadata.yaml"
+    try:
+        info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+        listed = [Path(name).name for name in info["relative_file_paths"]]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, KeyError):
+        return None
+    if not listed or not all(isinstance(name, str) and name not in ("", ".", "..") for name in listed):
+        return None
+    allowed = {"metadata.yaml", *listed, *(name + c for name in listed for c in SQLITE_COMPANIONS)}
+    entries = list(path.iterdir())
+    if any(e.name not in allowed or e.is_dir() or e.is_symlink() for e in entries):
+        return None
+    if not all((path / name).is_file() for name in listed):
+        return None
+    return [meta] + [e for e in entries if e.name != "metadata.yaml"]
+
+
+def unfinalised_recording(path: str | os.PathLike) -> Path | None:
+    """The storage file of a killed ``bag_recorder`` run at ``path`` (the folder holds exactly
+    ``<folder>.mcap`` or ``<folder>.db3`` and nothing else), or None."""
+    path = Path(path)
+    try:
+        entries = list(path.iterdir())
+    except OSError:
+        return None
+    names = {f"{path.name}.mcap", f"{path.name}.db3"}
+    if len(entries) == 1 and entries[0].name in names and entries[0].is_file() and not entries[0].is_symlink():
+        return entries[0]
+    return None
+
+
+def check_output_folder(path: str | os.PathLike, overwrite: bool) -> bool:
+    """May a bag be written at ``path``? False if ``path`` is absent (or, with ``overwrite``, an empty
+    folder), True if a recognisable bag there is to be replaced (``overwrite``); raises
+    ``FileExistsError`` (exists, no ``overwrite``) or :class:`NotABagError` (not a bag) naming it."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
+    if not path.is_dir() or path.is_symlink():
+        raise NotABagError(f"{path} exists and is not a folder; not touching it")
+    if not overwrite:
+        raise FileExistsError(f"{path} already exists (remove it or pass --overwrite)")
+    if not any(path.iterdir()):
+        return False
+    if bag_files(path) is None:
+        hint = (f" (an unfinalised recording? run 'xdrcdepth bag-reindex {path}')"
+                if list(path.glob("*.mcap")) or list(path.glob("*.db3")) else "")
+        raise NotABagError(f"refusing to overwrite {path}: it is not a rosbag2 folder (metadata.yaml plus "
+                           f"only the storage files it lists){hint}; nothing was deleted")
+    return True
+
+
+def remove_bag(path: str | os.PathLike) -> None:
+    """Delete a recognisable bag: its listed files, metadata.yaml last, then the (now empty) folder."""
+    path = Path(path)
+    files = bag_files(path)
+    if files is None:
+        raise NotABagError(f"{path} is not a rosbag2 folder; not deleting it")
+    for f in files[1:] + files[:1]:
+        f.unlink()
+    path.rmdir()
+
+
+def remove_stale_bag_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary folders killed :func:`atomic_bag_writer` runs left for the bag ``path``."""
+    path = Path(path)
+    return remove_stale_temporaries(path.parent, lambda target: target == path.name)
+
+
+def _sqlite_os_error(exc: sqlite3.Error) -> OSError:
+    """sqlite reports a full disk as ``database or disk is full`` (SQLITE_FULL), not as an OSError."""
+    full = "full" in str(exc).lower()
+    return OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else str(exc))
+
+
+class SqliteBagWriter:
+    """rosbags' sqlite3 Writer, committed by ``flush``/``flush_if_due`` so a killed recording keeps its rows."""
+
+    storage = "sqlite3"
+
+    def __init__(self, folder: str | os.PathLike, flush_period: float = 0.5):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self.folder = Path(folder)
+        self.flush_period = flush_period
+        self._writer = Writer(self.folder, version=BAG_VERSION, storage_plugin=StoragePlugin.SQLITE3)
+        self._dirty_since: float | None = None
+        self.path = self.folder / f"{self.folder.name}.db3"
+
+    def open(self) -> "SqliteBagWriter":
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()           # rosbags creates the folder itself
+        self._writer.open()
+        return self
+
+    def add_connection(self, *args, **kwargs):
+        return self._writer.add_connection(*args, **kwargs)
+
+    @property
+    def counts(self) -> dict:
+        return self._writer.counts
+
+    def write(self, connection, timestamp: int, data: bytes) -> None:
+        try:
+            self._writer.write(connection, timestamp, data)
+        except sqlite3.Error as exc:
+            raise BagWriteError(_sqlite_os_error(exc), self.path, lost=1) from exc
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+        self.flush_if_due()
+
+    def flush_if_due(self, now: float | None = None) -> None:
+        if self._dirty_since is not None and (time.monotonic() if now is None else now) - self._dirty_since \
+                >= self.flush_period:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._dirty_since is None:
+            return
+        self._dirty_since = None
+        try:
+            self._writer.storage.conn.commit()
+        except sqlite3.Error as exc:
+            raise BagWriteError(_sqlite_os_error(exc), self.path, lost=0) from exc
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        except sqlite3.Error as exc:
+            raise BagWriteError(_sqlite_os_error(exc), self.path, lost=0) from exc
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.storage.conn.commit()
+        with contextlib.suppress(Exception):
+            self._writer.abort()
+
+
+def open_writer(path: Path, storage: str, flush_period: float = float("inf")):
+    """An opened writer for a new bag at ``path`` (an absent or empty folder). ``flush_period``: seconds a
+    message may wait in memory (inf: chunks close by size only, so a converter's output is deterministic)."""
+    if storage not in STORAGE_CHOICES:
+        raise ValueError(f"storage must be one of {', '.join(STORAGE_CHOICES)}, got {storage!r}")
+    writer = (McapBagWriter(path, flush_period=flush_period) if storage == "mcap"
+              else SqliteBagWriter(path, flush_period=flush_period))
+    return writer.open()
+
+
 def _fsync_tree(folder: Path) -> None:
     for path in folder.rglob("*"):
         if path.is_file():
@@ -43,31 +224,44 @@ def _fsync_tree(folder: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_bag_writer(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = False) -> Iterator:
-    """An opened ``rosbags.rosbag2.Writer`` whose bag appears at ``path`` when the block exits cleanly.
+    """An opened bag writer whose bag appears at ``path`` when the block exits cleanly.
 
-    ``path`` must not exist unless ``overwrite`` (then the old bag is replaced only after the new one is
-    complete). Raises ``FileExistsError`` naming the folder otherwise.
+    ``path`` must be absent, or (``overwrite``) an empty folder or a recognisable bag
+    (the old bag is replaced only after the new one is complete); :func:`check_output_folder` raises
+    otherwise, naming the folder.
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
     if storage not in STORAGE_CHOICES:
         raise ValueError(f"storage must be one of {', '.join(STORAGE_CHOICES)}, got {storage!r}")
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists (remove it or pass --overwrite)")
+    check_output_folder(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_bag_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
-        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        writer = Writer(tmp / path.name, version=BAG_VERSION, storage_plugin=plugin)
-        writer.open()
+        writer = open_writer(tmp / path.name, storage)
         try:
             yield writer
-        finally:
-            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
         _fsync_tree(tmp / path.name)
         if path.exists():
-            os.rename(path, tmp / "replaced")
+            if check_output_folder(path, True):         # checked again: it may have changed meanwhile
+                os.rename(path, tmp / "replaced")
+            else:
+                path.rmdir()                            # an empty folder
         os.rename(tmp / path.name, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recording_bag_writer(path: str | os.PathLike, storage: str = "mcap", overwrite: bool = False):
+    """An opened writer recording in place at ``path`` (the caller closes or aborts it).
+
+    An existing recognisable bag is deleted first when ``overwrite``; anything else is refused
+    (:func:`check_output_folder`)."""
+    path = Path(path)
+    if check_output_folder(path, overwrite):
+        remove_bag(path)
+    return open_writer(path, storage, flush_period=RECORDING_FLUSH_PERIOD_S)

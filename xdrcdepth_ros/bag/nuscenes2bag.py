@@ -19,7 +19,13 @@ Every sample_data record of the chosen channels (key frames and sweeps) becomes 
 its timestamp (header stamp = bag receive time). ``odom`` is the nuScenes global frame, so the ego-motion
 compensated chain radar(t_r) -> odom -> camera(t_c) of the depth node uses the same poses as the dataset.
 ``--out`` is the bag folder when ``--scene`` names one scene, otherwise the folder that receives one bag
-per scene named after it. Bags are written atomically (:mod:`xdrcdepth_ros.bag.files`).
+per scene named after it. Bags are written atomically (:mod:`xdrcdepth_ros.bag.files`) as mcap with
+chunk CRCs; ``--overwrite`` replaces only a recognisable bag; temporaries left by a killed run are removed.
+
+Every camera image is decoded once: a truncated or garbled file stops the conversion with a line naming
+it (exit code 2, no bag), or with ``--skip-bad`` is left out, warned about and counted. Ctrl-C: one line,
+exit code 130, no partial bag. An unwritable output (read-only, full disk): one line naming the path and
+the cause, exit code 1.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, interrupted_line, os_error_line, say
+from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos, remove_stale_bag_temporaries
 
 DEFAULT_CHANNELS = ("CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP")
 BASE_FRAME = "base_link"
@@ -47,6 +54,10 @@ POINT_FIELD_NAMES = {"i1": "INT8", "u1": "UINT8", "i2": "INT16", "u2": "UINT16",
 
 class ConversionError(RuntimeError):
     """Input the converter cannot use; the message names the folder or file."""
+
+
+class BadReading(ConversionError):
+    """One sensor file is unreadable (truncated or garbled image, bad PCD); ``--skip-bad`` skips it."""
 
 
 def camera_topics(channel: str) -> tuple[str, str]:
@@ -83,13 +94,20 @@ class SceneSummary:
     start_us: int = 0
     end_us: int = 0
     seconds: float = 0.0
+    bad: list[str] = field(default_factory=list)          # files skipped with --skip-bad
+    stale_removed: int = 0                                 # temporaries of killed runs cleaned up
 
     def line(self) -> str:
         size = sum(p.stat().st_size for p in self.bag.rglob("*") if p.is_file()) / 1e6
         counts = ", ".join(f"{n} {topic}" for topic, n in self.messages.items())
-        return (f"nuscenes2bag: {self.scene} -> {self.bag} ({self.storage}, {size:.1f} MB): "
+        text = (f"nuscenes2bag: {self.scene} -> {self.bag} ({self.storage}, {size:.1f} MB): "
                 f"{sum(self.messages.values())} messages over {(self.end_us - self.start_us) / 1e6:.2f} s "
                 f"of data ({counts}) in {self.seconds:.1f} s")
+        if self.bad:
+            text += f"; skipped {len(self.bad)} unreadable files (--skip-bad)"
+        if self.stale_removed:
+            text += f"; removed {self.stale_removed} stale temporaries of a killed run"
+        return text
 
 
 class MessageFactory:
@@ -110,15 +128,21 @@ class MessageFactory:
             stamp=self.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id)
 
     def compressed_image(self, path: Path, header) -> tuple[object, tuple[int, int]]:
-        """The image file's bytes as a CompressedImage, and its ``(width, height)`` from the file header."""
+        """The image file's bytes as a CompressedImage, and its ``(width, height)``.
+
+        The image is decoded in full once: a truncated or garbled JPEG/PNG (which would go into the bag
+        byte for byte and fail only in the node) is a :class:`BadReading` naming the file."""
         from PIL import Image as PILImage
 
         try:
             data = path.read_bytes()
-            with PILImage.open(path) as img:
+            with PILImage.open(io.BytesIO(data)) as img:
                 size, fmt = img.size, img.format
-        except OSError as exc:
-            raise ConversionError(f"{path}: cannot read the camera image ({exc})") from None
+                if fmt not in ("JPEG", "PNG"):
+                    raise BadReading(f"{path}: camera image is {fmt}, not JPEG or PNG")
+                img.load()
+        except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+            raise BadReading(f"{path}: cannot read the camera image ({exc})") from None
         msg = self.types["sensor_msgs/msg/CompressedImage"](
             header=header, format=fmt.lower(), data=np.frombuffer(data, dtype=np.uint8))
         return msg, size
@@ -224,6 +248,9 @@ def scene_readings(nusc, scene: dict, channels: list[str]) -> list[Reading]:
             token = prev
         while token and _in_scene(nusc, token, scene["token"]):
             sd = nusc.get("sample_data", token)
+            if not isinstance(sd.get("filename"), str) or not sd["filename"]:
+                raise ConversionError(f"{Path(nusc.dataroot) / nusc.version / 'sample_data.json'}: record {token} "
+                                      f"({sd.get('channel', '?')}) has no 'filename'")
             readings.append(Reading(sd["timestamp"], sd["channel"], sd["sensor_modality"],
                                     Path(nusc.dataroot) / sd["filename"],
                                     nusc.get("calibrated_sensor", sd["calibrated_sensor_token"]),
@@ -262,7 +289,7 @@ def reading_messages(messages: MessageFactory, reading: Reading) -> list[tuple[s
         try:
             columns = read_radar_pcd(reading.path)
         except (OSError, ValueError) as exc:
-            raise ConversionError(f"{reading.path}: cannot read the radar PCD ({exc})") from None
+            raise BadReading(f"{reading.path}: cannot read the radar PCD ({exc})") from None
         return [(cloud_topic(reading.channel), messages.point_cloud(columns, header, reading.path))]
     if reading.modality == "lidar":
         from xdrcdepth_core.data.lidar import read_lidar_bin
@@ -270,7 +297,7 @@ def reading_messages(messages: MessageFactory, reading: Reading) -> list[tuple[s
         try:
             points = read_lidar_bin(reading.path)
         except (OSError, ValueError) as exc:
-            raise ConversionError(f"{reading.path}: cannot read the LiDAR sweep ({exc})") from None
+            raise BadReading(f"{reading.path}: cannot read the LiDAR sweep ({exc})") from None
         columns = {name: points[:, i] for i, name in enumerate(LIDAR_FIELDS)}
         return [(cloud_topic(reading.channel), messages.point_cloud(columns, header, reading.path))]
     raise ConversionError(f"{reading.path}: unknown sensor modality {reading.modality!r}")
@@ -290,18 +317,22 @@ def topic_types(readings: list[Reading]) -> dict[str, str]:
 
 
 def convert_scene(nusc, scene: dict, channels: list[str], out: Path, storage: str = "mcap",
-                  overwrite: bool = False, progress: bool = True) -> SceneSummary:
-    """Write the bag of one scene to ``out`` (atomically) and return its summary."""
+                  overwrite: bool = False, progress: bool = True, skip_bad: bool = False) -> SceneSummary:
+    """Write the bag of one scene to ``out`` (atomically) and return its summary.
+
+    An unreadable sensor file stops the conversion (:class:`BadReading`, no bag written) unless
+    ``skip_bad``: then its messages are left out, a warning names it and the summary counts it."""
     from tqdm import tqdm
 
     began = time.monotonic()
+    stale = remove_stale_bag_temporaries(out)
     readings = scene_readings(nusc, scene, channels)
     if not readings:
         raise ConversionError(f"{nusc.dataroot}: scene {scene['name']} has no sample_data on "
                               f"{', '.join(channels)}")
     messages = MessageFactory()
     summary = SceneSummary(scene["name"], out, storage, start_us=readings[0].timestamp_us,
-                           end_us=readings[-1].timestamp_us)
+                           end_us=readings[-1].timestamp_us, stale_removed=len(stale))
     types = topic_types(readings)
     summary.messages = dict.fromkeys(types, 0)
     with atomic_bag_writer(out, storage, overwrite) as writer:
@@ -324,7 +355,15 @@ def convert_scene(nusc, scene: dict, channels: list[str], out: Path, storage: st
                 pose_ns = pose["timestamp"] * 1000
                 write("/tf", pose_ns, messages.tf_message([messages.transform(
                     pose_ns, ODOM_FRAME, BASE_FRAME, pose["rotation"], pose["translation"])]))
-            for topic, msg in reading_messages(messages, reading):
+            try:
+                pairs = reading_messages(messages, reading)
+            except BadReading as exc:
+                if not skip_bad:
+                    raise
+                tqdm.write(f"nuscenes2bag: skipping {exc}", file=sys.stderr)
+                summary.bad.append(str(reading.path))
+                continue
+            for topic, msg in pairs:
                 write(topic, reading.timestamp_us * 1000, msg)
     summary.seconds = time.monotonic() - began
     return summary
@@ -340,27 +379,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sensor channels to convert (default: %(default)s); e.g. add RADAR_FRONT_LEFT "
                              "RADAR_FRONT_RIGHT for the three front radars")
     parser.add_argument("--storage", choices=STORAGE_CHOICES, default="mcap", help="bag storage (default mcap)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bag")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing bag (only a recognisable rosbag2 folder is ever deleted)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="leave out unreadable sensor files (truncated/garbled images, bad PCDs) with a "
+                             "warning and count them (default: stop at the first, no bag written)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit codes: 0 done, 2 bad input or arguments (one line naming the culprit), 1 cannot write the
+    output (one line naming the path and the cause), 130 interrupted (SIGINT)."""
+    done = []
     try:
         nusc = load_nuscenes(args.dataroot, args.version)
         scenes = select_scenes(nusc, [args.scene] if args.scene else [])
         for scene in scenes:
             out = args.out if args.scene else args.out / scene["name"]
             summary = convert_scene(nusc, scene, list(args.channels), out, args.storage, args.overwrite,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, skip_bad=args.skip_bad)
+            done.append(scene["name"])
             print(summary.line(), flush=True)
+    except KeyboardInterrupt:
+        say(interrupted_line("nuscenes2bag", f"{len(done)} bag(s) complete ({', '.join(done) or 'none'}), "
+                                             "no partial bag left"))
+        return EXIT_INTERRUPTED
     except (ConversionError, FileExistsError) as exc:
-        print(f"nuscenes2bag: {exc}", file=sys.stderr)
+        say(f"nuscenes2bag: {exc}")
         return 2
+    except OSError as exc:   # read-only or full output disk, no permission
+        say(os_error_line("nuscenes2bag", exc))
+        return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nuscenes2bag", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="nuscenes2bag", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

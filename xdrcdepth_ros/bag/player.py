@@ -19,6 +19,7 @@ enough for all of their messages, so late subscribers (tf listeners) still recei
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -33,6 +34,8 @@ from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
+from xdrcdepth_core.cli_args import ArgumentParser, non_negative_float, positive_float
+from xdrcdepth_ros.node.run import RosArgumentError, init_ros
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
 DEFAULT_CLOCK_HZ = 40.0
@@ -88,6 +91,9 @@ def open_bag(path: str | Path):
     if not bag.exists():
         raise BagError(f"bag {bag} does not exist")
     if not (bag / "metadata.yaml").exists():
+        if bag.is_dir() and (list(bag.glob("*.mcap")) or list(bag.glob("*.db3"))):
+            raise BagError(f"bag {bag} is not finalised (no metadata.yaml: the recording was interrupted); "
+                           f"run 'xdrcdepth bag-reindex {bag}' first")
         raise BagError(f"bag {bag} has no metadata.yaml (not a rosbag2 folder)")
     reader = Reader(bag)
     try:
@@ -242,26 +248,35 @@ def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
     parser.add_argument("bag", help="rosbag2 folder (metadata.yaml + .mcap or .db3)")
-    parser.add_argument("-r", "--rate", type=float, default=1.0, help="playback speed factor (default 1)")
+    parser.add_argument("-r", "--rate", type=positive_float, default=1.0, help="playback speed factor (default 1)")
     parser.add_argument("-l", "--loop", action="store_true", help="play again from the start until Ctrl-C")
     parser.add_argument("--topics", nargs="+", default=[], metavar="TOPIC", help="play only these topics")
     parser.add_argument("-m", "--remap", nargs="+", default=[], metavar="OLD:=NEW",
                         help="publish topic OLD as NEW")
-    parser.add_argument("--start-offset", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--start-offset", type=non_negative_float, default=0.0, metavar="SECONDS",
                         help="skip this many seconds from the bag's start")
-    parser.add_argument("-d", "--delay", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("-d", "--delay", type=non_negative_float, default=0.0, metavar="SECONDS",
                         help="sleep this long before playing (after --wait-for-subscribers)")
-    parser.add_argument("--clock", type=float, nargs="?", const=DEFAULT_CLOCK_HZ, default=None, metavar="HZ",
+    parser.add_argument("--clock", type=positive_float, nargs="?", const=DEFAULT_CLOCK_HZ, default=None,
+                        metavar="HZ",
                         help=f"publish /clock with bag time at HZ (default {DEFAULT_CLOCK_HZ:g} when given)")
-    parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--wait-for-subscribers", type=non_negative_float, default=0.0, metavar="SECONDS",
                         help="before playing, wait up to SECONDS until every topic has a subscriber")
     return parser
 
 
 def options_from_args(args: argparse.Namespace) -> PlayOptions:
+    """Options of parsed arguments; ranges are checked again here for callers that build the Namespace
+    themselves (NaN fails every comparison, so each check is written to reject it)."""
     parser_errors = []
+    for name in ("rate", "start_offset", "delay", "clock", "wait_for_subscribers"):
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            parser_errors.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+    if parser_errors:
+        raise argparse.ArgumentTypeError("; ".join(parser_errors))
     if args.rate <= 0:
         parser_errors.append(f"--rate must be > 0, got {args.rate:g}")
     if args.start_offset < 0:
@@ -294,7 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    rclpy.init(args=own_args[:1] + ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        init_ros(own_args[:1] + ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    except RosArgumentError as exc:
+        reader.close()
+        print(f"bag_player: {exc}", file=sys.stderr)
+        return 2
     node = rclpy.create_node("bag_player")
     try:
         player = BagPlayer(node, reader, options)

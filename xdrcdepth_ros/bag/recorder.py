@@ -18,9 +18,14 @@ else BEST_EFFORT; TRANSIENT_LOCAL when a publisher is (``/tf_static``), and then
 ``depth/saliency``) is also written as an RGB PNG named ``<topic with / as _>_<sec>.<nanosec>.png`` from its
 header stamp, atomically (:mod:`xdrcdepth_core.atomic`).
 
-The bag folder appears under ``--out`` only when recording ends (``--duration``, ``--max-messages``,
-SIGINT or SIGTERM), complete (:mod:`xdrcdepth_ros.bag.files`). A one-line summary with the messages per
-topic is printed at exit.
+The bag is recorded in place under ``--out``, like ``ros2 bag record`` (:mod:`xdrcdepth_ros.bag.files`):
+mcap chunks with CRCs reach the file at least every 0.5 s (sqlite3: committed as often), and
+``metadata.yaml`` plus the MCAP summary are written when recording ends (``--duration``,
+``--max-messages``, SIGINT or SIGTERM). A SIGKILL or OOM loses at most the last half second:
+``xdrcdepth bag-reindex OUT`` finalises what is there. A write error (disk full, I/O error) stops the
+recording cleanly: everything written so far is kept (finalised when the summary still fits), one line
+says why, exit code 1. ``--overwrite`` replaces only a recognisable bag, never another folder.
+A one-line summary with the messages per topic is printed at exit.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xdrcdepth_core.cli_args import ArgumentParser, os_error_line, positive_float, positive_int, say
+from xdrcdepth_ros.bag.files import (STORAGE_CHOICES, BagWriteError, check_output_folder, latched_qos,
+                                     recording_bag_writer)
 from xdrcdepth_ros.bag.player import split_ros_args
-from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos
 
 #: The depth node's outputs (relative names, resolved in the recorder's namespace).
 DEFAULT_TOPICS = ("depth/image", "depth/camera_info", "depth/colorized", "depth/saliency")
@@ -171,9 +178,9 @@ class Recorder:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bag_recorder", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="bag_recorder", description=__doc__.splitlines()[0])
     parser.add_argument("--out", "-o", "--output", dest="out", required=True, type=Path,
-                        help="bag folder to write (must not exist)")
+                        help="bag folder to write (must not exist, or be empty)")
     parser.add_argument("topic_list", nargs="*", metavar="TOPIC", help="topics to record (as ros2 bag record)")
     parser.add_argument("--topics", nargs="+", default=[], metavar="TOPIC",
                         help=f"topics to record, with the positional ones (default when neither is given: "
@@ -181,11 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--use-sim-time", action="store_true",
                         help="stamp messages with /clock time (as -p use_sim_time:=true)")
     parser.add_argument("--png-dir", type=Path, help="also write rgb8/bgr8 Images as PNGs here")
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages in all")
+    parser.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--max-messages", type=positive_int, metavar="N", help="stop after N messages in all")
     parser.add_argument("-s", "--storage", choices=STORAGE_CHOICES, default="mcap", help="bag storage (default mcap)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing bag at --out (only a recognisable rosbag2 folder is deleted)")
     return parser
+
+
+def _write_failure_line(out: Path, error: BagWriteError, kept: int, finalized: bool) -> str:
+    cause = os_error_line("bag_recorder", error.cause, error.path)
+    state = ("the bag is complete" if finalized else
+             f"the bag is not finalised: run 'xdrcdepth bag-reindex {out}' once there is space")
+    lost = f", lost the last {error.lost}" if error.lost else ""
+    return f"{cause}; stopped recording: kept {kept} messages in {out}{lost}; {state}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,51 +209,81 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
+    from xdrcdepth_ros.node.run import RosArgumentError, init_ros
+
     own_args, ros_args = split_ros_args(sys.argv if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(own_args[1:])
-    if args.duration is not None and args.duration <= 0:
-        parser.error(f"--duration must be > 0, got {args.duration:g}")
-    if args.max_messages is not None and args.max_messages < 1:
-        parser.error(f"--max-messages must be >= 1, got {args.max_messages}")
     topics = list(dict.fromkeys(args.topic_list + args.topics)) or list(DEFAULT_TOPICS)
     if args.use_sim_time:
         ros_args = (ros_args or ["--ros-args"]) + ["-p", "use_sim_time:=true"]
+    try:
+        check_output_folder(args.out, args.overwrite)   # refuse before anything starts
+    except FileExistsError as exc:
+        say(f"bag_recorder: {exc}")
+        return 2
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    rclpy.init(args=own_args[:1] + ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        init_ros(own_args[:1] + ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    except RosArgumentError as exc:
+        say(f"bag_recorder: {exc}")
+        return 2
     node = rclpy.create_node("bag_recorder")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     began = time.monotonic()
+    failure: BagWriteError | None = None
+    writer = None
     try:
-        with atomic_bag_writer(args.out, args.storage, args.overwrite) as writer:
-            recorder = Recorder(node, writer, topics, args.png_dir)
-            graph_checked = -GRAPH_POLL_S
-            try:
-                while not stop.is_set():
-                    if time.monotonic() - graph_checked >= GRAPH_POLL_S:
-                        recorder.subscribe_new_topics()
-                        graph_checked = time.monotonic()
-                    executor.spin_once(timeout_sec=GRAPH_POLL_S)
-                    if args.duration is not None and time.monotonic() - began >= args.duration:
-                        break
-                    if args.max_messages is not None and recorder.total >= args.max_messages:
-                        break
-            except ExternalShutdownException:
-                pass  # context shut down from outside: keep what was recorded
-    except FileExistsError as exc:
-        print(f"bag_recorder: {exc}", file=sys.stderr)
-        return 2
+        try:
+            writer = recording_bag_writer(args.out, args.storage, args.overwrite)
+        except FileExistsError as exc:
+            say(f"bag_recorder: {exc}")
+            return 2
+        except OSError as exc:
+            say(os_error_line("bag_recorder", exc, args.out))
+            return 1
+        recorder = Recorder(node, writer, topics, args.png_dir)
+        graph_checked = -GRAPH_POLL_S
+        try:
+            while not stop.is_set():
+                if time.monotonic() - graph_checked >= GRAPH_POLL_S:
+                    recorder.subscribe_new_topics()
+                    graph_checked = time.monotonic()
+                executor.spin_once(timeout_sec=GRAPH_POLL_S)
+                writer.flush_if_due()   # data reaches the file within FLUSH_PERIOD_S of its arrival
+                if args.duration is not None and time.monotonic() - began >= args.duration:
+                    break
+                if args.max_messages is not None and recorder.total >= args.max_messages:
+                    break
+        except ExternalShutdownException:
+            pass  # context shut down from outside: keep what was recorded
+        except BagWriteError as exc:  # disk full, file size limit, I/O error: stop, keep what is written
+            failure = exc
+        finalized = True
+        try:
+            writer.close()
+        except BagWriteError as exc:
+            finalized = exc.finalized
+            if failure is None:
+                failure = exc
+            elif exc.lost:
+                failure.lost += exc.lost
     finally:
+        if writer is not None and failure is not None:
+            writer.abort()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     if recorder.pending:
         recorder.summary.skipped.update(dict.fromkeys(recorder.pending, "never published"))
     print(recorder.summary.line(args.out, args.storage, time.monotonic() - began, args.png_dir), flush=True)
+    if failure is not None:
+        say(_write_failure_line(args.out, failure, sum(writer.counts.values()), finalized))
+        return 1
     return 0
 
 

@@ -32,7 +32,6 @@ import argparse
 import json
 import re
 import shlex
-import shutil
 import signal
 import statistics
 import subprocess
@@ -165,9 +164,15 @@ def first_scene(dataroot: Path, version: str) -> str:
 
 
 def remove_previous_outputs(record: Path, frames_dir: Path) -> None:
-    """A previous run's recording (a bag folder) and frame PNGs; anything else there is left alone."""
-    if (record / "metadata.yaml").is_file():
-        shutil.rmtree(record)
+    """A previous run's recording (a recognisable bag, or the recorder's unfinalised file of a killed run)
+    and frame PNGs; anything else there is left alone (the recorder then refuses the folder, naming it)."""
+    from xdrcdepth_ros.bag.files import bag_files, remove_bag, unfinalised_recording
+
+    if bag_files(record) is not None:
+        remove_bag(record)
+    elif unfinalised_recording(record) is not None:
+        unfinalised_recording(record).unlink()
+        record.rmdir()
     for old in frames_dir.glob("*.png"):
         old.unlink()
 

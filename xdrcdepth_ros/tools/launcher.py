@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from xdrcdepth_core.cli_args import non_negative_float
 from xdrcdepth_ros.tools.launch_graph import (PACKAGE, Config, Graph, LaunchFileError, PathJoin, Process,
                                         declared_arguments, launch_file, load_graph, parse_assignments)
 
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-args", action="store_true", help="list the graph's launch arguments and exit")
     parser.add_argument("--print", dest="print_only", action="store_true",
                         help="print the command lines and exit without starting anything")
-    parser.add_argument("--sigterm-timeout", type=float, default=5.0, metavar="SECONDS",
+    parser.add_argument("--sigterm-timeout", type=non_negative_float, default=5.0, metavar="SECONDS",
                         help="after SIGINT, wait this long before SIGTERM (and again before SIGKILL)")
 
 
