@@ -40,11 +40,38 @@ from .boxes import BOX_CATEGORIES, box_rectangles, box_table, camera_boxes, is_c
 from .geometry import project_points
 from .lidar import EGO_BODY_RADIUS, lidar_depth_map
 from .nuscenes_sweeps import lidar_sweeps_in_camera, radar_points_in_camera
-from .radar import DEFAULT_CHANNELS, nearest_per_pixel, rasterize_radar
+from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS, nearest_per_pixel, rasterize_radar
 from .radar_confidence import BOX_TOLERANCE, radar_confidence_gt
 
 LOG = logging.getLogger(__name__)
 LIDAR = "LIDAR_TOP"
+
+
+class UnknownChannelError(ValueError):
+    """A camera/radar channel the folder has no sensor for, or a raster channel name with no source."""
+
+
+def check_tables(nusc, camera: str, radar_sensors: Sequence[str], radar_channels: Sequence[str]) -> None:
+    """Names the caller chose must exist (:class:`UnknownChannelError`), and every ``sample_data`` record
+    must name its file (``ValueError`` naming the table and the record): a typo would otherwise give
+    0 samples or an all-zero channel, a missing ``filename`` a bare ``KeyError`` deep in the devkit."""
+    modality = {s["channel"]: s["modality"] for s in nusc.sensor}
+    cameras = sorted(c for c, m in modality.items() if m == "camera")
+    radars = sorted(c for c, m in modality.items() if m == "radar")
+    if camera not in cameras:
+        raise UnknownChannelError(f"no camera channel {camera!r} in {nusc.version} (cameras: {', '.join(cameras)})")
+    unknown = [r for r in radar_sensors if r not in radars]
+    if unknown:
+        raise UnknownChannelError(f"no radar channel {', '.join(map(repr, unknown))} in {nusc.version} "
+                                  f"(radars: {', '.join(radars)})")
+    unknown = [c for c in radar_channels if c not in KNOWN_RADAR_CHANNELS]
+    if unknown:
+        raise UnknownChannelError(f"unknown radar raster channel {', '.join(map(repr, unknown))} (known: "
+                                  f"{', '.join(KNOWN_RADAR_CHANNELS)})")
+    for record in nusc.sample_data:
+        if not isinstance(record.get("filename"), str) or not record["filename"]:
+            raise ValueError(f"{Path(nusc.dataroot) / nusc.version / 'sample_data.json'}: record "
+                             f"{record.get('token', '?')} has no 'filename'")
 
 
 def read_rgb_image(path: str | os.PathLike) -> np.ndarray:
@@ -112,6 +139,7 @@ class NuScenesDepthDataset:
             from nuscenes.nuscenes import NuScenes
 
             nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=False)
+        check_tables(nusc, camera, radar_sensors, radar_channels)
         self.nusc = nusc
         self.camera = camera
         self.radar_sensors = tuple(radar_sensors)

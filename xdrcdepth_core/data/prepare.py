@@ -14,25 +14,36 @@ ground truth; the single key-frame LiDAR sweep unless ``--lidar-sweeps`` asks fo
 
 ``--resize H W`` stores everything at H x W (:class:`~.sample_transforms.Resize`; the confidence labels are made
 at the camera resolution first and move with ``depth_gt``). Files are written atomically; a rerun skips
-samples whose file loads, holds the keys the settings ask for and was made with the same settings, so an
-interrupted run resumes and a changed option rebuilds.
+samples whose file passes the CRC check of every member, holds the keys the settings ask for and was made
+with the same settings, so an interrupted run resumes, a changed option rebuilds and a corrupted file
+(flipped bits, truncated) is rebuilt. Temporaries left by a killed run are removed at start.
+
+Unknown ``--radar-channels`` names and camera/radar channels the folder does not have are errors (exit
+code 2, one line), as are other bad arguments. Ctrl-C: one line, exit code 130 (finished files are
+complete; rerun to resume). An unwritable output (read-only, full disk): one line naming the file and the
+cause, exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from xdrcdepth_core.atomic import atomic_writer
+from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, interrupted_line, os_error_line, say
 
-from .nuscenes_dataset import NuScenesDepthDataset
-from .radar import DEFAULT_CHANNELS
+from .nuscenes_dataset import NuScenesDepthDataset, UnknownChannelError
+from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
 from .sample_transforms import Resize
+
+PROG = "xdrcdepth prepare"
 
 #: Keys of every cache file.
 NPZ_KEYS = ("image", "radar", "radar_channels", "depth_gt", "K", "token", "settings", "boxes")
@@ -103,15 +114,25 @@ def required_keys(settings: str) -> set[str]:
     return keys
 
 
-def cached(path: Path, settings: str) -> bool:
-    """True if ``path`` is a complete cache file made with ``settings``."""
+def cache_state(path: Path, settings: str) -> str:
+    """``"cached"`` (complete, every member passes its CRC, made with ``settings``), ``"missing"``,
+    ``"stale"`` (other settings or keys) or ``"corrupt"`` (unreadable or a CRC mismatch)."""
     if not path.is_file():
-        return False
+        return "missing"
     try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.testzip() is not None:      # reads every member: CRC-32 and deflate stream checked
+                return "corrupt"
         with np.load(path, allow_pickle=False) as npz:
-            return required_keys(settings) <= set(npz.files) and str(npz["settings"]) == settings
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return False
+            fresh = required_keys(settings) <= set(npz.files) and str(npz["settings"]) == settings
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error):
+        return "corrupt"
+    return "cached" if fresh else "stale"
+
+
+def cached(path: Path, settings: str) -> bool:
+    """True if ``path`` is a complete, uncorrupted cache file made with ``settings``."""
+    return cache_state(path, settings) == "cached"
 
 
 def write_sample(path: Path, sample: dict, radar_channels: tuple[str, ...], settings: str) -> None:
@@ -136,7 +157,32 @@ def save_npz(file, arrays: dict[str, np.ndarray], level: int = ZLIB_LEVEL) -> No
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments that argparse cannot see, or None."""
+    unknown = [c for c in args.radar_channels if c not in KNOWN_RADAR_CHANNELS]
+    if unknown:
+        return (f"--radar-channels: unknown {', '.join(map(repr, unknown))} (known: "
+                f"{', '.join(KNOWN_RADAR_CHANNELS)})")
+    if len(set(args.radar_channels)) != len(args.radar_channels):
+        return f"--radar-channels: {' '.join(args.radar_channels)} names a channel twice"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    """Exit codes: 0 done, 1 unreadable input or unwritable output, 2 bad arguments, 130 SIGINT."""
+    problem = check_arguments(args)
+    if problem:
+        say(f"{PROG}: error: {problem}")
+        return EXIT_USAGE
+    counts = {"written": 0}
+    try:
+        return _run(args, counts)
+    except KeyboardInterrupt:
+        tqdm.write(interrupted_line(PROG, f"{counts['written']} files written in this run"), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, counts: dict) -> int:
     out = Path(args.out)
     settings = _settings(args)
     try:
@@ -147,16 +193,29 @@ def run(args: argparse.Namespace) -> int:
                                        require_lidar=not args.allow_missing_lidar,
                                        transform=Resize(*args.resize) if args.resize else None,
                                        boxes=True, confidence_gt=args.confidence_gt, exact_depth=True)
+    except UnknownChannelError as exc:
+        say(f"{PROG}: error: {exc}")
+        return EXIT_USAGE
     except (AssertionError, OSError, ValueError) as exc:  # the devkit asserts on a missing table folder
         print(f"xdrcdepth prepare: cannot load {args.version} from {args.dataroot}: {exc}")
         return 1
-    written = skipped = 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        say(os_error_line(PROG, exc, out))
+        return 1
+    stale = remove_stale_temporaries(out, lambda target: target.endswith(".npz"))
+    written = skipped = rebuilt = 0
     bad: list[str] = []
     for index, token in enumerate(tqdm(dataset.sample_tokens, desc="prepare", unit="sample")):
         path = out / f"{token}.npz"
-        if cached(path, settings):
+        state = cache_state(path, settings)
+        if state == "cached":
             skipped += 1
             continue
+        if state == "corrupt":
+            tqdm.write(f"xdrcdepth prepare: {path} is corrupt (CRC or format check failed): rebuilding it")
+            rebuilt += 1
         try:
             sample = dataset[index]
         except (OSError, ValueError) as exc:
@@ -166,10 +225,17 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"xdrcdepth prepare: skipping sample {token}: {exc}")
             bad.append(token)
             continue
-        write_sample(path, sample, dataset.radar_channels, settings)
+        try:
+            write_sample(path, sample, dataset.radar_channels, settings)
+        except OSError as exc:   # read-only or full disk, no permission: nothing half-written is left
+            tqdm.write(os_error_line(PROG, exc, path), file=sys.stderr)   # on its own line, not after the bar
+            return 1
         written += 1
+        counts["written"] = written
     split = f"{args.split} (no such scenes here: all scenes)" if dataset.split_fallback else args.split
+    extra = f", {rebuilt} corrupt rebuilt" if rebuilt else ""
+    extra += f", {len(stale)} stale temporaries removed" if stale else ""
     print(f"xdrcdepth prepare: {len(dataset)} samples of split {split} -> {out}: {written} written, "
           f"{skipped} already cached, {len(bad)} unreadable skipped, "
-          f"{dataset.n_incomplete} lacking a required channel")
+          f"{dataset.n_incomplete} lacking a required channel{extra}")
     return 0

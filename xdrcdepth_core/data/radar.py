@@ -22,6 +22,8 @@ from .radar_pcd import RADAR_FIELDS, read_radar_pcd
 
 #: Raster channels of the CaFNet-family radar input (papers.md §2.3: radar_input_channels 4).
 DEFAULT_CHANNELS: tuple[str, ...] = ("depth", "rcs", "vx_comp", "vy_comp")
+#: Every raster channel name with a source: the optical depth and the 18 nuScenes radar PCD fields.
+KNOWN_RADAR_CHANNELS: tuple[str, ...] = ("depth", *RADAR_FIELDS)
 
 # nuscenes-devkit 1.2.0 ``RadarPointCloud.default_filters()``: the returns kept by default.
 DEVKIT_INVALID_STATES: tuple[int, ...] = (0,)
