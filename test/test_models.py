@@ -124,6 +124,8 @@ def test_parameter_budget():
     ("lircdepth", {"image_adapter_channels": None, "radar_adapter_channels": None, "max_depth": 80}),
     ("cafnet", {}),
     ("cafnet", {"image_depth": 18, "bts_size": 256}),
+    ("cafnet", {"resnet_width": 16, "bts_size": 64, "depth_confidence": True, "confidence_mask": "straight_through",
+                "confidence_threshold": 0.5, "radar_channels": 3}),
 ])
 def test_registry_round_trip(name, config):
     model = meta_model(name, **config)

@@ -47,7 +47,7 @@ def test_film_spatial_option_keeps_layout():
 
 
 def test_gated_fusion_formula():
-    fusion = ConfidenceGatedFusion(image_channels=1, radar_channels=1)
+    fusion = ConfidenceGatedFusion(channels=1, radar_channels=1)
     with torch.no_grad():
         fusion.gate.weight.zero_()          # sigmoid(0) = 0.5
         fusion.project.weight.fill_(1.5)    # ReLU(1.5 * 2) = 3
@@ -68,6 +68,13 @@ def test_depth_head_range():
     out = head(x)
     assert torch.all(out > 0) and torch.all(out <= 80.0)
     assert out[0, 0, 0, 0].item() == pytest.approx(80.0 * 1e-6)
+
+
+def test_depth_head_is_float32_under_bf16_autocast():
+    head = DepthHead(in_channels=4, max_depth=100.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = head(torch.randn(1, 4, 5, 5))
+    assert out.dtype == torch.float32  # bf16 would quantise depth to 0.5 m steps near 100 m
 
 
 def test_pointwise_daspp_parameter_count_and_shape():

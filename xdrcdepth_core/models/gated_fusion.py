@@ -1,19 +1,19 @@
-"""Confidence-aware gated fusion (CaGF) of image and radar features, CaFNet-style.
+"""Confidence-aware gated fusion (CaGF) of radar features into an image-branch feature, CaFNet-style.
 
-CaFNet (Sun et al., IROS 2024, arXiv 2407.00697) predicts a radar confidence map in a first stage and
-fuses radar into the image branch through "confidence-aware gated fusion". The fusion formula below is
-the one in the authors' code (``bts_gated_fuse``, papers.md Sec. 3.2):
+CaFNet (Sun et al., IROS 2024, arXiv 2407.00697) predicts a radar confidence map in its first stage and
+adds radar features to the image branch through "confidence-aware gated fusion". The formula is the one
+in the authors' code (``models/bts.py`` ``bts_gated_fuse``, papers.md Sec. 3.2):
 
-    f_fuse = f_i + sigmoid(W_g * f_r) (.) ReLU(W_p * f_r) (.) AvgPool_s(c)
+    f_fuse = f + sigmoid(W_g * f_r) (.) ReLU(W_p * f_r) (.) AvgPool_s(c)
 
-with W_g, W_p bias-free 1x1 convs C_r -> C_i, c in (0, 1) the radar confidence map and AvgPool_s its
-average over each s x s cell of the feature's scale.
+with W_g, W_p bias-free 1x1 convs C_r -> C (``weight*`` / ``project*`` in the code), ``f`` the image-branch
+feature at scale 1/s (in CaFNet: the 1/32 image encoder feature, then the *decoder* features at 1/16,
+1/8 (after the dense ASPP), 1/4 and 1/2), ``f_r`` the radar encoder feature of the same scale and
+``c`` in (0, 1) the full-resolution radar confidence, averaged over each s x s cell.
 
-Our design (the paper's confidence network is "not found" in detail, and CaFNet's first stage -- a
-sparse-conv radar encoder, a radar decoder that also predicts coarse radar depth, and a second radar
-encoder on the masked coarse depth -- is not reproduced): the confidence map is predicted from the radar
-encoder's 1/2-scale feature by Conv3x3-BN-ReLU -> Conv1x1 -> sigmoid (:class:`RadarConfidenceHead`) and
-is pooled to every scale with adaptive average pooling (= AvgPool_s for sizes divisible by 32).
+Our choices: the confidence is pooled with adaptive average pooling (identical to CaFNet's fixed
+``AvgPool2d(s, s)`` when H and W are multiples of 32, which the models require) and cast to the feature's
+dtype, so under bf16 autocast the fused feature stays bf16.
 """
 
 from __future__ import annotations
@@ -22,30 +22,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xdrcdepth_core.models.conv import ConvNormAct
-
-
-class RadarConfidenceHead(nn.Module):
-    """Radar confidence in (0, 1) (B x 1 x h x w) from a radar feature map of the same size."""
-
-    def __init__(self, in_channels: int, hidden_channels: int = 32):
-        super().__init__()
-        self.body = ConvNormAct(in_channels, hidden_channels, 3)
-        self.logit = nn.Conv2d(hidden_channels, 1, 1)
-
-    def forward(self, radar_feature: Tensor) -> Tensor:
-        return torch.sigmoid(self.logit(self.body(radar_feature)))
-
 
 class ConfidenceGatedFusion(nn.Module):
-    """``f_i + sigmoid(W_g f_r) * ReLU(W_p f_r) * pool(c)`` (CaFNet CaGF as in its code)."""
+    """``f + sigmoid(W_g f_r) * ReLU(W_p f_r) * pool(c)`` (CaFNet CaGF as in its code).
 
-    def __init__(self, image_channels: int, radar_channels: int):
+    ``channels``: channels of ``f`` (image encoder or decoder feature); ``radar_channels``: of ``f_r``.
+    """
+
+    def __init__(self, channels: int, radar_channels: int):
         super().__init__()
-        self.gate = nn.Conv2d(radar_channels, image_channels, 1, bias=False)
-        self.project = nn.Conv2d(radar_channels, image_channels, 1, bias=False)
+        self.gate = nn.Conv2d(radar_channels, channels, 1, bias=False)
+        self.project = nn.Conv2d(radar_channels, channels, 1, bias=False)
 
-    def forward(self, image_feature: Tensor, radar_feature: Tensor, confidence: Tensor) -> Tensor:
-        confidence = F.adaptive_avg_pool2d(confidence, image_feature.shape[-2:])
+    def forward(self, feature: Tensor, radar_feature: Tensor, confidence: Tensor) -> Tensor:
         gated = torch.sigmoid(self.gate(radar_feature)) * F.relu(self.project(radar_feature))
-        return image_feature + gated * confidence
+        pooled = F.adaptive_avg_pool2d(confidence, feature.shape[-2:]).to(gated.dtype)
+        return feature + gated * pooled

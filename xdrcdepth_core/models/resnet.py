@@ -7,7 +7,8 @@ ResNet-18 = (2, 2, 2, 2), ResNet-34 = (3, 4, 6, 3) blocks. The features taken ar
 (1/4 .. 1/32; 64, 128, 256, 512 ch). No classifier. Parameter counts match torchvision without ``fc``
 (ResNet-18: 11,176,512; ResNet-34: 21,284,672 for 3 input channels).
 
-Our choice: ``in_channels`` is free (the radar ResNet-18 takes the C radar channels directly).
+Our choices: ``in_channels`` is free; ``width`` (default 64, the paper's) sets the stem / layer1 width and
+the stages are ``width x (1, 2, 4, 8)`` -- a smaller ``width`` only serves tiny test/CI models.
 """
 
 from __future__ import annotations
@@ -39,20 +40,23 @@ class BasicBlock(nn.Module):
 class ResNetEncoder(nn.Module):
     """ResNet-18/34 trunk; ``forward`` returns the 5 feature maps at 1/2 .. 1/32."""
 
-    def __init__(self, depth: int = 34, in_channels: int = 3):
+    def __init__(self, depth: int = 34, in_channels: int = 3, width: int = 64):
         super().__init__()
         if depth not in RESNET_LAYERS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
-        self.stem = ConvNormAct(in_channels, 64, 7, stride=2)
+        if int(width) < 1:
+            raise ValueError(f"ResNet width must be >= 1, got {width}")
+        stage_channels = [int(width) * c // STAGE_CHANNELS[0] for c in STAGE_CHANNELS]
+        self.stem = ConvNormAct(in_channels, stage_channels[0], 7, stride=2)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
-        stages, channels = [], 64
-        for index, (blocks, out) in enumerate(zip(RESNET_LAYERS[depth], STAGE_CHANNELS)):
+        stages, channels = [], stage_channels[0]
+        for index, (blocks, out) in enumerate(zip(RESNET_LAYERS[depth], stage_channels)):
             stride = 1 if index == 0 else 2
             stage = [BasicBlock(channels, out, stride)] + [BasicBlock(out, out, 1) for _ in range(blocks - 1)]
             stages.append(nn.Sequential(*stage))
             channels = out
         self.stages = nn.ModuleList(stages)
-        self.out_channels = [64, *STAGE_CHANNELS]
+        self.out_channels = [stage_channels[0], *stage_channels]
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)
