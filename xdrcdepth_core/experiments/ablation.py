@@ -9,7 +9,10 @@ experiment and the variants (rows). Each run is its own job in ``<out>/<variant>
    the variant's model options and extra losses + seed), then ``xdrcdepth eval`` on the test split
    (single-sweep LiDAR and the renderer's exact depth) into ``<run>/test.json``.
 
-A run with ``test.json`` is finished and skipped; an interrupted one resumes from its ``last.pt``. Every
+The teacher's fp16 weights are also kept in ``results_dir/teacher.pt`` (committed) and every student uses
+these fp16-rounded weights (live or through the teacher cache), so runs of different sessions distil from
+the very same teacher; on a machine without the run folders it is restored instead of retrained. A run with ``test.json`` is finished
+and skipped; an interrupted one resumes from its ``last.pt``. Every
 finished run's numbers are also copied to ``results_dir/runs/<variant>__seed<k>.json`` (committed), so
 the report (:mod:`.ablation_report`) can be rebuilt on a machine that no longer has the run folders.
 ``--only`` restricts to some variants, ``--dry-run`` lists the jobs and their state.
@@ -20,14 +23,17 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, load_data_config
 
 #: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
@@ -90,9 +96,21 @@ class Ablation:
     def teacher_done(self) -> bool:
         return (self.teacher_dir / "summary.json").is_file()
 
+    @property
+    def published_teacher(self) -> Path:
+        """The teacher's fp16 weights kept with the results (committed), so a new machine need not retrain it."""
+        return self.results_dir / "teacher.pt"
+
     def train_teacher(self) -> None:
         from xdrcdepth_core.train.config import dump_config, resolve_config
 
+        if not self.teacher_done() and self.published_teacher.is_file():
+            self.teacher_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.published_teacher, self.teacher_checkpoint)
+            record = json.loads((self.results_dir / "runs" / "teacher__seed0.json").read_text())
+            for name in ("test", "history", "summary"):
+                atomic_write_bytes(self.teacher_dir / f"{name}.json", json.dumps(record[name], indent=1).encode())
+            atomic_write_bytes(self.teacher_dir / "config.yaml", yaml.safe_dump(record["config"]).encode())
         if not self.teacher_done():
             cfg = resolve_config(self.cfg["teacher"], base={**self.data_override, "out": str(self.teacher_dir),
                                                             "name": "teacher"})
@@ -104,8 +122,13 @@ class Ablation:
         if not test_json.is_file():
             self._evaluate(self.teacher_checkpoint, test_json, self.teacher_dir / "log.txt")
         self._publish("teacher", 0, self.teacher_dir)
+        if not self.published_teacher.is_file():
+            ckpt = load_checkpoint(self.teacher_checkpoint)
+            save_checkpoint(self.published_teacher, build_from_checkpoint(ckpt), ckpt["input_hw"],
+                            tuple(ckpt["radar_channels"]), resolved_config=ckpt["resolved_config"],
+                            metrics=ckpt["metrics"], weights_dtype=torch.float16)
         tc = self.cfg["teacher_cache"]
-        _run(_python_cli("teacher-cache", "--checkpoint", str(self.teacher_checkpoint), "--data",
+        _run(_python_cli("teacher-cache", "--checkpoint", str(self.published_teacher), "--data",
                          str(self.paths["train"]), "--out", str(self.teacher_cache_dir), "--layers",
                          *tc["layers"], "--target", tc["target"]), self.teacher_dir / "log.txt")
 
@@ -121,7 +144,7 @@ class Ablation:
         base = resolve_config(self.cfg["student"], base=self.data_override)
         losses = base["losses"] + copy.deepcopy(variant.get("losses", []))
         kd = [entry["name"] for entry in variant.get("losses", [])]
-        teacher = {"checkpoint": str(self.teacher_checkpoint), "cache": None}
+        teacher = {"checkpoint": str(self.published_teacher), "cache": None}
         if kd and all(n in CACHEABLE_LOSSES for n in kd):
             teacher["cache"] = str(self.teacher_cache_dir)
         override = {"name": f"{name}__seed{seed}", "out": str(run_dir), "seed": seed, "losses": losses,
