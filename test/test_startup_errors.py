@@ -163,6 +163,9 @@ def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
     ("xdrcdepth_core.cli", ["bag-reindex"], "the following arguments are required: bag"),
     ("xdrcdepth_core.cli", ["launch", "xdrcdepth", "--sigterm-timeout", "nan"], "must be a finite number"),
     ("xdrcdepth_core.cli", ["launch", "xdrcdepth", "foo=bar"], "launch arguments are name:=value"),
+    ("xdrcdepth_core.cli", ["replay-demo", "--rate", "nan"], "--rate: must be a finite number"),
+    ("xdrcdepth_core.cli", ["replay-demo", "--foxglove-port", "70000"], "--foxglove-port: must be 0-65535"),
+    ("xdrcdepth_core.cli", ["synth", "--out", "O", "--image-scale", "0"], "--image-scale: must be > 0"),
 ])
 def test_console_scripts_bad_arguments_one_line_exit_2(ros_domain_id, tmp_path, script, args, message):
     args = [str(tmp_path / a) if a in ("BAG", "OUT", "D", "O") else a for a in args]

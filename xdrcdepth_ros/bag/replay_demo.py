@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xdrcdepth_core.cli_args import non_negative_float, positive_float
+
 DEFAULT_RATE = 0.3
 DEFAULT_DELAY_S = 5.0
 DEFAULT_LINGER_S = 3.0
@@ -55,6 +57,17 @@ FOXGLOVE_LINE = re.compile(r"^\[foxglove_viewer\] foxglove_viewer: (ws://\S+)")
 NODE_READY_LINE = re.compile(r"^\[depth_node\] .*\]: model \S+ on \S+;")
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535 (argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0-65535, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", type=Path, help="nuScenes-format folder (default: real samples "
                         "from ../shared, else a synthetic scene)")
@@ -62,18 +75,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene", help="scene name (default: the dataroot's first scene)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/demo"),
                         help="output folder: bag/, record/, frames/ (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=DEFAULT_RATE,
+    parser.add_argument("--rate", type=positive_float, default=DEFAULT_RATE,
                         help="playback speed; slow enough that the node keeps up (default %(default)s)")
-    parser.add_argument("--delay", type=float, default=DEFAULT_DELAY_S,
+    parser.add_argument("--delay", type=non_negative_float, default=DEFAULT_DELAY_S,
                         help="seconds before playback, while the node loads its model (default %(default)s)")
-    parser.add_argument("--linger", type=float, default=DEFAULT_LINGER_S,
+    parser.add_argument("--linger", type=non_negative_float, default=DEFAULT_LINGER_S,
                         help="seconds the node runs on after the bag ended (default %(default)s)")
     parser.add_argument("--device", default="auto", help="inference device: auto | cpu | cuda[:N]")
     parser.add_argument("--params-file", type=Path,
                         help="depth node parameter YAML (default: the package's config/xdrcdepth.yaml)")
-    parser.add_argument("--foxglove-port", type=int, default=DEFAULT_FOXGLOVE_PORT,
+    parser.add_argument("--foxglove-port", type=port_number, default=DEFAULT_FOXGLOVE_PORT,
                         help="Foxglove WebSocket port on 127.0.0.1, 0 for any free one (default %(default)s)")
-    parser.add_argument("--max-depth", type=float, default=80.0, help="colour scale of the depth pictures, m")
+    parser.add_argument("--max-depth", type=positive_float, default=80.0,
+                        help="colour scale of the depth pictures, m")
 
 
 @dataclass

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from xdrcdepth_core.cli_args import positive_float
 from xdrcdepth_core.data.synthetic.conditions import CONDITIONS
 
 
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=_positive_int, default=4,
                         help="key frames (2 Hz samples) per scene (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--image-scale", type=float, default=1.0,
+    parser.add_argument("--image-scale", type=positive_float, default=1.0,
                         help="camera image size relative to nuScenes 1600x900, intrinsics scaled (default: 1)")
     parser.add_argument("--conditions", type=_conditions, default=("clear",),
                         help="comma list of clear,fog,night,rain; scene i uses entry i mod len (default: clear)")
