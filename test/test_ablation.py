@@ -1,0 +1,68 @@
+"""The ablation runner end to end on a tiny benchmark: data build, teacher (published fp16), teacher cache,
+student rows with cached and live teachers, per-run records, report; a second run skips finished jobs."""
+
+import json
+
+import pytest
+import yaml
+
+from train_rig import TINY_STUDENT, TINY_TEACHER, cli
+from xdrcdepth_core.checkpoint import load_checkpoint
+
+
+def _yaml(path, data):
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+@pytest.mark.slow
+def test_tiny_ablation_resumable_with_report(tmp_path):
+    data = _yaml(tmp_path / "data.yaml", {
+        "root": str(tmp_path / "bench"), "image_scale": 0.1, "conditions": ["clear", "fog"], "frames_per_scene": 2,
+        "input_hw": [64, 128], "train_lidar_sweeps": 3, "radar_sweeps": 1,
+        "splits": {"train": {"scenes": 2, "seed": 1}, "val": {"scenes": 1, "seed": 2}, "test": {"scenes": 1, "seed": 3}}})
+    common = {"precision": "fp32", "data": {"input_hw": [64, 128]}, "optim": {"epochs": 1, "batch_size": 2},
+              "log": {"tensorboard": False, "images": 0}}
+    teacher = _yaml(tmp_path / "teacher.yaml", {**common, "model": TINY_TEACHER,
+                                                "losses": [{"name": "depth_l1"}, {"name": "radar_confidence_bce"},
+                                                           {"name": "laplacian_nll", "weight": 0.1}]})
+    student = _yaml(tmp_path / "student.yaml", {**common, "model": TINY_STUDENT, "losses": [{"name": "depth_l1"}]})
+    results = tmp_path / "docs" / "results" / "ablation"
+    config = _yaml(tmp_path / "ablation.yaml", {
+        "data": data, "out": str(tmp_path / "runs"), "results_dir": str(results), "teacher": teacher,
+        "student": student, "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"},
+        "variants": {
+            "direct": {"seeds": [0, 1]},
+            "xkd+dkd": {"seeds": [0], "losses": [{"name": "xkd", "weight": 1.0}, {"name": "dkd", "bins": 16}]},
+            "crkd": {"seeds": [0], "losses": [{"name": "crkd_response"}, {"name": "crkd_mask_feature"}]}}})
+
+    proc = cli("build-data", "--config", data, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = cli("ablate", "--config", config, "--dry-run")
+    assert proc.returncode == 0 and "direct seed 1: to do" in proc.stdout
+
+    proc = cli("ablate", "--config", config, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "5 runs in 4 variants" in proc.stdout.splitlines()[-1]          # teacher + 4 student runs
+    report = json.loads((results.parent / "ablation.json").read_text())
+    assert set(report["variants"]) == {"teacher", "direct", "xkd+dkd", "crkd"}
+    assert len(report["variants"]["direct"]["runs"]) == 2
+    assert all("mae_80" in run and "exact_mae_80" in run for row in report["variants"].values() for run in row["runs"])
+    assert set(report["baselines"]) == {"radar_only", "constant"}
+    assert (results.parent / "ablation.md").read_text().count("\n| ") >= 5
+    assert (results.parent / "ablation_mae.png").is_file()
+
+    # The teacher is published in fp16 and the students distilled from those weights (live: crkd; cached: xkd+dkd).
+    published = load_checkpoint(results / "teacher.pt")
+    assert all(v.dtype.is_floating_point is False or str(v.dtype) == "torch.float16"
+               for v in published["state_dict"].values())
+    crkd_cfg = yaml.safe_load((tmp_path / "runs" / "crkd" / "seed0" / "config.yaml").read_text())
+    xkd_cfg = yaml.safe_load((tmp_path / "runs" / "xkd+dkd" / "seed0" / "config.yaml").read_text())
+    assert crkd_cfg["teacher"] == {"checkpoint": str(results / "teacher.pt"), "cache": None}
+    assert xkd_cfg["teacher"]["cache"] == str(tmp_path / "runs" / "teacher_cache")
+
+    # Finished jobs are skipped: a second run trains nothing and rebuilds the same report.
+    proc = cli("ablate", "--config", config, timeout=300)
+    assert proc.returncode == 0
+    logs = (tmp_path / "runs" / "direct" / "seed0" / "log.txt").read_text()
+    assert logs.count("cli train") == 1
