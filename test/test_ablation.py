@@ -30,7 +30,7 @@ def test_tiny_ablation_resumable_with_report(tmp_path):
     results = tmp_path / "docs" / "results" / "ablation"
     config = _yaml(tmp_path / "ablation.yaml", {
         "data": data, "out": str(tmp_path / "runs"), "results_dir": str(results), "teacher": teacher,
-        "student": student, "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"},
+        "student": student, "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"}, "ship": "direct",
         "variants": {
             "direct": {"seeds": [0, 1]},
             "xkd+dkd": {"seeds": [0], "losses": [{"name": "xkd", "weight": 1.0}, {"name": "dkd", "bins": 16}]},

@@ -15,7 +15,8 @@ the very same teacher; on a machine without the run folders it is restored inste
 and skipped; an interrupted one resumes from its ``last.pt``. Every
 finished run's numbers are also copied to ``results_dir/runs/<variant>__seed<k>.json`` (committed), so
 the report (:mod:`.ablation_report`) can be rebuilt on a machine that no longer has the run folders.
-``--only`` restricts to some variants, ``--dry-run`` lists the jobs and their state.
+``--only`` restricts to some variants, ``--dry-run`` lists the jobs and their state, ``--ship`` writes the
+``ship`` variant's seed with the best validation MAE into the package (fp16, ``infer.SHIPPED_CHECKPOINT``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def load_ablation_config(path: str | Path) -> dict:
         cfg = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read ablation config {path}: {exc}") from None
-    required = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants"}
+    required = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
     missing = required - set(cfg or {})
     if missing:
         raise ValueError(f"{path}: missing keys {sorted(missing)}")
@@ -73,8 +74,9 @@ def _run(cmd: list[str], log: Path) -> None:
 
 
 class Ablation:
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: dict, config_path: str | Path = "config/ablation/synthetic.yaml"):
         self.cfg = cfg
+        self.config_path = str(config_path)
         self.out = Path(cfg["out"])
         self.results_dir = Path(cfg["results_dir"])
         self.paths = benchmark_paths(load_data_config(cfg["data"]))
@@ -181,6 +183,28 @@ class Ablation:
         atomic_write_bytes(self.results_dir / "runs" / f"{name}__seed{seed}.json",
                            json.dumps(record, indent=1).encode())
 
+    def ship(self) -> str:
+        """Ship the ``ship`` variant's seed with the best *validation* MAE (test numbers never choose) as the
+        package's default checkpoint: fp16 weights, the run's metrics and the command that reproduces it."""
+        from xdrcdepth_core.infer import SHIPPED_CHECKPOINT
+
+        name = self.cfg["ship"]
+        finished = [(seed, run_dir) for variant, seed, run_dir in self.runs({name})
+                    if (run_dir / "test.json").is_file() and (run_dir / "best.pt").is_file()]
+        if len(finished) < len(self.cfg["variants"][name].get("seeds", [0])):
+            return f"not shipped: {name} has {len(finished)} finished runs with checkpoints on this machine"
+        seed, run_dir = min(finished, key=lambda item: json.loads((item[1] / "summary.json").read_text())
+                            ["best_val_mae_mm"])
+        ckpt = load_checkpoint(run_dir / "best.pt")
+        test = json.loads((run_dir / "test.json").read_text())
+        metrics = {**ckpt["metrics"], "test": test["results"], "variant": name, "seed": seed,
+                   "reproduce": f"xdrcdepth build-data --config {self.cfg['data']} && "
+                                f"xdrcdepth ablate --config {self.config_path} --only {name}"}
+        save_checkpoint(SHIPPED_CHECKPOINT, build_from_checkpoint(ckpt), ckpt["input_hw"],
+                        tuple(ckpt["radar_channels"]), resolved_config=ckpt["resolved_config"], metrics=metrics,
+                        weights_dtype=torch.float16)
+        return f"shipped {name} seed {seed} -> {SHIPPED_CHECKPOINT}"
+
     def state(self, name: str, seed: int, run_dir: Path) -> str:
         if (self.results_dir / "runs" / f"{name}__seed{seed}.json").is_file() or (run_dir / "test.json").is_file():
             return "done"
@@ -194,6 +218,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from finished runs")
+    parser.add_argument("--ship", action="store_true",
+                        help="write the `ship` variant's best-on-validation run as the package's default checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_ablation_config(args.config)
-        ablation = Ablation(cfg)
+        ablation = Ablation(cfg, args.config)
     except ValueError as exc:
         print(f"xdrcdepth ablate: {exc}", file=sys.stderr)
         return 2
@@ -227,5 +253,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"xdrcdepth ablate: {exc}", file=sys.stderr)
             return 1
     summary = write_report(cfg, args.config)
-    print(f"ablate: {summary}; {time.monotonic() - start:.0f} s")
+    shipped = ablation.ship() if args.ship else "not shipped (--ship)"
+    print(f"ablate: {summary}; {shipped}; {time.monotonic() - start:.0f} s")
     return 0
