@@ -36,19 +36,16 @@ import yaml
 from xdrcdepth_core.atomic import atomic_write_bytes
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, load_data_config
+from xdrcdepth_core.train.config import read_yaml_mapping
 
 #: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
 CACHEABLE_LOSSES = {"dkd", "xkd", "crkd_response", "confidence_kd", "dked_bounded", "lircdepth_interdepth"}
 
 
 def load_ablation_config(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read ablation config {path}: {exc}") from None
+    cfg = read_yaml_mapping(path, "ablation config")
     required = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
-    missing = required - set(cfg or {})
+    missing = required - set(cfg)
     if missing:
         raise ValueError(f"{path}: missing keys {sorted(missing)}")
     for name, variant in cfg["variants"].items():

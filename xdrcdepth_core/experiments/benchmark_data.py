@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from xdrcdepth_core.train.config import read_yaml_mapping
 
 SPLITS = ("train", "val", "test")
 KEYS = {"root", "image_scale", "conditions", "frames_per_scene", "input_hw", "train_lidar_sweeps", "radar_sweeps",
@@ -31,13 +31,7 @@ KEYS = {"root", "image_scale", "conditions", "frames_per_scene", "input_hw", "tr
 
 
 def load_data_config(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read data config {path}: {exc}") from None
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{path}: a data config must be a mapping")
+    cfg = read_yaml_mapping(path, "data config")
     unknown = set(cfg) - KEYS
     missing = KEYS - {"reason"} - set(cfg)
     if unknown or missing:

@@ -125,19 +125,25 @@ def _validate(cfg: dict) -> None:
         raise ConfigError("data.train (a prepare cache folder) is required")
 
 
+def read_yaml_mapping(path: str | Path, what: str) -> dict:
+    """A YAML file that must hold a mapping; :class:`ConfigError` naming the file otherwise."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a {what} must be a mapping")
+    return loaded
+
+
 def resolve_config(path: str | Path | None = None, overrides: list[str] | None = None,
                    base: dict | None = None) -> dict:
     """Defaults <- YAML file (or ``base``) <- overrides; validated; ``name`` and ``out`` filled in."""
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
         path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a config must be a mapping")
-        cfg = _merge(cfg, loaded)
+        cfg = _merge(cfg, read_yaml_mapping(path, "config"))
     if base is not None:
         cfg = _merge(cfg, base)
     for text in overrides or []:
