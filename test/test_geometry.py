@@ -59,3 +59,128 @@ def test_scale_intrinsics_keeps_pixel_centres():
     uv_half, _, _ = g.project_points(p, K2, (450, 800))
     np.testing.assert_allclose(uv_half, (uv_full + 0.5) * 0.5 - 0.5, atol=1e-9)
     np.testing.assert_allclose(g.crop_intrinsics(K, 10, 20)[:2, 2], [796.27, 481.51])
+
+
+# --- hand-computed values for every formula (issue 14) -------------------------------------------------------
+# K of nuScenes CAM_FRONT with a small skew so that K[0, 1] is checked too
+K_FULL = np.array([[1266.4, 2.0, 816.27], [0.0, 1266.4, 491.51], [0.0, 0.0, 1.0]])
+
+
+def test_quaternion_to_matrix_every_entry_by_hand():
+    # q = (1, 2, 3, 4), not unit: |q|^2 = 30, s = 2 / 30; R = I - s (...) entry by entry
+    R = g.quaternion_to_matrix([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(R, np.array([[-10, 2, 11], [10, -5, 10], [5, 14, 2]]) / 15, atol=1e-15)
+    # 120 degrees about (1, 1, 1): x -> y -> z -> x
+    np.testing.assert_allclose(g.quaternion_to_matrix([0.5, 0.5, 0.5, 0.5]), [[0, 0, 1], [1, 0, 0], [0, 1, 0]],
+                               atol=1e-15)
+    for bad in ([np.nan, 0, 0, 1], [np.inf, 0, 0, 0], [1e-7, 0, 0, 0]):   # |q|^2 = 1e-14 < 1e-12
+        with pytest.raises(ValueError, match=r"invalid quaternion"):
+            g.quaternion_to_matrix(bad)
+    np.testing.assert_allclose(g.quaternion_to_matrix([1e-6, 0, 0, 0]), np.eye(3))  # |q|^2 = 1e-12: accepted
+
+
+@pytest.mark.parametrize("q", [
+    [4.0, 1.0, 2.0, 3.0],     # trace > 0
+    [1.0, 4.0, 2.0, 3.0],     # R[0, 0] largest diagonal entry
+    [1.0, 3.0, 4.0, 2.0],     # R[1, 1] largest
+    [1.0, 2.0, 3.0, 4.0],     # R[2, 2] largest
+])
+def test_matrix_to_quaternion_in_each_branch(q):
+    q = np.array(q) / np.sqrt(30.0)
+    np.testing.assert_allclose(g.matrix_to_quaternion(g.quaternion_to_matrix(q)), q, atol=1e-12)
+    np.testing.assert_allclose(g.matrix_to_quaternion(g.quaternion_to_matrix(-q)), q, atol=1e-12)  # w >= 0
+
+
+def test_matrix_to_quaternion_half_turns_by_hand():
+    assert g.matrix_to_quaternion(np.diag([1.0, -1.0, -1.0])).tolist() == [0.0, 1.0, 0.0, 0.0]  # w = 0 kept
+    assert g.matrix_to_quaternion(np.diag([-1.0, 1.0, -1.0])).tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert g.matrix_to_quaternion(np.diag([-1.0, -1.0, 1.0])).tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert g.matrix_to_quaternion(np.eye(3)).tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_pose_inverse_and_points_by_hand():
+    T = g.transform_from_pose([1.0, 2.0, 3.0, 4.0], [1.0, -2.0, 0.5])
+    np.testing.assert_allclose(T[:3, :3], np.array([[-10, 2, 11], [10, -5, 10], [5, 14, 2]]) / 15, atol=1e-15)
+    np.testing.assert_array_equal(T[3], [0, 0, 0, 1])
+    # R @ (1, 0, 0) + t = first column + t
+    np.testing.assert_allclose(g.transform_points(T, [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
+                               [[-10 / 15 + 1, 10 / 15 - 2, 5 / 15 + 0.5], [1.0, -2.0, 0.5]], atol=1e-15)
+    inv = g.invert_transform(T)
+    np.testing.assert_allclose(inv[:3, :3], T[:3, :3].T, atol=1e-15)
+    # -R^T t: R^T rows are R's columns
+    R = T[:3, :3]
+    np.testing.assert_allclose(inv[:3, 3], [-(R[0, 0] * 1 + R[1, 0] * -2 + R[2, 0] * 0.5),
+                                            -(R[0, 1] * 1 + R[1, 1] * -2 + R[2, 1] * 0.5),
+                                            -(R[0, 2] * 1 + R[1, 2] * -2 + R[2, 2] * 0.5)], atol=1e-15)
+    np.testing.assert_array_equal(inv[3], [0, 0, 0, 1])
+    np.testing.assert_allclose(inv @ T, np.eye(4), atol=1e-15)
+
+
+def test_sensor_to_sensor_with_rotations_by_hand():
+    yaw90 = [np.sqrt(0.5), 0, 0, np.sqrt(0.5)]            # x -> y
+    radar2ego = g.transform_from_pose(yaw90, [2.0, 0.0, 0.0])
+    cam2ego = g.transform_from_pose([1, 0, 0, 0], [1.0, 0.0, 0.0])
+    ego_then = g.transform_from_pose([1, 0, 0, 0], [0.0, 0.0, 0.0])
+    ego_now = g.transform_from_pose(yaw90, [0.0, 0.0, 0.0])   # the ego turned left by 90 degrees
+    T = g.sensor_to_sensor(radar2ego, ego_then, ego_now, cam2ego)
+    # radar point (1, 0, 0) -> ego(then) (2, 1, 0) = global -> ego(now) R^T (2, 1, 0) = (1, -2, 0) -> cam (0, -2, 0)
+    np.testing.assert_allclose(g.transform_points(T, [[1.0, 0.0, 0.0]]), [[0.0, -2.0, 0.0]], atol=1e-12)
+
+
+def test_scale_intrinsics_non_uniform_by_hand():
+    # 900 x 1600 -> 352 x 704: sx = 704 / 1600 = 0.44, sy = 352 / 900; c' = (c + 0.5) s - 0.5
+    np.testing.assert_allclose(g.scale_intrinsics(K_FULL, (900, 1600), (352, 704)), [
+        [1266.4 * 0.44, 2.0 * 0.44, 816.77 * 0.44 - 0.5],
+        [0.0, 1266.4 * 352 / 900, 492.01 * 352 / 900 - 0.5],
+        [0.0, 0.0, 1.0]], rtol=1e-12)
+    # 900 x 1600 -> 450 x 1600: columns unchanged, rows halved
+    np.testing.assert_allclose(g.scale_intrinsics(K_FULL, (900, 1600), (450, 1600)),
+                               [[1266.4, 2.0, 816.27], [0.0, 633.2, 245.505], [0.0, 0.0, 1.0]], rtol=1e-12)
+    # 900 x 1600 -> 1800 x 800: rows doubled, columns halved
+    np.testing.assert_allclose(g.scale_intrinsics(K_FULL, (900, 1600), (1800, 800)),
+                               [[633.2, 1.0, 407.885], [0.0, 2532.8, 983.52], [0.0, 0.0, 1.0]], rtol=1e-12)
+    K_in = K_FULL.copy()
+    g.scale_intrinsics(K_in, (900, 1600), (450, 800))
+    np.testing.assert_array_equal(K_in, K_FULL)          # the input is not modified
+
+
+def test_pixel_positions_after_non_uniform_resizes_by_hand():
+    p = np.array([[2.0, -1.0, 20.0]])
+    # full image: u = 1266.4 * 0.1 + 2 * -0.05 + 816.27 = 942.81, v = 1266.4 * -0.05 + 491.51 = 428.19
+    uv, depth, _ = g.project_points(p, K_FULL, (900, 1600))
+    np.testing.assert_allclose(uv, [[942.81, 428.19]], rtol=1e-12)
+    assert depth.tolist() == [20.0]
+    # 352 x 704: u = 943.31 * 0.44 - 0.5 = 414.5564, v = 428.69 * 352 / 900 - 0.5 = 167.1654: pixel (167, 415)
+    uv, _, _ = g.project_points(p, g.scale_intrinsics(K_FULL, (900, 1600), (352, 704)), (352, 704))
+    np.testing.assert_allclose(uv, [[414.5564, 428.69 * 352 / 900 - 0.5]], rtol=1e-12)
+    assert np.floor(uv + 0.5).tolist() == [[415.0, 167.0]]
+    # 450 x 1600: u unchanged 942.81, v = 428.69 / 2 - 0.5 = 213.845: pixel (214, 943)
+    uv, _, _ = g.project_points(p, g.scale_intrinsics(K_FULL, (900, 1600), (450, 1600)), (450, 1600))
+    np.testing.assert_allclose(uv, [[942.81, 213.845]], rtol=1e-12)
+
+
+def test_project_points_depth_and_image_boundaries():
+    K1 = np.eye(3)                                        # u = x / z, v = y / z
+    pts = np.array([[0.0, 0.0, 0.1],                      # z == min_depth (0.1): not in front (strict)
+                    [0.0, 0.0, 0.1000001],                # just in front
+                    [-0.5, -0.5, 1.0],                    # u = v = -0.5: pixel (0, 0), inside
+                    [-0.5000001, 0.0, 1.0],               # pixel column -1: outside
+                    [5.49, 3.49, 1.0],                    # pixel (3, 5) of a 4 x 6 image: inside
+                    [5.5, 0.0, 1.0],                      # column 6 == w: outside
+                    [0.0, 3.5, 1.0],                      # row 4 == h: outside
+                    [0.0, -0.5000001, 1.0]])              # row -1: outside
+    uv, depth, keep = g.project_points(pts, K1, (4, 6))
+    assert keep.tolist() == [False, True, True, False, True, False, False, False]
+    np.testing.assert_allclose(uv, [[0.0, 0.0], [-0.5, -0.5], [5.49, 3.49]])
+    np.testing.assert_allclose(depth, [0.1000001, 1.0, 1.0])
+    # a custom min_depth: z == 2 excluded, z = 2.5 kept
+    _, depth, keep = g.project_points([[0, 0, 2.0], [0, 0, 2.5]], K1, (4, 6), min_depth=2.0)
+    assert keep.tolist() == [False, True] and depth.tolist() == [2.5]
+    # a flat list of 3 numbers is one point
+    assert g.project_points([0.0, 0.0, 1.0], K1, (4, 6))[2].tolist() == [True]
+
+
+def test_crop_intrinsics_by_hand():
+    K2 = g.crop_intrinsics(K_FULL, 10, 20)
+    np.testing.assert_allclose(K2, [[1266.4, 2.0, 796.27], [0.0, 1266.4, 481.51], [0.0, 0.0, 1.0]])
+    assert K_FULL[0, 2] == 816.27                          # the input is not modified

@@ -101,3 +101,62 @@ def test_radar_points_helpers():
     assert len(both) == 3 and both.fields["rcs"].tolist() == [5, 6, 6]
     assert len(RadarPoints.concatenate([])) == 0
     assert project_points(both.xyz, K, HW)[2].sum() == 0  # z = 0: none in front of a camera
+
+
+# --- non-uniform resizes and boundaries by hand (issue 14) ----------------------------------------------------
+def test_resize_sparse_non_uniform_900x1600_to_352x704_by_hand():
+    raster = np.zeros((4, 900, 1600), np.float32)
+    # (row, col): every channel non-zero
+    raster[:, 0, 0] = [10.0, 1.0, 2.0, 3.0]
+    raster[:, 899, 1599] = [20.0, 4.0, 5.0, 6.0]
+    raster[:, 450, 800] = [30.0, 7.0, 8.0, 9.0]
+    raster[:, 10, 900] = [40.0, -1.0, -2.0, -3.0]
+    small = resize_sparse(raster, (352, 704))
+    assert small.shape == (4, 352, 704) and small.dtype == np.float32
+    # row r -> floor((r + 0.5) * 352 / 900), col c -> floor((c + 0.5) * 704 / 1600 = 0.44):
+    #   (0, 0) -> (0, 0); (899, 1599) -> (floor(351.80), floor(703.78)) = (351, 703)
+    #   (450, 800) -> (floor(176.20), floor(352.22)) = (176, 352); (10, 900) -> (floor(4.11), floor(396.22)) = (4, 396)
+    np.testing.assert_array_equal(small[:, 0, 0], [10.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(small[:, 351, 703], [20.0, 4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(small[:, 176, 352], [30.0, 7.0, 8.0, 9.0])
+    np.testing.assert_array_equal(small[:, 4, 396], [40.0, -1.0, -2.0, -3.0])
+    assert np.count_nonzero(small[0]) == 4 and np.count_nonzero(small) == 16
+
+
+def test_resize_sparse_non_uniform_900x1600_to_450x1600_by_hand():
+    raster = np.zeros((2, 900, 1600), np.float32)
+    raster[:, 450, 7] = [9.0, 90.0]
+    raster[:, 451, 7] = [8.0, 80.0]      # rows 450 and 451 both -> floor(225.25), floor(225.75) = 225: 8 m wins
+    raster[:, 3, 1599] = [5.0, 50.0]     # row floor(1.75) = 1, column unchanged
+    raster[:, 4, 1598] = [0.0, 70.0]     # depth 0 = empty pixel: not moved, whatever the other channels hold
+    out = resize_sparse(raster, (450, 1600))
+    np.testing.assert_array_equal(out[:, 225, 7], [8.0, 80.0])
+    np.testing.assert_array_equal(out[:, 1, 1599], [5.0, 50.0])
+    assert np.count_nonzero(out[0]) == 2 and np.count_nonzero(out[1]) == 2
+
+
+def test_rasterize_non_uniform_k_matches_hand_computed_pixels():
+    # 900 x 1600 camera scaled to 352 x 704 (sx = 0.44, sy = 352 / 900): one point, every channel non-zero
+    K_full = np.array([[1266.4, 0.0, 816.27], [0.0, 1266.4, 491.51], [0.0, 0.0, 1.0]])
+    K_small = scale_intrinsics(K_full, (900, 1600), (352, 704))
+    point = np.array([[2.0, -1.0, 20.0]])            # full: u 942.91, v 428.19 -> small (167, 415), as geometry
+    raster = rasterize_radar(point, {"rcs": np.array([7.5]), "vx_comp": np.array([-2.0]),
+                                     "vy_comp": np.array([0.25])}, K_small, (352, 704))
+    assert np.argwhere(raster[0]).tolist() == [[167, 415]]
+    np.testing.assert_array_equal(raster[:, 167, 415], [20.0, 7.5, -2.0, 0.25])
+
+
+def test_rasterize_point_at_the_minimum_depth_is_dropped():
+    K1 = np.eye(3)
+    raster = rasterize_radar(np.array([[0.0, 0.0, 0.1], [1.0, 1.0, 0.2]]), {}, K1, (8, 8), channels=("depth",))
+    # z == 0.1 (project_points' min_depth) is not in front; z = 0.2 lands at (5, 5)
+    assert np.argwhere(raster[0]).tolist() == [[5, 5]] and raster[0, 5, 5] == np.float32(0.2)
+
+
+def test_nearest_wins_ties_keep_the_first_return():
+    rows, cols = np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])
+    depth = np.array([2.0, 2.0, 5.0, 4.0])
+    out = scatter_nearest(rows, cols, depth, np.stack([depth, [1.0, 2.0, 3.0, 4.0]]), (2, 2))
+    np.testing.assert_array_equal(out[1], [[1.0, 0.0], [0.0, 4.0]])   # tie at (0, 0): the first; (1, 1): 4 m
+    empty = scatter_nearest(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((3, 0)), (2, 3))
+    assert empty.shape == (3, 2, 3) and empty.dtype == np.float32 and not empty.any()

@@ -1,0 +1,114 @@
+"""Model-input preprocessing (``xdrcdepth_core.preprocess``) against tensors worked out by hand.
+
+The node, evaluation and training all feed the network through these functions, so a channel order, a
+normalisation constant or a radar scale that is wrong here is wrong everywhere; comparing the node with the
+core cannot see it. Every expected value below is written from the definition: ImageNet mean/std per RGB
+channel, radar channels divided by their fixed scales.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from xdrcdepth_core.preprocess import (IMAGENET_MEAN, IMAGENET_STD, RADAR_CHANNEL_SCALES,
+                                       depth_to_input_resolution, image_to_tensor, radar_to_tensor)
+
+# 2 x 2 RGB image, every channel different at every pixel; 255 * (1, 0, 0.2, 0.4, 0.6, 0.8) = 255, 0, 51, 102, 153, 204
+RGB = np.array([[[255, 0, 51], [0, 255, 102]],
+                [[51, 102, 153], [204, 153, 0]]], dtype=np.uint8)
+# the same image normalised: (value / 255 - mean_c) / std_c with ImageNet mean (0.485, 0.456, 0.406) and
+# std (0.229, 0.224, 0.225), channel by channel
+EXPECTED = np.array([
+    [[(1.0 - 0.485) / 0.229, (0.0 - 0.485) / 0.229], [(0.2 - 0.485) / 0.229, (0.8 - 0.485) / 0.229]],   # R
+    [[(0.0 - 0.456) / 0.224, (1.0 - 0.456) / 0.224], [(0.4 - 0.456) / 0.224, (0.6 - 0.456) / 0.224]],   # G
+    [[(0.2 - 0.406) / 0.225, (0.4 - 0.406) / 0.225], [(0.6 - 0.406) / 0.225, (0.0 - 0.406) / 0.225]],   # B
+])
+
+
+def test_constants_are_the_documented_ones():
+    assert IMAGENET_MEAN == (0.485, 0.456, 0.406) and IMAGENET_STD == (0.229, 0.224, 0.225)
+    assert RADAR_CHANNEL_SCALES == {"depth": 100.0, "rcs": 50.0, "vx_comp": 20.0, "vy_comp": 20.0,
+                                    "vx": 20.0, "vy": 20.0}
+
+
+def test_image_is_normalised_per_rgb_channel_by_hand():
+    t = image_to_tensor(RGB, (2, 2))
+    assert t.shape == (3, 2, 2) and t.dtype == torch.float32
+    np.testing.assert_allclose(t.numpy(), EXPECTED, rtol=1e-6, atol=1e-6)
+
+
+def test_a_bgr_view_flipped_to_rgb_gives_the_rgb_tensor():
+    bgr = np.ascontiguousarray(RGB[:, :, ::-1])
+    t = image_to_tensor(bgr[:, :, ::-1], (2, 2))          # negative strides: a view, not a copy
+    np.testing.assert_allclose(t.numpy(), EXPECTED, rtol=1e-6, atol=1e-6)
+    # fed as it is, BGR is a different tensor: channel 0 would get blue's values
+    assert not np.allclose(image_to_tensor(bgr, (2, 2)).numpy(), EXPECTED, atol=1e-3)
+
+
+def test_image_resize_2x2_to_1x1_is_the_channel_mean():
+    # antialiased bilinear 2 -> 1 weighs the four pixels alike: R mean 0.5, G mean 0.5, B mean 0.3
+    t = image_to_tensor(RGB, (1, 1))
+    assert t.shape == (3, 1, 1)
+    np.testing.assert_allclose(t.flatten().numpy(), [(0.5 - 0.485) / 0.229, (0.5 - 0.456) / 0.224,
+                                                     (0.3 - 0.406) / 0.225], rtol=1e-5, atol=1e-6)
+
+
+def test_image_resize_is_antialiased_and_per_axis():
+    # 1 x 4 -> 1 x 2 (columns halved, rows kept): antialiased bilinear weighs input columns at distance
+    # 0.5, 0.5, 1.5 from an output centre by 1 - d / 2 = 0.75, 0.75, 0.25 (normalised); plain bilinear
+    # would average only the two nearest
+    row = np.zeros((1, 4, 3), np.uint8)
+    row[0, :, 0] = [0, 255, 51, 204]                      # R = 0, 1, 0.2, 0.8
+    t = image_to_tensor(row, (1, 2))
+    assert t.shape == (3, 1, 2)
+    left = (0.75 * 0 + 0.75 * 1 + 0.25 * 0.2) / 1.75
+    right = (0.25 * 1 + 0.75 * 0.2 + 0.75 * 0.8) / 1.75
+    np.testing.assert_allclose(t[0, 0].numpy(), [(left - 0.485) / 0.229, (right - 0.485) / 0.229], rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 2), np.uint8), np.zeros((2, 2, 4), np.uint8),
+                                 np.zeros((2, 2, 3), np.float32), np.zeros((1, 2, 2, 3), np.uint8)])
+def test_image_must_be_uint8_rgb(bad):
+    with pytest.raises(ValueError, match=r"expected an H x W x 3 uint8 RGB image, got "):
+        image_to_tensor(bad, (2, 2))
+
+
+def test_radar_channels_divided_by_their_scales_by_hand():
+    raster = np.zeros((4, 2, 2), np.float32)
+    raster[:, 0, 1] = [25.0, 10.0, -4.0, 3.0]             # depth, rcs, vx_comp, vy_comp: every channel non-zero
+    raster[:, 1, 0] = [80.0, -5.0, 2.0, -1.0]
+    t = radar_to_tensor(raster, ("depth", "rcs", "vx_comp", "vy_comp"), (2, 2))
+    assert t.shape == (4, 2, 2) and t.dtype == torch.float32
+    np.testing.assert_allclose(t[:, 0, 1].numpy(), [25 / 100, 10 / 50, -4 / 20, 3 / 20], rtol=1e-7)
+    np.testing.assert_allclose(t[:, 1, 0].numpy(), [80 / 100, -5 / 50, 2 / 20, -1 / 20], rtol=1e-7)
+    assert np.count_nonzero(t.numpy()) == 8
+    # other channel names: vx/vy by 20, an unknown channel unscaled
+    other = radar_to_tensor(raster[:3], ("vx", "vy", "dyn_prop"), (2, 2))
+    np.testing.assert_allclose(other[:, 0, 1].numpy(), [25 / 20, 10 / 20, -4.0], rtol=1e-7)
+
+
+def test_radar_resized_sparsely_then_scaled():
+    raster = np.zeros((2, 4, 8), np.float32)
+    raster[:, 1, 5] = [30.0, 6.0]                          # -> (floor(1.5 / 2), floor(5.5 / 4)) = (0, 1)
+    raster[:, 3, 0] = [50.0, -8.0]                         # -> (1, 0)
+    raster[:, 3, 1] = [40.0, 4.0]                          # -> (1, 0) too: nearer 40 m wins
+    t = radar_to_tensor(raster, ("depth", "rcs"), (2, 2))
+    np.testing.assert_allclose(t.numpy(), [[[0.0, 0.3], [0.4, 0.0]], [[0.0, 0.12], [0.08, 0.0]]], rtol=1e-6)
+
+
+def test_radar_raster_must_match_the_channels():
+    with pytest.raises(ValueError, match=r"radar raster of shape \(3, 2, 2\) does not match channels "
+                                         r"\('depth', 'rcs'\)"):
+        radar_to_tensor(np.zeros((3, 2, 2), np.float32), ("depth", "rcs"), (2, 2))
+    with pytest.raises(ValueError, match="does not match channels"):
+        radar_to_tensor(np.zeros((2, 2), np.float32), ("depth", "rcs"), (2, 2))
+
+
+def test_depth_back_to_input_resolution_bilinear_by_hand():
+    depth = torch.tensor([[[[0.0, 4.0]]]])
+    same = depth_to_input_resolution(depth, (1, 2))
+    assert same is depth                                   # already there: returned as is
+    # 1 x 2 -> 1 x 4, half-pixel centres: output x' samples input (x' + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25
+    # (clamped at the borders) -> 0, 1, 3, 4; rows 1 -> 2 repeat
+    up = depth_to_input_resolution(depth, (2, 4))
+    np.testing.assert_allclose(up[0, 0].numpy(), [[0.0, 1.0, 3.0, 4.0], [0.0, 1.0, 3.0, 4.0]])
