@@ -29,5 +29,5 @@ if ! "$VPY" -c "import tf2_msgs.msg" 2>/dev/null; then
   "$VPY" -m pip install -q -r requirements-msggen.txt
   bash scripts/build_tf2_msgs.sh "$VENV"
 fi
-"$VPY" -c "import torch, rclpy, tf2_msgs.msg, nuscenes, rosbags, foxglove; print('[setup] ok: torch', torch.__version__)"
+"$VPY" -c "import torch, rclpy, tf2_msgs.msg, nuscenes, rosbags, foxglove, onnxruntime, openvino, onnxscript; print('[setup] ok: torch', torch.__version__)"
 echo "$want" > "$stamp"

@@ -10,6 +10,8 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO = Path(__file__).resolve().parents[1]
+# exports, parity frames and auto-selection records of the tests (git-ignored, kept between runs, never ~/.cache)
+os.environ.setdefault("XDRCDEPTH_CACHE", str(REPO / ".cache" / "test"))
 SHARED = REPO.parent / "shared"
 NUSCENES_SAMPLES = SHARED / "data" / "nuscenes_samples"
 ARTIFACTS = REPO / "artifacts" / "test"

@@ -1,0 +1,196 @@
+"""Inference backends: the eager reference is today's path bit for bit, exported graphs pass parity on real
+frames, the parity rule catches a wrong backend, auto chooses by measurement and capability and records it,
+``xdrcdepth export`` writes verified artefacts, and the radar shortcut equals rasterise + resize exactly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, ParityTolerance, check_parity, create_backend
+from xdrcdepth_core.backends import auto
+from xdrcdepth_core.backends.frames import Frame, default_frames
+from xdrcdepth_core.checkpoint import save_checkpoint
+from xdrcdepth_core.data.radar import nearest_per_pixel
+from xdrcdepth_core.infer import DepthEstimator, RadarInput, nearest_in_groups
+from xdrcdepth_core.models import build_model
+from xdrcdepth_core.preprocess import radar_to_tensor
+
+CHANNELS = ("depth", "rcs", "vx_comp", "vy_comp")
+HW = (64, 128)
+K = np.array([[1140.0, 0.0, 799.5], [0.0, 1140.0, 449.5], [0.0, 0.0, 1.0]])
+
+
+def tiny_student():
+    torch.manual_seed(3)
+    return build_model("xdrcdepth", width_mult=0.25, radar_width_mult=0.25, decoder_channels=[32, 16, 16, 8, 8],
+                       daspp_growth=[8, 8, 8, 8]).eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_student()
+
+
+@pytest.fixture(scope="module")
+def frames():
+    found, label = default_frames(CHANNELS, limit=3)
+    assert "real nuScenes samples" in label       # ../shared is there in this project
+    return found
+
+
+# --- the reference and the radar shortcut ---------------------------------------------------------------------
+
+def test_torch_fp32_is_the_eager_path_bit_for_bit(model, frames):
+    estimator = DepthEstimator(model, input_hw=HW, device="cpu", backend="torch", precision="fp32")
+    assert (estimator.backend_name, estimator.precision) == ("torch", "fp32")
+    frame = frames[0]
+    image, radar = frame.inputs(HW, CHANNELS)
+    with torch.inference_mode():
+        want = model(image, radar)["depth"]
+    got = estimator.estimate_raster(frame.image, frame.radar).depth
+    expected = torch.nn.functional.interpolate(want, size=frame.image.shape[:2], mode="bilinear",
+                                               align_corners=False)[0, 0].numpy()
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("image_hw", [(900, 1600), HW, (90, 160)])
+def test_radar_shortcut_equals_raster_then_resize(image_hw):
+    """Many colliding returns: duplicates, equal depths in float64 and only in float32, two radars."""
+    estimator = DepthEstimator(tiny_student(), input_hw=HW, device="cpu", backend="torch", precision="fp32")
+    rng = np.random.default_rng(7)
+    n = 30_000
+    z = rng.uniform(0.05, 60, n)
+    z[::7] = np.round(z[::7])                                   # exact depth ties
+    z[1::11] = z[::11][: len(z[1::11])] * (1 + 1e-9)            # equal as float32, not as float64
+    scale = np.array([image_hw[1] / 1600, image_hw[0] / 900])
+    xyz = np.column_stack([rng.uniform(-0.7, 0.7, n) * z, rng.uniform(-0.4, 0.4, n) * z, z])
+    xyz[100:200] = xyz[:100]                                    # duplicate points
+    xyz[5] = [np.nan, 0, 10]
+    feats = {"rcs": rng.normal(size=n), "vx_comp": rng.normal(size=n)}    # vy_comp missing: zeros
+    Ks = K.copy()
+    Ks[:2] *= scale[:, None]
+    radars = [RadarInput(xyz[:20000], {k: v[:20000] for k, v in feats.items()}, np.eye(4)),
+              RadarInput(xyz[20000:], {k: v[20000:] for k, v in feats.items()}, np.eye(4))]
+    direct = estimator.radar_input(image_hw, radars, Ks)
+    via_raster = radar_to_tensor(estimator.rasterize(image_hw, radars, Ks), CHANNELS, HW).numpy()
+    assert direct.dtype == np.float32 and direct.shape == (4, *HW)
+    assert np.count_nonzero(direct[0]) > 500
+    np.testing.assert_array_equal(direct, via_raster)
+
+
+def test_nearest_in_groups_equals_nearest_per_pixel():
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 17, 5000):
+        for dtype in (np.float64, np.float32):
+            pixel = rng.integers(0, max(1, n // 3), n)
+            depth = np.round(rng.uniform(1, 3, n), 1).astype(dtype)     # many ties
+            np.testing.assert_array_equal(nearest_in_groups(pixel, depth), nearest_per_pixel(pixel, depth))
+
+
+# --- parity ---------------------------------------------------------------------------------------------------
+
+def test_parity_rules_catch_wrong_outputs(model, frames):
+    reference = create_backend("torch", model, HW, CHANNELS, "cpu", "fp32")
+
+    def offset(metres=0.0, relative=0.0):
+        return lambda image, radar: reference(image, radar) * (1 + relative) + metres
+
+    ok = check_parity(reference, offset(5e-4), frames, "fp32", HW, CHANNELS)
+    assert ok.passed and ok.max_abs_m == pytest.approx(5e-4, rel=1e-2)
+    assert not check_parity(reference, offset(2e-3), frames, "fp32", HW, CHANNELS).passed
+    half = check_parity(reference, offset(relative=0.005), frames, "bf16", HW, CHANNELS)
+    assert half.passed and half.rel_mean_abs == pytest.approx(0.005, rel=1e-3)
+    assert half.gt_pixels > 0 and half.rel_mae_change < 0.01          # real key frame 0 has LiDAR
+    assert not check_parity(reference, offset(relative=0.02), frames, "bf16", HW, CHANNELS).passed
+    strict = ParityTolerance(reduced_rel_mean_abs=0.001)
+    assert not check_parity(reference, offset(relative=0.005), frames, "int8", HW, CHANNELS, strict).passed
+    no_gt = [Frame(f.image, f.radar, None, f.token) for f in frames]
+    assert check_parity(reference, offset(relative=0.005), no_gt, "fp16", HW, CHANNELS).gt_pixels == 0
+
+
+def test_unavailable_precisions_say_why(model):
+    with pytest.raises(BackendUnavailable, match="fp16"):
+        create_backend("torch", model, HW, CHANNELS, "cpu", "fp16")
+    with pytest.raises(BackendUnavailable, match="CPU execution provider"):
+        create_backend("onnxruntime", model, HW, CHANNELS, "cpu", "bf16")
+    with pytest.raises(BackendUnavailable, match="CUDA"):
+        create_backend("tensorrt", model, HW, CHANNELS, "cpu", "fp16")
+    with pytest.raises(ValueError, match="unknown backend"):
+        create_backend("tflite", model, HW, CHANNELS, "cpu")
+
+
+def test_auto_candidates_follow_measured_capability(monkeypatch):
+    monkeypatch.setattr(auto, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(auto, "openvino_cpu_capabilities", lambda: frozenset({"FP32", "INT8"}))
+    monkeypatch.setattr(auto, "cpu_has_fast_int8", lambda: False)
+    names = [(b, p) for b, p, _ in auto.candidates("cpu")]
+    assert ("torch", "bf16") not in names and ("openvino", "bf16") not in names   # emulated bf16 is ~8x slower
+    assert names[0] == ("torch", "fp32") and ("openvino", "fp32") in names and ("onnxruntime", "fp32") in names
+    monkeypatch.setattr(auto, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(auto, "openvino_cpu_capabilities", lambda: frozenset({"FP32", "INT8", "BF16"}))
+    names = [(b, p) for b, p, _ in auto.candidates("cpu")]
+    assert ("torch", "bf16") in names and ("openvino", "bf16") in names
+    assert [p for _, p, _ in auto.candidates("cpu", "fp32")] == ["fp32"] * len(auto.candidates("cpu", "fp32"))
+    assert auto.candidates("cpu", full=False)[1][0] != "torch"          # no torch variants without a probe
+
+
+def test_bare_model_auto_never_exports(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDRCDEPTH_CACHE", str(tmp_path))
+    estimator = DepthEstimator(tiny_student(), input_hw=HW, device="cpu")
+    assert (estimator.backend_name, estimator.precision) == ("torch", "fp32")
+    assert not (tmp_path / "exports").exists()
+
+
+# --- exported graphs (slow: one dynamo export of the tiny student, shared through the artefact cache) ---------
+
+@pytest.mark.slow
+def test_exported_backends_auto_and_export_command(model, frames, tmp_path):
+    from xdrcdepth_core.cli import main
+
+    for name in ("onnxruntime", "openvino"):
+        backend = create_backend(name, model, HW, CHANNELS, "cpu", "fp32")
+        assert backend.parity.passed and backend.parity.max_abs_m <= 1e-3, backend.parity.summary()
+        assert backend.parity.frames == 3 and backend.parity.gt_pixels > 0
+        image, radar = frames[1].inputs(HW, CHANNELS)
+        with torch.inference_mode():
+            want = model(image, radar)["depth"]
+        assert (backend(image, radar) - want).abs().max() <= 1e-3
+
+    chosen = DepthEstimator(model, input_hw=HW, device="cpu", allow_export=True)
+    record = chosen.backend.selection
+    assert record["chosen"].startswith(f"{chosen.backend_name} {chosen.precision}")
+    probed = {c["candidate"]: c["probe_ms"] for c in record["candidates"] if "probe_ms" in c}
+    assert {"torch fp32", "onnxruntime fp32", "openvino fp32"} <= set(probed)
+    assert probed[record["chosen"]] == min(probed.values())                      # the fastest measured
+    again = DepthEstimator(model, input_hw=HW, device="cpu", allow_export=True)
+    assert again.backend.selection == record                                     # recorded, not re-probed
+    cached = DepthEstimator(model, input_hw=HW, device="cpu")                   # bare auto: uses the export
+    assert cached.backend_name in ("torch", "onnxruntime", "openvino")
+
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, model, HW, CHANNELS)
+    out = tmp_path / "tiny.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out), "--limit", "2"]) == 0
+    meta = json.loads((tmp_path / "tiny.onnx.parity.json").read_text())
+    assert out.stat().st_size > 10_000 and meta["parity"]["passed"] and meta["parity"]["frames"] == 2
+    assert meta["input_hw"] == list(HW) and meta["precision"] == "fp32"
+    xml = tmp_path / "ov" / "tiny.xml"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "openvino", "--out", str(xml), "--limit", "2"]) == 0
+    assert xml.is_file() and xml.with_suffix(".bin").stat().st_size > 10_000
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--precision", "bf16",
+                 "--out", str(tmp_path / "x.onnx")]) == 2                      # no bf16 kernels in ORT's CPU EP
+
+
+def test_parity_failure_is_an_error_naming_the_numbers(model, frames, monkeypatch):
+    from xdrcdepth_core.backends import torch_backend
+
+    original = torch_backend.TorchBackend.__call__
+
+    def skewed(self, image, radar):
+        return original(self, image, radar) + (0.0 if self.reference else 0.01)
+
+    monkeypatch.setattr(torch_backend.TorchBackend, "__call__", skewed)
+    with pytest.raises(ParityFailed, match=r"max \|Δ\| 1\.00e-02 m"):
+        create_backend("torch", model, HW, CHANNELS, "cpu", "fp32", options={"channels_last": True}, frames=frames)

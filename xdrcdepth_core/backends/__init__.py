@@ -1,0 +1,235 @@
+"""Inference backends, selected by name: ``torch``, ``onnxruntime``, ``openvino``, ``tensorrt`` (CUDA), ``auto``.
+
+One file per backend (``torch_backend.py``, ``onnxruntime_backend.py``, ``openvino_backend.py``,
+``tensorrt_backend.py``), all with the call contract of :mod:`.base`. :func:`create_backend` builds one for a
+model: exported runtimes get their artefact from the cache (:mod:`.export`; exporting it when allowed) and must
+pass the parity check against eager fp32 on real frames (:mod:`.parity`, :mod:`.frames`) before they are
+used; the result of that check is cached beside the artefact, per machine. :func:`select_backend` implements
+``auto`` (:mod:`.auto`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from xdrcdepth_core.backends.base import PRECISIONS, Backend, BackendUnavailable, DepthOnly, check_precision
+from xdrcdepth_core.backends.parity import ParityReport, ParityTolerance, check_parity
+
+LOG = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino", "tensorrt")
+#: frames used by the parity gate at run time (the export command uses all it is given)
+RUNTIME_PARITY_FRAMES = 3
+
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "BackendUnavailable", "DepthOnly", "ParityFailed",
+           "ParityReport", "ParityTolerance", "check_parity", "create_backend", "select_backend"]
+
+
+class ParityFailed(ValueError):
+    """A backend/precision whose output differs from eager fp32 beyond the tolerance (``report`` has numbers)."""
+
+    def __init__(self, name: str, report: ParityReport):
+        super().__init__(f"{name} fails the parity check against eager fp32: {report.summary()}")
+        self.report = report
+
+
+def default_precision(name: str, device: str) -> str:
+    """A backend's best precision on this machine by capability (the parity check still has the last word)."""
+    from xdrcdepth_core.backends.capability import openvino_cpu_capabilities
+    from xdrcdepth_core.train.precision import cpu_has_native_bf16
+
+    cuda = torch.device(device).type == "cuda"
+    if name == "torch":
+        return "fp16" if cuda else ("bf16" if cpu_has_native_bf16() else "fp32")
+    if name == "openvino":
+        return "bf16" if "BF16" in openvino_cpu_capabilities() else "fp32"
+    if name == "tensorrt":
+        return "fp16"
+    return "fp32"
+
+
+def _machine_tag() -> str:
+    import hashlib
+
+    from xdrcdepth_core.backends import capability
+
+    facts = capability.summary()
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _parity_gate(name: str, precision: str, candidate: Backend, reference: Backend, input_hw, radar_channels,
+                 device: str, frames, record_dir: Path | None, tolerance: ParityTolerance) -> ParityReport:
+    """The parity report of ``candidate`` (cached per artefact, machine and precision); raises ParityFailed."""
+    from xdrcdepth_core.atomic import atomic_write_bytes
+    from xdrcdepth_core.backends.frames import frames_for
+
+    record = None
+    if record_dir is not None and frames is None:
+        record = record_dir / f"parity_{name}_{precision}_{_machine_tag()}.json"
+        if record.is_file():
+            try:
+                data = json.loads(record.read_text())
+                data.pop("rel_mean_abs", None), data.pop("rel_mae_change", None)
+                report = ParityReport(**data)
+            except (OSError, ValueError, TypeError):
+                report = None
+            if report is not None and report.tolerance == asdict(tolerance):
+                if not report.passed:
+                    raise ParityFailed(candidate.description, report)
+                return report
+    if frames is None:
+        frames, _ = frames_for(None, radar_channels, limit=RUNTIME_PARITY_FRAMES)
+    report = check_parity(reference, candidate, frames, precision, input_hw, radar_channels, tolerance, device)
+    if record is not None:
+        atomic_write_bytes(record, json.dumps(report.to_dict(), indent=1).encode())
+    LOG.info("parity %s: %s", candidate.description, report.summary())
+    if not report.passed:
+        raise ParityFailed(candidate.description, report)
+    return report
+
+
+def create_backend(name: str, model: torch.nn.Module, input_hw, radar_channels: Sequence[str], device: str,
+                   precision: str | None = None, *, weights_sha: str | None = None, frames=None,
+                   allow_export: bool = True, batch: int = 1, options: dict | None = None,
+                   tolerance: ParityTolerance = ParityTolerance(), reference: Backend | None = None,
+                   verified: dict | None = None) -> Backend:
+    """Build backend ``name`` for ``model`` at ``input_hw`` (batch ``batch``) on ``device``.
+
+    ``precision=None`` takes the backend's best by capability (:func:`default_precision`). Anything but the
+    eager fp32 reference is checked against it (``frames``: the real frames to check on; default: the cached
+    default frames, and the verdict is cached). ``allow_export=False`` refuses to export a missing artefact
+    (:class:`BackendUnavailable`). ``options`` go to the torch backend (channels_last, compile, cuda_graphs).
+    ``verified``: a passed parity report recorded earlier for exactly this choice (``auto``'s record), which
+    skips the check. Raises :class:`BackendUnavailable` or :class:`ParityFailed`.
+    """
+    from xdrcdepth_core.backends.torch_backend import TorchBackend
+
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
+    check_precision(precision)
+    precision = precision or default_precision(name, device)
+    options = dict(options or {})
+    h, w = input_hw
+    shapes = ((batch, 3, h, w), (batch, len(radar_channels), h, w))
+    if name == "torch":
+        backend = TorchBackend(model, device, precision, input_shapes=shapes, **options)
+        if backend.reference:
+            backend.parity = None
+            return backend
+        record_dir = None
+    else:
+        if options:
+            raise ValueError(f"options {sorted(options)} apply to the torch backend only")
+        backend, record_dir = _exported_backend(name, model, input_hw, radar_channels, device, precision,
+                                                weights_sha, frames, allow_export, batch)
+    if verified is not None and verified.get("passed"):
+        backend.parity = ParityReport(**{k: v for k, v in verified.items()
+                                         if k not in ("rel_mean_abs", "rel_mae_change")})
+        return backend
+    reference = reference or TorchBackend(model, device, "fp32")
+    backend.parity = _parity_gate(name, precision, backend, reference, input_hw, radar_channels, device, frames,
+                                  record_dir, tolerance)
+    return backend
+
+
+def _exported_backend(name, model, input_hw, radar_channels, device, precision, weights_sha, frames,
+                      allow_export, batch):
+    from xdrcdepth_core.backends import export
+    from xdrcdepth_core.backends.capability import has_module
+
+    if name == "openvino":
+        from xdrcdepth_core.backends.openvino_backend import check_openvino
+
+        check_openvino(device, precision)           # before any export: say why it cannot run
+    if name == "onnxruntime" and not has_module("onnxruntime"):
+        raise BackendUnavailable("onnxruntime is not installed (pip install -r requirements.txt)")
+    if name == "tensorrt":
+        from xdrcdepth_core.backends.tensorrt_backend import tensorrt_route
+
+        tensorrt_route(device)
+    if weights_sha is None:
+        from xdrcdepth_core.checkpoint import weights_digest
+
+        weights_sha = weights_digest(model.state_dict())
+    folder = export.artefact_dir(model.name, weights_sha, input_hw, batch)
+
+    def ensure(path: Path, make) -> Path:
+        if path.is_file():
+            return path
+        if not allow_export:
+            raise BackendUnavailable(f"{name}: no exported graph cached for this checkpoint and input size "
+                                     f"(run `xdrcdepth export` or allow the export)")
+        failed = path.with_name(path.name + ".failed")
+        if failed.is_file():
+            raise BackendUnavailable(f"{name}: exporting failed before on this machine: {failed.read_text()}")
+        try:
+            return make(path)
+        except Exception as exc:
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            failed.write_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            raise BackendUnavailable(f"{name}: export failed: {exc}") from exc
+
+    def fp32_onnx() -> Path:
+        return ensure(folder / "model.onnx", lambda p: export.export_onnx(model, input_hw, p, len(radar_channels),
+                                                                          batch, "fp32"))
+
+    def int8_onnx() -> Path:
+        from xdrcdepth_core.backends.frames import frames_for
+
+        calibration = frames if frames is not None else frames_for(None, radar_channels)[0]
+        return ensure(folder / "model_int8.onnx",
+                      lambda p: export.quantize_int8(fp32_onnx(), p, calibration, input_hw, radar_channels))
+
+    if name == "onnxruntime":
+        from xdrcdepth_core.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        if precision in ("bf16", "fp16") and torch.device(device).type == "cpu":
+            raise BackendUnavailable(f"onnxruntime: no fast {precision} kernels in the CPU execution provider")
+        if precision == "int8":
+            path = int8_onnx()
+        elif precision == "fp16":
+            path = ensure(folder / "model_fp16.onnx", lambda p: export.export_onnx(
+                model, input_hw, p, len(radar_channels), batch, "fp16"))
+        else:
+            path = fp32_onnx()
+        return OnnxRuntimeBackend(path, device, precision), folder
+    if name == "openvino":
+        from xdrcdepth_core.backends.openvino_backend import OpenVinoBackend
+
+        source = int8_onnx if precision == "int8" else fp32_onnx
+        xml = ensure(folder / f"openvino_{'int8' if precision == 'int8' else 'fp32'}.xml",
+                     lambda p: export.convert_openvino(source(), p))
+        return OpenVinoBackend(xml, device, precision), folder
+    from xdrcdepth_core.backends.tensorrt_backend import TensorRTBackend
+
+    h, w = input_hw
+    shapes = ((batch, 3, h, w), (batch, len(radar_channels), h, w))
+    return TensorRTBackend(model, device, precision, shapes, onnx_path=fp32_onnx(),
+                           engine_cache=folder / "tensorrt"), folder
+
+
+def artefact_file(name: str, precision: str, model_name: str, weights_sha: str, input_hw, batch: int = 1
+                  ) -> Path | None:
+    """The cached file backend ``name`` at ``precision`` loads (None for the torch backend)."""
+    from xdrcdepth_core.backends.export import artefact_dir
+
+    folder = artefact_dir(model_name, weights_sha, input_hw, batch)
+    if name in ("onnxruntime", "tensorrt"):
+        return folder / {"int8": "model_int8.onnx", "fp16": "model_fp16.onnx"}.get(precision, "model.onnx") \
+            if name == "onnxruntime" else folder / "model.onnx"
+    if name == "openvino":
+        return folder / f"openvino_{'int8' if precision == 'int8' else 'fp32'}.xml"
+    return None
+
+
+def select_backend(*args, **kwargs):
+    """``auto``: see :func:`xdrcdepth_core.backends.auto.select_backend`."""
+    from xdrcdepth_core.backends.auto import select_backend as select
+
+    return select(*args, **kwargs)
