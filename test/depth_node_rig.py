@@ -131,9 +131,14 @@ def radar_msg(records: np.ndarray, t_ns: int, frame_id=RADAR) -> PointCloud2:
 
 
 class NodeProcess:
-    """The depth node in its own process; ``stop()`` sends SIGTERM and returns the exit code."""
+    """The depth node in its own process; ``stop()`` sends SIGTERM and returns the exit code.
+
+    Unless ``params`` say otherwise, the node runs the eager fp32 reference backend, which these tests compare
+    with ``DepthEstimator(..., backend="torch", precision="fp32")`` bit for bit (``auto`` would export the model
+    at start-up; ``test_depth_node_backends.py`` covers the other backends)."""
 
     def __init__(self, log_path: Path, params: dict, remaps: dict | None = None):
+        params = {"backend": "torch", "precision": "fp32", **params}
         args = [sys.executable, "-m", "xdrcdepth_ros.node.depth_node", "--ros-args",
                 "--params-file", str(REPO / "config" / "xdrcdepth.yaml")]
         for key, value in params.items():

@@ -35,7 +35,7 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def estimator(checkpoint):
     torch.set_num_threads(1)     # the node runs with cpu_threads 1 too: same kernels, same numbers
-    return DepthEstimator.from_checkpoint(checkpoint, device="cpu")
+    return DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="torch", precision="fp32")
 
 
 def test_depth_equals_core_with_ego_motion(ros_domain_id, tmp_path, frame, checkpoint, estimator):

@@ -120,7 +120,7 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
     assert not any(key == "bad: internal_error" for key in diag)
 
     torch.set_num_threads(1)
-    estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu")
+    estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="torch", precision="fp32")
     xyz, feats = frame.radar_xyz_features()                      # the finite points only
     want = estimator.estimate(frame.rgb, [RadarInput(
         xyz, feats, invert_transform(frame.cam_s2e) @ frame.radar_s2e)], frame.K)

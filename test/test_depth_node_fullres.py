@@ -42,6 +42,6 @@ def test_full_resolution_raw_image_default_student(ros_domain_id, tmp_path, nusc
     assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("32FC1", 900, 1600, CAMERA)
     torch.set_num_threads(1)
     xyz, feats = frame.radar_xyz_features()
-    want = DepthEstimator.from_checkpoint(None, device="cpu").estimate(
+    want = DepthEstimator.from_checkpoint(None, device="cpu", backend="torch", precision="fp32").estimate(
         rgb, [RadarInput(xyz, feats, invert_transform(frame.cam_s2e) @ frame.radar_s2e)], frame.K).depth
     np.testing.assert_array_equal(depth_array(msg), want)

@@ -46,7 +46,7 @@ def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
     try:
         node = DepthNode(context=context, parameter_overrides=[
             Parameter("checkpoint", value=str(make_checkpoint(tmp_path / "s.pt"))),
-            Parameter("device", value="cpu"), Parameter("slop", value=0.05),
+            Parameter("device", value="cpu"), Parameter("backend", value="torch"), Parameter("slop", value=0.05),
             Parameter("radar_topics", value=["radar/front", "radar/front_left"]),
             Parameter("qos_overrides./radar/front.subscription.reliability", value="reliable")])
         assert node.get_parameter("slop").value == 0.05

@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def estimator(checkpoint):
     torch.set_num_threads(1)     # the node runs with cpu_threads 1 too: same kernels, same numbers
-    return DepthEstimator.from_checkpoint(checkpoint, device="cpu")
+    return DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="torch", precision="fp32")
 
 
 def test_radar_in_camera_frame_without_tf_then_stale_radar_then_back(ros_domain_id, nuscenes_samples, tmp_path,

@@ -100,3 +100,11 @@ def test_idle_and_radar_stale_states():
     st = s.status(1.1, "n", "cpu", "m")
     assert st.level == DiagnosticStatus.OK and status_values(st)["radar stale topics"] == ""
     assert status_values(st)["camera-only frames (radar stale)"] == "1"
+
+
+def test_backend_and_precision_are_reported():
+    s = NodeStats(now=0.0, image_topic="/image")
+    v = status_values(s.status(1.0, "depth_node", "cpu", "xdrcdepth@untrained", backend="openvino",
+                               precision="fp32"))
+    assert (v["backend"], v["precision"]) == ("openvino", "fp32")
+    assert list(v)[:4] == ["device", "model_id", "backend", "precision"]

@@ -29,13 +29,14 @@ DELAY_S = 15  # node up ~2.5 s after start when idle, 8.2 and 9.4 s at load aver
 
 
 def params_file(folder: Path, **overrides) -> Path:
-    """config/xdrcdepth.yaml with a small seeded checkpoint on one CPU thread, plus ``overrides``."""
+    """config/xdrcdepth.yaml with a small seeded checkpoint on one CPU thread and the eager fp32 backend (no
+    export at start-up), plus ``overrides``."""
     from depth_node_rig import make_checkpoint
 
     config = yaml.safe_load((REPO / "config" / "xdrcdepth.yaml").read_text())
     (params,) = config.values()
     params["ros__parameters"].update(checkpoint=str(make_checkpoint(folder / "student.pt")), cpu_threads=1,
-                                     **overrides)
+                                     backend="torch", precision="fp32", **overrides)
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -229,3 +230,14 @@ def test_first_scene_and_its_errors(tmp_path):
     (tmp_path / "v1.0-mini" / "scene.json").write_text(json.dumps([{"name": "scene-0103"}, {"name": "x"}]))
     assert first_scene(tmp_path, "v1.0-mini") == "scene-0103"
 
+
+
+def test_node_parameters_for_the_backend_preparation(tmp_path):
+    """replay-demo resolves the node's backend before the graph starts (auto may export once); it reads the
+    same parameters the node gets: the params file, else the package's config/xdrcdepth.yaml."""
+    from xdrcdepth_ros.bag.replay_demo import PACKAGE_CONFIG, node_parameters
+
+    assert node_parameters(None)["backend"] == "auto" and PACKAGE_CONFIG.is_file()
+    params = node_parameters(params_file(tmp_path))
+    assert (params["backend"], params["precision"], params["cpu_threads"]) == ("torch", "fp32", 1)
+    assert node_parameters(tmp_path / "missing.yaml") == {}

@@ -17,7 +17,10 @@ from xdrcdepth_core.cli_args import ArgumentParser
 #: command name -> (module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("xdrcdepth_core.models.summary", "table of registered models: parameters and GFLOPs"),
-    "benchmark": ("xdrcdepth_core.benchmark", "time every model and the estimator; writes docs/benchmarks/"),
+    "bench": ("xdrcdepth_core.bench", "inference speed per model, size and backend, end to end, node path, "
+              "radar; writes docs/benchmarks/inference.md and .json"),
+    "export": ("xdrcdepth_core.backends.export", "export a checkpoint to ONNX or OpenVINO, verified against "
+               "PyTorch on real frames"),
     "demo": ("xdrcdepth_core.demo", "run the student on a frame and write a colorized depth PNG"),
     "prepare": ("xdrcdepth_core.data.prepare", "precompute a .npz cache from a nuScenes-format folder"),
     "train": ("xdrcdepth_core.train.command", "train a model (teacher or student) from an experiment YAML"),

@@ -47,6 +47,8 @@ DEFAULT_RATE = 0.3
 DEFAULT_DELAY_S = 5.0
 DEFAULT_LINGER_S = 3.0
 DEFAULT_FOXGLOVE_PORT = 8765
+#: the node's default parameters (the launch files' default params_file)
+PACKAGE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "xdrcdepth.yaml"
 CAMERA_TOPIC = "/{camera}/image_rect_compressed"
 DEPTH_TOPIC = "/depth/image"
 DIAGNOSTICS_TOPIC = "/diagnostics"
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"xdrcdepth replay-demo: nuscenes2bag failed (status {status})", file=sys.stderr)
             return status
     remove_previous_outputs(record, frames_dir)
+    prepare_backend(args)
     replay = run_replay_graph(args, bag, record)
     if not (record / "metadata.yaml").is_file():
         print(f"xdrcdepth replay-demo: no recording at {record} (launch exited with status "
@@ -154,6 +157,45 @@ def run(args: argparse.Namespace) -> int:
               f"with their stamp in {bag}", file=sys.stderr)
         return 1
     return replay.returncode
+
+
+def node_parameters(params_file: Path | None) -> dict:
+    """The depth node's ``ros__parameters`` in ``params_file`` (default: the package's config/xdrcdepth.yaml)."""
+    import yaml
+
+    path = params_file or PACKAGE_CONFIG
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+        return dict(next(iter(config.values()))["ros__parameters"])
+    except (OSError, yaml.YAMLError, StopIteration, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def prepare_backend(args: argparse.Namespace) -> None:
+    """Resolve the node's inference backend here, before the graph starts: ``auto`` (and a named runtime) may
+    export the checkpoint once (a minute or more on 2 cores), which would otherwise happen in the node after
+    playback began. The export, parity verdict and choice are cached, so the node then starts at once."""
+    params = node_parameters(args.params_file)
+    backend, precision = params.get("backend", "auto"), params.get("precision", "") or None
+    if backend == "torch":
+        return
+    print(f"replay-demo: preparing the inference backend ({backend}; exported once per checkpoint, cached)",
+          flush=True)
+    start = time.monotonic()
+    try:
+        import torch
+
+        from xdrcdepth_core.infer import DepthEstimator
+
+        if params.get("cpu_threads"):
+            torch.set_num_threads(int(params["cpu_threads"]))
+        estimator = DepthEstimator.from_checkpoint(params.get("checkpoint") or None, device=args.device,
+                                                   backend=backend, precision=precision, allow_export=True)
+    except (OSError, ValueError, RuntimeError) as exc:   # the node will say it again and stop
+        print(f"replay-demo: cannot prepare the inference backend: {exc}", file=sys.stderr, flush=True)
+        return
+    print(f"replay-demo: inference backend {estimator.backend.description} ready "
+          f"({time.monotonic() - start:.0f} s)", flush=True)
 
 
 def prepare_data(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:

@@ -51,6 +51,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from xdrcdepth_core import visualize
+from xdrcdepth_core.backends import BackendUnavailable
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 from xdrcdepth_ros.node import conversions as conv
 from xdrcdepth_ros.node import params as node_params
@@ -95,7 +96,9 @@ class DepthNode(Node):
         if p.cpu_threads > 0:
             import torch
             torch.set_num_threads(p.cpu_threads)
-        self.estimator = DepthEstimator.from_checkpoint(p.checkpoint or None, device=p.device)
+        # auto may export the checkpoint once (cached): a node runs long enough to pay that back
+        self.estimator = DepthEstimator.from_checkpoint(p.checkpoint or None, device=p.device, backend=p.backend,
+                                                        precision=p.precision or None, allow_export=True)
         if self.estimator.model_id.endswith("@untrained"):
             self.get_logger().warning(
                 "NO TRAINED CHECKPOINT: publishing depth from an UNTRAINED student; values are "
@@ -155,7 +158,8 @@ class DepthNode(Node):
                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
 
         self.get_logger().info(
-            f"model {self.estimator.model_id} on {self.estimator.device}; sync "
+            f"model {self.estimator.model_id} on {self.estimator.device}; backend "
+            f"{self.estimator.backend.description}; sync "
             f"{implementation('message_filters')}, TF {implementation('tf2_ros')}, images "
             f"{conv.IMAGE_BACKEND}, clouds {conv.CLOUD_BACKEND}; "
             f"inputs {[f.sub.topic_name for f in inputs]}; "
@@ -215,7 +219,8 @@ class DepthNode(Node):
     def _publish_diagnostics(self) -> None:
         self.diag_pub.publish(self.stats.diagnostic_array(
             time.monotonic(), self.get_clock().now().to_msg(), f"{self.get_name()}: depth estimation",
-            self.estimator.device, self.estimator.model_id))
+            self.estimator.device, self.estimator.model_id, backend=self.estimator.backend_name,
+            precision=self.estimator.precision))
 
     # -- worker side ---------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -355,7 +360,8 @@ class DepthNode(Node):
 
 def main(args=None) -> int:
     # bad parameters or checkpoint: "cannot start: <reason>", exit code 2
-    return run_node(DepthNode, node_params.NODE_NAME, startup_errors=(ValueError, OSError, KeyError),
+    return run_node(DepthNode, node_params.NODE_NAME,
+                    startup_errors=(ValueError, OSError, KeyError, BackendUnavailable),
                     args=args)
 
 

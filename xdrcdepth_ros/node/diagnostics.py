@@ -4,7 +4,8 @@
 ``DiagnosticStatus`` per period (ros2-conventions.md §8 lists the keys users expect): input rates per
 topic, output rate, latency (image arrival -> depth published) and model forward time, synchroniser
 matches and misses, frames dropped by the latest-frame policy, frames skipped while nobody subscribes,
-camera-only frames while the radar is stale, bad messages per reason, device and model.
+camera-only frames while the radar is stale, bad messages per reason, device, model, inference backend and
+precision.
 
 Rates and latencies cover a sliding window (``window_s``); counters are totals since start. All methods
 take ``now`` (seconds, monotonic) so behaviour is deterministic under test.
@@ -125,7 +126,8 @@ class NodeStats:
         """Camera images that never became part of a synchronised frame (yet)."""
         return max(self.received_total.get(self.image_topic, 0) - self.matches_total, 0)
 
-    def status(self, now: float, name: str, device: str, model_id: str) -> DiagnosticStatus:
+    def status(self, now: float, name: str, device: str, model_id: str, backend: str = "",
+               precision: str = "") -> DiagnosticStatus:
         """One DiagnosticStatus: level and message summarise the window, values give the details."""
         with self.lock:
             images = self.inputs.get(self.image_topic)
@@ -149,7 +151,7 @@ class NodeStats:
                 level, message = DiagnosticStatus.WARN, "bad input: " + ", ".join(new_bad)
             else:
                 level, message = DiagnosticStatus.OK, f"publishing depth at {out_rate:.1f} Hz"
-            values = {"device": device, "model_id": model_id}
+            values = {"device": device, "model_id": model_id, "backend": backend, "precision": precision}
             for topic in sorted(self.inputs):
                 values[f"input rate {topic} (Hz)"] = f"{self.inputs[topic].rate(now):.2f}"
             for topic in sorted(self.received_total):
@@ -174,9 +176,9 @@ class NodeStats:
         return DiagnosticStatus(level=level, name=name, message=message, hardware_id=device,
                                 values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
-    def diagnostic_array(self, now: float, stamp, name: str, device: str, model_id: str
-                         ) -> DiagnosticArray:
-        msg = DiagnosticArray(status=[self.status(now, name, device, model_id)])
+    def diagnostic_array(self, now: float, stamp, name: str, device: str, model_id: str, backend: str = "",
+                         precision: str = "") -> DiagnosticArray:
+        msg = DiagnosticArray(status=[self.status(now, name, device, model_id, backend, precision)])
         msg.header.stamp = stamp
         return msg
 

@@ -41,7 +41,14 @@ PARAMETERS: tuple[Param, ...] = (
           "in the package, or an untrained student (with a loud warning) while none is shipped."),
     Param("device", "auto", "Inference device: auto (cuda:0 when available, else cpu), cpu or cuda:N.",
           constraints="auto | cpu | cuda[:N]"),
-    Param("cpu_threads", 0, "torch CPU threads for inference; 0 keeps torch's default.", range=(0, 256)),
+    Param("backend", "auto", "Inference backend: auto (the fastest that runs here and passes the parity check "
+          "against eager fp32; exports once per checkpoint and input size, cached), torch (eager), onnxruntime, "
+          "openvino, tensorrt (CUDA).", constraints="auto | torch | onnxruntime | openvino | tensorrt"),
+    Param("precision", "", "Inference precision: fp32, bf16, fp16 or int8; empty: the backend's best that "
+          "passes the parity check (bf16 only on CPUs with native bf16).",
+          constraints="'' | fp32 | bf16 | fp16 | int8"),
+    Param("cpu_threads", 0, "torch CPU threads for inference (ONNX Runtime and OpenVINO use as many); 0 keeps "
+          "torch's default.", range=(0, 256)),
     Param("image_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: "
           "sensor_msgs/CompressedImage (JPEG/PNG) on 'image/compressed'.", constraints="raw | compressed"),
     Param("radar_topics", ["radar/points"], "PointCloud2 radar topics merged into one frame (e.g. the "
@@ -166,6 +173,12 @@ def check_values(v: dict, node=None) -> list[str]:
     errors = []
     if "device" in v and (problem := check_device(v["device"])):
         errors.append(problem)
+    from xdrcdepth_core.backends import BACKENDS, PRECISIONS
+
+    if v.get("backend", "auto") not in ("auto", *BACKENDS):
+        errors.append(f"backend = {v['backend']!r} is not one of auto, {', '.join(BACKENDS)}")
+    if v.get("precision", "") not in ("", *PRECISIONS):
+        errors.append(f"precision = {v['precision']!r} is not empty or one of {', '.join(PRECISIONS)}")
     if v.get("image_transport", "raw") not in ("raw", "compressed"):
         errors.append(f"image_transport = {v['image_transport']!r} is not raw or compressed")
     checkpoint = v.get("checkpoint", "")
