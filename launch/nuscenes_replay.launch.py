@@ -32,6 +32,10 @@ def generate_launch_description():
     camera = LaunchConfiguration('camera')
     image_topic = LaunchConfiguration('compressed_image_topic')
     radar_topic = LaunchConfiguration('radar_topic')
+    # the viewers read the bag's topics under the node's input names, as the node does
+    viewer_remappings = [('image/compressed', image_topic),
+                         ('camera_info', LaunchConfiguration('camera_info_topic')),
+                         ('radar/points', radar_topic)]
     bag_play = ExecuteProcess(
         name='bag_player',
         cmd=['ros2', 'bag', 'play', LaunchConfiguration('bag'), '--clock',
@@ -60,6 +64,11 @@ def generate_launch_description():
                               description='CameraInfo topic in the bag'),
         DeclareLaunchArgument('radar_topic', default_value='/radar_front',
                               description='radar PointCloud2 topic in the bag'),
+        DeclareLaunchArgument('radar_topics', default_value="['radar/points']",
+                              description='several radars: all their topics in the bag as a YAML list, e.g. '
+                                          '"[/radar_front, /radar_front_left, /radar_front_right]"'),
+        DeclareLaunchArgument('checkpoint', default_value="''",
+                              description="checkpoint file for the depth node ('': shipped or untrained)"),
         DeclareLaunchArgument('device', default_value='auto',
                               description='inference device: auto | cpu | cuda[:N]'),
         DeclareLaunchArgument('use_rviz', default_value='true', description='open RViz2'),
@@ -71,11 +80,13 @@ def generate_launch_description():
             PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'xdrcdepth.launch.py')),
             launch_arguments={
                 'use_sim_time': 'true',
+                'checkpoint': LaunchConfiguration('checkpoint'),
                 'device': LaunchConfiguration('device'),
                 'image_transport': 'compressed',
                 'compressed_image_topic': image_topic,
                 'camera_info_topic': LaunchConfiguration('camera_info_topic'),
                 'radar_topic': radar_topic,
+                'radar_topics': LaunchConfiguration('radar_topics'),
             }.items(),
         ),
         ExecuteProcess(
@@ -92,7 +103,7 @@ def generate_launch_description():
             name='rviz2',
             arguments=['-d', os.path.join(share, 'rviz', 'xdrcdepth.rviz')],
             parameters=[{'use_sim_time': True}],
-            remappings=[('image/compressed', image_topic), ('radar/points', radar_topic)],
+            remappings=viewer_remappings,
             condition=IfCondition(LaunchConfiguration('use_rviz')),
         ),
         Node(
@@ -101,7 +112,7 @@ def generate_launch_description():
             name='foxglove_viewer',
             output='screen',
             parameters=[{'use_sim_time': True, 'port': LaunchConfiguration('foxglove_port')}],
-            remappings=[('image/compressed', image_topic), ('radar/points', radar_topic)],
+            remappings=viewer_remappings,
             condition=IfCondition(LaunchConfiguration('use_foxglove')),
         ),
         RegisterEventHandler(OnProcessExit(

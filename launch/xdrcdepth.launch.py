@@ -1,7 +1,8 @@
 """The xdrcdepth depth node with its parameter file: ``ros2 launch xdrcdepth_ros xdrcdepth.launch.py``.
 
-Arguments (``name:=value``): params_file, use_sim_time, device, image_transport, image_topic,
-compressed_image_topic, camera_info_topic, radar_topic. Without ROS 2 launch installed, ``xdrcdepth launch xdrcdepth ...`` runs
+Arguments (``name:=value``): params_file, checkpoint, use_sim_time, device, image_transport, image_topic,
+compressed_image_topic, camera_info_topic, radar_topic, radar_topics (several radars:
+``radar_topics:="[/radar_front, /radar_front_left, /radar_front_right]"``). Without ROS 2 launch installed, ``xdrcdepth launch xdrcdepth ...`` runs
 this same file (xdrcdepth_ros/tools/launch_graph.py reads it) with the same arguments.
 """
 
@@ -21,6 +22,10 @@ def generate_launch_description():
             'params_file', default_value=os.path.join(share, 'config', 'xdrcdepth.yaml'),
             description='depth node parameter YAML (/**: ros__parameters: ...)'),
         DeclareLaunchArgument(
+            'checkpoint', default_value="''",
+            description="self-describing checkpoint file; '' (YAML empty string): the shipped one, else an "
+                        'untrained student (loud warning)'),
+        DeclareLaunchArgument(
             'use_sim_time', default_value='false',
             description='follow /clock (true with bag playback)'),
         DeclareLaunchArgument(
@@ -37,7 +42,12 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'camera_info_topic', default_value='camera_info', description='camera CameraInfo topic'),
         DeclareLaunchArgument(
-            'radar_topic', default_value='radar/points', description='radar PointCloud2 topic'),
+            'radar_topic', default_value='radar/points',
+            description='radar PointCloud2 topic (remap of radar/points)'),
+        DeclareLaunchArgument(
+            'radar_topics', default_value="['radar/points']",
+            description='all radar PointCloud2 topics as a YAML list, merged into one frame, e.g. '
+                        '"[/radar_front, /radar_front_left]" (names are used as given)'),
         Node(
             package='xdrcdepth_ros',
             executable='depth_node',
@@ -46,9 +56,11 @@ def generate_launch_description():
             parameters=[
                 LaunchConfiguration('params_file'),
                 {
+                    'checkpoint': LaunchConfiguration('checkpoint'),
                     'use_sim_time': LaunchConfiguration('use_sim_time'),
                     'device': LaunchConfiguration('device'),
                     'image_transport': LaunchConfiguration('image_transport'),
+                    'radar_topics': LaunchConfiguration('radar_topics'),
                 },
             ],
             remappings=[

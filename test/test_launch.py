@@ -51,7 +51,8 @@ def test_depth_node_graph_defaults():
     assert (name, node.package, node.executable, node.node_name) == (
         "depth_node", "xdrcdepth_ros", "depth_node", "depth_node")
     assert node.params_files == [PARAMS]
-    assert node.param_overrides == {"use_sim_time": "false", "device": "auto", "image_transport": "raw"}
+    assert node.param_overrides == {"checkpoint": "''", "use_sim_time": "false", "device": "auto",
+                                    "image_transport": "raw", "radar_topics": "['radar/points']"}
     assert node.remappings == [("image", "image"), ("image/compressed", "image/compressed"),
                                ("camera_info", "camera_info"), ("radar/points", "radar/points")]
     assert node.shutdown_after_exit is None
@@ -59,10 +60,12 @@ def test_depth_node_graph_defaults():
 
 def test_depth_node_command_line_with_arguments():
     node = _processes("xdrcdepth", image_topic="/cam/image", use_sim_time="true", device="cpu",
-                      radar_topic="/radar_front", params_file="/tmp/mine.yaml")["depth_node"]
+                      radar_topic="/radar_front", params_file="/tmp/mine.yaml", checkpoint="/models/s.pt",
+                      radar_topics="[/radar_front, /radar_front_left]")["depth_node"]
     assert command_line(node) == [
         "depth_node", "--ros-args", "-r", "__node:=depth_node", "--params-file", "/tmp/mine.yaml",
-        "-p", "use_sim_time:=true", "-p", "device:=cpu", "-p", "image_transport:=raw",
+        "-p", "checkpoint:=/models/s.pt", "-p", "use_sim_time:=true", "-p", "device:=cpu",
+        "-p", "image_transport:=raw", "-p", "radar_topics:=[/radar_front, /radar_front_left]",
         "-r", "image:=/cam/image", "-r", "image/compressed:=image/compressed",
         "-r", "camera_info:=camera_info", "-r", "radar/points:=/radar_front"]
 
@@ -73,10 +76,11 @@ def test_replay_graph_node_player_viewers():
     node, player, rviz, viewer = processes.values()
 
     assert node.params_files == [PARAMS]
-    assert node.param_overrides == {"use_sim_time": "true", "device": "auto", "image_transport": "compressed"}
-    bag_topics = [("image/compressed", "/cam_front/image_rect_compressed"), ("radar/points", "/radar_front")]
-    assert node.remappings == [("image", "image"), bag_topics[0],
-                               ("camera_info", "/cam_front/camera_info"), bag_topics[1]]
+    assert node.param_overrides == {"checkpoint": "''", "use_sim_time": "true", "device": "auto",
+                                    "image_transport": "compressed", "radar_topics": "['radar/points']"}
+    bag_topics = [("image/compressed", "/cam_front/image_rect_compressed"),
+                  ("camera_info", "/cam_front/camera_info"), ("radar/points", "/radar_front")]
+    assert node.remappings == [("image", "image"), *bag_topics]
 
     assert (player.package, player.executable) == (None, "ros2")
     assert player.arguments == ["bag", "play", "/data/scene-0061", "--clock", "--rate", "2", "--delay", "0.0"]
@@ -89,7 +93,8 @@ def test_replay_graph_node_player_viewers():
     assert Path(rviz.arguments[1]).is_file()
     assert (viewer.package, viewer.executable) == ("xdrcdepth_ros", "foxglove_viewer")
     assert viewer.param_overrides == {"use_sim_time": "true", "port": "8765"}
-    # the viewers see the bag's topics under the same names the node reads
+    # the viewers see the bag's topics under the same names the node reads (camera_info included: the
+    # Foxglove viewer's camera_info would otherwise resolve to a topic the bag does not have)
     assert rviz.remappings == viewer.remappings == bag_topics
 
 
@@ -163,6 +168,11 @@ def test_replay_arguments_switch_camera_and_viewers():
     assert ("image/compressed", "/cam_back/image_rect_compressed") in node.remappings
     assert ("camera_info", "/cam_back/camera_info") in node.remappings
     assert node.param_overrides["device"] == "cuda:1"
+    # checkpoint and several radars reach the node through the include
+    node = _processes("nuscenes_replay", bag="b", checkpoint="/m/student.pt",
+                      radar_topics="[/radar_front, /radar_front_left, /radar_front_right]")["depth_node"]
+    assert node.param_overrides["checkpoint"] == "/m/student.pt"
+    assert node.param_overrides["radar_topics"] == "[/radar_front, /radar_front_left, /radar_front_right]"
 
 
 def test_argument_errors_name_the_argument():
@@ -190,6 +200,10 @@ def test_overrides_are_parameters_of_the_node_yaml():
     for graph, values in (("xdrcdepth", {}), ("nuscenes_replay", {"bag": "b"})):
         node = _processes(graph, **values)["depth_node"]
         assert set(node.param_overrides) <= declared, graph
+        # rcl (and launch_ros) read a -p value as YAML: each must give the type of the node's default
+        for name, text in node.param_overrides.items():
+            if name != "use_sim_time":
+                assert type(yaml.safe_load(text)) is type(section["ros__parameters"][name]), (graph, name, text)
         # the node's own input names are the remap sources
         assert "radar/points" in section["ros__parameters"]["radar_topics"]
 

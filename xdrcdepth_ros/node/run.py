@@ -4,6 +4,10 @@ SIGINT/SIGTERM end the spin with ``KeyboardInterrupt``/``ExternalShutdownExcepti
 signal shuts the context down while the executor is building its wait set, with an ``RCLError`` on a
 context that is no longer ok; all three are a normal stop (exit code 0).
 
+``-h``/``--help`` before ``--ros-args`` prints the usage (the node's parameters with their defaults) and exits 0
+without starting ROS; any other argument before ``--ros-args`` is an error (one line, exit code 2): ROS
+arguments follow ``--ros-args``.
+
 Start-up errors are one line and a non-zero exit code, never a traceback:
 
 * malformed ``--ros-args`` (rcl cannot parse them): ``<name>: cannot start: invalid ROS arguments: ...``,
@@ -32,7 +36,9 @@ from rclpy.node import Node
 from rclpy.subscription import RCLError
 
 from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say
-from xdrcdepth_ros.node.params import ParameterError
+from xdrcdepth_ros.node.params import Param, ParameterError
+
+HELP_FLAGS = ("-h", "--help")
 
 
 class RosArgumentError(ValueError):
@@ -68,14 +74,54 @@ def init_ros(args: list[str] | None = None, **kwargs) -> None:
             os.close(saved)
 
 
+def _format_default(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(repr(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def node_help(name: str, summary: str, parameters: tuple[Param, ...] = (), docs: str = "") -> str:
+    """The ``--help`` text of a node: usage, ``summary``, every parameter with type range, default and meaning."""
+    lines = [f"usage: {name} [-h] [--ros-args [-p NAME:=VALUE ...] [--params-file FILE] [-r FROM:=TO ...]]",
+             "", summary.strip(), ""]
+    if parameters:
+        lines.append("parameters (-p NAME:=VALUE or --params-file FILE; * = read-only, fixed at start-up):")
+        for p in parameters:
+            limits = f" [{p.range[0]}, {p.range[1]}]" if p.range else f" ({p.constraints})" if p.constraints else ""
+            lines.append(f"  {p.name}{'*' if p.read_only else ''} = {_format_default(p.default)}{limits}")
+            lines.append(f"      {p.description}")
+        lines.append("")
+    lines.append("ROS arguments: -r __node:=NAME renames the node, -r topic:=other remaps a topic; "
+                 "SIGINT/SIGTERM stop it (exit code 0)." + (f" Details: {docs}" if docs else ""))
+    return "\n".join(lines)
+
+
+def _user_arguments(args: list[str] | None) -> list[str]:
+    """The arguments before ``--ros-args`` (without the program name)."""
+    argv = list(sys.argv if args is None else args)[1:]
+    return argv[:argv.index("--ros-args")] if "--ros-args" in argv else argv
+
+
 #: Start-up errors that are always a bad configuration (exit code 2).
 CONFIGURATION_ERRORS = (ParameterError, ParameterException, NameValidationException)
 
 
 def run_node(make_node: Callable[[], Node], name: str,
              startup_errors: tuple[type[BaseException], ...] = (),
-             startup_exit_code: int = 2, args: list[str] | None = None) -> int:
-    """Run the node built by ``make_node`` until shutdown; returns the process exit code."""
+             startup_exit_code: int = 2, args: list[str] | None = None, help_text: str | None = None) -> int:
+    """Run the node built by ``make_node`` until shutdown; returns the process exit code.
+
+    ``help_text`` (:func:`node_help`) is printed for ``-h``/``--help``; without it a one-line usage."""
+    extra = _user_arguments(args)
+    if any(a in HELP_FLAGS for a in extra):
+        print(help_text or node_help(name, f"The {name} ROS 2 node."), flush=True)
+        return 0
+    if extra:
+        say(f"{name}: error: unrecognized arguments: {' '.join(extra)} (ROS arguments follow --ros-args; "
+            "see --help)")
+        return EXIT_USAGE
     try:
         init_ros(args)
     except RosArgumentError as exc:

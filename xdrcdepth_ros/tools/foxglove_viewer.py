@@ -40,7 +40,7 @@ from rosbags.typesys import Stores, TypesysError, get_typestore
 
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 from xdrcdepth_ros.node.params import Param, declare, resolve_topic
-from xdrcdepth_ros.node.run import run_node
+from xdrcdepth_ros.node.run import node_help, run_node
 
 DEFAULT_TOPICS = [
     "image", "image/compressed", "camera_info", "radar/points",
@@ -188,9 +188,14 @@ class FoxgloveViewer(Node):
         return super().destroy_node()
 
 
+HELP = node_help("foxglove_viewer", "Live Foxglove view of the depth pipeline: bridges ROS 2 topics (raw CDR) to a "
+                 "foxglove-sdk WebSocket server on 127.0.0.1; open Foxglove and connect to ws://localhost:PORT.",
+                 PARAMETERS, "docs/launch_and_viewers.md")
+
+
 def main(args: list[str] | None = None) -> int:
     return run_node(FoxgloveViewer, "foxglove_viewer", startup_errors=(ViewerStartError,),
-                    startup_exit_code=1, args=args)
+                    startup_exit_code=1, args=args, help_text=HELP)
 
 
 if __name__ == "__main__":
