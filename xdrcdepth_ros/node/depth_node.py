@@ -58,7 +58,7 @@ from xdrcdepth_ros.node import params as node_params
 from xdrcdepth_ros.node.conversions import BadInput
 from xdrcdepth_ros.node.diagnostics import NodeStats, ThrottledLog
 from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
-from xdrcdepth_ros.node.run import run_node
+from xdrcdepth_ros.node.run import node_help, run_node
 from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
 from xdrcdepth_ros.standins import active, implementation
 from xdrcdepth_ros.standins import tf2_ros as standin_tf2_ros
@@ -358,9 +358,16 @@ class DepthNode(Node):
         super().destroy_node()
 
 
+HELP = node_help(
+    "depth_node", "Radar-camera depth (node name xdrcdepth_node): synchronised image (or image/compressed), "
+    "camera_info and radar/points (PointCloud2) in; depth/image (32FC1 metres, REP 118), depth/camera_info, "
+    "depth/colorized, depth/saliency, depth/points and /diagnostics out.", node_params.PARAMETERS,
+    "docs/depth_node.md")
+
+
 def main(args=None) -> int:
     # bad parameters or checkpoint: "cannot start: <reason>", exit code 2
-    return run_node(DepthNode, node_params.NODE_NAME,
+    return run_node(DepthNode, node_params.NODE_NAME, help_text=HELP,
                     startup_errors=(ValueError, OSError, KeyError, BackendUnavailable),
                     args=args)
 
