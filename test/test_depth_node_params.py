@@ -29,9 +29,10 @@ def test_yaml_holds_exactly_the_declared_defaults():
 
 
 def test_docs_table_lists_every_parameter_with_its_default():
-    doc = (CONFIG.parents[1] / "README.md").read_text()
+    doc = (CONFIG.parents[1] / "docs" / "depth_node.md").read_text()
     rows = {line.split("|")[1].strip(" `"): line.split("|")[3].strip(" `")
-            for line in doc.splitlines() if line.startswith("| `")}
+            for line in doc.splitlines()
+            if line.startswith("| `") and line.count("|") > 5 and line.split("|")[4].strip() in ("yes", "no")}
     for p in depth_node_params.PARAMETERS:
         shown = str(p.default).lower() if isinstance(p.default, bool) else (
             f'"{p.default}"' if isinstance(p.default, str) else str(p.default).replace("'", '"'))

@@ -85,7 +85,7 @@ def _format_default(value) -> str:
 def node_help(name: str, summary: str, parameters: tuple[Param, ...] = (), docs: str = "") -> str:
     """The ``--help`` text of a node: usage, ``summary``, every parameter with type range, default and meaning."""
     lines = [f"usage: {name} [-h] [--ros-args [-p NAME:=VALUE ...] [--params-file FILE] [-r FROM:=TO ...]]",
-             "", summary.strip(), ""]
+             "", summary.strip(), "", "options:", "  -h, --help  show this help and exit (starts nothing)", ""]
     if parameters:
         lines.append("parameters (-p NAME:=VALUE or --params-file FILE; * = read-only, fixed at start-up):")
         for p in parameters:

@@ -45,7 +45,7 @@ from xdrcdepth_ros.node.run import node_help, run_node
 DEFAULT_TOPICS = [
     "image", "image/compressed", "camera_info", "radar/points",
     "depth/image", "depth/camera_info", "depth/colorized", "depth/saliency", "depth/points",
-    "/tf", "/tf_static",
+    "/tf", "/tf_static", "/diagnostics",
 ]
 ALL_TOPICS = "*"
 LATCHED_DEPTH = 10
