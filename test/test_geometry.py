@@ -184,3 +184,32 @@ def test_crop_intrinsics_by_hand():
     K2 = g.crop_intrinsics(K_FULL, 10, 20)
     np.testing.assert_allclose(K2, [[1266.4, 2.0, 796.27], [0.0, 1266.4, 481.51], [0.0, 0.0, 1.0]])
     assert K_FULL[0, 2] == 816.27                          # the input is not modified
+
+
+@pytest.mark.parametrize("x_sign", [1.0, -1.0])
+def test_matrix_to_quaternion_pivot_is_never_a_vanishing_component(x_sign):
+    # q = (0.49, +-0.6128, 0, 0.62): trace < 0, R[0, 0] < R[2, 2], R[1, 1] < R[2, 2] -> the z pivot (4 z^2);
+    # the y pivot 4 y^2 is 0 here, so any other branch choice divides by zero
+    w, z = 0.49, 0.62
+    q = np.array([w, x_sign * np.sqrt(1 - w * w - z * z), 0.0, z])
+    np.testing.assert_allclose(g.matrix_to_quaternion(g.quaternion_to_matrix(q)), q, atol=1e-12)
+
+
+def test_matrix_to_quaternion_of_a_noisy_rotation_is_unit_and_float64():
+    R = g.quaternion_to_matrix([1.0, 2.0, 3.0, 4.0]) * 1.002         # a calibration that is not quite orthonormal
+    q = g.matrix_to_quaternion(R)
+    assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-15)
+    np.testing.assert_allclose(q, np.array([1.0, 2.0, 3.0, 4.0]) / np.sqrt(30.0), atol=1e-3)
+    # float32 input is computed in float64 (the same as its float64 copy, bit for bit)
+    R32 = g.quaternion_to_matrix([4.0, 1.0, 2.0, 3.0]).astype(np.float32)
+    q32 = g.matrix_to_quaternion(R32)
+    assert q32.dtype == np.float64
+    np.testing.assert_array_equal(q32, g.matrix_to_quaternion(R32.astype(np.float64)))
+
+
+def test_integer_intrinsics_are_cropped_and_scaled_as_floats():
+    K = np.array([[100, 0, 51], [0, 100, 31], [0, 0, 1]])
+    cropped = g.crop_intrinsics(K, 2, 3)
+    assert cropped.dtype == np.float64 and cropped[0, 2] == 48.0 and cropped[1, 2] == 29.0
+    scaled = g.scale_intrinsics(K, (64, 128), (32, 64))
+    assert scaled.dtype == np.float64 and scaled[0, 2] == pytest.approx(51.5 * 0.5 - 0.5)

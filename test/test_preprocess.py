@@ -112,3 +112,11 @@ def test_depth_back_to_input_resolution_bilinear_by_hand():
     # (clamped at the borders) -> 0, 1, 3, 4; rows 1 -> 2 repeat
     up = depth_to_input_resolution(depth, (2, 4))
     np.testing.assert_allclose(up[0, 0].numpy(), [[0.0, 1.0, 3.0, 4.0], [0.0, 1.0, 3.0, 4.0]])
+
+
+def test_radar_tensor_is_float32_whatever_the_raster_dtype():
+    raster = np.zeros((2, 2, 2), np.float64)
+    raster[:, 1, 1] = [12.0, 5.0]
+    t = radar_to_tensor(raster, ("depth", "rcs"), (2, 2))
+    assert t.dtype == torch.float32 and t.is_contiguous()
+    np.testing.assert_allclose(t[:, 1, 1].numpy(), [0.12, 0.1], rtol=1e-7)

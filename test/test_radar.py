@@ -160,3 +160,31 @@ def test_nearest_wins_ties_keep_the_first_return():
     np.testing.assert_array_equal(out[1], [[1.0, 0.0], [0.0, 4.0]])   # tie at (0, 0): the first; (1, 1): 4 m
     empty = scatter_nearest(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((3, 0)), (2, 3))
     assert empty.shape == (3, 2, 3) and empty.dtype == np.float32 and not empty.any()
+
+
+def test_read_radar_points_applies_the_devkit_filters_by_hand(tmp_path):
+    from xdrcdepth_core.data.radar_pcd import write_radar_pcd
+    n = 4
+    fields = {name: np.zeros(n) for name in RADAR_FIELDS}
+    fields.update(x=np.array([10.0, 20.0, 30.0, 40.0]), y=np.array([1.0, -2.0, 3.0, -4.0]), z=np.zeros(n),
+                  rcs=np.array([5.0, 6.0, 7.0, 8.0]),
+                  invalid_state=np.array([0, 0, 1, 0]), dyn_prop=np.array([0, 7, 0, 3]),
+                  ambig_state=np.array([3, 3, 3, 3]))
+    path = tmp_path / "radar.pcd"
+    write_radar_pcd(path, fields)
+    kept = read_radar_points(path)                   # return 1 is stopped (dyn_prop 7), return 2 invalid
+    np.testing.assert_array_equal(kept.xyz, [[10.0, 1.0, 0.0], [40.0, -4.0, 0.0]])
+    assert kept.xyz.dtype == np.float64 and kept.fields["rcs"].tolist() == [5.0, 8.0]
+    everything = read_radar_points(path, disable_filters=True)
+    np.testing.assert_array_equal(everything.xyz[:, 0], [10.0, 20.0, 30.0, 40.0])
+    assert len(everything) == 4 and everything.fields["rcs"].tolist() == [5.0, 6.0, 7.0, 8.0]
+
+
+def test_concatenate_of_nothing_and_of_one_cloud():
+    empty = RadarPoints.concatenate([])
+    assert empty.xyz.shape == (0, 3) and set(empty.fields) == set(RADAR_FIELDS)
+    assert all(v.shape == (0,) and v.dtype == np.float32 for v in empty.fields.values())
+    one = RadarPoints(np.array([[1.0, 2.0, 3.0]]), {"rcs": np.array([4.0])})
+    alone = RadarPoints.concatenate([one])
+    np.testing.assert_array_equal(alone.xyz, one.xyz)
+    assert alone.fields["rcs"].tolist() == [4.0]

@@ -121,6 +121,9 @@ def test_dataset_agrees_with_the_devkit_projection(nuscenes_samples, tmp_path):
     sample = dataset[0]
     data = nusc.get("sample", sample["token"])["data"]
     RadarPointCloud.default_filters()
+    # In this frame no two points share a pixel away from a pixel border (the one LiDAR pair, 10.11 m and
+    # 29.24 m, lies 0.002 px from one), so "nearest wins" is not exercised here: the next test checks it on
+    # these frames' points with a farther return added behind every one of them.
     for channel, ours, n_devkit in (("LIDAR_TOP", sample["depth_gt"], 3053),
                                     ("RADAR_FRONT", sample["radar"][0], 61)):
         uv, depth, _ = nusc.explorer.map_pointcloud_to_image(data[channel], data["CAM_FRONT"])
@@ -130,12 +133,45 @@ def test_dataset_agrees_with_the_devkit_projection(nuscenes_samples, tmp_path):
         # the devkit computes in float32 (global coordinates ~1e3 m): ~1e-4 m / 1e-3 px apart from ours, so
         # points within 0.01 px of a pixel border may round to the neighbour; leave those pixels out
         on_border = (np.abs(uv[0] % 1 - 0.5) < 0.01) | (np.abs(uv[1] % 1 - 0.5) < 0.01)
-        nearest, ambiguous = {}, set()
-        for r, c, d, border in zip(rows, cols, depth, on_border):
-            nearest[(r, c)] = min(d, nearest.get((r, c), np.inf))
-            if border:
-                ambiguous.add((r, c))
-        assert len(ambiguous) < 0.05 * len(nearest)
-        for (r, c), d in nearest.items():
-            if (r, c) not in ambiguous:
-                assert ours[r, c] == pytest.approx(d, abs=1e-3), (channel, r, c)
+        hits, ambiguous = {}, {(r, c) for r, c, border in zip(rows, cols, on_border) if border}
+        for r, c, d in zip(rows, cols, depth):
+            hits.setdefault((r, c), []).append(float(d))
+        assert len(ambiguous) < 0.05 * len(hits)
+        checked = {pixel: min(ds) for pixel, ds in hits.items() if pixel not in ambiguous}
+        assert len(checked) > 0.95 * len(hits)
+        rows_c, cols_c = np.array(list(checked)).T
+        np.testing.assert_allclose(ours[rows_c, cols_c], list(checked.values()), atol=1e-3, err_msg=channel)
+
+
+def test_nearest_return_wins_on_the_real_frames_points(nuscenes_samples, tmp_path):
+    """Every real point of key frame 0 gets a farther return on its own ray (same pixel, 1.5 x the depth,
+    other field values), given first: the raster and the LiDAR depth map must not change."""
+    from nuscenes.nuscenes import NuScenes
+    from nuscenes.utils.data_classes import RadarPointCloud
+
+    from xdrcdepth_core.data.lidar import lidar_depth_map
+    from xdrcdepth_core.data.radar import rasterize_radar
+    from xdrcdepth_core.data.real_samples import assemble_real_samples
+
+    nusc = NuScenes("v1.0-mini", str(assemble_real_samples(tmp_path / "real", nuscenes_samples)), verbose=False)
+    data = nusc.get("sample", nusc.sample[0]["token"])["data"]
+    camera = nusc.get("sample_data", data["CAM_FRONT"])
+    K = np.array(nusc.get("calibrated_sensor", camera["calibrated_sensor_token"])["camera_intrinsic"])
+    hw = (camera["height"], camera["width"])
+    RadarPointCloud.default_filters()
+    for channel in ("RADAR_FRONT", "LIDAR_TOP"):
+        uv, depth, _ = nusc.explorer.map_pointcloud_to_image(data[channel], data["CAM_FRONT"])
+        points = (np.linalg.inv(K) @ uv).T * depth[:, None]            # back on their rays, camera frame
+        n = len(points)
+        farther = points * 1.5
+        both = np.concatenate([farther, points])                        # the farther copies come first
+        if channel == "RADAR_FRONT":
+            rcs = np.arange(n, dtype=float) + 1
+            raster = rasterize_radar(both, {"rcs": np.concatenate([-rcs, rcs])}, K, hw, channels=("depth", "rcs"))
+            alone = rasterize_radar(points, {"rcs": rcs}, K, hw, channels=("depth", "rcs"))
+            assert np.count_nonzero(raster[0]) == n == 61
+            np.testing.assert_array_equal(raster, alone)
+            assert (raster[1][raster[0] > 0] > 0).all()                # every winner carries its own rcs
+        else:
+            assert n == 3053
+            np.testing.assert_array_equal(lidar_depth_map(both, K, hw), lidar_depth_map(points, K, hw))
