@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="variants as backend[:precision[:option]], e.g. torch:fp32:channels_last "
                              "openvino:int8 (default: everything that runs here)")
     parser.add_argument("--int8-models", nargs="*", default=None,
-                        help="models timed in int8 too (default: the student); int8 quantises with calibration "
-                             "frames and is kept only if it passes parity")
+                        help="models timed in int8 too, at the first size (default: the student); int8 quantises "
+                             "with calibration frames and is kept only if it passes parity")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds (default: %(default)s)")
     parser.add_argument("--device", default="auto")
@@ -167,9 +167,10 @@ def bench_models(args, device: torch.device, report: dict) -> None:
         channels = ("depth", "rcs", "vx_comp", "vy_comp")[:model.radar_channels]
         frames, frames_label = default_frames(channels, limit=3)
         report["frames"] = frames_label
-        variants = ([parse_variant(v) for v in args.backends] if args.backends
-                    else default_variants(device, name, int8_models))
         for hw in sizes:
+            # int8 (calibration + quantisation per size) at the first size only, unless asked for by --backends
+            variants = ([parse_variant(v) for v in args.backends] if args.backends
+                        else default_variants(device, name, int8_models if hw == sizes[0] else []))
             params, flops = model_stats(name, *hw)
             group = f"{name} {hw[0]}x{hw[1]}"
             print(f"bench: {group}: building {len(variants)} variants", flush=True)
@@ -529,7 +530,7 @@ def markdown(report: dict) -> str:
                                                     else f"mean {100 * p['rel_mean_abs']:.2f} %")
             lines.append(f"| {r['model']} | {r['height']} x {r['width']} | {r['label']} | {r['median_ms']:.1f} | "
                          f"{r['p90_ms']:.1f} | {r['fps']:.2f} | {r['speedup_vs_eager']:.2f}x | "
-                         f"{r['memory_added_mb']:.0f} | {parity} |")
+                         f"{max(r['memory_added_mb'], 0):.0f} | {parity} |")
         lines.append("")
         labels = list(dict.fromkeys(r["label"] for r in rows))
         sizes = list(dict.fromkeys((r["height"], r["width"]) for r in rows))

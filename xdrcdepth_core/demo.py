@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-demo-") as tmp:
         dataroot, label = (args.dataroot, str(args.dataroot)) if args.dataroot else default_dataroot(Path(tmp))
-        estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device)
+        # every frame computes Grad-CAM saliency, which runs the eager fp32 model: no other backend to load
+        estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device, backend="torch",
+                                                   precision="fp32")
         LOG.info("model %s on %s, input %s; data: %s", estimator.model_id, estimator.device,
                  estimator.input_hw, label)
         dataset = NuScenesDepthDataset(dataroot, args.version, split="all", require_lidar=False,

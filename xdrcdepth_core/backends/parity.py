@@ -11,9 +11,12 @@ preprocessed frames and compares depth maps at the model's resolution:
 
 A trained checkpoint reuses the same function on its validation cache::
 
-    frames, _ = frames_for("caches/val", estimator.radar_channels)
-    report = check_parity(estimator.reference, candidate, frames, "bf16", estimator.input_hw,
-                          estimator.radar_channels)
+    est = DepthEstimator.from_checkpoint("best.pt", device="cpu", backend="openvino", precision="int8")
+    reference = create_backend("torch", est.model, est.input_hw, est.radar_channels, "cpu", "fp32")
+    frames, _ = frames_for("caches/val", est.radar_channels, limit=0)
+    report = check_parity(reference, est.backend, frames, "int8", est.input_hw, est.radar_channels)
+
+(``xdrcdepth export ... --frames caches/val`` does the same for an artefact it writes.)
 """
 
 from __future__ import annotations
