@@ -1,9 +1,15 @@
 """bag_recorder in a subprocess records Images published from this process over loopback DDS; the bag read
-back with rosbags holds the same bytes, and the PNGs decode to the same pixels."""
+back with rosbags holds the same bytes, and the PNGs decode to the same pixels.
 
+No test waits a fixed time: each waits, with a generous deadline, for what it needs to have happened: the
+recorder subscribed (publisher's subscription count), a message recorded (read from the mcap being
+written, as ``xdrcdepth bag-reindex`` reads a torn one), the bag started (its file exists), a log line."""
+
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -15,6 +21,9 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
 from xdrcdepth_ros.bag.recorder import png_name
+from xdrcdepth_ros.bag.reindex import McapScan
+
+DEADLINE_S = 60.0
 
 
 def test_png_name():
@@ -45,17 +54,62 @@ def ros_node(ros_domain_id):
     rclpy.shutdown(context=context)
 
 
-def start_recorder(*args):
-    return subprocess.Popen([sys.executable, "-m", "xdrcdepth_ros.bag_recorder", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class Recorder:
+    """``bag_recorder`` in a subprocess; its stderr (the ROS log) is collected line by line as it comes."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([sys.executable, "-m", "xdrcdepth_ros.bag.recorder", *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True)
+        self._reader.start()
+
+    def poll(self):
+        return self.proc.poll()
+
+    def send_signal(self, signum):
+        self.proc.send_signal(signum)
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+    def communicate(self, timeout=DEADLINE_S) -> tuple[str, str]:
+        """Wait for the exit; ``(stdout, stderr)``."""
+        out = self.proc.stdout.read() if self.proc.wait(timeout) is not None else ""
+        self._reader.join(timeout)
+        return out, "".join(self.log)
+
+    def kill(self):
+        self.proc.kill()
+        self.communicate()
+
+    def wait_until(self, condition, what: str, timeout=DEADLINE_S, spin=None) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.proc.poll() is None, f"bag_recorder exited while waiting for {what}: {self.communicate()}"
+            assert time.monotonic() < deadline, f"no {what} within {timeout} s; log: {''.join(self.log)}"
+            if spin is not None:
+                spin()
+            else:
+                time.sleep(0.02)
 
 
-def wait_subscribed(publishers, recorder, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while any(p.get_subscription_count() == 0 for p in publishers):
-        assert recorder.poll() is None, recorder.communicate()
-        assert time.monotonic() < deadline, "bag_recorder did not subscribe"
-        time.sleep(0.05)
+def start_recorder(*args) -> Recorder:
+    return Recorder(*args)
+
+
+def wait_subscribed(publishers, recorder):
+    recorder.wait_until(lambda: all(p.get_subscription_count() > 0 for p in publishers), "subscription")
+
+
+def recorded_count(bag) -> int:
+    """Messages in the mcap the recorder is writing (flushed within 0.5 s of their arrival)."""
+    files = list(bag.glob("*.mcap"))
+    if not files:
+        return 0
+    from mcap.records import Message
+    return sum(isinstance(record, Message) for record in McapScan(files[0]))
 
 
 def read_bag(path):
@@ -81,16 +135,15 @@ def test_records_images_and_pngs_until_sigint(ros_node, tmp_path):
             msg, pixels = make_image(encoding, stamp, seed=i)
             pubs[topic].publish(msg)
             sent.append((topic, stamp, encoding, msg, pixels))
-            time.sleep(0.05)
-        time.sleep(0.5)
+            # the next one only once this one is in the bag: messages on different topics keep their order
+            recorder.wait_until(lambda: recorded_count(bag) == i + 1, f"message {i + 1} in the bag")
         # recorded in place, like ros2 bag record: the mcap grows, metadata.yaml comes at the end
         assert (bag / "rec.mcap").stat().st_size > 0 and not (bag / "metadata.yaml").exists()
         recorder.send_signal(signal.SIGINT)
-        out, err = recorder.communicate(timeout=20)
+        out, err = recorder.communicate()
     finally:
         if recorder.poll() is None:
             recorder.kill()
-            recorder.communicate()
     assert recorder.returncode == 0, err
     summary = out.strip().splitlines()[-1]
     assert summary.startswith(f"bag_recorder: wrote 5 messages to {bag} (mcap)")
@@ -125,14 +178,12 @@ def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
     try:
         pub = ros_node.create_publisher(Image, "/depth/colorized", 10)
         wait_subscribed([pub], recorder)
-        for i in range(4):
+        for i in range(4):   # one topic, reliable: delivered in order
             pub.publish(make_image("bgr8", 10**9 + i, seed=i)[0])
-            time.sleep(0.2)
-        out, err = recorder.communicate(timeout=20)  # exits on its own after 2 messages
+        out, err = recorder.communicate()  # exits on its own after 2 messages
     finally:
         if recorder.poll() is None:
             recorder.kill()
-            recorder.communicate()
     assert recorder.returncode == 0, err
     assert "wrote 2 messages" in out and "0 PNGs in" in out and f"cannot write {not_a_folder}/" in err
     _, recorded = read_bag(bag)
@@ -141,10 +192,10 @@ def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
 
     # SIGTERM while nothing was published: an empty but complete bag, and a summary naming the topic.
     empty = tmp_path / "empty"
-    recorder = start_recorder("--out", empty, "--topics", "/nobody", "--duration", "30")
-    time.sleep(2.0)
+    recorder = start_recorder("--out", empty, "--topics", "/nobody", "--duration", "300")
+    recorder.wait_until(lambda: (empty / "empty.mcap").exists(), "bag file")   # signal handlers are set by then
     recorder.send_signal(signal.SIGTERM)
-    out, err = recorder.communicate(timeout=20)
+    out, err = recorder.communicate()
     assert recorder.returncode == 0, err
     assert "wrote 0 messages" in out and "skipped /nobody (never published)" in out
     assert read_bag(empty) == ({}, [])
@@ -154,7 +205,7 @@ def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
 @pytest.mark.ros
 def test_existing_bag_is_refused(tmp_path, ros_domain_id):
     (tmp_path / "bag").mkdir()
-    result = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag_recorder", "--out", str(tmp_path / "bag")],
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag.recorder", "--out", str(tmp_path / "bag")],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and f"{tmp_path / 'bag'} already exists" in result.stderr
 
@@ -173,24 +224,36 @@ def test_sim_time_stamps_follow_clock(ros_node, tmp_path, spelling):
     bag = tmp_path / "sim"
     recorder = start_recorder(*(arg.format(bag=bag) for arg in spelling))
     try:
-        time.sleep(1.0)  # the topic appears after the recorder started, and no /clock exists yet
+        # the topic appears after the recorder started, and no /clock exists yet
+        recorder.wait_until(lambda: "bag_recorder" in ros_node.get_node_names(), "recorder node")
         pub = ros_node.create_publisher(Image, "/depth/colorized", 10)
         clock = ros_node.create_publisher(Clock, "/clock", 10)
         wait_subscribed([pub, clock], recorder)
         pub.publish(make_image("bgr8", 5, seed=1)[0])
-        time.sleep(0.5)
+        recorder.wait_until(lambda: any("received before the first /clock" in line for line in recorder.log),
+                            "message before /clock")
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = 42, 7
         clock.publish(msg)
-        time.sleep(0.5)
-        pub.publish(make_image("bgr8", 6, seed=2)[0])
-        out, err = recorder.communicate(timeout=20)
+        # image 6 once the clock is there: /clock and the image travel on different topics, so a copy may
+        # still overtake the clock; it is counted and not written, and the next copy is recorded (the
+        # recorder stops after one written message)
+        copies = 0
+        while recorder.poll() is None:
+            pub.publish(make_image("bgr8", 6, seed=2)[0])
+            copies += 1
+            assert copies < 100, "image 6 never recorded"
+            try:
+                recorder.proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = recorder.communicate()
     finally:
         if recorder.poll() is None:
             recorder.kill()
-            recorder.communicate()
     assert recorder.returncode == 0, err
-    assert "wrote 1 messages" in out and "1 received before the first /clock (not written)" in out
+    before = int(re.search(r"(\d+) received before the first /clock \(not written\)", out).group(1))
+    assert "wrote 1 messages" in out and 1 <= before <= copies
     _, recorded = read_bag(bag)
     assert [(stamp, deserialize_message(raw, Image).header.stamp.nanosec) for _, stamp, raw in recorded] == [
         (42_000_000_007, 6)]

@@ -8,18 +8,21 @@ from rclpy.qos import qos_profile_sensor_data
 
 from depth_node_rig import NodeProcess, NuScenesFrame, Rig, camera_info_msg, image_msg, make_checkpoint, radar_msg
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(600)]
 MS = 1_000_000
 
 
 def test_reliable_inputs_synchronise_frames_next_to_large_images(ros_domain_id, nuscenes_samples, tmp_path):
-    """Reliable publishers of 450x800 rgb8 images (1.08 MB) with camera_info and radar at 5 Hz: at least 90 %
-    of the frames are synchronised (29-30 of 30 in 8 runs here; with the inputs overridden to best effort,
-    16-17 of 30, and best-effort readers got 16-129 of 150 camera_info messages next to such images).
+    """Reliable publishers of 450x800 rgb8 images (1.08 MB) with camera_info and radar: every frame is
+    synchronised and published. The publisher is paced on the node's output (the next frame once the depth of
+    the previous one arrived), so the node's speed (a loaded machine) cannot decide the result: this checks
+    that QoS loses nothing, not how fast the node is (that is the benchmark's job).
 
-    Reliable is not lossless: a small sample dropped by the transport during an image burst is repaired
-    only after the writer's next heartbeat (Fast DDS: 3 s), by when a keep-last 10 writer history or the
-    synchroniser's queue may have moved on.
+    Measured before (5 Hz, unpaced): 29-30 of 30 synchronised in 8 runs; with the inputs overridden to best
+    effort 16-17 of 30, and best-effort readers got 16-129 of 150 camera_info messages next to such images.
+    Reliable is not lossless at a fixed rate: a small sample dropped by the transport during an image burst
+    is repaired only after the writer's next heartbeat (Fast DDS: 3 s), by when a keep-last 10 writer history
+    or the synchroniser's queue may have moved on; paced, the repair always comes in time.
     """
     frame = NuScenesFrame.load(nuscenes_samples, hw=(450, 800))
     node = NodeProcess(tmp_path / "node.log", {
@@ -35,22 +38,24 @@ def test_reliable_inputs_synchronise_frames_next_to_large_images(ros_domain_id, 
         rig.publish_frame_until(image_msg(frame.rgb, frame.t_cam), camera_info_msg(frame, frame.t_cam),
                                 [radar_msg(frame.radar, frame.t_cam)], lambda: bool(rig.received["depth"]), node)
         before = rig.diagnostics_when("frames published", "1", node)
+        sent = []
         for k in range(1, n_frames + 1):
             t = frame.t_cam + k * 100 * MS
             rig.publish_frame(image_msg(frame.rgb, t), camera_info_msg(frame, t), [radar_msg(frame.radar, t)])
-            rig.spin_for(0.2)
-        rig.spin_until(lambda: int(rig.latest_diagnostics()["sync matches"]) - int(before["sync matches"])
-                       == n_frames, 10, node)                 # repairs come within a heartbeat period
-        rig.spin_for(1.0)
-        after = rig.latest_diagnostics()
+            sent.append(t)
+            assert rig.spin_until(lambda: len(rig.received["depth"]) == k + 1, 120, node), \
+                f"no depth for frame {k} within 120 s: {rig.latest_diagnostics()}"
+        after = rig.diagnostics_when("frames published", str(n_frames + 1), node, timeout=60)
     finally:
         rig.close()
         rc = node.stop()
     assert rc == 0, node.output()
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in rig.received["depth"][1:]]
+    assert stamps == sent
     delta = {key: int(after[key]) - int(before[key]) for key in (
         "sync matches", "bad messages", "frames published", "dropped frames")}
-    assert delta["sync matches"] >= 0.9 * n_frames and delta["bad messages"] == 0, (delta, before, after)
-    assert delta["frames published"] + delta["dropped frames"] == delta["sync matches"], (before, after)
+    assert delta == {"sync matches": n_frames, "bad messages": 0, "frames published": n_frames,
+                     "dropped frames": 0}, (delta, before, after)
 
 
 def test_best_effort_publishers_started_after_the_node_connect(ros_domain_id, nuscenes_samples, tmp_path):
@@ -59,7 +64,7 @@ def test_best_effort_publishers_started_after_the_node_connect(ros_domain_id, nu
         "checkpoint": str(make_checkpoint(tmp_path / "student.pt")), "cpu_threads": 1, "fixed_frame": ""})
     rig = None
     try:
-        deadline = time.monotonic() + 60          # the start-up line comes after the subscriptions exist
+        deadline = time.monotonic() + 120         # the start-up line comes after the subscriptions exist
         while "inputs ['/image'" not in node.output():
             assert time.monotonic() < deadline and node.proc.poll() is None, node.output()
             time.sleep(0.2)

@@ -139,6 +139,9 @@ class Recorder:
         def on_message(raw: bytes) -> None:
             now = self.node.get_clock().now().nanoseconds
             if now == 0:  # sim time before the first /clock
+                if not self.summary.before_clock:
+                    self.node.get_logger().warning(f"{topic}: received before the first /clock: counted, not "
+                                                   "written (use_sim_time has no time yet)")
                 self.summary.before_clock += 1
                 return
             self.writer.write(connection, now, raw)
