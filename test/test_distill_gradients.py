@@ -7,6 +7,8 @@ import torch
 from distill_fixtures import batch, inputs, small_student, small_teacher, with_extra_heads
 from xdrcdepth_core.distill import build_loss, list_losses
 
+pytestmark = pytest.mark.network
+
 #: cheaper options for the tiny maps (8 x 16 at 1/8)
 OPTIONS = {"crkd_relation": {"sizes": [4, 2]}, "dkd": {"bins": 16, "intermediate_weight": 0.5}}
 

@@ -84,6 +84,7 @@ def test_xkd_gradient_by_hand():
     assert w.grad.tolist() == pytest.approx([1 / 6, -1 / 9], rel=1e-5)
 
 
+@pytest.mark.network
 def test_train_mode_batchnorm_couples_samples():
     student = small_student()
     image, radar = inputs()
@@ -93,6 +94,7 @@ def test_train_mode_batchnorm_couples_samples():
         assert (grad[1].abs().sum() > 0) == coupled, f"train={train}: d target_0 / d feature_1 = {grad[1].abs().sum()}"
 
 
+@pytest.mark.network
 def test_per_sample_maps_use_each_images_own_target():
     student = small_student().train()
     image, radar = inputs()
@@ -117,6 +119,7 @@ def test_per_sample_maps_use_each_images_own_target():
         torch.testing.assert_close(maps[b:b + 1], alone, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.network
 def test_grad_cam_on_a_frozen_teacher_and_under_no_grad():
     teacher = small_teacher().eval().requires_grad_(False)
     image, radar = inputs()
@@ -148,6 +151,7 @@ def teacher_run():
     return out, cache, batch(image, radar)
 
 
+@pytest.mark.network
 def test_cached_teacher_map_gives_the_live_loss(teacher_run):
     teacher_out, cache, data = teacher_run
     student = small_student().train()
@@ -159,6 +163,7 @@ def test_cached_teacher_map_gives_the_live_loss(teacher_run):
         build_loss("xkd", layers=[[["decoder", 8], ["decoder", 4]]])(out, cache, data)
 
 
+@pytest.mark.network
 def test_training_moves_the_student_map_toward_the_teachers(teacher_run):
     _, cache, data = teacher_run
     student = small_student().train()
