@@ -451,3 +451,180 @@ def test_xkd_region_fractions_include_centres_on_the_edges():
     assert by_box({"depth": depth}).tolist() == pytest.approx([5.5, 105.5])
     bins = build_loss("xkd", target="depth_bin").grad_cam_target({}, depth)
     assert bins({"depth": depth}).tolist() == pytest.approx(depth_bin_target(0.0, 20.0, 1.0)({"depth": depth}).tolist())
+
+
+# --- second round of mutation survivors ----------------------------------------------------------------------
+
+def test_more_messages_are_exact():
+    cases = [
+        (lambda: build_loss("crkd_relation", layers=[]), "at least one layer is needed"),
+        (lambda: build_loss("depth_l1", intermediate_weight=-1.0), "intermediate_weight must be >= 0, got -1.0"),
+        (lambda: build_loss("dkd")({"depth": maps()}, None, {}),
+         "loss 'dkd' needs teacher outputs (teacher_out is None): configure a teacher or a teacher cache"),
+        (lambda: build_loss("crkd_response")({"depth": row([1.0, 2.0])}, {"depth": row([1.0, 2.0, 3.0])}, {}),
+         "loss 'crkd_response', 'depth': student (1, 1, 1, 2) and teacher (1, 1, 1, 3) differ in batch or "
+         "spatial size"),
+        (lambda: build_loss("dkd", spacing="linear"), "unknown spacing 'linear'; choose one of uniform, log, sid"),
+        (lambda: build_loss("dkd", bins=1), "need bins >= 2 and 0 <= min_depth < max_depth, got 1, 0.0, 100.0"),
+        (lambda: build_loss("dkd", min_depth=5.0, max_depth=5.0),
+         "need bins >= 2 and 0 <= min_depth < max_depth, got 64, 5.0, 5.0"),
+        (lambda: build_loss("dkd", spacing="log"), "log spacing needs min_depth > 0"),
+        (lambda: build_loss("dkd", temperature=0.0), "temperature must be > 0, got 0.0"),
+        (lambda: build_loss("lircdepth_pixel", image_weight=0.0, radar_weight=0.0),
+         "lircdepth_pixel needs a non-zero image_weight or radar_weight and some scales"),
+        (lambda: build_loss("lircdepth_pixel", scales=[]),
+         "lircdepth_pixel needs a non-zero image_weight or radar_weight and some scales"),
+        (lambda: build_loss("lircdepth_pair", pool_scale=0.0), "pool_scale must be in (0, 1], got 0.0"),
+        (lambda: build_loss("lircdepth_pair", pool_scale=1.5), "pool_scale must be in (0, 1], got 1.5"),
+        (lambda: build_loss("radar_confidence_bce", pos_weight=0.0), "pos_weight must be > 0, got 0.0"),
+    ]
+    for call, message in cases:
+        with pytest.raises((ValueError, TypeError)) as info:
+            call()
+        assert str(info.value) == message, (str(info.value), message)
+    with pytest.raises(ValueError) as info:
+        build_loss("nope")
+    assert str(info.value) == "unknown loss 'nope'; registered losses: " + ", ".join(sorted(LOSSES))
+
+
+def test_defaults_of_dkd_lircdepth_and_bce():
+    dkd = build_loss("dkd")
+    assert dkd.temperature == 1.0 and len(dkd.centers) == 64
+    assert dkd.centers[:2].tolist() == pytest.approx([100 / 128, 300 / 128])       # uniform over [0, 100] m
+    assert "centers" not in dkd.state_dict()                                         # derived, not a weight
+    assert build_loss("lircdepth_pixel").kinds == {"image": 1.0, "radar": 1.0}
+    assert build_loss("lircdepth_pair", pool_scale=1.0).pool_scale == 1.0
+    # pos_weight 1: plain BCE; integer labels work as well (-1 ignored)
+    logits, labels = row([0.0, 2.0, 5.0]), torch.tensor([1, 0, -1]).view(1, 1, 1, 3)
+    value = build_loss("radar_confidence_bce")({"radar_confidence_logit": logits}, None, {"radar_confidence_gt": labels})
+    assert value.item() == pytest.approx((math.log(2) + math.log1p(math.exp(2.0))) / 2, rel=1e-6)
+
+
+def test_bin_centres_with_an_offset_range_are_float64():
+    from xdrcdepth_core.distill.dkd import bin_centers
+
+    uniform = bin_centers("uniform", 2, 2.0, 10.0)                 # edges 2, 6, 10
+    assert uniform.dtype == torch.float64 and uniform.tolist() == [4.0, 8.0]
+    assert bin_centers("log", 2, 2.0, 8.0).tolist() == pytest.approx([math.sqrt(8), math.sqrt(32)])   # 2, 4, 8
+    third = bin_centers("uniform", 3, 0.0, 1.0)
+    assert third[0].item() == 1 / 6                                 # exact in float64 (not float32's 0.16666667)
+
+
+def test_dkd_value_per_pixel_with_a_temperature():
+    # centres 1, 3 (bins 2 over [0, 4]); T = 2: logits -|d - c| / 2
+    loss = build_loss("dkd", bins=2, min_depth=0.0, max_depth=4.0, temperature=2.0)
+    student, teacher = row([1.5, 3.5]), row([1.0, 2.5])
+
+    def p(d):
+        z = [-abs(d - 1) / 2, -abs(d - 3) / 2]
+        e = [math.exp(v) for v in z]
+        return [v / sum(e) for v in e]
+
+    kl = [sum(t * math.log(t / s) for t, s in zip(p(dt), p(ds))) for ds, dt in ((1.5, 1.0), (3.5, 2.5))]
+    assert loss({"depth": student}, {"depth": teacher}, {}).item() == pytest.approx(sum(kl) / 2, rel=1e-6)
+
+
+def test_lazy_adapters_do_not_warn():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_loss("dked_corr")
+        build_loss("crkd_relation")
+    assert not [w for w in caught if "Lazy modules" in str(w.message)]
+
+
+def test_kl_distance_with_an_empty_student_position():
+    kl = build_loss("xkd", relu=True, compare="kl")
+    s, t = torch.tensor([[0.0, 1.0]]), torch.tensor([[0.5, 0.5]])
+    want = 0.5 * math.log(0.5 / 1e-8) + 0.5 * math.log(0.5 / (1 + 1e-8))
+    assert kl.distance(s, t).item() == pytest.approx(want, rel=1e-6)
+
+
+def deep_outputs(depths):
+    """Toy whose pixels' depths are ``depths`` (about 21 m: past the upper edge of the default 0-20 m bin)."""
+    feature = torch.tensor(depths).view(1, 1, 1, -1).repeat(1, 2, 1, 1) / 2
+    feature.requires_grad_(True)
+    return {LAYER: feature, "depth": feature.sum(dim=1, keepdim=True)}
+
+
+def test_xkd_uses_its_target_on_both_sides():
+    # depth_bin target at 21 m: d target / d depth < 0, so the map is -depth (normalised (-0.5, -0.5)); with the
+    # mean-depth target it would be +depth. Teacher cached as the positive map: distance |-0.5 - 0.5| x 2 = 2
+    cached = {"depth": torch.zeros(1, 1, 1, 2), ("saliency", LAYER): torch.ones(1, 1, 1, 2)}
+    assert build_loss("xkd", target="depth_bin")(deep_outputs([21.0, 21.0]), cached, {}).item() == pytest.approx(2.0)
+    assert build_loss("xkd")(deep_outputs([21.0, 21.0]), cached, {}).item() == pytest.approx(0.0)
+    # a live teacher takes the same target: identical toys give 0 whichever target
+    assert build_loss("xkd", target="depth_bin")(deep_outputs([21.0, 21.0]), deep_outputs([21.0, 21.0]), {}
+                                                 ).item() == pytest.approx(0.0, abs=1e-6)
+    boxes = {"boxes": torch.tensor([[[0.0, 0.0, 1.0, 1.0, 10, 0, 0]]]), "boxes_valid": torch.tensor([[True]])}
+    assert build_loss("xkd", target="region")(deep_outputs([21.0, 3.0]), deep_outputs([21.0, 3.0]), boxes
+                                              ).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_pair_similarity_pools_with_ceil_and_normalises_small_features():
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(3)
+    student = torch.rand(1, 2, 5, 5, generator=generator) * 0.1          # norms well below 1
+    teacher = torch.rand(1, 2, 5, 5, generator=generator) * 0.1
+
+    def similarity(f, kernel):
+        # ceil mode by hand: pad the bottom/right with -inf to a multiple of the kernel
+        kh, kw = kernel
+        ph, pw = -f.shape[2] % kh, -f.shape[3] % kw
+        padded = F.pad(f, (0, pw, 0, ph), value=-math.inf)
+        pooled = padded.unfold(2, kh, kh).unfold(3, kw, kw).amax(dim=(-1, -2)).flatten(2)
+        pooled = pooled / pooled.norm(dim=1, keepdim=True)
+        return pooled.transpose(1, 2) @ pooled
+
+    layers = [["decoder", 4]]
+    for scale, kernel in ((0.4, (2, 2)), (0.2, (1, 1))):                  # 5 x 0.4 = 2; 5 x 0.2 = 1
+        loss = build_loss("lircdepth_pair", pool_scale=scale, layers=layers)
+        want = (similarity(teacher, kernel) - similarity(student, kernel)).pow(2).mean().item()
+        assert loss({LAYER: student}, {LAYER: teacher}, {}).item() == pytest.approx(want, rel=1e-5), scale
+    flat = (torch.rand(1, 2, 2, 5, generator=generator) * 0.1, torch.rand(1, 2, 2, 5, generator=generator) * 0.1)
+    loss = build_loss("lircdepth_pair", pool_scale=0.4, layers=layers)    # kernel (max(1, 0), 2) = (1, 2)
+    want = (similarity(flat[1], (1, 2)) - similarity(flat[0], (1, 2))).pow(2).mean().item()
+    assert loss({LAYER: flat[0]}, {LAYER: flat[1]}, {}).item() == pytest.approx(want, rel=1e-5)
+
+
+def test_channel_correlation_of_small_features_and_two_layers():
+    from xdrcdepth_core.distill.dked import channel_correlation
+
+    small = torch.tensor([[0.01, 0.02, 0.03], [0.03, 0.02, 0.01]]).view(1, 2, 1, 3)   # centred norms ~0.014
+    assert channel_correlation(small)[0].tolist() == [pytest.approx([1.0, -1.0]), pytest.approx([-1.0, 1.0])]
+    teacher = torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]).view(1, 2, 1, 3)
+    same = {("decoder", 4): teacher, ("decoder", 8): teacher}
+    other = {("decoder", 4): teacher, ("decoder", 8): teacher.flip(1)}                # correlation -1 -> +1 ...
+    loss = build_loss("dked_corr", layers=[["decoder", 4], ["decoder", 8]], adapter="none")
+    assert loss(same, same, {}).item() == pytest.approx(0.0, abs=1e-6)
+    # layer 8: student [[1, -1], [-1, 1]] vs teacher the same (flipping both channels keeps it): 0; averaged
+    assert loss(other, same, {}).item() == pytest.approx(0.0, abs=1e-6)
+    shifted = {("decoder", 4): teacher, ("decoder", 8): torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]).view(1, 2, 1, 3)}
+    # layer 8: student correlation [[1, 1], [1, 1]] vs teacher [[1, -1], [-1, 1]]: mean |diff| = 1; average of 0 and 1
+    assert loss(shifted, same, {}).item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_smoothness_per_image_mean_and_edge_weights_per_image():
+    # image 0 varies along the rows, image 1 along the columns, at different scales
+    depth = torch.stack([torch.tensor([[1.0, 1.0], [3.0, 3.0]]), torch.tensor([[10.0, 30.0], [10.0, 30.0]])])[:, None]
+    image = torch.zeros(2, 3, 2, 2)
+    image[0, :, 1, :] = 1.0                                 # image 0: an edge between its rows
+    # normalised: both [[0.5, 0.5], [1.5, 1.5]] and its transpose: one unit step per image, in y for image 0
+    # (weighted exp(-mean std)) and in x for image 1 (flat image: weight 1); means over 2 x 1 x 2 elements
+    w = math.exp(-(0.229 + 0.224 + 0.225) / 3)
+    value = build_loss("smoothness")({"depth": depth}, None, {"image": image})
+    assert value.item() == pytest.approx((0 + 2) / 4 + (2 * w + 0) / 4, rel=1e-6)
+
+
+def test_dkd_with_three_bins_is_not_symmetric():
+    # with 2 bins negating the logits only swaps the bins (KL unchanged); with 3 it does not
+    loss = build_loss("dkd", bins=3, min_depth=0.0, max_depth=6.0)            # centres 1, 3, 5; T = 1
+
+    def p(d):
+        e = [math.exp(-abs(d - c)) for c in (1, 3, 5)]
+        return [v / sum(e) for v in e]
+
+    kl = sum(t * math.log(t / s) for t, s in zip(p(1.0), p(4.0)))
+    assert loss({"depth": row([4.0])}, {"depth": row([1.0])}, {}).item() == pytest.approx(kl, rel=1e-6)

@@ -213,3 +213,14 @@ def test_integer_intrinsics_are_cropped_and_scaled_as_floats():
     assert cropped.dtype == np.float64 and cropped[0, 2] == 48.0 and cropped[1, 2] == 29.0
     scaled = g.scale_intrinsics(K, (64, 128), (32, 64))
     assert scaled.dtype == np.float64 and scaled[0, 2] == pytest.approx(51.5 * 0.5 - 0.5)
+
+
+def test_float32_inputs_are_computed_in_float64():
+    q32 = np.array([1.0, 2.0, 3.0, 4.0], np.float32) / np.float32(np.sqrt(30.0))
+    np.testing.assert_array_equal(g.quaternion_to_matrix(q32), g.quaternion_to_matrix(q32.astype(np.float64)))
+    points32 = np.array([[0.1, 0.2, 3.3], [1.7, -0.4, 9.1]], np.float32)
+    uv, depth, _ = g.project_points(points32, K_FULL, (900, 1600))
+    uv64, depth64, _ = g.project_points(points32.astype(np.float64), K_FULL, (900, 1600))
+    assert depth.dtype == np.float64
+    np.testing.assert_array_equal(depth, depth64)
+    np.testing.assert_array_equal(uv, uv64)

@@ -196,3 +196,11 @@ def test_update_batch_checks_batch_sizes():
         acc.update_batch(np.ones((2, 1, 2, 2)), np.ones((1, 1, 2, 2)))
     acc.update_batch(torch.ones(2, 1, 1, 2), torch.tensor([[[[2.0, 0.0]]], [[[0.0, 0.0]]]]))
     assert acc.results()[80.0]["images"] == 1 and acc.results()[80.0]["skipped"] == 1
+
+
+def test_float32_maps_are_scored_in_float64():
+    pred32, gt32 = EXACT_PRED[:1].astype(np.float32) * 1.1, EXACT_GT[:1].astype(np.float32)
+    assert compute_depth_metrics(pred32, gt32, cap=80.0) == compute_depth_metrics(
+        pred32.astype(np.float64), gt32.astype(np.float64), cap=80.0)
+    with pytest.raises(ValueError, match=r"^need at least one cap$"):
+        MetricAccumulator(caps=[])

@@ -188,3 +188,9 @@ def test_concatenate_of_nothing_and_of_one_cloud():
     alone = RadarPoints.concatenate([one])
     np.testing.assert_array_equal(alone.xyz, one.xyz)
     assert alone.fields["rcs"].tolist() == [4.0]
+
+
+def test_resize_sparse_moves_returns_nearer_than_one_metre():
+    raster = np.zeros((2, 4, 4), np.float32)
+    raster[:, 2, 2] = [0.5, 9.0]                      # 0.5 m is a return (depth > 0), not an empty pixel
+    assert resize_sparse(raster, (2, 2))[:, 1, 1].tolist() == [0.5, 9.0]
