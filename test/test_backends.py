@@ -13,7 +13,7 @@ from xdrcdepth_core.backends import auto
 from xdrcdepth_core.backends.frames import Frame, default_frames
 from xdrcdepth_core.checkpoint import save_checkpoint
 from xdrcdepth_core.data.radar import nearest_per_pixel
-from xdrcdepth_core.infer import DepthEstimator, RadarInput, nearest_in_groups
+from xdrcdepth_core.infer import DepthEstimator, RadarInput, nearest_in_groups, stable_argsort_nonnegative
 from xdrcdepth_core.models import build_model
 from xdrcdepth_core.preprocess import radar_to_tensor
 
@@ -74,10 +74,24 @@ def test_radar_shortcut_equals_raster_then_resize(image_hw):
     radars = [RadarInput(xyz[:20000], {k: v[:20000] for k, v in feats.items()}, np.eye(4)),
               RadarInput(xyz[20000:], {k: v[20000:] for k, v in feats.items()}, np.eye(4))]
     direct = estimator.radar_input(image_hw, radars, Ks)
+    image = np.zeros((*image_hw, 3), np.uint8)
+    first = estimator.estimate(image, radars, Ks).depth           # through estimate()'s reused buffer
+    assert not estimator._radar_buffer.any()                       # cleared for the next frame
+    np.testing.assert_array_equal(estimator.estimate(image, radars, Ks).depth, first)
+    raster = estimator.rasterize(image_hw, radars, Ks)
+    np.testing.assert_array_equal(first, estimator.estimate_raster(image, raster).depth)
     via_raster = radar_to_tensor(estimator.rasterize(image_hw, radars, Ks), CHANNELS, HW).numpy()
     assert direct.dtype == np.float32 and direct.shape == (4, *HW)
     assert np.count_nonzero(direct[0]) > 500
     np.testing.assert_array_equal(direct, via_raster)
+
+
+def test_radix_argsort_is_the_stable_argsort():
+    rng = np.random.default_rng(4)
+    for high in (1, 300, 1 << 16, 1440000, 1 << 40):
+        key = rng.integers(0, high, 3000)
+        np.testing.assert_array_equal(stable_argsort_nonnegative(key), np.argsort(key, kind="stable"))
+    assert len(stable_argsort_nonnegative(np.zeros(0, np.int64))) == 0
 
 
 def test_nearest_in_groups_equals_nearest_per_pixel():

@@ -41,6 +41,9 @@ import torch
 #: a 1600 x 900 camera with a 70 degree horizontal field of view, like a nuScenes front camera
 FRONT_CAMERA_K = np.array([[1140.0, 0.0, 799.5], [0.0, 1140.0, 449.5], [0.0, 0.0, 1.0]])
 DEFAULT_SIZES = ("352x704", "448x800", "896x1600")
+#: rounds for the millisecond-scale sections (decode, conversions, radar): cheap, and medians of many rounds
+#: ride out the load spikes of a shared machine
+CHEAP_REPEATS = 31
 TARGET_SPEEDUP, TARGET_STUDENT_VS_BASELINE, TARGET_NODE_OVERHEAD, TARGET_RADAR_MS = 4.0, 1.3, 0.15, 5.0
 
 
@@ -102,7 +105,8 @@ def time_once(fn, device: torch.device) -> float:
 
 def stats_ms(seconds: list[float]) -> dict:
     ms = np.asarray(seconds) * 1000
-    return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "runs": len(ms)}
+    return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)), "min_ms": float(ms.min()),
+            "runs": len(ms)}
 
 
 def round_robin(calls: dict, repeats: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
@@ -205,13 +209,14 @@ def bench_models(args, device: torch.device, report: dict) -> None:
             calls = {lbl: (lambda b=b: b(image, radar)) for lbl, (_, b, _) in built.items()}
             print(f"bench: {group}: timing {', '.join(calls)}", flush=True)
             times = round_robin(calls, args.repeats, args.warmup, device)
-            eager = statistics.median(times[label(("torch", "fp32", {}))]) if label(("torch", "fp32", {})) in times \
-                else float("nan")
+            eager_times = times.get(label(("torch", "fp32", {})), [float("nan")])
+            eager, eager_min = statistics.median(eager_times), min(eager_times)
             for lbl, (variant, backend, build_s) in built.items():
                 s = stats_ms(times[lbl])
                 parity = getattr(backend, "parity", None)
                 rows.append({"model": name, "backend": variant[0], "precision": variant[1], "height": hw[0],
                              "width": hw[1], "median_ms": s["median_ms"], "p90_ms": s["p90_ms"],
+                             "min_ms": s["min_ms"], "speedup_vs_eager_min": eager_min * 1000 / s["min_ms"],
                              "fps": args.batch * 1000 / s["median_ms"], "runs": s["runs"], "batch": args.batch,
                              "options": sorted(o for o, on in variant[2].items() if on), "label": lbl,
                              "description": backend.description, "speedup_vs_eager": eager * 1000 / s["median_ms"],
@@ -363,7 +368,7 @@ def bench_node(estimators: dict, repeats: int, hw=(450, 800)) -> dict:
               "radar cloud -> numpy": lambda: conv.radar_from_cloud(cloud, ("rcs", "vx_comp", "vy_comp"), 10000),
               "depth -> Image msg": lambda: conv.depth_image(depth_hw, header(0)),
               "depth -> colorized msg": lambda: conv.bgr8_image(visualize.colorize_depth(depth_hw, 80.0), header(0))}
-    times = round_robin(pieces, repeats, 1, torch.device("cpu"))
+    times = round_robin(pieces, CHEAP_REPEATS, 1, torch.device("cpu"))
     out["conversions_ms"] = {k: stats_ms(v)["median_ms"] for k, v in times.items()}
 
     context = rclpy.Context()
@@ -422,12 +427,25 @@ def bench_radar(estimator, repeats: int, image_hw=(900, 1600)) -> dict:
         direct = estimator.radar_input(image_hw, radars, FRONT_CAMERA_K)
         full = radar_to_tensor(estimator.rasterize(image_hw, radars, FRONT_CAMERA_K), estimator.radar_channels,
                                estimator.input_hw).numpy()
+        buffer = np.zeros_like(direct)
+
+        def into_buffer():       # what estimate() does: its reused input buffer, cleared where written
+            written = estimator.radar_input_into(buffer, image_hw, radars, FRONT_CAMERA_K)
+            buffer.reshape(len(buffer), -1)[:, written] = 0.0
+
         times = round_robin({
-            "direct": lambda: estimator.radar_input(image_hw, radars, FRONT_CAMERA_K),
+            "direct": into_buffer,
             "raster": lambda: radar_to_tensor(estimator.rasterize(image_hw, radars, FRONT_CAMERA_K),
                                               estimator.radar_channels, estimator.input_hw)}, repeats, 1,
             torch.device("cpu"))
+        cpu = []
+        for _ in range(CHEAP_REPEATS):      # CPU time of this thread: the cost without other jobs' preemption
+            t0 = time.thread_time()
+            into_buffer()
+            cpu.append(time.thread_time() - t0)
         out[str(n)] = {"direct_ms": stats_ms(times["direct"])["median_ms"],
+                       "direct_cpu_ms": stats_ms(cpu)["median_ms"],
+                       "direct_min_ms": stats_ms(times["direct"])["min_ms"],
                        "full_raster_ms": stats_ms(times["raster"])["median_ms"],
                        "identical": bool(np.array_equal(direct, full)),
                        "returns_in_input": int(np.count_nonzero(direct[0]))}
@@ -460,8 +478,9 @@ def evaluate_targets(report: dict) -> list[dict]:
     if student:
         best = max(student, key=lambda r: r["speedup_vs_eager"])
         targets.append({"target": f"best CPU backend for the student >= {TARGET_SPEEDUP:g}x eager fp32 at 352 x 704",
-                        "value": f"{best['label']}: {best['speedup_vs_eager']:.2f}x ({best['median_ms']:.0f} vs "
-                                 f"{best['median_ms'] * best['speedup_vs_eager']:.0f} ms)",
+                        "value": f"{best['label']}: {best['speedup_vs_eager']:.2f}x on medians "
+                                 f"({best['median_ms']:.0f} vs {best['median_ms'] * best['speedup_vs_eager']:.0f} ms), "
+                                 f"{best['speedup_vs_eager_min']:.2f}x on minima",
                         "met": best["speedup_vs_eager"] >= TARGET_SPEEDUP})
     ratios = []
     for r in rows:
@@ -469,13 +488,16 @@ def evaluate_targets(report: dict) -> list[dict]:
             continue
         base = find(rows, model=BASELINE, label=r["label"], height=r["height"], width=r["width"])
         if base:
-            ratios.append((r, base["median_ms"] / r["median_ms"]))
+            ratios.append((r, base["median_ms"] / r["median_ms"], base["min_ms"] / r["min_ms"]))
     if ratios:
         worst = min(ratios, key=lambda item: item[1])
+        worst_min = min(ratios, key=lambda item: item[2])
         targets.append({"target": f"student >= {TARGET_STUDENT_VS_BASELINE:g}x faster than LiRCDepth on the same "
                                   "backend (every backend and size)",
                         "value": f"lowest: {worst[1]:.2f}x ({worst[0]['label']}, {worst[0]['height']} x "
-                                 f"{worst[0]['width']}); highest {max(v for _, v in ratios):.2f}x",
+                                 f"{worst[0]['width']}); highest {max(v for _, v, _ in ratios):.2f}x; on minima lowest "
+                                 f"{worst_min[2]:.2f}x ({worst_min[0]['label']}, {worst_min[0]['height']} x "
+                                 f"{worst_min[0]['width']})",
                         "met": worst[1] >= TARGET_STUDENT_VS_BASELINE})
     node = report.get("node", {}).get("paths", {})
     if node:
@@ -488,9 +510,13 @@ def evaluate_targets(report: dict) -> list[dict]:
                         "best": best_name})
     radar = report.get("radar", {})
     if "10000" in radar:
+        r = radar["10000"]
         targets.append({"target": f"radar rasterisation of 10,000 points < {TARGET_RADAR_MS:g} ms",
-                        "value": f"{radar['10000']['direct_ms']:.2f} ms",
-                        "met": radar["10000"]["direct_ms"] < TARGET_RADAR_MS})
+                        "value": f"wall median {r['direct_ms']:.2f} ms, min {r['direct_min_ms']:.2f} ms, CPU time "
+                                 f"{r['direct_cpu_ms']:.2f} ms (single-threaded; the wall median includes preemption "
+                                 f"at load {report['load_before']:.1f} on {report['machine']['logical_cores']} cores)",
+                        "met": r["direct_ms"] < TARGET_RADAR_MS,
+                        "met_on_cpu_time": r["direct_cpu_ms"] < TARGET_RADAR_MS})
     return targets
 
 
@@ -517,19 +543,23 @@ def markdown(report: dict) -> str:
     targets = report.get("targets", [])
     if targets:
         lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
-        lines += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |" for t in targets]
+        lines += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'}"
+                  + (f" (CPU time: {'yes' if t['met_on_cpu_time'] else 'no'})" if "met_on_cpu_time" in t else "")
+                  + " |" for t in targets]
         lines.append("")
     rows = report["rows"]
     if rows:
         lines += ["## Models x input sizes x backends", "",
-                  "| model | input | backend | median ms | p90 ms | FPS | vs eager fp32 | memory added MB | parity |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| model | input | backend | median ms | p90 ms | min ms | FPS | vs eager fp32 (median) | "
+                  "(min) | memory added MB | parity |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             p = r["parity"]
             parity = "reference" if p is None else (f"max {p['max_abs_m']:.1e} m" if r["precision"] == "fp32"
                                                     else f"mean {100 * p['rel_mean_abs']:.2f} %")
             lines.append(f"| {r['model']} | {r['height']} x {r['width']} | {r['label']} | {r['median_ms']:.1f} | "
-                         f"{r['p90_ms']:.1f} | {r['fps']:.2f} | {r['speedup_vs_eager']:.2f}x | "
+                         f"{r['p90_ms']:.1f} | {r['min_ms']:.1f} | {r['fps']:.2f} | {r['speedup_vs_eager']:.2f}x | "
+                         f"{r['speedup_vs_eager_min']:.2f}x | "
                          f"{max(r['memory_added_mb'], 0):.0f} | {parity} |")
         lines.append("")
         labels = list(dict.fromkeys(r["label"] for r in rows))
@@ -587,10 +617,14 @@ def markdown(report: dict) -> str:
                                                                     for k, v in n["conversions_ms"].items()), ""]
     if "radar" in report:
         lines += ["## Radar rasterisation (1600 x 900 camera, model input 352 x 704)", "",
-                  "| points | direct to model input ms | full-resolution raster + resize ms | identical |",
-                  "|---|---|---|---|"]
+                  "Direct: the points straight into the estimator's reused model-input buffer (what `estimate` "
+                  "does); wall-clock median and minimum, and the median CPU time of the thread (single-threaded numpy: "
+                  "the cost when no other job preempts it). Full raster: the 1600 x 900 raster, then resized.", "",
+                  "| points | direct ms (median) | (min) | direct CPU ms (median) | full-resolution raster + resize ms | "
+                  "identical |", "|---|---|---|---|---|---|"]
         for n, r in report["radar"].items():
-            lines.append(f"| {int(n):,} | {r['direct_ms']:.2f} | {r['full_raster_ms']:.2f} | {r['identical']} |")
+            lines.append(f"| {int(n):,} | {r['direct_ms']:.2f} | {r.get('direct_min_ms', float('nan')):.2f} | "
+                         f"{r.get('direct_cpu_ms', float('nan')):.2f} | {r['full_raster_ms']:.2f} | {r['identical']} |")
         lines.append("")
     lines += ["## GPU", "", report.get("gpu_note", "")]
     return "\n".join(lines) + "\n"
@@ -624,12 +658,12 @@ def run(args: argparse.Namespace) -> int:
         estimators = _estimators(device, best_variant)
         if "e2e" not in args.skip:
             jpeg, report["jpeg"] = _jpeg_1600x900()
-            report["decode"] = bench_decode(jpeg, args.repeats)
+            report["decode"] = bench_decode(jpeg, CHEAP_REPEATS)
             report["end_to_end"] = bench_end_to_end(estimators, jpeg, args.repeats, device)
         if "node" not in args.skip:
             report["node"] = bench_node(estimators, args.repeats)
         if "radar" not in args.skip:
-            report["radar"] = bench_radar(estimators["torch fp32"], max(args.repeats, 5))
+            report["radar"] = bench_radar(estimators["torch fp32"], CHEAP_REPEATS)
     report["gpu_note"] = ("No GPU on this machine: the CUDA paths (torch fp16, CUDA graphs, ONNX Runtime CUDA, "
                           "TensorRT) were not measured. On a GPU machine run `scripts/bench_gpu.sh` (writes "
                           "docs/benchmarks/inference_gpu.md/.json: eager fp32/fp16, CUDA graphs, TensorRT, and a "
