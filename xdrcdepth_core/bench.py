@@ -620,8 +620,8 @@ def markdown(report: dict) -> str:
                   "Direct: the points straight into the estimator's reused model-input buffer (what `estimate` "
                   "does); wall-clock median and minimum, and the median CPU time of the thread (single-threaded numpy: "
                   "the cost when no other job preempts it). Full raster: the 1600 x 900 raster, then resized.", "",
-                  "| points | direct ms (median) | (min) | direct CPU ms (median) | full-resolution raster + resize ms | "
-                  "identical |", "|---|---|---|---|---|---|"]
+                  "| points | direct ms (median) | (min) | direct CPU ms (median) | full-resolution raster + resize "
+                  "ms | identical |", "|---|---|---|---|---|---|"]
         for n, r in report["radar"].items():
             lines.append(f"| {int(n):,} | {r['direct_ms']:.2f} | {r.get('direct_min_ms', float('nan')):.2f} | "
                          f"{r.get('direct_cpu_ms', float('nan')):.2f} | {r['full_raster_ms']:.2f} | {r['identical']} |")
