@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# one OpenMP thread per test process: on the shared 2-core machine, torch's idle OpenMP threads spin while
+# other jobs hold the cores, and `pytest -m "not slow"` took 260 s with 2 threads next to a training run
+# against 35 s with 1 (2026-12-03); the node tests run their nodes with cpu_threads 1 anyway
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 # exports, parity frames and auto-selection records of the tests (git-ignored, kept between runs, never ~/.cache)

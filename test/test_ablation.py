@@ -16,6 +16,7 @@ def _yaml(path, data):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)   # its own commands may take 600 + 900 + 300 s
 def test_tiny_ablation_resumable_with_report(tmp_path):
     data = _yaml(tmp_path / "data.yaml", {
         "root": str(tmp_path / "bench"), "image_scale": 0.1, "conditions": ["clear", "fog"], "frames_per_scene": 2,

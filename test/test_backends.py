@@ -42,6 +42,7 @@ def frames():
 
 # --- the reference and the radar shortcut ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_torch_fp32_is_the_eager_path_bit_for_bit(model, frames):
     estimator = DepthEstimator(model, input_hw=HW, device="cpu", backend="torch", precision="fp32")
     assert (estimator.backend_name, estimator.precision) == ("torch", "fp32")
@@ -105,6 +106,7 @@ def test_nearest_in_groups_equals_nearest_per_pixel():
 
 # --- parity ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_parity_rules_catch_wrong_outputs(model, frames):
     reference = create_backend("torch", model, HW, CHANNELS, "cpu", "fp32")
 
@@ -197,6 +199,7 @@ def test_exported_backends_auto_and_export_command(model, frames, tmp_path):
                  "--out", str(tmp_path / "x.onnx")]) == 2                      # no bf16 kernels in ORT's CPU EP
 
 
+@pytest.mark.slow
 def test_parity_failure_is_an_error_naming_the_numbers(model, frames, monkeypatch):
     from xdrcdepth_core.backends import torch_backend
 

@@ -130,6 +130,7 @@ class Probe:
         self.context.try_shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_plays_bag_with_stamps_data_clock_remap_and_latched_tf(tmp_path, ros_domain_id, storage):
@@ -215,6 +216,7 @@ def test_remap_syntax_is_checked():
         parse_remaps(["/a=/b"])
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_loop_and_start_offset_until_sigint(tmp_path, ros_domain_id):
     """--start-offset 1.0 leaves only the second image; --loop repeats it until SIGINT ends playback."""

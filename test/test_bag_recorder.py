@@ -118,6 +118,7 @@ def read_bag(path):
         return types, [(conn.topic, stamp, raw) for conn, stamp, raw in reader.messages()]
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_records_images_and_pngs_until_sigint(ros_node, tmp_path):
     bag, png_dir = tmp_path / "rec", tmp_path / "png"
@@ -169,6 +170,7 @@ def test_records_images_and_pngs_until_sigint(ros_node, tmp_path):
         np.testing.assert_array_equal(rgb, pixels[:, :, ::-1] if encoding == "bgr8" else pixels)
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
     bag, not_a_folder = tmp_path / "two", tmp_path / "file"
@@ -210,6 +212,7 @@ def test_existing_bag_is_refused(tmp_path, ros_domain_id):
     assert result.returncode == 2 and f"{tmp_path / 'bag'} already exists" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.parametrize("spelling", [
     ["--out", "{bag}", "--topics", "/depth/colorized", "--max-messages", "1", "--ros-args", "-p",

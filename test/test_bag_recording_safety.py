@@ -86,6 +86,7 @@ def test_only_recognisable_bags_are_overwritten(tmp_path):
         check_output_folder(tmp_path / "file", overwrite=True)
 
 
+@pytest.mark.slow
 def test_nuscenes2bag_overwrite_refuses_a_folder_of_unrelated_files(tmp_path):
     from test_nuscenes2bag_folders import build_folder
 
@@ -234,6 +235,7 @@ def wait_for(predicate, timeout, what, proc=None):
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.timeout(240)
 def test_sigkilled_recording_loses_at_most_the_last_second(tmp_path, publisher):
@@ -285,6 +287,7 @@ def test_sigkilled_recording_loses_at_most_the_last_second(tmp_path, publisher):
     assert len(texts) >= 20
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("disk", ["file-size-limit", "tmpfs"])

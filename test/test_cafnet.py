@@ -26,6 +26,7 @@ def inputs(batch=2, height=H, width=W):
     return torch.randn(batch, 3, height, width), radar
 
 
+@pytest.mark.slow
 def test_every_output_shape_and_range():
     model = tiny(depth_confidence=True)
     image, radar = inputs()
@@ -97,6 +98,7 @@ def _with_stage1(model, confidence_logit: float, depth_logit: float):
     return out, captured["x"]
 
 
+@pytest.mark.slow
 def test_confidence_below_threshold_zeroes_coarse_depth_contribution():
     model = tiny().eval()
     low = torch.logit(torch.tensor(0.3)).item()    # confidence 0.3 < 0.4 everywhere
@@ -113,6 +115,7 @@ def test_confidence_below_threshold_zeroes_coarse_depth_contribution():
     assert not torch.allclose(out_c["depth"], out_d["depth"])     # above the threshold it does
 
 
+@pytest.mark.slow
 def test_gradients_reach_both_radar_stages():
     model = tiny()
     out = model(*inputs())
@@ -137,6 +140,7 @@ def test_depth_confidence_head_is_detached_from_the_depth_branch():
     assert all(p.grad is None for name, p in model.named_parameters() if not name.startswith("depth_confidence"))
 
 
+@pytest.mark.slow
 def test_tiny_model_bf16_autocast_channels_last_forward_backward():
     model = tiny(depth_confidence=True).to(memory_format=torch.channels_last)
     image, radar = (t.contiguous(memory_format=torch.channels_last) for t in inputs())

@@ -40,6 +40,7 @@ def test_malicious_pickle_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_round_trip_and_digest(tmp_path):
     model = _tiny_model()
     path = tmp_path / "m.pt"
@@ -93,6 +94,7 @@ def test_non_finite_weights_rejected(tmp_path):
         load_checkpoint(path)
 
 
+@pytest.mark.slow
 def test_fp16_weights_load_as_float32(tmp_path):
     model = _tiny_model()
     full, half = tmp_path / "full.pt", tmp_path / "half.pt"

@@ -1,10 +1,13 @@
 """The offline demo writes one 2x2 panel per frame, on real samples and on a synthetic folder."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from xdrcdepth_core import demo
 from xdrcdepth_core.cli import main
+
+pytestmark = pytest.mark.slow   # over ~2 s on 2 cores: left out of the edit loop
 
 
 def test_demo_on_real_samples_writes_panels(tmp_path, nuscenes_samples, capsys):

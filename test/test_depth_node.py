@@ -19,7 +19,7 @@ from xdrcdepth_core.infer import DepthEstimator, RadarInput
 from xdrcdepth_ros.node import conversions as conv
 from xdrcdepth_ros.node.transforms import matrix_to_transform
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(180), pytest.mark.slow]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from depth_node_rig import (CAMERA, NodeProcess, NuScenesFrame, Rig, camera_info
 from xdrcdepth_core.data.geometry import invert_transform, transform_points
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(420), pytest.mark.slow]
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from depth_node_rig import (CAMERA, RADAR, NodeProcess, NuScenesFrame, Rig, came
 from xdrcdepth_core.data.geometry import invert_transform
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240), pytest.mark.slow]
 MS = 1_000_000
 
 

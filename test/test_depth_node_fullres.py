@@ -16,7 +16,7 @@ from depth_node_rig import CAMERA, NodeProcess, NuScenesFrame, Rig, camera_info_
 from xdrcdepth_core.data.geometry import invert_transform
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240), pytest.mark.slow]
 
 
 def test_full_resolution_raw_image_default_student(ros_domain_id, tmp_path, nuscenes_samples):

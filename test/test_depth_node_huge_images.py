@@ -72,6 +72,7 @@ def _peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize("transport", ["compressed", "raw"])

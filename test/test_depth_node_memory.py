@@ -15,7 +15,7 @@ import pytest
 from depth_node_rig import (NodeProcess, NuScenesFrame, Rig, camera_info_msg, image_msg, make_checkpoint,
                             radar_msg)
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(180), pytest.mark.slow]
 MS = 1_000_000
 PUBLISH_HZ = 10.0
 NODE_INPUT_HW = (352, 704)    # the paper resolution: ~5x the work of the test default, so any CI machine is overloaded

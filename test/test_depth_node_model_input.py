@@ -27,7 +27,7 @@ from depth_node_rig import CAMERA, Rig, depth_array, header, image_msg, radar_ms
 from xdrcdepth_core.checkpoint import save_checkpoint
 from xdrcdepth_core.data.radar_pcd import RADAR_RECORD_DTYPE
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 32, 64                 # the stub checkpoint's input size: no resize between message and model

@@ -72,6 +72,7 @@ def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
         rclpy.shutdown(context=context)
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_bad_parameters_stop_the_node_with_a_clear_error(ros_domain_id, tmp_path):
     import subprocess

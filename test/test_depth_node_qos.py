@@ -8,7 +8,7 @@ from rclpy.qos import qos_profile_sensor_data
 
 from depth_node_rig import NodeProcess, NuScenesFrame, Rig, camera_info_msg, image_msg, make_checkpoint, radar_msg
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(600), pytest.mark.slow]
 MS = 1_000_000
 
 

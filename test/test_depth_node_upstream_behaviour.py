@@ -14,7 +14,7 @@ from depth_node_rig import (CAMERA, NodeProcess, NuScenesFrame, Rig, camera_info
 from xdrcdepth_core.data.geometry import invert_transform
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(300), pytest.mark.slow]
 MS = 1_000_000
 
 

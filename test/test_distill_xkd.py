@@ -119,6 +119,7 @@ def test_per_sample_maps_use_each_images_own_target():
         torch.testing.assert_close(maps[b:b + 1], alone, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_grad_cam_on_a_frozen_teacher_and_under_no_grad():
     teacher = small_teacher().eval().requires_grad_(False)
@@ -163,6 +164,7 @@ def test_cached_teacher_map_gives_the_live_loss(teacher_run):
         build_loss("xkd", layers=[[["decoder", 8], ["decoder", 4]]])(out, cache, data)
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_training_moves_the_student_map_toward_the_teachers(teacher_run):
     _, cache, data = teacher_run

@@ -107,6 +107,7 @@ def _first_payloads(ws, subscription_ids, timeout=10.0):
     return first
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_viewer_forwards_cdr_and_latched_tf_to_a_websocket_client(ros_domain_id):
     from rclpy.serialization import deserialize_message, serialize_message

@@ -103,6 +103,7 @@ def test_marked_exit_stops_the_graph_and_children_get_sigint(tmp_path):
     assert "[launch] talker exited with code 0" in lines
 
 
+@pytest.mark.slow
 def test_timer_after_marked_exit_keeps_the_graph_running_for_the_period(tmp_path):
     path = write_launch(tmp_path, [("talker", []), ("finisher", ["0"])], linger="2.0")
     proc = launch(path)

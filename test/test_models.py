@@ -54,6 +54,7 @@ def check_output_contract(model, out: dict, batch: int, height: int, width: int)
         assert out[("decoder", scale)].shape[-2:] == (height // scale, width // scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_forward_backward_at_paper_size(name):
     torch.manual_seed(0)
@@ -148,6 +149,7 @@ def test_registry_errors():
         build_model("lircdepth", image_adapter_channels=None)
 
 
+@pytest.mark.slow
 def test_models_command_prints_table_and_budget():
     result = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "models", "--height", "352",
                              "--width", "704"], capture_output=True, text=True, timeout=120)

@@ -20,6 +20,8 @@ from rosbags.rosbag2 import Reader
 from fs_faults import blocking_input, file_size_limit, full_dir, readonly_dir
 from test_nuscenes2bag_folders import build_folder
 
+pytestmark = pytest.mark.slow   # over ~2 s on 2 cores: left out of the edit loop
+
 CAMERA_TOPIC = "/cam_front/image_rect_compressed"
 
 

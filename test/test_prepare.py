@@ -138,6 +138,7 @@ def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
         NuScenesDepthDataset(folder, "v1.0-test", radar_sweeps=0)
 
 
+@pytest.mark.slow
 def test_prepare_real_samples_unchanged(nuscenes_samples, tmp_path, capsys):
     """The folder assembled from the real scene-0061 key frames goes through prepare like any other."""
     root = assemble_real_samples(tmp_path / "real", nuscenes_samples)

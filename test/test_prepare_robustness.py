@@ -19,6 +19,8 @@ from fs_faults import blocking_input, file_size_limit, full_dir, readonly_dir
 from test_nuscenes_dataset import build_folder
 from xdrcdepth_core.data.prepare import cache_state
 
+pytestmark = pytest.mark.slow   # over ~2 s on 2 cores: left out of the edit loop
+
 VERSION = "v1.0-test"
 
 

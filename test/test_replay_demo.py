@@ -125,6 +125,7 @@ def diagnostics_values(recorded):
             for status in array.status]
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_replay_demo_brings_every_frame_back_as_depth(tmp_path, nuscenes_samples, ros_domain_id):
     out = tmp_path / "demo"
@@ -201,6 +202,7 @@ def test_replay_demo_brings_every_frame_back_as_depth(tmp_path, nuscenes_samples
     assert stamp_ns(colorized) in cameras
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_no_depth_back_is_an_error(tmp_path, nuscenes_samples, ros_domain_id):
     """A node that never gets synchronised input (its radar topic is not in the bag) publishes no depth."""

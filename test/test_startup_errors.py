@@ -102,6 +102,7 @@ def test_parameters_are_checked_before_the_checkpoint_is_opened(ros_context, tmp
     assert not marker.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_malicious_checkpoint_runs_nothing_through_the_node(ros_domain_id, tmp_path):
     marker = tmp_path / "pwned"
@@ -116,6 +117,7 @@ def test_malicious_checkpoint_runs_nothing_through_the_node(ros_domain_id, tmp_p
     assert not marker.exists(), "the checkpoint ran code"
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_unknown_model_config_key_is_one_line(ros_domain_id, tmp_path):
     path = make_checkpoint(tmp_path / "student.pt")
@@ -129,6 +131,7 @@ def test_unknown_model_config_key_is_one_line(ros_domain_id, tmp_path):
     assert "cannot start" in line and "no_such_option" in line
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
     proc = run(["-m", "xdrcdepth_ros.node.depth_node", "--ros-args", "-p", "queue_size:=-1", "-p", "slop:=0.0",
@@ -139,6 +142,7 @@ def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
         assert name in line, line
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.parametrize("script, args, message", [
     ("xdrcdepth_ros.node.depth_node", ["--ros-args", "-p", "queue_size"], "invalid ROS arguments"),

@@ -50,6 +50,7 @@ def _chain(nusc, token):
     return [nusc.get("sample_data", t) for t in chain]
 
 
+@pytest.mark.slow
 def test_folder_loads_with_nuscenes_timing(nusc, folders):
     assert len(nusc.scene) == 1 and nusc.scene[0]["nbr_samples"] == KEYFRAMES
     samples = [nusc.get("sample", nusc.scene[0]["first_sample_token"])]
@@ -88,6 +89,7 @@ def test_folder_loads_with_nuscenes_timing(nusc, folders):
     assert summary["scenes"][0]["condition"] == "clear" and summary["noise"]["radar_range_sigma_m"] == 0.15
 
 
+@pytest.mark.slow
 def test_radar_files_look_like_nuscenes(nusc):
     RadarPointCloud.disable_filters()
     try:
@@ -105,6 +107,7 @@ def test_radar_files_look_like_nuscenes(nusc):
     assert all(f < n for f, n in zip(filtered, counts))  # the devkit's default filters drop some
 
 
+@pytest.mark.slow
 def test_exact_depth_agrees_with_projected_lidar(nusc, folders):
     medians, subpixel = [], []
     for s in nusc.sample:
@@ -133,6 +136,7 @@ def test_exact_depth_agrees_with_projected_lidar(nusc, folders):
     assert max(subpixel) < 0.025, subpixel  # LiDAR range noise sigma 2 cm -> median |error| ~1.4 cm
 
 
+@pytest.mark.slow
 def test_radar_targets_lie_on_rendered_surfaces(nusc, folders):
     distances, range_errors = [], []  # distances in units of the expected radar position error
     kinds = np.zeros(3, dtype=int)
@@ -208,6 +212,7 @@ def _psnr(a, b):
     return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
 
 
+@pytest.mark.slow
 def test_conditions_degrade_camera_only(nusc, folders):
     from PIL import Image
 
@@ -266,6 +271,7 @@ def test_without_samples_the_idealised_rig_is_used(monkeypatch, tmp_path):
         calibration.rig.cache_clear()
 
 
+@pytest.mark.slow
 def test_command_rejects_bad_input(folders, capsys):
     assert cli_main(["synth", "--out", str(folders["clear"]), "--no-progress"]) == 2
     assert "not empty" in capsys.readouterr().err
@@ -273,6 +279,7 @@ def test_command_rejects_bad_input(folders, capsys):
         cli_main(["synth", "--out", "/tmp/x", "--conditions", "snow"])
 
 
+@pytest.mark.slow
 def test_annotations_box_the_lidar_points(nusc):
     from nuscenes.utils.data_classes import LidarPointCloud
     from nuscenes.utils.geometry_utils import points_in_box
@@ -300,6 +307,7 @@ def test_annotations_box_the_lidar_points(nusc):
     assert checked >= 5
 
 
+@pytest.mark.slow
 def test_prepare_cache_matches_the_renderer(folders, tmp_path):
     """`xdrcdepth prepare` on a synthetic folder: LiDAR GT equals the exact depth, radar lies on surfaces."""
     cache = tmp_path / "cache"
@@ -325,6 +333,7 @@ def test_prepare_cache_matches_the_renderer(folders, tmp_path):
     assert np.median(np.abs(radar_errors)) < 0.5, np.sort(np.abs(radar_errors))
 
 
+@pytest.mark.slow
 def test_prepare_targets_agree_with_the_devkit(folders, nusc, tmp_path):
     """prepare's extra keys on a synthetic folder: exact depth copied, two LiDAR ground truths, boxes as the
     devkit projects them (boxes wholly in front of the camera), velocities rotated into the ego frame as the

@@ -12,6 +12,8 @@ import torch
 from train_rig import TINY_STUDENT, TINY_TEACHER, build_tiny_caches, cli, experiment, write_experiment
 from xdrcdepth_core.checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.slow   # over ~2 s on 2 cores: left out of the edit loop
+
 
 @pytest.fixture(scope="module")
 def caches(tmp_path_factory):
