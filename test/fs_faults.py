@@ -7,6 +7,7 @@
   fail with EFBIG (Python ignores SIGXFSZ), the same code path as a full disk, for any user.
 * :func:`blocking_input`: replaces an input file by a FIFO, so a command reading it blocks there; the test
   knows the command reached it (the FIFO has a reader) without sleeping, and can then signal it.
+* :func:`sigint_default`: `preexec_fn` restoring SIGINT for a child that a CI runner would start with it ignored.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import errno
 import os
 import resource
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -56,6 +58,13 @@ def full_dir(path: Path, size: str = "64k"):
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=True)
+
+
+def sigint_default() -> None:
+    """``preexec_fn``: SIGINT back to its default action, as a terminal gives a command it runs. A background
+    job of a shell without job control (CI runners start tests that way) inherits SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler, so Ctrl-C tests would hang there."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def file_size_limit(nbytes: int):

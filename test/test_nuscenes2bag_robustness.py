@@ -17,7 +17,7 @@ import pytest
 from PIL import Image as PILImage
 from rosbags.rosbag2 import Reader
 
-from fs_faults import blocking_input, file_size_limit, full_dir, readonly_dir
+from fs_faults import blocking_input, file_size_limit, full_dir, readonly_dir, sigint_default
 from test_nuscenes2bag_folders import build_folder
 
 pytestmark = pytest.mark.slow   # over ~2 s on 2 cores: left out of the edit loop
@@ -41,7 +41,7 @@ def convert(root, out, *extra, preexec_fn=None):
 def start(root, out):
     return subprocess.Popen([sys.executable, "-m", "xdrcdepth_ros.bag.nuscenes2bag", "--dataroot", str(root),
                              "--out", str(out), "--scene", "scene-a", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
 
 
 def one_line(stderr: str) -> str:

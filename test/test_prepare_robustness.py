@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from fs_faults import blocking_input, file_size_limit, full_dir, readonly_dir
+from fs_faults import blocking_input, file_size_limit, full_dir, readonly_dir, sigint_default
 from test_nuscenes_dataset import build_folder
 from xdrcdepth_core.data.prepare import cache_state
 
@@ -110,7 +110,7 @@ def test_sigint_is_one_line_and_130(folder, tmp_path):
     fifo = blocking_input(camera)
     try:
         proc = subprocess.Popen(prepare_args(folder, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=sigint_default)
         fifo.wait_reader(proc)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
