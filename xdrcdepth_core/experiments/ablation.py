@@ -16,7 +16,8 @@ and skipped; an interrupted one resumes from its ``last.pt``. Every
 finished run's numbers are also copied to ``results_dir/runs/<variant>__seed<k>.json`` (committed), so
 the report (:mod:`.ablation_report`) can be rebuilt on a machine that no longer has the run folders.
 ``--only`` restricts to some variants, ``--dry-run`` lists the jobs and their state, ``--ship`` writes the
-``ship`` variant's seed with the best validation MAE into the package (fp16, ``infer.SHIPPED_CHECKPOINT``).
+``ship`` variant's seed with the best validation MAE into the package (fp16, ``infer.SHIPPED_CHECKPOINT``),
+among the seeds finished so far (the checkpoint's metrics name them; shipping again later may pick another).
 """
 
 from __future__ import annotations
@@ -188,19 +189,44 @@ class Ablation:
         name = self.cfg["ship"]
         finished = [(seed, run_dir) for variant, seed, run_dir in self.runs({name})
                     if (run_dir / "test.json").is_file() and (run_dir / "best.pt").is_file()]
-        if len(finished) < len(self.cfg["variants"][name].get("seeds", [0])):
-            return f"not shipped: {name} has {len(finished)} finished runs with checkpoints on this machine"
+        planned = len(self.cfg["variants"][name].get("seeds", [0]))
+        if not finished:
+            return f"not shipped: {name} has no finished run with a checkpoint on this machine"
         seed, run_dir = min(finished, key=lambda item: json.loads((item[1] / "summary.json").read_text())
                             ["best_val_mae_mm"])
         ckpt = load_checkpoint(run_dir / "best.pt")
         test = json.loads((run_dir / "test.json").read_text())
         metrics = {**ckpt["metrics"], "test": test["results"], "variant": name, "seed": seed,
+                   "seeds_compared": sorted(s for s, _ in finished), "seeds_planned": planned,
                    "reproduce": f"xdrcdepth build-data --config {self.cfg['data']} && "
                                 f"xdrcdepth ablate --config {self.config_path} --only {name}"}
         save_checkpoint(SHIPPED_CHECKPOINT, build_from_checkpoint(ckpt), ckpt["input_hw"],
                         tuple(ckpt["radar_channels"]), resolved_config=ckpt["resolved_config"], metrics=metrics,
                         weights_dtype=torch.float16)
-        return f"shipped {name} seed {seed} -> {SHIPPED_CHECKPOINT}"
+        from xdrcdepth_core.experiments.shipped_report import evaluate_real_samples, write_shipped_report
+
+        card = write_shipped_report(SHIPPED_CHECKPOINT, run_dir / "test.json", self.results_dir.parent,
+                                    evaluate_real_samples(SHIPPED_CHECKPOINT))
+        return (f"shipped {name} seed {seed} (best on val of {len(finished)}/{planned} seeds) -> "
+                f"{SHIPPED_CHECKPOINT}, {card}")
+
+    def saliency(self) -> str:
+        """The saliency figure and numbers (:mod:`.saliency_figure`) from the teacher and the seed-0 students
+        of ``direct`` / ``xkd`` / ``xkd+dkd`` found on this machine; redone only when that set changes."""
+        from xdrcdepth_core.experiments.saliency_figure import saliency_study
+
+        checkpoints = {"teacher": self.published_teacher} if self.published_teacher.is_file() else {}
+        checkpoints.update({f"{name} student": self.out / name / "seed0" / "best.pt"
+                            for name in ("direct", "xkd", "xkd+dkd")
+                            if name in self.cfg["variants"] and (self.out / name / "seed0" / "test.json").is_file()})
+        out_json = self.results_dir / "saliency.json"
+        if len(checkpoints) < 2:
+            return "no saliency figure (needs the teacher and a student)"
+        if out_json.is_file() and sorted(json.loads(out_json.read_text())["models"]) == sorted(checkpoints):
+            return f"saliency figure up to date ({out_json})"
+        study = saliency_study(checkpoints, self.paths["test"], figure=self.results_dir.parent / "ablation_saliency.png")
+        atomic_write_bytes(out_json, json.dumps(study, indent=1).encode())
+        return f"saliency of {len(checkpoints)} models on {study['frames']} test frames -> {out_json}"
 
     def state(self, name: str, seed: int, run_dir: Path) -> str:
         if (self.results_dir / "runs" / f"{name}__seed{seed}.json").is_file() or (run_dir / "test.json").is_file():
@@ -249,7 +275,8 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             print(f"xdrcdepth ablate: {exc}", file=sys.stderr)
             return 1
+    saliency = ablation.saliency() if not args.report_only else ""
     summary = write_report(cfg, args.config)
     shipped = ablation.ship() if args.ship else "not shipped (--ship)"
-    print(f"ablate: {summary}; {shipped}; {time.monotonic() - start:.0f} s")
+    print(f"ablate: {summary}; {saliency + '; ' if saliency else ''}{shipped}; {time.monotonic() - start:.0f} s")
     return 0

@@ -67,7 +67,8 @@ def _render(cfg: dict, split: str, folder: Path) -> None:
     partial.rename(folder)
 
 
-def _prepare(args: list[str]) -> None:
+def run_prepare(args: list[str]) -> None:
+    """``xdrcdepth prepare ARGS`` in this process; raises on a non-zero exit."""
     from xdrcdepth_core.data import prepare
 
     parser = argparse.ArgumentParser()
@@ -85,10 +86,10 @@ def build(cfg: dict) -> dict[str, Path]:
         common = ["--dataroot", str(scenes), "--radar-sweeps", str(cfg["radar_sweeps"])]
         if split == "train":
             h, w = cfg["input_hw"]
-            _prepare(common + ["--out", str(paths["train"]), "--lidar-sweeps", str(cfg["train_lidar_sweeps"]),
+            run_prepare(common + ["--out", str(paths["train"]), "--lidar-sweeps", str(cfg["train_lidar_sweeps"]),
                                "--resize", str(h), str(w)])
         else:
-            _prepare(common + ["--out", str(paths[split]), "--no-confidence-gt"])
+            run_prepare(common + ["--out", str(paths[split]), "--no-confidence-gt"])
     return paths
 
 
