@@ -11,9 +11,9 @@ experiment and the variants (rows). Each run is its own job in ``<out>/<variant>
 
 The teacher's fp16 weights are also kept in ``results_dir/teacher.pt`` (committed) and every student uses
 these fp16-rounded weights (live or through the teacher cache), so runs of different sessions distil from
-the very same teacher; on a machine without the run folders it is restored instead of retrained. A run with ``test.json`` is finished
-and skipped; an interrupted one resumes from its ``last.pt``. Every
-finished run's numbers are also copied to ``results_dir/runs/<variant>__seed<k>.json`` (committed), so
+the very same teacher; on a machine without the run folders it is restored instead of retrained. A run
+with ``test.json`` is finished and skipped; an interrupted one resumes from its ``last.pt``. Every finished
+run's numbers are also copied to ``results_dir/runs/<variant>__seed<k>.json`` (committed), so
 the report (:mod:`.ablation_report`) can be rebuilt on a machine that no longer has the run folders.
 ``--only`` restricts to some variants, ``--dry-run`` lists the jobs and their state, ``--ship`` writes the
 ``ship`` variant's seed with the best validation MAE into the package (fp16, ``infer.SHIPPED_CHECKPOINT``),
@@ -224,7 +224,8 @@ class Ablation:
             return "no saliency figure (needs the teacher and a student)"
         if out_json.is_file() and sorted(json.loads(out_json.read_text())["models"]) == sorted(checkpoints):
             return f"saliency figure up to date ({out_json})"
-        study = saliency_study(checkpoints, self.paths["test"], figure=self.results_dir.parent / "ablation_saliency.png")
+        study = saliency_study(checkpoints, self.paths["test"],
+                               figure=self.results_dir.parent / "ablation_saliency.png")
         atomic_write_bytes(out_json, json.dumps(study, indent=1).encode())
         return f"saliency of {len(checkpoints)} models on {study['frames']} test frames -> {out_json}"
 
