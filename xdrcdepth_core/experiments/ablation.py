@@ -15,9 +15,10 @@ the very same teacher; on a machine without the run folders it is restored inste
 with ``test.json`` is finished and skipped; an interrupted one resumes from its ``last.pt``. Every finished
 run's numbers are also copied to ``results_dir/runs/<variant>__seed<k>.json`` (committed), so
 the report (:mod:`.ablation_report`) can be rebuilt on a machine that no longer has the run folders.
-``--only`` restricts to some variants, ``--dry-run`` lists the jobs and their state, ``--ship`` writes the
-``ship`` variant's seed with the best validation MAE into the package (fp16, ``infer.SHIPPED_CHECKPOINT``),
-among the seeds finished so far (the checkpoint's metrics name them; shipping again later may pick another).
+``--only`` / ``--seeds`` restrict to some variants / seeds, ``--dry-run`` lists the jobs and their state,
+``--ship`` writes the ``ship`` variant's seed with the best validation MAE into the package (fp16,
+``infer.SHIPPED_CHECKPOINT``), among the seeds finished so far (the checkpoint's metrics name them; shipping
+again later may pick another).
 """
 
 from __future__ import annotations
@@ -133,9 +134,9 @@ class Ablation:
                          *tc["layers"], "--target", tc["target"]), self.teacher_dir / "log.txt")
 
     # -- students --------------------------------------------------------------------------------------------
-    def runs(self, only: set[str] | None = None) -> list[tuple[str, int, Path]]:
+    def runs(self, only: set[str] | None = None, seeds: set[int] | None = None) -> list[tuple[str, int, Path]]:
         return [(name, seed, self.out / name / f"seed{seed}") for name, variant in self.cfg["variants"].items()
-                if not only or name in only for seed in variant.get("seeds", [0])]
+                if not only or name in only for seed in variant.get("seeds", [0]) if not seeds or seed in seeds]
 
     def student_config(self, name: str, seed: int, run_dir: Path) -> dict:
         from xdrcdepth_core.train.config import resolve_config
@@ -240,6 +241,8 @@ class Ablation:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("config/ablation/synthetic.yaml"))
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="K",
+                        help="run only these seeds (of the chosen variants)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from finished runs")
     parser.add_argument("--ship", action="store_true",
@@ -260,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"xdrcdepth ablate: unknown variants {sorted(unknown)}; known: {list(cfg['variants'])}", file=sys.stderr)
         return 2
-    jobs = ablation.runs(only)
+    jobs = ablation.runs(only, set(args.seeds or []))
     if args.dry_run:
         print(f"teacher: {'done' if ablation.teacher_done() else 'to do'}")
         for name, seed, run_dir in jobs:
