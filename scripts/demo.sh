@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: model table, then a nuScenes scene (real samples from ../shared) replayed through the depth
-# node over ROS 2 (the nuscenes_replay launch graph, Foxglove on ws://127.0.0.1:8765), recorded, and one
-# camera | depth picture per frame in artifacts/demo/frames. Extra arguments go to `xdrcdepth replay-demo`
+# node over ROS 2 (the nuscenes_replay launch graph, Foxglove on ws://127.0.0.1:8765), recorded, scored
+# against the bag's LiDAR (metrics line), and one image | radar // depth | LiDAR picture per frame in
+# artifacts/demo/frames. Extra arguments go to `xdrcdepth replay-demo`
 # (see its --help). The offline, ROS-free demo stays available as `xdrcdepth demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

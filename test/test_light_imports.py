@@ -7,7 +7,8 @@ import pytest
 
 
 @pytest.mark.parametrize("module", ["xdrcdepth_core.cli", "xdrcdepth_ros.tools.launcher",
-                                    "xdrcdepth_ros.bag.replay_demo", "xdrcdepth_ros.bag.nuscenes2bag",
+                                    "xdrcdepth_ros.bag.replay_demo", "xdrcdepth_ros.bag.replay_eval",
+                                    "xdrcdepth_ros.bag.nuscenes2bag",
                                     "xdrcdepth_ros.standins"])
 def test_module_loads_neither_rclpy_nor_torch(module):
     code = (f"import sys, {module}; "

@@ -1,6 +1,7 @@
 """`xdrcdepth replay-demo` end to end on the real scene-0061 samples: nuscenes2bag -> the user-facing launch
 graph `xdrcdepth launch nuscenes_replay ... record:=true` (bag_player --clock -> depth_node under sim time,
-compressed camera -> bag_recorder and foxglove_viewer) -> one picture per depth frame. Every camera frame of
+compressed camera -> bag_recorder and foxglove_viewer) -> one four-panel picture per depth frame and the depth
+scored against the bag's LiDAR (replay-eval). Every camera frame of
 the bag comes back as depth (slow rate; on a loaded machine the node's latest-frame policy may drop some,
 which its /diagnostics must count), with its stamp, frame and calibration, recorded in bag time; the
 colorized depth also reaches a Foxglove WebSocket client; TF from the bag gives the node its ego-motion
@@ -189,9 +190,19 @@ def test_replay_demo_brings_every_frame_back_as_depth(tmp_path, nuscenes_samples
 
     pngs = sorted((out / "frames").glob("*.png"))
     assert [p.name for p in pngs] == sorted(f"{s // 10**9}.{s % 10**9:09d}.png" for s in back)
-    panel = np.asarray(PILImage.open(pngs[0]))
-    assert panel.shape == (450, 1600, 3)  # camera | depth, each scaled to 800 x 450
-    assert not np.array_equal(panel[:, :800], panel[:, 800:])
+    panel = np.asarray(PILImage.open(pngs[0]))  # key frame 0, the one with LiDAR (the first frame always comes back)
+    assert panel.shape == (900, 1600, 3)  # camera | radar // depth | LiDAR, each scaled to 800 x 450
+    camera, radar, lidar = panel[20:450, :800], panel[20:450, 800:], panel[470:, 800:]   # below the titles
+    assert np.count_nonzero(np.any(radar != camera, axis=2)) > 1000       # radar returns drawn over the image
+    assert np.count_nonzero(np.any(lidar != camera // 3, axis=2)) > 1000  # LiDAR points over the dimmed image
+
+    # the metrics against the bag's LiDAR (key frame 0 only), printed just before the summary
+    assert re.fullmatch(r"replay-eval: 1 of \d depth frames with LiDAR; 0-80 m: model MAE \d+\.\d{3} m, .* \| "
+                        r"radar_only MAE \d+\.\d{3} m, .*", lines[-2]), log
+    report = json.loads((out / "replay_eval.json").read_text())
+    assert (report["depth_frames"], report["frames_with_lidar"]) == (n_back, 1)
+    (scored,) = [f for f in report["frames"] if f["metrics"] is not None]
+    assert scored["stamp_ns"] == back[0] and scored["gt_pixels"] > 1000
 
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("xdrcdepth_ros.tools.launcher", "run a launch graph (node + tools) from its .launch.py file, no ros2 launch needed"),
     "replay-demo": ("xdrcdepth_ros.bag.replay_demo", "replay a nuScenes scene through the depth node (launch graph), "
                     "record it and write depth pictures"),
+    "replay-eval": ("xdrcdepth_ros.bag.replay_eval", "score a replay's recorded depth against the LiDAR of the "
+                    "bag it played, with the radar-only baseline; four-panel pictures"),
     "bag-reindex": ("xdrcdepth_ros.bag.reindex", "finalise a bag whose recording was killed (as ros2 bag reindex)"),
 }
 

@@ -50,13 +50,11 @@ def default_dataroot(workdir: Path) -> tuple[Path, str]:
 
 def panel(sample: dict, depth: np.ndarray, saliency: np.ndarray, max_depth: float) -> np.ndarray:
     """2 x 2 picture: image + radar, predicted depth, saliency overlay, LiDAR ground truth."""
-    from xdrcdepth_core.visualize import colorize_depth, draw_points, overlay_saliency
+    from xdrcdepth_core.visualize import colorize_depth, overlay_saliency, sparse_overlay
 
-    image, radar, gt = sample["image"], sample["radar"][0], sample["depth_gt"]
-    rows, cols = np.nonzero(radar)
-    with_radar = draw_points(image, np.column_stack([cols, rows]), radar[rows, cols], max_depth, radius=4)
-    rows, cols = np.nonzero(gt)
-    with_gt = draw_points(image // 3, np.column_stack([cols, rows]), gt[rows, cols], max_depth, radius=1)
+    image = sample["image"]
+    with_radar = sparse_overlay(image, sample["radar"][0], max_depth, radius=4)
+    with_gt = sparse_overlay(image // 3, sample["depth_gt"], max_depth, radius=1)
     top = np.concatenate([with_radar, colorize_depth(depth, max_depth)], axis=1)
     bottom = np.concatenate([overlay_saliency(image, saliency), with_gt], axis=1)
     return np.concatenate([top, bottom], axis=0)

@@ -56,3 +56,10 @@ def draw_points(image: np.ndarray, uv: np.ndarray, depth: np.ndarray, max_depth:
     for (u, v), c in zip(np.floor(np.asarray(uv) + 0.5).astype(int), colours):
         out[max(v - radius, 0):min(v + radius + 1, h), max(u - radius, 0):min(u + radius + 1, w)] = c
     return out
+
+
+def sparse_overlay(image: np.ndarray, sparse_depth: np.ndarray, max_depth: float = 80.0, radius: int = 3) -> np.ndarray:
+    """The non-zero pixels of a sparse H x W depth map (radar, LiDAR) drawn as depth-coloured squares on a copy
+    of an RGB image of the same size."""
+    rows, cols = np.nonzero(sparse_depth)
+    return draw_points(image, np.column_stack([cols, rows]), sparse_depth[rows, cols], max_depth, radius)

@@ -20,7 +20,6 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from xdrcdepth_core.data.cache_dataset import read_cache_file
 from xdrcdepth_core.evaluation.baselines import constant_depth, radar_nearest_depth
 from xdrcdepth_core.metrics import DEFAULT_CAPS, MetricAccumulator
 
@@ -93,6 +92,8 @@ def evaluate_cache(estimator, folder: str | Path, caps=DEFAULT_CAPS, gts=("auto"
     ``examples`` (``saliency_frames`` of them with the model's Grad-CAM) for pictures. ``on_frame(index,
     sample, predictions)`` is called per frame (panels).
     """
+    from xdrcdepth_core.data.cache_dataset import read_cache_file   # torch: not for Evaluation's other users
+
     result = Evaluation(tuple(float(c) for c in caps))
     files = cache_files(folder, limit)
     for index, path in enumerate(tqdm(files, desc="eval", unit="frame", disable=not progress, leave=False)):

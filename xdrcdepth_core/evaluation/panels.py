@@ -1,4 +1,5 @@
-"""Per-frame evaluation pictures: image + radar | ground truth | prediction // error | saliencies.
+"""Per-frame evaluation pictures: image + radar | ground truth | prediction // error | saliencies (``xdrcdepth
+eval``), and image | radar overlay // prediction | LiDAR ground truth of a replayed frame (``replay-demo``).
 
 Depths share one fixed Turbo scale (near = red, far = blue, no data = black); the error panel maps
 |prediction - ground truth| on ground-truth pixels from 0 (blue) to ``error_scale`` metres (red). Sparse
@@ -11,7 +12,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from xdrcdepth_core.visualize import colorize_depth, overlay_saliency, turbo
+from xdrcdepth_core.data.radar import resize_sparse
+from xdrcdepth_core.visualize import colorize_depth, overlay_saliency, sparse_overlay, turbo
 
 
 def grow_sparse(depth: np.ndarray, radius: int) -> np.ndarray:
@@ -60,3 +62,24 @@ def evaluation_panel(image: np.ndarray, radar_depth: np.ndarray, gt: np.ndarray 
     ]
     assert all(t.shape == (h, w, 3) for t in tiles)
     return np.concatenate([np.concatenate(tiles[:3], axis=1), np.concatenate(tiles[3:], axis=1)], axis=0)
+
+
+def replay_panel(image: np.ndarray, radar_depth: np.ndarray, pred: np.ndarray, gt: np.ndarray | None,
+                 max_depth: float = 80.0, tile_width: int = 800) -> np.ndarray:
+    """2 x 2 grid of one replayed frame, each tile ``tile_width`` wide (the image's aspect ratio): camera image |
+    radar returns over it // predicted depth | LiDAR ground truth over the dimmed image ("no LiDAR" when
+    ``gt`` is None). Depths on one fixed 0-``max_depth`` scale; sparse points keep their depth when scaled."""
+    h, w = image.shape[:2]
+    hw = (round(h * tile_width / w), tile_width)
+
+    def scaled(rgb: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(rgb).resize((hw[1], hw[0]), Image.BILINEAR))
+
+    small = scaled(image)
+    radar = sparse_overlay(small, resize_sparse(radar_depth[None], hw)[0], max_depth, radius=3)
+    truth = (sparse_overlay(small // 3, resize_sparse(gt[None], hw)[0], max_depth, radius=1) if gt is not None
+             else small // 3)
+    tiles = [_titled(small, "camera"), _titled(radar, "radar returns"),
+             _titled(scaled(colorize_depth(pred, max_depth)), f"prediction (0-{max_depth:g} m)"),
+             _titled(truth, "LiDAR ground truth" if gt is not None else "no LiDAR")]
+    return np.concatenate([np.concatenate(tiles[:2], axis=1), np.concatenate(tiles[2:], axis=1)], axis=0)

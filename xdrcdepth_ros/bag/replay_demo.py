@@ -11,8 +11,11 @@ The main job of the project, as one command:
    use_rviz:=false use_foxglove:=true rate:=... delay:=... linger:=...``: depth node, recorder, bag player
    and the Foxglove bridge (watch live at ws://127.0.0.1:8765); its output is streamed here with the
    launcher's ``[process]`` prefixes;
-4. from the recorded bag, one PNG per depth frame, ``<out>/frames/<sec>.<nanosec>.png``: the camera image
-   of the input bag with the same stamp beside the colorized depth (written atomically);
+4. from the recorded bag, ``xdrcdepth replay-eval`` (:mod:`.replay_eval`): one PNG per depth frame,
+   ``<out>/frames/<sec>.<nanosec>.png``, camera image | radar returns // colorized depth | LiDAR ground truth of
+   the input bag's frame with the same stamp (written atomically); the depth scored against that LiDAR where
+   the frame has it, with the radar-only baseline beside it (per-frame and overall tables, one metrics line,
+   ``<out>/replay_eval.json``);
 5. one summary line: camera frames played, depth frames back, dropped, median latency, output folder.
 
 Exit status 1 with a message when no depth frame came back; the launcher's status when it failed.
@@ -53,7 +56,7 @@ CAMERA_TOPIC = "/{camera}/image_rect_compressed"
 DEPTH_TOPIC = "/depth/image"
 DIAGNOSTICS_TOPIC = "/diagnostics"
 LATENCY_KEY = "latency mean (ms)"
-PANEL_HALF_WIDTH = 800  # px: camera and depth are each scaled to this width, side by side
+EVAL_JSON = "replay_eval.json"
 
 FOXGLOVE_LINE = re.compile(r"^\[foxglove_viewer\] foxglove_viewer: (ws://\S+)")
 NODE_READY_LINE = re.compile(r"^\[depth_node\] .*\]: model \S+ on \S+;")
@@ -143,7 +146,11 @@ def run(args: argparse.Namespace) -> int:
               f"{replay.returncode}; see its output above)", file=sys.stderr)
         return replay.returncode or 1
     camera_stamps, frames = read_input_stamps(bag), read_recording(record)
-    written = write_panels(bag, frames, frames_dir, args.max_depth)
+    try:
+        scores = score_and_show(bag, frames, out, args.max_depth)
+    except ValueError as exc:
+        print(f"xdrcdepth replay-demo: {exc}", file=sys.stderr)
+        return 1
     print(summary_line(len(camera_stamps), frames, args.rate, frames_dir, replay), flush=True)
     if not frames.depth:
         print("xdrcdepth replay-demo: no depth frame came back from the depth node (its log is above; "
@@ -152,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
     if replay.node_ready_s is not None and replay.node_ready_s > args.delay:
         print(f"replay-demo: the node was ready only {replay.node_ready_s:.1f} s after start, after playback "
               f"began ({args.delay:g} s); pass a longer --delay to get the first frames too", flush=True)
-    if len(written) != len(frames.depth):
-        print(f"xdrcdepth replay-demo: {len(frames.depth) - len(written)} depth frames had no camera image "
+    if scores.no_camera:
+        print(f"xdrcdepth replay-demo: {len(scores.no_camera)} depth frames had no camera image "
               f"with their stamp in {bag}", file=sys.stderr)
         return 1
     return replay.returncode
@@ -283,24 +290,10 @@ def run_replay_graph(args: argparse.Namespace, bag: Path, record: Path) -> Repla
 
 def read_input_stamps(bag: Path, camera: str = "cam_front") -> list[int]:
     """Header stamps (ns) of the camera images in the input bag, in bag order."""
-    return [stamp for stamp, _ in _camera_images(bag, camera)]
-
-
-def _camera_images(bag: Path, camera: str):
-    from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CompressedImage
-
-    from xdrcdepth_ros.bag.player import open_bag
+    from xdrcdepth_ros.bag.source_frames import bag_messages
 
     topic = CAMERA_TOPIC.format(camera=camera)
-    reader = open_bag(bag)
-    try:
-        wanted = [c for c in reader.connections if c.topic == topic]
-        for _, _, raw in reader.messages(connections=wanted) if wanted else ():  # [] = all topics
-            msg = deserialize_message(raw, CompressedImage)
-            yield _stamp_ns(msg.header.stamp), msg
-    finally:
-        reader.close()
+    return [stamp_ns(msg.header.stamp) for _, msg in bag_messages(bag, lambda c: c.topic == topic)]
 
 
 def read_recording(record: Path) -> RecordedFrames:
@@ -319,7 +312,7 @@ def read_recording(record: Path) -> RecordedFrames:
         for connection, receive_ns, raw in reader.messages(connections=wanted) if wanted else ():
             if connection.topic == DEPTH_TOPIC:
                 msg = deserialize_message(raw, Image)
-                stamp = _stamp_ns(msg.header.stamp)
+                stamp = stamp_ns(msg.header.stamp)
                 frames.depth[stamp], frames.receive_ns[stamp] = msg, receive_ns
             else:
                 frames.diagnostics += [status_values(s) for s in deserialize_message(raw, DiagnosticArray).status]
@@ -328,30 +321,19 @@ def read_recording(record: Path) -> RecordedFrames:
     return frames
 
 
-def write_panels(bag: Path, frames: RecordedFrames, frames_dir: Path, max_depth: float) -> list[Path]:
-    """``<frames_dir>/<sec>.<nanosec>.png`` per depth frame: camera image | colorized depth."""
-    import numpy as np
-    from PIL import Image as PILImage
-    from tqdm import tqdm
+def score_and_show(bag: Path, frames: RecordedFrames, out: Path, max_depth: float):
+    """``xdrcdepth replay-eval`` on the played bag and the recorded depth: ``<out>/frames/<sec>.<nanosec>.png``
+    per depth frame (image | radar overlay // prediction | LiDAR GT), ``<out>/replay_eval.json``, and the
+    per-frame and overall metrics with their summary line printed when depth came back."""
+    from xdrcdepth_core.atomic import atomic_write_bytes
+    from xdrcdepth_ros.bag.replay_eval import DEFAULT_SLOP_S, evaluate_replay, json_report, report
 
-    from xdrcdepth_core.demo import write_png
-    from xdrcdepth_core.visualize import colorize_depth
-    from xdrcdepth_ros.node.conversions import image_to_array, rgb_from_compressed
-
-    written = []
-    cameras = {stamp: msg for stamp, msg in _camera_images(bag, "cam_front") if stamp in frames.depth}
-    for stamp in tqdm(sorted(cameras), desc="frames", unit="png", disable=not cameras):
-        depth = frames.depth[stamp]
-        halves = [rgb_from_compressed(cameras[stamp]),
-                  colorize_depth(image_to_array(depth).astype(np.float32), max_depth)]
-        scaled = [np.asarray(PILImage.fromarray(h).resize(
-            (PANEL_HALF_WIDTH, round(h.shape[0] * PANEL_HALF_WIDTH / h.shape[1])), PILImage.BILINEAR))
-            for h in halves]
-        height = min(h.shape[0] for h in scaled)
-        path = frames_dir / f"{stamp // 10**9}.{stamp % 10**9:09d}.png"
-        write_png(path, np.concatenate([h[:height] for h in scaled], axis=1))
-        written.append(path)
-    return written
+    scores = evaluate_replay(bag, frames.depth, frames_dir=out / "frames", max_depth=max_depth)
+    atomic_write_bytes(out / EVAL_JSON, json.dumps(json_report(scores, bag, out / "record", DEFAULT_SLOP_S),
+                                                   indent=1).encode())
+    if frames.depth:
+        print(report(scores), flush=True)
+    return scores
 
 
 def median_latency_ms(frames: RecordedFrames, rate: float) -> tuple[float, str] | None:
@@ -384,5 +366,11 @@ def summary_line(played: int, frames: RecordedFrames, rate: float, frames_dir: P
     return text + f"; pictures in {frames_dir}/"
 
 
-def _stamp_ns(stamp) -> int:
+def stamp_ns(stamp) -> int:
+    """A builtin_interfaces/Time in ns."""
     return stamp.sec * 10**9 + stamp.nanosec
+
+
+def stamp_text(stamp_ns_: int) -> str:
+    """``<sec>.<nanosec>`` of a stamp in ns (nine digits after the point): frame picture names, messages."""
+    return f"{stamp_ns_ // 10**9}.{stamp_ns_ % 10**9:09d}"
