@@ -1,7 +1,8 @@
 """Full-resolution raw camera images (1600 x 900 rgb8, 4.3 MB) from a default-QoS publisher reach the node.
 
 Fast DDS loses best-effort samples this large between processes, so this guards the node's reliable
-default for the raw image input; it also runs the default (no checkpoint) student at its 352 x 704 size.
+default for the raw image input; it also runs the default (no ``checkpoint`` parameter) model: the student
+shipped in the package, at the input size it was trained at, with no untrained-model warning.
 """
 
 import json
@@ -14,7 +15,8 @@ from PIL import Image as PILImage
 from depth_node_rig import CAMERA, NodeProcess, NuScenesFrame, Rig, camera_info_msg, depth_array, image_msg, \
     radar_msg
 from xdrcdepth_core.data.geometry import invert_transform
-from xdrcdepth_core.infer import DepthEstimator, RadarInput
+from xdrcdepth_core.checkpoint import file_digest
+from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator, RadarInput
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -37,7 +39,8 @@ def test_full_resolution_raw_image_default_student(ros_domain_id, tmp_path, nusc
         rig.close()
         rc = node.stop()
     assert rc == 0, node.output()
-    assert "UNTRAINED" in node.output()
+    assert "UNTRAINED" not in node.output()
+    assert f"model xdrcdepth@{file_digest(SHIPPED_CHECKPOINT)} on cpu" in node.output()
     msg = rig.received["depth"][0]
     assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("32FC1", 900, 1600, CAMERA)
     torch.set_num_threads(1)

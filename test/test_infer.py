@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from xdrcdepth_core.checkpoint import save_checkpoint
+from xdrcdepth_core import infer
+from xdrcdepth_core.checkpoint import file_digest, load_checkpoint, save_checkpoint
 from xdrcdepth_core.data.geometry import transform_points
 from xdrcdepth_core.data.radar import rasterize_radar
-from xdrcdepth_core.infer import DepthEstimator, RadarInput
+from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator, RadarInput
 from xdrcdepth_core.models import build_model
 
 HW = (90, 160)
@@ -100,7 +101,20 @@ def test_checkpoint_round_trip(tmp_path, estimator):
                                   estimator.estimate(image, radars, K).depth)
 
 
-def test_untrained_default_is_deterministic_and_warns(caplog):
+def test_default_is_the_shipped_student_at_its_training_size(caplog):
+    shipped = load_checkpoint(SHIPPED_CHECKPOINT)
+    assert SHIPPED_CHECKPOINT.stat().st_size <= 20 * 2**20
+    assert all(v.dtype == torch.float16 for v in shipped["state_dict"].values() if v.is_floating_point())
+    for path in (None, ""):
+        est = DepthEstimator.from_checkpoint(path, device="cpu")
+        assert est.model_id == f"xdrcdepth@{file_digest(SHIPPED_CHECKPOINT)}"
+        assert tuple(est.input_hw) == tuple(shipped["input_hw"]) == (128, 256)
+    assert "UNTRAINED" not in caplog.text
+    assert shipped["metrics"]["variant"] == "xkd+dkd" and "xdrcdepth ablate" in shipped["metrics"]["reproduce"]
+
+
+def test_untrained_default_is_deterministic_and_warns(caplog, monkeypatch, tmp_path):
+    monkeypatch.setattr(infer, "SHIPPED_CHECKPOINT", tmp_path / "none.pt")   # a package without a checkpoint
     a = DepthEstimator.from_checkpoint(None, device="cpu")
     b = DepthEstimator.from_checkpoint("", device="cpu")
     assert "UNTRAINED" in caplog.text and a.model_id == "xdrcdepth@untrained"

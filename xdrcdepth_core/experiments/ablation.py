@@ -213,7 +213,8 @@ class Ablation:
 
     def saliency(self) -> str:
         """The saliency figure and numbers (:mod:`.saliency_figure`) from the teacher and the seed-0 students
-        of ``direct`` / ``xkd`` / ``xkd+dkd`` found on this machine; redone only when that set changes."""
+        of ``direct`` / ``xkd`` / ``xkd+dkd`` found on this machine; redone only when that set holds more
+        models than the recorded study (a machine without an earlier session's run folders keeps it)."""
         from xdrcdepth_core.experiments.saliency_figure import saliency_study
 
         checkpoints = {"teacher": self.published_teacher} if self.published_teacher.is_file() else {}
@@ -223,8 +224,8 @@ class Ablation:
         out_json = self.results_dir / "saliency.json"
         if len(checkpoints) < 2:
             return "no saliency figure (needs the teacher and a student)"
-        if out_json.is_file() and sorted(json.loads(out_json.read_text())["models"]) == sorted(checkpoints):
-            return f"saliency figure up to date ({out_json})"
+        if out_json.is_file() and not set(checkpoints) > set(json.loads(out_json.read_text())["models"]):
+            return f"saliency figure kept ({out_json})"
         study = saliency_study(checkpoints, self.paths["test"],
                                figure=self.results_dir.parent / "ablation_saliency.png")
         atomic_write_bytes(out_json, json.dumps(study, indent=1).encode())

@@ -4,8 +4,10 @@ Reads ``<results_dir>/runs/*.json`` (one per finished run, written by :mod:`.abl
 checkpoint. ``ablation.json``: ``{"variants": {name: {"runs": [metric dict per seed], ...}}}`` where a metric
 dict has ``mae_50 .. delta1_80`` (single-sweep LiDAR GT, MAE/RMSE in mm) and ``exact_mae_80`` (renderer
 depth). ``ablation.md``: the table (mean ± std over seeds, change vs ``direct``), the baselines, per-run
-times, the command, date and machine. Figures: learning curves (validation MAE per epoch), MAE by
-variant (bar chart with the seeds as dots).
+times and the compute budget (done and still planned), the saliency study (``runs/../saliency.json``,
+:mod:`.saliency_figure`), the hand-written findings (``<results_dir>/notes.md``: what was tried, included
+verbatim), the command, date and machine. Figures: learning curves (validation MAE per epoch), MAE by
+variant (bar chart with the seeds as dots), saliency (written by the study).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.backends.capability import cpu_name
 
 CAPS = ("50", "70", "80")
 COLUMNS = ("mae", "rmse", "abs_rel", "delta1")
@@ -110,7 +113,7 @@ def write_report(cfg: dict, config_path) -> str:
         return "no finished runs yet"
     direct = _mean_std([r["mae_80"] for r in variants["direct"]["runs"]])[0] if "direct" in variants else np.nan
     report = {"command": f"xdrcdepth ablate --config {config_path}", "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()} {platform.processor() or ''} ({_cpu_name()})".strip(),
+              "machine": f"{platform.machine()}, {cpu_name()}",
               "data_config": cfg["data"], "variants": {}}
     lines = ["| variant | seeds | params (M) | MAE 50 | MAE 70 | MAE 80 | RMSE 80 | AbsRel 80 | δ1 80 | "
              "MAE 80 vs direct | exact-depth MAE 80 | min / run |", "|" + "---|" * 12]
@@ -135,7 +138,6 @@ def write_report(cfg: dict, config_path) -> str:
     baselines = next(iter(variants.values()))["baselines"]
     report["baselines"] = baselines
     figures = _figures(variants, results_dir.parent)
-    atomic_write_bytes(results_dir.parent / "ablation.json", json.dumps(report, indent=1).encode())
     base_lines = [f"- {name}: MAE 80 {v['mae_80'] / 1000:.3f} m, RMSE {v['rmse_80'] / 1000:.3f} m, "
                   f"AbsRel {v['abs_rel_80']:.4f}, δ1 {v['delta1_80']:.4f}" for name, v in baselines.items()]
     md = ["# KD ablation on the synthetic benchmark", "",
@@ -144,17 +146,52 @@ def write_report(cfg: dict, config_path) -> str:
           "Test split, single key-frame LiDAR ground truth, metrics per image then averaged (MAE/RMSE in metres "
           "here), mean ± std over seeds; 'exact-depth' scores against the renderer's dense depth.", "",
           *lines, "", "Baselines on the same test frames:", *base_lines, "",
-          *[f"![{f}]({f})" for f in figures], ""]
+          *_budget_lines(cfg, variants, report), "", *_saliency_lines(results_dir),
+          *_notes(results_dir), *[f"![{f}]({f})" for f in figures], ""]
+    atomic_write_bytes(results_dir.parent / "ablation.json", json.dumps(report, indent=1).encode())
     atomic_write_bytes(results_dir.parent / "ablation.md", "\n".join(md).encode())
     done = sum(len(v["runs"]) for v in variants.values())
     return f"{done} runs in {len(variants)} variants -> {results_dir.parent / 'ablation.md'}"
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+def _budget_lines(cfg: dict, variants: dict, report: dict) -> list[str]:
+    """Compute spent on the finished runs and an estimate for the planned ones still to do (each at its
+    variant's mean time, or the students' mean where the variant has none yet); recorded in ``report``."""
+    student_minutes = [s / 60 for n, v in variants.items() if n != "teacher" for s in v["seconds"]]
+    typical = float(np.mean(student_minutes)) if student_minutes else float("nan")
+    spent = sum(s / 60 for v in variants.values() for s in v["seconds"])
+    todo = {name: sorted(set(v.get("seeds", [0])) - set(variants.get(name, {}).get("seeds", [])))
+            for name, v in cfg["variants"].items()}
+    todo = {name: seeds for name, seeds in todo.items() if seeds}
+    left = sum(len(seeds) * (float(np.mean(variants[name]["seconds"])) / 60 if name in variants else typical)
+               for name, seeds in todo.items())
+    report["budget"] = {"minutes_spent": spent, "minutes_left_estimate": left, "to_do": todo}
+    lines = [f"Compute: {spent / 60:.1f} h on the {sum(len(v['runs']) for v in variants.values())} finished runs "
+             f"(per run in the last column, 2-core CPU, fp32); the study is budgeted to about 8 h."]
+    if todo:
+        lines.append(f"Still to run: {', '.join(f'{n} seeds {s}' for n, s in todo.items())} "
+                     f"(about {left / 60:.1f} h more at the measured times); `xdrcdepth ablate` resumes them.")
+    return lines
+
+
+def _saliency_lines(results_dir: Path) -> list[str]:
+    """The saliency study's numbers as a table, when it has run."""
+    path = results_dir / "saliency.json"
+    if not path.is_file():
+        return []
+    study = json.loads(path.read_text())
+    rows = [f"| {name} | {m['concentration_top10']:.3f} | "
+            f"{m['agreement_with_teacher']:.3f} |" if "agreement_with_teacher" in m else
+            f"| {name} | {m['concentration_top10']:.3f} | — |" for name, m in study["models"].items()]
+    return [f"Saliency (Grad-CAM at `{study['layer']}` w.r.t. the {study['target']}, {study['frames']} test frames): "
+            "concentration = share of the map's mass in its top 10 % of pixels (sharper: higher), agreement = "
+            "Pearson correlation with the teacher's map.", "",
+            "| model | concentration (top 10 %) | agreement with teacher |", "|---|---|---|", *rows, "",
+            *(["![ablation_saliency.png](ablation_saliency.png)", ""]
+              if (results_dir.parent / "ablation_saliency.png").is_file() else [])]
+
+
+def _notes(results_dir: Path) -> list[str]:
+    """``<results_dir>/notes.md`` (hand-written findings), verbatim."""
+    path = results_dir / "notes.md"
+    return [path.read_text().rstrip(), ""] if path.is_file() else []

@@ -1,0 +1,59 @@
+"""The ablation report from per-run records alone (no checkpoint): mean ± std over seeds, change vs direct,
+the compute spent and still planned, the saliency table and the hand-written notes, all worked out by hand."""
+
+import json
+
+import pytest
+
+from train_rig import TINY_STUDENT
+from xdrcdepth_core.experiments.ablation_report import write_report
+
+
+def _metrics(mae_mm: float) -> dict:
+    per_cap = {"mae": mae_mm, "rmse": 2 * mae_mm, "abs_rel": 0.1, "delta1": 0.9}
+    return {"auto": {cap: dict(per_cap) for cap in ("50", "70", "80")}, "exact": {"80": dict(per_cap)}}
+
+
+def _record(results, variant: str, seed: int, mae_mm: float, seconds: float) -> None:
+    record = {"variant": variant, "seed": seed, "config": {"model": TINY_STUDENT},
+              "summary": {"seconds": seconds}, "history": [{"val_mae": 3000.0}, {"val_mae": 2500.0}],
+              "test": {"results": {"model": _metrics(mae_mm), "radar_only": _metrics(15000.0),
+                                   "constant": _metrics(11000.0)}}}
+    (results / "runs" / f"{variant}__seed{seed}.json").write_text(json.dumps(record))
+
+
+@pytest.mark.network
+def test_report_table_budget_saliency_and_notes(tmp_path):
+    results = tmp_path / "results" / "ablation"
+    (results / "runs").mkdir(parents=True)
+    _record(results, "teacher", 0, 2000.0, 2400.0)
+    _record(results, "direct", 0, 3000.0, 1200.0)
+    _record(results, "direct", 1, 2600.0, 1200.0)
+    _record(results, "xkd+dkd", 0, 2700.0, 3000.0)
+    (results / "saliency.json").write_text(json.dumps({
+        "frames": 40, "layer": "decoder:4", "target": "mean predicted depth",
+        "models": {"teacher": {"concentration_top10": 0.5},
+                   "xkd+dkd student": {"concentration_top10": 0.25, "agreement_with_teacher": 0.875}}}))
+    (results / "notes.md").write_text("## Findings\n\nTried a lower X-KD weight.\n")
+    cfg = {"results_dir": str(results), "data": "data.yaml",
+           "variants": {"direct": {"seeds": [0, 1, 2]}, "xkd+dkd": {"seeds": [0, 1]}, "dkd": {"seeds": [0]}}}
+
+    assert write_report(cfg, "ablation.yaml") == f"4 runs in 3 variants -> {results.parent / 'ablation.md'}"
+
+    report = json.loads((results.parent / "ablation.json").read_text())
+    direct = report["variants"]["direct"]
+    assert direct["mean"]["mae_80"] == pytest.approx(2800.0)
+    assert direct["std"]["mae_80"] == pytest.approx(282.842712, rel=1e-6)   # sqrt(2 * 200^2 / 1)
+    # spent: (2400 + 1200 + 1200 + 3000) s = 130 min; left: direct seed 2 at 20 min, xkd+dkd seed 1 at 50 min,
+    # dkd seed 0 at the students' mean (20 + 20 + 50) / 3 = 30 min -> 100 min
+    assert report["budget"]["minutes_spent"] == pytest.approx(130.0)
+    assert report["budget"]["minutes_left_estimate"] == pytest.approx(100.0)
+    assert report["budget"]["to_do"] == {"direct": [2], "xkd+dkd": [1], "dkd": [0]}
+
+    md = (results.parent / "ablation.md").read_text()
+    assert "| direct | 2 |" in md and "| 2.800 ± 0.283 |" in md
+    assert "| xkd+dkd | 1 |" in md and "| -3.6 % |" in md                   # 2700 / 2800 - 1
+    assert "Compute: 2.2 h on the 4 finished runs" in md
+    assert "Still to run: direct seeds [2], xkd+dkd seeds [1], dkd seeds [0] (about 1.7 h more" in md
+    assert "| teacher | 0.500 | — |" in md and "| xkd+dkd student | 0.250 | 0.875 |" in md
+    assert "## Findings\n\nTried a lower X-KD weight.\n" in md
