@@ -10,6 +10,7 @@ what=${1:-demo}
 shift || true
 case "$what" in
   demo) exec bash scripts/demo.sh "$@" ;;
-  test) exec .venv/bin/python -m pytest -q -ra "$@" ;;
+  # one pytest-xdist worker per core (-n auto), a test file stays on one worker (module fixtures, ordering)
+  test) exec .venv/bin/python -m pytest -q -ra -n auto --dist loadfile "$@" ;;
   *) echo "usage: scripts/run.sh {demo|test} [args...]" >&2; exit 2 ;;
 esac

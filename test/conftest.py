@@ -19,13 +19,19 @@ SHARED = REPO.parent / "shared"
 NUSCENES_SAMPLES = SHARED / "data" / "nuscenes_samples"
 ARTIFACTS = REPO / "artifacts" / "test"
 
-_domain_ids = itertools.count((os.getpid() % 40) * 2 + 10)
+# ROS_DOMAIN_IDs 1-200, split between the pytest-xdist workers (scripts/run.sh test runs one per core): worker
+# k of n takes its own span, in which its tests (one at a time) cycle; the start is spread by pid so that two
+# runs side by side rarely meet.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_DOMAIN_SPAN = 200 // _WORKERS
+_FIRST_DOMAIN = 1 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]) * _DOMAIN_SPAN
+_domain_ids = itertools.count(os.getpid() % _DOMAIN_SPAN)
 
 
 @pytest.fixture
 def ros_domain_id(monkeypatch):
-    """A ROS_DOMAIN_ID no other test in this run uses; set in os.environ for child processes."""
-    domain = next(_domain_ids) % 200 + 1
+    """A ROS_DOMAIN_ID no other test running at the same time uses; set in os.environ for child processes."""
+    domain = _FIRST_DOMAIN + next(_domain_ids) % _DOMAIN_SPAN
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return domain
