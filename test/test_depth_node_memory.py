@@ -65,13 +65,14 @@ def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path
         rc = node.stop()
     assert rc == 0, node.output()
 
-    in_rate = float(diag["input rate /image (Hz)"])
-    out_rate = float(diag["output rate (Hz)"])
-    print(f"overload: {k} frames sent, input {in_rate:.1f} Hz, output {out_rate:.1f} Hz, "
-          f"dropped {diag['dropped frames']}, RSS MB {[round(r) for r in rss]}")
-    assert out_rate > 0 and in_rate >= 2 * out_rate, diag         # the premise: at least 2x overload
-    assert int(diag["dropped frames"]) > 0.3 * k                    # latest-frame policy drops the rest
-    assert int(diag["frames published"]) + int(diag["dropped frames"]) <= int(diag["sync matches"])
+    published, matches, dropped = (int(diag[key]) for key in ("frames published", "sync matches", "dropped frames"))
+    print(f"overload: {k} frames sent, {matches} synchronised, {published} published, dropped {dropped}, "
+          f"RSS MB {[round(r) for r in rss]}")
+    # the premise, from the node's counters over the whole run (a windowed output rate reads 0 when one
+    # forward pass outlasts its window on a loaded machine): it processed at most half of what it got
+    assert published >= 1 and matches >= 2 * published, diag
+    assert dropped > 0.3 * k                                        # latest-frame policy drops the rest
+    assert published + dropped <= matches
     # Samples land at random phases of inference, whose working memory comes and goes (RSS swung by ~200 MB
     # within every window at 352x704), so compare floors: the lowest RSS of the last third against that of
     # the middle third (352-388 MB in 7 runs).
