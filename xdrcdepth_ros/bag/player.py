@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
 import threading
 import time
@@ -29,13 +28,12 @@ from pathlib import Path
 
 import rclpy
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
 from xdrcdepth_core.cli_args import ArgumentParser, non_negative_float, positive_float
-from xdrcdepth_ros.node.run import RosArgumentError, init_ros
+from xdrcdepth_ros.node.run import RosArgumentError, init_ros_with_stop_event
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
 DEFAULT_CLOCK_HZ = 40.0
@@ -306,11 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bag_player: {exc}", file=sys.stderr)
         return 2
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     try:
-        init_ros(own_args[:1] + ros_args, signal_handler_options=SignalHandlerOptions.NO)
+        stop = init_ros_with_stop_event(own_args[:1] + ros_args)
     except RosArgumentError as exc:
         reader.close()
         print(f"bag_player: {exc}", file=sys.stderr)

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,9 +208,8 @@ def _write_failure_line(out: Path, error: BagWriteError, kept: int, finalized: b
 def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
 
-    from xdrcdepth_ros.node.run import RosArgumentError, init_ros
+    from xdrcdepth_ros.node.run import RosArgumentError, init_ros_with_stop_event
 
     own_args, ros_args = split_ros_args(sys.argv if argv is None else argv)
     parser = build_parser()
@@ -226,11 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"bag_recorder: {exc}")
         return 2
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     try:
-        init_ros(own_args[:1] + ros_args, signal_handler_options=SignalHandlerOptions.NO)
+        stop = init_ros_with_stop_event(own_args[:1] + ros_args)
     except RosArgumentError as exc:
         say(f"bag_recorder: {exc}")
         return 2

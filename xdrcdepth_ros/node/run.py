@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 from typing import Callable
 
 import rclpy
@@ -33,6 +35,7 @@ from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import RCLError
 
 from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say
@@ -72,6 +75,17 @@ def init_ros(args: list[str] | None = None, **kwargs) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+
+def init_ros_with_stop_event(args: list[str]) -> threading.Event:
+    """:func:`init_ros` without rclpy's signal handlers: SIGINT and SIGTERM set the returned event instead, for
+    a tool that ends its own loop and then finishes its file (``bag_player``, ``bag_recorder``)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    init_ros(args, signal_handler_options=SignalHandlerOptions.NO)
+    return stop
 
 
 def _format_default(value) -> str:
