@@ -14,9 +14,11 @@ Losses with learned adapters own ``nn.Module`` parameters: the trainer must opti
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from torch import Tensor, nn
 
-from xdrcdepth_core.distill.common import check_same_size
+from xdrcdepth_core.distill.common import Adapters, as_layers, check_same_size, layer_key
 
 
 class DistillLoss(nn.Module):
@@ -45,3 +47,22 @@ class DistillLoss(nn.Module):
         teacher = self.need(teacher_out, key, "teacher_out").detach()
         check_same_size(student, teacher, f"loss {self.name!r}, {key!r}")
         return student, teacher
+
+
+class AdaptedFeatureLoss(DistillLoss):
+    """A feature loss over student/teacher pairs at ``layers`` (``as_layers`` forms), the student's feature mapped
+    to the teacher's channels by a learned adapter per layer (``adapter``: a ``common.ADAPTER_KINDS`` kind, or
+    None / "none" for equal channel counts)."""
+
+    requires_teacher = True
+
+    def __init__(self, layers, adapter: str | None):
+        super().__init__()
+        self.layers = as_layers(layers)
+        self.adapters = Adapters([layer_key(layer) for layer in self.layers], adapter)
+
+    def adapted_pairs(self, student_out: dict, teacher_out: dict) -> Iterator[tuple[Tensor, Tensor]]:
+        """``(adapted student feature, detached teacher feature)`` per layer, in order."""
+        for layer in self.layers:
+            student, teacher = self.pair(student_out, teacher_out, layer)
+            yield self.adapters(layer_key(layer), student, teacher), teacher

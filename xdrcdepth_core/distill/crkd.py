@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from xdrcdepth_core.distill.base import DistillLoss
-from xdrcdepth_core.distill.common import (EPS, Adapters, as_layers, boxes_mask, depth_keys,
-                                           layer_key, upsample_to, weighted_mean)
+from xdrcdepth_core.distill.base import AdaptedFeatureLoss, DistillLoss
+from xdrcdepth_core.distill.common import EPS, boxes_mask, depth_keys, upsample_to, weighted_mean
 from xdrcdepth_core.distill.registry import register_loss
 
 DEFAULT_LAYERS = (("fused", 8),)
@@ -54,7 +53,7 @@ def affinity(feature: Tensor) -> Tensor:
 
 
 @register_loss("crkd_relation")
-class CRKDRelation(DistillLoss):
+class CRKDRelation(AdaptedFeatureLoss):
     """Relation (affinity) distillation (CRKD ``Affinity_Loss``, papers.md 5.1): the student feature passes
     an adapter (Conv3x3-ReLU-Conv1x1), both features are bilinearly resized to each of ``sizes`` (CRKD: 32,
     16, 8, 4 on its square BEV grid), ``A = F^T F`` over the positions, and ``L1(A_S, A_T)`` is summed over
@@ -67,23 +66,16 @@ class CRKDRelation(DistillLoss):
     before the resizing.
     """
 
-    requires_teacher = True
-
     def __init__(self, layers=DEFAULT_LAYERS, sizes: Sequence[int] = (32, 16, 8, 4),
                  adapter: str | None = "conv3x3_relu_conv1x1"):
-        super().__init__()
-        self.layers = as_layers(layers)
+        super().__init__(layers, adapter)
         self.sizes = [int(s) for s in sizes]
         if not self.sizes or min(self.sizes) < 1:
             raise ValueError(f"sizes must be positive heights, got {list(sizes)}")
-        self.adapters = Adapters([layer_key(layer) for layer in self.layers], adapter)
 
     def forward(self, student_out: dict, teacher_out: dict | None, batch: dict) -> Tensor:
-        teacher_out = self.teacher(teacher_out)
         total = 0
-        for layer in self.layers:
-            student, teacher = self.pair(student_out, teacher_out, layer)
-            student = self.adapters(layer_key(layer), student, teacher)
+        for student, teacher in self.adapted_pairs(student_out, self.teacher(teacher_out)):
             h, w = teacher.shape[-2:]
             for height in self.sizes:
                 size = (height, max(1, round(height * w / h)))
@@ -92,7 +84,7 @@ class CRKDRelation(DistillLoss):
 
 
 @register_loss("crkd_mask_feature")
-class CRKDMaskFeature(DistillLoss):
+class CRKDMaskFeature(AdaptedFeatureLoss):
     """Foreground feature distillation (CRKD ``Mask_Feat_Loss_Clip`` with ``scale_mask``, papers.md 5.1):
     ``0.5 (f_S - f_T)^2`` averaged over channels, summed over the foreground pixels and divided by their
     number; foreground = the union of the 2D boxes of ``batch["boxes"]`` enlarged by CRKD's rule
@@ -105,13 +97,9 @@ class CRKDMaskFeature(DistillLoss):
     teacher's channels; layers are averaged.
     """
 
-    requires_teacher = True
-
     def __init__(self, layers=DEFAULT_LAYERS, enlarge: bool = True, adapter: str | None = "conv1x1"):
-        super().__init__()
-        self.layers = as_layers(layers)
+        super().__init__(layers, adapter)
         self.enlarge = bool(enlarge)
-        self.adapters = Adapters([layer_key(layer) for layer in self.layers], adapter)
 
     def forward(self, student_out: dict, teacher_out: dict | None, batch: dict) -> Tensor:
         teacher_out = self.teacher(teacher_out)
@@ -121,9 +109,7 @@ class CRKDMaskFeature(DistillLoss):
         grow = box_growth(boxes, self.need(batch, "K", "batch")) if self.enlarge else None
         image_size = self.need(batch, "image", "batch").shape[-2:]
         total = 0
-        for layer in self.layers:
-            student, teacher = self.pair(student_out, teacher_out, layer)
-            student = self.adapters(layer_key(layer), student, teacher)
+        for student, teacher in self.adapted_pairs(student_out, teacher_out):
             mask = boxes_mask(boxes.to(teacher.dtype), valid, teacher.shape[-2:], image_size, grow)
             total = total + weighted_mean(0.5 * (student - teacher).pow(2).mean(dim=1, keepdim=True), mask)
         return total / len(self.layers)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from xdrcdepth_core.distill.base import DistillLoss
-from xdrcdepth_core.distill.common import Adapters, as_layers, layer_key, weighted_mean
+from xdrcdepth_core.distill.base import AdaptedFeatureLoss, DistillLoss
+from xdrcdepth_core.distill.common import weighted_mean
 from xdrcdepth_core.distill.lircdepth import PAIR_LAYERS
 from xdrcdepth_core.distill.registry import register_loss
 
@@ -54,7 +54,7 @@ def channel_correlation(feature: Tensor) -> Tensor:
 
 
 @register_loss("dked_corr")
-class FeatureCorrelationKD(DistillLoss):
+class FeatureCorrelationKD(AdaptedFeatureLoss):
     """Feature-correlation distillation (our design; DKED's formula is not available): for each decoder
     layer, the student feature passes a learned 1x1 adapter to the teacher's channel count, and the mean
     absolute difference between the student's and the teacher's channel-correlation matrices
@@ -66,18 +66,11 @@ class FeatureCorrelationKD(DistillLoss):
     counts).
     """
 
-    requires_teacher = True
-
     def __init__(self, layers=PAIR_LAYERS, adapter: str | None = "conv1x1"):
-        super().__init__()
-        self.layers = as_layers(layers)
-        self.adapters = Adapters([layer_key(layer) for layer in self.layers], adapter)
+        super().__init__(layers, adapter)
 
     def forward(self, student_out: dict, teacher_out: dict | None, batch: dict) -> Tensor:
-        teacher_out = self.teacher(teacher_out)
         total = 0
-        for layer in self.layers:
-            student, teacher = self.pair(student_out, teacher_out, layer)
-            student = self.adapters(layer_key(layer), student, teacher)
+        for student, teacher in self.adapted_pairs(student_out, self.teacher(teacher_out)):
             total = total + F.l1_loss(channel_correlation(student), channel_correlation(teacher))
         return total / len(self.layers)
