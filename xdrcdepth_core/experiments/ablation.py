@@ -111,7 +111,8 @@ class Ablation:
             record = json.loads((self.results_dir / "runs" / "teacher__seed0.json").read_text())
             for name in ("test", "history", "summary"):
                 atomic_write_bytes(self.teacher_dir / f"{name}.json", json.dumps(record[name], indent=1).encode())
-            atomic_write_bytes(self.teacher_dir / "config.yaml", yaml.safe_dump(record["config"]).encode())
+            atomic_write_bytes(self.teacher_dir / "config.yaml",   # key order kept: republished as it was
+                               yaml.safe_dump(record["config"], sort_keys=False).encode())
         if not self.teacher_done():
             cfg = resolve_config(self.cfg["teacher"], base={**self.data_override, "out": str(self.teacher_dir),
                                                             "name": "teacher"})
