@@ -253,6 +253,15 @@ def test_launch_command_is_the_user_facing_graph(tmp_path):
     assert launch_command(args, Path("o/bag"), Path("o/record")) == [
         "launch", "nuscenes_replay", "bag:=o/bag", "record:=true", "record_dir:=o/record", "use_rviz:=false",
         "use_foxglove:=true", "foxglove_port:=8765", "rate:=0.3", "delay:=5", "linger:=3", "device:=cpu"]
+    # a params file's checkpoint and radar topics reach the node: the launch file would pass its own argument
+    # defaults ('' and ['radar/points']) over the file, so they go in as those arguments
+    params = tmp_path / "p.yaml"
+    params.write_text("depth_node:\n  ros__parameters:\n    checkpoint: s.pt\n    radar_topics: [r/a, r/b]\n")
+    args.params_file = params
+    assert launch_command(args, Path("o/bag"), Path("o/record"))[-3:] == [
+        f"params_file:={params}", "checkpoint:=s.pt", "radar_topics:=['r/a', 'r/b']"]
+    params.write_text("depth_node:\n  ros__parameters:\n    checkpoint: ''\n")
+    assert launch_command(args, Path("o/bag"), Path("o/record"))[-2:] == [f"params_file:={params}", "checkpoint:=''"]
 
 
 def test_first_scene_and_its_errors(tmp_path):

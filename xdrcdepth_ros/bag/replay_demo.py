@@ -248,6 +248,13 @@ def launch_command(args: argparse.Namespace, bag: Path, record: Path) -> list[st
                f"device:={args.device}"]
     if args.params_file is not None:
         command.append(f"params_file:={args.params_file}")
+        # the launch file passes its `checkpoint` and `radar_topics` arguments over the params file (as ROS
+        # launch does: overrides after the file win), so the file's own values go in as those arguments
+        params = node_parameters(args.params_file)
+        if "checkpoint" in params:
+            command.append(f"checkpoint:={params['checkpoint'] or repr('')}")
+        if "radar_topics" in params:
+            command.append(f"radar_topics:={[str(t) for t in params['radar_topics']]}")
     return command
 
 
