@@ -98,6 +98,17 @@ class blocking_input:
             assert time.monotonic() < deadline, f"nothing opened {self.path} within {timeout} s"
             time.sleep(0.02)
 
+    def interrupt(self, proc: subprocess.Popen) -> None:
+        """SIGINT to the blocked reader, then end of file on the FIFO. Python runs a signal's handler in the
+        main thread only; when the kernel delivers SIGINT to another thread of the process (tqdm's monitor,
+        a runtime's pool), the main thread's read of the FIFO is not interrupted and would block for ever.
+        An ordinary file returns from read; end of file lets the read return too, and the pending
+        KeyboardInterrupt is raised at once after it."""
+        proc.send_signal(signal.SIGINT)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def restore(self) -> None:
         if self.fd is not None:
             os.close(self.fd)

@@ -100,7 +100,7 @@ def test_sigint_is_one_line_and_130_and_sigkill_leftovers_are_cleaned(folder, tm
     try:
         proc = start(root, bag)
         fifo.wait_reader(proc)                                # blocked mid-conversion, bag half written
-        proc.send_signal(signal.SIGINT)
+        fifo.interrupt(proc)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130
         assert "nuscenes2bag: interrupted (SIGINT)" in one_line(err) and "Traceback" not in err

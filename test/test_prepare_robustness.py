@@ -7,7 +7,6 @@ the cause. Commands run as processes (``python -m xdrcdepth_core.cli prepare``).
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import zipfile
@@ -112,7 +111,7 @@ def test_sigint_is_one_line_and_130(folder, tmp_path):
         proc = subprocess.Popen(prepare_args(folder, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, preexec_fn=sigint_default)
         fifo.wait_reader(proc)
-        proc.send_signal(signal.SIGINT)
+        fifo.interrupt(proc)
         _, err = proc.communicate(timeout=60)
     finally:
         fifo.restore()
