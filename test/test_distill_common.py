@@ -50,7 +50,7 @@ def test_lazy_adapters_train_with_an_optimiser_built_before_the_first_batch(tmp_
     # a checkpoint loads into a fresh, not yet materialised loss
     torch.save(loss.state_dict(), tmp_path / "loss.pt")
     fresh = build_loss("dked_corr", layers=[["decoder", 4]])
-    fresh.load_state_dict(torch.load(tmp_path / "loss.pt"))
+    fresh.load_state_dict(torch.load(tmp_path / "loss.pt", weights_only=True))
     assert fresh(student, teacher, {}).item() == pytest.approx(loss(student, teacher, {}).item())
 
 

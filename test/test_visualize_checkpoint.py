@@ -40,7 +40,7 @@ def test_overlay_saliency_blends():
 def test_checkpoint_atomic_and_errors(tmp_path):
     path = tmp_path / "a" / "ckpt.pt"
     atomic_torch_save({"x": torch.ones(2)}, path)
-    assert torch.load(path)["x"].sum() == 2
+    assert torch.load(path, weights_only=True)["x"].sum() == 2
     assert [p.name for p in path.parent.iterdir()] == ["ckpt.pt"]  # no temp file left behind
     with pytest.raises(ValueError, match="not an xdrcdepth checkpoint"):
         load_checkpoint(path)
