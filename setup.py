@@ -13,7 +13,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    package_data={"xdrcdepth_core": ["checkpoints/*.pt", "configs/*.yaml"]},
+    package_data={"xdrcdepth_core": ["checkpoints/xdrcdepth_student.pt", "configs/*.yaml"]},   # not the ablation teacher
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),

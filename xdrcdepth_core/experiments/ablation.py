@@ -9,7 +9,8 @@ experiment and the variants (rows). Each run is its own job in ``<out>/<variant>
    the variant's model options and extra losses + seed), then ``xdrcdepth eval`` on the test split
    (single-sweep LiDAR and the renderer's exact depth) into ``<run>/test.json``.
 
-The teacher's fp16 weights are also kept in ``results_dir/teacher.pt`` (committed) and every student uses
+The teacher's fp16 weights are also kept in ``teacher_weights`` (default ``results_dir/teacher.pt``; the
+synthetic study commits them under ``xdrcdepth_core/checkpoints/``, not installed) and every student uses
 these fp16-rounded weights (live or through the teacher cache), so runs of different sessions distil from
 the very same teacher; on a machine without the run folders it is restored instead of retrained. A run
 with ``test.json`` is finished and skipped; an interrupted one resumes from its ``last.pt``. Every finished
@@ -100,7 +101,7 @@ class Ablation:
     @property
     def published_teacher(self) -> Path:
         """The teacher's fp16 weights kept with the results (committed), so a new machine need not retrain it."""
-        return self.results_dir / "teacher.pt"
+        return Path(self.cfg.get("teacher_weights") or self.results_dir / "teacher.pt")
 
     def train_teacher(self) -> None:
         from xdrcdepth_core.train.config import dump_config, resolve_config
