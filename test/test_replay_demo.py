@@ -216,8 +216,9 @@ def test_replay_demo_brings_every_frame_back_as_depth(tmp_path, nuscenes_samples
 @pytest.mark.slow
 @pytest.mark.ros
 def test_no_depth_back_is_an_error(tmp_path, nuscenes_samples, ros_domain_id):
-    """A node that never gets synchronised input (its radar topic is not in the bag) publishes no depth."""
-    params = params_file(tmp_path, radar_topics=["radar/elsewhere"])
+    """A node that never gets synchronised input (its radar topic is not in the bag, and it waits for every
+    radar: radar_timeout 0, no camera-only frames) publishes no depth."""
+    params = params_file(tmp_path, radar_topics=["radar/elsewhere"], radar_timeout=0.0)
     proc = replay_demo(tmp_path / "demo", params, "--rate", "5", "--delay", "2", "--linger", "0")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1, out
