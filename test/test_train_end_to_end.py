@@ -3,6 +3,7 @@
 not a pass criterion: README gives the figure measured on an idle machine)."""
 
 import json
+import shutil
 import time
 
 import numpy as np
@@ -44,6 +45,14 @@ def test_teacher_cache_student_xkd_dkd_eval(caches, tmp_path):
     with np.load(cached[0]) as npz:
         assert npz["depth"].shape == (1, 64, 128) and npz["saliency__decoder_4"].shape == (1, 16, 32)
         assert {"depth_8", "depth_4", "depth_2", "depth_confidence"} <= set(npz.files)
+    # the same teacher weights at another path reuse the cache (it is keyed by content, not by path)
+    moved_teacher = tmp_path / "moved" / "teacher.pt"
+    moved_teacher.parent.mkdir()
+    shutil.copyfile(tmp_path / "teacher" / "best.pt", moved_teacher)
+    proc = cli("teacher-cache", "--checkpoint", str(moved_teacher), "--data", str(caches["train"]), "--out",
+               str(tmp_path / "tcache"), "--layers", "decoder:4")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"(0 computed, {len(cached)} already cached)" in proc.stdout
 
     student_yaml = write_experiment(tmp_path / "student.yaml", **experiment(
         caches, tmp_path / "student", TINY_STUDENT,
@@ -55,6 +64,11 @@ def test_teacher_cache_student_xkd_dkd_eval(caches, tmp_path):
     history = json.loads((tmp_path / "student" / "history.json").read_text())
     assert set(history[0]["train"]) >= {"total", "depth_l1", "xkd", "dkd"}
     assert all(np.isfinite(v) for v in history[0]["train"].values())
+
+    # other weights must not reuse that cache
+    proc = cli("teacher-cache", "--checkpoint", str(tmp_path / "student" / "best.pt"), "--data",
+               str(caches["train"]), "--out", str(tmp_path / "tcache"), "--layers", "decoder:4")
+    assert proc.returncode == 2 and "holds outputs of another teacher" in proc.stderr
 
     proc = cli("eval", "--checkpoint", str(tmp_path / "student" / "best.pt"), "--data", str(caches["val"]),
                "--panels", str(tmp_path / "panels"), "--json", str(tmp_path / "eval.json"),

@@ -109,6 +109,11 @@ def teacher_maps(teacher: torch.nn.Module, image: torch.Tensor, radar: torch.Ten
     return {k: v.detach()[0].float().cpu().numpy().astype(np.float16) for k, v in maps.items()}
 
 
+def _identity(meta: dict) -> dict:
+    """What decides whether a cache folder holds this teacher's outputs (everything but the path)."""
+    return {key: value for key, value in meta.items() if key != "teacher"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="teacher checkpoint (xdrcdepth train output)")
     parser.add_argument("--data", required=True, type=Path, help="training cache folder (xdrcdepth prepare)")
@@ -146,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     meta = {"teacher": str(args.checkpoint), "teacher_sha": file_digest(args.checkpoint), "input_hw": list(input_hw),
             "layers": [list(layer) for layer in args.layers], "target": args.target, "data": str(args.data)}
     meta_path = args.out / META
-    if meta_path.is_file() and json.loads(meta_path.read_text()) != meta:
+    # The teacher is identified by its content: the same weights moved to another path reuse the cache.
+    if meta_path.is_file() and _identity(json.loads(meta_path.read_text())) != _identity(meta):
         print(f"xdrcdepth teacher-cache: {args.out} holds outputs of another teacher/setting; choose another "
               "--out", file=sys.stderr)
         return 2
