@@ -4,8 +4,8 @@ A frame arrives as an RGB image (H x W x 3 uint8), a sparse radar raster at the 
 (C x H x W float32, channel 0 = depth in metres, 0 = empty; see :mod:`xdrcdepth_core.data.radar`) and
 intrinsics K. The network runs at a fixed ``input_hw`` stored in the checkpoint:
 
-* the image is resized (bilinear, antialiased, in uint8 as PIL resizes; see :func:`image_to_tensor`) to
-  ``input_hw`` — anisotropically when aspect ratios differ; that is valid for a pinhole camera because K is scaled per axis
+* the image is resized (bilinear, antialiased) to ``input_hw`` — anisotropically when aspect ratios
+  differ; that is valid for a pinhole camera because K is scaled per axis
   (:func:`xdrcdepth_core.data.geometry.scale_intrinsics`), and depth along the optical axis does not change
   under image resizing;
 * the radar raster is moved to ``input_hw`` with ``resize_sparse`` (nearest return wins), which equals
@@ -36,14 +36,10 @@ def image_to_tensor(image: np.ndarray, input_hw: tuple[int, int]) -> torch.Tenso
     """RGB uint8 H x W x 3 -> normalised float tensor 3 x h x w at ``input_hw``."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.shape} {image.dtype}")
-    t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)
+    t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
     if tuple(t.shape[1:]) != tuple(input_hw):
-        # resized as uint8 (torch's antialiased bilinear kernel for uint8 images): equal to PIL's BILINEAR,
-        # which made the training caches (``prepare --resize``), to within 1 level, and 10-30x faster than
-        # resizing the float image (measured: docs/benchmarks/inference.md, node path)
         t = F.interpolate(t[None], size=tuple(input_hw), mode="bilinear", align_corners=False,
                           antialias=True)[0]
-    t = t.float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (t - mean) / std
