@@ -21,22 +21,19 @@ def bench_node(estimators: dict, repeats: int, hw=(450, 800)) -> dict:
     import rclpy
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+    from PIL import Image as PILImage
     from std_msgs.msg import Header
 
     from xdrcdepth_core import visualize
+    from xdrcdepth_core.imageio import decode_image
     from xdrcdepth_ros.node import conversions as conv
     from xdrcdepth_ros.node.depth_node import DepthNode, Frame
 
     h, w = hw
     K = FRONT_CAMERA_K.copy()
     K[:2] *= np.array([[w / 1600], [h / 900]])
-    from PIL import Image as PILImage
-
-    from xdrcdepth_core.imageio import decode_image
-
     jpeg, _ = _jpeg_1600x900()
     rgb = decode_image(jpeg)
-
     rgb = np.asarray(PILImage.fromarray(rgb).resize((w, h), PILImage.BILINEAR))
     buf = io.BytesIO()
     PILImage.fromarray(rgb).save(buf, format="JPEG", quality=90)
@@ -59,7 +56,7 @@ def bench_node(estimators: dict, repeats: int, hw=(450, 800)) -> dict:
     cloud = conv.structured_to_cloud(header(0), records)
     out = {"frame": f"{h} x {w}", "radar_points": len(xyz), "frames_timed": repeats}
 
-    # conversion costs, one by one (median of repeats)
+    # conversion costs, one by one (median of CHEAP_REPEATS)
     depth_hw = np.random.default_rng(0).uniform(1, 80, hw).astype(np.float32)
     pieces = {"image rgb8 -> numpy": lambda: conv.rgb_from_image(image_msg),
               "JPEG -> numpy": lambda: conv.rgb_from_compressed(jpeg_msg),
