@@ -250,6 +250,20 @@ def test_depth_image_is_rep118_with_nan_invalid():
     np.testing.assert_array_equal(conv.image_to_array(msg), back)
 
 
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -0.5, np.inf, -np.inf, None])
+def test_depth_image_nan_marks_each_kind_of_invalid_value_alone(bad):
+    # one invalid value among valid ones (or none, None): only that pixel becomes NaN; a valid map goes out as is,
+    # also when it arrives as a transposed float64 view
+    depth = np.array([[2.0, 7.5], [30.0, 0.25], [1e-3, 79.0]])
+    expected = depth.T.astype(np.float32)
+    if bad is not None:
+        depth[1, 0] = bad
+        expected[0, 1] = np.nan
+    msg = conv.depth_image(depth.T, HEADER)
+    assert (msg.height, msg.width, msg.step) == (2, 3, 12)
+    np.testing.assert_array_equal(np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(2, 3), expected)
+
+
 def test_bgr8_image_reverses_channels():
     msg = conv.bgr8_image(RGB, HEADER)
     assert (msg.encoding, msg.step) == ("bgr8", 9)

@@ -66,6 +66,18 @@ def test_image_resize_is_antialiased_and_per_axis():
     np.testing.assert_allclose(t[0, 0].numpy(), [(left - 0.485) / 0.229, (right - 0.485) / 0.229], rtol=1e-5)
 
 
+@pytest.mark.parametrize("src_hw, dst_hw", [((45, 80), (13, 26)), ((30, 20), (45, 7)), ((9, 40), (9, 11))])
+def test_image_resize_equals_torchs_one_call_antialiased_resize(src_hw, dst_hw):
+    # the resize runs as two separable passes (rows first); PyTorch's own one-call antialiased bilinear
+    # resize of the same image is the reference, whatever the axes do (shrink, grow, keep)
+    image = np.random.default_rng(3).integers(0, 256, (*src_hw, 3), dtype=np.uint8)
+    one_call = torch.nn.functional.interpolate(torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255.0,
+                                               size=dst_hw, mode="bilinear", align_corners=False,
+                                               antialias=True)[0]
+    expected = (one_call - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    np.testing.assert_allclose(image_to_tensor(image, dst_hw).numpy(), expected.numpy(), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("bad", [np.zeros((2, 2), np.uint8), np.zeros((2, 2, 4), np.uint8),
                                  np.zeros((2, 2, 3), np.float32), np.zeros((1, 2, 2, 3), np.uint8)])
 def test_image_must_be_uint8_rgb(bad):

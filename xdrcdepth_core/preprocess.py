@@ -36,13 +36,18 @@ def image_to_tensor(image: np.ndarray, input_hw: tuple[int, int]) -> torch.Tenso
     """RGB uint8 H x W x 3 -> normalised float tensor 3 x h x w at ``input_hw``."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.shape} {image.dtype}")
-    t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-    if tuple(t.shape[1:]) != tuple(input_hw):
-        t = F.interpolate(t[None], size=tuple(input_hw), mode="bilinear", align_corners=False,
-                          antialias=True)[0]
+    t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float()[None]
+    h, w = input_hw
+    # The antialiased resize is separable; done as two calls, rows first, on the channels-last tensor, it costs
+    # ~0.7x the one call here (450 x 800 -> 128 x 256: 2.7 vs 3.7 ms, one thread) and equals it up to float
+    # rounding (8e-7 after normalisation). 1/255 is applied after the (linear) resize, on the small image.
+    if t.shape[2] != h:
+        t = F.interpolate(t, size=(h, t.shape[3]), mode="bilinear", align_corners=False, antialias=True)
+    if t.shape[3] != w:
+        t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (t - mean) / std
+    return (t[0] / 255.0 - mean) / std
 
 
 def radar_to_tensor(raster: np.ndarray, channels: tuple[str, ...],

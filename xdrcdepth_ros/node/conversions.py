@@ -216,6 +216,8 @@ def structured_to_cloud(header: Header, records: np.ndarray) -> PointCloud2:
 def depth_image(depth: np.ndarray, header: Header) -> Image:
     """REP 118 depth: 32FC1 metres along optical z; NaN where the value is not a positive number."""
     depth = np.asarray(depth, dtype=np.float32)
+    if depth.size and depth.min() > 0 and depth.max() < np.inf:   # NaN propagates: False; the usual case, no copy
+        return array_to_image(depth, "32FC1", header)
     out = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))   # float32, one pass
     return array_to_image(out, "32FC1", header)
 
