@@ -23,8 +23,8 @@ import yaml
 from PIL import Image as PILImage
 
 from conftest import REPO
-from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, launch_command, median_latency_ms,
-                                       summary_line)
+from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, late_node_hint, launch_command,
+                                           median_latency_ms, summary_line)
 
 RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: an idle 2-core machine keeps up
 LINGER_S = 10  # after the bag: time for the node to finish its last frame even on a loaded machine
@@ -247,6 +247,16 @@ def test_summary_line_counts_drops():
     line = summary_line(5, frames, 0.3, Path("out/frames"), ReplayRun(interrupted=True))
     assert line == ("replay-demo: interrupted: 5 camera frames in the bag, 2 depth frames received, median "
                     "latency 812 ms (node /diagnostics), rate 0.3; pictures in out/frames/")
+
+
+def test_late_node_hint_only_when_frames_are_missing():
+    two = RecordedFrames(depth={1: None, 2: None})
+    assert late_node_hint(5, two, ReplayRun(node_ready_s=6.1), delay=5.0) == (
+        "replay-demo: the node was ready only 6.1 s after start, after playback began (5 s), and 3 of 5 frames "
+        "got no depth; pass a longer --delay to get the first frames too")
+    assert late_node_hint(2, two, ReplayRun(node_ready_s=6.1), delay=5.0) is None     # late, but nothing lost
+    assert late_node_hint(5, two, ReplayRun(node_ready_s=4.9), delay=5.0) is None     # ready before playback
+    assert late_node_hint(5, two, ReplayRun(), delay=5.0) is None                     # readiness not seen
 
 
 def test_launch_command_is_the_user_facing_graph(tmp_path):

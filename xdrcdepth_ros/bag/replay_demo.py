@@ -156,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
         print("xdrcdepth replay-demo: no depth frame came back from the depth node (its log is above; "
               "a slower --rate or a longer --delay may help)", file=sys.stderr)
         return 1
-    if replay.node_ready_s is not None and replay.node_ready_s > args.delay:
-        print(f"replay-demo: the node was ready only {replay.node_ready_s:.1f} s after start, after playback "
-              f"began ({args.delay:g} s); pass a longer --delay to get the first frames too", flush=True)
+    hint = late_node_hint(len(camera_stamps), frames, replay, args.delay)
+    if hint:
+        print(hint, flush=True)
     if scores.no_camera:
         print(f"xdrcdepth replay-demo: {len(scores.no_camera)} depth frames had no camera image "
               f"with their stamp in {bag}", file=sys.stderr)
@@ -371,6 +371,15 @@ def summary_line(played: int, frames: RecordedFrames, rate: float, frames_dir: P
     if replay.node_ready_s is not None:
         text += f", node ready after {replay.node_ready_s:.1f} s"
     return text + f"; pictures in {frames_dir}/"
+
+
+def late_node_hint(played: int, frames: RecordedFrames, replay: ReplayRun, delay: float) -> str | None:
+    """Advice when the node came up after playback began and frames are missing (None when none are)."""
+    if replay.node_ready_s is None or replay.node_ready_s <= delay or len(frames.depth) >= played:
+        return None
+    return (f"replay-demo: the node was ready only {replay.node_ready_s:.1f} s after start, after playback began "
+            f"({delay:g} s), and {played - len(frames.depth)} of {played} frames got no depth; pass a longer "
+            "--delay to get the first frames too")
 
 
 def stamp_ns(stamp) -> int:
