@@ -157,6 +157,17 @@ def test_nonfinite_points_are_dropped_and_counted():
     np.testing.assert_array_equal(feats["rcs"], [1, 3])
 
 
+def test_points_with_a_nonfinite_feature_are_dropped_and_counted():
+    # a NaN rcs on a finite point is as unusable as a NaN coordinate; fields not asked for do not count
+    pts = [[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 1, 1]]
+    xyz, feats, dropped = conv.radar_from_cloud(xyz_cloud(pts, extra=[1, np.nan, -np.inf, 4]), ("rcs",), 100)
+    assert dropped == 2
+    np.testing.assert_array_equal(xyz, [[1, 2, 3], [1, 1, 1]])
+    np.testing.assert_array_equal(feats["rcs"], [1, 4])
+    xyz, feats, dropped = conv.radar_from_cloud(xyz_cloud(pts, extra=[1, np.nan, -np.inf, 4]), (), 100)
+    assert dropped == 0 and len(xyz) == 4 and feats == {}
+
+
 def test_empty_cloud_gives_no_points():
     xyz, feats, dropped = conv.radar_from_cloud(xyz_cloud(np.zeros((0, 3))), ("rcs",), 100)
     assert xyz.shape == (0, 3) and feats == {} and dropped == 0

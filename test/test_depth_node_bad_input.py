@@ -43,9 +43,10 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
             setattr(msg, key, value)
         return msg
 
-    nan_records = frame.radar[:5].copy()
-    nan_records["x"] = np.nan
+    nan_records = frame.radar[:8].copy()       # 5 points with a NaN/inf coordinate, 3 with one in a feature
+    nan_records["x"][:5] = np.nan
     nan_records["y"][1] = np.inf
+    nan_records["rcs"][5], nan_records["vx_comp"][6], nan_records["vy_comp"][7] = np.nan, np.inf, -np.inf
     xyz_only = frame.radar[["x", "y"]]
 
     def yuv_image(t):
@@ -100,7 +101,8 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
         t_restart = t0 - 10_000 * MS
         rig.publish_frame_until(image(t_restart), info(t_restart), [cloud(t_restart)],
                                 lambda: len(rig.received["depth"]) == 3, node)
-        # a good frame with a few NaN points among the real ones: NaNs dropped and counted, depth correct
+        # a good frame with a few NaN points among the real ones: NaNs dropped and counted, depth correct (a
+        # NaN feature kept would have made every pixel NaN)
         t_good = t_restart + 100 * MS
         with_nan = np.concatenate([frame.radar, nan_records])
         counts["radar_nonfinite_points"] += 1

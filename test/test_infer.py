@@ -71,6 +71,24 @@ def test_estimate_is_estimate_raster_on_the_same_raster(estimator):
     assert set(a.timings) >= {"rasterize", "preprocess", "forward", "postprocess"}
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_point_with_a_nonfinite_feature_is_left_out(estimator, bad):
+    # one NaN rcs would reach every output pixel through the convolutions; the point is dropped instead, so
+    # the depth is finite and equals that of the cloud without the point
+    image, xyz, feats = frame(4)
+    broken = {k: v.copy() for k, v in feats.items()}
+    broken["vy_comp" if bad == np.inf else "rcs"][7] = bad
+    kept = np.arange(len(xyz)) != 7
+    without = estimator.estimate(image, [RadarInput(xyz[kept], {k: v[kept] for k, v in feats.items()},
+                                                    T_CAM_RADAR)], K).depth
+    depth = estimator.estimate(image, [RadarInput(xyz, broken, T_CAM_RADAR)], K).depth
+    assert np.isfinite(depth).all()
+    np.testing.assert_array_equal(depth, without)
+    np.testing.assert_array_equal(estimator.rasterize(HW, [RadarInput(xyz, broken, T_CAM_RADAR)], K),
+                                  estimator.rasterize(HW, [RadarInput(xyz[kept], {k: v[kept] for k, v in
+                                                                                  feats.items()}, T_CAM_RADAR)], K))
+
+
 def test_radar_changes_the_output(estimator):
     image, xyz, feats = frame(3)
     with_radar = estimator.estimate(image, [RadarInput(xyz, feats, T_CAM_RADAR)], K).depth

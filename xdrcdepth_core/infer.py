@@ -176,7 +176,8 @@ class DepthEstimator:
 
     def rasterize(self, image_hw: tuple[int, int], radars: list[RadarInput], K: np.ndarray) -> np.ndarray:
         """Merge all radar clouds, each moved into the camera by its own transform, into one
-        C x H x W raster at the image resolution (missing per-point fields rasterise as 0)."""
+        C x H x W raster at the image resolution (missing per-point fields rasterise as 0; a point with a NaN/inf
+        coordinate or feature is left out)."""
         merged = self._merged_points(radars)
         return rasterize_radar(merged.xyz, merged.fields, K, image_hw, self.radar_channels)
 
@@ -186,7 +187,11 @@ class DepthEstimator:
             xyz = np.asarray(radar.xyz, dtype=np.float64).reshape(-1, 3)
             fields = {name: np.asarray(radar.features[name], dtype=np.float64).reshape(-1)
                       if name in radar.features else np.zeros(len(xyz)) for name in self.radar_fields}
-            clouds.append(RadarPoints(xyz, fields).transformed(np.asarray(radar.T_cam_from_radar, np.float64)))
+            finite = np.isfinite(xyz).all(axis=1)   # a point with a NaN/inf feature is left out: the value would
+            for values in fields.values():          # spread through the network to every pixel
+                finite &= np.isfinite(values)
+            points = RadarPoints(xyz, fields) if finite.all() else RadarPoints(xyz, fields).select(finite)
+            clouds.append(points.transformed(np.asarray(radar.T_cam_from_radar, np.float64)))
         return clouds[0] if len(clouds) == 1 else RadarPoints.concatenate(clouds)
 
     def radar_input(self, image_hw: tuple[int, int], radars: list[RadarInput], K: np.ndarray) -> np.ndarray:

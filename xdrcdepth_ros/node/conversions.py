@@ -165,7 +165,7 @@ def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
     """Points (N x 3 float64, radar frame) and per-point features of a radar PointCloud2.
 
     Needs float x, y, z; each of ``feature_names`` (e.g. nuScenes ``rcs``, ``vx_comp``, ``vy_comp``) is
-    read when present and left out of the dict otherwise. Points with a non-finite coordinate are
+    read when present and left out of the dict otherwise. Points with a non-finite coordinate or feature are
     dropped; returns ``(xyz, features, n_dropped_nonfinite)``.
     """
     n = cloud.width * cloud.height
@@ -201,9 +201,11 @@ def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
     if records is None or len(records) == 0:
         return np.zeros((0, 3)), {}, 0
     xyz = np.stack([records[c].astype(np.float64) for c in ("x", "y", "z")], axis=1)
+    features = {name: records[name].astype(np.float64) for name in present}
     finite = np.all(np.isfinite(xyz), axis=1)
-    features = {name: records[name].astype(np.float64)[finite] for name in present}
-    return xyz[finite], features, int(np.count_nonzero(~finite))
+    for values in features.values():   # one NaN feature would spread through the network to every pixel
+        finite &= np.isfinite(values)
+    return xyz[finite], {name: values[finite] for name, values in features.items()}, int(np.count_nonzero(~finite))
 
 
 def structured_to_cloud(header: Header, records: np.ndarray) -> PointCloud2:

@@ -314,7 +314,8 @@ class DepthNode(Node):
             xyz, features, n_nonfinite = conv.radar_from_cloud(cloud, self.estimator.radar_fields,
                                                                p.max_radar_points)
             if n_nonfinite:
-                self._reject("radar_nonfinite_points", f"dropped {n_nonfinite} NaN/inf points from {source}")
+                self._reject("radar_nonfinite_points",
+                             f"dropped {n_nonfinite} points with a NaN/inf coordinate or feature from {source}")
             if len(xyz) == 0:
                 raise BadInput("radar_empty", f"no finite points in the cloud from {source}")
             T = self._camera_from_radar(camera_header, cloud.header, p.tf_timeout)
