@@ -33,3 +33,14 @@ def test_without_real_samples_the_demo_synthesises_a_scene(tmp_path, monkeypatch
     assert sample["image"].shape == (450, 800, 3) and sample["depth_gt"].any()
     depth = np.full(sample["image"].shape[:2], 20.0, np.float32)
     assert demo.panel(sample, depth, np.zeros_like(depth), 100.0).shape == (900, 1600, 3)
+
+
+def test_a_dataroot_without_tables_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "v1.0-mini").mkdir()                       # a table folder with no tables in it
+    assert main(["demo", "--dataroot", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth demo: error: {tmp_path / 'absent'}: no nuScenes table folder "
+                                       "v1.0-mini/ here\n")
+    assert main(["demo", "--dataroot", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdrcdepth demo: error: {tmp_path / 'v1.0-mini'}: cannot load the nuScenes tables (")
+    assert err.count("\n") == 1 and not (tmp_path / "out").exists()

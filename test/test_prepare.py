@@ -129,8 +129,9 @@ def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
     rc, summary = _prepare(capsys, "--dataroot", folder, "--version", "v1.0-test", "--out", out,
                            "--allow-missing-lidar", "--skip-bad")
     assert rc == 0 and "2 samples" in summary and "0 written, 1 already cached, 1 unreadable skipped" in summary
-    rc, summary = _prepare(capsys, "--dataroot", tmp_path / "nowhere", "--version", "v1.0-test", "--out", out)
-    assert rc == 1 and "cannot load v1.0-test" in summary
+    rc = main(["prepare", "--dataroot", str(tmp_path / "nowhere"), "--version", "v1.0-test", "--out", str(out)])
+    assert rc == 2 and capsys.readouterr().err == (f"xdrcdepth prepare: error: {tmp_path / 'nowhere'}: no nuScenes "
+                                                   "table folder v1.0-test/ here\n")
     with pytest.raises(SystemExit):
         main(["prepare", "--dataroot", str(folder), "--out", str(out), "--lidar-sweeps", "0"])
     assert "--lidar-sweeps: must be >= 1, got 0" in capsys.readouterr().err

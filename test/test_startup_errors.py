@@ -170,6 +170,8 @@ def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
     ("xdrcdepth_core.cli", ["replay-demo", "--rate", "nan"], "--rate: must be a finite number"),
     ("xdrcdepth_core.cli", ["replay-demo", "--foxglove-port", "70000"], "--foxglove-port: must be 0-65535"),
     ("xdrcdepth_core.cli", ["synth", "--out", "O", "--image-scale", "0"], "--image-scale: must be > 0"),
+    ("xdrcdepth_core.cli", ["bench", "--sizes", "100x100"], "H and W must be positive multiples of 32, got '100x100'"),
+    ("xdrcdepth_core.cli", ["bench", "--sizes", "352"], "--sizes: expected HxW, e.g. 352x704, got '352'"),
 ])
 def test_console_scripts_bad_arguments_one_line_exit_2(ros_domain_id, tmp_path, script, args, message):
     args = [str(tmp_path / a) if a in ("BAG", "OUT", "D", "O") else a for a in args]

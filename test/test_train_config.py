@@ -34,6 +34,7 @@ def test_yaml_over_defaults_and_overrides(tmp_path):
     ("data: {train: x}\n", "precision=fp8", "precision"),
     ("data: {train: x}\nlosses: []\n", None, "losses"),
     ("model: {bts_size: 3}\n", None, "data.train"),
+    ("- data\n- optim\n", None, "the config must be a mapping, got list"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):

@@ -47,11 +47,25 @@ CHEAP_REPEATS = 31
 TARGET_SPEEDUP, TARGET_STUDENT_VS_BASELINE, TARGET_NODE_OVERHEAD, TARGET_RADAR_MS = 4.0, 1.3, 0.15, 5.0
 
 
+def model_input_size(text: str) -> tuple[int, int]:
+    """``HxW`` with H and W positive multiples of 32 (the models' size divisor)."""
+    from xdrcdepth_core.models.base import SIZE_DIVISOR
+
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 352x704, got {text!r}") from None
+    if h <= 0 or w <= 0 or h % SIZE_DIVISOR or w % SIZE_DIVISOR:
+        raise argparse.ArgumentTypeError(f"H and W must be positive multiples of {SIZE_DIVISOR}, got {text!r}")
+    return h, w
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="*", default=None, help="models to time (default: all registered)")
-    parser.add_argument("--sizes", nargs="*", default=list(DEFAULT_SIZES), metavar="HxW",
-                        help="model input sizes, multiples of 32 (default: %(default)s; 450 x 800 and 900 x 1600 "
-                             "frames run the model at 448 x 800 and 896 x 1600)")
+    parser.add_argument("--sizes", nargs="*", type=model_input_size, metavar="HxW",
+                        default=[model_input_size(s) for s in DEFAULT_SIZES],
+                        help=f"model input sizes, multiples of 32 (default: {' '.join(DEFAULT_SIZES)}; 450 x 800 and "
+                             "900 x 1600 frames run the model at 448 x 800 and 896 x 1600)")
     parser.add_argument("--backends", nargs="*", default=None,
                         help="variants as backend[:precision[:option]], e.g. torch:fp32:channels_last "
                              "openvino:int8 (default: everything that runs here)")
@@ -162,7 +176,7 @@ def bench_models(args, device: torch.device, report: dict) -> None:
 
     names = args.models or list_models()
     int8_models = args.int8_models if args.int8_models is not None else [STUDENT]
-    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
+    sizes = args.sizes           # (h, w) pairs
     rows, skipped = report["rows"], report["skipped"]
     for name in names:
         torch.manual_seed(0)      # the untrained default student uses seed 0 too

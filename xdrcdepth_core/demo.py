@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.cli_args import EXIT_USAGE, say
 from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR
 
 LOG = logging.getLogger("xdrcdepth.demo")
@@ -68,7 +69,7 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from xdrcdepth_core.data.nuscenes_dataset import NuScenesDepthDataset
+    from xdrcdepth_core.data.nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError
     from xdrcdepth_core.infer import DepthEstimator
     from xdrcdepth_core.metrics import MetricAccumulator
 
@@ -79,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
                                                    precision="fp32")
         LOG.info("model %s on %s, input %s; data: %s", estimator.model_id, estimator.device,
                  estimator.input_hw, label)
-        dataset = NuScenesDepthDataset(dataroot, args.version, split="all", require_lidar=False,
-                                       radar_channels=estimator.radar_channels)
+        try:
+            dataset = NuScenesDepthDataset(dataroot, args.version, split="all", require_lidar=False,
+                                           radar_channels=estimator.radar_channels)
+        except (NuScenesLoadError, UnknownChannelError) as exc:
+            say(f"xdrcdepth demo: error: {exc}")
+            return EXIT_USAGE
         metrics = MetricAccumulator()
         n = min(len(dataset), args.max_samples)
         forward_s = []

@@ -28,6 +28,8 @@ means all scenes; a list selects scenes by name.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 from pathlib import Path
@@ -45,6 +47,25 @@ from .radar_confidence import BOX_TOLERANCE, radar_confidence_gt
 
 LOG = logging.getLogger(__name__)
 LIDAR = "LIDAR_TOP"
+
+
+class NuScenesLoadError(ValueError):
+    """A folder the devkit cannot load as a nuScenes version; the message names the folder."""
+
+
+def load_nuscenes(dataroot: str | os.PathLike, version: str):
+    """The devkit's ``NuScenes`` for ``dataroot/version``; :class:`NuScenesLoadError` naming the folder when
+    it is missing or its tables do not load (the devkit itself only asserts). Its table summary is not printed."""
+    from nuscenes.nuscenes import NuScenes
+
+    dataroot = Path(dataroot)
+    if not (dataroot / version).is_dir():
+        raise NuScenesLoadError(f"{dataroot}: no nuScenes table folder {version}/ here")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return NuScenes(version=version, dataroot=str(dataroot), verbose=False)
+    except (AssertionError, OSError, ValueError, KeyError) as exc:
+        raise NuScenesLoadError(f"{dataroot / version}: cannot load the nuScenes tables ({exc!r})") from None
 
 
 class UnknownChannelError(ValueError):
@@ -136,9 +157,7 @@ class NuScenesDepthDataset:
         if radar_sweeps < 1 or lidar_sweeps < 1:
             raise ValueError(f"sweep counts must be >= 1, got radar {radar_sweeps}, LiDAR {lidar_sweeps}")
         if nusc is None:
-            from nuscenes.nuscenes import NuScenes
-
-            nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=False)
+            nusc = load_nuscenes(dataroot, version)
         check_tables(nusc, camera, radar_sensors, radar_channels)
         self.nusc = nusc
         self.camera = camera

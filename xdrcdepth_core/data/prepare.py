@@ -39,7 +39,7 @@ from tqdm import tqdm
 from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
 from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, interrupted_line, os_error_line, say
 
-from .nuscenes_dataset import NuScenesDepthDataset, UnknownChannelError
+from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError
 from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
 from .sample_transforms import Resize
 
@@ -193,7 +193,7 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
                                        require_lidar=not args.allow_missing_lidar,
                                        transform=Resize(*args.resize) if args.resize else None,
                                        boxes=True, confidence_gt=args.confidence_gt, exact_depth=True)
-    except UnknownChannelError as exc:
+    except (UnknownChannelError, NuScenesLoadError) as exc:
         say(f"{PROG}: error: {exc}")
         return EXIT_USAGE
     except (AssertionError, OSError, ValueError) as exc:  # the devkit asserts on a missing table folder

@@ -133,7 +133,7 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc}") from None
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: a {what} must be a mapping")
+        raise ConfigError(f"{path}: the {what} must be a mapping, got {type(loaded).__name__}")
     return loaded
 
 

@@ -31,7 +31,6 @@ the cause, exit code 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import sys
 import time
@@ -195,16 +194,12 @@ class MessageFactory:
 
 def load_nuscenes(dataroot: str | Path, version: str):
     """The devkit's ``NuScenes`` for a folder; :class:`ConversionError` naming the folder if it cannot load."""
-    from nuscenes.nuscenes import NuScenes
+    from xdrcdepth_core.data.nuscenes_dataset import NuScenesLoadError, load_nuscenes as load
 
-    dataroot = Path(dataroot)
-    if not (dataroot / version).is_dir():
-        raise ConversionError(f"{dataroot}: no nuScenes table folder {version}/ here")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the devkit prints a table summary on load
-            return NuScenes(version=version, dataroot=str(dataroot), verbose=False)
-    except (AssertionError, OSError, ValueError, KeyError) as exc:
-        raise ConversionError(f"{dataroot / version}: cannot load the nuScenes tables ({exc!r})") from None
+        return load(dataroot, version)
+    except NuScenesLoadError as exc:
+        raise ConversionError(str(exc)) from None
 
 
 def select_scenes(nusc, names: list[str]) -> list[dict]:
