@@ -40,6 +40,21 @@ def test_malicious_pickle_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
+def test_unreadable_files_give_the_cause_without_torchs_advice_to_load_unsafely(tmp_path):
+    # torch.load's message tells the user to retry with weights_only=False; ours keeps only the cause
+    torch.save({"payload": _RunsCode(tmp_path / "pwned")}, tmp_path / "evil.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"garbage")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    causes = {"evil.pt": "Unsupported global: GLOBAL io.open was not an allowed global by default",
+              "garbage.pt": "Unsupported operand 103",         # b"g" = 103, not a pickle opcode
+              "empty.pt": "EOFError (empty or truncated file)"}
+    for name, cause in causes.items():
+        with pytest.raises(ValueError) as err:
+            load_checkpoint(tmp_path / name)
+        assert str(err.value) == (f"cannot read checkpoint {tmp_path / name} (only tensors and plain data are "
+                                  f"accepted): {cause}")
+
+
 @pytest.mark.slow
 def test_round_trip_and_digest(tmp_path):
     model = _tiny_model()

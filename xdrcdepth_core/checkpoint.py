@@ -99,6 +99,15 @@ def _validate(ckpt: dict, path: Path) -> None:
         raise ValueError(f"{path}: model_config must be a mapping")
 
 
+def load_failure_reason(exc: Exception) -> str:
+    """The cause in ``torch.load``'s error, without its advice to load untrusted files unsafely: the
+    weights-only unpickler's own message ("Unsupported global: GLOBAL os.system ...") or the first sentence."""
+    text = str(exc).split("WeightsUnpickler error:", 1)[-1]
+    paragraph = next((p for p in text.split("\n\n") if p.strip()), "")
+    text = " ".join(paragraph.split()).split(". ", 1)[0].rstrip(".")
+    return text or f"{type(exc).__name__} (empty or truncated file)"
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load (tensors and plain types only) and validate a checkpoint; errors name the file."""
     path = Path(path)
@@ -107,9 +116,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt files and forbidden pickles raise many different exception types
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"cannot read checkpoint {path} (only tensors and plain data are accepted): "
-                         f"{reason}") from exc
+                         f"{load_failure_reason(exc)}") from exc
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"{path} is not an xdrcdepth checkpoint (missing {', '.join(missing)})")
