@@ -133,6 +133,16 @@ def test_unknown_model_config_key_is_one_line(ros_domain_id, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ros
+def test_an_untyped_empty_list_from_the_command_line_is_named(ros_domain_id):
+    proc = run(["-m", "xdrcdepth_ros.node.depth_node", "--ros-args", "-p", "radar_topics:=[]"])
+    assert proc.returncode == 2, proc.stderr
+    (line,) = stderr_lines(proc)
+    assert line.endswith("cannot start: bad parameters: radar_topics must be a string array, got no value (an "
+                         "empty list [] or null has no ROS 2 parameter type)"), line
+
+
+@pytest.mark.slow
+@pytest.mark.ros
 def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
     proc = run(["-m", "xdrcdepth_ros.node.depth_node", "--ros-args", "-p", "queue_size:=-1", "-p", "slop:=0.0",
                 "-p", "cpu_threads:=999", "-p", "device:=meta", "-p", "radar_topics:=['']"])

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterUninitializedException)
 
 NODE_NAME = "xdrcdepth_node"
 #: Largest camera image (pixels) the node decodes by default: 4096 x 4096 covers every automotive camera
@@ -125,7 +126,15 @@ def declare(node, parameters: tuple[Param, ...] = PARAMETERS, check=None) -> Non
         except InvalidParameterValueException:
             errors.append(f"{p.name} = {_override(node, p.name)!r} is outside [{p.range[0]}, {p.range[1]}]"
                           if p.range else f"{p.name} = {_override(node, p.name)!r} is invalid")
-    declared = {p.name: node.get_parameter(p.name).value for p in parameters if node.has_parameter(p.name)}
+    declared = {}
+    for p in parameters:
+        if not node.has_parameter(p.name):
+            continue
+        try:
+            declared[p.name] = node.get_parameter(p.name).value
+        except ParameterUninitializedException:   # `-p name:=[]` or `name: []` / `name: ~` in a params file
+            errors.append(f"{p.name} must be {_KINDS[type(p.default)]}, got no value (an empty list [] or null "
+                          "has no ROS 2 parameter type)")
     errors += check(declared, node)
     if errors:
         raise ParameterError("bad parameters: " + "; ".join(errors))
