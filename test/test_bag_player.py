@@ -189,14 +189,18 @@ def test_missing_bag_is_a_clear_error(tmp_path, capsys):
     assert f"bag {missing} does not exist" in capsys.readouterr().err
 
 
-def test_corrupt_bags_name_the_bag(tmp_path):
-    from xdrcdepth_ros.bag.player import BagError, open_bag
+def test_corrupt_bags_name_the_bag(tmp_path, capsys):
+    from xdrcdepth_ros.bag.player import BagError, main, open_bag
 
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "metadata.yaml").write_text("rosbag2_bagfile_information: [not, a, mapping\n")
     with pytest.raises(BagError, match=f"cannot read bag {garbage}"):
         open_bag(garbage)
+    # the YAML parser's message spans lines; the command still says it in one
+    assert main(["bag_player", str(garbage)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bag_player: cannot read bag {garbage}: ") and err.count("\n") == 1, err
 
     bag = write_bag(tmp_path / "truncated", "mcap")
     (mcap_file,) = bag.glob("*.mcap")

@@ -96,5 +96,5 @@ def interrupted_line(prog: str, done: str = "") -> str:
 
 
 def say(line: str) -> None:
-    """Print one line to stderr (flushed: the process may exit right after)."""
-    print(line, file=sys.stderr, flush=True)
+    """Print ``line`` to stderr as one line (:func:`one_line`; flushed: the process may exit right after)."""
+    print(one_line(line), file=sys.stderr, flush=True)

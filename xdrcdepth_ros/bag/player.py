@@ -32,7 +32,7 @@ from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
-from xdrcdepth_core.cli_args import ArgumentParser, non_negative_float, positive_float
+from xdrcdepth_core.cli_args import ArgumentParser, non_negative_float, positive_float, say
 from xdrcdepth_ros.node.run import RosArgumentError, init_ros_with_stop_event
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
@@ -301,21 +301,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reader = open_bag(args.bag)
     except BagError as exc:
-        print(f"bag_player: {exc}", file=sys.stderr)
+        say(f"bag_player: {exc}")
         return 2
 
     try:
         stop = init_ros_with_stop_event(own_args[:1] + ros_args)
     except RosArgumentError as exc:
         reader.close()
-        print(f"bag_player: {exc}", file=sys.stderr)
+        say(f"bag_player: {exc}")
         return 2
     node = rclpy.create_node("bag_player")
     try:
         player = BagPlayer(node, reader, options)
         if not player.publishers:
-            print(f"bag_player: nothing to play in {reader.path} (topics: "
-                  f"{', '.join(c.topic for c in reader.connections) or 'none'})", file=sys.stderr)
+            say(f"bag_player: nothing to play in {reader.path} (topics: "
+                f"{', '.join(c.topic for c in reader.connections) or 'none'})")
             return 1
         if options.wait_for_subscribers > 0:
             player.wait_for_subscribers(stop)
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             summary = player.play(stop)
         except Exception as exc:  # corrupt chunk/row mid-bag: report it against the bag, not a traceback
-            print(f"bag_player: error while playing bag {reader.path}: {exc}", file=sys.stderr)
+            say(f"bag_player: error while playing bag {reader.path}: {exc}")
             return 2
         print(summary.line(Path(reader.path), options.rate), flush=True)
         player.flush()

@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import non_negative_float, positive_float
+from xdrcdepth_core.cli_args import non_negative_float, positive_float, say
 
 DEFAULT_RATE = 0.3
 DEFAULT_DELAY_S = 5.0
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             dataroot, label = prepare_data(args, Path(tmp))
             scene = args.scene or first_scene(dataroot, args.version)
         except ValueError as exc:
-            print(f"xdrcdepth replay-demo: {exc}", file=sys.stderr)
+            say(f"xdrcdepth replay-demo: {exc}")
             return 2
         print(f"replay-demo: data {label}, scene {scene} -> {bag}", flush=True)
         from xdrcdepth_ros.bag.nuscenes2bag import main as nuscenes2bag
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         scores = score_and_show(bag, frames, out, args.max_depth)
     except ValueError as exc:
-        print(f"xdrcdepth replay-demo: {exc}", file=sys.stderr)
+        say(f"xdrcdepth replay-demo: {exc}")
         return 1
     print(summary_line(len(camera_stamps), frames, args.rate, frames_dir, replay), flush=True)
     if not frames.depth:

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import non_negative_float
+from xdrcdepth_core.cli_args import non_negative_float, say
 from xdrcdepth_ros.tools.launch_graph import (PACKAGE, Config, Graph, LaunchFileError, PathJoin, Process,
                                         declared_arguments, launch_file, load_graph, parse_assignments)
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         graph = load_graph(path, parse_assignments(args.assignments))
         commands = resolve_commands(graph)
     except LaunchFileError as exc:
-        print(f"xdrcdepth launch: {exc}", file=sys.stderr)
+        say(f"xdrcdepth launch: {exc}")
         return 2
     if args.print_only:
         for name, cmd, _ in commands:
