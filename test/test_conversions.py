@@ -96,9 +96,10 @@ def test_bad_compressed_images(make, reason):
     assert err.value.reason == reason
 
 
-def camera_info(w=352, h=176, k=(100.0, 0.0, 176.0, 0.0, 100.0, 88.0, 0.0, 0.0, 1.0)):
+def camera_info(w=352, h=176, k=(100.0, 0.0, 176.0, 0.0, 100.0, 88.0, 0.0, 0.0, 1.0), p=None):
+    p = [*k[0:3], 0.0, *k[3:6], 0.0, *k[6:9], 0.0] if p is None else p     # [K|0] unless given
     return CameraInfo(header=HEADER, width=w, height=h, k=list(k), distortion_model="plumb_bob",
-                      d=[0.0] * 5, p=[100.0, 0, 176.0, 0, 0, 100.0, 88.0, 0, 0, 0, 1.0, 0])
+                      d=[0.0] * 5, p=list(p))
 
 
 def test_intrinsics_and_size_checks():
@@ -113,6 +114,24 @@ def test_intrinsics_and_size_checks():
     with pytest.raises(BadInput) as err:
         conv.intrinsics_from_camera_info(camera_info(k=[np.nan] + [0.0] * 7 + [1.0]), (176, 352))
     assert err.value.reason == "bad_camera_info"
+
+
+def test_a_rectified_image_uses_p_as_image_geometry_does():
+    # image_proc's image_rect comes with the raw camera's K and D and the rectified projection P: the image's
+    # pixels follow P (fx' = 90, cx' = 170, ...), K describes the distorted raw image
+    raw_k = (100.0, 0.0, 176.0, 0.0, 101.0, 88.0, 0.0, 0.0, 1.0)
+    rect_p = (90.0, 0.0, 170.0, -9.0, 0.0, 91.0, 85.0, 0.0, 0.0, 0.0, 1.0, 0.0)     # Tx = -9 (stereo): not used
+    info = camera_info(k=raw_k, p=rect_p)
+    info.d = [-0.3, 0.1, 0.0, 0.0, 0.0]
+    np.testing.assert_array_equal(conv.intrinsics_from_camera_info(info, (176, 352)),
+                                  [[90, 0, 170], [0, 91, 85], [0, 0, 1]])
+    # P unset (all zero): K; K all zero: uncalibrated even when P is set (image_geometry checks K)
+    np.testing.assert_array_equal(conv.intrinsics_from_camera_info(camera_info(k=raw_k, p=[0.0] * 12), (176, 352)),
+                                  np.reshape(raw_k, (3, 3)))
+    for k, p, name in (([0.0] * 9, rect_p, "K"), (raw_k, [90.0, 0, 170, 0, 0, 0, 85, 0, 0, 0, 1, 0], "P")):
+        with pytest.raises(BadInput, match=f" {name} ") as err:
+            conv.intrinsics_from_camera_info(camera_info(k=k, p=p), (176, 352))
+        assert err.value.reason == "bad_camera_info"
 
 
 def nuscenes_records(nuscenes_samples) -> np.ndarray:

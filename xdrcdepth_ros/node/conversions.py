@@ -149,15 +149,27 @@ def rgb_from_compressed(msg: CompressedImage, max_pixels: int | None = None) -> 
         raise BadInput("bad_compressed", f"cannot decode '{msg.format}' ({len(msg.data)} bytes): {exc}")
 
 
+def _check_intrinsics(M: np.ndarray, name: str, problem: str) -> None:
+    if not np.all(np.isfinite(M)) or M[0, 0] <= 0 or M[1, 1] <= 0 or M[2, 2] != 1.0:
+        raise BadInput("bad_camera_info", f"{problem} {name} {M.reshape(-1).tolist()}")
+
+
 def intrinsics_from_camera_info(msg: CameraInfo, image_hw: tuple[int, int]) -> np.ndarray:
-    """3 x 3 K of a rectified image (``camera_info.k``), checked against the image it belongs to."""
+    """3 x 3 intrinsics of the rectified image the node receives, checked against that image.
+
+    As image_geometry's ``PinholeCameraModel`` (and so depth_image_proc) reads a camera_info: K all zero means
+    uncalibrated; the rectified image's intrinsics are the left 3 x 3 of the projection matrix P (image_proc's
+    ``image_rect`` comes with the raw camera's K and D, and P), or K where P is unset (all zero). P's Tx/Ty
+    (the second camera of a stereo pair) and R are not used, as in depth_image_proc."""
     K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] != 1.0:
-        raise BadInput("bad_camera_info", f"uncalibrated or invalid K {K.reshape(-1).tolist()}")
+    _check_intrinsics(K, "K", "uncalibrated or invalid")
+    P = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)[:, :3]
+    if np.any(P != 0):
+        _check_intrinsics(P, "P", "invalid projection matrix, left 3 x 3 of")
     if (msg.height, msg.width) != tuple(image_hw):
         raise BadInput("camera_info_size_mismatch",
                        f"camera_info is {msg.width}x{msg.height}, image is {image_hw[1]}x{image_hw[0]}")
-    return K
+    return P.copy() if np.any(P != 0) else K
 
 
 def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
