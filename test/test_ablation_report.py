@@ -14,9 +14,10 @@ def _metrics(mae_mm: float) -> dict:
     return {"auto": {cap: dict(per_cap) for cap in ("50", "70", "80")}, "exact": {"80": dict(per_cap)}}
 
 
-def _record(results, variant: str, seed: int, mae_mm: float, seconds: float) -> None:
+def _record(results, variant: str, seed: int, mae_mm: float, seconds: float, val_mm: float = 2500.0) -> None:
     record = {"variant": variant, "seed": seed, "config": {"model": TINY_STUDENT},
-              "summary": {"seconds": seconds}, "history": [{"val_mae": 3000.0}, {"val_mae": 2500.0}],
+              "summary": {"seconds": seconds, "best_val_mae_mm": val_mm},
+              "history": [{"val_mae": 3000.0}, {"val_mae": val_mm}],
               "test": {"results": {"model": _metrics(mae_mm), "radar_only": _metrics(15000.0),
                                    "constant": _metrics(11000.0)}}}
     (results / "runs" / f"{variant}__seed{seed}.json").write_text(json.dumps(record))
@@ -28,7 +29,7 @@ def test_report_table_budget_saliency_and_notes(tmp_path):
     (results / "runs").mkdir(parents=True)
     _record(results, "teacher", 0, 2000.0, 2400.0)
     _record(results, "direct", 0, 3000.0, 1200.0)
-    _record(results, "direct", 1, 2600.0, 1200.0)
+    _record(results, "direct", 1, 2600.0, 1200.0, val_mm=2900.0)
     _record(results, "xkd+dkd", 0, 2700.0, 3000.0)
     (results / "saliency.json").write_text(json.dumps({
         "frames": 40, "layer": "decoder:4", "target": "mean predicted depth",
@@ -52,6 +53,8 @@ def test_report_table_budget_saliency_and_notes(tmp_path):
 
     md = (results.parent / "ablation.md").read_text()
     assert "| direct | 2 |" in md and "| 2.800 ± 0.283 |" in md
+    # val MAE of the kept epochs, 2.5 and 2.9 m: mean 2.7, std sqrt(2 * 0.2^2 / 1) = 0.283, then the minutes
+    assert "| 2.700 ± 0.283 | 20 |" in md and report["variants"]["direct"]["val_mae_80"] == [2500.0, 2900.0]
     assert "| xkd+dkd | 1 |" in md and "| -3.6 % |" in md                   # 2700 / 2800 - 1
     assert "Compute: 2.2 h on the 4 finished runs" in md
     assert "Still to run: direct seeds [2], xkd+dkd seeds [1], dkd seeds [0] (about 1.7 h more" in md
