@@ -43,3 +43,25 @@ def test_identical_maps_give_zero_and_intermediates_add():
     single = build_loss("dkd")(out, shifted, {}).item()
     assert single > 0
     assert build_loss("dkd", intermediate_weight=0.5)(out, shifted, {}).item() == pytest.approx(2.5 * single, rel=1e-5)
+
+
+def test_lidar_rows_region_averages_the_kl_below_the_topmost_ground_truth_row():
+    # centres 1, 3, T = 1; per pixel KL(p_T || p_S) is 0 where the maps agree and `pair` (the hand value of
+    # test_kl_value_by_hand, teacher 1 vs student 2) where they differ
+    p1 = 1 / (1 + math.exp(-2))
+    pair = p1 * math.log(p1 / 0.5) + (1 - p1) * math.log((1 - p1) / 0.5)
+    teacher = torch.ones(2, 1, 4, 2)
+    student = teacher.clone()
+    student[0, 0, 0, :] = 2.0          # image 0: its top row (no LiDAR there) differs, 2 pixels
+    student[0, 0, 3, 0] = 2.0          # and one pixel of its bottom row
+    student[1, 0, 0, 1] = 2.0          # image 1 (no ground truth at all): one pixel of its top row
+    gt = torch.zeros(2, 1, 4, 2)
+    gt[0, 0, 2, 1] = 10.0              # image 0: topmost ground truth in row 2 -> rows 2, 3 kept
+    loss = build_loss("dkd", bins=2, min_depth=0.0, max_depth=4.0, temperature=1.0, region="lidar_rows")
+    # kept: image 0 rows 2-3 (4 pixels, 1 differs) + image 1 every row (8 pixels, 1 differs) -> 2 pair / 12
+    value = loss({"depth": student}, {"depth": teacher}, {"depth_gt": gt})
+    assert value.item() == pytest.approx(2 * pair / 12, rel=1e-6)
+    everywhere = build_loss("dkd", bins=2, min_depth=0.0, max_depth=4.0, temperature=1.0)
+    assert everywhere({"depth": student}, {"depth": teacher}, {}).item() == pytest.approx(4 * pair / 16, rel=1e-6)
+    with pytest.raises(ValueError, match="unknown region 'sky'; choose one of all, lidar_rows"):
+        build_loss("dkd", region="sky")

@@ -16,6 +16,12 @@ over all pixels of the batch, and optional intermediate maps (``intermediate_wei
   xi = 1 - min_depth: edges ``exp(i / K * log(max_depth + xi)) - xi``, centres at the midpoints.
 A depth beyond the outermost centres shifts all logits equally there, so the loss is flat outside
 [c_1, c_K] (it never pulls the student outside the modelled range).
+
+``region`` (ours, an investigation of the ablation: docs/results/ablation/notes.md): ``all`` (default, the
+paper's every pixel) or ``lidar_rows``, the image rows from the topmost row with ground truth
+(``batch["depth_gt"]``) down, per image, so that the teacher's depth where the LiDAR never reaches (sky, far
+background above the scan) is no target; an image without ground truth keeps every row. The KL is then
+averaged over the kept pixels.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from xdrcdepth_core.distill.common import depth_keys
 from xdrcdepth_core.distill.registry import register_loss
 
 SPACINGS = ("uniform", "log", "sid")
+REGIONS = ("all", "lidar_rows")
 
 
 def bin_centers(spacing: str, bins: int, min_depth: float, max_depth: float) -> Tensor:
@@ -66,21 +73,38 @@ class DepthDistributionKD(DistillLoss):
     requires_teacher = True
 
     def __init__(self, bins: int = 64, spacing: str = "uniform", min_depth: float = 0.0,
-                 max_depth: float = 100.0, temperature: float = 1.0, intermediate_weight: float = 0.0):
+                 max_depth: float = 100.0, temperature: float = 1.0, intermediate_weight: float = 0.0,
+                 region: str = "all"):
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if region not in REGIONS:
+            raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
+        self.region = region
         self.register_buffer("centers", bin_centers(spacing, bins, min_depth, max_depth).float(), persistent=False)
         self.temperature = float(temperature)
         self.maps = depth_keys(intermediate_weight)
 
     def forward(self, student_out: dict, teacher_out: dict | None, batch: dict) -> Tensor:
         teacher_out = self.teacher(teacher_out)
+        top = self.top_gt_row(batch) if self.region == "lidar_rows" else None
         total = 0
         for weight, key in self.maps:
             student, teacher = self.pair(student_out, teacher_out, key)
             centers = self.centers.to(student.dtype)
             log_s = depth_distribution_log(student, centers, self.temperature)
             log_t = depth_distribution_log(teacher, centers, self.temperature)
-            total = total + weight * (log_t.exp() * (log_t - log_s)).sum(dim=1).mean()
+            kl = (log_t.exp() * (log_t - log_s)).sum(dim=1)                      # B x H x W
+            if top is None:
+                total = total + weight * kl.mean()
+                continue
+            rows = (torch.arange(kl.shape[1], device=kl.device, dtype=top.dtype) + 0.5) / kl.shape[1]
+            keep = (rows[None, :] >= top[:, None])[:, :, None].expand_as(kl).to(kl.dtype)
+            total = total + weight * (kl * keep).sum() / keep.sum()
         return total
+
+    def top_gt_row(self, batch: dict) -> Tensor:
+        """Per image, the top edge of its topmost ground-truth row as a fraction of the height (0 without GT)."""
+        gt = self.need(batch, "depth_gt", "batch", "region: lidar_rows")
+        has = (gt > 0).any(dim=1).any(dim=-1)                      # B x H: rows with ground truth
+        return has.double().argmax(dim=1).double() / gt.shape[-2]  # argmax: the first such row (0 if none)
