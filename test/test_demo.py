@@ -35,6 +35,15 @@ def test_without_real_samples_the_demo_synthesises_a_scene(tmp_path, monkeypatch
     assert demo.panel(sample, depth, np.zeros_like(depth), 100.0).shape == (900, 1600, 3)
 
 
+def test_an_unusable_checkpoint_or_device_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    for name, message in (("bad.pt", f"cannot read checkpoint {tmp_path / 'bad.pt'}"),
+                          ("none.pt", f"checkpoint not found: {tmp_path / 'none.pt'}")):
+        assert main(["demo", "--checkpoint", str(tmp_path / name), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"xdrcdepth demo: {message}") and err.count("\n") == 1, err
+
+
 def test_a_dataroot_without_tables_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "v1.0-mini").mkdir()                       # a table folder with no tables in it
     assert main(["demo", "--dataroot", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]) == 2

@@ -76,8 +76,12 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-demo-") as tmp:
         dataroot, label = (args.dataroot, str(args.dataroot)) if args.dataroot else default_dataroot(Path(tmp))
         # every frame computes Grad-CAM saliency, which runs the eager fp32 model: no other backend to load
-        estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device, backend="torch",
-                                                   precision="fp32")
+        try:
+            estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device, backend="torch",
+                                                       precision="fp32")
+        except (OSError, ValueError) as exc:
+            say(f"xdrcdepth demo: {exc}")
+            return EXIT_USAGE
         LOG.info("model %s on %s, input %s; data: %s", estimator.model_id, estimator.device,
                  estimator.input_hw, label)
         try:
