@@ -164,4 +164,5 @@ def test_models_command_prints_table_and_budget():
     assert re.search(r"^budget MET: xdrcdepth has \d+\.\d % of lircdepth's parameters", result.stdout, re.M)
     bad = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "models", "--height", "100"],
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "multiples of 32" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr == ("xdrcdepth models: error: --height and --width must be positive "
+                                                  "multiples of 32, got 100 x 704\n")

@@ -114,7 +114,7 @@ def test_resize_boxes_and_confidence_options(tmp_path, capsys):
     assert rc == 0 and "1 written" in summary
     with pytest.raises(SystemExit):
         main(["prepare", *map(str, args), "--resize", "0", "10"])
-    assert "--resize: must be >= 1, got 0" in capsys.readouterr().err
+    assert "--resize: must be >= 1, got '0'" in capsys.readouterr().err
 
 
 def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
@@ -134,7 +134,7 @@ def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
                                                    "table folder v1.0-test/ here\n")
     with pytest.raises(SystemExit):
         main(["prepare", "--dataroot", str(folder), "--out", str(out), "--lidar-sweeps", "0"])
-    assert "--lidar-sweeps: must be >= 1, got 0" in capsys.readouterr().err
+    assert "--lidar-sweeps: must be >= 1, got '0'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="sweep counts must be >= 1"):
         NuScenesDepthDataset(folder, "v1.0-test", radar_sweeps=0)
 

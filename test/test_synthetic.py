@@ -277,6 +277,10 @@ def test_command_rejects_bad_input(folders, capsys):
     assert "not empty" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["synth", "--out", "/tmp/x", "--conditions", "snow"])
+    blocker = folders["clear"] / "v1.0-mini" / "scene.json"            # a file where a folder would go
+    capsys.readouterr()
+    assert cli_main(["synth", "--out", str(blocker / "out"), "--no-progress"]) == 1
+    assert capsys.readouterr().err == f"xdrcdepth synth: cannot write {blocker / 'out'}: Not a directory [Errno 20]\n"
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, interrupted_line, os_error_line, say
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, interrupted_line, os_error_line, positive_int, say
 
 from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError
 from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
@@ -57,13 +57,6 @@ CACHE_FORMAT = 2
 ZLIB_LEVEL = 1
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", required=True, help="nuScenes-format folder (holds <version>/ and samples/)")
     parser.add_argument("--version", default="v1.0-mini", help="table folder name (default: %(default)s)")
@@ -74,9 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", default="CAM_FRONT", help="camera channel (default: %(default)s)")
     parser.add_argument("--radar", nargs="+", default=["RADAR_FRONT"], metavar="CHANNEL",
                         help="radar channels to rasterise together (default: RADAR_FRONT)")
-    parser.add_argument("--radar-sweeps", type=_positive_int, default=1,
+    parser.add_argument("--radar-sweeps", type=positive_int, default=1,
                         help="radar key frame plus previous sweeps per radar (default: %(default)s)")
-    parser.add_argument("--lidar-sweeps", type=_positive_int, default=1,
+    parser.add_argument("--lidar-sweeps", type=positive_int, default=1,
                         help="LiDAR sweeps centred on the key frame for depth_gt; 1 = evaluation GT "
                              "(default: %(default)s)")
     parser.add_argument("--radar-channels", nargs="+", default=list(DEFAULT_CHANNELS), metavar="NAME",
@@ -89,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="count samples with unreadable files and go on (default: stop at the first)")
     parser.add_argument("--confidence-gt", action=argparse.BooleanOptionalAction, default=True,
                         help="write CaFNet's radar-confidence labels radar_confidence_gt (default: on)")
-    parser.add_argument("--resize", nargs=2, type=_positive_int, metavar=("H", "W"),
+    parser.add_argument("--resize", nargs=2, type=positive_int, metavar=("H", "W"),
                         help="store every map at H x W (image bilinear, sparse maps moved, K and boxes scaled); "
                              "default: the camera's resolution")
 

@@ -39,7 +39,7 @@ def model_stats(name: str, height: int, width: int) -> tuple[int, float]:
 
 def run(args: argparse.Namespace) -> int:
     if args.height % SIZE_DIVISOR or args.width % SIZE_DIVISOR or args.height <= 0 or args.width <= 0:
-        print(f"error: --height and --width must be positive multiples of {SIZE_DIVISOR}, "
+        print(f"xdrcdepth models: error: --height and --width must be positive multiples of {SIZE_DIVISOR}, "
               f"got {args.height} x {args.width}", file=sys.stderr)
         return 2
     stats = {name: model_stats(name, args.height, args.width) for name in list_models()}

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import positive_float
+from xdrcdepth_core.cli_args import os_error_line, positive_float, positive_int, say
 from xdrcdepth_core.data.synthetic.conditions import CONDITIONS
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _conditions(text: str) -> tuple[str, ...]:
@@ -28,8 +20,8 @@ def _conditions(text: str) -> tuple[str, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder (created; must be empty)")
-    parser.add_argument("--scenes", type=_positive_int, default=1, help="number of scenes (default: %(default)s)")
-    parser.add_argument("--frames", type=_positive_int, default=4,
+    parser.add_argument("--scenes", type=positive_int, default=1, help="number of scenes (default: %(default)s)")
+    parser.add_argument("--frames", type=positive_int, default=4,
                         help="key frames (2 Hz samples) per scene (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--image-scale", type=positive_float, default=1.0,
@@ -52,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = synthesize(config, progress=not args.no_progress)
     except ValueError as exc:
-        print(f"xdrcdepth synth: {exc}", file=sys.stderr)
+        say(f"xdrcdepth synth: {exc}")
         return 2
+    except OSError as exc:       # an output folder that cannot be made or written
+        say(os_error_line("xdrcdepth synth", exc, args.out))
+        return 1
     conditions = ",".join(sorted({s["condition"] for s in summary["scenes"]}))
     h, w = summary["image_hw"]
     print(f"synth: {len(summary['scenes'])} scene(s) x {summary['keyframes_per_scene']} key frames, "
