@@ -38,6 +38,19 @@ def ros_domain_id(monkeypatch):
 
 
 @pytest.fixture
+def one_torch_thread():
+    """torch on one CPU thread for this test, as the depth node under test runs (``cpu_threads: 1``): the core's
+    numbers then equal the node's bit for bit (oneDNN's reductions follow the thread count, and an earlier test
+    in this worker may have set another); the previous count is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def nuscenes_samples():
     """The real nuScenes samples in ../shared (read-only; never copied into the repo)."""
     if not (NUSCENES_SAMPLES / "frames.json").exists():

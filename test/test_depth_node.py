@@ -7,7 +7,6 @@ process, with the radar->camera transform computed from the nuScenes poses by
 
 import numpy as np
 import pytest
-import torch
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 
@@ -19,7 +18,7 @@ from xdrcdepth_core.infer import DepthEstimator, RadarInput
 from xdrcdepth_ros.node import conversions as conv
 from xdrcdepth_ros.node.transforms import matrix_to_transform
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(180), pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(180), pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture
@@ -34,7 +33,6 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def estimator(checkpoint):
-    torch.set_num_threads(1)     # the node runs with cpu_threads 1 too: same kernels, same numbers
     return DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="torch", precision="fp32")
 
 

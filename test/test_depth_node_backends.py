@@ -6,14 +6,13 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from depth_node_rig import (CAMERA, NodeProcess, NuScenesFrame, Rig, camera_info_msg, depth_array, image_msg,
                             make_checkpoint, radar_msg)
 from xdrcdepth_core.data.geometry import invert_transform, transform_points
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(420), pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(420), pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.mark.slow
@@ -24,7 +23,6 @@ def test_node_runs_onnxruntime_and_equals_the_core(ros_domain_id, tmp_path, nusc
     for i, c in enumerate("xyz"):
         records[c] = xyz[:, i]
     checkpoint = make_checkpoint(tmp_path / "student.pt")
-    torch.set_num_threads(1)          # the node runs with cpu_threads 1: ONNX Runtime gets 1 thread in both
     # exports and verifies the graph into the shared artefact cache (XDRCDEPTH_CACHE), so the node loads it
     core = DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="onnxruntime", precision="fp32")
     assert core.backend.parity.passed and core.backend.parity.max_abs_m <= 1e-3

@@ -3,7 +3,6 @@ frame afterwards still gives the core's depth."""
 
 import numpy as np
 import pytest
-import torch
 from rclpy.time import Time
 from sensor_msgs.msg import Image, PointField
 
@@ -12,7 +11,7 @@ from depth_node_rig import (CAMERA, RADAR, NodeProcess, NuScenesFrame, Rig, came
 from xdrcdepth_core.data.geometry import invert_transform
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240), pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 MS = 1_000_000
 
 
@@ -121,7 +120,6 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
     assert diag["bad messages"] == str(sum(counts.values()))
     assert not any(key == "bad: internal_error" for key in diag)
 
-    torch.set_num_threads(1)
     estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="torch", precision="fp32")
     xyz, feats = frame.radar_xyz_features()                      # the finite points only
     want = estimator.estimate(frame.rgb, [RadarInput(

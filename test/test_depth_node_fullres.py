@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image as PILImage
 
 from depth_node_rig import CAMERA, NodeProcess, NuScenesFrame, Rig, camera_info_msg, depth_array, image_msg, \
@@ -18,7 +17,7 @@ from xdrcdepth_core.data.geometry import invert_transform
 from xdrcdepth_core.checkpoint import file_digest
 from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator, RadarInput
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(240), pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def test_full_resolution_raw_image_default_student(ros_domain_id, tmp_path, nuscenes_samples):
@@ -43,7 +42,6 @@ def test_full_resolution_raw_image_default_student(ros_domain_id, tmp_path, nusc
     assert f"model xdrcdepth@{file_digest(SHIPPED_CHECKPOINT)} on cpu" in node.output()
     msg = rig.received["depth"][0]
     assert (msg.encoding, msg.height, msg.width, msg.header.frame_id) == ("32FC1", 900, 1600, CAMERA)
-    torch.set_num_threads(1)
     xyz, feats = frame.radar_xyz_features()
     want = DepthEstimator.from_checkpoint(None, device="cpu", backend="torch", precision="fp32").estimate(
         rgb, [RadarInput(xyz, feats, invert_transform(frame.cam_s2e) @ frame.radar_s2e)], frame.K).depth

@@ -6,7 +6,6 @@ process. Waits are for events with generous deadlines (``publish_frame_until`` r
 
 import numpy as np
 import pytest
-import torch
 from rclpy.time import Time
 
 from depth_node_rig import (CAMERA, NodeProcess, NuScenesFrame, Rig, camera_info_msg, depth_array, image_msg,
@@ -14,7 +13,7 @@ from depth_node_rig import (CAMERA, NodeProcess, NuScenesFrame, Rig, camera_info
 from xdrcdepth_core.data.geometry import invert_transform
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
 
-pytestmark = [pytest.mark.ros, pytest.mark.timeout(300), pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 MS = 1_000_000
 
 
@@ -25,7 +24,6 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def estimator(checkpoint):
-    torch.set_num_threads(1)     # the node runs with cpu_threads 1 too: same kernels, same numbers
     return DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="torch", precision="fp32")
 
 
