@@ -43,16 +43,29 @@ def test_malicious_pickle_runs_nothing(tmp_path):
 def test_unreadable_files_give_the_cause_without_torchs_advice_to_load_unsafely(tmp_path):
     # torch.load's message tells the user to retry with weights_only=False; ours keeps only the cause
     torch.save({"payload": _RunsCode(tmp_path / "pwned")}, tmp_path / "evil.pt")
-    (tmp_path / "garbage.pt").write_bytes(b"garbage")
-    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"a": 1}, tmp_path / "truncated.pt")
+    whole = (tmp_path / "truncated.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "legacy_garbage.pt").write_bytes(b"\x80\x02garbage")   # a pickle's PROTO 2, then junk
     causes = {"evil.pt": "Unsupported global: GLOBAL io.open was not an allowed global by default",
-              "garbage.pt": "Unsupported operand 103",         # b"g" = 103, not a pickle opcode
-              "empty.pt": "EOFError (empty or truncated file)"}
+              "legacy_garbage.pt": "Unsupported operand 103",         # b"g" = 103, not a pickle opcode
+              "truncated.pt": "PytorchStreamReader failed reading zip archive: failed finding central directory"}
     for name, cause in causes.items():
         with pytest.raises(ValueError) as err:
             load_checkpoint(tmp_path / name)
         assert str(err.value) == (f"cannot read checkpoint {tmp_path / name} (only tensors and plain data are "
                                   f"accepted): {cause}")
+
+
+def test_files_that_are_no_checkpoint_at_all_are_named_as_such_before_torch_reads_them(tmp_path):
+    (tmp_path / "notes.pt").write_text("model: xdrcdepth\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name, cause in {"notes.pt": "not a PyTorch checkpoint (neither a zip archive, what torch.save writes, "
+                                    "nor a legacy pickle)",
+                        "empty.pt": "empty file"}.items():
+        with pytest.raises(ValueError) as err:
+            load_checkpoint(tmp_path / name)
+        assert str(err.value) == f"cannot read checkpoint {tmp_path / name}: {cause}"
 
 
 @pytest.mark.slow

@@ -99,6 +99,10 @@ def _validate(ckpt: dict, path: Path) -> None:
         raise ValueError(f"{path}: model_config must be a mapping")
 
 
+ZIP_MAGIC = b"PK\x03\x04"   # torch.save's format since PyTorch 1.6
+PICKLE_PROTO = b"\x80"      # the PROTO opcode that starts a legacy (pre-1.6, _use_new_zipfile_serialization=False) file
+
+
 def load_failure_reason(exc: Exception) -> str:
     """The cause in ``torch.load``'s error, without its advice to load untrusted files unsafely: the
     weights-only unpickler's own message ("Unsupported global: GLOBAL os.system ...") or the first sentence."""
@@ -113,6 +117,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:4] != ZIP_MAGIC and head[:1] != PICKLE_PROTO:
+        raise ValueError(f"cannot read checkpoint {path}: "
+                         + ("empty file" if not head else "not a PyTorch checkpoint (neither a zip archive, "
+                            "what torch.save writes, nor a legacy pickle)"))
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt files and forbidden pickles raise many different exception types
