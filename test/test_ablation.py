@@ -67,3 +67,7 @@ def test_tiny_ablation_resumable_with_report(tmp_path):
     assert proc.returncode == 0
     logs = (tmp_path / "runs" / "direct" / "seed0" / "log.txt").read_text()
     assert logs.count("cli train") == 1
+    # The logs of the sub-commands hold their lines, not progress bars redrawn with carriage returns.
+    teacher_log = (tmp_path / "runs" / "teacher" / "log.txt").read_text()
+    assert "cli eval" in logs and "cli teacher-cache" in teacher_log
+    assert "\r" not in logs + teacher_log and "frame/s" not in logs and "sample/s" not in teacher_log

@@ -29,6 +29,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
+def add_no_progress(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``: no progress bars (for logs and batch jobs; ``ablate`` passes it to its sub-commands)."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def one_line(text: str) -> str:
     """``text`` with its lines joined by ``'; '`` (messages of nested exceptions can span lines)."""
     parts = [part.strip() for part in str(text).splitlines() if part.strip()]

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, interrupted_line, os_error_line, positive_int, say
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, interrupted_line, os_error_line, positive_int, say
 
 from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError
 from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
@@ -85,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resize", nargs=2, type=positive_int, metavar=("H", "W"),
                         help="store every map at H x W (image bilinear, sparse maps moved, K and boxes scaled); "
                              "default: the camera's resolution")
+    add_no_progress(parser)
 
 
 def _settings(args: argparse.Namespace) -> str:
@@ -200,7 +201,7 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
     stale = remove_stale_temporaries(out, lambda target: target.endswith(".npz"))
     written = skipped = rebuilt = 0
     bad: list[str] = []
-    for index, token in enumerate(tqdm(dataset.sample_tokens, desc="prepare", unit="sample")):
+    for index, token in enumerate(tqdm(dataset.sample_tokens, desc="prepare", unit="sample", disable=args.no_progress)):
         path = out / f"{token}.npz"
         state = cache_state(path, settings)
         if state == "cached":

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from xdrcdepth_core.cli_args import add_no_progress
 from xdrcdepth_core.metrics import DEFAULT_CAPS
 
 
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="write all numbers to this JSON file")
     parser.add_argument("--limit", type=int, default=0, help="first N frames only (default: all)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = evaluate_cache(estimator, args.data, caps=args.caps, gts=args.gt, constant=constant,
                                 limit=args.limit, saliency_frames=args.max_panels if args.panels else 0,
-                                on_frame=panel)
+                                on_frame=panel, progress=not args.no_progress)
     except (OSError, ValueError) as exc:
         print(f"xdrcdepth eval: {exc}", file=sys.stderr)
         return 2

@@ -133,7 +133,7 @@ class Ablation:
         tc = self.cfg["teacher_cache"]
         _run(_python_cli("teacher-cache", "--checkpoint", str(self.published_teacher), "--data",
                          str(self.paths["train"]), "--out", str(self.teacher_cache_dir), "--layers",
-                         *tc["layers"], "--target", tc["target"]), self.teacher_dir / "log.txt")
+                         *tc["layers"], "--target", tc["target"], "--no-progress"), self.teacher_dir / "log.txt")
 
     # -- students --------------------------------------------------------------------------------------------
     def runs(self, only: set[str] | None = None, seeds: set[int] | None = None) -> list[tuple[str, int, Path]]:
@@ -173,7 +173,7 @@ class Ablation:
     # -- shared ----------------------------------------------------------------------------------------------
     def _evaluate(self, checkpoint: Path, out_json: Path, log: Path) -> None:
         _run(_python_cli("eval", "--checkpoint", str(checkpoint), "--data", str(self.paths["test"]),
-                         "--gt", "auto", "exact", "--json", str(out_json)), log)
+                         "--gt", "auto", "exact", "--json", str(out_json), "--no-progress"), log)
 
     def _publish(self, name: str, seed: int, run_dir: Path) -> None:
         """Copy a finished run's numbers (test metrics, history, config, timing) to the committed results."""

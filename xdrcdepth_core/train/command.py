@@ -12,13 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from xdrcdepth_core.cli_args import add_no_progress
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, type=Path, help="experiment YAML")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt if it exists")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set optim.epochs=2 (repeatable)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

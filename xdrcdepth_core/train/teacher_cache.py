@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
+from xdrcdepth_core.cli_args import add_no_progress
 from xdrcdepth_core.models.base import INTERMEDIATE_DEPTH_SCALES
 
 PREFIX = "teacher/"
@@ -124,6 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Grad-CAM layers (default: decoder:4)")
     parser.add_argument("--target", default="mean_depth", help="Grad-CAM target (default: %(default)s)")
     parser.add_argument("--device", default="auto")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_bytes(meta_path, json.dumps(meta, indent=1).encode())
     names = sorted(p.name for p in Path(args.data).glob("*.npz"))
     start, written = time.monotonic(), 0
-    for index, name in enumerate(tqdm(names, desc="teacher-cache", unit="sample")):
+    for index, name in enumerate(tqdm(names, desc="teacher-cache", unit="sample", disable=args.no_progress)):
         path = args.out / name
         if path.is_file():
             continue

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, interrupted_line, os_error_line, say
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, add_no_progress, interrupted_line, os_error_line, say
 from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos, remove_stale_bag_temporaries
 
 DEFAULT_CHANNELS = ("CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP")
@@ -379,7 +379,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave out unreadable sensor files (truncated/garbled images, bad PCDs) with a "
                              "warning and count them (default: stop at the first, no bag written)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:

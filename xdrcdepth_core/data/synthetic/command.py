@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import os_error_line, positive_float, positive_int, say
+from xdrcdepth_core.cli_args import add_no_progress, os_error_line, positive_float, positive_int, say
 from xdrcdepth_core.data.synthetic.conditions import CONDITIONS
 
 
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-sweeps", action=argparse.BooleanOptionalAction, default=True,
                         help="also render the 12 Hz camera frames between key frames (default: on)")
     parser.add_argument("--version", default="v1.0-mini", help="table folder name (default: %(default)s)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
