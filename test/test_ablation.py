@@ -2,12 +2,16 @@
 student rows with cached and live teachers, per-run records, report; a second run skips finished jobs."""
 
 import json
+import sys
+import threading
+import time
 
 import pytest
 import yaml
 
 from train_rig import TINY_STUDENT, TINY_TEACHER, cli
 from xdrcdepth_core.checkpoint import load_checkpoint
+from xdrcdepth_core.experiments.ablation import _run
 
 
 def _yaml(path, data):
@@ -71,3 +75,25 @@ def test_tiny_ablation_resumable_with_report(tmp_path):
     teacher_log = (tmp_path / "runs" / "teacher" / "log.txt").read_text()
     assert "cli eval" in logs and "cli teacher-cache" in teacher_log
     assert "\r" not in logs + teacher_log and "frame/s" not in logs and "sample/s" not in teacher_log
+
+
+def test_a_run_log_shows_each_line_while_the_command_still_runs(tmp_path, monkeypatch):
+    # A child that prints a line, then waits for a file: the line must be in the log before the child ends
+    # (Python block-buffers stdout into a file, so without PYTHONUNBUFFERED the epoch lines of a training
+    # run appeared only when it finished).
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)   # as a user's shell has it
+    go = tmp_path / "go"
+    child = ("import pathlib, time\nprint('epoch', 1, 'done')\n"   # the log's command line must not hold the text
+             f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.05)\n")
+    log = tmp_path / "runs" / "log.txt"
+    runner = threading.Thread(target=_run, args=([sys.executable, "-c", child], log))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "epoch 1 done" not in (log.read_text() if log.is_file() else ""):
+            assert runner.is_alive() and time.monotonic() < deadline, "the line reached the log only at the end"
+            time.sleep(0.05)
+    finally:
+        go.touch()
+        runner.join(60)
+    assert log.read_text().startswith(f"\n$ {sys.executable} -c")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -63,12 +64,13 @@ def _python_cli(*args: str) -> list[str]:
 
 
 def _run(cmd: list[str], log: Path) -> None:
-    """Run a command, tee-ing its output to ``log``; raise naming the log on failure."""
+    """Run a command with its output appended to ``log`` as it is printed (unbuffered: ``tail -f`` shows each
+    epoch when it ends, not hours later); raise naming the log on failure."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as f:
         f.write(f"\n$ {' '.join(cmd)}\n")
         f.flush()
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd[2:5])} ... failed (exit {proc.returncode}); see {log}")
 
