@@ -165,22 +165,52 @@ def label(variant) -> str:
     return f"{name} {precision}" + "".join(f" +{o}" for o, on in sorted(options.items()) if on)
 
 
+def packaged_checkpoints() -> dict[str, Path]:
+    """Model name -> the checkpoint in ``xdrcdepth_core/checkpoints/`` that holds trained weights for it (the
+    shipped student; the ablation teacher in a source checkout). Speed does not depend on the weights, but the
+    parity check of reduced precisions (int8 above all) does: an untrained network's outputs say little about
+    how quantisation changes a trained one's depth."""
+    from xdrcdepth_core.checkpoint import load_checkpoint
+
+    found = {}
+    for path in sorted((Path(__file__).resolve().parent / "checkpoints").glob("*.pt")):
+        found.setdefault(load_checkpoint(path)["model_name"], path)
+    return found
+
+
+def bench_model(name: str, checkpoints: dict[str, Path]) -> tuple[torch.nn.Module, str]:
+    """The model to time and the words that say which weights it has: trained ones where the package holds
+    them, else seeded untrained ones (seed 0, as ``DepthEstimator.from_checkpoint`` without a checkpoint)."""
+    from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint
+    from xdrcdepth_core.infer import UNTRAINED_SEED
+    from xdrcdepth_core.models import build_model
+
+    if name in checkpoints:
+        path = checkpoints[name]
+        return build_from_checkpoint(load_checkpoint(path), path).eval(), f"trained ({path.name})"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(UNTRAINED_SEED)
+        return build_model(name).eval(), f"untrained (seed {UNTRAINED_SEED})"
+
+
 def bench_models(args, device: torch.device, report: dict) -> None:
     from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, create_backend
     from xdrcdepth_core.backends.auto import _MemoReference
     from xdrcdepth_core.backends.frames import default_frames
     from xdrcdepth_core.backends.torch_backend import TorchBackend
     from xdrcdepth_core.checkpoint import weights_digest
-    from xdrcdepth_core.models import build_model, list_models
+    from xdrcdepth_core.models import list_models
     from xdrcdepth_core.models.summary import STUDENT, model_stats
 
     names = args.models or list_models()
+    checkpoints = packaged_checkpoints()
+    report.setdefault("weights", {})
     int8_models = args.int8_models if args.int8_models is not None else [STUDENT]
     sizes = args.sizes           # (h, w) pairs
     rows, skipped = report["rows"], report["skipped"]
     for name in names:
-        torch.manual_seed(0)      # the untrained default student uses seed 0 too
-        model = build_model(name).eval()
+        model, weights = bench_model(name, checkpoints)
+        report["weights"][name] = weights
         sha = weights_digest(model.state_dict())
         channels = ("depth", "rcs", "vx_comp", "vy_comp")[:model.radar_channels]
         frames, frames_label = default_frames(channels, limit=3)
@@ -450,7 +480,9 @@ def markdown(report: dict) -> str:
              + f", Python {m['python']}, {m['system']}",
              f"- load average (1 min) before / after: {report['load_before']:.2f} / {report['load_after']:.2f} "
              f"on {m['logical_cores']} cores (other jobs share them: absolute times move, ratios hold better)",
-             f"- batch {report['batch']}, untrained weights (seed 0), inputs from "
+             f"- batch {report['batch']}; weights: "
+             + (", ".join(f"{k} {v}" for k, v in report.get("weights", {}).items()) or "untrained (seed 0)")
+             + "; inputs from "
              f"{report.get('frames', 'real frames')}; "
              f"median and p90 over {report['repeats']} round-robin rounds after {report['warmup']} warm-up; every row "
              "but eager fp32 passed the parity check first (fp32: max |Δdepth| <= 1e-3 m; reduced precision: mean "
