@@ -68,6 +68,24 @@ def test_files_that_are_no_checkpoint_at_all_are_named_as_such_before_torch_read
         assert str(err.value) == f"cannot read checkpoint {tmp_path / name}: {cause}"
 
 
+def test_a_folder_or_a_device_is_named_for_what_it_is(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(run)
+    assert str(err.value) == f"checkpoint {run} is a folder; give a checkpoint file"
+    for name in ("last.pt", "best.pt", "notes.txt"):
+        (run / name).write_bytes(b"")
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(run)
+    assert str(err.value) == f"checkpoint {run} is a folder; give a checkpoint file in it (best.pt, last.pt)"
+    with pytest.raises(ValueError) as err:
+        load_checkpoint("/dev/null")
+    assert str(err.value) == "checkpoint /dev/null is not a regular file"
+    with pytest.raises(FileNotFoundError, match=f"checkpoint not found: {tmp_path / 'gone.pt'}"):
+        load_checkpoint(tmp_path / "gone.pt")
+
+
 @pytest.mark.slow
 def test_round_trip_and_digest(tmp_path):
     model = _tiny_model()

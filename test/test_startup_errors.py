@@ -76,6 +76,8 @@ def make_node(context, **values):
     ("fixed_frame", "/odom", "fixed_frame = '/odom': tf2 frame ids do not start with '/'"),
     ("fallback_transforms", "base_link cam 1 2 3", "fallback_transforms: transform 'base_link cam 1 2 3'"),
     ("checkpoint", "/nonexistent/student.pt", "checkpoint = '/nonexistent/student.pt': no such file"),
+    ("checkpoint", "/", "checkpoint = '/': is a folder; give a checkpoint file"),
+    ("checkpoint", "/dev/null", "checkpoint = '/dev/null': is not a regular file"),
 ])
 def test_each_bad_parameter_is_named_before_anything_is_built(ros_context, name, value, message):
     with pytest.raises(ParameterError, match="bad parameters: ") as info:

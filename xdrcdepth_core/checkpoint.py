@@ -112,11 +112,29 @@ def load_failure_reason(exc: Exception) -> str:
     return text or f"{type(exc).__name__} (empty or truncated file)"
 
 
+NOT_FOUND = "no such file"
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as a checkpoint file (:data:`NOT_FOUND`, a folder -- with the ``.pt``
+    files in it, since a run folder is the usual mix-up --, a device or pipe), or ``None``."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = ", ".join(sorted(p.name for p in path.glob("*.pt"))[:3])
+        return "is a folder; give a checkpoint file" + (f" in it ({candidates})" if candidates else "")
+    if path.exists() and not path.is_file():
+        return "is not a regular file"
+    return None if path.is_file() else NOT_FOUND
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load (tensors and plain types only) and validate a checkpoint; errors name the file."""
     path = Path(path)
-    if not path.is_file():
+    problem = file_problem(path)
+    if problem == NOT_FOUND:
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if problem:
+        raise ValueError(f"checkpoint {path} {problem}")
     with open(path, "rb") as f:
         head = f.read(4)
     if head[:4] != ZIP_MAGIC and head[:1] != PICKLE_PROTO:

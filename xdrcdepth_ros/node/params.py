@@ -7,7 +7,6 @@ are fixed at start-up; the others are read for every frame and can be changed at
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -183,6 +182,7 @@ def check_values(v: dict, node=None) -> list[str]:
     if "device" in v and (problem := check_device(v["device"])):
         errors.append(problem)
     from xdrcdepth_core.backends import BACKENDS, PRECISIONS
+    from xdrcdepth_core.checkpoint import file_problem
 
     if v.get("backend", "auto") not in ("auto", *BACKENDS):
         errors.append(f"backend = {v['backend']!r} is not one of auto, {', '.join(BACKENDS)}")
@@ -191,8 +191,9 @@ def check_values(v: dict, node=None) -> list[str]:
     if v.get("image_transport", "raw") not in ("raw", "compressed"):
         errors.append(f"image_transport = {v['image_transport']!r} is not raw or compressed")
     checkpoint = v.get("checkpoint", "")
-    if checkpoint and not os.path.isfile(checkpoint):
-        errors.append(f"checkpoint = {checkpoint!r}: no such file")
+    problem = file_problem(checkpoint) if checkpoint else None
+    if problem:
+        errors.append(f"checkpoint = {checkpoint!r}: {problem}")
     if "radar_topics" in v:
         topics = list(v["radar_topics"])
         if not topics:
