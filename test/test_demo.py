@@ -50,6 +50,18 @@ def test_a_dataroot_without_tables_is_one_line_and_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err == (f"xdrcdepth demo: error: {tmp_path / 'absent'}: no nuScenes table folder "
                                        "v1.0-mini/ here\n")
     assert main(["demo", "--dataroot", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"xdrcdepth demo: error: {tmp_path / 'v1.0-mini'}: cannot load the nuScenes tables (missing category.json, "
+        "attribute.json, visibility.json, instance.json, sensor.json, calibrated_sensor.json, ego_pose.json, "
+        "log.json, scene.json, sample.json, sample_data.json, sample_annotation.json, map.json)\n")
+    for table in ("attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose", "log", "scene",
+                  "sample", "sample_data", "sample_annotation", "map"):
+        (tmp_path / "v1.0-mini" / f"{table}.json").write_text("[]")
+    assert main(["demo", "--dataroot", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth demo: error: {tmp_path / 'v1.0-mini'}: cannot load the nuScenes "
+                                       "tables (missing category.json)\n")
+    (tmp_path / "v1.0-mini" / "category.json").write_text("{not json")
+    assert main(["demo", "--dataroot", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"xdrcdepth demo: error: {tmp_path / 'v1.0-mini'}: cannot load the nuScenes tables (")
     assert err.count("\n") == 1 and not (tmp_path / "out").exists()

@@ -49,6 +49,11 @@ LOG = logging.getLogger(__name__)
 LIDAR = "LIDAR_TOP"
 
 
+#: the tables the devkit's ``NuScenes`` loads (nuscenes-devkit 1.1/1.2 ``NuScenes.table_names``); all must exist
+DEVKIT_TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose", "log",
+                 "scene", "sample", "sample_data", "sample_annotation", "map")
+
+
 class NuScenesLoadError(ValueError):
     """A folder the devkit cannot load as a nuScenes version; the message names the folder."""
 
@@ -61,6 +66,10 @@ def load_nuscenes(dataroot: str | os.PathLike, version: str):
     dataroot = Path(dataroot)
     if not (dataroot / version).is_dir():
         raise NuScenesLoadError(f"{dataroot}: no nuScenes table folder {version}/ here")
+    missing = [f"{t}.json" for t in DEVKIT_TABLES if not (dataroot / version / f"{t}.json").is_file()]
+    if missing:
+        raise NuScenesLoadError(f"{dataroot / version}: cannot load the nuScenes tables (missing "
+                                f"{', '.join(missing)})")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return NuScenes(version=version, dataroot=str(dataroot), verbose=False)
