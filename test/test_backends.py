@@ -191,12 +191,27 @@ def test_exported_backends_auto_and_export_command(model, frames, tmp_path):
     assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out), "--limit", "2"]) == 0
     meta = json.loads((tmp_path / "tiny.onnx.parity.json").read_text())
     assert out.stat().st_size > 10_000 and meta["parity"]["passed"] and meta["parity"]["frames"] == 2
-    assert meta["input_hw"] == list(HW) and meta["precision"] == "fp32"
+    assert meta["input_hw"] == list(HW) and meta["precision"] == "fp32" and meta["checkpoint"] == str(ckpt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx", "tiny.onnx.parity.json", "tiny.pt"]  # no temps
     xml = tmp_path / "ov" / "tiny.xml"
     assert main(["export", "--checkpoint", str(ckpt), "--format", "openvino", "--out", str(xml), "--limit", "2"]) == 0
     assert xml.is_file() and xml.with_suffix(".bin").stat().st_size > 10_000
     assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--precision", "bf16",
                  "--out", str(tmp_path / "x.onnx")]) == 2                      # no bf16 kernels in ORT's CPU EP
+
+
+@pytest.mark.parametrize("fmt,out,why", [("onnx", "folder", " (that is a folder)"), ("onnx", "model.xml", ""),
+                                         ("openvino", "model.onnx", ""), ("openvino", "model", "")])
+def test_export_checks_out_before_any_work(tmp_path, capsys, fmt, out, why):
+    from xdrcdepth_core.cli import main
+
+    (tmp_path / "folder").mkdir()
+    ext = {"onnx": ".onnx", "openvino": ".xml"}[fmt]
+    assert main(["export", "--checkpoint", str(tmp_path / "absent.pt"), "--format", fmt,
+                 "--out", str(tmp_path / out)]) == 2                     # before the checkpoint is even looked at
+    assert capsys.readouterr().err == (f"xdrcdepth export: --out {tmp_path / out}: give a file name ending in "
+                                       f"{ext} for --format {fmt}{why}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
 
 
 @pytest.mark.slow

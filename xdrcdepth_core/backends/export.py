@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from xdrcdepth_core.atomic import atomic_write_bytes
 from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
 from xdrcdepth_core.backends.frames import Frame, cache_root
 
@@ -178,8 +179,13 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, create_backend
     from xdrcdepth_core.backends.frames import frames_for
-    from xdrcdepth_core.infer import DepthEstimator
+    from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
+    ext = ".onnx" if args.format == "onnx" else ".xml"
+    if args.out is not None and (args.out.is_dir() or args.out.suffix != ext):
+        print(f"xdrcdepth export: --out {args.out}: give a file name ending in {ext} for --format {args.format}"
+              + (" (that is a folder)" if args.out.is_dir() else ""), file=sys.stderr)
+        return 2
     try:
         estimator = DepthEstimator.from_checkpoint(args.checkpoint or None, device=args.device, backend="torch",
                                                    precision="fp32")
@@ -190,7 +196,6 @@ def run(args: argparse.Namespace) -> int:
     backend = "onnxruntime" if args.format == "onnx" else "openvino"
     model = estimator.model
     h, w = estimator.input_hw
-    ext = ".onnx" if args.format == "onnx" else ".xml"
     out = args.out or Path("exports") / f"{model.name}_{h}x{w}_{args.precision}{ext}"
     print(f"xdrcdepth export: {estimator.model_id} -> {args.format} {args.precision}, input {h} x {w}, batch "
           f"{args.batch}; verifying on {len(frames)} frames ({label})", flush=True)
@@ -201,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     except ParityFailed as exc:
         report_path = Path(str(out) + ".parity.json")
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(json.dumps(exc.report.to_dict(), indent=1))
+        atomic_write_bytes(report_path, json.dumps(exc.report.to_dict(), indent=1).encode())
         print(f"xdrcdepth export: parity check failed, nothing exported: {exc.report.summary()} "
               f"(numbers in {report_path})", file=sys.stderr)
         return 1
@@ -213,22 +218,34 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "openvino" and args.precision == "fp16":
         source = convert_openvino(artefact_onnx(runner), out, compress_to_fp16=True)
     elif args.format == "openvino":
-        shutil.copyfile(source.with_suffix(".bin"), out.with_suffix(".bin"))
-        shutil.copyfile(source, out)
+        _atomic_copy(source.with_suffix(".bin"), out.with_suffix(".bin"))    # the weights first, as convert_openvino
+        _atomic_copy(source, out)
     else:
-        shutil.copyfile(source, out)
+        _atomic_copy(source, out)
     report = runner.parity.to_dict() if runner.parity is not None else {}
-    meta = {"checkpoint": args.checkpoint or "untrained default student", "model_id": estimator.model_id,
+    checkpoint = args.checkpoint or (f"shipped {SHIPPED_CHECKPOINT.name}" if SHIPPED_CHECKPOINT.is_file()
+                                     else "untrained default student")
+    meta = {"checkpoint": checkpoint, "model_id": estimator.model_id,
             "format": args.format, "precision": args.precision, "input_hw": [h, w], "batch": args.batch,
             "radar_channels": list(estimator.radar_channels), "frames": label, "parity": report,
             "inputs": {"image": "B x 3 x H x W float32, ImageNet-normalised (xdrcdepth_core.preprocess)",
                        "radar": "B x C x H x W float32, raster / RADAR_CHANNEL_SCALES"},
             "output": "depth: B x 1 x H x W float32 metres"}
-    Path(str(out) + ".parity.json").write_text(json.dumps(meta, indent=1))
+    atomic_write_bytes(str(out) + ".parity.json", json.dumps(meta, indent=1).encode())
     print(f"xdrcdepth export: {runner.parity.summary() if runner.parity else 'verified'}")
     print(f"xdrcdepth export: wrote {out}" + (f" (+ {out.with_suffix('.bin').name})" if ext == ".xml" else "")
           + f" and {out}.parity.json")
     return 0
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` so that ``target`` is either the old file or the whole new one."""
+    tmp = _atomic_path(target)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def artefact_onnx(runner) -> Path:
