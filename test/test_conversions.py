@@ -89,11 +89,21 @@ def test_png_is_lossless_and_jpeg_matches_pil():
     (lambda: CompressedImage(format="jpeg", data=bytes(compressed(
         "JPEG", np.full((64, 64, 3), 128, np.uint8)).data)[:200]), "bad_compressed"),
     (lambda: compressed("GIF"), "unsupported_encoding"),
+    (lambda: compressed("PNG", np.full((8, 8), 3000, np.uint16)), "unsupported_encoding"),   # a depth map
 ])
 def test_bad_compressed_images(make, reason):
     with pytest.raises(BadInput) as err:
         conv.rgb_from_compressed(make())
     assert err.value.reason == reason
+
+
+def test_a_16_bit_png_is_refused_not_clipped_to_white():
+    with pytest.raises(BadInput) as err:
+        conv.rgb_from_compressed(compressed("PNG", np.full((8, 8), 3000, np.uint16)))
+    assert err.value.detail == ("compressed PNG with I;16 samples (only 8-bit images are camera input) "
+                                "(format field 'png')")
+    grey = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    np.testing.assert_array_equal(conv.rgb_from_compressed(compressed("PNG", grey)), np.repeat(grey[..., None], 3, 2))
 
 
 def camera_info(w=352, h=176, k=(100.0, 0.0, 176.0, 0.0, 100.0, 88.0, 0.0, 0.0, 1.0), p=None):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import NUSCENES_SAMPLES
-from xdrcdepth_core.imageio import decode_image, decode_jpeg_fast, jpeg_components
+from xdrcdepth_core.imageio import UnsupportedPixels, decode_image, decode_jpeg_fast, jpeg_components
 
 
 def pil_rgb(data: bytes) -> np.ndarray:
@@ -55,3 +55,11 @@ def test_anything_else_goes_to_pil():
     Image.fromarray(rgb).convert("CMYK").save(buf, format="JPEG")
     cmyk = buf.getvalue()
     assert jpeg_components(cmyk) == 4 and decode_jpeg_fast(cmyk) is None
+
+
+def test_wider_than_8_bit_images_are_refused_not_clipped():
+    for pixels in (np.full((6, 7), 3000, np.uint16), np.full((6, 7), 0.5, np.float32)):
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG" if pixels.dtype == np.uint16 else "TIFF")
+        with pytest.raises(UnsupportedPixels, match=r"with (I;16|F) samples \(only 8-bit images are camera input\)"):
+            decode_image(buf.getvalue())

@@ -57,6 +57,25 @@ def decode_jpeg_fast(data: bytes) -> np.ndarray | None:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+#: PIL modes of more than 8 bits per sample: ``convert("RGB")`` clips them to 255 (a 16-bit PNG turns almost
+#: white), so they are refused instead -- such files are depth or thermal maps, not camera pictures
+WIDE_MODES = ("I", "F")
+
+
+class UnsupportedPixels(ValueError):
+    """An image whose samples are not 8-bit (16-bit or float PNG / TIFF)."""
+
+
+def pil_to_rgb(img) -> np.ndarray:
+    """H x W x 3 uint8 RGB of an opened PIL image with 8-bit samples (any of PIL's 8-bit modes: L, P, RGB,
+    RGBA, CMYK, YCbCr, ...); :class:`UnsupportedPixels` for wider ones."""
+    if img.mode.split(";")[0] in WIDE_MODES:
+        raise UnsupportedPixels(f"{img.format or 'image'} with {img.mode} samples (only 8-bit images are camera "
+                                f"input)")
+    img.load()
+    return np.asarray(img.convert("RGB"))
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """H x W x 3 uint8 RGB of a JPEG or PNG (OpenCV where exact, else PIL; PIL's errors)."""
     rgb = decode_jpeg_fast(data)
@@ -67,5 +86,4 @@ def decode_image(data: bytes) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        return np.asarray(img.convert("RGB"))
+        return pil_to_rgb(img)

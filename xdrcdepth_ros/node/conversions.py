@@ -27,7 +27,7 @@ from PIL import Image as PILImage
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from xdrcdepth_core.imageio import decode_jpeg_fast
+from xdrcdepth_core.imageio import UnsupportedPixels, decode_jpeg_fast, pil_to_rgb
 from xdrcdepth_ros.standins import active
 
 
@@ -139,10 +139,11 @@ def rgb_from_compressed(msg: CompressedImage, max_pixels: int | None = None) -> 
             rgb = decode_jpeg_fast(data) if img.format == "JPEG" else None
             if rgb is not None:
                 return rgb
-            img.load()
-            return np.asarray(img.convert("RGB"))
+            return pil_to_rgb(img)
     except BadInput:
         raise
+    except UnsupportedPixels as exc:
+        raise BadInput("unsupported_encoding", f"compressed {exc} (format field '{msg.format}')") from None
     except PILImage.DecompressionBombError as exc:   # beyond PIL's own limit (179 Mpx): not opened at all
         raise BadInput("image_too_large", f"compressed image: {exc} (not decoded)") from None
     except (OSError, ValueError, SyntaxError) as exc:
