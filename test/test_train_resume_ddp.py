@@ -57,6 +57,11 @@ def test_sigkill_then_resume_matches_uninterrupted_run(caches, tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     history = json.loads((run_dir / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
+    # the run's time covers the epochs of both processes, not only the resumed one's
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert all(h["seconds"] >= h["train_seconds"] > 0 for h in history)
+    assert summary["seconds"] == pytest.approx(sum(h["seconds"] for h in history), abs=0.06)
+    assert summary["seconds"] > sum(h["seconds"] for h in history[done:])
 
     ref_state = load_checkpoint(tmp_path / "ref" / "last.pt")
     new_state = load_checkpoint(run_dir / "last.pt")

@@ -40,6 +40,13 @@ def _baselines(test: dict) -> dict:
             for name in ("radar_only", "constant") if name in results}
 
 
+def run_seconds(record: dict) -> float:
+    """Compute time of one run: its summary's seconds (every epoch's wall time), or, for runs trained before
+    epochs recorded it, the larger of the summary (then: the last process only, short for a resumed run) and
+    the sum of the epochs' training times (all processes, validation not counted)."""
+    return max(record["summary"]["seconds"], sum(h["train_seconds"] for h in record["history"]))
+
+
 def collect(results_dir: Path) -> dict:
     variants: dict = {}
     for path in sorted((results_dir / "runs").glob("*.json")):
@@ -48,7 +55,7 @@ def collect(results_dir: Path) -> dict:
                                                         "val_mae_80": [], "model": record["config"]["model"]})
         entry["runs"].append(_metric_dict(record["test"]))
         entry["seeds"].append(record["seed"])
-        entry["seconds"].append(record["summary"]["seconds"])
+        entry["seconds"].append(run_seconds(record))
         entry["val_mae_80"].append(record["summary"].get("best_val_mae_mm"))   # the epoch that was tested
         entry["val_curves"].append([h.get("val_mae") for h in record["history"]])
         entry["baselines"] = _baselines(record["test"])

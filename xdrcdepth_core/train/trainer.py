@@ -296,7 +296,6 @@ class Trainer:
         epochs = self.cfg["optim"]["epochs"]
         cap = f"{max(self.cfg['eval']['caps']):g}"
         gt = self.cfg["eval"]["gt"]
-        start = time.monotonic()
         for epoch in range(self.start_epoch, epochs):
             t0 = time.monotonic()
             train_stats = self.train_epoch(epoch)
@@ -314,14 +313,17 @@ class Trainer:
                 else:
                     improved = True
                     self._log_epoch(record, [])
+                record["seconds"] = round(time.monotonic() - t0, 1)       # training + validation
                 if improved:
                     self.best_mae, self.best_epoch = record.get("val_mae", math.nan), epoch + 1
                 self.history.append(record)
                 self._save(epoch, improved)
             barrier(self.dist)
+        # every epoch's wall time, over all the processes a resumed run took (history comes back on resume)
+        seconds = sum(r.get("seconds", r["train_seconds"]) for r in self.history)
         summary = {"name": self.cfg["name"], "epochs": epochs, "best_epoch": self.best_epoch,
                    "best_val_mae_mm": self.best_mae, "skipped_steps": self.skipped_steps,
-                   "seconds": round(time.monotonic() - start, 1), "out": str(self.out)}
+                   "seconds": round(seconds, 1), "out": str(self.out)}
         if main:
             if self.writer is not None:
                 self.writer.close()
