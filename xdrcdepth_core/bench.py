@@ -182,15 +182,12 @@ def bench_model(name: str, checkpoints: dict[str, Path]) -> tuple[torch.nn.Modul
     """The model to time and the words that say which weights it has: trained ones where the package holds
     them, else seeded untrained ones (seed 0, as ``DepthEstimator.from_checkpoint`` without a checkpoint)."""
     from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint
-    from xdrcdepth_core.infer import UNTRAINED_SEED
-    from xdrcdepth_core.models import build_model
+    from xdrcdepth_core.infer import UNTRAINED_SEED, untrained_model
 
     if name in checkpoints:
         path = checkpoints[name]
         return build_from_checkpoint(load_checkpoint(path), path).eval(), f"trained ({path.name})"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(UNTRAINED_SEED)
-        return build_model(name).eval(), f"untrained (seed {UNTRAINED_SEED})"
+    return untrained_model(name).eval(), f"untrained (seed {UNTRAINED_SEED})"
 
 
 def bench_models(args, device: torch.device, report: dict) -> None:

@@ -49,6 +49,15 @@ PROJECT_MIN_DEPTH = 0.1
 UNTRAINED_SEED = 0
 
 
+def untrained_model(name: str) -> torch.nn.Module:
+    """Registered model ``name`` with seeded untrained weights (:data:`UNTRAINED_SEED`; the global RNG is left
+    as it was): what runs when no checkpoint is given and none is shipped, and what the benchmark times for
+    models the package holds no weights for."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(UNTRAINED_SEED)
+        return build_model(name)
+
+
 def stable_argsort_nonnegative(key: np.ndarray) -> np.ndarray:
     """``np.argsort(key, kind="stable")`` for non-negative integers, as an LSD radix sort over 16-bit digits
     (numpy sorts uint16 stably by radix): the same permutation (a stable sort is unique), ~4x faster for pixel
@@ -164,10 +173,7 @@ class DepthEstimator:
                 LOG.warning("NO TRAINED CHECKPOINT: running an UNTRAINED xdrcdepth student (seed %d). "
                             "Depth values are meaningless until you pass a trained checkpoint.",
                             UNTRAINED_SEED)
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(UNTRAINED_SEED)
-                    model = build_model("xdrcdepth")
-                return cls(model, **kwargs)
+                return cls(untrained_model("xdrcdepth"), **kwargs)
         ckpt = load_checkpoint(path)
         model = build_from_checkpoint(ckpt, path)
         return cls(model, input_hw=ckpt["input_hw"], radar_channels=ckpt["radar_channels"],
