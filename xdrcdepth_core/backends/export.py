@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
 from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
 from xdrcdepth_core.backends.frames import Frame, cache_root
 
@@ -240,12 +240,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _atomic_copy(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` so that ``target`` is either the old file or the whole new one."""
-    tmp = _atomic_path(target)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open(source, "rb") as src, atomic_writer(target) as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def artefact_onnx(runner) -> Path:
