@@ -20,10 +20,11 @@ The main job of the project, as one command:
 
 Exit status 1 with a message when no depth frame came back; the launcher's status when it failed.
 
-Defaults measured on the 2-core development machine (CPU, shared with other jobs; untrained student at
-352x704): the node is up ~2.4 s after start and needs 0.6-0.9 s per frame (image arrival to depth
-published), so ``delay`` 5 s and ``rate`` 0.5 (the 2 Hz key frames arrive 1 s apart) bring back 6 of 6
-frames; ``linger`` 3 s covers the last frame's inference. At ``rate`` 1.0 frames are dropped (the node
+Defaults measured on the 2-core development machine (CPU, shared with other jobs): with the shipped student
+and the OpenVINO backend the node is up 5.8-7.0 s after start (2026-12-04; the untrained student on eager
+torch took ~2.4 s) and needs 0.5-0.9 s per frame (image arrival to depth published), so ``delay`` 12 s
+(5 s lost the LiDAR key frame on a fresh clone) and ``rate`` 0.3 (the 2 Hz key frames arrive 1.7 s apart)
+bring back 6 of 6 frames; ``linger`` 3 s covers the last frame's inference. At ``rate`` 1.0 frames are dropped (the node
 keeps only the newest unprocessed frame).
 
 Importing this module loads neither rclpy nor torch.
@@ -47,7 +48,7 @@ from pathlib import Path
 from xdrcdepth_core.cli_args import non_negative_float, positive_float, say
 
 DEFAULT_RATE = 0.3
-DEFAULT_DELAY_S = 5.0
+DEFAULT_DELAY_S = 12.0
 DEFAULT_LINGER_S = 3.0
 DEFAULT_FOXGLOVE_PORT = 8765
 #: the node's default parameters (the launch files' default params_file)
