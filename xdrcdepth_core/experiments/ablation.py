@@ -3,6 +3,7 @@
 The ablation config names a data config (:mod:`.benchmark_data`), a teacher experiment, a student base
 experiment and the variants (rows). Each run is its own job in ``<out>/<variant>/seed<k>/``:
 
+0. the benchmark data is built where missing (``xdrcdepth build-data``, resumable; a new machine rebuilds it);
 1. the teacher is trained once (``<out>/teacher``), then its outputs are cached for the training set
    (``xdrcdepth teacher-cache``) so response / D-KD / X-KD / confidence losses do not pay its forward;
 2. each student run is ``xdrcdepth train --config <run>/experiment.yaml --resume`` (student base +
@@ -39,7 +40,7 @@ import yaml
 
 from xdrcdepth_core.atomic import atomic_write_bytes
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
-from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, load_data_config
+from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config
 from xdrcdepth_core.train.config import read_yaml_mapping
 
 #: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
@@ -81,7 +82,8 @@ class Ablation:
         self.config_path = str(config_path)
         self.out = Path(cfg["out"])
         self.results_dir = Path(cfg["results_dir"])
-        self.paths = benchmark_paths(load_data_config(cfg["data"]))
+        self.data_cfg = load_data_config(cfg["data"])
+        self.paths = benchmark_paths(self.data_cfg)
         self.data_override = {"data": {"train": str(self.paths["train"]), "val": str(self.paths["val"])}}
 
     # -- teacher ---------------------------------------------------------------------------------------------
@@ -277,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     if not args.report_only:
         try:
+            build(ablation.data_cfg)   # resumable: renders missing splits, prepares uncached samples only
             ablation.train_teacher()
             for name, seed, run_dir in jobs:
                 print(f"ablate: {name} seed {seed} ...", flush=True)
