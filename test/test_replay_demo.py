@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 
 from conftest import REPO
 from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, late_node_hint, launch_command,
-                                           median_latency_ms, summary_line)
+                                           median_latency_ms, playback_delay, summary_line)
 
 RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: an idle 2-core machine keeps up
 LINGER_S = 10  # after the bag: time for the node to finish its last frame even on a loaded machine
@@ -217,11 +217,15 @@ def test_replay_demo_brings_every_frame_back_as_depth(tmp_path, nuscenes_samples
 @pytest.mark.ros
 def test_no_depth_back_is_an_error(tmp_path, nuscenes_samples, ros_domain_id):
     """A node that never gets synchronised input (its radar topic is not in the bag, and it waits for every
-    radar: radar_timeout 0, no camera-only frames) publishes no depth."""
+    radar: radar_timeout 0, no camera-only frames) publishes no depth. No --delay: the automatic one (the
+    small seeded student loads in well under a second, so the least one, 12 s)."""
     params = params_file(tmp_path, radar_topics=["radar/elsewhere"], radar_timeout=0.0)
-    proc = replay_demo(tmp_path / "demo", params, "--rate", "5", "--delay", "2", "--linger", "0")
-    out, _ = proc.communicate(timeout=120)
+    proc = replay_demo(tmp_path / "demo", params, "--rate", "5", "--linger", "0")
+    out, _ = proc.communicate(timeout=150)
     assert proc.returncode == 1, out
+    assert re.search(r"^replay-demo: playback starts 12 s after the launch \(model load \d+\.\d s; --delay sets it\)$",
+                     out, re.MULTILINE), out
+    assert "delay:=12 " in out                                  # what the launch graph was given
     assert "replay-demo: 6 camera frames played, 0 depth frames received, 6 dropped, median latency n/a" in out
     assert "xdrcdepth replay-demo: no depth frame came back from the depth node" in out
     assert not list((tmp_path / "demo" / "frames").glob("*.png"))
@@ -247,6 +251,14 @@ def test_summary_line_counts_drops():
     line = summary_line(5, frames, 0.3, Path("out/frames"), ReplayRun(interrupted=True))
     assert line == ("replay-demo: interrupted: 5 camera frames in the bag, 2 depth frames received, median "
                     "latency 812 ms (node /diagnostics), rate 0.3; pictures in out/frames/")
+
+
+def test_playback_delay_scales_with_the_measured_model_load():
+    assert playback_delay(None) == 12.0                  # not measured: the least delay
+    assert playback_delay(0.3) == 12.0                   # 3 x 0.3 + 4 = 4.9 s: the least delay
+    assert playback_delay(2.4) == 12.0                   # 3 x 2.4 + 4 = 11.2 s (the development machine)
+    assert playback_delay(4.0) == 16.0                   # 3 x 4 + 4
+    assert playback_delay(6.1) == 23.0                   # 22.3 s, rounded up to whole seconds
 
 
 def test_late_node_hint_only_when_frames_are_missing():

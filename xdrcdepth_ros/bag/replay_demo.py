@@ -21,11 +21,14 @@ The main job of the project, as one command:
 Exit status 1 with a message when no depth frame came back; the launcher's status when it failed.
 
 Defaults measured on the 2-core development machine (CPU, shared with other jobs): with the shipped student
-and the OpenVINO backend the node is up 5.8-7.0 s after start (2026-12-04; the untrained student on eager
-torch took ~2.4 s) and needs 0.5-0.9 s per frame (image arrival to depth published), so ``delay`` 12 s
-(5 s lost the LiDAR key frame on a fresh clone) and ``rate`` 0.3 (the 2 Hz key frames arrive 1.7 s apart)
-bring back 6 of 6 frames; ``linger`` 3 s covers the last frame's inference. At ``rate`` 1.0 frames are dropped (the node
-keeps only the newest unprocessed frame).
+and the OpenVINO backend the node is up 5.8-7.0 s after start (2026-12-04; loading the cached OpenVINO
+model takes 2.4 s of that, imports and ROS start-up the rest) and needs 0.5-0.9 s per frame (image arrival
+to depth published). ``ros2 bag play`` cannot wait for a node, so playback starts after a fixed ``delay``;
+without ``--delay`` it is :func:`playback_delay` of the model load measured here just before the graph
+starts (the same cached load the node then does, so a slower or busier machine gets a longer wait):
+12 s on the development machine (5 s lost the LiDAR key frame on a fresh clone). ``rate`` 0.3 (the 2 Hz
+key frames arrive 1.7 s apart) brings back 6 of 6 frames; ``linger`` 3 s covers the last frame's
+inference. At ``rate`` 1.0 frames are dropped (the node keeps only the newest unprocessed frame).
 
 Importing this module loads neither rclpy nor torch.
 """
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shlex
 import signal
@@ -48,7 +52,10 @@ from pathlib import Path
 from xdrcdepth_core.cli_args import non_negative_float, positive_float, say
 
 DEFAULT_RATE = 0.3
-DEFAULT_DELAY_S = 12.0
+DEFAULT_DELAY_S = 12.0          # the least automatic --delay
+#: automatic --delay = LOAD_FACTOR x the measured model load + START_S (node ready at 5.8-7.0 s with a 2.4 s
+#: load on the development machine: imports and ROS start-up scale with the machine as the load does)
+LOAD_FACTOR, START_S = 3.0, 4.0
 DEFAULT_LINGER_S = 3.0
 DEFAULT_FOXGLOVE_PORT = 8765
 #: the node's default parameters (the launch files' default params_file)
@@ -83,8 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder: bag/, record/, frames/ (default %(default)s)")
     parser.add_argument("--rate", type=positive_float, default=DEFAULT_RATE,
                         help="playback speed; slow enough that the node keeps up (default %(default)s)")
-    parser.add_argument("--delay", type=non_negative_float, default=DEFAULT_DELAY_S,
-                        help="seconds before playback, while the node loads its model (default %(default)s)")
+    parser.add_argument("--delay", type=non_negative_float, default=None,
+                        help="seconds before playback, while the node loads its model (default: from the "
+                             f"model load measured just before, at least {DEFAULT_DELAY_S:g})")
     parser.add_argument("--linger", type=non_negative_float, default=DEFAULT_LINGER_S,
                         help="seconds the node runs on after the bag ended (default %(default)s)")
     parser.add_argument("--device", default="auto", help="inference device: auto | cpu | cuda[:N]")
@@ -118,7 +126,7 @@ class RecordedFrames:
 def run(args: argparse.Namespace) -> int:
     for name in ("rate", "delay", "linger"):
         value = getattr(args, name)
-        if not (value > 0 if name == "rate" else value >= 0):
+        if value is not None and not (value > 0 if name == "rate" else value >= 0):
             print(f"xdrcdepth replay-demo: --{name} must be {'> 0' if name == 'rate' else '>= 0'}, got {value:g}",
                   file=sys.stderr)
             return 2
@@ -140,7 +148,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"xdrcdepth replay-demo: nuscenes2bag failed (status {status})", file=sys.stderr)
             return status
     remove_previous_outputs(record, frames_dir)
-    prepare_backend(args)
+    load_s = prepare_backend(args, measure=args.delay is None)
+    if args.delay is None:
+        args.delay = playback_delay(load_s)
+        print(f"replay-demo: playback starts {args.delay:g} s after the launch (model load "
+              + (f"{load_s:.1f} s" if load_s is not None else "not measured") + "; --delay sets it)", flush=True)
     replay = run_replay_graph(args, bag, record)
     if not (record / "metadata.yaml").is_file():
         print(f"xdrcdepth replay-demo: no recording at {record} (launch exited with status "
@@ -179,17 +191,26 @@ def node_parameters(params_file: Path | None) -> dict:
         return {}
 
 
-def prepare_backend(args: argparse.Namespace) -> None:
+def playback_delay(load_s: float | None) -> float:
+    """The automatic ``--delay``: ``LOAD_FACTOR`` x the node's model load (as measured here) + ``START_S``,
+    at least ``DEFAULT_DELAY_S``, rounded up to whole seconds; ``DEFAULT_DELAY_S`` when not measured."""
+    if load_s is None:
+        return DEFAULT_DELAY_S
+    return max(DEFAULT_DELAY_S, float(math.ceil(LOAD_FACTOR * load_s + START_S)))
+
+
+def prepare_backend(args: argparse.Namespace, measure: bool = False) -> float | None:
     """Resolve the node's inference backend here, before the graph starts: ``auto`` (and a named runtime) may
     export the checkpoint once (a minute or more on 2 cores), which would otherwise happen in the node after
-    playback began. The export, parity verdict and choice are cached, so the node then starts at once."""
+    playback began. The export, parity verdict and choice are cached, so the node then starts at once.
+
+    With ``measure``, returns the seconds the node's own model load takes (the cached load, timed after the
+    preparation; the eager ``torch`` backend needs no preparation and is timed alone); else, or when the
+    load failed, None."""
     params = node_parameters(args.params_file)
     backend, precision = params.get("backend", "auto"), params.get("precision", "") or None
-    if backend == "torch":
-        return
-    print(f"replay-demo: preparing the inference backend ({backend}; exported once per checkpoint, cached)",
-          flush=True)
-    start = time.monotonic()
+    if backend == "torch" and not measure:
+        return None
     try:
         import torch
 
@@ -197,13 +218,27 @@ def prepare_backend(args: argparse.Namespace) -> None:
 
         if params.get("cpu_threads"):
             torch.set_num_threads(int(params["cpu_threads"]))
-        estimator = DepthEstimator.from_checkpoint(params.get("checkpoint") or None, device=args.device,
-                                                   backend=backend, precision=precision, allow_export=True)
+
+        def load():
+            return DepthEstimator.from_checkpoint(params.get("checkpoint") or None, device=args.device,
+                                                  backend=backend, precision=precision, allow_export=True)
+
+        if backend != "torch":
+            print(f"replay-demo: preparing the inference backend ({backend}; exported once per checkpoint, "
+                  "cached)", flush=True)
+            start = time.monotonic()
+            estimator = load()
+            print(f"replay-demo: inference backend {estimator.backend.description} ready "
+                  f"({time.monotonic() - start:.0f} s)", flush=True)
+            del estimator
+        if not measure:
+            return None
+        start = time.monotonic()
+        load()
+        return time.monotonic() - start
     except (OSError, ValueError, RuntimeError) as exc:   # the node will say it again and stop
         print(f"replay-demo: cannot prepare the inference backend: {exc}", file=sys.stderr, flush=True)
-        return
-    print(f"replay-demo: inference backend {estimator.backend.description} ready "
-          f"({time.monotonic() - start:.0f} s)", flush=True)
+        return None
 
 
 def prepare_data(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
