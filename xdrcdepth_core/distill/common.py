@@ -145,8 +145,10 @@ class LazyAdapter(LazyModuleMixin, nn.Module):
     The parameters exist from construction as ``UninitializedParameter`` and are materialised in place on
     the first call (PyTorch's lazy-module mechanism), on the student feature's device, so an optimiser
     built before the first batch still holds them, and ``load_state_dict`` materialises them from a
-    checkpoint. Initialisation as ``nn.Conv2d``'s default; float32 parameters (autocast casts the conv).
-    The hidden width of the two-conv kind is the teacher's channel count (ours).
+    checkpoint. Initialisation as ``nn.Conv2d``'s default; float32 parameters, and the student feature is
+    cast to their dtype: the trainer computes losses outside autocast, where a bf16/fp16 feature (from the
+    autocast forward) meets these float32 weights. The hidden width of the two-conv kind is the teacher's
+    channel count (ours).
     """
 
     cls_to_become = None
@@ -179,7 +181,7 @@ class LazyAdapter(LazyModuleMixin, nn.Module):
                 channels_in = teacher.shape[1]
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        x = student
+        x = student.to(self.weight0.dtype)
         for index, (weight, bias, kernel) in enumerate(self.convs()):
             if index:
                 x = F.relu(x)
