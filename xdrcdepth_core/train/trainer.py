@@ -323,7 +323,8 @@ class Trainer:
         seconds = sum(r.get("seconds", r["train_seconds"]) for r in self.history)
         summary = {"name": self.cfg["name"], "epochs": epochs, "best_epoch": self.best_epoch,
                    "best_val_mae_mm": self.best_mae, "skipped_steps": self.skipped_steps,
-                   "seconds": round(seconds, 1), "out": str(self.out)}
+                   "seconds": round(seconds, 1), "out": str(self.out),
+                   "precision": self.precision, "channels_last": self.channels_last}   # as resolved here
         if main:
             if self.writer is not None:
                 self.writer.close()
