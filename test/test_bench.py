@@ -28,3 +28,25 @@ def test_a_model_without_packaged_weights_is_the_seeded_untrained_one():
     reference = build_model("lircdepth")
     for (key, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+
+
+def _row(label, ms, eager_ms, eligible=True, model="xdrcdepth"):
+    return {"model": model, "label": label, "height": 352, "width": 704, "median_ms": ms, "min_ms": ms,
+            "speedup_vs_eager": eager_ms / ms, "speedup_vs_eager_min": eager_ms / ms, "eligible": eligible}
+
+
+def test_a_backend_that_fails_parity_is_never_counted_for_a_target():
+    from xdrcdepth_core.bench import evaluate_targets
+
+    rows = [_row("torch fp32", 400.0, 400.0), _row("openvino fp32", 200.0, 400.0),
+            _row("openvino int8", 80.0, 400.0, eligible=False)]        # 5x, but it failed parity
+    speed = evaluate_targets({"rows": rows})[0]
+    assert speed["value"].startswith("openvino fp32: 2.00x on medians (200 vs 400 ms)") and not speed["met"]
+    rows[2]["eligible"] = True
+    speed = evaluate_targets({"rows": rows})[0]
+    assert speed["value"].startswith("openvino int8: 5.00x") and speed["met"]
+    # a baseline row that failed parity does not make a student-vs-baseline ratio either
+    rows += [_row("openvino fp32", 300.0, 500.0, model="lircdepth"), _row("openvino int8", 60.0, 500.0,
+                                                                           eligible=False, model="lircdepth")]
+    ratio = evaluate_targets({"rows": rows})[1]
+    assert ratio["value"].startswith("lowest: 1.50x (openvino fp32, 352 x 704); highest 1.50x")
