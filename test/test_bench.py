@@ -50,3 +50,22 @@ def test_a_backend_that_fails_parity_is_never_counted_for_a_target():
                                                                            eligible=False, model="lircdepth")]
     ratio = evaluate_targets({"rows": rows})[1]
     assert ratio["value"].startswith("lowest: 1.50x (openvino fp32, 352 x 704); highest 1.50x")
+
+
+def test_the_end_to_end_sections_run_the_fastest_student_row_that_passed_parity():
+    from xdrcdepth_core.bench import best_student_variant
+
+    def row(backend, precision, ms, **kw):
+        options = kw.pop("options", [])
+        return {**_row(f"{backend} {precision}", ms, 400.0, **kw), "backend": backend, "precision": precision,
+                "options": options}
+
+    rows = [row("torch", "fp32", 400.0), row("openvino", "fp32", 200.0),
+            row("openvino", "int8", 80.0, eligible=False),                 # fastest, but failed parity
+            row("torch", "bf16", 150.0, options=["channels_last"]),         # the estimator takes no options
+            row("onnxruntime", "fp32", 100.0, model="lircdepth"),           # another model
+            {**row("onnxruntime", "fp32", 90.0), "height": 448, "width": 800}]   # another size
+    assert best_student_variant(rows) == ("openvino", "fp32")
+    rows[2]["eligible"] = True
+    assert best_student_variant(rows) == ("openvino", "int8")
+    assert best_student_variant([r for r in rows if r["model"] == "lircdepth"]) is None
