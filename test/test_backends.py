@@ -200,6 +200,39 @@ def test_exported_backends_auto_and_export_command(model, frames, tmp_path):
                  "--out", str(tmp_path / "x.onnx")]) == 2                      # no bf16 kernels in ORT's CPU EP
 
 
+@pytest.mark.slow
+def test_each_int8_calibration_set_gets_its_own_artefact(model, frames):
+    from xdrcdepth_core.backends import calibration_tag
+
+    loose = ParityTolerance(reduced_rel_mae_change=float("inf"), reduced_rel_mean_abs=float("inf"))
+
+    def int8(**kw):
+        return create_backend("onnxruntime", model, HW, CHANNELS, "cpu", "int8", tolerance=loose, **kw).path
+
+    first, second = frames[:1], frames[1:3]
+    a, b = int8(frames=frames, calibration=first), int8(frames=frames, calibration=second)
+    assert a.name == f"model_int8{calibration_tag(first)}.onnx"
+    assert b.name == f"model_int8{calibration_tag(second)}.onnx"
+    assert a != b and a.read_bytes() != b.read_bytes()           # other frames, other activation ranges
+    assert int8(frames=second) == b                              # calibration defaults to the parity frames
+    assert int8(frames=frames[2:], calibration=first) == a      # a set is found again, whatever it is checked on
+    assert int8().name == "model_int8.onnx"                      # the default frames keep the default name
+    assert calibration_tag(first) != calibration_tag(first[::-1] + second[:1])
+
+
+def test_calibration_frames_spread_over_the_cache(tmp_path):
+    from xdrcdepth_core.backends.frames import load_cache_frames
+    from xdrcdepth_core.data.prepare import write_sample
+
+    for index in range(10):
+        write_sample(tmp_path / f"{index:02d}_t{index}.npz",
+                     {"image": np.zeros((8, 16, 3), np.uint8), "radar": np.zeros((4, 8, 16), np.float32),
+                      "depth_gt": np.zeros((8, 16), np.float32), "K": K, "token": f"t{index}"}, CHANNELS, "test")
+    assert [f.token for f in load_cache_frames(tmp_path, CHANNELS, 4, spread=True)] == ["t0", "t3", "t6", "t9"]
+    assert [f.token for f in load_cache_frames(tmp_path, CHANNELS, 4)] == ["t0", "t1", "t2", "t3"]
+    assert len(load_cache_frames(tmp_path, CHANNELS, 20, spread=True)) == 10
+
+
 @pytest.mark.parametrize("fmt,out,why", [("onnx", "folder", " (that is a folder)"), ("onnx", "model.xml", ""),
                                          ("openvino", "model.onnx", ""), ("openvino", "model", "")])
 def test_export_checks_out_before_any_work(tmp_path, capsys, fmt, out, why):

@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8-models", nargs="*", default=None,
                         help="models timed in int8 too, at the first size (default: the student); int8 quantises "
                              "with calibration frames and is kept only if it passes parity")
+    parser.add_argument("--frames", default=None,
+                        help="prepare cache folder whose frames the parity checks use (e.g. the val cache of the "
+                             "checkpoint's data; default: the real nuScenes samples, 3 frames)")
+    parser.add_argument("--calibration", default=None,
+                        help="prepare cache folder of the checkpoint's training data that int8 is calibrated on "
+                             "(32 frames spread over it; default: the parity frames)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds (default: %(default)s)")
     parser.add_argument("--device", default="auto")
@@ -196,7 +202,7 @@ def bench_model(name: str, checkpoints: dict[str, Path]) -> tuple[torch.nn.Modul
 def bench_models(args, device: torch.device, report: dict) -> None:
     from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, create_backend
     from xdrcdepth_core.backends.auto import _MemoReference
-    from xdrcdepth_core.backends.frames import default_frames
+    from xdrcdepth_core.backends.frames import CALIBRATION_FRAMES, default_frames, load_cache_frames
     from xdrcdepth_core.backends.parity import ParityTolerance
     from xdrcdepth_core.backends.torch_backend import TorchBackend
     from xdrcdepth_core.checkpoint import weights_digest
@@ -217,8 +223,18 @@ def bench_models(args, device: torch.device, report: dict) -> None:
         report["weights"][name] = weights
         sha = weights_digest(model.state_dict())
         channels = ("depth", "rcs", "vx_comp", "vy_comp")[:model.radar_channels]
-        frames, frames_label = default_frames(channels, limit=3)
-        report["frames"] = frames_label
+        try:
+            frames, frames_label = (default_frames(channels, limit=3) if not args.frames else
+                                    (load_cache_frames(args.frames, channels), f"cache {args.frames}"))
+            calibration = (load_cache_frames(args.calibration, channels, CALIBRATION_FRAMES, spread=True)
+                           if args.calibration else None)
+        except (OSError, ValueError) as exc:      # e.g. a cache made for other radar channels
+            skipped.append({"model": name, "variant": "all", "reason": str(exc)})
+            print(f"bench: {name}: skipped: {exc}", flush=True)
+            continue
+        report["frames"] = frames_label + (f"; int8 calibrated on {len(calibration)} frames of {args.calibration}"
+                                           if calibration else "")
+        gate = {"frames": frames if args.frames else None, "calibration": calibration}
         for hw in sizes:
             # int8 (calibration + quantisation per size) at the first size only, unless asked for by --backends
             variants = ([parse_variant(v) for v in args.backends] if args.backends
@@ -241,7 +257,7 @@ def bench_models(args, device: torch.device, report: dict) -> None:
                     else:
                         backend = create_backend(backend_name, model, hw, channels, str(device), precision,
                                                  weights_sha=sha, allow_export=True, options=options or None,
-                                                 batch=args.batch, reference=memo)
+                                                 batch=args.batch, reference=memo, **gate)
                     failed = None
                 except ParityFailed as exc:     # timed for information, marked, never counted for a target
                     failed = exc.report
@@ -249,7 +265,7 @@ def bench_models(args, device: torch.device, report: dict) -> None:
                           "eligible", flush=True)
                     backend = create_backend(backend_name, model, hw, channels, str(device), precision,
                                              weights_sha=sha, allow_export=True, options=options or None,
-                                             batch=args.batch, reference=memo, tolerance=no_gate)
+                                             batch=args.batch, reference=memo, tolerance=no_gate, **gate)
                 except BackendUnavailable as exc:
                     skipped.append({"model": name, "height": hw[0], "width": hw[1], "variant": label(variant),
                                     "reason": str(exc)})
@@ -571,7 +587,8 @@ def markdown(report: dict) -> str:
             key = (s["variant"], s["reason"])
             if key not in seen:
                 seen.add(key)
-                lines.append(f"- {s['variant']} ({s['model']} {s['height']} x {s['width']}): {s['reason']}")
+                where = f" {s['height']} x {s['width']}" if "height" in s else ", every size"
+                lines.append(f"- {s['variant']} ({s['model']}{where}): {s['reason']}")
         lines.append("")
     if "decode" in report:
         d = report["decode"]

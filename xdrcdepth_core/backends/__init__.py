@@ -10,6 +10,7 @@ used; the result of that check is cached beside the artefact, per machine. :func
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict
@@ -55,8 +56,6 @@ def default_precision(name: str, device: str) -> str:
 
 
 def _machine_tag() -> str:
-    import hashlib
-
     from xdrcdepth_core.backends import capability
 
     facts = capability.summary()
@@ -64,14 +63,15 @@ def _machine_tag() -> str:
 
 
 def _parity_gate(name: str, precision: str, candidate: Backend, reference: Backend, input_hw, radar_channels,
-                 device: str, frames, record_dir: Path | None, tolerance: ParityTolerance) -> ParityReport:
+                 device: str, frames, record_dir: Path | None, tolerance: ParityTolerance, tag: str = ""
+                 ) -> ParityReport:
     """The parity report of ``candidate`` (cached per artefact, machine and precision); raises ParityFailed."""
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_core.backends.frames import frames_for
 
     record = None
     if record_dir is not None and frames is None:
-        record = record_dir / f"parity_{name}_{precision}_{_machine_tag()}.json"
+        record = record_dir / f"parity_{name}_{precision}{tag}_{_machine_tag()}.json"
         if record.is_file():
             try:
                 data = json.loads(record.read_text())
@@ -98,7 +98,7 @@ def create_backend(name: str, model: torch.nn.Module, input_hw, radar_channels: 
                    precision: str | None = None, *, weights_sha: str | None = None, frames=None,
                    allow_export: bool = True, batch: int = 1, options: dict | None = None,
                    tolerance: ParityTolerance = ParityTolerance(), reference: Backend | None = None,
-                   verified: dict | None = None) -> Backend:
+                   verified: dict | None = None, calibration=None) -> Backend:
     """Build backend ``name`` for ``model`` at ``input_hw`` (batch ``batch``) on ``device``.
 
     ``precision=None`` takes the backend's best by capability (:func:`default_precision`). Anything but the
@@ -106,7 +106,10 @@ def create_backend(name: str, model: torch.nn.Module, input_hw, radar_channels: 
     default frames, and the verdict is cached). ``allow_export=False`` refuses to export a missing artefact
     (:class:`BackendUnavailable`). ``options`` go to the torch backend (channels_last, compile, cuda_graphs).
     ``verified``: a passed parity report recorded earlier for exactly this choice (``auto``'s record), which
-    skips the check. Raises :class:`BackendUnavailable` or :class:`ParityFailed`.
+    skips the check. ``calibration``: the frames int8 is calibrated on (default: ``frames``, else the default
+    frames); ideally frames from the checkpoint's training data, as activation ranges come from them. An int8
+    artefact calibrated on anything but the default frames is cached under its own name (:func:`calibration_tag`).
+    Raises :class:`BackendUnavailable` or :class:`ParityFailed`.
     """
     from xdrcdepth_core.backends.torch_backend import TorchBackend
 
@@ -122,24 +125,33 @@ def create_backend(name: str, model: torch.nn.Module, input_hw, radar_channels: 
         if backend.reference:
             backend.parity = None
             return backend
-        record_dir = None
+        record_dir, tag = None, ""
     else:
         if options:
             raise ValueError(f"options {sorted(options)} apply to the torch backend only")
+        calibration = calibration if calibration is not None else frames
+        tag = calibration_tag(calibration) if precision == "int8" and calibration is not None else ""
         backend, record_dir = _exported_backend(name, model, input_hw, radar_channels, device, precision,
-                                                weights_sha, frames, allow_export, batch)
+                                                weights_sha, calibration, allow_export, batch, tag)
     if verified is not None and verified.get("passed"):
         backend.parity = ParityReport(**{k: v for k, v in verified.items()
                                          if k not in ("rel_mean_abs", "rel_mae_change")})
         return backend
     reference = reference or TorchBackend(model, device, "fp32")
     backend.parity = _parity_gate(name, precision, backend, reference, input_hw, radar_channels, device, frames,
-                                  record_dir, tolerance)
+                                  record_dir, tolerance, tag)
     return backend
 
 
-def _exported_backend(name, model, input_hw, radar_channels, device, precision, weights_sha, frames,
-                      allow_export, batch):
+def calibration_tag(frames) -> str:
+    """``_cal<digest>`` of a calibration set (its frame tokens, in order): the int8 artefacts and parity records
+    of a set other than the default frames carry it, so two calibrations of one checkpoint never share a file."""
+    digest = hashlib.sha256("\n".join(str(f.token) for f in frames).encode()).hexdigest()[:10]
+    return f"_cal{digest}"
+
+
+def _exported_backend(name, model, input_hw, radar_channels, device, precision, weights_sha, calibration,
+                      allow_export, batch, tag=""):
     from xdrcdepth_core.backends import export
     from xdrcdepth_core.backends.capability import has_module
 
@@ -182,9 +194,9 @@ def _exported_backend(name, model, input_hw, radar_channels, device, precision, 
     def int8_onnx() -> Path:
         from xdrcdepth_core.backends.frames import frames_for
 
-        calibration = frames if frames is not None else frames_for(None, radar_channels)[0]
-        return ensure(folder / "model_int8.onnx",
-                      lambda p: export.quantize_int8(fp32_onnx(), p, calibration, input_hw, radar_channels))
+        frames = calibration if calibration is not None else frames_for(None, radar_channels)[0]
+        return ensure(folder / f"model_int8{tag}.onnx",
+                      lambda p: export.quantize_int8(fp32_onnx(), p, frames, input_hw, radar_channels))
 
     if name == "onnxruntime":
         from xdrcdepth_core.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -203,7 +215,7 @@ def _exported_backend(name, model, input_hw, radar_channels, device, precision, 
         from xdrcdepth_core.backends.openvino_backend import OpenVinoBackend
 
         source = int8_onnx if precision == "int8" else fp32_onnx
-        xml = ensure(folder / f"openvino_{'int8' if precision == 'int8' else 'fp32'}.xml",
+        xml = ensure(folder / (f"openvino_int8{tag}.xml" if precision == "int8" else "openvino_fp32.xml"),
                      lambda p: export.convert_openvino(source(), p))
         return OpenVinoBackend(xml, device, precision), folder
     from xdrcdepth_core.backends.tensorrt_backend import TensorRTBackend

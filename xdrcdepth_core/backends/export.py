@@ -35,7 +35,8 @@ import torch
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
 from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
-from xdrcdepth_core.backends.frames import Frame, cache_root
+from xdrcdepth_core.backends.frames import (CALIBRATION_FRAMES, Frame, cache_root, frames_for,
+                                           load_cache_frames)
 
 LOG = logging.getLogger(__name__)
 
@@ -171,6 +172,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", help="prepare cache folder to verify (and calibrate int8) on; default: the "
                                          "real nuScenes samples in ../shared, else a synthetic scene")
     parser.add_argument("--limit", type=int, default=0, help="use the first N frames (default: all, 6 real)")
+    parser.add_argument("--calibration", help="int8: prepare cache folder of the checkpoint's training data to "
+                                              f"calibrate on ({CALIBRATION_FRAMES} frames spread over it; default: "
+                                              "the verification frames)")
     parser.add_argument("--batch", type=int, default=1, help="batch size of the exported graph (static)")
     parser.add_argument("--device", default="cpu", help="device the artefact is verified on (default: cpu)")
 
@@ -178,7 +182,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, create_backend
-    from xdrcdepth_core.backends.frames import frames_for
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
     ext = ".onnx" if args.format == "onnx" else ".xml"
@@ -190,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
         estimator = DepthEstimator.from_checkpoint(args.checkpoint or None, device=args.device, backend="torch",
                                                    precision="fp32")
         frames, label = frames_for(args.frames, estimator.radar_channels, limit=args.limit or 10**6)
+        calibration = (load_cache_frames(args.calibration, estimator.radar_channels, CALIBRATION_FRAMES,
+                                         spread=True) if args.calibration else None)
     except (OSError, ValueError) as exc:
         print(f"xdrcdepth export: {exc}", file=sys.stderr)
         return 2
@@ -202,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         runner = create_backend(backend, model, estimator.input_hw, estimator.radar_channels, args.device,
                                 args.precision, weights_sha=estimator.weights_sha, frames=frames,
-                                allow_export=True, batch=args.batch)
+                                allow_export=True, batch=args.batch, calibration=calibration)
     except ParityFailed as exc:
         report_path = Path(str(out) + ".parity.json")
         report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {"checkpoint": checkpoint, "model_id": estimator.model_id,
             "format": args.format, "precision": args.precision, "input_hw": [h, w], "batch": args.batch,
             "radar_channels": list(estimator.radar_channels), "frames": label, "parity": report,
+            **({"calibration": f"{len(calibration)} frames of {args.calibration}"} if calibration else {}),
             "inputs": {"image": "B x 3 x H x W float32, ImageNet-normalised (xdrcdepth_core.preprocess)",
                        "radar": "B x C x H x W float32, raster / RADAR_CHANNEL_SCALES"},
             "output": "depth: B x 1 x H x W float32 metres"}
