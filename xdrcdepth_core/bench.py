@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xdrcdepth_core.backends.parity import ParityTolerance
+
 #: a 1600 x 900 camera with a 70 degree horizontal field of view, like a nuScenes front camera
 FRONT_CAMERA_K = np.array([[1140.0, 0.0, 799.5], [0.0, 1140.0, 449.5], [0.0, 0.0, 1.0]])
 DEFAULT_SIZES = ("352x704", "448x800", "896x1600")
@@ -48,6 +50,8 @@ DEFAULT_SIZES = ("352x704", "448x800", "896x1600")
 #: ride out the load spikes of a shared machine
 CHEAP_REPEATS = 31
 TARGET_SPEEDUP, TARGET_STUDENT_VS_BASELINE, TARGET_NODE_OVERHEAD, TARGET_RADAR_MS = 4.0, 1.3, 0.15, 5.0
+#: the issue's parity rule for reduced precision: relative MAE change on ground-truth pixels
+REDUCED_RULE_MAE = ParityTolerance().reduced_rel_mae_change
 
 
 def model_input_size(text: str) -> tuple[int, int]:
@@ -466,14 +470,28 @@ def evaluate_targets(report: dict) -> list[dict]:
     from xdrcdepth_core.models.summary import BASELINE, STUDENT
 
     rows, targets = [r for r in report["rows"] if r.get("eligible", True)], []
-    student = [r for r in rows if r["model"] == STUDENT and (r["height"], r["width"]) == (352, 704)]
-    if student:
-        best = max(student, key=lambda r: r["speedup_vs_eager"])
-        targets.append({"target": f"best CPU backend for the student >= {TARGET_SPEEDUP:g}x eager fp32 at 352 x 704",
+
+    def speed_target(candidates: list[dict], rule: str) -> None:
+        best = max(candidates, key=lambda r: r["speedup_vs_eager"])
+        targets.append({"target": f"best CPU backend for the student >= {TARGET_SPEEDUP:g}x eager fp32 at 352 x 704"
+                                  + rule,
                         "value": f"{best['label']}: {best['speedup_vs_eager']:.2f}x on medians "
                                  f"({best['median_ms']:.0f} vs {best['median_ms'] * best['speedup_vs_eager']:.0f} ms), "
                                  f"{best['speedup_vs_eager_min']:.2f}x on minima",
                         "met": best["speedup_vs_eager"] >= TARGET_SPEEDUP})
+
+    student = [r for r in rows if r["model"] == STUDENT and (r["height"], r["width"]) == (352, 704)]
+    if student:
+        speed_target(student, "")
+    # the issue's rule for reduced precision is the MAE change alone; the gate adds mean |Δ| <= 1 % (parity.py).
+    # Where a row passes the first and fails the second, both readings are stated.
+    mae_only = [r for r in report["rows"] if r["model"] == STUDENT and (r["height"], r["width"]) == (352, 704)
+                and (r.get("eligible", True) or (r["precision"] != "fp32" and r.get("parity")
+                                                 and r["parity"].get("rel_mae_change") is not None
+                                                 and r["parity"]["rel_mae_change"] <= REDUCED_RULE_MAE))]
+    if any(r not in student for r in mae_only):
+        speed_target(mae_only, f" (reduced precision by the MAE change alone, <= {100 * REDUCED_RULE_MAE:g} % "
+                               "on the parity frames' ground truth; not chosen by `auto`)")
     ratios = []
     for r in rows:
         if r["model"] != STUDENT:
