@@ -126,6 +126,25 @@ def test_parity_rules_catch_wrong_outputs(model, frames):
     assert check_parity(reference, offset(relative=0.005), no_gt, "fp16", HW, CHANNELS).gt_pixels == 0
 
 
+@pytest.mark.slow
+def test_trained_weights_are_gated_by_the_mae_change_alone(model, frames):
+    # The rule for a trained checkpoint: MAE change on the ground-truth pixels; mean |Δ| only decides for
+    # untrained weights or frames without ground truth. A 3 % scale moves the mean depth 3 % (hand value) and,
+    # with the change allowed up to 50 %, passes trained and fails untrained; a +20 m shift changes the MAE far
+    # beyond 50 % (an untrained tiny net's depth on real frames is under 20 m off, so its MAE at least doubles).
+    reference = create_backend("torch", model, HW, CHANNELS, "cpu", "fp32")
+    scaled = lambda image, radar: reference(image, radar) * 1.03           # noqa: E731
+    shifted = lambda image, radar: reference(image, radar) + 20.0          # noqa: E731
+    trained = ParityTolerance(reduced_rel_mae_change=0.5, trained=True)
+    report = check_parity(reference, scaled, frames, "bf16", HW, CHANNELS, trained)
+    assert report.passed and report.rel_mean_abs == pytest.approx(0.03, rel=1e-3) and "trained" in report.rule
+    untrained = ParityTolerance(reduced_rel_mae_change=0.5)
+    assert not check_parity(reference, scaled, frames, "bf16", HW, CHANNELS, untrained).passed
+    assert not check_parity(reference, shifted, frames, "int8", HW, CHANNELS, trained).passed
+    no_gt = [Frame(f.image, f.radar, None, f.token) for f in frames]
+    assert not check_parity(reference, scaled, no_gt, "bf16", HW, CHANNELS, trained).passed   # mean |Δ| decides
+
+
 def test_unavailable_precisions_say_why(model):
     with pytest.raises(BackendUnavailable, match="fp16"):
         create_backend("torch", model, HW, CHANNELS, "cpu", "fp16")

@@ -112,6 +112,7 @@ def test_checkpoint_round_trip(tmp_path, estimator):
     save_checkpoint(path, estimator.model, estimator.input_hw, estimator.radar_channels)
     loaded = DepthEstimator.from_checkpoint(path, device="cpu")
     assert loaded.input_hw == (64, 128) and loaded.radar_channels == estimator.radar_channels
+    assert loaded.trained and not estimator.trained       # a checkpoint is trained weights: parity's MAE rule
     assert loaded.model_id.startswith("xdrcdepth@") and len(loaded.model_id) == len("xdrcdepth@") + 12
     image, xyz, feats = frame(5)
     radars = [RadarInput(xyz, feats, T_CAM_RADAR)]
@@ -135,7 +136,7 @@ def test_untrained_default_is_deterministic_and_warns(caplog, monkeypatch, tmp_p
     monkeypatch.setattr(infer, "SHIPPED_CHECKPOINT", tmp_path / "none.pt")   # a package without a checkpoint
     a = DepthEstimator.from_checkpoint(None, device="cpu")
     b = DepthEstimator.from_checkpoint("", device="cpu")
-    assert "UNTRAINED" in caplog.text and a.model_id == "xdrcdepth@untrained"
+    assert "UNTRAINED" in caplog.text and a.model_id == "xdrcdepth@untrained" and not a.trained
     for pa, pb in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         assert torch.equal(pa, pb)
 

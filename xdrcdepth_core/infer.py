@@ -108,12 +108,14 @@ class DepthEstimator:
     def __init__(self, model: torch.nn.Module, input_hw=DEFAULT_INPUT_HW,
                  radar_channels=DEFAULT_CHANNELS, device: str = "auto", model_id: str | None = None,
                  backend: str = "auto", precision: str | None = None, *, weights_sha: str | None = None,
-                 allow_export: bool = False, backend_options: dict | None = None):
+                 allow_export: bool = False, backend_options: dict | None = None, trained: bool = False):
         """``backend``: auto | torch | onnxruntime | openvino | tensorrt; ``precision``: fp32 | bf16 | fp16 |
         int8, None = the backend's best that passes parity. ``auto`` here considers graphs already exported
         for these weights unless ``allow_export`` (the node and ``xdrcdepth bench`` allow it);
         ``weights_sha`` (a checkpoint's ``weights_sha256``) saves hashing the weights to find them.
-        ``backend_options``: torch backend options (channels_last, compile, cuda_graphs)."""
+        ``backend_options``: torch backend options (channels_last, compile, cuda_graphs). ``trained``: the
+        weights are trained (``from_checkpoint`` sets it), so reduced precisions are gated by their MAE change
+        on ground truth alone (:mod:`xdrcdepth_core.backends.parity`)."""
         self.device = str(resolve_device(device))
         self.model = model.to(self.device).eval()
         for p in self.model.parameters():
@@ -123,26 +125,28 @@ class DepthEstimator:
         self.max_depth = float(model.max_depth)
         self.model_id = model_id or f"{model.name}@untrained"
         self.weights_sha = weights_sha
+        self.trained = bool(trained)
         check_precision(precision)
         self.backend = self._make_backend(backend, precision, allow_export, backend_options)
         self._scales = np.array([RADAR_CHANNEL_SCALES.get(c, 1.0) for c in self.radar_channels], dtype=np.float32)
         self._radar_buffer: np.ndarray | None = None   # estimate()'s reusable radar input (one frame at a time)
 
     def _make_backend(self, backend: str, precision: str | None, allow_export: bool, options: dict | None):
-        from xdrcdepth_core.backends import create_backend, select_backend
+        from xdrcdepth_core.backends import ParityTolerance, create_backend, select_backend
         from xdrcdepth_core.backends.torch_backend import TorchBackend
 
         if backend == "torch" and precision == "fp32" and not options:
             runner = TorchBackend(self.model, self.device, "fp32")   # the reference: no frames, no checks
             runner.parity = None
             return runner
+        tolerance = ParityTolerance(trained=self.trained)
         if backend in ("auto", "", None):
             if options:
                 raise ValueError("backend_options need an explicit backend ('torch')")
             return select_backend(self.model, self.input_hw, self.radar_channels, self.device, precision,
-                                  weights_sha=self.weights_sha, allow_export=allow_export)
+                                  weights_sha=self.weights_sha, allow_export=allow_export, tolerance=tolerance)
         return create_backend(backend, self.model, self.input_hw, self.radar_channels, self.device, precision,
-                              weights_sha=self.weights_sha, options=options)
+                              weights_sha=self.weights_sha, options=options, tolerance=tolerance)
 
     @property
     def backend_name(self) -> str:
@@ -178,7 +182,7 @@ class DepthEstimator:
         model = build_from_checkpoint(ckpt, path)
         return cls(model, input_hw=ckpt["input_hw"], radar_channels=ckpt["radar_channels"],
                    model_id=f"{ckpt['model_name']}@{file_digest(path)}", weights_sha=ckpt["weights_sha256"],
-                   **kwargs)
+                   trained=True, **kwargs)
 
     def rasterize(self, image_hw: tuple[int, int], radars: list[RadarInput], K: np.ndarray) -> np.ndarray:
         """Merge all radar clouds, each moved into the camera by its own transform, into one

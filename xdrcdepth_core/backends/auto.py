@@ -32,6 +32,7 @@ import json
 import logging
 import statistics
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 import torch
@@ -41,6 +42,7 @@ from xdrcdepth_core.backends import (RUNTIME_PARITY_FRAMES, Backend, BackendUnav
 from xdrcdepth_core.backends.capability import (cpu_has_fast_int8, has_module, onnxruntime_providers,
                                                 openvino_cpu_capabilities, summary)
 from xdrcdepth_core.backends.frames import cache_root, frames_for
+from xdrcdepth_core.backends.parity import ParityTolerance
 from xdrcdepth_core.train.precision import cpu_has_native_bf16
 
 LOG = logging.getLogger(__name__)
@@ -118,10 +120,11 @@ def _probe(backend, image: torch.Tensor, radar: torch.Tensor) -> float:
 
 
 def select_backend(model: torch.nn.Module, input_hw, radar_channels, device: str, precision: str | None = None,
-                   *, weights_sha: str | None = None, allow_export: bool = True, frames=None, batch: int = 1
-                   ) -> Backend:
+                   *, weights_sha: str | None = None, allow_export: bool = True, frames=None, batch: int = 1,
+                   tolerance: ParityTolerance = ParityTolerance()) -> Backend:
     """The backend ``auto`` stands for (module docstring). The returned backend has ``selection``: the
-    record of what was tried, measured and chosen."""
+    record of what was tried, measured and chosen. ``tolerance``: the parity gate (``trained=True`` for
+    checkpoint weights)."""
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_core.backends.torch_backend import TorchBackend
 
@@ -147,9 +150,9 @@ def select_backend(model: torch.nn.Module, input_hw, radar_channels, device: str
     key = hashlib.sha256(json.dumps({
         "format": AUTO_FORMAT, "model": getattr(model, "name", type(model).__name__), "weights": weights_sha,
         "hw": list(input_hw), "batch": batch, "device": torch.device(device).type, "precision": precision,
-        "export": allow_export, "machine": _machine_tag()}, sort_keys=True).encode()).hexdigest()[:20]
+        "export": allow_export, "machine": _machine_tag(), "tolerance": asdict(tolerance)}, sort_keys=True).encode()).hexdigest()[:20]
     record_path = cache_root() / "auto" / f"{key}.json"
-    common = dict(weights_sha=weights_sha, batch=batch, reference=reference)
+    common = dict(weights_sha=weights_sha, batch=batch, reference=reference, tolerance=tolerance)
     if record_path.is_file():
         try:
             record = json.loads(record_path.read_text())
@@ -178,7 +181,7 @@ def select_backend(model: torch.nn.Module, input_hw, radar_channels, device: str
         try:
             backend = create_backend(name, model, input_hw, radar_channels, device, prec, frames=given_frames,
                                      allow_export=allow_export, options=options or None,
-                                     weights_sha=weights_sha, batch=batch, reference=memo)
+                                     weights_sha=weights_sha, batch=batch, reference=memo, tolerance=tolerance)
         except BackendUnavailable as exc:
             tried.append({"candidate": label, "skipped": str(exc)})
             continue

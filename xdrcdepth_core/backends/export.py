@@ -181,7 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, create_backend
+    from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, ParityTolerance, create_backend
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
     ext = ".onnx" if args.format == "onnx" else ".xml"
@@ -207,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         runner = create_backend(backend, model, estimator.input_hw, estimator.radar_channels, args.device,
                                 args.precision, weights_sha=estimator.weights_sha, frames=frames,
-                                allow_export=True, batch=args.batch, calibration=calibration)
+                                allow_export=True, batch=args.batch, calibration=calibration,
+                                tolerance=ParityTolerance(trained=estimator.trained))
     except ParityFailed as exc:
         report_path = Path(str(out) + ".parity.json")
         report_path.parent.mkdir(parents=True, exist_ok=True)

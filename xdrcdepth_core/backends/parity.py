@@ -4,17 +4,24 @@
 preprocessed frames and compares depth maps at the model's resolution:
 
 * ``fp32`` candidates (exported graphs, channels_last, compile): max |Δdepth| <= 1e-3 m over all pixels.
-* reduced precisions (bf16, fp16, int8): relative MAE change <= 1 % against the ground truth of the frames that
-  have it (the issue's rule for a trained checkpoint on the val cache), **and** mean |Δdepth| <= 1 % of the
-  mean reference depth. The second rule is the stated tolerance while only an untrained student exists: its
-  MAE against LiDAR is dominated by being untrained, so an MAE change alone would let almost anything pass.
+* reduced precisions (bf16, fp16, int8) of a **trained** model (``ParityTolerance(trained=True)``: what
+  ``DepthEstimator.from_checkpoint``, ``xdrcdepth export`` and ``xdrcdepth bench`` use for checkpoint weights) on
+  frames with ground truth: relative MAE change <= 1 % on the ground-truth pixels, the issue's rule. The mean
+  |Δdepth| is reported beside it: bf16 rounding alone moves a trained student's depth by ~1 % per pixel on
+  average (OpenVINO bf16 1.2 %, int8 3.7 %, with MAE changes of 0.05 % and 0.10 % on the val cache:
+  docs/benchmarks/inference_student_val.md), which a user of the depth cannot tell from the model's own error.
+* reduced precisions of an **untrained** model (the default), or on frames without ground truth: mean
+  |Δdepth| <= 1 % of the mean reference depth, and the MAE change <= 1 % where there is ground truth. An
+  untrained model's MAE against LiDAR is dominated by being untrained, so an MAE change alone would let
+  almost anything pass; the mean |Δ| bound is the stated tolerance for it.
 
 A trained checkpoint reuses the same function on its validation cache::
 
     est = DepthEstimator.from_checkpoint("best.pt", device="cpu", backend="openvino", precision="int8")
     reference = create_backend("torch", est.model, est.input_hw, est.radar_channels, "cpu", "fp32")
     frames, _ = frames_for("caches/val", est.radar_channels, limit=0)
-    report = check_parity(reference, est.backend, frames, "int8", est.input_hw, est.radar_channels)
+    report = check_parity(reference, est.backend, frames, "int8", est.input_hw, est.radar_channels,
+                          ParityTolerance(trained=True))
 
 (``xdrcdepth export ... --frames caches/val`` does the same for an artefact it writes.)
 """
@@ -38,7 +45,8 @@ Runner = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class ParityTolerance:
     fp32_max_abs_m: float = 1e-3          # fp32: max |Δdepth| in metres
     reduced_rel_mae_change: float = 0.01  # reduced precision: |MAE - MAE_ref| / MAE_ref on GT pixels
-    reduced_rel_mean_abs: float = 0.01    # reduced precision: mean |Δdepth| / mean reference depth
+    reduced_rel_mean_abs: float = 0.01    # reduced precision, untrained or no GT: mean |Δdepth| / mean ref depth
+    trained: bool = False                 # trained weights: on GT frames the MAE change alone decides
     cap_m: float = 80.0                   # GT pixels scored: 1e-3 < gt < cap (the evaluation protocol)
 
 
@@ -117,6 +125,9 @@ def check_parity(reference: Runner, candidate: Runner, frames: Sequence[Frame], 
     if precision == "fp32":
         report.rule = f"max |Δ| <= {tolerance.fp32_max_abs_m:g} m"
         report.passed = bool(np.isfinite(max_abs) and max_abs <= tolerance.fp32_max_abs_m)
+    elif gt_pixels and tolerance.trained:
+        report.rule = f"MAE change <= {100 * tolerance.reduced_rel_mae_change:g} % (trained model)"
+        report.passed = bool(report.rel_mae_change <= tolerance.reduced_rel_mae_change)
     else:
         report.rule = f"mean |Δ| <= {100 * tolerance.reduced_rel_mean_abs:g} % of mean depth"
         report.passed = bool(report.rel_mean_abs <= tolerance.reduced_rel_mean_abs)
