@@ -1,5 +1,6 @@
 """The inference benchmark times trained weights where the package ships them (the int8 parity check depends
 on the weights), and seeded untrained ones otherwise."""
+import pytest
 import torch
 
 from xdrcdepth_core.bench import bench_model, packaged_checkpoints
@@ -53,8 +54,8 @@ def test_a_backend_that_fails_parity_is_never_counted_for_a_target():
     assert ratio["value"].startswith("lowest: 1.50x (openvino fp32, 352 x 704); highest 1.50x")
 
 
-def test_the_end_to_end_sections_run_the_fastest_student_row_that_passed_parity():
-    from xdrcdepth_core.bench import best_student_variant
+def test_the_end_to_end_sections_try_the_student_rows_that_passed_parity_fastest_first():
+    from xdrcdepth_core.bench import student_variants_fastest_first
 
     def row(backend, precision, ms, **kw):
         options = kw.pop("options", [])
@@ -66,10 +67,20 @@ def test_the_end_to_end_sections_run_the_fastest_student_row_that_passed_parity(
             row("torch", "bf16", 150.0, options=["channels_last"]),         # the estimator takes no options
             row("onnxruntime", "fp32", 100.0, model="lircdepth"),           # another model
             {**row("onnxruntime", "fp32", 90.0), "height": 448, "width": 800}]   # another size
-    assert best_student_variant(rows) == ("openvino", "fp32")
+    assert student_variants_fastest_first(rows) == [("openvino", "fp32"), ("torch", "fp32")]
     rows[2]["eligible"] = True
-    assert best_student_variant(rows) == ("openvino", "int8")
-    assert best_student_variant([r for r in rows if r["model"] == "lircdepth"]) is None
+    assert student_variants_fastest_first(rows) == [("openvino", "int8"), ("openvino", "fp32"), ("torch", "fp32")]
+    assert student_variants_fastest_first([r for r in rows if r["model"] == "lircdepth"]) == []
+
+
+@pytest.mark.slow
+def test_a_variant_the_estimator_cannot_run_gives_way_to_the_next_fastest(capsys):
+    from xdrcdepth_core.bench import _estimators
+
+    # torch int8 does not exist (BackendUnavailable): the next one, torch bf16, is built and kept; none after it
+    estimators = _estimators(torch.device("cpu"), [("torch", "int8"), ("torch", "bf16"), ("openvino", "fp32")])
+    assert list(estimators) == ["torch fp32", "torch bf16"]
+    assert estimators["torch bf16"].precision == "bf16" and "torch int8 left out" in capsys.readouterr().out
 
 
 def test_the_speed_target_names_the_parity_rule_its_row_passed():
