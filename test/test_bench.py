@@ -93,3 +93,20 @@ def test_the_speed_target_names_the_parity_rule_its_row_passed():
     assert speed["value"] == f"openvino bf16: 4.44x on medians (90 vs 400 ms), 4.44x on minima; parity: {rule}"
     assert speed["met"]
     assert evaluate_targets({"rows": rows[:1]})[0]["value"].endswith("parity: the reference")
+
+
+def test_the_node_target_is_judged_at_the_frame_size_and_the_shipped_input_is_stated_beside_it():
+    from xdrcdepth_core.bench import evaluate_targets
+
+    def path(h, w, overhead_ms, forward_ms):
+        return {"input_hw": [h, w], "overhead_ms": overhead_ms, "forward_ms": forward_ms,
+                "overhead_vs_forward": overhead_ms / forward_ms}
+
+    paths = {"openvino bf16, model 448 x 800, JPEG": path(448, 800, 6.0, 60.0),        # 10 %
+             "openvino bf16, model 128 x 256, JPEG": path(128, 256, 5.0, 20.0)}        # 25 %
+    node = evaluate_targets({"rows": [], "node": {"paths": paths}})[0]
+    assert node["met"] and not node["met_at_shipped_input"]
+    assert node["value"] == ("openvino bf16, model 448 x 800, JPEG: 6.0 ms = 10 % (the shipped student at the size "
+                             "it was trained at: openvino bf16, model 128 x 256, JPEG: 5.0 ms = 25 %)")
+    paths["torch fp32, model 448 x 800, JPEG"] = path(448, 800, 16.0, 100.0)          # 16 %: one row over
+    assert not evaluate_targets({"rows": [], "node": {"paths": paths}})[0]["met"]

@@ -118,6 +118,13 @@ def test_checkpoint_round_trip(tmp_path, estimator):
     radars = [RadarInput(xyz, feats, T_CAM_RADAR)]
     np.testing.assert_array_equal(loaded.estimate(image, radars, K).depth,
                                   estimator.estimate(image, radars, K).depth)
+    # another input size: the same weights run there, and the depth still comes back at the frame size
+    resized = DepthEstimator.from_checkpoint(path, device="cpu", input_hw=(96, 160))
+    assert resized.input_hw == (96, 160) and resized.trained
+    wide = DepthEstimator(estimator.model, input_hw=(96, 160), radar_channels=estimator.radar_channels,
+                          device="cpu", backend="torch", precision="fp32")
+    np.testing.assert_array_equal(resized.estimate(image, radars, K).depth, wide.estimate(image, radars, K).depth)
+    assert resized.estimate(image, radars, K).depth.shape == HW
 
 
 def test_default_is_the_shipped_student_at_its_training_size(caplog):

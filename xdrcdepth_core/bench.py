@@ -17,7 +17,8 @@ Sections:
 * end to end: decode a 1600 x 900 JPEG (PIL and OpenCV: bit-identical pixels), then
   ``DepthEstimator.estimate`` (rasterise, preprocess, forward, resize back), eager and the fastest backend;
 * node path: the depth node's per-frame work (``DepthNode._process``: message -> numpy, TF, estimate,
-  messages out) on 450 x 800 frames vs the bare model call, with the conversion costs broken out;
+  messages out) on 450 x 800 frames vs the bare model call, with the conversion costs broken out; the model
+  runs at the frame size (448 x 800, the issue's target) and at the shipped student's trained input size;
 * radar rasterisation from 100 to 100,000 points;
 * the issue's targets, each met or not, with the numbers.
 """
@@ -44,6 +45,9 @@ import torch
 #: a 1600 x 900 camera with a 70 degree horizontal field of view, like a nuScenes front camera
 FRONT_CAMERA_K = np.array([[1140.0, 0.0, 799.5], [0.0, 1140.0, 449.5], [0.0, 0.0, 1.0]])
 DEFAULT_SIZES = ("352x704", "448x800", "896x1600")
+#: The node section's frames, and the model input the issue's overhead target is stated at (the frame size,
+#: rows rounded down to the models' size divisor)
+NODE_FRAME, NODE_MODEL_INPUT = (450, 800), (448, 800)
 #: rounds for the millisecond-scale sections (decode, conversions, radar): cheap, and medians of many rounds
 #: ride out the load spikes of a shared machine
 CHEAP_REPEATS = 31
@@ -329,19 +333,21 @@ def _radar_points(n: int, seed: int = 0) -> tuple[np.ndarray, dict]:
     return xyz, {"rcs": rng.uniform(-5, 30, n), "vx_comp": rng.normal(size=n), "vy_comp": rng.normal(size=n)}
 
 
-def _estimators(device: torch.device, variants: list[tuple[str, str]]) -> dict:
-    """Eager fp32 and the first of ``variants`` (fastest first) whose estimator passes its own gate."""
+def _estimators(device: torch.device, variants: list[tuple[str, str]], input_hw=None) -> dict:
+    """Eager fp32 and the first of ``variants`` (fastest first) whose estimator passes its own gate, for the
+    shipped checkpoint at ``input_hw`` (None: the size it was trained at)."""
     from xdrcdepth_core.infer import DepthEstimator
 
     from xdrcdepth_core.backends import BackendUnavailable, ParityFailed
 
-    out = {"torch fp32": DepthEstimator.from_checkpoint(None, device=str(device), backend="torch", precision="fp32")}
+    out = {"torch fp32": DepthEstimator.from_checkpoint(None, device=str(device), backend="torch", precision="fp32",
+                                                        input_hw=input_hw)}
     for backend, precision in variants:
         if (backend, precision) == ("torch", "fp32"):
             break
         try:
             out[f"{backend} {precision}"] = DepthEstimator.from_checkpoint(
-                None, device=str(device), backend=backend, precision=precision, allow_export=True)
+                None, device=str(device), backend=backend, precision=precision, allow_export=True, input_hw=input_hw)
             break
         except (BackendUnavailable, ParityFailed) as exc:   # the estimator's own gate (its frames) said no
             print(f"bench: end to end and node: {backend} {precision} left out: {exc}", flush=True)
@@ -464,6 +470,10 @@ def student_variants_fastest_first(rows: list[dict]) -> list[tuple[str, str]]:
     return [(r["backend"], r["precision"]) for r in sorted(plain, key=lambda r: -r["speedup_vs_eager"])]
 
 
+def _overheads(paths: dict) -> str:
+    return "; ".join(f"{k}: {v['overhead_ms']:.1f} ms = {100 * v['overhead_vs_forward']:.0f} %" for k, v in paths.items())
+
+
 def evaluate_targets(report: dict) -> list[dict]:
     from xdrcdepth_core.models.summary import BASELINE, STUDENT
 
@@ -496,14 +506,17 @@ def evaluate_targets(report: dict) -> list[dict]:
                                  f"{worst_min[0]['width']})",
                         "met": worst[1] >= TARGET_STUDENT_VS_BASELINE})
     node = report.get("node", {}).get("paths", {})
-    if node:
-        best_name, best = min(node.items(), key=lambda item: item[1]["overhead_vs_forward"])
+    at_frame = {k: v for k, v in node.items() if tuple(v["input_hw"]) == NODE_MODEL_INPUT}
+    if at_frame:
+        shipped = {k: v for k, v in node.items() if k not in at_frame}
         targets.append({"target": f"node overhead (receive -> publish minus the model call) <= "
-                                  f"{100 * TARGET_NODE_OVERHEAD:g} % of the model call, 450 x 800 frames",
-                        "value": "; ".join(f"{k}: {v['overhead_ms']:.0f} ms = "
-                                           f"{100 * v['overhead_vs_forward']:.0f} %" for k, v in node.items()),
-                        "met": all(v["overhead_vs_forward"] <= TARGET_NODE_OVERHEAD for v in node.values()),
-                        "best": best_name})
+                                  f"{100 * TARGET_NODE_OVERHEAD:g} % of the model call, 450 x 800 frames, model at "
+                                  f"{NODE_MODEL_INPUT[0]} x {NODE_MODEL_INPUT[1]}",
+                        "value": _overheads(at_frame) + (f" (the shipped student at the size it was trained at: "
+                                                         f"{_overheads(shipped)})" if shipped else ""),
+                        "met": all(v["overhead_vs_forward"] <= TARGET_NODE_OVERHEAD for v in at_frame.values()),
+                        "met_at_shipped_input": all(v["overhead_vs_forward"] <= TARGET_NODE_OVERHEAD
+                                                    for v in shipped.values())})
     radar = report.get("radar", {})
     if "10000" in radar:
         r = radar["10000"]
@@ -546,6 +559,8 @@ def markdown(report: dict) -> str:
         lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
         lines += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'}"
                   + (f" (CPU time: {'yes' if t['met_on_cpu_time'] else 'no'})" if "met_on_cpu_time" in t else "")
+                  + (f" (shipped input: {'yes' if t['met_at_shipped_input'] else 'no'})"
+                     if "met_at_shipped_input" in t else "")
                   + " |" for t in targets]
         lines.append("")
     rows = report["rows"]
@@ -664,8 +679,14 @@ def run(args: argparse.Namespace) -> int:
         if "node" not in args.skip:
             from xdrcdepth_ros.node_bench import bench_node   # the ROS side, only for this section
 
+            # the issue's measurement runs the model at the frame size (450 x 800 -> 448 x 800); the shipped node
+            # runs it at the size it was trained at: both, side by side
+            at_frame = _estimators(device, student_variants_fastest_first(report["rows"]), NODE_MODEL_INPUT)
+            labelled = {f"{name}, model {e.input_hw[0]} x {e.input_hw[1]}": e
+                        for group in (at_frame, estimators) for name, e in group.items()}
             # a frame costs tens of ms and the overhead a few: its median needs more frames than the model rows
-            report["node"] = bench_node(estimators, max(args.repeats, CHEAP_REPEATS))
+            report["node"] = bench_node(labelled, max(args.repeats, CHEAP_REPEATS), NODE_FRAME)
+            del at_frame, labelled
         if "radar" not in args.skip:
             report["radar"] = bench_radar(estimators["torch fp32"], CHEAP_REPEATS)
     report["gpu_note"] = ("No GPU on this machine: the CUDA paths (torch fp16, CUDA graphs, ONNX Runtime CUDA, "

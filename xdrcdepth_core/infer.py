@@ -164,10 +164,11 @@ class DepthEstimator:
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto", backend: str = "auto",
                         precision: str | None = None, allow_export: bool = False,
-                        backend_options: dict | None = None) -> "DepthEstimator":
+                        backend_options: dict | None = None, input_hw=None) -> "DepthEstimator":
         """Rebuild from a self-describing checkpoint; ``None``/``""`` -> shipped checkpoint, else an
         untrained (seeded, deterministic) default student with a loud warning. ``backend``, ``precision``,
-        ``allow_export`` and ``backend_options`` as in the constructor."""
+        ``allow_export`` and ``backend_options`` as in the constructor; ``input_hw``: run the network at this
+        size instead of the one it was trained at (None; the benchmark times the node at the frame size)."""
         kwargs = dict(device=device, backend=backend, precision=precision, allow_export=allow_export,
                       backend_options=backend_options)
         if not path:
@@ -177,10 +178,10 @@ class DepthEstimator:
                 LOG.warning("NO TRAINED CHECKPOINT: running an UNTRAINED xdrcdepth student (seed %d). "
                             "Depth values are meaningless until you pass a trained checkpoint.",
                             UNTRAINED_SEED)
-                return cls(untrained_model("xdrcdepth"), **kwargs)
+                return cls(untrained_model("xdrcdepth"), input_hw=input_hw or DEFAULT_INPUT_HW, **kwargs)
         ckpt = load_checkpoint(path)
         model = build_from_checkpoint(ckpt, path)
-        return cls(model, input_hw=ckpt["input_hw"], radar_channels=ckpt["radar_channels"],
+        return cls(model, input_hw=input_hw or ckpt["input_hw"], radar_channels=ckpt["radar_channels"],
                    model_id=f"{ckpt['model_name']}@{file_digest(path)}", weights_sha=ckpt["weights_sha256"],
                    trained=True, **kwargs)
 

@@ -17,7 +17,8 @@ from xdrcdepth_core.bench import (CHEAP_REPEATS, FRONT_CAMERA_K, _jpeg_1600x900,
 
 
 def bench_node(estimators: dict, repeats: int, hw=(450, 800)) -> dict:
-    """The node's per-frame work on ``hw`` rgb8 frames and JPEGs, in this process (no DDS transport)."""
+    """The node's per-frame work on ``hw`` rgb8 frames and JPEGs, in this process (no DDS transport), for each
+    of ``estimators`` (label -> DepthEstimator; their input sizes may differ)."""
     import rclpy
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -102,7 +103,7 @@ def bench_node(estimators: dict, repeats: int, hw=(450, 800)) -> dict:
                     total, bare = statistics.median(totals), statistics.median(fwd)
                     overhead = statistics.median([t - f for t, f in zip(totals, fwd)])
                     out["paths"][f"{name}, {transport}"] = {
-                        "process_ms": 1000 * total, "forward_ms": 1000 * bare, "overhead_ms": 1000 * overhead,
+                        "input_hw": list(est.input_hw), "process_ms": 1000 * total, "forward_ms": 1000 * bare, "overhead_ms": 1000 * overhead,
                         "overhead_vs_forward": overhead / bare}
                 del est.estimate
             finally:
