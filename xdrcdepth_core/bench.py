@@ -671,7 +671,8 @@ def run(args: argparse.Namespace) -> int:
     if "models" not in args.skip:
         bench_models(args, device, report)
     if not {"e2e", "node", "radar"} <= set(args.skip):
-        estimators = _estimators(device, student_variants_fastest_first(report["rows"]))
+        variants = student_variants_fastest_first(report["rows"])
+        estimators = _estimators(device, variants)
         if "e2e" not in args.skip:
             jpeg, report["jpeg"] = _jpeg_1600x900()
             report["decode"] = bench_decode(jpeg, CHEAP_REPEATS)
@@ -681,7 +682,7 @@ def run(args: argparse.Namespace) -> int:
 
             # the measurement runs the model at the frame size (450 x 800 -> 448 x 800); the shipped node
             # runs it at the size it was trained at: both, side by side
-            at_frame = _estimators(device, student_variants_fastest_first(report["rows"]), NODE_MODEL_INPUT)
+            at_frame = _estimators(device, variants, NODE_MODEL_INPUT)
             labelled = {f"{name}, model {e.input_hw[0]} x {e.input_hw[1]}": e
                         for group in (at_frame, estimators) for name, e in group.items()}
             # a frame costs tens of ms and the overhead a few: its median needs more frames than the model rows

@@ -103,8 +103,8 @@ def bench_node(estimators: dict, repeats: int, hw=(450, 800)) -> dict:
                     total, bare = statistics.median(totals), statistics.median(fwd)
                     overhead = statistics.median([t - f for t, f in zip(totals, fwd)])
                     out["paths"][f"{name}, {transport}"] = {
-                        "input_hw": list(est.input_hw), "process_ms": 1000 * total, "forward_ms": 1000 * bare, "overhead_ms": 1000 * overhead,
-                        "overhead_vs_forward": overhead / bare}
+                        "input_hw": list(est.input_hw), "process_ms": 1000 * total, "forward_ms": 1000 * bare,
+                        "overhead_ms": 1000 * overhead, "overhead_vs_forward": overhead / bare}
                 del est.estimate
             finally:
                 node.destroy_node()
