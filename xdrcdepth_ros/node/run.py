@@ -18,10 +18,16 @@ Start-up errors are one line and a non-zero exit code, never a traceback:
 * errors the caller names (a bad checkpoint, a busy port): ``cannot start: ...``, ``startup_exit_code``.
 
 Anything else is a bug and propagates.
+
+The clean-up after the spin (``destroy_node``, ``rclpy.try_shutdown``) is bounded: if it has not finished
+after :data:`SHUTDOWN_TIMEOUT_S`, :mod:`faulthandler` writes every thread's stack to stderr and the process
+exits with code 1. A teardown that hangs (a DDS or WebSocket library waiting on a peer) then ends before a
+launcher escalates to SIGTERM/SIGKILL, and says where it hung.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
 import signal
@@ -42,6 +48,9 @@ from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say
 from xdrcdepth_ros.node.params import Param, ParameterError
 
 HELP_FLAGS = ("-h", "--help")
+
+#: Seconds the clean-up after the spin may take (below the launcher's 5 s SIGINT-to-SIGTERM timeout).
+SHUTDOWN_TIMEOUT_S = 4.0
 
 
 class RosArgumentError(ValueError):
@@ -160,7 +169,11 @@ def run_node(make_node: Callable[[], Node], name: str,
         if rclpy.ok():
             raise
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        faulthandler.dump_traceback_later(SHUTDOWN_TIMEOUT_S, exit=True)
+        try:
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
     return 0

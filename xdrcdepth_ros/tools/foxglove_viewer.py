@@ -23,6 +23,7 @@ their channel, so a client that connects late still gets the static transforms.
 from __future__ import annotations
 
 import sys
+import threading
 from collections import deque
 
 try:  # optional: no rosdep key exists for foxglove-sdk (pip install foxglove-sdk)
@@ -49,6 +50,8 @@ DEFAULT_TOPICS = [
 ]
 ALL_TOPICS = "*"
 LATCHED_DEPTH = 10
+#: Seconds the WebSocket server may take to stop; foxglove-sdk's stop waits for every client's task.
+SERVER_STOP_TIMEOUT_S = 2.0
 
 
 def subscription_qos(offered: list[QoSProfile]) -> QoSProfile:
@@ -180,11 +183,20 @@ class FoxgloveViewer(Node):
             msg_type, topic, lambda raw: bridge.forward(raw, self.get_clock().now().nanoseconds), qos, raw=True)
         self.get_logger().info(f"bridging {topic} ({type_name}{', transient local' if latched else ''})")
 
-    def destroy_node(self):
+    def _stop_server(self) -> None:
         if hasattr(self, "server"):   # not when __init__ stopped early (bad parameters, port taken)
             self.server.stop()
         for bridge in getattr(self, "_bridges", {}).values():
             bridge.channel.close()
+
+    def destroy_node(self):
+        # in a thread with a bounded wait: a client that does not answer the close must not hold the node
+        stopping = threading.Thread(target=self._stop_server, name="foxglove_stop", daemon=True)
+        stopping.start()
+        stopping.join(SERVER_STOP_TIMEOUT_S)
+        if stopping.is_alive():
+            self.get_logger().warning(f"the Foxglove server did not stop within {SERVER_STOP_TIMEOUT_S:g} s; "
+                                      "leaving it to process exit")
         return super().destroy_node()
 
 

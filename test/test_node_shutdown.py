@@ -1,0 +1,65 @@
+"""A node's clean-up after SIGINT is bounded (``run_node``): a teardown that hangs ends the process.
+
+A real rclpy node in its own process; its ``destroy_node`` blocks forever (what a WebSocket or DDS teardown
+waiting on a vanished peer does). After SIGINT the process must exit by itself with code 1, with every
+thread's stack on stderr naming the hung call, within the launcher's SIGINT-to-SIGTERM timeout (5 s) plus
+start-up slack; a node whose teardown returns exits 0.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+NODE = textwrap.dedent("""
+    import sys, threading
+    from rclpy.node import Node
+    from xdrcdepth_ros.node.run import run_node
+
+    class Stuck(Node):
+        def __init__(self):
+            super().__init__("stuck")
+            self.create_timer(0.05, lambda: print("spinning", flush=True))
+
+        def destroy_node(self):
+            if sys.argv[1] == "hang":
+                threading.Event().wait()   # a teardown that never returns
+            return super().destroy_node()
+
+    sys.exit(run_node(Stuck, "stuck", args=sys.argv[:1]))
+""")
+
+
+def stop_after_spinning(tmp_path, mode):
+    script = tmp_path / "stuck_node.py"
+    script.write_text(NODE)
+    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "spinning"   # the executor runs: the node is up
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        proc.wait(timeout=60)
+        return proc.returncode, time.monotonic() - started, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.ros
+def test_a_hung_teardown_ends_the_process_with_its_stack(ros_domain_id, tmp_path):
+    code, seconds, stderr = stop_after_spinning(tmp_path, "hang")
+    assert code == 1, stderr
+    assert 3.5 < seconds < 5.0 + 5.0, seconds    # the 4 s bound, with slack for a loaded machine
+    assert "Timeout" in stderr and "in destroy_node" in stderr, stderr
+
+
+@pytest.mark.ros
+def test_a_teardown_that_returns_exits_0(ros_domain_id, tmp_path):
+    code, seconds, stderr = stop_after_spinning(tmp_path, "ok")
+    assert code == 0, stderr
+    assert seconds < 3.5, seconds
