@@ -63,8 +63,6 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
                                                    encoding="32FC1", step=1280, data=bytes(160 * 1280)),
          info, cloud),
         ({"bad_image"}, lambda t: Image(header=header(CAMERA, t), encoding="rgb8"), info, cloud),
-        ({"radar_nonfinite_points", "radar_empty"}, image, info, lambda t: cloud(t, nan_records)),
-        ({"radar_empty"}, image, info, lambda t: cloud(t, frame.radar[:0])),
         ({"radar_missing_xyz"}, image, info, lambda t: cloud(t, np.ascontiguousarray(xyz_only))),
         ({"radar_truncated"}, image, info, lambda t: cloud(t, data=bytes(cloud(t).data)[:-7])),
         ({"radar_bad_fields"}, image, info, lambda t: cloud(t, point_step=10)),
@@ -104,7 +102,7 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
         # NaN feature kept would have made every pixel NaN)
         t_good = t_restart + 100 * MS
         with_nan = np.concatenate([frame.radar, nan_records])
-        counts["radar_nonfinite_points"] += 1
+        counts["radar_nonfinite_points"] = 1   # (a cloud with no point left is "no returns": test_depth_node_stamps)
         rig.publish_frame_until(image(t_good), info(t_good), [cloud(t_good, with_nan)],
                                 lambda: len(rig.received["depth"]) == 4, node)
         diag = rig.diagnostics_when("frames published", "4", node)

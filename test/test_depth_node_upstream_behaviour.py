@@ -31,7 +31,8 @@ def test_radar_in_camera_frame_without_tf_then_stale_radar_then_back(ros_domain_
                                                                      checkpoint, estimator):
     """Defect 1, tf2: a cloud whose frame_id is the camera's needs no TF (identity for source == target,
     even for a frame tf2 never saw); with the default fixed_frame 'odom' and no odometry the node publishes
-    uncompensated depth and says so once.
+    uncompensated depth and says so once; a cloud from a frame TF does not know is missing_tf, and is not
+    called uncompensated first.
     Defect 9: past radar_timeout without a cloud the node publishes camera-only depth (empty radar raster)
     and diagnostics warn "radar stale"; the next cloud brings fused depth back."""
     frame = NuScenesFrame.load(nuscenes_samples)
@@ -71,13 +72,18 @@ def test_radar_in_camera_frame_without_tf_then_stale_radar_then_back(ros_domain_
                                 lambda: len(rig.received["depth"]) == 4, node)
         back_diag = rig.diagnostics_when("frames published", "4", node)
         back_status = rig.received["diag"][-1].status[0]
+        # a cloud from a frame TF does not know: missing_tf, and no "uncompensated" claim for it
+        t4 = t3 + 500 * MS    # beyond slop from the last good cloud (it would pair with it), within radar_timeout
+        rig.publish_frame_until(image_msg(frame.rgb, t4), camera_info_msg(frame, t4),
+                                [radar_msg(in_camera, t4 + 10 * MS, frame_id="nowhere")],
+                                lambda: rig.latest_diagnostics().get("bad: missing_tf") == "1", node)
     finally:
         rig.close()
         rc = node.stop()
     log = node.output()
     assert rc == 0, log
-    assert "Traceback" not in log and "missing_tf" not in log
-    assert log.count("radar not ego-motion compensated") == 1          # said once
+    assert "Traceback" not in log and log.count("skipped bad input [missing_tf]") == 1
+    assert log.count("radar not ego-motion compensated") == 1          # said once, not for the rejected cloud
     assert fused_diag["radar clouds without ego-motion compensation"] == "2"
     assert fused_diag["bad messages"] == "0"
 

@@ -19,7 +19,10 @@ Radar that stops: the fused synchroniser needs a cloud from every radar topic, s
 silence the node. A second synchroniser pairs image and camera_info alone; when a radar topic's newest
 cloud is more than ``radar_timeout`` (image-stamp time) behind the image, that frame goes out with the
 other radars' nearest clouds (within ``slop``), or camera-only (empty radar raster) when none is left,
-and diagnostics warn "radar stale". The next cloud makes the topic fresh again: fused depth resumes.
+and diagnostics warn "radar stale". The next cloud makes the topic fresh again: fused depth resumes. A
+cloud stamped more than ``time_reset_threshold`` after the image does not count as fresh (one bogus
+future stamp would otherwise keep the topic fresh for ever). A cloud with no points is the radar seeing
+nothing: the frame goes out with an empty raster for it.
 
 Callbacks never block: the synchroniser callback only stores the newest frame in a one-slot buffer
 (overwriting an unprocessed one counts as a dropped frame), and a single worker thread runs inference,
@@ -42,6 +45,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -60,6 +64,7 @@ from xdrcdepth_ros.node.diagnostics import NodeStats, ThrottledLog
 from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
 from xdrcdepth_ros.node.run import node_help, run_node
 from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
+from xdrcdepth_ros.node.valid_stamps import ValidStamps
 from xdrcdepth_ros.standins import active, implementation
 from xdrcdepth_ros.standins import tf2_ros as standin_tf2_ros
 
@@ -129,6 +134,9 @@ class DepthNode(Node):
             f.registerCallback(lambda _msg, topic=f.sub.topic_name:
                                self.stats.received(topic, time.monotonic()))
         self.inputs = inputs
+        self.log_throttle = ThrottledLog(period_s=5.0)
+        # what reads stamps (radar watch, synchronisers, TF) only sees messages whose stamp is a time
+        valid = [ValidStamps(f, f.sub.topic_name, self._invalid_stamp) for f in inputs]
         # radar watch (executor thread only): newest stamp and recent clouds per radar topic
         self.radar_topics = [f.sub.topic_name for f in inputs[2:]]
         self.slop_ns = int(p.slop * 1e9)
@@ -137,14 +145,13 @@ class DepthNode(Node):
         self._watch_start_ns: int | None = None        # image stamp the radar watch (re)started at
         self._watch_last_ns: int | None = None
         self._camera_only_stamps: deque[int] = deque(maxlen=4 * p.queue_size)
-        for f, topic in zip(inputs[2:], self.radar_topics):
+        for f, topic in zip(valid[2:], self.radar_topics):
             f.registerCallback(lambda msg, topic=topic: self._radar_arrived(topic, msg))
-        self.synchronizer = message_filters.ApproximateTimeSynchronizer(inputs, p.queue_size, p.slop)
+        self.synchronizer = message_filters.ApproximateTimeSynchronizer(valid, p.queue_size, p.slop)
         self.synchronizer.registerCallback(self._on_synced)
-        self.camera_synchronizer = message_filters.ApproximateTimeSynchronizer(inputs[:2], p.queue_size, p.slop)
+        self.camera_synchronizer = message_filters.ApproximateTimeSynchronizer(valid[:2], p.queue_size, p.slop)
         self.camera_synchronizer.registerCallback(self._on_camera_synced)
 
-        self.log_throttle = ThrottledLog(period_s=5.0)
         self._uncompensated_said: set[str] = set()
         self._slot: Frame | None = None
         self._slot_cv = threading.Condition()
@@ -178,8 +185,8 @@ class DepthNode(Node):
             return
         t = _stamp_ns(image.header)
         self._watch(t)
-        stale = tuple(topic for topic in self.radar_topics if t - max(
-            self._radar_newest[topic] or self._watch_start_ns, self._watch_start_ns) > timeout_s * 1e9)
+        stale = tuple(topic for topic in self.radar_topics
+                      if t - self._radar_heard_ns(topic, t) > timeout_s * 1e9)
         if not stale:
             return  # the fused synchroniser handles this frame
         fresh = []
@@ -197,12 +204,25 @@ class DepthNode(Node):
             self._radar_newest = dict.fromkeys(self.radar_topics)
         self._watch_last_ns = max(self._watch_last_ns, t)
 
+    def _radar_heard_ns(self, topic: str, t: int) -> int:
+        """Stamp the radar topic was last heard at, as seen from image stamp ``t``: its newest cloud's, unless
+        that lies more than ``time_reset_threshold`` after ``t`` (a bogus future stamp must not keep the topic
+        fresh for ever); never before the watch started."""
+        newest = self._radar_newest[topic]
+        if newest is None or newest - t > self.time_reset_ns:
+            return self._watch_start_ns
+        return max(newest, self._watch_start_ns)
+
     def _radar_arrived(self, topic: str, cloud) -> None:
         t = _stamp_ns(cloud.header)
         newest = self._radar_newest[topic]
-        if newest is None or t > newest:
+        # a newer stamp, or one after a bogus far-future stamp (which it then replaces)
+        if newest is None or t > newest or newest - t > self.time_reset_ns:
             self._radar_newest[topic] = t
         self._radar_recent[topic].append(cloud)
+
+    def _invalid_stamp(self, topic: str, problem: str) -> None:
+        self._reject("bad_stamp", f"{topic}: {problem}")
 
     def _offer(self, frame: Frame) -> None:
         """A synchronised frame for the worker, unless nobody listens (then counted as idle)."""
@@ -316,9 +336,9 @@ class DepthNode(Node):
             if n_nonfinite:
                 self._reject("radar_nonfinite_points",
                              f"dropped {n_nonfinite} points with a NaN/inf coordinate or feature from {source}")
-            if len(xyz) == 0:
-                raise BadInput("radar_empty", f"no finite points in the cloud from {source}")
-            T = self._camera_from_radar(camera_header, cloud.header, p.tf_timeout)
+            # no (finite) point: the radar saw nothing, which the model takes as an empty raster; no TF needed
+            T = (self._camera_from_radar(camera_header, cloud.header, p.tf_timeout) if len(xyz)
+                 else np.eye(4))
         except BadInput as exc:
             self._reject(exc.reason, exc.detail)
             return None
@@ -331,24 +351,28 @@ class DepthNode(Node):
         t_camera, t_radar = Time.from_msg(camera_header.stamp), Time.from_msg(radar_header.stamp)
         timeout = Duration(seconds=timeout_s)
         pair = f"{radar} -> {camera}"
+        why_uncompensated = None
         if self.fixed_frame:
             if self.tf.can_transform(self.fixed_frame, camera, Time()):
                 try:
                     return transform_to_matrix(self.tf.lookup_transform_full(
                         camera, t_camera, radar, t_radar, self.fixed_frame, timeout).transform)
                 except tf2_ros.TransformException as exc:
-                    self._uncompensated(pair, f"no path via '{self.fixed_frame}' at both stamps ({exc})")
+                    why_uncompensated = f"no path via '{self.fixed_frame}' at both stamps ({exc})"
             else:
-                self._uncompensated(pair, f"fixed frame '{self.fixed_frame}' is not connected to '{camera}'")
+                why_uncompensated = f"fixed frame '{self.fixed_frame}' is not connected to '{camera}'"
         try:  # radar == camera frame: the identity, as tf2 answers even with no TF at all
-            return transform_to_matrix(self.tf.lookup_transform(camera, radar, t_radar, timeout).transform)
+            T = transform_to_matrix(self.tf.lookup_transform(camera, radar, t_radar, timeout).transform)
         except tf2_ros.TransformException as exc:
             error = exc
-        try:
-            return transform_to_matrix(self.fallback_tf.lookup_transform(camera, radar, Time()).transform)
-        except standin_tf2_ros.TransformException:
-            raise BadInput("missing_tf", f"no transform {radar} -> {camera} in TF ({error}) and none "
-                                         "in fallback_transforms") from None
+            try:
+                T = transform_to_matrix(self.fallback_tf.lookup_transform(camera, radar, Time()).transform)
+            except standin_tf2_ros.TransformException:
+                raise BadInput("missing_tf", f"no transform {radar} -> {camera} in TF ({error}) and none "
+                                             "in fallback_transforms") from None
+        if why_uncompensated:   # said only for a cloud that is used
+            self._uncompensated(pair, why_uncompensated)
+        return T
 
     def destroy_node(self) -> None:
         if hasattr(self, "worker"):   # not when __init__ stopped early (bad parameters, bad checkpoint)
