@@ -6,7 +6,8 @@
 * Every parameter is checked against its declared type, range and constraints before anything is built
   (``queue_size:=-1``, ``slop:=0.0``, ``cpu_threads:=999``, ``device:=foo|mps|meta``, ``radar_topics:=['']``
   used to give two tracebacks and exit 1, or be accepted); all bad parameters are named in one line.
-* Every console script: bad arguments -> one line on stderr, exit code 2.
+* Every console script: bad arguments -> one line on stderr, exit code 2; so are ``qos_overrides`` that rclpy
+  or DDS cannot apply (``reliability:=bogus``, ``depth:=-5`` used to be a traceback and exit code 1).
 """
 
 import os
@@ -158,6 +159,13 @@ def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
 @pytest.mark.ros
 @pytest.mark.parametrize("script, args, message", [
     ("xdrcdepth_ros.node.depth_node", ["--ros-args", "-p", "queue_size"], "invalid ROS arguments"),
+    ("xdrcdepth_ros.node.depth_node", ["--ros-args", "-p", "backend:=torch", "-p", "precision:=fp32", "-p",
+                                       "qos_overrides./image.subscription.reliability:=bogus"],
+     "cannot start: qos_overrides./image.subscription: Unexpected QoS override for policy `reliability`: `bogus`"),
+    ("xdrcdepth_ros.node.depth_node", ["--ros-args", "-p", "backend:=torch", "-p", "precision:=fp32", "-p",
+                                       "qos_overrides./radar/points.subscription.depth:=-5"],
+     "cannot start: qos_overrides./radar/points.subscription: Failed to create subscription: failed to set "
+     "history depth"),
     ("xdrcdepth_ros.tools.foxglove_viewer", ["--ros-args", "-p", "port:=-5"], "port = -5 is outside [0, 65535]"),
     ("xdrcdepth_ros.tools.foxglove_viewer", ["--ros-args", "-p", "port:=70000"], "port = 70000 is outside"),
     ("xdrcdepth_ros.tools.foxglove_viewer", ["--ros-args", "-p", "port:=http"], "port must be an integer"),

@@ -15,7 +15,8 @@ best-effort publisher that appears later would be incompatible with the reliable
 its incompatible-QoS event re-creates the subscription best effort (once, logged). This mirrors
 image_pipeline's choice to follow the publisher's QoS (PR #814); the event-driven switch is ours. An
 explicit ``qos_overrides./<topic>.subscription.reliability`` is applied by rclpy and kept as set; an
-incompatible publisher is then only reported.
+incompatible publisher is then only reported. An override rclpy or DDS cannot apply (``reliability:=bogus``,
+``depth:=-5``) is a :class:`~xdrcdepth_ros.node.params.ParameterError`: one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from __future__ import annotations
 import copy
 
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, InvalidQoSProfileException, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.subscription import RCLError
 
+from xdrcdepth_core.cli_args import one_line
+from xdrcdepth_ros.node.params import ParameterError
 from xdrcdepth_ros.standins import active
 
 message_filters = active("message_filters")
@@ -68,10 +72,16 @@ def subscribe_input(node, msg_type, topic: str, depth: int, large_samples: bool 
             f"{name}: a best-effort publisher appeared; subscribed best effort from now on (samples may be "
             f"lost next to large images; reliable publishers avoid that).{hint}")
 
-    state["filter"] = filter_subscriber(
-        node, msg_type, topic, qos,
-        qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-        event_callbacks=SubscriptionEventCallbacks(incompatible_qos=on_incompatible))
+    try:
+        state["filter"] = filter_subscriber(
+            node, msg_type, topic, qos,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=on_incompatible))
+    except (RuntimeError, RCLError, InvalidQoSProfileException) as exc:
+        # rclpy: RuntimeError for an unknown policy value (reliability:=bogus), RCLError for a depth DDS
+        # cannot take (depth:=-5); either way a bad start-up parameter (one line, exit code 2)
+        raise ParameterError(f"qos_overrides.{node.resolve_topic_name(topic)}.subscription: "
+                             f"{one_line(exc)}") from exc
     return state["filter"]
 
 
