@@ -84,10 +84,19 @@ def test_png_is_lossless_and_jpeg_matches_pil():
     assert np.abs(out.astype(int) - big).mean() < 4           # and it is the picture we sent
 
 
+def scan_cut_short(jpeg: bytes) -> bytes:
+    """A JPEG whose entropy-coded scan stops half-way, EOI appended (libjpeg fills the rest with grey)."""
+    scan = jpeg.index(b"\xff\xda")
+    return jpeg[: scan + (len(jpeg) - scan) // 2] + b"\xff\xd9"
+
+
 @pytest.mark.parametrize("make,reason", [
     (lambda: CompressedImage(format="jpeg", data=b"not an image"), "bad_compressed"),
     (lambda: CompressedImage(format="jpeg", data=bytes(compressed(
         "JPEG", np.full((64, 64, 3), 128, np.uint8)).data)[:200]), "bad_compressed"),
+    (lambda: CompressedImage(format="jpeg", data=scan_cut_short(bytes(compressed(
+        "JPEG", np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).data))),
+     "bad_compressed"),
     (lambda: compressed("GIF"), "unsupported_encoding"),
     (lambda: compressed("PNG", np.full((8, 8), 3000, np.uint16)), "unsupported_encoding"),   # a depth map
 ])
@@ -95,6 +104,7 @@ def test_bad_compressed_images(make, reason):
     with pytest.raises(BadInput) as err:
         conv.rgb_from_compressed(make())
     assert err.value.reason == reason
+    assert " at 0x" not in err.value.detail   # no object address (PIL's "cannot identify <BytesIO at 0x..>")
 
 
 def test_a_16_bit_png_is_refused_not_clipped_to_white():
@@ -273,6 +283,11 @@ def test_padded_records_survive_a_backend_without_default_point_step(monkeypatch
                                                  for c in "xyz"]), "radar_bad_fields"),
     (lambda: xyz_cloud(np.zeros((5, 3)), fields=[PointField(name="x", offset=0, datatype=7, count=1)] * 3),
      "radar_bad_fields"),
+    (lambda: xyz_cloud(np.zeros((5, 3)), fields=[PointField(name=c, offset=2 * i, datatype=7, count=1)   # overlap
+                                                 for i, c in enumerate("xyz")]), "radar_bad_fields"),
+    (lambda: xyz_cloud(np.zeros((5, 3)), fields=[PointField(name=c, offset=2 * i, datatype=PointField.INT16,
+                                                            count=1) for i, c in enumerate("xyz")]),
+     "radar_bad_fields"),   # integer coordinates: not metres as REP 103 clouds carry them
 ])
 def test_bad_clouds_are_rejected_with_reason(make, reason):
     with pytest.raises(BadInput) as err:

@@ -50,6 +50,7 @@ POINT_FIELD_TYPES: dict[int, str] = {
     PointField.INT32: "i4", PointField.UINT32: "u4", PointField.FLOAT32: "f4", PointField.FLOAT64: "f8",
 }
 _NUMPY_TO_POINT_FIELD = {np.dtype(t).str[1:]: k for k, t in POINT_FIELD_TYPES.items()}
+FLOAT_TYPES = (PointField.FLOAT32, PointField.FLOAT64)
 
 _cv_bridge = active("cv_bridge")
 _point_cloud2 = active("point_cloud2")
@@ -124,8 +125,10 @@ def rgb_from_compressed(msg: CompressedImage, max_pixels: int | None = None) -> 
     """H x W x 3 uint8 RGB from a JPEG or PNG CompressedImage.
 
     The size in the file's header is checked against ``max_pixels`` before decoding: a small PNG can
-    declare 12000 x 12000 pixels (432 MB as RGB). A well-formed JPEG is then decoded by OpenCV (PIL's pixels,
-    about twice as fast: :mod:`xdrcdepth_core.imageio`), anything else by PIL, whose errors name the problem."""
+    declare 12000 x 12000 pixels (432 MB as RGB). A well-formed JPEG is then decoded by simplejpeg or OpenCV
+    (PIL's pixels, three times as fast: :mod:`xdrcdepth_core.imageio`; with simplejpeg, corrupt data inside a
+    JPEG that ends in EOI is ``bad_compressed``, not a grey-patched picture), anything else by PIL, whose
+    errors name the problem."""
     data = bytes(msg.data)
     try:
         with warnings.catch_warnings():   # PIL warns above 89 Mpx at open: max_pixels decides here
@@ -146,6 +149,9 @@ def rgb_from_compressed(msg: CompressedImage, max_pixels: int | None = None) -> 
         raise BadInput("unsupported_encoding", f"compressed {exc} (format field '{msg.format}')") from None
     except PILImage.DecompressionBombError as exc:   # beyond PIL's own limit (179 Mpx): not opened at all
         raise BadInput("image_too_large", f"compressed image: {exc} (not decoded)") from None
+    except PILImage.UnidentifiedImageError:   # its message names a BytesIO object: say what it means
+        raise BadInput("bad_compressed", f"cannot decode '{msg.format}' ({len(msg.data)} bytes): not a "
+                                         "JPEG or PNG PIL can identify") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise BadInput("bad_compressed", f"cannot decode '{msg.format}' ({len(msg.data)} bytes): {exc}")
 
@@ -193,7 +199,15 @@ def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
         if f.offset + f.count * np.dtype(POINT_FIELD_TYPES[f.datatype]).itemsize > cloud.point_step:
             raise BadInput("radar_bad_fields", f"field {f.name} at {f.offset} overruns point_step "
                                                f"{cloud.point_step}")
+    spans = sorted((f.offset, f.offset + f.count * np.dtype(POINT_FIELD_TYPES[f.datatype]).itemsize, f.name)
+                   for f in cloud.fields)
+    for (_, end, name), (start, _, next_name) in zip(spans, spans[1:]):
+        if start < end:
+            raise BadInput("radar_bad_fields", f"fields {name} and {next_name} overlap (bytes {start}-{end - 1})")
     by_name = {f.name: f for f in cloud.fields}
+    not_float = [c for c in ("x", "y", "z") if c in by_name and by_name[c].datatype not in FLOAT_TYPES]
+    if not_float:
+        raise BadInput("radar_bad_fields", f"fields {not_float} are not FLOAT32/FLOAT64 (metres)")
     multi = [name for name in ("x", "y", "z", *feature_names) if name in by_name and by_name[name].count != 1]
     if multi:  # other fields may have count > 1 (read as name_0 .. name_k by point_cloud2, unused here)
         raise BadInput("radar_bad_fields", f"fields {multi} have count > 1")
@@ -209,7 +223,7 @@ def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
     present = [name for name in feature_names if name in by_name]
     try:
         records = read_points(cloud, ["x", "y", "z", *present]) if n else None
-    except (AssertionError, ValueError, TypeError) as exc:  # e.g. overlapping fields, sub-field name clash
+    except (AssertionError, ValueError, TypeError) as exc:  # e.g. a count > 1 field's name_0 clashing with a field
         raise BadInput("radar_bad_fields", f"unreadable field layout: {exc}") from None
     if records is None or len(records) == 0:
         return np.zeros((0, 3)), {}, 0
