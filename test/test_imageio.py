@@ -1,4 +1,5 @@
-"""JPEG decoding: OpenCV where it gives PIL's pixels exactly, PIL (and its errors) for everything else."""
+"""JPEG decoding: simplejpeg (else OpenCV) where it gives PIL's pixels exactly, PIL (and its errors) for
+everything else; corrupt data inside a JPEG that ends in EOI is an error, not a grey-patched picture."""
 
 import io
 
@@ -7,7 +8,9 @@ import pytest
 from PIL import Image
 
 from conftest import NUSCENES_SAMPLES
-from xdrcdepth_core.imageio import UnsupportedPixels, decode_image, decode_jpeg_fast, jpeg_components
+from xdrcdepth_core import imageio
+from xdrcdepth_core.imageio import (CorruptJpeg, UnsupportedPixels, decode_image, decode_jpeg_fast,
+                                     jpeg_components)
 
 
 def pil_rgb(data: bytes) -> np.ndarray:
@@ -19,6 +22,23 @@ def encode(array, fmt="JPEG", **kwargs) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format=fmt, **kwargs)
     return buf.getvalue()
+
+
+@pytest.fixture(params=["simplejpeg", "opencv"], autouse=True)
+def fast_decoder(request, monkeypatch):
+    """Every test runs with simplejpeg and with the OpenCV fallback (a rosdep install without simplejpeg)."""
+    assert imageio.simplejpeg is not None and imageio.cv2 is not None   # both installed by requirements.txt
+    if request.param == "opencv":
+        monkeypatch.setattr(imageio, "simplejpeg", None)
+    return request.param
+
+
+def corrupted(jpeg: bytes, how: str) -> bytes:
+    """The two corruptions that still end in EOI: the scan cut in half, or all but its first 50 bytes zeroed."""
+    scan = jpeg.index(b"\xff\xda")
+    if how == "truncated":
+        return jpeg[: scan + (len(jpeg) - scan) // 2] + b"\xff\xd9"
+    return jpeg[: scan + 50] + bytes(len(jpeg) - scan - 52) + b"\xff\xd9"
 
 
 def test_real_nuscenes_jpeg_decodes_to_pils_pixels():
@@ -63,3 +83,23 @@ def test_wider_than_8_bit_images_are_refused_not_clipped():
         Image.fromarray(pixels).save(buf, format="PNG" if pixels.dtype == np.uint16 else "TIFF")
         with pytest.raises(UnsupportedPixels, match=r"with (I;16|F) samples \(only 8-bit images are camera input\)"):
             decode_image(buf.getvalue())
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeroed"])
+def test_corrupt_data_before_eoi_is_an_error_not_grey_blocks(fast_decoder, how):
+    data = sorted((NUSCENES_SAMPLES / "samples" / "CAM_FRONT").glob("*.jpg"))[0].read_bytes()
+    bad = corrupted(data, how)
+    assert bad.endswith(b"\xff\xd9") and len(pil_rgb(bad)) == 900   # PIL decodes it: grey blocks, no error
+    if fast_decoder == "opencv":   # without simplejpeg nothing tells (the documented limit)
+        np.testing.assert_array_equal(decode_image(bad), pil_rgb(bad))
+        return
+    for decode in (decode_jpeg_fast, decode_image):
+        with pytest.raises(CorruptJpeg, match="Corrupt JPEG data: premature end of data segment"):
+            decode(bad)
+
+
+def test_extraneous_bytes_before_a_marker_lose_no_pixel_and_are_decoded():
+    rgb = np.random.default_rng(3).integers(0, 256, (40, 64, 3), dtype=np.uint8)
+    data = encode(rgb)
+    padded = data[:-2] + b"\x00\x00\xff\xd9"     # what some MJPEG cameras send
+    np.testing.assert_array_equal(decode_jpeg_fast(padded), pil_rgb(data))

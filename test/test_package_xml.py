@@ -43,7 +43,8 @@ def test_every_key_is_documented_with_its_evidence():
 
 def test_module_level_third_party_imports_are_declared_or_optional():
     """rosbags is imported at module level by the bag tools and the viewer: declared
-    (python3-rosbags-pip). foxglove has no key: its import is guarded and the viewer reports it."""
+    (python3-rosbags-pip). foxglove and simplejpeg have no key: their imports are guarded (the viewer reports
+    the missing one; the JPEG decoder falls back to OpenCV or PIL)."""
     keys = set(package_keys())
     sources = {p: p.read_text() for p in (REPO / "xdrcdepth_ros").rglob("*.py")}
     if any(re.search(r"^from rosbags", s, re.M) for s in sources.values()):
@@ -51,3 +52,5 @@ def test_module_level_third_party_imports_are_declared_or_optional():
     viewer = sources[REPO / "xdrcdepth_ros" / "tools" / "foxglove_viewer.py"]
     assert re.search(r"^try:.*\n    import foxglove\nexcept ImportError", viewer, re.M)
     assert not any(re.search(r"^import foxglove", s, re.M) for s in sources.values())
+    imageio = (REPO / "xdrcdepth_core" / "imageio.py").read_text()   # the node's decoder: simplejpeg is pip only
+    assert re.search(r"^try:\n    import simplejpeg\nexcept ImportError", imageio, re.M)

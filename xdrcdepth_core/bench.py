@@ -356,6 +356,7 @@ def _estimators(device: torch.device, variants: list[tuple[str, str]], input_hw=
 
 def bench_decode(jpeg: bytes, repeats: int) -> dict:
     import cv2
+    import simplejpeg
     from PIL import Image
 
     def pil():
@@ -370,16 +371,22 @@ def bench_decode(jpeg: bytes, repeats: int) -> dict:
             img.draft("RGB", (img.width // 2, img.height // 2))
             return np.asarray(img.convert("RGB"))
 
+    def strict_simplejpeg():   # the node's decoder (xdrcdepth_core.imageio)
+        return simplejpeg.decode_jpeg(jpeg, colorspace="RGB", fastdct=False, fastupsample=False, strict=True)
+
     cpu = torch.device("cpu")
-    times = round_robin({"PIL": pil, "OpenCV": opencv, "PIL draft 1/2": pil_draft}, repeats, 1, cpu)
+    times = round_robin({"PIL": pil, "OpenCV": opencv, "simplejpeg": strict_simplejpeg, "PIL draft 1/2": pil_draft},
+                        repeats, 1, cpu)
     return {"PIL_ms": stats_ms(times["PIL"])["median_ms"], "OpenCV_ms": stats_ms(times["OpenCV"])["median_ms"],
+            "simplejpeg_ms": stats_ms(times["simplejpeg"])["median_ms"],
             "PIL_draft_half_ms": stats_ms(times["PIL draft 1/2"])["median_ms"],
             "OpenCV_equals_PIL": bool(np.array_equal(pil(), opencv())),
+            "simplejpeg_equals_PIL": bool(np.array_equal(pil(), strict_simplejpeg())),
             "draft_shape": list(pil_draft().shape)}
 
 
 def bench_end_to_end(estimators: dict, jpeg: bytes, repeats: int, device: torch.device) -> dict:
-    from xdrcdepth_core.imageio import decode_image   # the node's decoder (OpenCV where exact, else PIL)
+    from xdrcdepth_core.imageio import decode_image   # the node's decoder (simplejpeg/OpenCV where exact, else PIL)
     from xdrcdepth_core.infer import RadarInput
 
     xyz, feats = _radar_points(100)
@@ -613,11 +620,13 @@ def markdown(report: dict) -> str:
     if "decode" in report:
         d = report["decode"]
         lines += ["## End to end: 1600 x 900 JPEG -> depth", "",
-                  f"Image: {report['jpeg']}. Decoding: PIL {d['PIL_ms']:.1f} ms, OpenCV {d['OpenCV_ms']:.1f} ms "
-                  f"(pixels identical: {d['OpenCV_equals_PIL']}), PIL draft at half size "
+                  f"Image: {report['jpeg']}. Decoding: PIL {d['PIL_ms']:.1f} ms, simplejpeg (strict) "
+                  f"{d['simplejpeg_ms']:.1f} ms (pixels identical to PIL: {d['simplejpeg_equals_PIL']}), OpenCV "
+                  f"{d['OpenCV_ms']:.1f} ms (identical: {d['OpenCV_equals_PIL']}), PIL draft at half size "
                   f"{d['PIL_draft_half_ms']:.1f} ms "
                   "(DCT-domain downscale: different pixels from decode + antialiased resize, so not used). The node "
-                  "decodes JPEGs with OpenCV (PIL where OpenCV is missing or for anything but a well-formed JPEG).", "",
+                  "decodes JPEGs with simplejpeg in strict mode (corrupt data is an error), OpenCV where simplejpeg "
+                  "is missing, PIL for anything but a well-formed JPEG.", "",
                   "| backend | total ms | decode | rasterize | preprocess | forward | postprocess |",
                   "|---|---|---|---|---|---|---|"]
         for name, e in report["end_to_end"].items():

@@ -1,14 +1,24 @@
-"""Compressed camera images -> RGB arrays, the cheapest way that gives exactly PIL's pixels.
+"""Compressed camera images -> RGB arrays, the cheapest way that gives exactly PIL's pixels, and never a
+picture libjpeg had to patch up.
 
-For a 1600 x 900 nuScenes JPEG, OpenCV's decoder (libjpeg-turbo, in the venv through nuscenes-devkit) took
-10 ms and PIL 23 ms on the project's 2-core machine, with identical pixels (``xdrcdepth bench`` checks the
-equality on every run). Decoding at reduced size (PIL ``draft``, DCT scaling) is faster still but gives
-different pixels from a full decode plus the antialiased resize the model input uses, so it is not used.
+For a 1600 x 900 nuScenes JPEG, simplejpeg (libjpeg-turbo) took 3.2 ms, OpenCV's decoder 3.8 ms and PIL
+12 ms on the project's 2-core machine (quiet, median of 15), with identical pixels (``xdrcdepth bench``
+checks the equality on every run). Decoding at reduced size (PIL ``draft``, DCT scaling) is faster still
+but gives different pixels from a full decode plus the antialiased resize the model input uses, so it is
+not used.
 
 :func:`decode_jpeg_fast` takes only what it can decode exactly like PIL: a complete baseline/progressive
 JPEG (ends with the EOI marker) with 1 or 3 components (grey or YCbCr; CMYK goes to PIL), decoded without
 EXIF rotation (PIL does not rotate either). Everything else returns None, and the caller uses PIL, whose
 errors (truncated or corrupt data) are the ones reported.
+
+Corrupt data inside a JPEG that still ends in EOI (a truncated scan with EOI appended, zeroed bytes) is
+only a *warning* to libjpeg: it fills the missing blocks with grey and returns a picture, and OpenCV and
+PIL pass it on (OpenCV prints "Corrupt JPEG data" to stderr). simplejpeg's ``strict`` mode turns those
+warnings into errors, so with simplejpeg installed (requirements.txt; no rosdep key) such a JPEG raises
+:class:`CorruptJpeg`. The one warning that loses no pixel, extraneous bytes before a marker (some MJPEG
+cameras pad every frame), is decoded as usual. Without simplejpeg, OpenCV (else PIL) decodes and cannot
+tell.
 """
 
 from __future__ import annotations
@@ -16,9 +26,20 @@ from __future__ import annotations
 import numpy as np
 
 try:
+    import simplejpeg
+except ImportError:  # pip only (requirements.txt); OpenCV or PIL decode instead, without the strict check
+    simplejpeg = None
+try:
     import cv2
 except ImportError:  # pragma: no cover - OpenCV comes with nuscenes-devkit; PIL remains
     cv2 = None
+
+#: libjpeg warnings that lose no pixel (the bytes are skipped); every other warning means patched-up data
+HARMLESS_JPEG_WARNINGS = ("extraneous bytes before marker",)
+
+
+class CorruptJpeg(ValueError):
+    """A JPEG whose compressed data libjpeg could only decode by filling in missing or invalid blocks."""
 
 #: start-of-frame markers (SOF0..SOF15 without DHT C4, JPG C8, DAC CC)
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -48,8 +69,18 @@ def jpeg_components(data: bytes) -> int | None:
 
 
 def decode_jpeg_fast(data: bytes) -> np.ndarray | None:
-    """H x W x 3 uint8 RGB of a well-formed JPEG via OpenCV (PIL's pixels), or None (use PIL)."""
-    if cv2 is None or data.rstrip(b"\x00")[-2:] != b"\xff\xd9" or jpeg_components(data) not in (1, 3):
+    """H x W x 3 uint8 RGB of a well-formed JPEG via simplejpeg, else OpenCV (PIL's pixels), or None (use
+    PIL); :class:`CorruptJpeg` when simplejpeg finds corrupt data."""
+    if data.rstrip(b"\x00")[-2:] != b"\xff\xd9" or jpeg_components(data) not in (1, 3):
+        return None
+    if simplejpeg is not None:
+        try:   # fastdct/fastupsample off: libjpeg's defaults, as PIL decodes
+            return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True)
+        except ValueError as exc:
+            if not any(harmless in str(exc) for harmless in HARMLESS_JPEG_WARNINGS):
+                raise CorruptJpeg(f"{exc} (libjpeg would fill the missing part with grey)") from None
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=False)
+    if cv2 is None:
         return None
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None or bgr.ndim != 3:
@@ -77,7 +108,8 @@ def pil_to_rgb(img) -> np.ndarray:
 
 
 def decode_image(data: bytes) -> np.ndarray:
-    """H x W x 3 uint8 RGB of a JPEG or PNG (OpenCV where exact, else PIL; PIL's errors)."""
+    """H x W x 3 uint8 RGB of a JPEG or PNG (simplejpeg or OpenCV where exact, else PIL; PIL's errors and
+    :class:`CorruptJpeg`)."""
     rgb = decode_jpeg_fast(data)
     if rgb is not None:
         return rgb
