@@ -1,9 +1,9 @@
 """Compressed camera images -> RGB arrays, the cheapest way that gives exactly PIL's pixels, and never a
 picture libjpeg had to patch up.
 
-For a 1600 x 900 nuScenes JPEG, simplejpeg (libjpeg-turbo) took 3.2 ms, OpenCV's decoder 3.8 ms and PIL
-12 ms on the project's 2-core machine (quiet, median of 15), with identical pixels (``xdrcdepth bench``
-checks the equality on every run). Decoding at reduced size (PIL ``draft``, DCT scaling) is faster still
+For a 1600 x 900 nuScenes JPEG, simplejpeg (libjpeg-turbo) took 2.8 ms, OpenCV's decoder 3.7 ms and PIL
+4.3 ms on the project's 2-core machine (``docs/benchmarks/inference.md``, 2026-12-05), with identical pixels
+(``xdrcdepth bench`` checks the equality on every run). Decoding at reduced size (PIL ``draft``, DCT scaling) is faster still
 but gives different pixels from a full decode plus the antialiased resize the model input uses, so it is
 not used.
 
