@@ -1,4 +1,5 @@
-"""The ablation runner end to end on a tiny benchmark: data build (by ablate itself), teacher (published fp16), teacher cache,
+"""The ablation runner end to end on a tiny benchmark: data build (by ablate itself), teacher (published fp16, trained
+with the study's teacher_overrides), teacher cache,
 student rows with cached and live teachers, per-run records, report; a second run skips finished jobs."""
 
 import json
@@ -36,6 +37,7 @@ def test_tiny_ablation_resumable_with_report(tmp_path):
     config = _yaml(tmp_path / "ablation.yaml", {
         "data": data, "out": str(tmp_path / "runs"), "results_dir": str(results), "teacher": teacher,
         "student": student, "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"}, "ship": "direct",
+        "teacher_overrides": {"optim": {"epochs": 2}},
         "variants": {
             "direct": {"seeds": [0, 1]},
             "xkd+dkd": {"seeds": [0], "losses": [{"name": "xkd", "weight": 1.0}, {"name": "dkd", "bins": 16}]},
@@ -61,6 +63,9 @@ def test_tiny_ablation_resumable_with_report(tmp_path):
     published = load_checkpoint(results / "teacher.pt")
     assert all(v.dtype.is_floating_point is False or str(v.dtype) == "torch.float16"
                for v in published["state_dict"].values())
+    teacher_cfg = yaml.safe_load((tmp_path / "runs" / "teacher" / "config.yaml").read_text())
+    assert teacher_cfg["optim"]["epochs"] == 2 and len(json.loads((tmp_path / "runs" / "teacher" / "history.json")
+                                                                   .read_text())) == 2   # teacher_overrides applied
     crkd_cfg = yaml.safe_load((tmp_path / "runs" / "crkd" / "seed0" / "config.yaml").read_text())
     xkd_cfg = yaml.safe_load((tmp_path / "runs" / "xkd+dkd" / "seed0" / "config.yaml").read_text())
     assert crkd_cfg["teacher"] == {"checkpoint": str(results / "teacher.pt"), "cache": None}

@@ -1,6 +1,7 @@
 """``xdrcdepth ablate --config config/ablation/synthetic.yaml``: the KD ablation as resumable jobs.
 
-The ablation config names a data config (:mod:`.benchmark_data`), a teacher experiment, a student base
+The ablation config names a data config (:mod:`.benchmark_data`), a teacher experiment (optionally changed by
+``teacher_overrides``, e.g. ``{optim: {epochs: 25}}`` for a longer-trained teacher), a student base
 experiment and the variants (rows). Each run is its own job in ``<out>/<variant>/seed<k>/``:
 
 0. the benchmark data is built where missing (``xdrcdepth build-data``, resumable; a new machine rebuilds it);
@@ -53,6 +54,8 @@ def load_ablation_config(path: str | Path) -> dict:
     missing = required - set(cfg)
     if missing:
         raise ValueError(f"{path}: missing keys {sorted(missing)}")
+    if not isinstance(cfg.get("teacher_overrides", {}), dict):
+        raise ValueError(f"{path}: teacher_overrides must be a mapping (e.g. {{optim: {{epochs: 25}}}})")
     for name, variant in cfg["variants"].items():
         unknown = set(variant) - {"seeds", "model", "losses", "optim", "description"}
         if unknown:
@@ -107,8 +110,15 @@ class Ablation:
         """The teacher's fp16 weights kept with the results (committed), so a new machine need not retrain it."""
         return Path(self.cfg.get("teacher_weights") or self.results_dir / "teacher.pt")
 
+    def teacher_config(self) -> dict:
+        """The teacher experiment with the study's data, and ``teacher_overrides`` (e.g. more epochs) on top."""
+        from xdrcdepth_core.train.config import resolve_config
+
+        return resolve_config(self.cfg["teacher"], base={**self.cfg.get("teacher_overrides", {}), **self.data_override,
+                                                         "out": str(self.teacher_dir), "name": "teacher"})
+
     def train_teacher(self) -> None:
-        from xdrcdepth_core.train.config import dump_config, resolve_config
+        from xdrcdepth_core.train.config import dump_config
 
         if not self.teacher_done() and self.published_teacher.is_file():
             self.teacher_dir.mkdir(parents=True, exist_ok=True)
@@ -119,8 +129,7 @@ class Ablation:
             atomic_write_bytes(self.teacher_dir / "config.yaml",   # key order kept: republished as it was
                                yaml.safe_dump(record["config"], sort_keys=False).encode())
         if not self.teacher_done():
-            cfg = resolve_config(self.cfg["teacher"], base={**self.data_override, "out": str(self.teacher_dir),
-                                                            "name": "teacher"})
+            cfg = self.teacher_config()
             experiment = self.teacher_dir / "experiment.yaml"
             atomic_write_bytes(experiment, dump_config(cfg).encode())
             _run(_python_cli("train", "--config", str(experiment), "--resume", "--no-progress"),
