@@ -103,3 +103,13 @@ def test_extraneous_bytes_before_a_marker_lose_no_pixel_and_are_decoded():
     data = encode(rgb)
     padded = data[:-2] + b"\x00\x00\xff\xd9"     # what some MJPEG cameras send
     np.testing.assert_array_equal(decode_jpeg_fast(padded), pil_rgb(data))
+
+
+def test_a_jpeg_libjpeg_refuses_outright_goes_to_pil_for_its_error(fast_decoder):
+    rgb = np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    data = bytearray(encode(rgb))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 4] = 12                    # 12-bit sample precision: an error to 8-bit libjpeg, not a warning
+    assert decode_jpeg_fast(bytes(data)) is None
+    with pytest.raises(OSError):          # PIL's own error, which the node reports as bad_compressed
+        decode_image(bytes(data))

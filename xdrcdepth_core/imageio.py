@@ -77,9 +77,14 @@ def decode_jpeg_fast(data: bytes) -> np.ndarray | None:
         try:   # fastdct/fastupsample off: libjpeg's defaults, as PIL decodes
             return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True)
         except ValueError as exc:
-            if not any(harmless in str(exc) for harmless in HARMLESS_JPEG_WARNINGS):
-                raise CorruptJpeg(f"{exc} (libjpeg would fill the missing part with grey)") from None
-        return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=False)
+            warning = str(exc)
+        try:   # decodable when not strict: the strict failure was a libjpeg warning
+            rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=False)
+        except ValueError:
+            return None   # an error (e.g. 12-bit samples): PIL decodes it or names the problem
+        if not any(harmless in warning for harmless in HARMLESS_JPEG_WARNINGS):
+            raise CorruptJpeg(f"{warning} (libjpeg would fill the missing part with grey)")
+        return rgb
     if cv2 is None:
         return None
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
