@@ -10,7 +10,8 @@ reads (rosbags, Foxglove). The original file is replaced only when the new one i
 
 sqlite3 bags (rows committed twice a second) need only their ``metadata.yaml``, rebuilt from the tables.
 
-A bag that already opens is left alone (``--force`` rebuilds it anyway). Exit codes: 0 recovered or
+A bag that already opens, and (MCAP) whose every chunk passes its CRC, is left alone (``--force`` rebuilds it
+anyway); one with a corrupt chunk is rebuilt without that chunk. Exit codes: 0 recovered or
 already complete, 2 not a bag folder / nothing recoverable, 1 could not write.
 """
 
@@ -256,6 +257,15 @@ def bag_opens(bag: Path) -> bool:
         return False
 
 
+def mcap_has_corrupt_chunks(source: Path) -> bool:
+    """Whether a chunk of the MCAP file fails its CRC (or cannot be read): rosbags opens such a file from its
+    summary and fails only when it reaches the chunk, so opening is no proof the bag is whole."""
+    scan = McapScan(source)
+    for _ in scan:
+        pass
+    return scan.corrupt_chunks > 0
+
+
 def reindex(bag: str | os.PathLike, force: bool = False) -> ReindexSummary:
     """Finalise the bag folder ``bag`` (see the module docstring)."""
     bag = Path(bag)
@@ -270,7 +280,7 @@ def reindex(bag: str | os.PathLike, force: bool = False) -> ReindexSummary:
         raise ReindexError(f"{bag} holds several storage files ({', '.join(p.name for p in storage_files)}); "
                            "split bags are not supported")
     source = storage_files[0]
-    if not force and bag_opens(bag):
+    if not force and bag_opens(bag) and not (source.suffix == ".mcap" and mcap_has_corrupt_chunks(source)):
         return ReindexSummary(bag, "mcap" if source.suffix == ".mcap" else "sqlite3", already_complete=True)
     return reindex_mcap(bag, source) if source.suffix == ".mcap" else reindex_sqlite(bag, source)
 
