@@ -34,6 +34,11 @@ try:
 except ImportError:  # pragma: no cover - OpenCV comes with nuscenes-devkit; PIL remains
     cv2 = None
 
+#: Largest camera image (width x height) decoded by default, by the depth node (``max_image_pixels``) and by
+#: nuscenes2bag: 4096 x 4096 covers every automotive camera in use (nuScenes 1600 x 900, 8 MP 3840 x 2160)
+#: with room to spare, and bounds what a decompression bomb (a small file declaring a huge size) may cost.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+
 #: libjpeg warnings that lose no pixel (the bytes are skipped); every other warning means patched-up data
 HARMLESS_JPEG_WARNINGS = ("extraneous bytes before marker",)
 

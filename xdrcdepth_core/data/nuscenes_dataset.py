@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 from pathlib import Path
@@ -55,13 +56,46 @@ DEVKIT_TABLES = ("category", "attribute", "visibility", "instance", "sensor", "c
 
 
 class NuScenesLoadError(ValueError):
-    """A folder the devkit cannot load as a nuScenes version; the message names the folder."""
+    """A folder the devkit cannot load as a nuScenes version, or a table record that is missing or malformed;
+    the message names the folder and the table file (or the record it could not find)."""
+
+
+def table_path(nusc, table: str) -> Path:
+    """The JSON file of ``table`` in the folder ``nusc`` was loaded from (for messages that name it)."""
+    return Path(nusc.dataroot) / nusc.version / f"{table}.json"
+
+
+def read_table(path: str | os.PathLike) -> list[dict]:
+    """The records of one nuScenes table file, checked to be what the devkit indexes: a JSON list of objects
+    with a string ``token``; :class:`NuScenesLoadError` naming the file otherwise. The devkit's own reader
+    names no file on a JSON error and accepts any JSON, which then fails as a bare ``TypeError`` or
+    ``KeyError`` while indexing (``{"a": 1}`` iterates as its keys)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            table = json.load(f)
+    except OSError as exc:
+        raise NuScenesLoadError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NuScenesLoadError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(table, list):
+        raise NuScenesLoadError(f"{path}: not a list of records (a JSON {type(table).__name__})")
+    for i, record in enumerate(table):
+        if not isinstance(record, dict) or not isinstance(record.get("token"), str):
+            raise NuScenesLoadError(f"{path}: record {i} is not an object with a string 'token'")
+    return table
 
 
 def load_nuscenes(dataroot: str | os.PathLike, version: str):
     """The devkit's ``NuScenes`` for ``dataroot/version``; :class:`NuScenesLoadError` naming the folder when
-    it is missing or its tables do not load (the devkit itself only asserts). Its table summary is not printed."""
+    it is missing or its tables do not load (the devkit itself only asserts), and the table file when one is
+    not valid JSON or not a list of records with tokens (:func:`read_table`, which replaces the devkit's
+    unchecked table reader). Its table summary is not printed."""
     from nuscenes.nuscenes import NuScenes
+
+    class CheckedNuScenes(NuScenes):
+        def __load_table__(self, table_name):   # noqa: N802 - the devkit's name
+            return read_table(Path(self.table_root) / f"{table_name}.json")
 
     dataroot = Path(dataroot)
     if not (dataroot / version).is_dir():
@@ -72,9 +106,21 @@ def load_nuscenes(dataroot: str | os.PathLike, version: str):
                                 f"{', '.join(missing)})")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return NuScenes(version=version, dataroot=str(dataroot), verbose=False)
-    except (AssertionError, OSError, ValueError, KeyError) as exc:
+            return CheckedNuScenes(version=version, dataroot=str(dataroot), verbose=False)
+    except NuScenesLoadError as exc:   # read_table's message names the file
+        raise NuScenesLoadError(f"{dataroot / version}: cannot load the nuScenes tables ({exc})") from None
+    except (AssertionError, OSError, ValueError, KeyError, TypeError) as exc:
         raise NuScenesLoadError(f"{dataroot / version}: cannot load the nuScenes tables ({exc!r})") from None
+
+
+def linked_record(nusc, table: str, token, referrer: str) -> dict:
+    """``nusc.get(table, token)``; :class:`NuScenesLoadError` naming the table file, the token and
+    ``referrer`` (the record and field that hold the token) when no record of ``table`` has it, instead of
+    the devkit's bare ``KeyError`` (e.g. an ``ego_pose.json`` without the poses ``sample_data`` links to)."""
+    try:
+        return nusc.get(table, token)
+    except (KeyError, TypeError):   # TypeError: an unhashable token (a list or object in the JSON)
+        raise NuScenesLoadError(f"{table_path(nusc, table)}: no record {token!r} (the {referrer})") from None
 
 
 class UnknownChannelError(ValueError):
@@ -100,7 +146,7 @@ def check_tables(nusc, camera: str, radar_sensors: Sequence[str], radar_channels
                                   f"{', '.join(KNOWN_RADAR_CHANNELS)})")
     for record in nusc.sample_data:
         if not isinstance(record.get("filename"), str) or not record["filename"]:
-            raise ValueError(f"{Path(nusc.dataroot) / nusc.version / 'sample_data.json'}: record "
+            raise ValueError(f"{table_path(nusc, 'sample_data')}: record "
                              f"{record.get('token', '?')} has no 'filename'")
 
 

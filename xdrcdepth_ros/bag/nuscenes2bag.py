@@ -22,24 +22,33 @@ compensated chain radar(t_r) -> odom -> camera(t_c) of the depth node uses the s
 per scene named after it. Bags are written atomically (:mod:`xdrcdepth_ros.bag.files`) as mcap with
 chunk CRCs; ``--overwrite`` replaces only a recognisable bag; temporaries left by a killed run are removed.
 
-Every camera image is decoded once: a truncated or garbled file stops the conversion with a line naming
-it (exit code 2, no bag), or with ``--skip-bad`` is left out, warned about and counted. Ctrl-C: one line,
-exit code 130, no partial bag. An unwritable output (read-only, full disk): one line naming the path and
-the cause, exit code 1.
+Every camera image is decoded once: a truncated or garbled file, or one whose header declares more than
+``--max-image-pixels`` (default 4096 x 4096, the depth node's ``max_image_pixels``; checked before decoding,
+so a decompression bomb allocates nothing), stops the conversion with a line naming it (exit code 2, no bag),
+or with ``--skip-bad`` is left out, warned about and counted. A malformed table (not JSON, not a list of
+records with tokens) or a record linking to one that is absent: one line naming the table file (exit code 2).
+A channel named twice in ``--channels`` is converted once. Ctrl-C: one line, exit code 130, no partial bag.
+An output that exists (without ``--overwrite``) or is not a bag: one line, exit code 2. An output the OS
+cannot write (read-only, full disk, a file where a folder must go): ``cannot write <path>: <cause>``,
+exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, add_no_progress, interrupted_line, os_error_line, say
+from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, add_no_progress, interrupted_line, os_error_line,
+                                     positive_int, say)
+from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS   # the depth node's default: no bag holds what it rejects
 from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos, remove_stale_bag_temporaries
 
 DEFAULT_CHANNELS = ("CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP")
@@ -112,9 +121,10 @@ class SceneSummary:
 class MessageFactory:
     """rosbags typestore messages for nuScenes records (``serialize`` gives their CDR bytes)."""
 
-    def __init__(self):
+    def __init__(self, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
         from rosbags.typesys import Stores, get_typestore
 
+        self.max_image_pixels = max_image_pixels
         self.typestore = get_typestore(Stores.ROS2_KILTED)
         self.types = self.typestore.types
 
@@ -130,15 +140,23 @@ class MessageFactory:
         """The image file's bytes as a CompressedImage, and its ``(width, height)``.
 
         The image is decoded in full once: a truncated or garbled JPEG/PNG (which would go into the bag
-        byte for byte and fail only in the node) is a :class:`BadReading` naming the file."""
+        byte for byte and fail only in the node) is a :class:`BadReading` naming the file. So is one whose
+        header declares more than ``max_image_pixels``, checked before decoding: a 30 kB JPEG can declare
+        60000 x 60000 pixels (10.8 GB as RGB), and PIL's own bomb limit is lifted by the devkit's map code."""
         from PIL import Image as PILImage
 
         try:
             data = path.read_bytes()
-            with PILImage.open(io.BytesIO(data)) as img:
+            with warnings.catch_warnings():   # PIL warns above 89 Mpx at open: max_image_pixels decides here
+                warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+                img = PILImage.open(io.BytesIO(data))
+            with img:
                 size, fmt = img.size, img.format
                 if fmt not in ("JPEG", "PNG"):
                     raise BadReading(f"{path}: camera image is {fmt}, not JPEG or PNG")
+                if size[0] * size[1] > self.max_image_pixels:
+                    raise BadReading(f"{path}: camera image of {size[0]}x{size[1]} = {size[0] * size[1]} pixels "
+                                     f"> --max-image-pixels {self.max_image_pixels} (not decoded)")
                 img.load()
         except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
             raise BadReading(f"{path}: cannot read the camera image ({exc})") from None
@@ -202,6 +220,18 @@ def load_nuscenes(dataroot: str | Path, version: str):
         raise ConversionError(str(exc)) from None
 
 
+def linked(nusc, table: str, token, referrer: str) -> dict:
+    """The ``table`` record ``token`` that ``referrer`` (record and field) links to; :class:`ConversionError`
+    naming the table file and the token when it is absent
+    (:func:`xdrcdepth_core.data.nuscenes_dataset.linked_record`)."""
+    from xdrcdepth_core.data.nuscenes_dataset import NuScenesLoadError, linked_record
+
+    try:
+        return linked_record(nusc, table, token, referrer)
+    except NuScenesLoadError as exc:
+        raise ConversionError(str(exc)) from None
+
+
 def select_scenes(nusc, names: list[str]) -> list[dict]:
     """Scene records by name (all scenes when ``names`` is empty); unknown names are an error."""
     by_name = {s["name"]: s for s in nusc.scene}
@@ -212,45 +242,53 @@ def select_scenes(nusc, names: list[str]) -> list[dict]:
     return [by_name[n] for n in names] if names else list(nusc.scene)
 
 
-def _in_scene(nusc, sample_data_token: str, scene_token: str) -> bool:
-    sd = nusc.get("sample_data", sample_data_token)
-    return nusc.get("sample", sd["sample_token"])["scene_token"] == scene_token
+def _in_scene(nusc, sample_data_token: str, scene_token: str, referrer: str) -> bool:
+    sd = linked(nusc, "sample_data", sample_data_token, referrer)
+    return linked(nusc, "sample", sd["sample_token"], f"sample_token of sample_data {sample_data_token}")[
+        "scene_token"] == scene_token
 
 
 def scene_readings(nusc, scene: dict, channels: list[str]) -> list[Reading]:
     """Every sample_data (key frames and sweeps) of ``channels`` in the scene, in timestamp order.
 
     Each channel's readings form one ``prev``/``next`` chain per scene (nuScenes schema): it is walked from
-    the channel's first key frame back to its start, then forward to its end, never past the scene.
+    the channel's first key frame back to its start, then forward to its end, never past the scene. A
+    channel named twice is walked once (its messages would otherwise be written twice).
     """
+    from xdrcdepth_core.data.nuscenes_dataset import table_path
+
+    channels = list(dict.fromkeys(channels))
     known = {s["channel"] for s in nusc.sensor}
     unknown = [c for c in channels if c not in known]
     if unknown:
         raise ConversionError(f"{nusc.dataroot}: no sensor channel {', '.join(unknown)} in {nusc.version} "
                               f"(channels: {', '.join(sorted(known))})")
     samples = []
-    token = scene["first_sample_token"]
+    token, referrer = scene["first_sample_token"], f"first_sample_token of scene {scene['token']}"
     while token:
-        samples.append(nusc.get("sample", token))
-        token = samples[-1]["next"]
+        samples.append(linked(nusc, "sample", token, referrer))
+        token, referrer = samples[-1]["next"], f"next of sample {token}"
     readings = []
     for channel in channels:
         token = next((s["data"][channel] for s in samples if channel in s["data"]), "")
+        referrer = f"{channel} of a sample"
         while token:  # back to the start of the chain within the scene
-            prev = nusc.get("sample_data", token)["prev"]
-            if not prev or not _in_scene(nusc, prev, scene["token"]):
+            prev = linked(nusc, "sample_data", token, referrer)["prev"]
+            if not prev or not _in_scene(nusc, prev, scene["token"], f"prev of sample_data {token}"):
                 break
-            token = prev
-        while token and _in_scene(nusc, token, scene["token"]):
-            sd = nusc.get("sample_data", token)
+            token, referrer = prev, f"prev of sample_data {token}"
+        while token and _in_scene(nusc, token, scene["token"], referrer):
+            sd = linked(nusc, "sample_data", token, referrer)
             if not isinstance(sd.get("filename"), str) or not sd["filename"]:
-                raise ConversionError(f"{Path(nusc.dataroot) / nusc.version / 'sample_data.json'}: record {token} "
+                raise ConversionError(f"{table_path(nusc, 'sample_data')}: record {token} "
                                       f"({sd.get('channel', '?')}) has no 'filename'")
             readings.append(Reading(sd["timestamp"], sd["channel"], sd["sensor_modality"],
                                     Path(nusc.dataroot) / sd["filename"],
-                                    nusc.get("calibrated_sensor", sd["calibrated_sensor_token"]),
-                                    nusc.get("ego_pose", sd["ego_pose_token"])))
-            token = sd["next"]
+                                    linked(nusc, "calibrated_sensor", sd["calibrated_sensor_token"],
+                                           f"calibrated_sensor_token of sample_data {token}"),
+                                    linked(nusc, "ego_pose", sd["ego_pose_token"],
+                                           f"ego_pose_token of sample_data {token}")))
+            token, referrer = sd["next"], f"next of sample_data {token}"
     readings.sort(key=lambda r: (r.timestamp_us, r.channel))
     return readings
 
@@ -312,7 +350,8 @@ def topic_types(readings: list[Reading]) -> dict[str, str]:
 
 
 def convert_scene(nusc, scene: dict, channels: list[str], out: Path, storage: str = "mcap",
-                  overwrite: bool = False, progress: bool = True, skip_bad: bool = False) -> SceneSummary:
+                  overwrite: bool = False, progress: bool = True, skip_bad: bool = False,
+                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SceneSummary:
     """Write the bag of one scene to ``out`` (atomically) and return its summary.
 
     An unreadable sensor file stops the conversion (:class:`BadReading`, no bag written) unless
@@ -325,7 +364,7 @@ def convert_scene(nusc, scene: dict, channels: list[str], out: Path, storage: st
     if not readings:
         raise ConversionError(f"{nusc.dataroot}: scene {scene['name']} has no sample_data on "
                               f"{', '.join(channels)}")
-    messages = MessageFactory()
+    messages = MessageFactory(max_image_pixels)
     summary = SceneSummary(scene["name"], out, storage, start_us=readings[0].timestamp_us,
                            end_us=readings[-1].timestamp_us, stale_removed=len(stale))
     types = topic_types(readings)
@@ -364,46 +403,79 @@ def convert_scene(nusc, scene: dict, channels: list[str], out: Path, storage: st
     return summary
 
 
+def scene_name(text: str) -> str:
+    """``--scene``: a non-empty name (argparse ``type``); an empty one would otherwise mean "all scenes"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"a scene name must not be empty, got {text!r}")
+    return text
+
+
+def output_error_line(exc: OSError, out: Path) -> str:
+    """The line for an ``OSError`` writing the bag ``out``: ``nuscenes2bag: cannot write <path>: <cause>``.
+
+    A file where a folder of the path must go makes ``mkdir`` fail with EEXIST or ENOTDIR, whose strerror
+    ("File exists") reads like the refusal to replace an existing output: the line names that file instead.
+    A failure to create the hidden temporary bag folder names ``out``, not the temporary the user never asked for."""
+    from xdrcdepth_core.atomic import temp_prefix
+
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return f"nuscenes2bag: cannot write {out}: {blocker} is a file, not a folder [Errno {exc.errno}]"
+    failed = Path(exc.filename) if isinstance(exc.filename, str) else None
+    temporary = failed is not None and failed.parent == out.parent and failed.name.startswith(temp_prefix(out))
+    return os_error_line("nuscenes2bag", exc, out if temporary else None)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", required=True, help="nuScenes folder (holds <version>/ and samples/)")
     parser.add_argument("--version", default="v1.0-mini", help="table folder name (default v1.0-mini)")
     parser.add_argument("--out", required=True, type=Path,
                         help="bag folder with --scene, else the folder that receives one bag per scene")
-    parser.add_argument("--scene", help="convert only this scene (e.g. scene-0061)")
+    parser.add_argument("--scene", type=scene_name, help="convert only this scene (e.g. scene-0061)")
     parser.add_argument("--channels", nargs="+", default=list(DEFAULT_CHANNELS), metavar="CHANNEL",
-                        help="sensor channels to convert (default: %(default)s); e.g. add RADAR_FRONT_LEFT "
-                             "RADAR_FRONT_RIGHT for the three front radars")
+                        help="sensor channels to convert (default: %(default)s; one named twice is converted "
+                             "once); e.g. add RADAR_FRONT_LEFT RADAR_FRONT_RIGHT for the three front radars")
     parser.add_argument("--storage", choices=STORAGE_CHOICES, default="mcap", help="bag storage (default mcap)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing bag (only a recognisable rosbag2 folder is ever deleted)")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave out unreadable sensor files (truncated/garbled images, bad PCDs) with a "
                              "warning and count them (default: stop at the first, no bag written)")
+    parser.add_argument("--max-image-pixels", type=positive_int, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
+                        help="camera images whose header declares more pixels (width x height) are unreadable "
+                             "files, not decoded (default %(default)s = 4096 x 4096, the depth node's "
+                             "max_image_pixels)")
     add_no_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit codes: 0 done, 2 bad input or arguments (one line naming the culprit), 1 cannot write the
-    output (one line naming the path and the cause), 130 interrupted (SIGINT)."""
+    """Exit codes: 0 done, 2 bad input or arguments, or an output that exists (one line naming the culprit),
+    1 the OS cannot write the output (one line naming the path and the cause), 130 interrupted (SIGINT)."""
     done = []
+    out = args.out
     try:
         nusc = load_nuscenes(args.dataroot, args.version)
-        scenes = select_scenes(nusc, [args.scene] if args.scene else [])
+        scenes = select_scenes(nusc, [] if args.scene is None else [args.scene])
         for scene in scenes:
-            out = args.out if args.scene else args.out / scene["name"]
+            out = args.out if args.scene is not None else args.out / scene["name"]
             summary = convert_scene(nusc, scene, list(args.channels), out, args.storage, args.overwrite,
-                                    progress=not args.no_progress, skip_bad=args.skip_bad)
+                                    progress=not args.no_progress, skip_bad=args.skip_bad,
+                                    max_image_pixels=args.max_image_pixels)
             done.append(scene["name"])
             print(summary.line(), flush=True)
     except KeyboardInterrupt:
         say(interrupted_line("nuscenes2bag", f"{len(done)} bag(s) complete ({', '.join(done) or 'none'}), "
                                              "no partial bag left"))
         return EXIT_INTERRUPTED
-    except (ConversionError, FileExistsError) as exc:
+    except ConversionError as exc:
         say(f"nuscenes2bag: {exc}")
         return 2
-    except OSError as exc:   # read-only or full output disk, no permission
-        say(os_error_line("nuscenes2bag", exc))
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) and exc.errno is None:   # files.check_output_folder's refusal
+            say(f"nuscenes2bag: {exc}")
+            return 2
+        say(output_error_line(exc, out))   # read-only or full disk, no permission, a file in the path
         return 1
     return 0
 

@@ -15,10 +15,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
                               ParameterUninitializedException)
 
+from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
+
 NODE_NAME = "xdrcdepth_node"
-#: Largest camera image (pixels) the node decodes by default: 4096 x 4096 covers every automotive camera
-#: in use (nuScenes 1600 x 900, 8 MP 3840 x 2160) with room to spare.
-DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
