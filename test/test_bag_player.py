@@ -215,9 +215,35 @@ def test_remap_syntax_is_checked():
 
     from xdrcdepth_ros.bag.player import parse_remaps
 
-    assert parse_remaps(["/a:=/b", "c:=/d/e"]) == {"/a": "/b", "c": "/d/e"}
+    assert parse_remaps(["/a:=/b", "c:=/d/e", "/x:=~/y", "/z:={node}/z"]) == {
+        "/a": "/b", "c": "/d/e", "/x": "~/y", "/z": "{node}/z"}
     with pytest.raises(argparse.ArgumentTypeError, match="old:=new"):
         parse_remaps(["/a=/b"])
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid topic name '/a b'"):
+        parse_remaps(["/tf:=/a b"])
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("args, error", [
+    (["-m", "/tf:=/a b"], "--remap '/tf:=/a b': invalid topic name '/a b': topic name must not contain characters"),
+    (["-m", "/tf:=1bad"], "invalid topic name '1bad': topic name token must not start with a number"),
+    (["-m", "/tf:=/a//b"], "invalid topic name '/a//b': topic name must not contain repeated '/'"),
+    (["-m", "/tf:={foo}"], "invalid topic name '{foo}': unknown substitution: {foo}"),
+    (["--start-offset", "1e300"], "argument --start-offset: must be <= 1e+09 s, got 1e+300"),
+    (["-r", "1e-300"], "argument -r/--rate: must be >= 1e-06, got 1e-300"),
+    (["-d", "1e300"], "argument -d/--delay: must be <= 1e+09 s, got 1e+300"),
+], ids=["space", "digit", "double-slash", "substitution", "start-offset", "rate", "delay"])
+def test_bad_arguments_are_one_line_before_playing(tmp_path, ros_domain_id, args, error):
+    """A remap to an invalid topic name (was an InvalidTopicNameException traceback) or a number that overflows
+    bag or wall time (was "error while playing bag: cannot convert float infinity to integer", or a
+    traceback): one argparse line naming the argument, exit code 2, nothing played."""
+    bag = write_bag(tmp_path / "bag", "mcap")
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag.player", str(bag), *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("bag_player: error: ") and result.stderr.endswith(" (see --help)\n")
+    assert error in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert result.stdout == ""
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import rclpy
 from PIL import Image as PILImage
-from rclpy.serialization import deserialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
@@ -173,13 +173,15 @@ def test_records_images_and_pngs_until_sigint(ros_node, tmp_path):
 @pytest.mark.slow
 @pytest.mark.ros
 def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
-    bag, not_a_folder = tmp_path / "two", tmp_path / "file"
-    not_a_folder.write_bytes(b"")  # PNGs cannot be written there: logged, the bag is still recorded
+    bag, not_a_folder = tmp_path / "two", tmp_path / "png"
     recorder = start_recorder("--out", bag, "--topics", "/depth/colorized", "--max-messages", "2",
                               "--storage", "sqlite3", "--png-dir", not_a_folder)
     try:
         pub = ros_node.create_publisher(Image, "/depth/colorized", 10)
         wait_subscribed([pub], recorder)
+        # a file where the PNG folder was to be made once recording ran (a file there at start-up is refused):
+        # PNGs cannot be written, each failure is logged, the bag is still recorded
+        not_a_folder.write_bytes(b"")
         for i in range(4):   # one topic, reliable: delivered in order
             pub.publish(make_image("bgr8", 10**9 + i, seed=i)[0])
         out, err = recorder.communicate()  # exits on its own after 2 messages
@@ -192,8 +194,10 @@ def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
     assert [deserialize_message(raw, Image).header.stamp.nanosec for _, _, raw in recorded] == [0, 1]
     assert list(bag.glob("*.db3"))
 
-    # SIGTERM while nothing was published: an empty but complete bag, and a summary naming the topic.
+    # SIGTERM while nothing was published: an empty but complete bag, and a summary naming the topic; --out
+    # is an existing empty folder, which the help allows ("must not exist, or be an empty folder")
     empty = tmp_path / "empty"
+    empty.mkdir()
     recorder = start_recorder("--out", empty, "--topics", "/nobody", "--duration", "300")
     recorder.wait_until(lambda: (empty / "empty.mcap").exists(), "bag file")   # signal handlers are set by then
     recorder.send_signal(signal.SIGTERM)
@@ -201,15 +205,78 @@ def test_stops_after_max_messages_and_on_sigterm(ros_node, tmp_path):
     assert recorder.returncode == 0, err
     assert "wrote 0 messages" in out and "skipped /nobody (never published)" in out
     assert read_bag(empty) == ({}, [])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file", "two"]  # no temporary folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "png", "two"]  # no temporary folders left
 
 
 @pytest.mark.ros
 def test_existing_bag_is_refused(tmp_path, ros_domain_id):
     (tmp_path / "bag").mkdir()
+    (tmp_path / "bag" / "notes.txt").write_text("mine")   # not empty: refused (an empty folder is accepted)
     result = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag.recorder", "--out", str(tmp_path / "bag")],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and f"{tmp_path / 'bag'} already exists" in result.stderr
+    assert [p.name for p in (tmp_path / "bag").iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("args, error", [
+    (["bad topic"], "bag_recorder: error: invalid topic name 'bad topic': topic name must not contain characters"),
+    (["--topics", "/ok", "/a//b"], "invalid topic name '/a//b': topic name must not contain repeated '/'"),
+    (["{foo}"], "invalid topic name '{foo}': unknown substitution: {foo}"),
+    (["--png-dir", "FILE", "/depth/colorized"], "bag_recorder: error: argument --png-dir: FILE is not a folder"),
+    (["--png-dir", "FILE/png", "/depth/colorized"], "argument --png-dir: FILE (in FILE/png) is not a folder"),
+], ids=["space", "double-slash", "substitution", "png-dir-file", "png-dir-under-file"])
+def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, ros_domain_id, args, error):
+    """A bad topic name or a --png-dir that cannot be a folder: one line, exit code 2, no --out folder (these
+    used to be an RCLError traceback after the bag was opened, or an ERROR per image and "0 PNGs"). Without
+    the check, --duration ends the recording, so a regression fails here instead of hanging."""
+    file = tmp_path / "file"
+    file.write_bytes(b"")
+    out = tmp_path / "rec"
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag.recorder", "--out", str(out),
+                             "--duration", "1", *(a.replace("FILE", str(file)) for a in args)],
+                            capture_output=True, text=True, timeout=DEADLINE_S)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert error.replace("FILE", str(file)) in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert result.stdout == "" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_malformed_images_are_recorded_without_png(ros_node, tmp_path):
+    """With --png-dir, an Image whose CDR does not deserialize (it used to crash the recorder with a Fast CDR
+    exception, losing the bag) and one whose data does not fit its size are recorded as received, get no PNG,
+    one warning for the topic and a count in the summary; the images around them are recorded and saved, and
+    the bag is finalised."""
+    bag, png_dir = tmp_path / "rec", tmp_path / "png"
+    recorder = start_recorder("--out", bag, "--png-dir", png_dir, "--topics", "/depth/colorized",
+                              "--max-messages", "4")
+    try:
+        pub = ros_node.create_publisher(Image, "/depth/colorized", 10)
+        wait_subscribed([pub], recorder)
+        (good1, pixels1), (good2, pixels2) = (make_image("rgb8", 10**9 + i, seed=i) for i in (1, 2))
+        short, _ = make_image("rgb8", 10**9 + 3, seed=3)
+        short.data = bytes(short.data)[:-1]   # deserializes, but 104 bytes cannot be 5 x 7 rgb8
+        garbage = b"\x00\x01\x00\x00" + b"\xff" * 12   # CDR header, then nothing Image-shaped
+        sent = [serialize_message(good1), garbage, serialize_message(short), serialize_message(good2)]
+        for raw in sent:   # one reliable topic: delivered in order
+            pub.publish(raw)
+        out, err = recorder.communicate()   # exits on its own after 4 messages
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+    assert recorder.returncode == 0 and "Traceback" not in err, err
+    assert out.strip().splitlines()[-1].startswith(f"bag_recorder: wrote 4 messages to {bag} (mcap)"), out
+    assert ("; 2 PNGs in " in out and "; no PNG for 2 malformed /depth/colorized (recorded as received)" in out), out
+    assert err.count("malformed image recorded without a PNG") == 1, err   # one warning, then only counted
+    _, recorded = read_bag(bag)   # metadata.yaml written: the bag is finalised
+    # as sent, up to the zero padding DDS adds to a multiple of 4 bytes
+    assert [raw.rstrip(b"\x00") for _, _, raw in recorded] == [raw.rstrip(b"\x00") for raw in sent]
+    assert [len(raw) for _, _, raw in recorded] == [-(-len(raw) // 4) * 4 for raw in sent]
+    pngs = {png_name("/depth/colorized", 1, i): pixels for i, pixels in ((1, pixels1), (2, pixels2))}
+    assert sorted(p.name for p in png_dir.iterdir()) == sorted(pngs)
+    for name, pixels in pngs.items():
+        np.testing.assert_array_equal(np.asarray(PILImage.open(png_dir / name).convert("RGB")), pixels)
 
 
 @pytest.mark.slow

@@ -14,12 +14,17 @@ timestamps is kept, divided by ``--rate``.
 QoS (our choice): every topic is offered RELIABLE, which both RELIABLE and BEST_EFFORT subscribers accept;
 ``/tf_static`` and topics recorded as TRANSIENT_LOCAL are offered TRANSIENT_LOCAL with a history deep
 enough for all of their messages, so late subscribers (tf listeners) still receive the static transforms.
+
+Arguments are checked before anything plays (one line, exit code 2): ``--remap`` names must be valid ROS
+topic names (:func:`topic_name_error`), and every number must lie in its :data:`FLAG_BOUNDS` range, so
+``--start-offset 1e300`` or ``-r 1e-300`` is refused up front instead of overflowing mid-playback.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import threading
 import time
@@ -32,12 +37,53 @@ from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
-from xdrcdepth_core.cli_args import ArgumentParser, non_negative_float, positive_float, say
+from xdrcdepth_core.cli_args import ArgumentParser, finite_float, say
 from xdrcdepth_ros.node.run import RosArgumentError, init_ros_with_stop_event
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
 DEFAULT_CLOCK_HZ = 40.0
 STATIC_TOPICS = ("/tf_static",)
+#: Longest single wait: ``threading.Event.wait`` overflows beyond ``threading.TIMEOUT_MAX`` (~9.2e9 s), which
+#: a long bag at a slow rate can exceed, so long waits are taken in slices of this length.
+MAX_WAIT_SLICE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric flag, shared by its argparse ``type`` and :func:`options_from_args`,
+    so both refuse the same values with the same words."""
+
+    low: float
+    high: float
+    low_open: bool = False   # ``low`` itself refused (a rate or frequency of 0)
+    unit: str = ""
+
+    def error(self, value: float) -> str | None:
+        """Why ``value`` is out of range (NaN fails every comparison, so it is checked first), or None."""
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value:g}"
+        if value < self.low or (self.low_open and value == self.low):
+            return f"must be {'>' if self.low_open else '>='} {self.low:g}{self.unit}, got {value:g}"
+        if value > self.high:
+            return f"must be <= {self.high:g}{self.unit}, got {value:g}"
+        return None
+
+    def __call__(self, text: str) -> float:
+        """argparse ``type``: the float of ``text``, or ``ArgumentTypeError`` (argparse names the flag)."""
+        value = finite_float(text)
+        error = self.error(value)
+        if error:
+            raise argparse.ArgumentTypeError(error)
+        return value
+
+
+#: Seconds-valued flags stop at 1e9 s (32 years): bag times are int64 nanoseconds (2**63 ns ~ 9.2e9 s, of
+#: which a bag from today already uses 1.7e9 s) and waits must stay below ``threading.TIMEOUT_MAX``.
+SECONDS = Bounds(0.0, 1e9, unit=" s")
+#: ``--rate``: 1e-6 already stretches one second of bag to 11.6 days; 1e6 plays an hour of bag in 4 ms.
+#: Outside, wall targets and ``/clock`` times overflow (``-r 1e-300``: a wait past the platform's time_t).
+FLAG_BOUNDS = {"rate": Bounds(1e-6, 1e6), "start_offset": SECONDS, "delay": SECONDS,
+               "clock": Bounds(0.0, 1e6, low_open=True, unit=" Hz"), "wait_for_subscribers": SECONDS}
 
 
 class BagError(RuntimeError):
@@ -101,13 +147,40 @@ def open_bag(path: str | Path):
     return reader
 
 
+def topic_name_error(name: str, node_name: str) -> str | None:
+    """Why ``name`` is not a valid ROS 2 topic name, in one line naming it, or None when it is valid.
+
+    Relative names, ``~`` and ``{node}``/``{ns}`` are expanded as for node ``node_name`` in ``/`` and the
+    result validated as rcl does when a publisher or subscription is created: checked here, at argument
+    parsing, a bad name (``'/a b'``, ``1bad``, ``/a//b``, ``{foo}``) is a usage error before anything starts,
+    not an exception from deep inside rclpy after the output was opened."""
+    from rclpy.exceptions import InvalidTopicNameException
+    from rclpy.expand_topic_name import expand_topic_name
+    from rclpy.validate_full_topic_name import validate_full_topic_name
+
+    try:
+        validate_full_topic_name(expand_topic_name(name, node_name, "/"))
+    except InvalidTopicNameException as exc:  # "Invalid topic name: <why>:" then the name with a caret
+        reason = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+    except ValueError as exc:  # rcl's expansion: "topic name 'x' is invalid: <why>, at <file>:<line>"
+        reason = re.sub(r", at \S+:\d+$", "", str(exc)).split(" is invalid: ", 1)[-1]
+    else:
+        return None
+    return f"invalid topic name {name!r}: {reason}"
+
+
 def parse_remaps(pairs: list[str]) -> dict[str, str]:
-    """``['old:=new', ...]`` to a dict; an entry without ``:=`` is an argparse error."""
+    """``['old:=new', ...]`` to a dict; an entry without ``:=``, or with a name that is not a valid topic
+    name, is an argparse error."""
     remap = {}
     for pair in pairs:
         old, sep, new = pair.partition(":=")
         if not sep or not old or not new:
             raise argparse.ArgumentTypeError(f"--remap wants old:=new, got {pair!r}")
+        for name in (old, new):
+            error = topic_name_error(name, "bag_player")
+            if error:
+                raise argparse.ArgumentTypeError(f"--remap {pair!r}: {error}")
         remap[old] = new
     return remap
 
@@ -199,9 +272,9 @@ class BagPlayer:
             if remaining <= 0:
                 return
             if period is None:
-                stop.wait(remaining)
+                stop.wait(min(remaining, MAX_WAIT_SLICE_S))
                 continue
-            stop.wait(min(remaining, period))
+            stop.wait(min(remaining, period, MAX_WAIT_SLICE_S))
             elapsed_ns = int((time.monotonic() - wall_start) * self.options.rate * 1e9)
             self._publish_clock(min(bag_start + elapsed_ns, stamp_ns))
 
@@ -248,41 +321,30 @@ def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
     parser.add_argument("bag", help="rosbag2 folder (metadata.yaml + .mcap or .db3)")
-    parser.add_argument("-r", "--rate", type=positive_float, default=1.0, help="playback speed factor (default 1)")
+    parser.add_argument("-r", "--rate", type=FLAG_BOUNDS["rate"], default=1.0,
+                        help="playback speed factor (default 1; 1e-6 to 1e6)")
     parser.add_argument("-l", "--loop", action="store_true", help="play again from the start until Ctrl-C")
     parser.add_argument("--topics", nargs="+", default=[], metavar="TOPIC", help="play only these topics")
     parser.add_argument("-m", "--remap", nargs="+", default=[], metavar="OLD:=NEW",
                         help="publish topic OLD as NEW")
-    parser.add_argument("--start-offset", type=non_negative_float, default=0.0, metavar="SECONDS",
-                        help="skip this many seconds from the bag's start")
-    parser.add_argument("-d", "--delay", type=non_negative_float, default=0.0, metavar="SECONDS",
-                        help="sleep this long before playing (after --wait-for-subscribers)")
-    parser.add_argument("--clock", type=positive_float, nargs="?", const=DEFAULT_CLOCK_HZ, default=None,
+    parser.add_argument("--start-offset", type=FLAG_BOUNDS["start_offset"], default=0.0, metavar="SECONDS",
+                        help="skip this many seconds from the bag's start (at most 1e9)")
+    parser.add_argument("-d", "--delay", type=FLAG_BOUNDS["delay"], default=0.0, metavar="SECONDS",
+                        help="sleep this long before playing (after --wait-for-subscribers; at most 1e9)")
+    parser.add_argument("--clock", type=FLAG_BOUNDS["clock"], nargs="?", const=DEFAULT_CLOCK_HZ, default=None,
                         metavar="HZ",
                         help=f"publish /clock with bag time at HZ (default {DEFAULT_CLOCK_HZ:g} when given)")
-    parser.add_argument("--wait-for-subscribers", type=non_negative_float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--wait-for-subscribers", type=FLAG_BOUNDS["wait_for_subscribers"], default=0.0,
+                        metavar="SECONDS",
                         help="before playing, wait up to SECONDS until every topic has a subscriber")
     return parser
 
 
 def options_from_args(args: argparse.Namespace) -> PlayOptions:
-    """Options of parsed arguments; ranges are checked again here for callers that build the Namespace
-    themselves (NaN fails every comparison, so each check is written to reject it)."""
-    parser_errors = []
-    for name in ("rate", "start_offset", "delay", "clock", "wait_for_subscribers"):
-        value = getattr(args, name)
-        if value is not None and not math.isfinite(value):
-            parser_errors.append(f"--{name.replace('_', '-')} must be a finite number, got {value}")
-    if parser_errors:
-        raise argparse.ArgumentTypeError("; ".join(parser_errors))
-    if args.rate <= 0:
-        parser_errors.append(f"--rate must be > 0, got {args.rate:g}")
-    if args.start_offset < 0:
-        parser_errors.append(f"--start-offset must be >= 0, got {args.start_offset:g}")
-    if args.delay < 0:
-        parser_errors.append(f"--delay must be >= 0, got {args.delay:g}")
-    if args.clock is not None and args.clock <= 0:
-        parser_errors.append(f"--clock rate must be > 0 Hz, got {args.clock:g}")
+    """Options of parsed arguments; ranges (:data:`FLAG_BOUNDS`) are checked again here for callers that
+    build the Namespace themselves."""
+    parser_errors = [f"--{name.replace('_', '-')} {error}" for name, bounds in FLAG_BOUNDS.items()
+                     if getattr(args, name) is not None and (error := bounds.error(getattr(args, name)))]
     if parser_errors:
         raise argparse.ArgumentTypeError("; ".join(parser_errors))
     return PlayOptions(rate=args.rate, loop=args.loop, topics=list(args.topics),

@@ -16,7 +16,13 @@ else BEST_EFFORT; TRANSIENT_LOCAL when a publisher is (``/tf_static``), and then
 
 ``--png-dir``: every ``sensor_msgs/Image`` in ``rgb8`` or ``bgr8`` (e.g. ``depth/colorized``,
 ``depth/saliency``) is also written as an RGB PNG named ``<topic with / as _>_<sec>.<nanosec>.png`` from its
-header stamp, atomically (:mod:`xdrcdepth_core.atomic`).
+header stamp, atomically (:mod:`xdrcdepth_core.atomic`). A malformed image (CDR that does not deserialize,
+or data that does not fit its size and encoding) is still recorded, byte for byte as received, since the
+bag holds raw messages; only its PNG is skipped, with one warning per topic and a count in the summary.
+
+Arguments are checked before anything is written (one line, exit code 2): topic names must be valid ROS
+names, ``--png-dir`` must be a folder or creatable as one, ``--out`` must be absent or an empty folder
+(or, with ``--overwrite``, a recognisable bag).
 
 The bag is recorded in place under ``--out``, like ``ros2 bag record`` (:mod:`xdrcdepth_ros.bag.files`):
 mcap chunks with CRCs reach the file at least every 0.5 s (sqlite3: committed as often), and
@@ -32,15 +38,16 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import ArgumentParser, os_error_line, positive_float, positive_int, say
+from xdrcdepth_core.cli_args import ArgumentParser, one_line, os_error_line, positive_float, positive_int, say
 from xdrcdepth_ros.bag.files import (STORAGE_CHOICES, BagWriteError, check_output_folder, latched_qos,
                                      recording_bag_writer)
-from xdrcdepth_ros.bag.player import split_ros_args
+from xdrcdepth_ros.bag.player import split_ros_args, topic_name_error
 
 #: The depth node's outputs (relative names, resolved in the recorder's namespace).
 DEFAULT_TOPICS = ("depth/image", "depth/camera_info", "depth/colorized", "depth/saliency")
@@ -61,6 +68,7 @@ class RecordSummary:
     messages: dict[str, int] = field(default_factory=dict)
     before_clock: int = 0
     pngs: int = 0
+    no_png: dict[str, int] = field(default_factory=dict)  # topic -> malformed images recorded without a PNG
     skipped: dict[str, str] = field(default_factory=dict)  # topic -> why
 
     def line(self, out: Path, storage: str, seconds: float, png_dir: Path | None) -> str:
@@ -69,6 +77,9 @@ class RecordSummary:
                 f"{seconds:.1f} s: {counts}")
         if png_dir is not None:
             text += f"; {self.pngs} PNGs in {png_dir}"
+        if self.no_png:
+            text += ("; no PNG for " + ", ".join(f"{n} malformed {t}" for t, n in self.no_png.items())
+                     + " (recorded as received)")
         if self.before_clock:
             text += f"; {self.before_clock} received before the first /clock (not written)"
         if self.skipped:
@@ -77,7 +88,9 @@ class RecordSummary:
 
 
 class Recorder:
-    """Subscribes the wanted topics as they appear and writes every message to an open rosbags Writer."""
+    """Subscribes the wanted topics as they appear and writes every message to an open rosbags Writer.
+
+    ``topics`` are resolved names (:func:`resolve_topics`, done before the bag is opened)."""
 
     def __init__(self, node, writer, topics: list[str], png_dir: Path | None = None):
         from rosbags.typesys import Stores, get_typestore
@@ -86,7 +99,7 @@ class Recorder:
         self.writer = writer
         self.typestore = get_typestore(Stores.ROS2_KILTED)
         self.png_dir = png_dir
-        self.pending = [node.resolve_topic_name(t) for t in topics]
+        self.pending = list(topics)
         self.summary = RecordSummary(messages=dict.fromkeys(self.pending, 0))
         self.subscriptions = []
 
@@ -148,20 +161,34 @@ class Recorder:
                 self._write_png(topic, raw, image_class)
         return on_message
 
+    def _no_png(self, topic: str, why: str) -> None:
+        """Count a malformed image (already recorded) that gets no PNG; warn at the first of each topic
+        only, so a publisher sending garbage cannot flood the log (the summary has the count)."""
+        count = self.summary.no_png.get(topic, 0)
+        if not count:
+            self.node.get_logger().warning(f"{topic}: malformed image recorded without a PNG: {why} "
+                                           "(further ones on this topic are only counted)")
+        self.summary.no_png[topic] = count + 1
+
     def _write_png(self, topic: str, raw: bytes, image_class) -> None:
         from PIL import Image as PILImage
+        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
         from rclpy.serialization import deserialize_message
 
         from xdrcdepth_core.atomic import atomic_write_bytes
         from xdrcdepth_ros.node.conversions import BadInput, rgb_from_image
 
-        msg = deserialize_message(raw, image_class)
+        try:
+            msg = deserialize_message(raw, image_class)
+        except _rclpy.RMWError as exc:  # garbage CDR (Fast CDR exception): the raw bytes are in the bag
+            self._no_png(topic, f"cannot deserialize it ({one_line(exc)})")
+            return
         if msg.encoding not in PNG_ENCODINGS:
             return
         try:
             rgb = rgb_from_image(msg)
         except BadInput as exc:
-            self.node.get_logger().warning(f"{topic}: no PNG for a bad image ({exc})")
+            self._no_png(topic, f"bad image ({exc})")
             return
         buffer = io.BytesIO()
         PILImage.fromarray(rgb).save(buffer, format="PNG")
@@ -178,10 +205,48 @@ class Recorder:
         return sum(self.summary.messages.values())
 
 
+def resolve_topics(node, topics: list[str]) -> list[str]:
+    """The fully qualified names of ``topics`` in ``node``'s namespace, with its remap rules applied.
+
+    Called before the bag is opened: the names were validated at argument parsing, but should rcl still
+    refuse one, nothing has been written yet. Raises ``ValueError`` naming the topic."""
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+    resolved = []
+    for topic in topics:
+        try:
+            resolved.append(node.resolve_topic_name(topic))
+        except _rclpy.RCLError as exc:  # "failed to resolve name"
+            raise ValueError(f"cannot resolve topic {topic!r}: {one_line(exc)}") from None
+    return resolved
+
+
+def png_dir_error(path: Path) -> str | None:
+    """Why PNGs cannot go into ``path``, or None: it must be a folder, or absent with its nearest existing
+    parent a folder we may write in (PNGs create it). Checked at start-up, so a ``--png-dir`` naming a
+    regular file is a usage error instead of an ERROR per image and "0 PNGs" at exit."""
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is None:
+        return None
+    if not existing.is_dir():
+        return f"{existing} is not a folder" if existing == path else f"{existing} (in {path}) is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write in {existing}: permission denied"
+    return None
+
+
+def is_empty_folder(path: Path) -> bool:
+    """``path`` is a folder (not a link to one) with nothing in it: ``--out`` may be one, as the help says."""
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    except OSError:
+        return False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="bag_recorder", description=__doc__.splitlines()[0])
     parser.add_argument("--out", "-o", "--output", dest="out", required=True, type=Path,
-                        help="bag folder to write (must not exist, or be empty)")
+                        help="bag folder to write (must not exist, or be an empty folder)")
     parser.add_argument("topic_list", nargs="*", metavar="TOPIC", help="topics to record (as ros2 bag record)")
     parser.add_argument("--topics", nargs="+", default=[], metavar="TOPIC",
                         help=f"topics to record, with the positional ones (default when neither is given: "
@@ -215,10 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(own_args[1:])
     topics = list(dict.fromkeys(args.topic_list + args.topics)) or list(DEFAULT_TOPICS)
+    for topic in topics:
+        if error := topic_name_error(topic, "bag_recorder"):
+            parser.error(error)
+    if args.png_dir is not None and (error := png_dir_error(args.png_dir)):
+        parser.error(f"argument --png-dir: {error}")
     if args.use_sim_time:
         ros_args = (ros_args or ["--ros-args"]) + ["-p", "use_sim_time:=true"]
-    try:
-        check_output_folder(args.out, args.overwrite)   # refuse before anything starts
+    try:   # refuse before anything starts; an empty folder is as good as none (and nothing to overwrite)
+        check_output_folder(args.out, args.overwrite or is_empty_folder(args.out))
     except FileExistsError as exc:
         say(f"bag_recorder: {exc}")
         return 2
@@ -236,14 +306,19 @@ def main(argv: list[str] | None = None) -> int:
     writer = None
     try:
         try:
-            writer = recording_bag_writer(args.out, args.storage, args.overwrite)
+            resolved = resolve_topics(node, topics)
+        except ValueError as exc:
+            say(f"bag_recorder: {exc}")
+            return 2
+        try:
+            writer = recording_bag_writer(args.out, args.storage, args.overwrite or is_empty_folder(args.out))
         except FileExistsError as exc:
             say(f"bag_recorder: {exc}")
             return 2
         except OSError as exc:
             say(os_error_line("bag_recorder", exc, args.out))
             return 1
-        recorder = Recorder(node, writer, topics, args.png_dir)
+        recorder = Recorder(node, writer, resolved, args.png_dir)
         graph_checked = -GRAPH_POLL_S
         try:
             while not stop.is_set():
