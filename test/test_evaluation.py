@@ -109,3 +109,77 @@ def test_panel_layout():
     assert (panel[40 + 15:, 120:] == 0).all()   # no teacher saliency: black tile below its title
     error_tile = panel[40:, :60]
     assert error_tile[30, 30].any() and not error_tile[20, 10].any()   # error only where GT is
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("image", np.zeros((3, 2, 2), np.uint8), "image is 3 x 2 x 2 uint8, expected H x W x 3 uint8 RGB"),
+    ("image", np.zeros((2, 2, 3), np.float32), "image is 2 x 2 x 3 float32, expected H x W x 3 uint8 RGB"),
+    ("radar", np.zeros((4, 3, 2), np.float32), "radar is 4 x 3 x 2 float32, expected 4 x 2 x 2"),
+    ("radar", np.zeros((2, 2, 2), np.float32), "radar is 2 x 2 x 2 float32, expected 4 x 2 x 2"),
+    ("depth_gt_single", np.zeros((2, 3), np.float32), "depth_gt_single is 2 x 3 float32, expected 2 x 2"),
+])
+def test_a_cache_file_of_wrong_shapes_is_named(tmp_path, key, value, message):
+    """Cache files are untrusted: a wrong shape is one message naming the file, not a failure deep inside."""
+    _write_cache(tmp_path / "cache", np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), np.zeros((2, 2)))
+    path = tmp_path / "cache" / "t0.npz"
+    arrays = dict(np.load(path))
+    arrays[key] = value
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(ValueError) as info:
+        evaluate_cache(_FixedEstimator(np.ones((2, 2), np.float32)), tmp_path / "cache", progress=False)
+    assert str(info.value).startswith(f"{path}: {message}")
+
+
+def _cli_cache(folder):
+    """A one-frame 32 x 64 cache with the shipped student's radar channels, for the eval command."""
+    gt = np.zeros((32, 64), np.float32)
+    gt[5:20, 5:20] = 15.0
+    radar = np.zeros((32, 64), np.float32)
+    radar[10, 10] = 12.0
+    _write_cache(folder, gt, gt, radar)
+    return folder
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "bogus"], "argument --device: 'bogus' is not one of auto, cpu, cuda, cuda:N"),
+    (["--limit", "0"], "argument --limit: must be >= 1, got '0'"),
+    (["--limit", "-2"], "argument --limit: must be >= 1, got '-2'"),
+    (["--max-panels", "-1"], "argument --max-panels: must be >= 1, got '-1'"),
+])
+def test_eval_bad_arguments_one_line_exit_2(tmp_path, capsys, args, message):
+    from xdrcdepth_core.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--data", str(tmp_path), *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdrcdepth eval: error: {message}") and err.count("\n") == 1
+
+
+def test_eval_json_path_through_a_file_is_refused_before_the_work(tmp_path, capsys):
+    from xdrcdepth_core.cli import main
+
+    (tmp_path / "file").write_text("")
+    target = tmp_path / "file" / "x.json"
+    assert main(["eval", "--data", str(_cli_cache(tmp_path / "cache")), "--json", str(target), "--device", "cpu",
+                 "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""                                   # no table: nothing was evaluated
+    assert captured.err.startswith(f"xdrcdepth eval: cannot write {target}: ") and captured.err.count("\n") == 1
+
+
+def test_eval_plain_pickle_checkpoint_is_one_line_without_warnings(tmp_path, capsys):
+    """torch warns about the pickle protocol before refusing such a file: that warning must not leak."""
+    import pickle
+    import warnings
+
+    from xdrcdepth_core.cli import main
+
+    checkpoint = tmp_path / "ck.pkl"
+    checkpoint.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["eval", "--data", str(tmp_path), "--checkpoint", str(checkpoint), "--device", "cpu"]) == 2
+    assert [str(w.message) for w in caught] == []
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdrcdepth eval: cannot read checkpoint {checkpoint}") and err.count("\n") == 1

@@ -242,6 +242,103 @@ def test_bad_bags_are_named_with_exit_2(bags, tmp_path, capsys, case):
     assert captured.err.startswith(f"xdrcdepth replay-eval: {expected}") and captured.err.count("\n") == 1
 
 
+def _output_with_frame_none_replaced(tmp_path, name, raw=None, msg=None):
+    """The fixture's output bag with frame T_NONE's message replaced: raw CDR bytes, or another message."""
+    messages = output_messages({T_A: depth_image(PRED_A), T_NONE: depth_image({}), T_B: depth_image(PRED_B)})
+    m = MessageFactory()
+    with atomic_bag_writer(tmp_path / name) as writer:
+        connection = writer.add_connection("/depth/image", "sensor_msgs/msg/Image", typestore=m.typestore)
+        for topic, msgtype, stamp, good in messages:
+            if stamp != T_NONE:
+                writer.write(connection, stamp, m.serialize(good))
+            else:
+                writer.write(connection, stamp, raw if raw is not None else m.serialize(msg))
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("case", ["garbage CDR", "data shorter than height x step"])
+def test_a_malformed_depth_message_is_skipped_and_counted(bags, tmp_path, capsys, case):
+    source, _ = bags
+    if case == "garbage CDR":
+        output = _output_with_frame_none_replaced(tmp_path, "bad", raw=b"\x00\x01\x00\x00garbage!")
+        why = "/depth/image at bag time 2.000000000: cannot deserialize 12 bytes"
+    else:
+        image = MessageFactory().types["sensor_msgs/msg/Image"]
+        short = image(header=MessageFactory().header(T_NONE, "cam_front"), height=3, width=4, encoding="32FC1",
+                      is_bigendian=0, step=16, data=np.zeros(20, np.uint8))
+        output = _output_with_frame_none_replaced(tmp_path, "bad", msg=short)
+        why = "depth image 2.000000000: 20 data bytes < height 3 x step 16"
+    report_path = tmp_path / "eval.json"
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output), "--json",
+                 str(report_path)]) == 0
+    captured = capsys.readouterr()
+    summary = captured.out.splitlines()[-1]
+    assert summary.startswith("replay-eval: 2 of 2 depth frames with LiDAR (1 malformed message skipped); 0-80 m: "
+                              "model MAE 1.375 m")           # frames A and B as in the by-hand test
+    assert captured.err.startswith(f"xdrcdepth replay-eval: skipped 1 malformed message(s) in {output}: {why}")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    report = json.loads(report_path.read_text())
+    assert report["depth_frames"] == 2 and len(report["malformed_messages"]) == 1
+    assert report["malformed_messages"][0].startswith(why)
+
+
+def test_every_depth_message_malformed_is_exit_2_naming_the_bag(bags, tmp_path, capsys):
+    source, _ = bags
+    m = MessageFactory()
+    with atomic_bag_writer(tmp_path / "allbad") as writer:
+        connection = writer.add_connection("/depth/image", "sensor_msgs/msg/Image", typestore=m.typestore)
+        writer.write(connection, T_A, b"garbage")
+    output = tmp_path / "allbad"
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdrcdepth replay-eval: {output} holds no readable /depth/image message (1 malformed: "
+                          "/depth/image at bag time 1.000000000: cannot deserialize 7 bytes")
+    assert err.count("\n") == 1
+
+
+def test_a_camera_image_on_the_depth_topic_is_named_by_its_encoding(bags, tmp_path, capsys):
+    source, _ = bags
+    m = MessageFactory()
+    image = m.types["sensor_msgs/msg/Image"]
+    output = write_bag(tmp_path / "rgb", [("/depth/image", "sensor_msgs/msg/Image", T_A, image(
+        header=m.header(T_A, "cam_front"), height=3, width=4, encoding="rgb8", is_bigendian=0, step=12,
+        data=np.zeros(36, np.uint8)))])
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth replay-eval: depth image 1.000000000 in {output} has encoding "
+                                       "'rgb8', which is not a depth encoding (the depth node publishes 32FC1, "
+                                       "metres)\n")
+
+
+def _damage_first_chunk(bag, part):
+    """Flip bytes of the first MCAP chunk of ``bag``: its CRC field ("crc": the records fail their checksum)
+    or the first bytes of its compressed records ("data": not a zstd frame any more)."""
+    mcap = next(bag.glob("*.mcap"))
+    data = bytearray(mcap.read_bytes())
+    at = 8                                                   # after the magic: records of op (1) + length (8)
+    while data[at] != 0x06:
+        at += 9 + int.from_bytes(data[at + 1:at + 9], "little")
+    body = at + 9                                            # start, end, size (3 x 8), crc (4), compression
+    if part == "crc":
+        data[body + 24] ^= 0xFF
+    else:
+        name_len = int.from_bytes(data[body + 28:body + 32], "little")
+        records = body + 32 + name_len + 8
+        data[records:records + 4] = bytes(b ^ 0xFF for b in data[records:records + 4])
+    mcap.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("which", ["source", "output"])
+@pytest.mark.parametrize("part", ["crc", "data"])
+def test_a_damaged_bag_file_is_named_with_exit_2(bags, capsys, which, part):
+    source, output = bags
+    damaged = source if which == "source" else output
+    _damage_first_chunk(damaged, part)
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdrcdepth replay-eval: cannot read bag {damaged}: ") and err.count("\n") == 1
+    assert err.rstrip().endswith("(the file is damaged)")
+
+
 @pytest.mark.parametrize("args", [[], ["--source-bag", "s"], ["--source-bag", "s", "--output-bag", "o", "--slop", "0"],
                                   ["--source-bag", "s", "--output-bag", "o", "--caps", "50", "nan"],
                                   ["--source-bag", "s", "--output-bag", "o", "--max-depth", "-1"],

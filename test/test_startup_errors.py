@@ -90,7 +90,7 @@ def test_each_bad_parameter_is_named_before_anything_is_built(ros_context, name,
 def test_cuda_without_cuda_is_rejected(ros_context):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: cuda is a valid device here")
-    with pytest.raises(ParameterError, match="device = 'cuda' but CUDA is not available here"):
+    with pytest.raises(ParameterError, match="device = 'cuda' requested but CUDA is not available here"):
         make_node(ros_context, device="cuda")
 
 
@@ -192,6 +192,14 @@ def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
     ("xdrcdepth_core.cli", ["synth", "--out", "O", "--image-scale", "0"], "--image-scale: must be > 0"),
     ("xdrcdepth_core.cli", ["bench", "--sizes", "100x100"], "H and W must be positive multiples of 32, got '100x100'"),
     ("xdrcdepth_core.cli", ["bench", "--sizes", "352"], "--sizes: expected HxW, e.g. 352x704, got '352'"),
+    ("xdrcdepth_core.cli", ["eval", "--data", "D", "--device", "bogus"],
+     "--device: 'bogus' is not one of auto, cpu, cuda, cuda:N"),
+    ("xdrcdepth_core.cli", ["eval", "--data", "D", "--limit", "0"], "--limit: must be >= 1, got '0'"),
+    ("xdrcdepth_core.cli", ["export", "--format", "onnx", "--batch", "0"], "--batch: must be >= 1, got '0'"),
+    ("xdrcdepth_core.cli", ["export", "--format", "onnx", "--device", "bogus"], "--device: 'bogus' is not one of"),
+    *[("xdrcdepth_core.cli", [command, *args, "--device", "mps"], "--device: 'mps' is not one of auto, cpu, cuda")
+      for command, args in (("bench", []), ("demo", []), ("replay-demo", []),
+                            ("teacher-cache", ["--checkpoint", "C", "--data", "D", "--out", "O"]))],
 ])
 def test_console_scripts_bad_arguments_one_line_exit_2(ros_domain_id, tmp_path, script, args, message):
     args = [str(tmp_path / a) if a in ("BAG", "OUT", "D", "O") else a for a in args]

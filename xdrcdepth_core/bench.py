@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xdrcdepth_core.device import add_device_argument
+
 #: a 1600 x 900 camera with a 70 degree horizontal field of view, like a nuScenes front camera
 FRONT_CAMERA_K = np.array([[1140.0, 0.0, 799.5], [0.0, 1140.0, 449.5], [0.0, 0.0, 1.0]])
 DEFAULT_SIZES = ("352x704", "448x800", "896x1600")
@@ -87,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(32 frames spread over it; default: the parity frames)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds (default: %(default)s)")
-    parser.add_argument("--device", default="auto")
+    add_device_argument(parser)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for every backend (0: torch default)")
     parser.add_argument("--batch", type=int, default=1, help="batch size (e.g. 6 cameras on a GPU)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("models", "e2e", "node", "radar"),

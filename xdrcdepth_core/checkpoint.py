@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
                          + ("empty file" if not head else "not a PyTorch checkpoint (neither a zip archive, "
                             "what torch.save writes, nor a legacy pickle)"))
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # Any legacy pickle but protocol 2 warns before the weights-only unpickler reads (or refuses) it:
+            # noise on stderr ahead of the one line that says what is wrong with the file.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt files and forbidden pickles raise many different exception types
         raise ValueError(f"cannot read checkpoint {path} (only tensors and plain data are accepted): "
                          f"{load_failure_reason(exc)}") from exc

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from xdrcdepth_core.atomic import atomic_write_bytes
 from xdrcdepth_core.cli_args import EXIT_USAGE, say
 from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR
+from xdrcdepth_core.device import add_device_argument
 
 LOG = logging.getLogger("xdrcdepth.demo")
 
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "from ../shared, else a synthetic scene)")
     parser.add_argument("--version", default="v1.0-mini")
     parser.add_argument("--checkpoint", default="", help="checkpoint path (default: shipped, else untrained)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    add_device_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("artifacts/demo"), help="output folder for PNGs")
     parser.add_argument("--max-samples", type=int, default=6)
 

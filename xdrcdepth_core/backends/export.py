@@ -37,6 +37,8 @@ from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
 from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
 from xdrcdepth_core.backends.frames import (CALIBRATION_FRAMES, Frame, cache_root, frames_for,
                                            load_cache_frames)
+from xdrcdepth_core.cli_args import os_error_line, positive_int, say
+from xdrcdepth_core.device import add_device_argument
 
 LOG = logging.getLogger(__name__)
 
@@ -171,12 +173,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                  "<precision>.<ext>)")
     parser.add_argument("--frames", help="prepare cache folder to verify (and calibrate int8) on; default: the "
                                          "real nuScenes samples in ../shared, else a synthetic scene")
-    parser.add_argument("--limit", type=int, default=0, help="use the first N frames (default: all, 6 real)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="use the first N frames (default: all, 6 real)")
     parser.add_argument("--calibration", help="int8: prepare cache folder of the checkpoint's training data to "
                                               f"calibrate on ({CALIBRATION_FRAMES} frames spread over it; default: "
                                               "the verification frames)")
-    parser.add_argument("--batch", type=int, default=1, help="batch size of the exported graph (static)")
-    parser.add_argument("--device", default="cpu", help="device the artefact is verified on (default: cpu)")
+    parser.add_argument("--batch", type=positive_int, default=1,
+                        help="batch size of the exported graph (static; default: %(default)s)")
+    add_device_argument(parser, default="cpu", help="device the artefact is verified on: cpu (default), cuda[:N] "
+                                                    "or auto (cuda:0 when available)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,10 +207,15 @@ def run(args: argparse.Namespace) -> int:
     model = estimator.model
     h, w = estimator.input_hw
     out = args.out or Path("exports") / f"{model.name}_{h}x{w}_{args.precision}{ext}"
+    try:                            # the output's folder before the work: a path through a file fails now
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        say(os_error_line("xdrcdepth export", exc, out))
+        return 1
     print(f"xdrcdepth export: {estimator.model_id} -> {args.format} {args.precision}, input {h} x {w}, batch "
           f"{args.batch}; verifying on {len(frames)} frames ({label})", flush=True)
     try:
-        runner = create_backend(backend, model, estimator.input_hw, estimator.radar_channels, args.device,
+        runner = create_backend(backend, model, estimator.input_hw, estimator.radar_channels, estimator.device,
                                 args.precision, weights_sha=estimator.weights_sha, frames=frames,
                                 allow_export=True, batch=args.batch, calibration=calibration,
                                 tolerance=ParityTolerance(trained=estimator.trained))
@@ -219,7 +229,6 @@ def run(args: argparse.Namespace) -> int:
     except BackendUnavailable as exc:
         print(f"xdrcdepth export: {exc}", file=sys.stderr)
         return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
     source = runner.path
     if args.format == "openvino" and args.precision == "fp16":
         source = convert_openvino(artefact_onnx(runner), out, compress_to_fp16=True)

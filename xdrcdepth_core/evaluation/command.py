@@ -9,38 +9,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import add_no_progress
+from xdrcdepth_core.cli_args import add_no_progress, os_error_line, positive_float, positive_int, say
 from xdrcdepth_core.metrics import DEFAULT_CAPS
 
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+PROG = "xdrcdepth eval"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from xdrcdepth_core.device import add_device_argument
     from xdrcdepth_core.evaluation.evaluate import GT_KEYS
 
     parser.add_argument("--checkpoint", default="", help="checkpoint (default: the shipped one)")
     parser.add_argument("--data", required=True, type=Path, help="cache folder from `xdrcdepth prepare`")
     parser.add_argument("--gt", nargs="+", default=["auto"], choices=sorted(GT_KEYS),
                         help="ground truths to score against (default: auto = single-sweep LiDAR)")
-    parser.add_argument("--caps", nargs="+", type=_positive_float, default=list(DEFAULT_CAPS),
+    parser.add_argument("--caps", nargs="+", type=positive_float, default=list(DEFAULT_CAPS),
                         help="range caps in metres (default: 50 70 80)")
-    parser.add_argument("--constant-depth", type=_positive_float, default=None,
+    parser.add_argument("--constant-depth", type=positive_float, default=None,
                         help="depth of the constant baseline (default: the checkpoint's median training depth)")
     parser.add_argument("--panels", type=Path, help="write one PNG panel per frame into this folder")
-    parser.add_argument("--max-panels", type=int, default=20, help="panels to write (default: %(default)s)")
+    parser.add_argument("--max-panels", type=positive_int, default=20,
+                        help="panels to write (default: %(default)s)")
     parser.add_argument("--teacher", default="", help="teacher checkpoint: its Grad-CAM in the panels")
     parser.add_argument("--json", type=Path, help="write all numbers to this JSON file")
-    parser.add_argument("--limit", type=int, default=0, help="first N frames only (default: all)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--limit", type=positive_int, default=None, help="first N frames only (default: all)")
+    add_device_argument(parser)
     add_no_progress(parser)
 
 
@@ -58,7 +54,17 @@ def run(args: argparse.Namespace) -> int:
         path = args.checkpoint or (SHIPPED_CHECKPOINT if SHIPPED_CHECKPOINT.is_file() else "")
         metrics = load_checkpoint(path).get("metrics", {}) if path else {}
     except (OSError, ValueError) as exc:
-        print(f"xdrcdepth eval: {exc}", file=sys.stderr)
+        say(f"{PROG}: {exc}")
+        return 2
+    for folder, what in ((args.panels, args.panels), (args.json and args.json.parent, args.json)):
+        try:                        # the outputs' folders now: a path through a file fails before the work
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            say(os_error_line(PROG, exc, what))
+            return 1
+    if args.json is not None and args.json.is_dir():
+        say(f"{PROG}: cannot write {args.json}: it is a folder, give a file name")
         return 2
     constant = args.constant_depth or metrics.get("median_train_depth")
 
@@ -77,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         result = evaluate_cache(estimator, args.data, caps=args.caps, gts=args.gt, constant=constant,
-                                limit=args.limit, saliency_frames=args.max_panels if args.panels else 0,
+                                limit=args.limit or 0, saliency_frames=args.max_panels if args.panels else 0,
                                 on_frame=panel, progress=not args.no_progress)
     except (OSError, ValueError) as exc:
-        print(f"xdrcdepth eval: {exc}", file=sys.stderr)
+        say(f"{PROG}: {exc}")
         return 2
     print(result.format_table())
     if args.json:
@@ -89,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
                   "protocol": "prediction at the model input size, bilinearly resized to the cached resolution, "
                               "scored on 1e-3 < gt < cap per image, averaged over images",
                   "results": result.results()}
-        atomic_write_bytes(args.json, json.dumps(report, indent=1).encode())
+        try:
+            atomic_write_bytes(args.json, json.dumps(report, indent=1).encode())
+        except OSError as exc:      # full or read-only disk
+            say(os_error_line(PROG, exc, args.json))
+            return 1
     gt = args.gt[0]
     cap = max(result.caps)
     parts = [f"{name} {result.mae(name, gt, cap) / 1000:.3f} m" for name in result.rows if gt in result.rows[name]]

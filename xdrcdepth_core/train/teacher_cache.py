@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
 from xdrcdepth_core.cli_args import add_no_progress
+from xdrcdepth_core.device import add_device_argument
 from xdrcdepth_core.models.base import INTERMEDIATE_DEPTH_SCALES
 
 PREFIX = "teacher/"
@@ -124,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", nargs="+", type=parse_layer, default=[("decoder", 4)],
                         help="Grad-CAM layers (default: decoder:4)")
     parser.add_argument("--target", default="mean_depth", help="Grad-CAM target (default: %(default)s)")
-    parser.add_argument("--device", default="auto")
+    add_device_argument(parser)
     add_no_progress(parser)
 
 

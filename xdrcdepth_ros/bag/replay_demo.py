@@ -49,7 +49,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import non_negative_float, positive_float, say
+from xdrcdepth_core.cli_args import non_negative_float, one_line, positive_float, say
+from xdrcdepth_core.device import add_device_argument
 
 DEFAULT_RATE = 0.3
 DEFAULT_DELAY_S = 12.0          # the least automatic --delay
@@ -95,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"model load measured just before, at least {DEFAULT_DELAY_S:g})")
     parser.add_argument("--linger", type=non_negative_float, default=DEFAULT_LINGER_S,
                         help="seconds the node runs on after the bag ended (default %(default)s)")
-    parser.add_argument("--device", default="auto", help="inference device: auto | cpu | cuda[:N]")
+    add_device_argument(parser, help="inference device: auto | cpu | cuda[:N] (default: auto)")
     parser.add_argument("--params-file", type=Path,
                         help="depth node parameter YAML (default: the package's config/xdrcdepth.yaml)")
     parser.add_argument("--foxglove-port", type=port_number, default=DEFAULT_FOXGLOVE_PORT,
@@ -121,6 +122,7 @@ class RecordedFrames:
     depth: dict[int, object] = field(default_factory=dict)  # header stamp ns -> sensor_msgs/Image
     receive_ns: dict[int, int] = field(default_factory=dict)  # header stamp ns -> bag (sim) receive time
     diagnostics: list[dict[str, str]] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)  # "<topic> at bag time <t>: why": skipped messages
 
 
 def run(args: argparse.Namespace) -> int:
@@ -340,7 +342,8 @@ def read_input_stamps(bag: Path, camera: str = "cam_front") -> list[int]:
 
 
 def read_recording(record: Path) -> RecordedFrames:
-    """Depth images (by header stamp) and /diagnostics values from the recorded bag."""
+    """Depth images (by header stamp) and /diagnostics values from the recorded bag; a message that cannot be
+    deserialized is skipped and listed in ``malformed`` (a recording is untrusted input)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
@@ -353,12 +356,18 @@ def read_recording(record: Path) -> RecordedFrames:
     try:
         wanted = [c for c in reader.connections if c.topic in (DEPTH_TOPIC, DIAGNOSTICS_TOPIC)]
         for connection, receive_ns, raw in reader.messages(connections=wanted) if wanted else ():
+            try:
+                msg = deserialize_message(raw, Image if connection.topic == DEPTH_TOPIC else DiagnosticArray)
+            except Exception as exc:  # noqa: BLE001 - garbage CDR raises RMWError, bad strings other types
+                why = re.sub(r", at /\S+:\d+", "", one_line(exc))      # rmw's C source location: noise
+                frames.malformed.append(f"{connection.topic} at bag time {stamp_text(receive_ns)}: cannot "
+                                        f"deserialize {len(raw)} bytes ({why})")
+                continue
             if connection.topic == DEPTH_TOPIC:
-                msg = deserialize_message(raw, Image)
                 stamp = stamp_ns(msg.header.stamp)
                 frames.depth[stamp], frames.receive_ns[stamp] = msg, receive_ns
             else:
-                frames.diagnostics += [status_values(s) for s in deserialize_message(raw, DiagnosticArray).status]
+                frames.diagnostics += [status_values(s) for s in msg.status]
     finally:
         reader.close()
     return frames
@@ -371,7 +380,8 @@ def score_and_show(bag: Path, frames: RecordedFrames, out: Path, max_depth: floa
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_ros.bag.replay_eval import DEFAULT_SLOP_S, evaluate_replay, json_report, report
 
-    scores = evaluate_replay(bag, frames.depth, frames_dir=out / "frames", max_depth=max_depth)
+    scores = evaluate_replay(bag, frames.depth, frames_dir=out / "frames", max_depth=max_depth,
+                             depth_bag=out / "record", skipped=frames.malformed)
     atomic_write_bytes(out / EVAL_JSON, json.dumps(json_report(scores, bag, out / "record", DEFAULT_SLOP_S),
                                                    indent=1).encode())
     if frames.depth:

@@ -11,22 +11,32 @@ in the image, :func:`xdrcdepth_core.evaluation.baselines.radar_nearest_depth`) o
 per-frame table at the largest cap, the overall tables and a one-line summary; ``--json`` writes every
 number, ``--frames DIR`` one picture per depth frame (:func:`xdrcdepth_core.evaluation.panels.replay_panel`).
 
+Bags are untrusted: a depth message that cannot be deserialized or whose data does not fill its
+height x step is skipped and counted (the summary line, a warning naming the bag, ``malformed`` in the
+JSON); a storage file that fails its checks (chunk CRC, compression) ends the command with one line naming
+the bag.
+
 Exit status: 0 scored; 1 no depth frame has LiDAR (nothing scored) or an output cannot be written (one line
-naming it); 2 bad arguments, a missing or unreadable bag (named), bags that do not belong together (no depth
-stamp is a camera stamp of the source).
+naming it); 2 bad arguments, a missing, unreadable or corrupt bag (named), a depth topic that does not hold
+depth images (encoding), no readable depth image, bags that do not belong together (no depth stamp is a
+camera stamp of the source).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Sequence
 
 from xdrcdepth_core.cli_args import os_error_line, positive_float, say
 from xdrcdepth_core.metrics import DEFAULT_CAPS, METRICS
 
 DEFAULT_SLOP_S = 0.1   # s, the depth node's default slop (config/xdrcdepth.yaml); nuScenes stamps differ by < 60 ms
+DEPTH_ENCODING = "32FC1"   # metres, what the depth node publishes
+DEPTH_BYTES = 4
 GT_NAME = "lidar"
 PREDICTORS = ("model", "radar_only")
 TABLE_METRICS = ("mae", "rmse", "abs_rel", "delta1")
@@ -61,17 +71,56 @@ class ReplayEvaluation:
     depth_frames: int = 0
     frames: list[dict] = field(default_factory=list)     # one per depth frame with a camera image, by stamp
     no_camera: list[int] = field(default_factory=list)   # depth stamps without a camera image in the source
+    malformed: list[str] = field(default_factory=list)   # depth messages skipped, each with why
 
     @property
     def scored(self) -> list[dict]:
         return [f for f in self.frames if f["lidar_stamp_ns"] is not None]
 
 
+def malformed_depth(msg) -> str | None:
+    """Why a 32FC1 image message cannot be read as one (its sizes contradict its data), or None."""
+    if not msg.width or not msg.height:
+        return f"empty image {msg.width}x{msg.height}"
+    if msg.step < msg.width * DEPTH_BYTES:
+        return f"step {msg.step} < width {msg.width} x {DEPTH_BYTES} bytes"
+    if len(msg.data) < msg.height * msg.step:
+        return f"{len(msg.data)} data bytes < height {msg.height} x step {msg.step}"
+    return None
+
+
+def usable_depth(depth: dict, where: str = "") -> tuple[dict, list[str]]:
+    """The depth images of ``depth`` (stamp ns -> Image) that can be read, and why each other one cannot.
+
+    A message whose data does not fill its sizes is one broken message: skipped. An encoding other than
+    32FC1 means the topic does not carry the node's depth (a camera image recorded under its name, say):
+    ``ValueError`` naming the encoding and ``where`` (the bag), as no frame of it could be scored.
+    """
+    from xdrcdepth_ros.bag.replay_demo import stamp_text
+
+    good, malformed = {}, []
+    for stamp, msg in sorted(depth.items()):
+        if msg.encoding != DEPTH_ENCODING:
+            raise ValueError(f"depth image {stamp_text(stamp)}{where} has encoding {msg.encoding!r}, which is not "
+                             f"a depth encoding (the depth node publishes {DEPTH_ENCODING}, metres)")
+        problem = malformed_depth(msg)
+        if problem:
+            malformed.append(f"depth image {stamp_text(stamp)}: {problem}")
+        else:
+            good[stamp] = msg
+    return good, malformed
+
+
 def evaluate_replay(source_bag: Path, depth: dict, caps=DEFAULT_CAPS, slop_s: float = DEFAULT_SLOP_S,
                     camera: str = "cam_front", frames_dir: Path | None = None,
-                    max_depth: float = 80.0) -> ReplayEvaluation:
+                    max_depth: float = 80.0, depth_bag: Path | None = None,
+                    skipped: Sequence[str] = ()) -> ReplayEvaluation:
     """Score ``depth`` (header stamp ns -> sensor_msgs/Image 32FC1, e.g. ``read_recording(O).depth``) against
-    the LiDAR of ``source_bag``; with ``frames_dir``, write ``<sec>.<nanosec>.png`` per depth frame."""
+    the LiDAR of ``source_bag``; with ``frames_dir``, write ``<sec>.<nanosec>.png`` per depth frame.
+
+    Malformed depth images (:func:`usable_depth`) are skipped and listed in ``malformed`` after ``skipped``
+    (what the reader already dropped); ``depth_frames`` counts the usable ones. ``depth_bag`` names the
+    recording in messages."""
     import numpy as np
 
     from xdrcdepth_core.demo import write_png
@@ -83,7 +132,9 @@ def evaluate_replay(source_bag: Path, depth: dict, caps=DEFAULT_CAPS, slop_s: fl
     from xdrcdepth_ros.bag.source_frames import read_source_frames
     from xdrcdepth_ros.node.conversions import image_to_array
 
-    result = ReplayEvaluation(Evaluation(tuple(float(c) for c in caps)), depth_frames=len(depth))
+    depth, malformed = usable_depth(depth, f" in {depth_bag}" if depth_bag is not None else "")
+    result = ReplayEvaluation(Evaluation(tuple(float(c) for c in caps)), depth_frames=len(depth),
+                              malformed=[*skipped, *malformed])
     seen = set()
     for frame in read_source_frames(source_bag, depth, camera, slop_s):
         seen.add(frame.stamp_ns)
@@ -141,6 +192,8 @@ def summary_line(result: ReplayEvaluation) -> str:
     """``replay-eval: <scored> of <n> depth frames with LiDAR; at <cap> m: model MAE .., radar-only MAE ..``."""
     scored = len(result.scored)
     text = f"replay-eval: {scored} of {result.depth_frames} depth frames with LiDAR"
+    if result.malformed:
+        text += f" ({len(result.malformed)} malformed message{'s' if len(result.malformed) > 1 else ''} skipped)"
     if not scored:
         return text + ": no metrics"
     cap = max(result.overall.caps)
@@ -164,26 +217,66 @@ def json_report(result: ReplayEvaluation, source_bag: Path, output_bag: Path, sl
     return {"source_bag": str(source_bag), "output_bag": str(output_bag), "slop_s": slop_s,
             "caps": list(result.overall.caps), "depth_frames": result.depth_frames,
             "frames_with_lidar": len(result.scored), "depth_frames_without_camera": result.no_camera,
+            "malformed_messages": result.malformed,
             "protocol": PROTOCOL, "frames": result.frames,
             "overall": {name: rows[GT_NAME] for name, rows in result.overall.results().items()}}
+
+
+def _corrupt_storage_errors() -> tuple[type[Exception], ...]:
+    """What reading a damaged bag file raises past ``open_bag``: rosbags' ``ReaderError`` (chunk CRC, bad
+    records) and the zstd decompressor's error, which rosbags passes through unwrapped."""
+    from rosbags.rosbag2 import ReaderError
+
+    try:
+        from rosbags.rosbag2.storage_mcap import zstd
+        return ReaderError, zstd.ZstdError
+    except (ImportError, AttributeError):
+        return (ReaderError,)
+
+
+@contextlib.contextmanager
+def reading(bag: Path) -> Iterator[None]:
+    """Turn a damaged storage file met while reading ``bag`` into a ``BagError`` naming it."""
+    from xdrcdepth_ros.bag.player import BagError
+
+    try:
+        yield
+    except _corrupt_storage_errors() as exc:
+        raise BagError(f"cannot read bag {bag}: {exc} (the file is damaged)") from exc
+
+
+def _listing(items: list[str], most: int = 3) -> str:
+    """The first ``most`` items joined by '; ', with how many more."""
+    return "; ".join(items[:most]) + (f"; and {len(items) - most} more" if len(items) > most else "")
 
 
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_ros.bag.player import BagError
-    from xdrcdepth_ros.bag.replay_demo import read_recording
+    from xdrcdepth_ros.bag.replay_demo import DEPTH_TOPIC, read_recording
 
     prog = "xdrcdepth replay-eval"
     try:
         for bag in (args.source_bag, args.output_bag):     # both named before either is read
             if not bag.exists():
                 raise BagError(f"bag {bag} does not exist")
-        depth = read_recording(args.output_bag).depth
-        if not depth:
-            raise ValueError(f"{args.output_bag} holds no /depth/image message")
-        result = evaluate_replay(args.source_bag, depth, args.caps, args.slop, args.camera, args.frames,
-                                 args.max_depth)
-        if len(result.no_camera) == len(depth):
+        def no_depth(malformed: list[str]) -> ValueError:
+            if not malformed:
+                return ValueError(f"{args.output_bag} holds no {DEPTH_TOPIC} message")
+            return ValueError(f"{args.output_bag} holds no readable {DEPTH_TOPIC} message ({len(malformed)} "
+                              f"malformed: {_listing(malformed)})")
+
+        with reading(args.output_bag):
+            recording = read_recording(args.output_bag)
+        if not recording.depth:
+            raise no_depth(recording.malformed)
+        with reading(args.source_bag):
+            result = evaluate_replay(args.source_bag, recording.depth, args.caps, args.slop, args.camera,
+                                     args.frames, args.max_depth, depth_bag=args.output_bag,
+                                     skipped=recording.malformed)
+        if not result.depth_frames:
+            raise no_depth(result.malformed)
+        if len(result.no_camera) == result.depth_frames:
             raise ValueError(f"no depth image of {args.output_bag} has a camera image with its stamp in "
                              f"{args.source_bag} (not the bag that was played?)")
     except (BagError, ValueError) as exc:
@@ -193,6 +286,9 @@ def run(args: argparse.Namespace) -> int:
         say(os_error_line(prog, exc))
         return 1
     print(report(result), flush=True)
+    if result.malformed:
+        say(f"{prog}: skipped {len(result.malformed)} malformed message(s) in {args.output_bag}: "
+            f"{_listing(result.malformed)}")
     if result.no_camera:
         say(f"{prog}: {len(result.no_camera)} depth frames have no camera image with their stamp in "
             f"{args.source_bag}")

@@ -18,7 +18,6 @@ from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterVal
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 
 NODE_NAME = "xdrcdepth_node"
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class ParameterError(ValueError):
@@ -145,18 +144,12 @@ def declare(node, parameters: tuple[Param, ...] = PARAMETERS, check=None) -> Non
 
 
 def check_device(device: str) -> str | None:
-    """None if ``device`` is auto, cpu or an existing cuda[:N]; else what is wrong."""
-    if not DEVICE_PATTERN.match(device):
-        return f"device = {device!r} is not one of auto, cpu, cuda, cuda:N"
-    if device.startswith("cuda"):
-        import torch
+    """None if ``device`` is auto, cpu or an existing cuda[:N]; else what is wrong
+    (:func:`xdrcdepth_core.device.device_problem`, imported here: it loads torch)."""
+    from xdrcdepth_core.device import device_problem
 
-        if not torch.cuda.is_available():
-            return f"device = {device!r} but CUDA is not available here (use auto or cpu)"
-        index = int(device.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            return f"device = {device!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
-    return None
+    problem = device_problem(device)
+    return f"device = {problem}" if problem else None
 
 
 def resolve_topic(node, topic: str) -> tuple[str | None, str | None]:

@@ -1,0 +1,47 @@
+"""`--device` and counts of `xdrcdepth eval` / `export`, checked where they are parsed (one line on stderr, exit
+code 2, before any model is loaded), through the one device check of :mod:`xdrcdepth_core.device`."""
+
+import argparse
+import re
+
+import pytest
+import torch
+
+from xdrcdepth_core.cli import main
+from xdrcdepth_core.device import device_arg, device_problem, resolve_device
+
+
+@pytest.mark.parametrize("name", ["bogus", "CPU", "cuda:", "cuda:x", "gpu", "", "cpu ", "cpu\n"])
+def test_names_that_are_no_device_are_refused_everywhere(name):
+    assert device_problem(name) == f"{name!r} is not one of auto, cpu, cuda, cuda:N"
+    with pytest.raises(argparse.ArgumentTypeError, match="is not one of"):
+        device_arg(name)
+    if name:                                            # '' is auto for configuration files
+        with pytest.raises(ValueError, match=re.escape(f"device {name!r} is not one of")):
+            resolve_device(name)
+
+
+def test_usable_names_pass_unchanged():
+    assert device_arg("auto") == "auto" and device_arg("cpu") == "cpu"
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_says_so():
+    assert device_problem("cuda:1") == "'cuda:1' requested but CUDA is not available here (use auto or cpu)"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "--data", "D", "--device", "bogus"], "argument --device: 'bogus' is not one of auto, cpu, cuda"),
+    (["export", "--format", "onnx", "--device", "bogus"], "argument --device: 'bogus' is not one of auto, cpu"),
+    (["export", "--format", "onnx", "--batch", "0"], "argument --batch: must be >= 1, got '0'"),
+    (["export", "--format", "onnx", "--batch", "-3"], "argument --batch: must be >= 1, got '-3'"),
+    (["export", "--format", "onnx", "--limit", "0"], "argument --limit: must be >= 1, got '0'"),
+])
+def test_bad_arguments_are_one_line_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdrcdepth {argv[0]}: error: {message}") and err.count("\n") == 1
