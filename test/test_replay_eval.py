@@ -49,15 +49,20 @@ def depth_image(values: dict) -> np.ndarray:
     return depth
 
 
-def write_bag(path, messages):
-    """A bag of ``(topic, msgtype, stamp_ns, rosbags message)``; connections in order of first use."""
+GARBAGE_CDR = b"\x00\x01\x00\x00garbage!"
+
+
+def write_bag(path, messages, garbled=()):
+    """A bag of ``(topic, msgtype, stamp_ns, rosbags message)``; connections in order of first use. The
+    messages whose ``(topic, stamp)`` is in ``garbled`` are written as :data:`GARBAGE_CDR` instead."""
     factory = MessageFactory()
     with atomic_bag_writer(path) as writer:
         connections = {}
         for topic, msgtype, stamp, msg in messages:
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=factory.typestore)
-            writer.write(connections[topic], stamp, factory.serialize(msg))
+            writer.write(connections[topic], stamp,
+                         GARBAGE_CDR if (topic, stamp) in garbled else factory.serialize(msg))
     return path
 
 
@@ -260,7 +265,7 @@ def _output_with_frame_none_replaced(tmp_path, name, raw=None, msg=None):
 def test_a_malformed_depth_message_is_skipped_and_counted(bags, tmp_path, capsys, case):
     source, _ = bags
     if case == "garbage CDR":
-        output = _output_with_frame_none_replaced(tmp_path, "bad", raw=b"\x00\x01\x00\x00garbage!")
+        output = _output_with_frame_none_replaced(tmp_path, "bad", raw=GARBAGE_CDR)
         why = "/depth/image at bag time 2.000000000: cannot deserialize 12 bytes"
     else:
         image = MessageFactory().types["sensor_msgs/msg/Image"]
@@ -337,6 +342,17 @@ def test_a_damaged_bag_file_is_named_with_exit_2(bags, capsys, which, part):
     err = capsys.readouterr().err
     assert err.startswith(f"xdrcdepth replay-eval: cannot read bag {damaged}: ") and err.count("\n") == 1
     assert err.rstrip().endswith("(the file is damaged)")
+
+
+def test_a_source_message_that_does_not_deserialize_names_the_bag_with_exit_2(bags, tmp_path, capsys):
+    _, output = bags
+    source = write_bag(tmp_path / "garbled_source", source_messages(tmp_path),
+                       garbled={("/cam_front/camera_info", T_NONE)})
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xdrcdepth replay-eval: {source}: /cam_front/camera_info at bag time 2.000000000: "
+                          "cannot deserialize 12 bytes") and err.count("\n") == 1, err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("args", [[], ["--source-bag", "s"], ["--source-bag", "s", "--output-bag", "o", "--slop", "0"],

@@ -16,6 +16,7 @@ frame handed out as soon as it is complete and its clouds dropped when no later 
 from __future__ import annotations
 
 import bisect
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +29,12 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, PointCloud2
 from tf2_msgs.msg import TFMessage
 
+from xdrcdepth_core.cli_args import one_line
 from xdrcdepth_core.data.geometry import transform_points
 from xdrcdepth_core.data.lidar import lidar_depth_map, off_ego_mask
 from xdrcdepth_core.data.radar import rasterize_radar
 from xdrcdepth_ros.bag.nuscenes2bag import camera_topics, cloud_topic
-from xdrcdepth_ros.bag.player import open_bag
+from xdrcdepth_ros.bag.player import BagError, open_bag
 from xdrcdepth_ros.bag.replay_demo import stamp_ns, stamp_text
 from xdrcdepth_ros.node import conversions as conv
 from xdrcdepth_ros.node.transforms import transform_to_matrix
@@ -113,12 +115,21 @@ def _is_cloud_topic(topic: str) -> bool:
 
 
 def bag_messages(bag: Path, wanted: Callable[[object], bool]) -> Iterator[tuple[str, object]]:
-    """``(topic, rclpy message)`` of the connections ``wanted`` selects (and this module reads), in bag order."""
+    """``(topic, rclpy message)`` of the connections ``wanted`` selects (and this module reads), in bag order.
+
+    A message that does not deserialize is a :class:`BagError` naming the bag, the topic and the bag time: the
+    source recording is the ground truth, and a frame silently missing from it would change the scores."""
     reader = open_bag(bag)
     try:
         connections = [c for c in reader.connections if c.msgtype in _TYPES and wanted(c)]
-        for connection, _, raw in reader.messages(connections=connections) if connections else ():  # []: all
-            yield connection.topic, deserialize_message(raw, _TYPES[connection.msgtype])
+        for connection, receive_ns, raw in reader.messages(connections=connections) if connections else ():
+            try:
+                msg = deserialize_message(raw, _TYPES[connection.msgtype])
+            except Exception as exc:  # noqa: BLE001 - garbage CDR raises RMWError, bad strings other types
+                why = re.sub(r", at /\S+:\d+", "", one_line(exc))      # rmw's C source location: noise
+                raise BagError(f"{bag}: {connection.topic} at bag time {stamp_text(receive_ns)}: cannot "
+                               f"deserialize {len(raw)} bytes ({why})") from None
+            yield connection.topic, msg
     finally:
         reader.close()
 
