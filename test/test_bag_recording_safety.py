@@ -166,7 +166,7 @@ def test_full_disk_keeps_every_complete_chunk(tmp_path, monkeypatch, room_after_
         assert [t for _, t in read_texts(bag)] == [f"{i:03d}{payload}" for i in range(kept)]
 
 
-def test_chunks_carry_crcs_and_corruption_is_found(tmp_path):
+def test_chunks_carry_crcs_and_corruption_is_found(tmp_path, ros_domain_id):
     from mcap.reader import make_reader
 
     ts = typestore()
@@ -190,6 +190,11 @@ def test_chunks_carry_crcs_and_corruption_is_found(tmp_path):
     writer.path.write_bytes(bytes(data))
     with pytest.raises(Exception):
         read_texts(bag)
+    player = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag.player", str(bag)], capture_output=True,
+                            text=True, timeout=120)
+    assert player.returncode == 2 and one_line(player.stderr).startswith(f"bag_player: cannot read bag {bag}: ")
+    assert one_line(player.stderr).endswith(f"(the file is damaged; 'xdrcdepth bag-reindex {bag}' rebuilds it "
+                                            "from its intact chunks)"), player.stderr
     summary = reindex(bag)     # it opens (its summary is intact), but a chunk fails: not "complete already"
     assert not summary.already_complete
     assert summary.corrupt_chunks == 1 and 0 < summary.messages < 40

@@ -341,7 +341,8 @@ def test_a_damaged_bag_file_is_named_with_exit_2(bags, capsys, which, part):
     assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"xdrcdepth replay-eval: cannot read bag {damaged}: ") and err.count("\n") == 1
-    assert err.rstrip().endswith("(the file is damaged)")
+    assert err.rstrip().endswith(f"(the file is damaged; 'xdrcdepth bag-reindex {damaged}' rebuilds it from its "
+                                 "intact chunks)")
 
 
 def test_a_source_message_that_does_not_deserialize_names_the_bag_with_exit_2(bags, tmp_path, capsys):

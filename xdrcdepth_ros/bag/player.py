@@ -127,6 +127,24 @@ class PlaySummary:
         return text
 
 
+def damaged_bag_errors() -> tuple[type[Exception], ...]:
+    """What reading a damaged bag file raises past :func:`open_bag`: rosbags' ``ReaderError`` (chunk CRC, bad
+    records) and the zstd decompressor's error, which rosbags passes through unwrapped."""
+    from rosbags.rosbag2 import ReaderError
+
+    try:
+        from rosbags.rosbag2.storage_mcap import zstd
+        return ReaderError, zstd.ZstdError
+    except (ImportError, AttributeError):
+        return (ReaderError,)
+
+
+def damaged_bag_line(bag, exc: BaseException) -> str:
+    """The one line for a bag whose storage file is damaged, with the command that salvages it."""
+    return (f"cannot read bag {bag}: {exc} (the file is damaged; 'xdrcdepth bag-reindex {bag}' rebuilds it "
+            "from its intact chunks)")
+
+
 def open_bag(path: str | Path):
     """An opened ``rosbags.rosbag2.Reader`` for a bag folder (or a ``.mcap``/``.db3`` inside one)."""
     bag = Path(path)
@@ -384,7 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         stop.wait(options.delay)
         try:
             summary = player.play(stop)
-        except Exception as exc:  # corrupt chunk/row mid-bag: report it against the bag, not a traceback
+        except damaged_bag_errors() as exc:
+            say(f"bag_player: {damaged_bag_line(reader.path, exc)}")
+            return 2
+        except Exception as exc:  # any other bad row mid-bag: report it against the bag, not a traceback
             say(f"bag_player: error while playing bag {reader.path}: {exc}")
             return 2
         print(summary.line(Path(reader.path), options.rate), flush=True)

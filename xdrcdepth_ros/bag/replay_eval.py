@@ -222,27 +222,15 @@ def json_report(result: ReplayEvaluation, source_bag: Path, output_bag: Path, sl
             "overall": {name: rows[GT_NAME] for name, rows in result.overall.results().items()}}
 
 
-def _corrupt_storage_errors() -> tuple[type[Exception], ...]:
-    """What reading a damaged bag file raises past ``open_bag``: rosbags' ``ReaderError`` (chunk CRC, bad
-    records) and the zstd decompressor's error, which rosbags passes through unwrapped."""
-    from rosbags.rosbag2 import ReaderError
-
-    try:
-        from rosbags.rosbag2.storage_mcap import zstd
-        return ReaderError, zstd.ZstdError
-    except (ImportError, AttributeError):
-        return (ReaderError,)
-
-
 @contextlib.contextmanager
 def reading(bag: Path) -> Iterator[None]:
     """Turn a damaged storage file met while reading ``bag`` into a ``BagError`` naming it."""
-    from xdrcdepth_ros.bag.player import BagError
+    from xdrcdepth_ros.bag.player import BagError, damaged_bag_errors, damaged_bag_line
 
     try:
         yield
-    except _corrupt_storage_errors() as exc:
-        raise BagError(f"cannot read bag {bag}: {exc} (the file is damaged)") from exc
+    except damaged_bag_errors() as exc:
+        raise BagError(damaged_bag_line(bag, exc)) from exc
 
 
 def _listing(items: list[str], most: int = 3) -> str:
