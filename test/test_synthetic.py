@@ -280,7 +280,8 @@ def test_command_rejects_bad_input(folders, capsys):
     blocker = folders["clear"] / "v1.0-mini" / "scene.json"            # a file where a folder would go
     capsys.readouterr()
     assert cli_main(["synth", "--out", str(blocker / "out"), "--no-progress"]) == 1
-    assert capsys.readouterr().err == f"xdrcdepth synth: cannot write {blocker / 'out'}: Not a directory [Errno 20]\n"
+    assert capsys.readouterr().err == (f"xdrcdepth synth: cannot write {blocker / 'out'}: a file is in the way "
+                                       "(a folder is needed there) [Errno 20]\n")
 
 
 @pytest.mark.slow

@@ -80,7 +80,9 @@ def positive_int(text: str) -> int:
 
 _CAUSES = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "read-only file system",
            errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-           errno.EFBIG: "file too large for this file system or process limit"}
+           errno.EFBIG: "file too large for this file system or process limit",
+           errno.ENOTDIR: "a file is in the way (a folder is needed there)",
+           errno.EEXIST: "something is in the way (it already exists)"}
 
 
 def os_error_cause(exc: OSError) -> str:
