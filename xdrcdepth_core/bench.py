@@ -358,8 +358,9 @@ def _estimators(device: torch.device, variants: list[tuple[str, str]], input_hw=
 
 def bench_decode(jpeg: bytes, repeats: int) -> dict:
     import cv2
-    import simplejpeg
     from PIL import Image
+
+    from xdrcdepth_core.imageio import decode_jpeg_fast
 
     def pil():
         with Image.open(io.BytesIO(jpeg)) as img:
@@ -373,8 +374,8 @@ def bench_decode(jpeg: bytes, repeats: int) -> dict:
             img.draft("RGB", (img.width // 2, img.height // 2))
             return np.asarray(img.convert("RGB"))
 
-    def strict_simplejpeg():   # the node's decoder (xdrcdepth_core.imageio)
-        return simplejpeg.decode_jpeg(jpeg, colorspace="RGB", fastdct=False, fastupsample=False, strict=True)
+    def strict_simplejpeg():   # the node's decoder: simplejpeg in strict mode (requirements.txt installs it)
+        return decode_jpeg_fast(jpeg)
 
     cpu = torch.device("cpu")
     times = round_robin({"PIL": pil, "OpenCV": opencv, "simplejpeg": strict_simplejpeg, "PIL draft 1/2": pil_draft},

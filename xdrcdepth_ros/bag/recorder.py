@@ -287,8 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --png-dir: {error}")
     if args.use_sim_time:
         ros_args = (ros_args or ["--ros-args"]) + ["-p", "use_sim_time:=true"]
-    try:   # refuse before anything starts; an empty folder is as good as none (and nothing to overwrite)
-        check_output_folder(args.out, args.overwrite or is_empty_folder(args.out))
+    # an empty folder is as good as none (and nothing to overwrite)
+    overwrite = args.overwrite or is_empty_folder(args.out)
+    try:   # refuse before anything starts
+        check_output_folder(args.out, overwrite)
     except FileExistsError as exc:
         say(f"bag_recorder: {exc}")
         return 2
@@ -311,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"bag_recorder: {exc}")
             return 2
         try:
-            writer = recording_bag_writer(args.out, args.storage, args.overwrite or is_empty_folder(args.out))
+            writer = recording_bag_writer(args.out, args.storage, overwrite)
         except FileExistsError as exc:
             say(f"bag_recorder: {exc}")
             return 2

@@ -79,13 +79,14 @@ class ReplayEvaluation:
 
 
 def malformed_depth(msg) -> str | None:
-    """Why a 32FC1 image message cannot be read as one (its sizes contradict its data), or None."""
-    if not msg.width or not msg.height:
-        return f"empty image {msg.width}x{msg.height}"
-    if msg.step < msg.width * DEPTH_BYTES:
-        return f"step {msg.step} < width {msg.width} x {DEPTH_BYTES} bytes"
-    if len(msg.data) < msg.height * msg.step:
-        return f"{len(msg.data)} data bytes < height {msg.height} x step {msg.step}"
+    """Why a 32FC1 image message cannot be read as one (its sizes contradict its data: the node's own check,
+    :func:`~xdrcdepth_ros.node.conversions.check_image_layout`), or None."""
+    from xdrcdepth_ros.node.conversions import BadInput, check_image_layout
+
+    try:
+        check_image_layout(msg, DEPTH_BYTES)
+    except BadInput as exc:
+        return exc.detail
     return None
 
 

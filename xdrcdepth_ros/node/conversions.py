@@ -97,6 +97,17 @@ def check_image_size(width: int, height: int, max_pixels: int | None, what: str)
                                           f"max_image_pixels {max_pixels} (not decoded)")
 
 
+def check_image_layout(msg: Image, bytes_per_pixel: int) -> None:
+    """:class:`BadInput` when an Image's sizes contradict its data: empty or ``step`` shorter than a row
+    (``bad_image``), fewer data bytes than ``height x step`` (``truncated_image``)."""
+    if msg.width == 0 or msg.height == 0:
+        raise BadInput("bad_image", f"empty image {msg.width}x{msg.height}")
+    if msg.step < msg.width * bytes_per_pixel:
+        raise BadInput("bad_image", f"step {msg.step} < width {msg.width} x {bytes_per_pixel} bytes")
+    if len(msg.data) < msg.height * msg.step:
+        raise BadInput("truncated_image", f"{len(msg.data)} data bytes < height {msg.height} x step {msg.step}")
+
+
 def rgb_from_image(msg: Image, max_pixels: int | None = None) -> np.ndarray:
     """H x W x 3 uint8 RGB from an rgb8/bgr8/rgba8/bgra8/mono8 Image; :class:`BadInput` otherwise.
 
@@ -105,14 +116,7 @@ def rgb_from_image(msg: Image, max_pixels: int | None = None) -> np.ndarray:
         raise BadInput("unsupported_encoding",
                        f"image encoding '{msg.encoding}' (supported: {', '.join(RGB_SOURCES)})")
     check_image_size(msg.width, msg.height, max_pixels, "image")
-    channels = RGB_SOURCES[msg.encoding]
-    if msg.width == 0 or msg.height == 0:
-        raise BadInput("bad_image", f"empty image {msg.width}x{msg.height}")
-    if msg.step < msg.width * channels:
-        raise BadInput("bad_image", f"step {msg.step} < width {msg.width} x {channels} bytes")
-    if len(msg.data) < msg.step * msg.height:
-        raise BadInput("truncated_image",
-                       f"{len(msg.data)} data bytes < step {msg.step} x height {msg.height}")
+    check_image_layout(msg, RGB_SOURCES[msg.encoding])
     arr = image_to_array(msg)
     if msg.encoding == "mono8":
         return np.repeat(arr[:, :, None], 3, axis=2)
