@@ -65,3 +65,26 @@ def test_report_table_budget_saliency_and_notes(tmp_path):
     assert "Still to run: direct seeds [2], xkd+dkd seeds [1], dkd seeds [0] (about 1.7 h more" in md
     assert "| teacher | 0.500 | — |" in md and "| xkd+dkd student | 0.250 | 0.875 |" in md
     assert "## Findings\n\nTried a lower X-KD weight.\n" in md
+
+
+@pytest.mark.network
+def test_a_follow_up_study_writes_its_own_report_beside_the_main_one(tmp_path):
+    """A second study in the same folder (here: one without a direct row) is named after its results_dir and
+    leaves the main study's files alone; with no direct row there is no change to state."""
+    main, follow_up = tmp_path / "results" / "ablation", tmp_path / "results" / "ablation_teacher_e25"
+    (follow_up / "runs").mkdir(parents=True)
+    main.parent.joinpath("ablation.md").write_text("main report")
+    main.parent.joinpath("ablation.json").write_text("{}")
+    _record(follow_up, "xkd+dkd", 0, 2700.0, 3000.0)
+    cfg = {"results_dir": str(follow_up), "data": "data.yaml", "variants": {"xkd+dkd": {"seeds": [0]}}}
+
+    assert write_report(cfg, "e25.yaml") == f"1 runs in 1 variants -> {tmp_path / 'results' / 'ablation_teacher_e25.md'}"
+
+    assert (tmp_path / "results" / "ablation.md").read_text() == "main report"
+    assert (tmp_path / "results" / "ablation.json").read_text() == "{}"
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        "ablation.json", "ablation.md", "ablation_teacher_e25", "ablation_teacher_e25.json",
+        "ablation_teacher_e25.md", "ablation_teacher_e25_learning_curves.png", "ablation_teacher_e25_mae.png"]
+    md = (tmp_path / "results" / "ablation_teacher_e25.md").read_text()
+    assert "| xkd+dkd | 1 |" in md and "| — | 2.700 |" in md
+    assert "![ablation_teacher_e25_mae.png](ablation_teacher_e25_mae.png)" in md

@@ -230,6 +230,7 @@ class Ablation:
         """The saliency figure and numbers (:mod:`.saliency_figure`) from the teacher and the seed-0 students
         of ``direct`` / ``xkd`` / ``xkd+dkd`` found on this machine; redone only when that set holds more
         models than the recorded study (a machine without an earlier session's run folders keeps it)."""
+        from xdrcdepth_core.experiments.ablation_report import report_file
         from xdrcdepth_core.experiments.saliency_figure import saliency_study
 
         checkpoints = {"teacher": self.published_teacher} if self.published_teacher.is_file() else {}
@@ -242,7 +243,7 @@ class Ablation:
         if out_json.is_file() and not set(checkpoints) > set(json.loads(out_json.read_text())["models"]):
             return f"saliency figure kept ({out_json})"
         study = saliency_study(checkpoints, self.paths["test"],
-                               figure=self.results_dir.parent / "ablation_saliency.png")
+                               figure=report_file(self.results_dir, "_saliency.png"))
         atomic_write_bytes(out_json, json.dumps(study, indent=1).encode())
         return f"saliency of {len(checkpoints)} models on {study['frames']} test frames -> {out_json}"
 

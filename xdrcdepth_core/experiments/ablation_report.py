@@ -1,5 +1,10 @@
 """The ablation report: ``ablation.json``, ``ablation.md`` and figures from the finished runs' records.
 
+The report's files are named after ``results_dir`` and sit beside it (:func:`report_file`):
+``docs/results/ablation`` gives ``docs/results/ablation.md``, ``ablation.json``, ``ablation_mae.png``, ...;
+a follow-up study with ``results_dir: docs/results/ablation_teacher_e25`` writes ``ablation_teacher_e25.md``
+and so on, and never overwrites the main study's report.
+
 Reads ``<results_dir>/runs/*.json`` (one per finished run, written by :mod:`.ablation`), so it needs no
 checkpoint. ``ablation.json``: ``{"variants": {name: {"runs": [metric dict per seed], ...}}}`` where a metric
 dict has ``mae_50 .. delta1_80`` (single-sweep LiDAR GT, MAE/RMSE in mm) and ``exact_mae_80`` (renderer
@@ -24,6 +29,12 @@ from xdrcdepth_core.backends.capability import cpu_name
 
 CAPS = ("50", "70", "80")
 COLUMNS = ("mae", "rmse", "abs_rel", "delta1")
+
+
+def report_file(results_dir: Path, suffix: str) -> Path:
+    """One of the report's files: ``<results_dir>.md``, ``<results_dir>.json``, ``<results_dir>_mae.png``, ..."""
+    results_dir = Path(results_dir)
+    return results_dir.parent / f"{results_dir.name}{suffix}"
 
 
 def _metric_dict(test: dict) -> dict:
@@ -75,7 +86,15 @@ def _params(model_cfg: dict) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
-def _figures(variants: dict, out_dir: Path) -> list[str]:
+def _save(fig, path: Path, written: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path.name)
+
+
+def _figures(variants: dict, results_dir: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,9 +113,7 @@ def _figures(variants: dict, out_dir: Path) -> list[str]:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_dir / "ablation_learning_curves.png", dpi=110)
-    plt.close(fig)
-    written.append("ablation_learning_curves.png")
+    _save(fig, report_file(results_dir, "_learning_curves.png"), written)
 
     fig, ax = plt.subplots(figsize=(8, 4))
     means = [_mean_std([r["mae_80"] for r in variants[n]["runs"]])[0] / 1000 for n in students]
@@ -108,9 +125,7 @@ def _figures(variants: dict, out_dir: Path) -> list[str]:
     ax.set_ylabel("test MAE (m, 0-80 m)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_dir / "ablation_mae.png", dpi=110)
-    plt.close(fig)
-    written.append("ablation_mae.png")
+    _save(fig, report_file(results_dir, "_mae.png"), written)
     return written
 
 
@@ -138,14 +153,15 @@ def write_report(cfg: dict, config_path) -> str:
             mean, std = stats.get(key, _mean_std(entry.get(key, [])))
             return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}" if len(entry["runs"]) > 1 \
                 else f"{mean * scale:.{digits}f}"
-        change = (stats["mae_80"][0] / direct - 1) * 100 if direct == direct and name != "direct" else 0.0
+        change = "—" if name in ("direct", "teacher") or direct != direct \
+            else f"{(stats['mae_80'][0] / direct - 1) * 100:+.1f} %"      # no direct row: nothing to compare to
         lines.append(f"| {name} | {len(entry['runs'])} | {params:.2f} | {cell('mae_50')} | {cell('mae_70')} | "
                      f"{cell('mae_80')} | {cell('rmse_80')} | {cell('abs_rel_80', 1, 4)} | {cell('delta1_80', 1, 4)} | "
-                     f"{'—' if name in ('direct', 'teacher') else f'{change:+.1f} %'} | {cell('exact_mae_80')} | "
+                     f"{change} | {cell('exact_mae_80')} | "
                      f"{cell('val_mae_80')} | {np.mean(entry['seconds']) / 60:.0f} |")
     baselines = next(iter(variants.values()))["baselines"]
     report["baselines"] = baselines
-    figures = _figures(variants, results_dir.parent)
+    figures = _figures(variants, results_dir)
     base_lines = [f"- {name}: MAE 80 {v['mae_80'] / 1000:.3f} m, RMSE {v['rmse_80'] / 1000:.3f} m, "
                   f"AbsRel {v['abs_rel_80']:.4f}, δ1 {v['delta1_80']:.4f}" for name, v in baselines.items()]
     md = ["# KD ablation on the synthetic benchmark", "",
@@ -157,10 +173,10 @@ def write_report(cfg: dict, config_path) -> str:
           *lines, "", "Baselines on the same test frames:", *base_lines, "",
           *_budget_lines(cfg, variants, report), "", *_saliency_lines(results_dir),
           *_notes(results_dir), *[f"![{f}]({f})" for f in figures], ""]
-    atomic_write_bytes(results_dir.parent / "ablation.json", json.dumps(report, indent=1).encode())
-    atomic_write_bytes(results_dir.parent / "ablation.md", "\n".join(md).encode())
+    atomic_write_bytes(report_file(results_dir, ".json"), json.dumps(report, indent=1).encode())
+    atomic_write_bytes(report_file(results_dir, ".md"), "\n".join(md).encode())
     done = sum(len(v["runs"]) for v in variants.values())
-    return f"{done} runs in {len(variants)} variants -> {results_dir.parent / 'ablation.md'}"
+    return f"{done} runs in {len(variants)} variants -> {report_file(results_dir, '.md')}"
 
 
 def _budget_lines(cfg: dict, variants: dict, report: dict) -> list[str]:
@@ -192,12 +208,12 @@ def _saliency_lines(results_dir: Path) -> list[str]:
     rows = [f"| {name} | {m['concentration_top10']:.3f} | "
             f"{m['agreement_with_teacher']:.3f} |" if "agreement_with_teacher" in m else
             f"| {name} | {m['concentration_top10']:.3f} | — |" for name, m in study["models"].items()]
+    figure = report_file(results_dir, "_saliency.png")
     return [f"Saliency (Grad-CAM at `{study['layer']}` w.r.t. the {study['target']}, {study['frames']} test frames): "
             "concentration = share of the map's mass in its top 10 % of pixels (sharper: higher), agreement = "
             "Pearson correlation with the teacher's map.", "",
             "| model | concentration (top 10 %) | agreement with teacher |", "|---|---|---|", *rows, "",
-            *(["![ablation_saliency.png](ablation_saliency.png)", ""]
-              if (results_dir.parent / "ablation_saliency.png").is_file() else [])]
+            *([f"![{figure.name}]({figure.name})", ""] if figure.is_file() else [])]
 
 
 def _notes(results_dir: Path) -> list[str]:
