@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,10 +36,36 @@ def test_yaml_over_defaults_and_overrides(tmp_path):
     ("data: {train: x}\nlosses: []\n", None, "losses"),
     ("model: {bts_size: 3}\n", None, "data.train"),
     ("- data\n- optim\n", None, "the config must be a mapping, got list"),
+    # values of the wrong kind are named at load, not as a traceback in the middle of training
+    ("data: {train: x}\n", "seed=abc", "seed must be an integer, got 'abc'"),
+    ("data: {train: x}\n", "optim.weight_decay=abc", "optim.weight_decay must be a finite number, got 'abc'"),
+    ("data: {train: x}\n", "optim.grad_clip=[1]", "optim.grad_clip must be a finite number, got [1]"),
+    ("data: {train: x}\n", "log.log_every=0", "log.log_every must be >= 1, got 0"),
+    ("data: {train: x}\n", "log.tensorboard=maybe", "log.tensorboard must be true or false, got 'maybe'"),
+    ("data: {train: x}\n", "data.num_workers=-1", "data.num_workers must be >= 0, got -1"),
+    ("data: {train: [x]}\n", None, "data.train must be a name or path, got ['x']"),
+    ("data: {train: x}\n", "eval.caps=[]", "eval.caps must be a non-empty list of positive ranges (m), got []"),
+    ("data: {train: x}\n", "eval.gt=bogus", "eval.gt must be one of ['auto', 'exact', 'lidar', 'single'], got 'bogus'"),
+    ("data: {train: x}\n", "optim.lr=[1", "override 'optim.lr=[1': the value is not YAML"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, override, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
-        resolve_config(_write(tmp_path, text), [override] if override else [])
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        resolve_config(path, [override] if override else [])
+    assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_a_binary_config_file_is_named(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(ConfigError, match=f"cannot read config {path}: 'utf-8' codec can't decode"):
+        resolve_config(path)
+
+
+def test_shipped_experiment_configs_pass_the_checks():
+    root = Path(__file__).resolve().parents[1] / "config" / "train"
+    for path in sorted(root.rglob("*.yaml")):
+        assert resolve_config(path, ["data.train=x"])["data"]["train"] == "x"
 
 
 def test_parse_override_values_are_yaml():

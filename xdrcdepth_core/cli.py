@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from xdrcdepth_core.cli_args import ArgumentParser
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, interrupted_line, say
 
 #: command name -> (module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,11 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Parse the command name first, then let the command's module add its own arguments.
     known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
-    module = importlib.import_module(known._module)
-    cmd_parser = ArgumentParser(prog=f"xdrcdepth {known.command}", description=COMMANDS[known.command][1])
-    module.add_arguments(cmd_parser)
-    args = cmd_parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    prog = f"xdrcdepth {known.command}"
+    try:
+        module = importlib.import_module(known._module)
+        cmd_parser = ArgumentParser(prog=prog, description=COMMANDS[known.command][1])
+        module.add_arguments(cmd_parser)
+        args = cmd_parser.parse_args(argv[1:])
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        # Ctrl-C where the command has no handler of its own (while torch loads, a model is built, ...)
+        say(interrupted_line(prog))
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -105,3 +105,13 @@ def interrupted_line(prog: str, done: str = "") -> str:
 def say(line: str) -> None:
     """Print ``line`` to stderr as one line (:func:`one_line`; flushed: the process may exit right after)."""
     print(one_line(line), file=sys.stderr, flush=True)
+
+
+def model_size(text: str) -> int:
+    """A model input height or width: a positive multiple of the models' size divisor (32)."""
+    from xdrcdepth_core.models.base import SIZE_DIVISOR
+
+    value = positive_int(text)
+    if value % SIZE_DIVISOR:
+        raise argparse.ArgumentTypeError(f"must be a multiple of {SIZE_DIVISOR}, got {text!r}")
+    return value

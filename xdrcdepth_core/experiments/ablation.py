@@ -40,11 +40,13 @@ import torch
 import yaml
 
 from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.cli_args import os_error_line, say
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config
 from xdrcdepth_core.train.config import read_yaml_mapping
 
 #: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
+PROG = "xdrcdepth ablate"
 CACHEABLE_LOSSES = {"dkd", "xkd", "crkd_response", "confidence_kd", "dked_bounded", "lircdepth_interdepth"}
 
 
@@ -56,11 +58,49 @@ def load_ablation_config(path: str | Path) -> dict:
         raise ValueError(f"{path}: missing keys {sorted(missing)}")
     if not isinstance(cfg.get("teacher_overrides", {}), dict):
         raise ValueError(f"{path}: teacher_overrides must be a mapping (e.g. {{optim: {{epochs: 25}}}})")
-    for name, variant in cfg["variants"].items():
+    problem = _paths_problem(cfg) or _variants_problem(cfg)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    return cfg
+
+
+def _paths_problem(cfg: dict) -> str | None:
+    """Referenced configs that are missing, paths that are not text, a malformed ``teacher_cache``."""
+    for key in ("data", "teacher", "student", "out", "results_dir", "teacher_weights"):
+        if key in cfg and not (isinstance(cfg[key], str) and cfg[key]):
+            return f"{key} must be a path, got {cfg[key]!r}"
+    for key in ("data", "teacher", "student"):
+        if not Path(cfg[key]).is_file():
+            return f"{key}: no such file {cfg[key]}"
+    tc = cfg["teacher_cache"]
+    if not (isinstance(tc, dict) and isinstance(tc.get("layers"), list) and tc["layers"]
+            and all(isinstance(layer, str) for layer in tc["layers"]) and isinstance(tc.get("target"), str)):
+        return f"teacher_cache must be {{layers: [\"decoder:4\", ...], target: mean_depth}}, got {tc!r}"
+    return None
+
+
+def _variants_problem(cfg: dict) -> str | None:
+    """Variants that are not a mapping of mappings with known keys and integer seeds; ``ship`` not a variant."""
+    variants = cfg["variants"]
+    if not isinstance(variants, dict) or not variants:
+        return f"variants must be a mapping of variant names to their settings, got {variants!r}"
+    for name, variant in variants.items():
+        if not isinstance(variant, dict):
+            return f"variant {name} must be a mapping (seeds, model, losses, optim, description), got {variant!r}"
         unknown = set(variant) - {"seeds", "model", "losses", "optim", "description"}
         if unknown:
-            raise ValueError(f"{path}: variant {name}: unknown keys {sorted(unknown)}")
-    return cfg
+            return f"variant {name}: unknown keys {sorted(unknown)}"
+        seeds = variant.get("seeds", [0])
+        if not (isinstance(seeds, list) and seeds and all(isinstance(k, int) and not isinstance(k, bool)
+                                                          and k >= 0 for k in seeds)):
+            return f"variant {name}: seeds must be a list of integers >= 0, got {seeds!r}"
+        for key, kind in (("model", dict), ("optim", dict), ("losses", list)):
+            if not isinstance(variant.get(key, kind()), kind):
+                what = "mapping" if kind is dict else "list"
+                return f"variant {name}: {key} must be a {what}, got {variant[key]!r}"
+    if cfg["ship"] not in variants:
+        return f"ship names no variant: {cfg['ship']!r}; variants: {', '.join(map(str, variants))}"
+    return None
 
 
 def _python_cli(*args: str) -> list[str]:
@@ -88,6 +128,13 @@ class Ablation:
         self.data_cfg = load_data_config(cfg["data"])
         self.paths = benchmark_paths(self.data_cfg)
         self.data_override = {"data": {"train": str(self.paths["train"]), "val": str(self.paths["val"])}}
+        # every experiment resolves now (ConfigError naming its file), not hours later when its job starts
+        self.teacher_config()
+        for name, seed, run_dir in self.runs():
+            try:
+                self.student_config(name, seed, run_dir)
+            except ValueError as exc:   # the student YAML with this variant's settings on top
+                raise ValueError(f"{self.config_path}: variant {name}: {exc}") from None
 
     # -- teacher ---------------------------------------------------------------------------------------------
     @property
@@ -295,7 +342,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"ablate: {name} seed {seed} ...", flush=True)
                 ablation.train_student(name, seed, run_dir)
         except RuntimeError as exc:
-            print(f"xdrcdepth ablate: {exc}", file=sys.stderr)
+            say(f"{PROG}: {exc}")
+            return 1
+        except OSError as exc:      # run or results folder read-only or full, a file in the way
+            say(os_error_line(PROG, exc))
             return 1
     saliency = ablation.saliency() if not args.report_only else ""
     summary = write_report(cfg, args.config)

@@ -18,12 +18,15 @@ skips cached samples. Output paths are listed by :func:`benchmark_paths`, which 
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
-import sys
 import time
 from pathlib import Path
 
+from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, say
 from xdrcdepth_core.train.config import read_yaml_mapping
+
+PROG = "xdrcdepth build-data"
 
 SPLITS = ("train", "val", "test")
 KEYS = {"root", "image_scale", "conditions", "frames_per_scene", "input_hw", "train_lidar_sweeps", "radar_sweeps",
@@ -36,9 +39,42 @@ def load_data_config(path: str | Path) -> dict:
     missing = KEYS - {"reason"} - set(cfg)
     if unknown or missing:
         raise ValueError(f"{path}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-    if set(cfg["splits"]) != set(SPLITS):
-        raise ValueError(f"{path}: splits must be {list(SPLITS)}")
+    problem = _data_config_problem(cfg)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     return cfg
+
+
+def _count(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _data_config_problem(cfg: dict) -> str | None:
+    """What makes a data config of the right keys unusable (wrong types or ranges), or None."""
+    from xdrcdepth_core.data.synthetic.conditions import CONDITIONS
+
+    if not isinstance(cfg["root"], str) or not cfg["root"]:
+        return f"root must be a folder path, got {cfg['root']!r}"
+    scale = cfg["image_scale"]
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale < math.inf):
+        return f"image_scale must be a positive number, got {scale!r}"
+    conditions = cfg["conditions"]
+    if not (isinstance(conditions, list) and conditions and all(c in CONDITIONS for c in conditions)):
+        return f"conditions must be a non-empty list of {', '.join(CONDITIONS)}, got {conditions!r}"
+    for key in ("frames_per_scene", "train_lidar_sweeps", "radar_sweeps"):
+        if not _count(cfg[key], 1):
+            return f"{key} must be an integer >= 1, got {cfg[key]!r}"
+    hw = cfg["input_hw"]
+    if not (isinstance(hw, list) and len(hw) == 2 and all(_count(v, 1) and v % 32 == 0 for v in hw)):
+        return f"input_hw must be two positive multiples of 32, got {hw!r}"
+    splits = cfg["splits"]
+    if not isinstance(splits, dict) or set(splits) != set(SPLITS):
+        return f"splits must be a mapping of {', '.join(SPLITS)}, got {splits!r}"
+    for split, spec in splits.items():
+        if not (isinstance(spec, dict) and set(spec) == {"scenes", "seed"} and _count(spec["scenes"], 1)
+                and _count(spec["seed"], 0)):
+            return f"splits.{split} must be {{scenes: N >= 1, seed: K >= 0}}, got {spec!r}"
+    return None
 
 
 def benchmark_paths(cfg: dict) -> dict[str, Path]:
@@ -102,10 +138,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_data_config(args.config)
     except ValueError as exc:
-        print(f"xdrcdepth build-data: {exc}", file=sys.stderr)
-        return 2
+        say(f"{PROG}: {exc}")
+        return EXIT_USAGE
     start = time.monotonic()
-    paths = build(cfg)
+    try:
+        paths = build(cfg)
+    except OSError as exc:          # read-only or full disk, a file in the way
+        say(os_error_line(PROG, exc))
+        return 1
+    except RuntimeError as exc:     # prepare said why on the line before
+        say(f"{PROG}: {exc}")
+        return 1
     counts = {split: len(list(paths[split].glob("*.npz"))) for split in SPLITS}
     print(f"build-data: train {counts['train']}, val {counts['val']}, test {counts['test']} samples in "
           f"{cfg['root']}, {time.monotonic() - start:.0f} s")

@@ -9,10 +9,11 @@ Ends with one summary line; bad configs exit 2 with one line naming the key.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import add_no_progress
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, os_error_line, say
+
+PROG = "xdrcdepth train"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,22 +30,31 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = resolve_config(args.config, args.overrides)
     except ConfigError as exc:
-        print(f"xdrcdepth train: {exc}", file=sys.stderr)
-        return 2
+        say(f"{PROG}: {exc}")
+        return EXIT_USAGE
     from xdrcdepth_core.train.distributed import shutdown
     from xdrcdepth_core.train.trainer import Trainer
 
     try:
         trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
-    except (ConfigError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"xdrcdepth train: {exc}", file=sys.stderr)
-        return 2
+    except ConfigError as exc:          # a model or loss the registries do not build: the file holds the key
+        say(f"{PROG}: {args.config}: {exc}")
+        return EXIT_USAGE
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        say(f"{PROG}: {exc}")
+        return EXIT_USAGE
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:
-        print(f"xdrcdepth train: interrupted; resume with --resume (state of the last finished epoch is in "
-              f"{trainer.out / 'last.pt'})", file=sys.stderr)
-        return 130
+        say(f"{PROG}: interrupted; resume with --resume (state of the last finished epoch is in "
+            f"{trainer.out / 'last.pt'})")
+        return EXIT_INTERRUPTED
+    except OSError as exc:              # out folder read-only, full, or a file in the way
+        say(os_error_line(PROG, exc))
+        return 1
+    except ValueError as exc:           # a cache file (data or teacher outputs) found unreadable mid-run
+        say(f"{PROG}: {exc} (once it is replaced, --resume continues from the last finished epoch)")
+        return EXIT_USAGE
     finally:
         shutdown(trainer.dist)
     if trainer.dist.is_main:

@@ -32,9 +32,12 @@ Keys:
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import yaml
+
+from xdrcdepth_core.cli_args import one_line
 
 DEFAULTS: dict = {
     "name": None,
@@ -56,6 +59,13 @@ DEFAULTS: dict = {
 #: sections whose keys are free-form (model constructor options, augmentation options)
 OPEN_SECTIONS = {("model",), ("data", "augment")}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: keys checked by :func:`_validate` itself rather than by the type of their default
+SPECIAL_KEYS = {("channels_last",), ("losses",), ("data", "input_hw"), ("eval", "caps")}
+#: lower bounds (inclusive) of numeric keys, beyond the type of their default
+MINIMUM = {("seed",): 0, ("data", "num_workers"): 0, ("data", "max_boxes"): 1, ("data", "limit_train"): 0,
+           ("data", "limit_val"): 0, ("optim", "weight_decay"): 0, ("optim", "poly_power"): 0,
+           ("optim", "end_lr_ratio"): 0, ("optim", "warmup_steps"): 0, ("optim", "grad_clip"): 0,
+           ("log", "log_every"): 1, ("log", "images"): 0}
 
 
 class ConfigError(ValueError):
@@ -90,11 +100,65 @@ def parse_override(text: str) -> dict:
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or one_line(exc)
+        raise ConfigError(f"override {text!r}: the value is not YAML ({problem})") from None
     return nested
 
 
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _type_problem(value, default) -> str | None:
+    """What is wrong with ``value`` for a key whose default is ``default`` (same kind of value), or None."""
+    if default is None:     # names and paths, unset by default
+        return None if value is None or (isinstance(value, str) and value) else "must be a name or path"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
+    if isinstance(default, float):
+        return None if _is_number(value) else "must be a finite number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "must be text"
+    return None if isinstance(value, list) else "must be a list"
+
+
+def _check_types(cfg: dict, defaults: dict = DEFAULTS, path: tuple = ()) -> None:
+    """Every key of :data:`DEFAULTS` (outside the open and special ones) holds a value of its default's kind,
+    within :data:`MINIMUM`: a wrong type fails here, naming the key, not as a traceback mid-training."""
+    for key, default in defaults.items():
+        where = path + (key,)
+        if where in OPEN_SECTIONS or where in SPECIAL_KEYS:
+            continue
+        value = cfg[key]
+        if isinstance(default, dict):
+            _check_types(value, default, where)
+            continue
+        problem = _type_problem(value, default)
+        if problem is None and where in MINIMUM and value < MINIMUM[where]:
+            problem = f"must be >= {MINIMUM[where]}"
+        if problem:
+            raise ConfigError(f"{'.'.join(where)} {problem}, got {_short(value)}")
+
+
 def _validate(cfg: dict) -> None:
+    from xdrcdepth_core.evaluation.evaluate import GT_KEYS
+
+    _check_types(cfg)
+    caps = cfg["eval"]["caps"]
+    if not (isinstance(caps, list) and caps and all(_is_number(c) and c > 0 for c in caps)):
+        raise ConfigError(f"eval.caps must be a non-empty list of positive ranges (m), got {_short(caps)}")
+    if cfg["eval"]["gt"] not in GT_KEYS:
+        raise ConfigError(f"eval.gt must be one of {sorted(GT_KEYS)}, got {_short(cfg['eval']['gt'])}")
     hw = cfg["data"]["input_hw"]
     if not (isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0 for v in hw)):
         raise ConfigError(f"data.input_hw must be two positive multiples of 32, got {hw!r}")
@@ -130,8 +194,8 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
     path = Path(path)
     try:
         loaded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:   # binary file: not UTF-8 text
+        raise ConfigError(f"cannot read {what} {path}: {one_line(exc)}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the {what} must be a mapping, got {type(loaded).__name__}")
     return loaded
@@ -140,19 +204,22 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
 def resolve_config(path: str | Path | None = None, overrides: list[str] | None = None,
                    base: dict | None = None) -> dict:
     """Defaults <- YAML file (or ``base``) <- overrides; validated; ``name`` and ``out`` filled in."""
-    cfg = copy.deepcopy(DEFAULTS)
-    if path is not None:
-        path = Path(path)
-        cfg = _merge(cfg, read_yaml_mapping(path, "config"))
-    if base is not None:
-        cfg = _merge(cfg, base)
-    for text in overrides or []:
-        cfg = _merge(cfg, parse_override(text))
-    if cfg["name"] is None:
-        cfg["name"] = path.stem if path is not None else "run"
-    if cfg["out"] is None:
-        cfg["out"] = str(Path("runs") / cfg["name"])
-    _validate(cfg)
+    loaded = read_yaml_mapping(path, "config") if path is not None else None
+    try:
+        cfg = copy.deepcopy(DEFAULTS)
+        if loaded is not None:
+            cfg = _merge(cfg, loaded)
+        if base is not None:
+            cfg = _merge(cfg, base)
+        for text in overrides or []:
+            cfg = _merge(cfg, parse_override(text))
+        if cfg["name"] is None:
+            cfg["name"] = Path(path).stem if path is not None else "run"
+        if cfg["out"] is None and isinstance(cfg["name"], str):
+            cfg["out"] = str(Path("runs") / cfg["name"])
+        _validate(cfg)
+    except ConfigError as exc:   # the file the key is in (or was missing from)
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
     return cfg
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +29,11 @@ import torch
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
-from xdrcdepth_core.cli_args import add_no_progress
+from xdrcdepth_core.cli_args import EXIT_USAGE, add_no_progress, model_size, one_line, os_error_line, say
 from xdrcdepth_core.device import add_device_argument
 from xdrcdepth_core.models.base import INTERMEDIATE_DEPTH_SCALES
 
+PROG = "xdrcdepth teacher-cache"
 PREFIX = "teacher/"
 META = "meta.json"
 
@@ -59,7 +60,15 @@ class TeacherCache:
         if not meta_path.is_file():
             raise FileNotFoundError(f"{self.folder}: not a teacher cache (no {META}; make one with "
                                     "`xdrcdepth teacher-cache`)")
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_meta(meta_path)
+        self.input_hw = tuple(self.meta["input_hw"])
+
+    def check_input_hw(self, input_hw) -> None:
+        """The cache must hold maps at the training input size (its maps are not resized)."""
+        if tuple(input_hw) != self.input_hw:
+            raise ValueError(f"{self.folder / META}: teacher outputs at {self.input_hw[0]} x {self.input_hw[1]}, "
+                             f"but training runs at {input_hw[0]} x {input_hw[1]}; rerun `xdrcdepth teacher-cache "
+                             f"--input-hw {input_hw[0]} {input_hw[1]}` into another folder")
 
     def loader_for(self, data_folder: str | Path):
         """``index -> {"teacher/<key>": tensor}`` for the i-th (sorted) cache file of ``data_folder``."""
@@ -73,10 +82,40 @@ class TeacherCache:
             path = self.folder / names[index]
             try:
                 with np.load(path, allow_pickle=False) as npz:
-                    return {PREFIX + k: torch.from_numpy(npz[k].astype(np.float32)) for k in npz.files}
-            except (OSError, ValueError, EOFError) as exc:
-                raise ValueError(f"{path}: unreadable teacher cache file ({exc})") from None
+                    maps = {k: npz[k] for k in npz.files}
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                raise ValueError(f"{path}: unreadable teacher cache file ({one_line(exc)})") from None
+            for key, value in maps.items():
+                expected = map_shape(key, self.input_hw)
+                if value.shape != expected:
+                    raise ValueError(f"{path}: teacher map {key} is {' x '.join(map(str, value.shape))}, expected "
+                                     f"{' x '.join(map(str, expected))} ({META} says input {self.input_hw}); rerun "
+                                     "`xdrcdepth teacher-cache` into an empty folder")
+            return {PREFIX + k: torch.from_numpy(v.astype(np.float32)) for k, v in maps.items()}
         return load
+
+
+def map_shape(key: str, input_hw) -> tuple[int, ...]:
+    """The shape of a cached map: 1 x H x W (depths and confidence, at the input size), 1 x H/s x W/s for
+    ``saliency__<layer>_<s>`` (Grad-CAM at that layer's resolution)."""
+    scale = 1
+    if key.startswith("saliency__"):
+        digits = key.rpartition("_")[2]
+        scale = int(digits) if digits.isdigit() and int(digits) > 0 else 1
+    return (1, input_hw[0] // scale, input_hw[1] // scale)
+
+
+def read_meta(path: Path) -> dict:
+    """A teacher cache's ``meta.json`` (a mapping with ``input_hw``); ``ValueError`` naming the file otherwise."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:     # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path}: unreadable teacher-cache description ({one_line(exc)})") from None
+    hw = meta.get("input_hw") if isinstance(meta, dict) else None
+    if not (isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 for v in hw)):
+        raise ValueError(f"{path}: not a teacher-cache description (a mapping with input_hw [H, W]); make the "
+                         "cache with `xdrcdepth teacher-cache`")
+    return meta
 
 
 def outputs_from_batch(batch: dict) -> dict:
@@ -111,6 +150,17 @@ def teacher_maps(teacher: torch.nn.Module, image: torch.Tensor, radar: torch.Ten
     return {k: v.detach()[0].float().cpu().numpy().astype(np.float16) for k, v in maps.items()}
 
 
+def check_layers(teacher: torch.nn.Module, sample: dict, layers, device) -> None:
+    """``ValueError`` unless the teacher outputs every Grad-CAM layer (one forward of ``sample``)."""
+    with torch.no_grad():
+        out = teacher(sample["image"][None].to(device), sample["radar"][None].to(device))
+    known = [f"{k[0]}:{k[1]}" for k in out if isinstance(k, tuple) and k[0] != "depth"]
+    unknown = [f"{name}:{scale}" for name, scale in layers if f"{name}:{scale}" not in known]
+    if unknown:
+        raise ValueError(f"--layers {' '.join(unknown)}: no such feature in {teacher.name}; "
+                         f"it has {', '.join(known)}")
+
+
 def _identity(meta: dict) -> dict:
     """What decides whether a cache folder holds this teacher's outputs (everything but the path)."""
     return {key: value for key, value in meta.items() if key != "teacher"}
@@ -120,7 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="teacher checkpoint (xdrcdepth train output)")
     parser.add_argument("--data", required=True, type=Path, help="training cache folder (xdrcdepth prepare)")
     parser.add_argument("--out", required=True, type=Path, help="teacher-cache folder (created)")
-    parser.add_argument("--input-hw", nargs=2, type=int, metavar=("H", "W"),
+    parser.add_argument("--input-hw", nargs=2, type=model_size, metavar=("H", "W"),
                         help="input size of the students (default: the teacher's)")
     parser.add_argument("--layers", nargs="+", type=parse_layer, default=[("decoder", 4)],
                         help="Grad-CAM layers (default: decoder:4)")
@@ -136,34 +186,50 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.saliency import TARGETS
 
     if args.target not in TARGETS:
-        print(f"xdrcdepth teacher-cache: unknown target {args.target!r}; choose from {sorted(TARGETS)}",
-              file=sys.stderr)
-        return 2
+        say(f"{PROG}: unknown target {args.target!r}; choose from {sorted(TARGETS)}")
+        return EXIT_USAGE
     try:
         ckpt = load_checkpoint(args.checkpoint)
         teacher = build_from_checkpoint(ckpt, args.checkpoint)
         device = resolve_device(args.device)
         input_hw = tuple(args.input_hw or ckpt["input_hw"])
         dataset = CacheDataset(args.data, input_hw=input_hw, augment=None)
+        teacher = teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        check_layers(teacher, dataset[0], args.layers, device)
+        meta = {"teacher": str(args.checkpoint), "teacher_sha": file_digest(args.checkpoint),
+                "input_hw": list(input_hw), "layers": [list(layer) for layer in args.layers], "target": args.target,
+                "data": str(args.data)}
+        meta_path = args.out / META
+        # The teacher is identified by its content: the same weights moved to another path reuse the cache.
+        if meta_path.exists() and _identity(read_meta(meta_path)) != _identity(meta):
+            say(f"{PROG}: {args.out} holds outputs of another teacher/setting; choose another --out")
+            return EXIT_USAGE
     except (OSError, ValueError) as exc:
-        print(f"xdrcdepth teacher-cache: {exc}", file=sys.stderr)
-        return 2
-    teacher = teacher.to(device).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    meta = {"teacher": str(args.checkpoint), "teacher_sha": file_digest(args.checkpoint), "input_hw": list(input_hw),
-            "layers": [list(layer) for layer in args.layers], "target": args.target, "data": str(args.data)}
-    meta_path = args.out / META
-    # The teacher is identified by its content: the same weights moved to another path reuse the cache.
-    if meta_path.is_file() and _identity(json.loads(meta_path.read_text())) != _identity(meta):
-        print(f"xdrcdepth teacher-cache: {args.out} holds outputs of another teacher/setting; choose another "
-              "--out", file=sys.stderr)
-        return 2
-    atomic_write_bytes(meta_path, json.dumps(meta, indent=1).encode())
-    names = sorted(p.name for p in Path(args.data).glob("*.npz"))
-    start, written = time.monotonic(), 0
-    for index, name in enumerate(tqdm(names, desc="teacher-cache", unit="sample", disable=args.no_progress)):
-        path = args.out / name
+        say(f"{PROG}: {exc}")
+        return EXIT_USAGE
+    start = time.monotonic()
+    try:
+        written = _write_cache(teacher, dataset, meta, args, device)
+    except OSError as exc:              # read-only or full disk, a file in the way
+        say(os_error_line(PROG, exc))
+        return 1
+    except ValueError as exc:           # an unreadable training sample, an unknown layer
+        say(f"{PROG}: {exc}")
+        return EXIT_USAGE
+    names = dataset.files
+    print(f"teacher-cache: {len(names)} samples ({written} computed, {len(names) - written} already cached) "
+          f"-> {args.out}, {time.monotonic() - start:.0f} s")
+    return 0
+
+
+def _write_cache(teacher: torch.nn.Module, dataset, meta: dict, args: argparse.Namespace, device) -> int:
+    """``meta.json`` and one ``.npz`` per sample not cached yet; returns how many were computed."""
+    atomic_write_bytes(args.out / META, json.dumps(meta, indent=1).encode())
+    written = 0
+    for index, path in enumerate(tqdm(dataset.files, desc="teacher-cache", unit="sample", disable=args.no_progress)):
+        path = args.out / path.name
         if path.is_file():
             continue
         sample = dataset[index]
@@ -172,7 +238,4 @@ def run(args: argparse.Namespace) -> int:
         with atomic_writer(path) as f:
             np.savez(f, **maps)
         written += 1
-    print(f"teacher-cache: {len(names)} samples ({written} computed, {len(names) - written} already cached) "
-          f"-> {args.out}, {time.monotonic() - start:.0f} s")
-    return 0
-
+    return written

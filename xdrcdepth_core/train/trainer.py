@@ -39,7 +39,7 @@ from xdrcdepth_core.distill import build_loss
 from xdrcdepth_core.evaluation.evaluate import cache_files, evaluate_cache
 from xdrcdepth_core.infer import DepthEstimator
 from xdrcdepth_core.models import build_model
-from xdrcdepth_core.train.config import dump_config
+from xdrcdepth_core.train.config import ConfigError, dump_config
 from xdrcdepth_core.train.distributed import all_reduce_mean, barrier, init_distributed
 from xdrcdepth_core.train.precision import autocast, grad_scaler, resolve_channels_last, resolve_precision
 from xdrcdepth_core.train.schedule import build_scheduler
@@ -47,6 +47,23 @@ from xdrcdepth_core.train.teacher_cache import TeacherCache, outputs_from_batch
 
 #: samples read to estimate the median training depth (constant baseline)
 MEDIAN_SAMPLES = 200
+
+
+def _from_config(section: str, build, name: str, options: dict):
+    """``build(name, **options)`` (a registry); an unknown name or option is a :class:`ConfigError` naming
+    the config section."""
+    try:
+        return build(name, **options)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{section}: {exc.args[0] if exc.args else exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first informative line of an exception (load_state_dict lists every mismatching tensor)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):   # "Error(s) in loading state_dict for X:" + the list
+        return f"{lines[0]} {lines[1]}" + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "")
+    return lines[0] if lines else type(exc).__name__
 
 
 class Trainer:
@@ -67,14 +84,14 @@ class Trainer:
         torch.manual_seed(cfg["seed"])
 
         model_cfg = dict(cfg["model"])
-        self.model = build_model(model_cfg.pop("name"), **model_cfg).to(device)
+        self.model = _from_config("model", build_model, model_cfg.pop("name"), model_cfg).to(device)
         self.losses = torch.nn.ModuleList()
         self.weights: list[float] = []
         self.loss_names: list[str] = []
         self.loss_every: list[int] = []
         for entry in cfg["losses"]:
             options = {k: v for k, v in entry.items() if k not in ("name", "weight", "every")}
-            self.losses.append(build_loss(entry["name"], **options))
+            self.losses.append(_from_config("losses", build_loss, entry["name"], options))
             self.weights.append(float(entry.get("weight", 1.0)))
             self.loss_names.append(entry["name"])
             self.loss_every.append(int(entry.get("every", 1)))
@@ -86,7 +103,11 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
 
         data = cfg["data"]
+        if data["val"]:
+            cache_files(data["val"])   # a missing validation folder fails now, not after the first epoch
         cache = TeacherCache(cfg["teacher"]["cache"]) if self.needs_teacher and cfg["teacher"]["cache"] else None
+        if cache is not None:
+            cache.check_input_hw(self.input_hw)
         dataset = CacheDataset(data["train"], input_hw=self.input_hw, augment=data["augment"],
                                max_boxes=data["max_boxes"], seed=cfg["seed"],
                                extra=cache.loader_for(data["train"]) if cache else None)
@@ -118,7 +139,7 @@ class Trainer:
         self.median_train_depth = None
         last = self.out / "last.pt"
         if resume and last.is_file():
-            self._restore(load_checkpoint(last))
+            self._restore(load_checkpoint(last), last)
         elif last.is_file() and not resume:
             raise FileExistsError(f"{last} exists: resume it with --resume, or choose another out folder")
         self.writer = None
@@ -153,10 +174,18 @@ class Trainer:
                 loss(student_out, teacher_out, batch)
         self.losses.to(self.device)
 
-    def _restore(self, ckpt: dict) -> None:
+    def _restore(self, ckpt: dict, path: Path) -> None:
         state = ckpt["training_state"] or {}
         if not state:
-            raise ValueError(f"{self.out / 'last.pt'} has no training state to resume from")
+            raise ValueError(f"{path} has no training state to resume from")
+        try:
+            self._load_training_state(ckpt, state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise ValueError(f"cannot resume from {path}: {_first_line(exc)} (was the config's model, losses or "
+                             "optimiser changed since? resume with the run's config.yaml, or choose another out "
+                             "folder)") from None
+
+    def _load_training_state(self, ckpt: dict, state: dict) -> None:
         self.model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                     for k, v in ckpt["state_dict"].items()})
         self.losses.load_state_dict(state["loss_modules"])

@@ -1,0 +1,242 @@
+"""Bad input to the training-side commands (train, teacher-cache, build-data, ablate): one line on stderr that
+names the file (and the key), exit code 2 (1 for a write that fails), no traceback; Ctrl-C anywhere is one line
+and 130. Everything runs in this process on hand-made 4 x 6 caches: no rendering and at most one training step."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from train_rig import INPUT_HW, TINY_STUDENT
+from xdrcdepth_core import cli
+from xdrcdepth_core.checkpoint import save_checkpoint
+from xdrcdepth_core.cli import main
+from xdrcdepth_core.data.prepare import write_sample
+from xdrcdepth_core.models import build_model
+from xdrcdepth_core.train.teacher_cache import TeacherCache
+
+CHANNELS = ("depth", "rcs", "vx_comp", "vy_comp")
+REPO_CONFIG = cli.__file__.rsplit("/", 2)[0] + "/config"
+
+
+def _sample(token: str, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    depth = np.zeros((4, 6), np.float32)
+    depth[2, 1], depth[3, 4] = 7.0, 12.0
+    return {"image": rng.integers(0, 256, (4, 6, 3), dtype=np.uint8), "radar": np.zeros((4, 4, 6), np.float32),
+            "depth_gt": depth, "K": np.array([[5.0, 0, 3.0], [0, 5.0, 2.0], [0, 0, 1]]), "token": token}
+
+
+@pytest.fixture
+def cache(tmp_path):
+    folder = tmp_path / "cache"
+    for i, token in enumerate(["a", "b"]):
+        write_sample(folder / f"{token}.npz", _sample(token, i), CHANNELS, json.dumps({}))
+    return folder
+
+
+def _experiment(tmp_path, cache, **changes) -> str:
+    cfg = {"name": "bad", "out": str(tmp_path / "run"), "precision": "fp32", "model": dict(TINY_STUDENT),
+           "data": {"train": str(cache), "val": None, "input_hw": INPUT_HW, "augment": {}},
+           "optim": {"epochs": 1, "batch_size": 2}, "log": {"tensorboard": False}}
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            cfg[section][name] = value
+        else:
+            cfg[section] = value
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def _one_line(capsys, code, expected_code=2) -> str:
+    err = capsys.readouterr().err
+    assert code == expected_code, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model__name": "nope"}, "model: unknown model 'nope'; registered models: cafnet"),
+    ({"model__bogus": 1}, "model: bad config for model 'xdrcdepth'"),
+    ({"losses": [{"name": "depth_l1", "bogus": 1}]}, "losses: bad options for loss 'depth_l1'"),
+])
+def test_models_and_losses_the_registries_refuse_name_the_config(tmp_path, cache, capsys, changes, message):
+    config = _experiment(tmp_path, cache, **changes)
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
+    assert err.startswith(f"xdrcdepth train: {config}: {message}")
+
+
+def test_a_missing_validation_folder_is_named_before_training(tmp_path, cache, capsys):
+    config = _experiment(tmp_path, cache, data__val=str(tmp_path / "nowhere"))
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
+    assert f"cache folder not found: {tmp_path / 'nowhere'}" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_resuming_with_another_model_names_the_checkpoint(tmp_path, cache, capsys):
+    wider = build_model("xdrcdepth", **{**{k: v for k, v in TINY_STUDENT.items() if k != "name"}, "width_mult": 0.5})
+    save_checkpoint(tmp_path / "run" / "last.pt", wider, INPUT_HW, CHANNELS, training_state={"epoch": 1})
+    config = _experiment(tmp_path, cache)
+    err = _one_line(capsys, main(["train", "--config", config, "--resume", "--no-progress"]))
+    assert f"cannot resume from {tmp_path / 'run' / 'last.pt'}: Error(s) in loading state_dict" in err
+    assert "size mismatch" in err
+
+
+def test_a_corrupt_training_file_found_during_the_run_is_named(tmp_path, cache, capsys):
+    (cache / "b.npz").write_bytes(b"PK\x03\x04 truncated")
+    config = _experiment(tmp_path, cache)
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
+    assert f"{cache / 'b.npz'}: cannot read cache file" in err
+
+
+def test_an_out_folder_that_is_a_file_is_a_write_error(tmp_path, cache, capsys):
+    (tmp_path / "run").write_text("mine")
+    config = _experiment(tmp_path, cache)
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]), expected_code=1)
+    assert err.startswith(f"xdrcdepth train: cannot write {tmp_path / 'run'}: something is in the way")
+    assert (tmp_path / "run").read_text() == "mine"
+
+
+# -- teacher caches ----------------------------------------------------------------------------------------
+def _teacher_cache(folder, maps, meta=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta.json").write_text(json.dumps({"input_hw": INPUT_HW} if meta is None else meta)
+                                      if not isinstance(meta, str) else meta)
+    for name in ("a", "b"):
+        np.savez(folder / f"{name}.npz", **maps)
+    return folder
+
+
+GOOD_MAPS = {"depth": np.ones((1, *INPUT_HW), np.float16),
+             "saliency__decoder_4": np.ones((1, INPUT_HW[0] // 4, INPUT_HW[1] // 4), np.float16)}
+
+
+def test_teacher_cache_maps_of_the_wrong_shape_are_named(tmp_path, cache):
+    good = TeacherCache(_teacher_cache(tmp_path / "good", GOOD_MAPS)).loader_for(cache)(0)
+    assert good["teacher/saliency__decoder_4"].shape == (1, 16, 32)
+    folder = _teacher_cache(tmp_path / "tc", {**GOOD_MAPS, "saliency__decoder_4": np.ones((1, 64, 128), np.float16)})
+    with pytest.raises(ValueError, match=f"{folder / 'a.npz'}: teacher map saliency__decoder_4 is 1 x 64 x 128, "
+                                         "expected 1 x 16 x 32"):
+        TeacherCache(folder).loader_for(cache)(0)
+
+
+def test_unreadable_teacher_cache_files_are_named(tmp_path, cache):
+    folder = _teacher_cache(tmp_path / "tc", GOOD_MAPS)
+    (folder / "b.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match=f"{folder / 'b.npz'}: unreadable teacher cache file"):
+        TeacherCache(folder).loader_for(cache)(1)
+    for meta in ("{bad", "[1]"):
+        folder = _teacher_cache(tmp_path / f"meta{len(meta)}", GOOD_MAPS, meta)
+        with pytest.raises(ValueError, match=str(folder / "meta.json")):
+            TeacherCache(folder)
+    with pytest.raises(ValueError, match="teacher outputs at 64 x 128, but training runs at 32 x 64"):
+        TeacherCache(_teacher_cache(tmp_path / "hw", GOOD_MAPS)).check_input_hw((32, 64))
+
+
+@pytest.fixture
+def teacher(tmp_path):
+    path = tmp_path / "teacher.pt"
+    torch.manual_seed(0)
+    save_checkpoint(path, build_model(**TINY_STUDENT), INPUT_HW, CHANNELS)
+    return path
+
+
+@pytest.mark.parametrize("size, message", [
+    (["60", "128"], "argument --input-hw: must be a multiple of 32, got '60'"),
+    (["-64", "128"], "argument --input-hw: must be >= 1, got '-64'"),
+])
+def test_teacher_cache_input_size_is_checked_where_parsed(tmp_path, cache, teacher, capsys, size, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["teacher-cache", "--checkpoint", str(teacher), "--data", str(cache), "--out", str(tmp_path / "tc"),
+              "--input-hw", *size])
+    err = _one_line(capsys, exit_info.value.code)
+    assert err.startswith(f"xdrcdepth teacher-cache: error: {message}")
+
+
+def test_teacher_cache_unknown_layer_is_named_before_anything_is_written(tmp_path, cache, teacher, capsys):
+    out = tmp_path / "tc"
+    err = _one_line(capsys, main(["teacher-cache", "--checkpoint", str(teacher), "--data", str(cache), "--out",
+                                  str(out), "--no-progress", "--layers", "nolayer:4"]))
+    assert err.startswith("xdrcdepth teacher-cache: --layers nolayer:4: no such feature in xdrcdepth; it has image:2")
+    assert not out.exists()      # no meta.json that would refuse the corrected rerun as "another setting"
+
+
+def test_teacher_cache_bad_meta_and_out_folder(tmp_path, cache, teacher, capsys):
+    args = ["teacher-cache", "--checkpoint", str(teacher), "--data", str(cache), "--no-progress", "--out"]
+    _teacher_cache(tmp_path / "tc", GOOD_MAPS, "{bad")
+    err = _one_line(capsys, main([*args, str(tmp_path / "tc")]))
+    assert f"{tmp_path / 'tc' / 'meta.json'}: unreadable teacher-cache description" in err
+    (tmp_path / "file").write_text("mine")
+    err = _one_line(capsys, main([*args, str(tmp_path / "file")]), expected_code=1)
+    assert err.startswith(f"xdrcdepth teacher-cache: cannot write {tmp_path / 'file'}")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+# -- data and ablation configs ---------------------------------------------------------------------------
+DATA = {"root": "bench", "image_scale": 0.1, "conditions": ["clear"], "frames_per_scene": 2, "input_hw": [64, 128],
+        "train_lidar_sweeps": 1, "radar_sweeps": 1,
+        "splits": {"train": {"scenes": 1, "seed": 1}, "val": {"scenes": 1, "seed": 2}, "test": {"scenes": 1, "seed": 3}}}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"splits": ["train", "val", "test"]}, "splits must be a mapping of train, val, test, got ['train', 'val', 'test']"),
+    ({"splits": {**DATA["splits"], "train": 5}}, "splits.train must be {scenes: N >= 1, seed: K >= 0}, got 5"),
+    ({"input_hw": 64}, "input_hw must be two positive multiples of 32, got 64"),
+    ({"conditions": ["sunny"]}, "conditions must be a non-empty list of clear, fog, night, rain, got ['sunny']"),
+    ({"frames_per_scene": "2"}, "frames_per_scene must be an integer >= 1, got '2'"),
+])
+def test_build_data_config_of_the_wrong_shape(tmp_path, capsys, change, message):
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump({**DATA, "root": str(tmp_path / "bench"), **change}))
+    err = _one_line(capsys, main(["build-data", "--config", str(path)]))
+    assert err == f"xdrcdepth build-data: {path}: {message}\n"
+    assert not (tmp_path / "bench").exists()
+
+
+def _ablation(tmp_path, **changes) -> str:
+    data = tmp_path / "data.yaml"
+    data.write_text(yaml.safe_dump({**DATA, "root": str(tmp_path / "bench")}))
+    cfg = {"data": str(data), "out": str(tmp_path / "abl"), "results_dir": str(tmp_path / "res"),
+           "teacher": f"{REPO_CONFIG}/train/synthetic/teacher.yaml",
+           "student": f"{REPO_CONFIG}/train/synthetic/student.yaml",
+           "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"}, "ship": "direct",
+           "variants": {"direct": {}}, **changes}
+    path = tmp_path / "ablation.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"variants": ["direct"]}, "variants must be a mapping of variant names to their settings"),
+    ({"variants": {"direct": 5}}, "variant direct must be a mapping"),
+    ({"variants": {"direct": {"seeds": "abc"}}}, "variant direct: seeds must be a list of integers >= 0, got 'abc'"),
+    ({"ship": "nope"}, "ship names no variant: 'nope'; variants: direct"),
+    ({"teacher": "/nonexistent/teacher.yaml"}, "teacher: no such file /nonexistent/teacher.yaml"),
+    ({"variants": {"direct": {"optim": {"epoch": 3}}}}, "variant direct: "),
+])
+def test_ablation_config_of_the_wrong_shape_is_refused_before_any_job(tmp_path, capsys, changes, message):
+    path = _ablation(tmp_path, **changes)
+    err = _one_line(capsys, main(["ablate", "--config", path, "--dry-run"]))
+    assert err.startswith(f"xdrcdepth ablate: {path}: {message}")
+
+
+def test_a_good_ablation_config_lists_its_jobs(tmp_path, capsys):
+    assert main(["ablate", "--config", _ablation(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out == "teacher: to do\ndirect seed 0: to do\n"
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------------------
+def test_ctrl_c_where_a_command_has_no_handler_is_one_line_and_130(tmp_path, capsys, monkeypatch):
+    from xdrcdepth_core.experiments import benchmark_data
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(benchmark_data, "build", interrupted)
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump(DATA))
+    err = _one_line(capsys, main(["build-data", "--config", str(path)]), expected_code=130)
+    assert err.startswith("xdrcdepth build-data: interrupted (SIGINT)")
