@@ -197,6 +197,32 @@ def test_build_data_config_of_the_wrong_shape(tmp_path, capsys, change, message)
     assert not (tmp_path / "bench").exists()
 
 
+def test_build_data_leaves_a_partial_folder_it_did_not_make(tmp_path, capsys):
+    """Only a ``.partial`` folder holding build-data's marker is an interrupted render of its own; any other is
+    the user's and stays, with one line naming it."""
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump({**DATA, "root": str(tmp_path / "bench")}))
+    users = tmp_path / "bench" / "scenes" / "train.partial"
+    users.mkdir(parents=True)
+    (users / "notes.txt").write_text("mine")
+    err = _one_line(capsys, main(["build-data", "--config", str(path)]), expected_code=1)
+    assert err == (f"xdrcdepth build-data: {users} exists but was not made by build-data (no "
+                   ".xdrcdepth-build-data-partial); move it away and rerun\n")
+    assert (users / "notes.txt").read_text() == "mine" and not (tmp_path / "bench" / "scenes" / "train").exists()
+
+
+def test_build_data_redoes_its_own_interrupted_render(tmp_path):
+    from xdrcdepth_core.experiments.benchmark_data import PARTIAL_MARKER, _render
+
+    cfg = {**DATA, "root": str(tmp_path / "bench")}
+    partial = tmp_path / "bench" / "scenes" / "train.partial"
+    (partial / "render" / "samples").mkdir(parents=True)                 # what an interrupted render leaves
+    (partial / PARTIAL_MARKER).write_text("")
+    _render(cfg, "train", tmp_path / "bench" / "scenes" / "train")
+    assert not partial.exists()
+    assert (tmp_path / "bench" / "scenes" / "train" / "synthetic.json").is_file()
+
+
 def _ablation(tmp_path, **changes) -> str:
     data = tmp_path / "data.yaml"
     data.write_text(yaml.safe_dump({**DATA, "root": str(tmp_path / "bench")}))
@@ -240,3 +266,16 @@ def test_ctrl_c_where_a_command_has_no_handler_is_one_line_and_130(tmp_path, cap
     path.write_text(yaml.safe_dump(DATA))
     err = _one_line(capsys, main(["build-data", "--config", str(path)]), expected_code=130)
     assert err.startswith("xdrcdepth build-data: interrupted (SIGINT)")
+
+
+def test_a_closed_stdout_ends_a_command_quietly():
+    """`xdrcdepth ablate --dry-run | head -0`: the reader is gone before the first line; exit 1, no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "xdrcdepth_core.cli", "ablate", "--config",
+                             f"{REPO_CONFIG}/ablation/synthetic.yaml", "--dry-run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_CONFIG.rsplit("/", 1)[0])
+    proc.stdout.close()                                   # the pipe has no reader left: every write is EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == ""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from xdrcdepth_core.train.config import ConfigError, parse_override, resolve_config
+from xdrcdepth_core.train.config import ConfigError, parse_override, read_yaml_mapping, resolve_config
 from xdrcdepth_core.train.schedule import lr_factor
 
 
@@ -60,6 +60,16 @@ def test_a_binary_config_file_is_named(tmp_path):
     path.write_bytes(b"\xff\xfe\x00 not text")
     with pytest.raises(ConfigError, match=f"cannot read config {path}: 'utf-8' codec can't decode"):
         resolve_config(path)
+
+
+def test_a_config_file_over_one_mib_is_not_read(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: big\n" + "# padding\n" * (2**20 // 10))        # 1 MiB + 10 bytes of valid YAML
+    assert path.stat().st_size == 2**20 + 10 - (2**20 % 10)
+    with pytest.raises(ConfigError, match=f"^{path}: the config is larger than 1 MiB; not a config file$"):
+        resolve_config(path)
+    path.write_text("name: small\n" + "# padding\n" * (2**20 // 10 - 1))      # 1 MiB - 6 bytes: read
+    assert read_yaml_mapping(path, "config") == {"name": "small"}
 
 
 def test_shipped_experiment_configs_pass_the_checks():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, interrupted_line, say
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C where the command has no handler of its own (while torch loads, a model is built, ...)
         say(interrupted_line(prog))
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader of stdout has gone (`xdrcdepth ablate --dry-run | head`): stop quietly, as cat does; stdout
+        # goes to /dev/null so the interpreter's last flush cannot raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

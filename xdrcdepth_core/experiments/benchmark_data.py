@@ -10,9 +10,9 @@ split) it renders a synthetic nuScenes-format folder (``xdrcdepth synth``) and p
 - ``val`` / ``test``: at the rendered resolution with the single key-frame sweep (the evaluation GT) and
   the renderer's exact depth (``depth_exact``) for a second, dense evaluation.
 
-Resumable: a split's folder is rendered into ``<name>.partial`` and renamed when complete (an interrupted
-render is redone from scratch: only ``.partial`` folders this command made are removed); ``prepare``
-skips cached samples. Output paths are listed by :func:`benchmark_paths`, which experiment configs use.
+Resumable: a split's folder is rendered into ``<name>.partial/render`` and moved to ``<name>`` when complete;
+an interrupted render is redone from scratch, and only a ``.partial`` folder holding this command's marker
+file is removed (any other is left alone, with a one-line error); ``prepare`` skips cached samples. Output paths are listed by :func:`benchmark_paths`, which experiment configs use.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, say
 from xdrcdepth_core.train.config import read_yaml_mapping
 
 PROG = "xdrcdepth build-data"
+#: written first into every ``<split>.partial`` folder: what tells an interrupted render of ours from a user's folder
+PARTIAL_MARKER = ".xdrcdepth-build-data-partial"
 
 SPLITS = ("train", "val", "test")
 KEYS = {"root", "image_scale", "conditions", "frames_per_scene", "input_hw", "train_lidar_sweeps", "radar_sweeps",
@@ -94,13 +96,20 @@ def _render(cfg: dict, split: str, folder: Path) -> None:
     if folder.is_dir():
         return
     partial = folder.with_name(folder.name + ".partial")
-    if partial.is_dir():
+    marker = partial / PARTIAL_MARKER
+    if partial.exists():
+        if not marker.is_file():
+            raise RuntimeError(f"{partial} exists but was not made by build-data (no {PARTIAL_MARKER}); "
+                             "move it away and rerun")
         shutil.rmtree(partial)  # our own interrupted render
+    partial.mkdir(parents=True)
+    marker.write_text("an interrupted `xdrcdepth build-data` render; removed by the next run\n")
     spec = cfg["splits"][split]
-    synthesize(SynthConfig(out=partial, scenes=int(spec["scenes"]), keyframes=int(cfg["frames_per_scene"]),
+    synthesize(SynthConfig(out=partial / "render", scenes=int(spec["scenes"]), keyframes=int(cfg["frames_per_scene"]),
                            seed=int(spec["seed"]), image_scale=float(cfg["image_scale"]),
                            conditions=tuple(cfg["conditions"]), camera_sweeps=False), progress=True)
-    partial.rename(folder)
+    (partial / "render").rename(folder)
+    shutil.rmtree(partial)
 
 
 def run_prepare(args: list[str]) -> None:
@@ -146,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:          # read-only or full disk, a file in the way
         say(os_error_line(PROG, exc))
         return 1
-    except RuntimeError as exc:     # prepare said why on the line before
+    except RuntimeError as exc:     # prepare said why on the line before, or a .partial folder not ours
         say(f"{PROG}: {exc}")
         return 1
     counts = {split: len(list(paths[split].glob("*.npz"))) for split in SPLITS}

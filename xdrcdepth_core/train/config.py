@@ -56,6 +56,8 @@ DEFAULTS: dict = {
     "eval": {"caps": [50.0, 70.0, 80.0], "gt": "auto"},
     "log": {"tensorboard": True, "log_every": 10, "images": 2},
 }
+#: the largest YAML file read as a config (ours are a few kB): a bound on what a stray file can cost
+MAX_CONFIG_BYTES = 2**20
 #: sections whose keys are free-form (model constructor options, augmentation options)
 OPEN_SECTIONS = {("model",), ("data", "augment")}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -193,7 +195,11 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
     """A YAML file that must hold a mapping; :class:`ConfigError` naming the file otherwise."""
     path = Path(path)
     try:
-        loaded = yaml.safe_load(path.read_text())
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: the {what} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; not a config file")
+        loaded = yaml.safe_load(raw.decode("utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:   # binary file: not UTF-8 text
         raise ConfigError(f"cannot read {what} {path}: {one_line(exc)}") from None
     if not isinstance(loaded, dict):
