@@ -86,6 +86,20 @@ def test_resuming_with_another_model_names_the_checkpoint(tmp_path, cache, capsy
     assert "size mismatch" in err
 
 
+def test_resuming_with_other_losses_is_refused(tmp_path, cache, capsys):
+    """A loss without parameters changed since the run started would load and train on silently; epochs may
+    change (a run is extended that way)."""
+    assert main(["train", "--config", _experiment(tmp_path, cache), "--no-progress"]) == 0
+    capsys.readouterr()
+    changed = _experiment(tmp_path, cache, losses=[{"name": "depth_l1", "weight": 0.5}])
+    err = _one_line(capsys, main(["train", "--config", changed, "--resume", "--no-progress"]))
+    assert err == (f"xdrcdepth train: cannot resume from {tmp_path / 'run' / 'last.pt'}: the config's losses differ "
+                   "from the run's (losses: [{'name': 'depth_l1', 'weight': 1.0}]); resume with the run's "
+                   "config.yaml, or choose another out folder\n")
+    longer = _experiment(tmp_path, cache, optim__epochs=2)
+    assert main(["train", "--config", longer, "--resume", "--no-progress"]) == 0
+
+
 def test_a_corrupt_training_file_found_during_the_run_is_named(tmp_path, cache, capsys):
     (cache / "b.npz").write_bytes(b"PK\x03\x04 truncated")
     config = _experiment(tmp_path, cache)

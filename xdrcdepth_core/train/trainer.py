@@ -178,6 +178,12 @@ class Trainer:
         state = ckpt["training_state"] or {}
         if not state:
             raise ValueError(f"{path} has no training state to resume from")
+        saved = ckpt.get("resolved_config") or {}
+        changed = [key for key in ("model", "losses") if key in saved and saved[key] != self.cfg[key]]
+        if changed:     # a changed loss without parameters, or a model option, would load and go on silently
+            raise ValueError(f"cannot resume from {path}: the config's {' and '.join(changed)} differ from the "
+                             f"run's ({'; '.join(f'{key}: {saved[key]!r}' for key in changed)}); resume with the "
+                             "run's config.yaml, or choose another out folder")
         try:
             self._load_training_state(ckpt, state)
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
