@@ -88,3 +88,28 @@ def test_a_follow_up_study_writes_its_own_report_beside_the_main_one(tmp_path):
     md = (tmp_path / "results" / "ablation_teacher_e25.md").read_text()
     assert "| xkd+dkd | 1 |" in md and "| — | 2.700 |" in md
     assert "![ablation_teacher_e25_mae.png](ablation_teacher_e25_mae.png)" in md
+
+
+@pytest.mark.network
+def test_a_follow_up_compares_against_the_direct_rows_it_names(tmp_path):
+    """``direct_from``: the other study's direct rows head the table and give the change; the compute spent is
+    this study's own."""
+    main, follow_up = tmp_path / "results" / "ablation", tmp_path / "results" / "ablation_teacher_e25"
+    (main / "runs").mkdir(parents=True)
+    (follow_up / "runs").mkdir(parents=True)
+    _record(main, "direct", 0, 3000.0, 1200.0)
+    _record(main, "direct", 1, 2600.0, 1200.0)
+    _record(main, "xkd+dkd", 0, 9999.0, 1200.0)                         # not borrowed: only direct is
+    _record(follow_up, "xkd+dkd", 0, 2520.0, 3000.0)
+    cfg = {"results_dir": str(follow_up), "data": "data.yaml", "direct_from": str(main),
+           "variants": {"xkd+dkd": {"seeds": [0]}}}
+
+    assert write_report(cfg, "e25.yaml").startswith("1 runs in 1 variants")
+
+    report = json.loads((tmp_path / "results" / "ablation_teacher_e25.json").read_text())
+    assert list(report["variants"]) == ["direct", "xkd+dkd"] and report["variants"]["direct"]["from"] == str(main)
+    assert report["variants"]["direct"]["mean"]["mae_80"] == pytest.approx(2800.0)
+    assert report["budget"]["minutes_spent"] == pytest.approx(50.0)     # 3000 s of its own, not the 2400 s borrowed
+    md = (tmp_path / "results" / "ablation_teacher_e25.md").read_text()
+    assert "| xkd+dkd | 1 |" in md and "| -10.0 % |" in md               # 2520 / 2800 - 1
+    assert f"The `direct` row is `{main}`'s (2 seeds" in md

@@ -257,6 +257,8 @@ def _ablation(tmp_path, **changes) -> str:
     ({"ship": "nope"}, "ship names no variant: 'nope'; variants: direct"),
     ({"teacher": "/nonexistent/teacher.yaml"}, "teacher: no such file /nonexistent/teacher.yaml"),
     ({"variants": {"direct": {"optim": {"epoch": 3}}}}, "variant direct: "),
+    ({"teacher_overide": {"optim": {"epochs": 25}}}, "unknown keys ['teacher_overide']; known: ['data', "),
+    ({"direct_from": "/nowhere"}, "direct_from: /nowhere holds no study's runs/ folder"),
 ])
 def test_ablation_config_of_the_wrong_shape_is_refused_before_any_job(tmp_path, capsys, changes, message):
     path = _ablation(tmp_path, **changes)

@@ -2,7 +2,8 @@
 
 The ablation config names a data config (:mod:`.benchmark_data`), a teacher experiment (optionally changed by
 ``teacher_overrides``, e.g. ``{optim: {epochs: 25}}`` for a longer-trained teacher), a student base
-experiment and the variants (rows). Each run is its own job in ``<out>/<variant>/seed<k>/``:
+experiment and the variants (rows); ``direct_from`` names another study's results_dir whose ``direct`` rows
+the report compares against (a follow-up that changes only the teacher). Unknown keys are errors. Each run is its own job in ``<out>/<variant>/seed<k>/``:
 
 0. the benchmark data is built where missing (``xdrcdepth build-data``, resumable; a new machine rebuilds it);
 1. the teacher is trained once (``<out>/teacher``), then its outputs are cached for the training set
@@ -47,15 +48,21 @@ from xdrcdepth_core.train.config import read_yaml_mapping
 
 #: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
 PROG = "xdrcdepth ablate"
+REQUIRED_KEYS = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
+#: ``direct_from``: another study's results_dir whose ``direct`` rows this report compares against (a follow-up
+#: that only changes the teacher need not retrain students that never see it)
+OPTIONAL_KEYS = {"teacher_overrides", "teacher_weights", "direct_from"}
 CACHEABLE_LOSSES = {"dkd", "xkd", "crkd_response", "confidence_kd", "dked_bounded", "lircdepth_interdepth"}
 
 
 def load_ablation_config(path: str | Path) -> dict:
     cfg = read_yaml_mapping(path, "ablation config")
-    required = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
-    missing = required - set(cfg)
+    missing = REQUIRED_KEYS - set(cfg)
     if missing:
         raise ValueError(f"{path}: missing keys {sorted(missing)}")
+    unknown = set(cfg) - REQUIRED_KEYS - OPTIONAL_KEYS
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(REQUIRED_KEYS | OPTIONAL_KEYS)}")
     if not isinstance(cfg.get("teacher_overrides", {}), dict):
         raise ValueError(f"{path}: teacher_overrides must be a mapping (e.g. {{optim: {{epochs: 25}}}})")
     problem = _paths_problem(cfg) or _variants_problem(cfg)
@@ -66,12 +73,14 @@ def load_ablation_config(path: str | Path) -> dict:
 
 def _paths_problem(cfg: dict) -> str | None:
     """Referenced configs that are missing, paths that are not text, a malformed ``teacher_cache``."""
-    for key in ("data", "teacher", "student", "out", "results_dir", "teacher_weights"):
+    for key in ("data", "teacher", "student", "out", "results_dir", "teacher_weights", "direct_from"):
         if key in cfg and not (isinstance(cfg[key], str) and cfg[key]):
             return f"{key} must be a path, got {cfg[key]!r}"
     for key in ("data", "teacher", "student"):
         if not Path(cfg[key]).is_file():
             return f"{key}: no such file {cfg[key]}"
+    if "direct_from" in cfg and not (Path(cfg["direct_from"]) / "runs").is_dir():
+        return f"direct_from: {cfg['direct_from']} holds no study's runs/ folder"
     tc = cfg["teacher_cache"]
     if not (isinstance(tc, dict) and isinstance(tc.get("layers"), list) and tc["layers"]
             and all(isinstance(layer, str) for layer in tc["layers"]) and isinstance(tc.get("target"), str)):

@@ -131,9 +131,10 @@ def _figures(variants: dict, results_dir: Path) -> list[str]:
 
 def write_report(cfg: dict, config_path) -> str:
     results_dir = Path(cfg["results_dir"])
-    variants = collect(results_dir)
-    if not variants:
+    own = collect(results_dir)
+    if not own:
         return "no finished runs yet"
+    variants, borrowed = _with_borrowed_direct(cfg, own)
     direct = _mean_std([r["mae_80"] for r in variants["direct"]["runs"]])[0] if "direct" in variants else np.nan
     report = {"command": f"xdrcdepth ablate --config {config_path}", "date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {cpu_name()}",
@@ -147,6 +148,8 @@ def write_report(cfg: dict, config_path) -> str:
         stats = {key: _mean_std([r.get(key) for r in entry["runs"]]) for key in entry["runs"][0]}
         row["mean"] = {k: v[0] for k, v in stats.items()}
         row["std"] = {k: v[1] for k, v in stats.items()}
+        if name not in own:
+            row["from"] = cfg["direct_from"]
         report["variants"][name] = row
 
         def cell(key, scale=1e-3, digits=3):
@@ -170,13 +173,28 @@ def write_report(cfg: dict, config_path) -> str:
           "Test split, single key-frame LiDAR ground truth, metrics per image then averaged (MAE/RMSE in metres "
           "here), mean ± std over seeds; 'exact-depth' scores against the renderer's dense depth; 'val MAE 80': "
           "the validation split at the epoch each run kept (the only numbers choices are made on).", "",
-          *lines, "", "Baselines on the same test frames:", *base_lines, "",
-          *_budget_lines(cfg, variants, report), "", *_saliency_lines(results_dir),
+          *lines, "", *borrowed, "Baselines on the same test frames:", *base_lines, "",
+          *_budget_lines(cfg, own, report), "", *_saliency_lines(results_dir),
           *_notes(results_dir), *[f"![{f}]({f})" for f in figures], ""]
     atomic_write_bytes(report_file(results_dir, ".json"), json.dumps(report, indent=1).encode())
     atomic_write_bytes(report_file(results_dir, ".md"), "\n".join(md).encode())
-    done = sum(len(v["runs"]) for v in variants.values())
-    return f"{done} runs in {len(variants)} variants -> {report_file(results_dir, '.md')}"
+    done = sum(len(v["runs"]) for v in own.values())
+    return f"{done} runs in {len(own)} variants -> {report_file(results_dir, '.md')}"
+
+
+def _with_borrowed_direct(cfg: dict, own: dict) -> tuple[dict, list[str]]:
+    """With ``direct_from``, the ``direct`` rows of that study first, then this study's own (students trained
+    directly never see the teacher, so a study that changes only the teacher compares against them), and the
+    line that says so."""
+    source = cfg.get("direct_from")
+    if not source or "direct" in own:
+        return own, []
+    direct = collect(Path(source)).get("direct")
+    if direct is None:
+        return own, [f"`{source}` has no finished `direct` run yet: no change vs direct to state.", ""]
+    return {"direct": direct, **own}, [
+        f"The `direct` row is `{source}`'s ({len(direct['runs'])} seeds, same data and student recipe; students "
+        "trained directly never see the teacher), not rerun here; the compute below is this study's own.", ""]
 
 
 def _budget_lines(cfg: dict, variants: dict, report: dict) -> list[str]:
