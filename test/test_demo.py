@@ -65,3 +65,36 @@ def test_a_dataroot_without_tables_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"xdrcdepth demo: error: {tmp_path / 'v1.0-mini'}: cannot load the nuScenes tables (")
     assert err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_frame_count_below_one_is_refused(capsys):
+    for count in ("0", "-1"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["demo", "--max-samples", count])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err == (f"xdrcdepth demo: error: argument --max-samples: must be >= 1, got "
+                                           f"'{count}' (see --help)\n")
+
+
+def test_an_output_path_through_a_file_is_one_line_before_the_first_frame(tmp_path, nuscenes_samples, capsys):
+    (tmp_path / "file").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path / "file" / "out"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith(f"xdrcdepth demo: cannot write {tmp_path / 'file' / 'out'}: a file is in the way (a folder is "
+                        "needed there) [Errno 20]\n") and "Traceback" not in err, err
+    assert "frame/s" not in err                                                   # no frame was started
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_an_unreadable_camera_image_is_named_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "DEFAULT_SAMPLES_DIR", tmp_path / "absent")
+    root, _ = demo.default_dataroot(tmp_path)
+    images = sorted((root / "samples" / "CAM_FRONT").glob("*.jpg"))
+    for image in images:
+        image.write_bytes(b"not a jpeg")
+    assert main(["demo", "--dataroot", str(root), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("xdrcdepth demo: error: ") and f"{images[0]}: cannot read image" in last, err
+    assert not list((tmp_path / "out").glob("*.png"))

@@ -223,6 +223,101 @@ def test_reader_rejects_what_it_does_not_understand(tmp_path, source, message):
         load_graph(path, {})
 
 
+
+@pytest.mark.parametrize("source, message", [
+    ("Node(package='p', executable='x', remappings=[('a', 'b', 'c')])",
+     "remappings= must be a list of (from, to) pairs, got [['a', 'b', 'c']]"),
+    ("Node(package='p', executable='x', remappings=[1])", "remappings= must be a list of (from, to) pairs, got [1]"),
+    ("Node(package='p', executable='x', parameters='p.yaml')", "parameters= must be a list, got 'p.yaml'"),
+    ("Node(package='p', executable='x', arguments=5)", "arguments= must be a list, got 5"),
+    ("Node(package='p', executable='x', parameters=[{('k',): 1}])", "dict keys must be string literals"),
+    ("ExecuteProcess(cmd='true')", "cmd= must be a list, got 'true'"),
+])
+def test_malformed_actions_are_named_not_crashed_on(tmp_path, source, message):
+    """Shapes launch would iterate character by character or choke on: one LaunchFileError naming file:line,
+    not a TypeError/ValueError traceback from `xdrcdepth launch`."""
+    path = tmp_path / "bad.launch.py"
+    path.write_text("from launch import LaunchDescription\nfrom launch.actions import ExecuteProcess\n"
+                    "from launch_ros.actions import Node\n\n\n"
+                    f"def generate_launch_description():\n    return LaunchDescription([{source}])\n")
+    with pytest.raises(LaunchFileError, match=re.escape(f"{path}:7: {message}")):
+        load_graph(path, {})
+
+
+def test_unreadable_launch_files_are_named(tmp_path):
+    """Not UTF-8, NUL bytes, a folder, a description that is no list, an include cycle: one LaunchFileError each."""
+    cases = {"binary": b"\xff\xfe\x00garbage", "nul": b"x = 1\x00\n",
+             "notalist": b"from launch import LaunchDescription\n\n\ndef generate_launch_description():\n"
+                         b"    return LaunchDescription(5)\n"}
+    for name, data in cases.items():
+        (tmp_path / f"{name}.launch.py").write_bytes(data)
+    errors = {}
+    for name in cases:
+        with pytest.raises(LaunchFileError) as info:
+            load_graph(launch_file(str(tmp_path / f"{name}.launch.py")), {})
+        errors[name] = str(info.value)
+    assert errors["binary"] == (f"{tmp_path}/binary.launch.py: not a Python launch file (not UTF-8 text: byte 0xff "
+                                "at offset 0)")
+    assert errors["nul"] == f"{tmp_path}/nul.launch.py: syntax error: source code string cannot contain null bytes"
+    assert errors["notalist"] == f"{tmp_path}/notalist.launch.py:5: LaunchDescription wants a list of actions, got 5"
+    (tmp_path / "folder.launch.py").mkdir()
+    with pytest.raises(LaunchFileError, match=re.escape(f"launch file {tmp_path}/folder.launch.py is a folder")):
+        launch_file(str(tmp_path / "folder.launch.py"))
+
+
+def test_declared_choices_are_enforced_as_launch_does(tmp_path):
+    """`DeclareLaunchArgument(choices=[...])`: ros2 launch refuses any other value (given or default); so does
+    the reader, and --show-args lists them."""
+    path = tmp_path / "c.launch.py"
+    path.write_text("from launch import LaunchDescription\nfrom launch.actions import DeclareLaunchArgument, "
+                    "ExecuteProcess\nfrom launch.substitutions import LaunchConfiguration\n\n\n"
+                    "def generate_launch_description():\n    return LaunchDescription([\n"
+                    "        DeclareLaunchArgument('mode', default_value='fast', choices=['fast', 'slow']),\n"
+                    "        ExecuteProcess(name='e', cmd=['echo', LaunchConfiguration('mode')])])\n")
+    assert load_graph(path, {"mode": "slow"}).processes[0].arguments == ["slow"]
+    assert load_graph(path, {}).processes[0].arguments == ["fast"]
+    with pytest.raises(LaunchFileError, match=re.escape(f"launch argument mode:='medium' is not one of fast, slow "
+                                                        f"(declared at {path}:8)")):
+        load_graph(path, {"mode": "medium"})
+    assert declared_arguments(path)[0].choices == ("fast", "slow")
+    path.write_text(path.read_text().replace("default_value='fast'", "default_value='turbo'"))
+    with pytest.raises(LaunchFileError, match="launch argument mode:='turbo' is not one of fast, slow"):
+        load_graph(path, {})
+
+def test_an_include_cycle_is_an_error_naming_the_chain(tmp_path):
+    include = ("from launch import LaunchDescription\nfrom launch.actions import IncludeLaunchDescription\n"
+               "from launch.launch_description_sources import PythonLaunchDescriptionSource\n\n\n"
+               "def generate_launch_description():\n"
+               "    return LaunchDescription([IncludeLaunchDescription(PythonLaunchDescriptionSource('{}'))])\n")
+    (tmp_path / "a.launch.py").write_text(include.format(tmp_path / "b.launch.py"))
+    (tmp_path / "b.launch.py").write_text(include.format(tmp_path / "a.launch.py"))
+    with pytest.raises(LaunchFileError, match=re.escape(
+            f"{tmp_path}/b.launch.py:7: include cycle: {tmp_path}/a.launch.py is already being read "
+            "(a.launch.py -> b.launch.py -> a.launch.py)")):
+        load_graph(tmp_path / "a.launch.py", {})
+    with pytest.raises(LaunchFileError, match="include cycle"):
+        declared_arguments(tmp_path / "a.launch.py")      # --show-args reads the same way
+
+
+def test_a_bad_launch_file_is_one_line_and_exit_2_from_the_command(tmp_path):
+    """What a user sees: `xdrcdepth launch FILE` (and --show-args, --print) on a broken file: one line, exit 2."""
+    import subprocess
+    import sys
+
+    (tmp_path / "binary.launch.py").write_bytes(b"\xff\xfe garbage")
+    (tmp_path / "self.launch.py").write_text(
+        "from launch import LaunchDescription\nfrom launch.actions import IncludeLaunchDescription\n"
+        "from launch.launch_description_sources import PythonLaunchDescriptionSource\n\n\n"
+        "def generate_launch_description():\n    return LaunchDescription([IncludeLaunchDescription("
+        f"PythonLaunchDescriptionSource('{tmp_path / 'self.launch.py'}'))])\n")
+    for name, extra in (("binary", "--print"), ("self", "--show-args"), ("self", "--print")):
+        path = tmp_path / f"{name}.launch.py"
+        result = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "launch", str(path), extra],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and result.stdout == "", (name, extra, result.stderr)
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"xdrcdepth launch: {path}"), \
+            (name, extra, result.stderr)
+
 def test_rviz_config_shows_the_node_topics():
     config = yaml.safe_load((REPO / "rviz" / "xdrcdepth.rviz").read_text())
     manager = config["Visualization Manager"]

@@ -1,25 +1,28 @@
 """`xdrcdepth launch` as a process supervisor: prefixed output, shutdown on a marked exit, Ctrl-C
 forwarding, SIGTERM escalation, exit status. Real child processes from a launch file written here."""
 
+import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 # Children: `talker` prints, then waits for SIGINT and reports it (with the time it got it); `stubborn` ignores
-# SIGINT; both create their ready file (argv[1]) once their signal handling is set. `finisher` waits for the
+# SIGINT; `chatty` prints a line every 20 ms and on SIGINT creates `<ready file>.stopped`; each creates its ready
+# file (argv[1], holding its pid) once its signal handling is set. `finisher` waits for the
 # ready files it is given (argv[2:]), prints the time and exits with the code in argv[1]: the graph stops
 # only after every child can take its signal, however slowly the machine starts them.
 TALKER = """
-import signal, sys, time
+import os, signal, sys, time
 def stop(signum, frame):
     print('talker got', signal.Signals(signum).name, 'at', repr(time.time()), flush=True)
     sys.exit(0)
 signal.signal(signal.SIGINT, stop)
-open(sys.argv[1], 'w').close()
+open(sys.argv[1], 'w').write(str(os.getpid()))
 print('talker ready', flush=True)
 while True:
     time.sleep(0.05)
@@ -32,6 +35,17 @@ print('stubborn ready', flush=True)
 while True:
     time.sleep(0.05)
 """
+CHATTY = """
+import os, signal, sys, time
+def stop(signum, frame):
+    open(sys.argv[1] + '.stopped', 'w').close()
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop)
+open(sys.argv[1], 'w').write(str(os.getpid()))
+while True:
+    print('chatty', repr(time.time()), flush=True)
+    time.sleep(0.02)
+"""
 FINISHER = """
 import os, sys, time
 deadline = time.monotonic() + 120
@@ -43,16 +57,24 @@ sys.exit(int(sys.argv[1]))
 """
 
 
+SCRIPTS = {"talker": TALKER, "stubborn": STUBBORN, "chatty": CHATTY, "finisher": FINISHER}
+
+
 def write_launch(tmp_path, children, shutdown_on="finisher", linger=None):
-    """A launch file of ExecuteProcess actions running the scripts above; ``shutdown_on`` ends the graph,
-    ``linger`` seconds after it exits when given (TimerAction)."""
+    """A launch file of ExecuteProcess actions running the scripts above (a child of another name runs the
+    file ``tmp_path / name`` itself); ``shutdown_on`` ends the graph, ``linger`` seconds after it exits when
+    given (TimerAction)."""
     actions = []
-    ready = [str(tmp_path / f"{name}.ready") for name, _ in children if name != "finisher"]
+    ready = [str(tmp_path / f"{name}.ready") for name, _ in children if name in SCRIPTS and name != "finisher"]
     for name, args in children:
-        script = tmp_path / f"{name}.py"
-        script.write_text({"talker": TALKER, "stubborn": STUBBORN, "finisher": FINISHER}[name])
-        args = [*args, *ready] if name == "finisher" else [*args, str(tmp_path / f"{name}.ready")]
-        actions.append(f"{name} = ExecuteProcess(name='{name}', cmd={[sys.executable, str(script), *args]!r})")
+        if name in SCRIPTS:
+            script = tmp_path / f"{name}.py"
+            script.write_text(SCRIPTS[name])
+            args = [*args, *ready] if name == "finisher" else [*args, str(tmp_path / f"{name}.ready")]
+            cmd = [sys.executable, str(script), *args]
+        else:
+            cmd = [str(tmp_path / name), *args]
+        actions.append(f"{name} = ExecuteProcess(name='{name}', cmd={cmd!r})")
     shutdown = "EmitEvent(event=Shutdown())"
     if linger is not None:
         shutdown = f"TimerAction(period={linger!r}, actions=[{shutdown}])"
@@ -137,13 +159,21 @@ def test_failing_marked_process_sets_the_exit_status(tmp_path):
     assert "[launch] finisher exited with code 3" in out.splitlines()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_and_sigterm_are_forwarded_as_sigint(tmp_path, signum):
+    """Also SIGHUP (the terminal closed): the children run in sessions of their own, so without the launcher
+    passing it on they would outlive it."""
     proc = launch(write_launch(tmp_path, [("talker", [])], shutdown_on=None))
     read_until(proc, "[talker] talker ready")
+    talker = int(wait_for_file(tmp_path / "talker.ready").read_text())
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out + err
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        orphaned = not process_gone(talker, timeout=5)
+        if orphaned:                                      # left behind: end it, then fail
+            os.kill(talker, signal.SIGKILL)
+    assert proc.returncode == 0 and not orphaned, out + err
     lines = [line.split(" at ")[0] for line in out.splitlines()]
     assert f"[launch] stopping ({signum.name})" in lines
     assert "[talker] talker got SIGINT" in lines
@@ -165,3 +195,51 @@ def test_print_shows_commands_without_starting(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"finisher: {sys.executable} {tmp_path / 'finisher.py'} 0\n"   # no children to wait for
     assert "finisher done" not in result.stdout
+
+
+def wait_for_file(path, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+    return path
+
+
+def process_gone(pid: int, timeout=30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not Path(f"/proc/{pid}").exists()
+
+
+def test_a_process_that_cannot_start_stops_the_graph_in_one_line(tmp_path):
+    """An executable that exists but cannot be run (no interpreter line, bad format): one line naming it, the
+    processes already started get SIGINT (not SIGKILL from a traceback's clean-up), exit status 1."""
+    broken = tmp_path / "broken"
+    broken.write_bytes(b"\x7fELF not really")
+    broken.chmod(0o755)
+    proc = launch(write_launch(tmp_path, [("talker", []), ("broken", [])], shutdown_on=None))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    assert err == f"xdrcdepth launch: cannot start broken: {broken}: Exec format error [Errno 8]\n"
+    assert "[launch] stopping (broken could not start)" in out.splitlines()
+    assert "[launch] talker exited with" in out
+
+
+def test_a_closed_output_stops_the_graph_cleanly(tmp_path):
+    """The reader of the launcher's output goes away (`| head`, a parent killed with SIGKILL): the graph is
+    stopped the Ctrl-C way (the child gets SIGINT and exits), exit status 1, no traceback, nothing left running."""
+    path = write_launch(tmp_path, [("chatty", [])], shutdown_on=None)
+    proc = launch(path)
+    read_until(proc, "[chatty] chatty")
+    pid = int(wait_for_file(tmp_path / "chatty.ready").read_text())
+    proc.stdout.close()                                   # the reader is gone
+    try:
+        assert proc.wait(timeout=120) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert (tmp_path / "chatty.ready.stopped").exists()   # stopped by SIGINT, not killed
+    assert process_gone(pid)

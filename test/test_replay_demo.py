@@ -9,7 +9,9 @@ compensated radar chain (no TF warnings). Plus the pieces of the
 summary, checked by hand."""
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +26,7 @@ from PIL import Image as PILImage
 
 from conftest import REPO
 from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, late_node_hint, launch_command,
-                                           median_latency_ms, playback_delay, summary_line)
+                                           median_latency_ms, playback_delay, remove_previous_outputs, summary_line)
 
 RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: an idle 2-core machine keeps up
 LINGER_S = 10  # after the bag: time for the node to finish its last frame even on a loaded machine
@@ -305,3 +307,79 @@ def test_node_parameters_for_the_backend_preparation(tmp_path):
     params = node_parameters(params_file(tmp_path))
     assert (params["backend"], params["precision"], params["cpu_threads"]) == ("torch", "fp32", 1)
     assert node_parameters(tmp_path / "missing.yaml") == {}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_to_the_command_stops_the_graph_it_started(tmp_path, signum):
+    """SIGTERM, SIGHUP (or SIGINT) sent to replay-demo alone, not to its terminal's process group: the launcher gets
+    SIGINT and stops its graph before the command goes on; nothing it started outlives it (before, SIGTERM
+    and SIGHUP killed the command at once and left the launcher and the whole graph running)."""
+    from test_launch_processes import process_gone, read_until, wait_for_file, write_launch
+
+    graph = write_launch(tmp_path, [("talker", [])], shutdown_on=None)
+    code = ("import sys\nfrom xdrcdepth_ros.bag.replay_demo import follow_graph\n"
+            "run = follow_graph([sys.executable, '-m', 'xdrcdepth_core.cli', 'launch', sys.argv[1]], 0)\n"
+            "print('result', run.interrupted, int(run.signum), run.returncode, flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(graph)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    talker = None
+    try:
+        read_until(proc, "[talker] talker ready")
+        talker = int(wait_for_file(tmp_path / "talker.ready").read_text())
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if talker is not None and not process_gone(talker, timeout=0):
+            os.kill(talker, signal.SIGKILL)
+    lines = [line.split(" at ")[0] for line in out.splitlines()]
+    assert "[launch] stopping (SIGINT)" in lines and "[talker] talker got SIGINT" in lines, out
+    assert "[launch] talker exited with code 0" in lines, out
+    assert f"result True {int(signum)} 0" in lines, out
+    assert process_gone(talker)
+
+
+def test_an_interrupted_replay_says_so_in_one_line():
+    line = ReplayRun(interrupted=True, signum=signal.SIGTERM).interrupted_line(2, Path("out/frames"))
+    assert line == ("xdrcdepth replay-demo: interrupted (SIGTERM): the graph was stopped; 2 depth frames recorded, "
+                    "pictures in out/frames/")
+
+
+def test_only_its_own_frame_pictures_are_removed(tmp_path):
+    """A previous run's `<sec>.<nanosec>.png` go; a user's PNGs in that folder stay."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("1532402927.612460000.png", "holiday.png", "1532402927.png", "12.5.png"):
+        (frames / name).write_bytes(b"png")
+    remove_previous_outputs(tmp_path / "record", frames)
+    assert sorted(p.name for p in frames.iterdir()) == ["12.5.png", "1532402927.png", "holiday.png"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read it (No such file or directory)"),
+    ("a: [", "not a YAML file (while parsing a flow node"),
+    ("- 1\n", "not a ROS 2 parameter file (wants '<node or /**>: ros__parameters: {name: value, ...}')"),
+    ("depth_node:\n  parameters: {}\n", "not a ROS 2 parameter file"),
+])
+def test_a_bad_params_file_is_one_line_before_any_work(tmp_path, content, message):
+    path = tmp_path / "params.yaml"
+    if content is not None:
+        path.write_text(content)
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "replay-demo", "--out", str(tmp_path / "o"),
+                             "--params-file", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"xdrcdepth replay-demo: --params-file {path}: {message}"), result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert not (tmp_path / "o").exists()                  # no bag written first
+
+
+def test_a_conversion_error_is_one_line(tmp_path, nuscenes_samples):
+    """nuscenes2bag names the problem in its one line; replay-demo adds no second one. A scene name starting with
+    '-' is a name, not an option."""
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "replay-demo", "--out", str(tmp_path / "o"),
+                             "--scene=--x"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert re.match(r"nuscenes2bag: \S+: no scene --x in v1\.0-mini \(scenes: scene-0061\)$", result.stderr), \
+        result.stderr

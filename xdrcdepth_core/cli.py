@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, interrupted_line, say
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, interrupted_line, say, stdout_to_devnull
 
 #: command name -> (module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         say(interrupted_line(prog))
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # the reader of stdout has gone (`xdrcdepth ablate --dry-run | head`): stop quietly, as cat does; stdout
-        # goes to /dev/null so the interpreter's last flush cannot raise again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_to_devnull()    # `xdrcdepth ablate --dry-run | head`: stop quietly, as cat does
         return 1
 
 

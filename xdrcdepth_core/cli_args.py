@@ -115,3 +115,9 @@ def model_size(text: str) -> int:
     if value % SIZE_DIVISOR:
         raise argparse.ArgumentTypeError(f"must be a multiple of {SIZE_DIVISOR}, got {text!r}")
     return value
+
+
+def stdout_to_devnull() -> None:
+    """After a ``BrokenPipeError`` (the reader of stdout has gone: ``| head``, a killed parent): what is still
+    printed goes to /dev/null, so neither later prints nor the interpreter's last flush raise again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -20,11 +20,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes
-from xdrcdepth_core.cli_args import EXIT_USAGE, say
+from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, positive_int, say
 from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR
 from xdrcdepth_core.device import add_device_argument
 
 LOG = logging.getLogger("xdrcdepth.demo")
+PROG = "xdrcdepth demo"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="", help="checkpoint path (default: shipped, else untrained)")
     add_device_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("artifacts/demo"), help="output folder for PNGs")
-    parser.add_argument("--max-samples", type=int, default=6)
+    parser.add_argument("--max-samples", type=positive_int, default=6, help="frames to run (default %(default)s)")
 
 
 def default_dataroot(workdir: Path) -> tuple[Path, str]:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device, backend="torch",
                                                        precision="fp32")
         except (OSError, ValueError) as exc:
-            say(f"xdrcdepth demo: {exc}")
+            say(f"{PROG}: {exc}")
             return EXIT_USAGE
         LOG.info("model %s on %s, input %s; data: %s", estimator.model_id, estimator.device,
                  estimator.input_hw, label)
@@ -89,20 +90,36 @@ def run(args: argparse.Namespace) -> int:
             dataset = NuScenesDepthDataset(dataroot, args.version, split="all", require_lidar=False,
                                            radar_channels=estimator.radar_channels)
         except (NuScenesLoadError, UnknownChannelError) as exc:
-            say(f"xdrcdepth demo: error: {exc}")
+            say(f"{PROG}: error: {exc}")
             return EXIT_USAGE
+        try:                        # the output folder before the first frame: a path through a file fails now
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            say(os_error_line(PROG, exc, args.out))
+            return 1
         metrics = MetricAccumulator()
         n = min(len(dataset), args.max_samples)
         forward_s = []
-        for i in tqdm(range(n), desc="demo", unit="frame"):
-            sample = dataset[i]
+        progress = tqdm(range(n), desc="demo", unit="frame")
+        for i in progress:
+            try:
+                sample = dataset[i]
+            except (OSError, ValueError) as exc:    # an unreadable image or radar file, named in the message
+                progress.close()                    # the error on a line of its own, below the bar
+                say(f"{PROG}: error: {exc}")
+                return EXIT_USAGE
             t0 = time.perf_counter()
             result = estimator.estimate_raster(sample["image"], sample["radar"], saliency=True)
             forward_s.append(time.perf_counter() - t0)
             if sample["depth_gt"].any():
                 metrics.update(result.depth, sample["depth_gt"])
-            write_png(args.out / f"{sample['token']}.png",
-                      panel(sample, result.depth, result.saliency, estimator.max_depth))
+            path = args.out / f"{sample['token']}.png"
+            try:
+                write_png(path, panel(sample, result.depth, result.saliency, estimator.max_depth))
+            except OSError as exc:                  # full or read-only disk
+                progress.close()
+                say(os_error_line(PROG, exc, path))
+                return 1
     if metrics.results():
         print(metrics.format_table())
     print(f"demo: {n} frames -> {args.out}/*.png, model {estimator.model_id} on {estimator.device}, "

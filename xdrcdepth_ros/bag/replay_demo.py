@@ -18,7 +18,10 @@ The main job of the project, as one command:
    ``<out>/replay_eval.json``);
 5. one summary line: camera frames played, depth frames back, dropped, median latency, output folder.
 
-Exit status 1 with a message when no depth frame came back; the launcher's status when it failed.
+Exit status 1 with a message when no depth frame came back; the launcher's status when it failed; 2 with one
+line for bad arguments or a bad ``--params-file`` (before any work); when interrupted (Ctrl-C, or SIGTERM/SIGHUP
+sent to this command alone, passed on to the graph as SIGINT) the frames recorded so far are still shown, then
+one line and 128 + the signal number (130 for Ctrl-C).
 
 Defaults measured on the 2-core development machine (CPU, shared with other jobs): with the shipped student
 and the OpenVINO backend the node is up 5.8-7.0 s after start (2026-12-04; loading the cached OpenVINO
@@ -49,7 +52,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import non_negative_float, one_line, positive_float, say
+from xdrcdepth_core.cli_args import EXIT_USAGE, non_negative_float, one_line, os_error_cause, positive_float, say
 from xdrcdepth_core.device import add_device_argument
 
 DEFAULT_RATE = 0.3
@@ -67,6 +70,8 @@ DIAGNOSTICS_TOPIC = "/diagnostics"
 LATENCY_KEY = "latency mean (ms)"
 EVAL_JSON = "replay_eval.json"
 
+#: ``<sec>.<nanosec>.png``: the frame pictures this command writes (:func:`stamp_text`), the only PNGs it removes
+FRAME_PNG = re.compile(r"^\d+\.\d{9}\.png$")
 FOXGLOVE_LINE = re.compile(r"^\[foxglove_viewer\] foxglove_viewer: (ws://\S+)")
 NODE_READY_LINE = re.compile(r"^\[depth_node\] .*\]: model \S+ on \S+;")
 
@@ -113,6 +118,12 @@ class ReplayRun:
     foxglove_url: str | None = None
     node_ready_s: float | None = None  # seconds from the launch to the node's "model ... on" line
     interrupted: bool = False
+    signum: int = signal.SIGINT   # what interrupted it (Ctrl-C, or SIGTERM/SIGHUP passed on to the graph as SIGINT)
+
+    def interrupted_line(self, received: int, frames_dir: Path) -> str:
+        """The one line on stderr after an interrupted replay (the frames recorded so far are still shown)."""
+        return (f"xdrcdepth replay-demo: interrupted ({signal.Signals(self.signum).name}): the graph was stopped; "
+                f"{received} depth frames recorded, pictures in {frames_dir}/")
 
 
 @dataclass
@@ -136,18 +147,20 @@ def run(args: argparse.Namespace) -> int:
     bag, record, frames_dir = out / "bag", out / "record", out / "frames"
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-replay-") as tmp:
         try:
+            if args.params_file is not None:
+                read_node_parameters(args.params_file)   # a bad file is named now, not after the bag is written
             dataroot, label = prepare_data(args, Path(tmp))
             scene = args.scene or first_scene(dataroot, args.version)
         except ValueError as exc:
             say(f"xdrcdepth replay-demo: {exc}")
-            return 2
+            return EXIT_USAGE
         print(f"replay-demo: data {label}, scene {scene} -> {bag}", flush=True)
         from xdrcdepth_ros.bag.nuscenes2bag import main as nuscenes2bag
 
-        status = nuscenes2bag(["--dataroot", str(dataroot), "--version", args.version, "--scene", scene,
-                               "--out", str(bag), "--overwrite", "--no-progress"])
+        # `--name=value`: a value starting with '-' stays a value; nuscenes2bag names any problem in its one line
+        status = nuscenes2bag([f"--dataroot={dataroot}", f"--version={args.version}", f"--scene={scene}",
+                               f"--out={bag}", "--overwrite", "--no-progress"])
         if status != 0:
-            print(f"xdrcdepth replay-demo: nuscenes2bag failed (status {status})", file=sys.stderr)
             return status
     remove_previous_outputs(record, frames_dir)
     load_s = prepare_backend(args, measure=args.delay is None)
@@ -167,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
         say(f"xdrcdepth replay-demo: {exc}")
         return 1
     print(summary_line(len(camera_stamps), frames, args.rate, frames_dir, replay), flush=True)
+    if replay.interrupted:
+        say(replay.interrupted_line(len(frames.depth), frames_dir))
+        return 128 + replay.signum
     if not frames.depth:
         print("xdrcdepth replay-demo: no depth frame came back from the depth node (its log is above; "
               "a slower --rate or a longer --delay may help)", file=sys.stderr)
@@ -181,15 +197,29 @@ def run(args: argparse.Namespace) -> int:
     return replay.returncode
 
 
-def node_parameters(params_file: Path | None) -> dict:
-    """The depth node's ``ros__parameters`` in ``params_file`` (default: the package's config/xdrcdepth.yaml)."""
+def read_node_parameters(params_file: Path) -> dict:
+    """The first node section's ``ros__parameters`` in a ROS 2 parameter file; ValueError naming the file."""
     import yaml
 
-    path = params_file or PACKAGE_CONFIG
     try:
-        config = yaml.safe_load(Path(path).read_text()) or {}
+        config = yaml.safe_load(Path(params_file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"--params-file {params_file}: cannot read it ({os_error_cause(exc)})") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"--params-file {params_file}: not a YAML file ({one_line(exc)})") from None
+    try:
         return dict(next(iter(config.values()))["ros__parameters"])
-    except (OSError, yaml.YAMLError, StopIteration, KeyError, TypeError, AttributeError):
+    except (StopIteration, KeyError, TypeError, AttributeError, ValueError):
+        raise ValueError(f"--params-file {params_file}: not a ROS 2 parameter file (wants "
+                         "'<node or /**>: ros__parameters: {name: value, ...}')") from None
+
+
+def node_parameters(params_file: Path | None) -> dict:
+    """The depth node's ``ros__parameters`` in ``params_file`` (default: the package's config/xdrcdepth.yaml);
+    ``{}`` when the file cannot be read (the node then names the problem)."""
+    try:
+        return read_node_parameters(params_file or PACKAGE_CONFIG)
+    except ValueError:
         return {}
 
 
@@ -266,7 +296,8 @@ def first_scene(dataroot: Path, version: str) -> str:
 
 def remove_previous_outputs(record: Path, frames_dir: Path) -> None:
     """A previous run's recording (a recognisable bag, or the recorder's unfinalised file of a killed run)
-    and frame PNGs; anything else there is left alone (the recorder then refuses the folder, naming it)."""
+    and frame PNGs (``<sec>.<nanosec>.png``); anything else there is left alone (the recorder then refuses
+    the folder, naming it)."""
     from xdrcdepth_ros.bag.files import bag_files, remove_bag, unfinalised_recording
 
     if bag_files(record) is not None:
@@ -275,7 +306,8 @@ def remove_previous_outputs(record: Path, frames_dir: Path) -> None:
         unfinalised_recording(record).unlink()
         record.rmdir()
     for old in frames_dir.glob("*.png"):
-        old.unlink()
+        if FRAME_PNG.match(old.name) and old.is_file() and not old.is_symlink():
+            old.unlink()
 
 
 def launch_command(args: argparse.Namespace, bag: Path, record: Path) -> list[str]:
@@ -297,20 +329,51 @@ def launch_command(args: argparse.Namespace, bag: Path, record: Path) -> list[st
 
 
 def run_replay_graph(args: argparse.Namespace, bag: Path, record: Path) -> ReplayRun:
-    """Run the launch graph, stream its output, note the Foxglove URL and when the node was ready.
-
-    Ctrl-C reaches the launcher too (same terminal), which stops the graph and lets the recorder close its
-    bag; a SIGINT sent to this process alone is passed on. Either way the recording is then shown.
-    """
+    """Run the launch graph (:func:`follow_graph`) as printed here."""
     command = launch_command(args, bag, record)
     print(f"replay-demo: xdrcdepth {shlex.join(command)}", flush=True)
     if args.foxglove_port:
         print(f"replay-demo: watch live in Foxglove: Open connection -> ws://127.0.0.1:{args.foxglove_port}",
               flush=True)
+    return follow_graph([sys.executable, "-m", "xdrcdepth_core.cli", *command], args.foxglove_port)
+
+
+#: signals that, sent to this command alone, stop the graph as Ctrl-C does (their default would end only us)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C would be, so that it stops the graph the same way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, _frame):
+    raise _Terminated(signum)
+
+
+def follow_graph(argv: list[str], foxglove_port: int) -> ReplayRun:
+    """Run the launcher ``argv``, stream its output, note the Foxglove URL and when the node was ready.
+
+    Ctrl-C reaches the launcher too (same terminal), which stops the graph and lets the recorder close its
+    bag; a SIGINT, SIGTERM or SIGHUP sent to this process alone is passed on as SIGINT (the launcher and the graph
+    must not outlive this command). Either way the recording is then shown.
+    """
     result = ReplayRun()
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "xdrcdepth_core.cli", *command], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    previous = {s: signal.signal(s, _raise_terminated) for s in STOP_SIGNALS}
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        _stream(proc, result, started, foxglove_port)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return result
+
+
+def _stream(proc: subprocess.Popen, result: ReplayRun, started: float, foxglove_port: int) -> None:
     while True:
         try:
             for line in proc.stdout:
@@ -321,16 +384,17 @@ def run_replay_graph(args: argparse.Namespace, bag: Path, record: Path) -> Repla
                 match = FOXGLOVE_LINE.match(line)
                 if match and result.foxglove_url is None:
                     result.foxglove_url = match.group(1)
-                    if not args.foxglove_port:
+                    if not foxglove_port:
                         print(f"replay-demo: watch live in Foxglove: Open connection -> {result.foxglove_url}",
                               flush=True)
             break
-        except KeyboardInterrupt:
-            result.interrupted = True
+        except KeyboardInterrupt as exc:
+            if not result.interrupted:
+                result.interrupted = True
+                result.signum = exc.signum if isinstance(exc, _Terminated) else signal.SIGINT
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
     result.returncode = proc.wait()
-    return result
 
 
 def read_input_stamps(bag: Path, camera: str = "cam_front") -> list[int]:

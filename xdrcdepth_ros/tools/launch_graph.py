@@ -85,12 +85,14 @@ class Condition:
 
 @dataclass(frozen=True)
 class Argument:
-    """``DeclareLaunchArgument``; ``default is None`` means the argument is required."""
+    """``DeclareLaunchArgument``; ``default is None`` means the argument is required; ``choices``: the values
+    it may take (launch refuses any other), empty for any."""
 
     name: str
     default: object
     description: str
     where: str
+    choices: tuple = ()
 
 
 @dataclass(eq=False)
@@ -225,11 +227,15 @@ class _FileReader:
 
     def read(self) -> list:
         try:
-            tree = ast.parse(self.path.read_text(), filename=str(self.path))
+            tree = ast.parse(self.path.read_text(encoding="utf-8"), filename=str(self.path))
         except OSError as exc:
             raise LaunchFileError(f"cannot read launch file {self.path}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise LaunchFileError(f"{self.path}: not a Python launch file (not UTF-8 text: byte "
+                                  f"{exc.object[exc.start]:#04x} at offset {exc.start})") from None
         except SyntaxError as exc:
-            raise LaunchFileError(f"{self.path}:{exc.lineno}: syntax error: {exc.msg}") from exc
+            line = f":{exc.lineno}" if exc.lineno else ""
+            raise LaunchFileError(f"{self.path}{line}: syntax error: {exc.msg}") from None
         env: dict[str, object] = {}
         function = None
         for stmt in tree.body:
@@ -283,7 +289,10 @@ class _FileReader:
         if isinstance(node, ast.Dict):
             if any(key is None for key in node.keys):
                 raise self.error(where, "** in a dict literal is not supported")
-            return {self.eval(k, env): self.eval(v, env) for k, v in zip(node.keys, node.values)}
+            keys = [self.eval(k, env) for k in node.keys]
+            if not all(isinstance(k, str) for k in keys):
+                raise self.error(where, "dict keys must be string literals")
+            return dict(zip(keys, (self.eval(v, env) for v in node.values)))
         if isinstance(node, ast.Name):
             if node.id in env:
                 return env[node.id]
@@ -318,6 +327,21 @@ class _FileReader:
             raise self.error(where, "expected exactly one positional argument")
         return args[0]
 
+    def _list(self, kwargs: dict, name: str, where: str) -> list:
+        """The keyword ``name`` as a list (``[]`` when absent): launch iterates these, a string or number there
+        is a mistake."""
+        value = kwargs.get(name, [])
+        if not isinstance(value, list):
+            raise self.error(where, f"{name}= must be a list, got {value!r}")
+        return value
+
+    def _pairs(self, kwargs: dict, name: str, where: str) -> list[tuple]:
+        """The keyword ``name`` as a list of ``(from, to)`` pairs (``remappings=``)."""
+        pairs = self._list(kwargs, name, where)
+        if not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+            raise self.error(where, f"{name}= must be a list of (from, to) pairs, got {pairs!r}")
+        return [tuple(pair) for pair in pairs]
+
     def _text_arg(self, args, kwargs, where) -> str:
         value = self._one(args, kwargs, where)
         if not isinstance(value, str):
@@ -326,14 +350,20 @@ class _FileReader:
 
     # --- handlers
     def _launch_description(self, args, kwargs, where):
-        return _Tag("launch_description", list(self._one(args, kwargs, where)))
+        actions = self._one(args, kwargs, where)
+        if not isinstance(actions, list):
+            raise self.error(where, f"LaunchDescription wants a list of actions, got {actions!r}")
+        return _Tag("launch_description", actions)
 
     def _declare_argument(self, args, kwargs, where):
         self._only(kwargs, {"name", "default_value", "description", "choices"}, where)
         name = args[0] if args else kwargs.get("name")
         if not isinstance(name, str) or len(args) > 1:
             raise self.error(where, "DeclareLaunchArgument wants the argument name as a string")
-        return Argument(name, kwargs.get("default_value"), kwargs.get("description", ""), where)
+        choices = self._list(kwargs, "choices", where)
+        if not all(isinstance(c, str) for c in choices):
+            raise self.error(where, f"choices= must be a list of strings, got {choices!r}")
+        return Argument(name, kwargs.get("default_value"), kwargs.get("description", ""), where, tuple(choices))
 
     def _node(self, args, kwargs, where):
         if args:
@@ -343,16 +373,16 @@ class _FileReader:
         if not isinstance(kwargs.get("package"), str) or "executable" not in kwargs:
             raise self.error(where, "Node() needs package= (a string) and executable=")
         return NodeAction(kwargs["package"], kwargs["executable"], kwargs.get("name"), kwargs.get("namespace"),
-                          list(kwargs.get("parameters", [])), [tuple(r) for r in kwargs.get("remappings", [])],
-                          list(kwargs.get("arguments", [])), kwargs.get("condition"), where)
+                          self._list(kwargs, "parameters", where), self._pairs(kwargs, "remappings", where),
+                          self._list(kwargs, "arguments", where), kwargs.get("condition"), where)
 
     def _execute_process(self, args, kwargs, where):
         if args:
             raise self.error(where, "ExecuteProcess() takes keyword arguments only")
         self._only(kwargs, {"cmd", "name", "output", "condition", "emulate_tty"}, where)
-        if not kwargs.get("cmd"):
+        if not self._list(kwargs, "cmd", where):
             raise self.error(where, "ExecuteProcess() needs cmd=[...]")
-        return ProcessAction(list(kwargs["cmd"]), kwargs.get("name"), kwargs.get("condition"), where)
+        return ProcessAction(kwargs["cmd"], kwargs.get("name"), kwargs.get("condition"), where)
 
     def _include(self, args, kwargs, where):
         self._only(kwargs, {"launch_description_source", "launch_arguments"}, where)
@@ -458,24 +488,32 @@ class _Resolver:
         self.processes: list[Process] = []
         self._by_action: dict[int, Process] = {}
         self._shutdown_targets: list[tuple[object, float]] = []
+        self._reading: list[Path] = []   # the files being read, includer first: an include cycle is an error
 
     def walk(self, path: Path, configs: dict[str, str]) -> None:
+        self._reading.append(Path(path).resolve())
+        try:
+            self._walk_actions(path, configs)
+        finally:
+            self._reading.pop()
+
+    def _walk_actions(self, path: Path, configs: dict[str, str]) -> None:
         for action in _FileReader(path).read():
             if isinstance(action, Argument):
                 self.arguments.append(action)
                 if action.name in configs:
+                    self._check_choice(action, configs[action.name])
                     continue
                 if action.default is not None:
                     configs[action.name] = _text(action.default, configs, action.where)
+                    self._check_choice(action, configs[action.name])
                 elif self.placeholders:
                     configs[action.name] = f"<{action.name}>"
                 else:
                     raise LaunchFileError(f"missing launch argument {action.name}:=... ({action.description}; "
                                           f"declared at {action.where})")
             elif isinstance(action, Include):
-                child = dict(configs)
-                child.update({str(k): _text(v, configs, action.where) for k, v in action.launch_arguments.items()})
-                self.walk(Path(_text(action.path, configs, action.where)), child)
+                self._include(action, configs)
             elif isinstance(action, NodeAction):
                 if _enabled(action.condition, configs):
                     self._add(action, self._node(action, configs))
@@ -488,6 +526,22 @@ class _Resolver:
                 self._shutdown_targets.append((action.target, _seconds(action.period, configs, action.where)))
             else:
                 raise LaunchFileError(f"{path}: unsupported entry {action!r} in LaunchDescription")
+
+    def _check_choice(self, argument: Argument, value: str) -> None:
+        """launch's check of an argument's value against ``DeclareLaunchArgument(choices=...)`` (not while
+        listing the arguments: placeholders are no values)."""
+        if argument.choices and value not in argument.choices and not self.placeholders:
+            raise LaunchFileError(f"launch argument {argument.name}:={value!r} is not one of "
+                                  f"{', '.join(argument.choices)} (declared at {argument.where})")
+
+    def _include(self, action: Include, configs: dict[str, str]) -> None:
+        included = Path(_text(action.path, configs, action.where))
+        if included.resolve() in self._reading:
+            raise LaunchFileError(f"{action.where}: include cycle: {included} is already being read "
+                                  f"({' -> '.join(p.name for p in self._reading)} -> {included.name})")
+        child = dict(configs)
+        child.update({str(k): _text(v, configs, action.where) for k, v in action.launch_arguments.items()})
+        self.walk(included, child)
 
     def _node(self, action: NodeAction, configs: dict[str, str]) -> Process:
         where = action.where
@@ -535,7 +589,7 @@ def launch_file(graph: str) -> Path:
     if graph.endswith(".py") or "/" in graph:
         path = Path(graph)
         if not path.is_file():
-            raise LaunchFileError(f"launch file {path} does not exist")
+            raise LaunchFileError(f"launch file {path} " + ("is a folder" if path.is_dir() else "does not exist"))
         return path
     folder = share_directory() / "launch"
     path = folder / f"{graph}.launch.py"

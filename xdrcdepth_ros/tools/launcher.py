@@ -11,14 +11,17 @@ command starts what it describes, like ``ros2 launch`` does:
 - ``ros2 bag play ...`` runs as ``bag_player ...`` and ``ros2 bag record ...`` as ``bag_recorder ...``
   (the ``ros2 bag`` flags the launch files use; no ros2cli needed);
 - each line a process prints is prefixed with ``[name]``;
-- SIGINT/SIGTERM (Ctrl-C) go to every process as SIGINT; a process still alive after
+- SIGINT/SIGTERM/SIGHUP (Ctrl-C, kill, a closed terminal) go to every process as SIGINT (the children run
+  in sessions of their own, so nothing else reaches them); a process still alive after
   ``--sigterm-timeout`` s gets SIGTERM, then SIGKILL after as long again (ros2 launch's escalation);
 - when a process marked ``OnProcessExit(... Shutdown())`` exits (the bag player in nuscenes_replay) the
   rest are stopped the same way, at once or, with ``TimerAction(period=p, actions=[... Shutdown()])``,
   ``p`` seconds later (Ctrl-C meanwhile stops at once); otherwise the launcher waits until every process
   has exited.
 
-Exit status: the first non-zero exit status of a process that ended on its own, else 0.
+Exit status: the first non-zero exit status of a process that ended on its own, else 0; 1 when a process
+could not start (one line naming it; the others are stopped) or stdout was closed (the graph is stopped as on
+Ctrl-C). A launch file or argument it cannot use: one line, exit status 2.
 Module import loads neither rclpy nor torch.
 """
 
@@ -36,10 +39,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import non_negative_float, say
+from xdrcdepth_core.cli_args import non_negative_float, os_error_cause, say, stdout_to_devnull
 from xdrcdepth_ros.tools.launch_graph import (PACKAGE, Config, Graph, LaunchFileError, PathJoin, Process,
                                         declared_arguments, launch_file, load_graph, parse_assignments)
 
+#: signals that stop the graph (SIGHUP: the terminal closed; its default would end the launcher alone)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: ``ExecuteProcess`` commands with a stand-in here: command prefix -> our executable
 STAND_INS = {("ros2", "bag", "play"): "bag_player", ("ros2", "bag", "record"): "bag_recorder"}
 POLL_S = 0.05
@@ -84,6 +89,8 @@ def format_arguments(path: Path) -> str:
             continue
         seen.add(arg.name)
         default = "required" if arg.default is None else f"default: {_show_default(arg.default)}"
+        if arg.choices:
+            default += f"; one of {', '.join(arg.choices)}"
         lines.append(f"    {arg.name} ({default})\n        {arg.description}")
     return "\n".join(lines)
 
@@ -160,8 +167,19 @@ class ProcessGroup:
 
     def say(self, name: str, text: str) -> None:
         with self._print_lock:
-            sys.stdout.write(f"[{name}] {text}\n" if not text.endswith("\n") else f"[{name}] {text}")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(f"[{name}] {text}\n" if not text.endswith("\n") else f"[{name}] {text}")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self._output_closed()
+
+    def _output_closed(self) -> None:
+        """The reader of our stdout has gone (``| head``, a parent killed): stop the graph as on Ctrl-C; what
+        is still printed goes to /dev/null, and the pumps keep draining the children's pipes meanwhile."""
+        stdout_to_devnull()
+        if self._stop_reason is None:
+            self._stop_reason = "output closed"
+        self._status = self._status or 1
 
     def _pump(self, name: str, stream) -> None:
         for line in iter(stream.readline, ""):
@@ -173,16 +191,12 @@ class ProcessGroup:
             self._stop_reason = signal.Signals(signum).name
 
     def run(self) -> int:
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
             for name, cmd, shutdown_after_exit in self.commands:
-                self.say("launch", f"{name}: {shlex.join(cmd)}")
-                popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                         errors="replace", env=env, start_new_session=True)
-                pump = threading.Thread(target=self._pump, args=(name, popen.stdout), daemon=True)
-                pump.start()
-                self.running.append(_Running(name, popen, shutdown_after_exit, pump))
+                if not self._start(name, cmd, shutdown_after_exit, env):
+                    break
             while self._stop_reason is None and self._alive():
                 self._reap()
                 if self._stop_at is not None and time.monotonic() >= self._stop_at[0]:
@@ -203,6 +217,25 @@ class ProcessGroup:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return self._status
+
+    def _start(self, name: str, cmd: list[str], shutdown_after_exit: float | None, env: dict) -> bool:
+        """Start one process; one that cannot start (not executable, ...) fails the graph: the ones started
+        are stopped the usual way and the exit status is 1."""
+        self.say("launch", f"{name}: {shlex.join(cmd)}")
+        try:
+            popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     errors="replace", env=env, start_new_session=True)
+        except OSError as exc:
+            say(f"xdrcdepth launch: cannot start {name}: {cmd[0]}: {os_error_cause(exc)}"
+                + (f" [Errno {exc.errno}]" if exc.errno else ""))
+            self._status = self._status or 1
+            if self._stop_reason is None:
+                self._stop_reason = f"{name} could not start"
+            return False
+        pump = threading.Thread(target=self._pump, args=(name, popen.stdout), daemon=True)
+        pump.start()
+        self.running.append(_Running(name, popen, shutdown_after_exit, pump))
+        return True
 
     def _alive(self) -> list[_Running]:
         return [e for e in self.running if e.popen.poll() is None]
