@@ -45,3 +45,9 @@ def test_bad_arguments_are_one_line_exit_2(capsys, argv, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"xdrcdepth {argv[0]}: error: {message}") and err.count("\n") == 1
+
+
+def test_calibration_without_int8_is_refused_before_any_model_is_loaded(capsys):
+    assert main(["export", "--format", "onnx", "--calibration", "nowhere"]) == 2
+    assert capsys.readouterr().err == ("xdrcdepth export: --calibration calibrates int8 quantisation; it does nothing "
+                                       "with --precision fp32\n")

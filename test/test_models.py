@@ -162,7 +162,8 @@ def test_models_command_prints_table_and_budget():
     # GFLOPs scale with the pixel count: the student is cheaper than the baseline
     assert float(rows["xdrcdepth"][2]) < float(rows["lircdepth"][2]) < float(rows["cafnet"][2])
     assert re.search(r"^budget MET: xdrcdepth has \d+\.\d % of lircdepth's parameters", result.stdout, re.M)
-    bad = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "models", "--height", "100"],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and bad.stderr == ("xdrcdepth models: error: --height and --width must be positive "
-                                                  "multiples of 32, got 100 x 704\n")
+    for height in ("100", "4128", "99999999999999999999999999999968"):       # off the grid, then too large
+        bad = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "models", "--height", height],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and bad.stderr == (f"xdrcdepth models: error: argument --height: must be a "
+                                                      f"multiple of 32 up to 4096, got '{height}' (see --help)\n")

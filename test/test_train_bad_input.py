@@ -160,7 +160,7 @@ def teacher(tmp_path):
 
 
 @pytest.mark.parametrize("size, message", [
-    (["60", "128"], "argument --input-hw: must be a multiple of 32, got '60'"),
+    (["60", "128"], "argument --input-hw: must be a multiple of 32 up to 4096, got '60'"),
     (["-64", "128"], "argument --input-hw: must be >= 1, got '-64'"),
 ])
 def test_teacher_cache_input_size_is_checked_where_parsed(tmp_path, cache, teacher, capsys, size, message):

@@ -107,13 +107,17 @@ def say(line: str) -> None:
     print(one_line(line), file=sys.stderr, flush=True)
 
 
+#: the largest model input side accepted on a command line (the depth node's largest image is 4096 x 4096)
+MAX_MODEL_SIDE = 4096
+
+
 def model_size(text: str) -> int:
-    """A model input height or width: a positive multiple of the models' size divisor (32)."""
+    """A model input height or width: a multiple of the models' size divisor (32), at most :data:`MAX_MODEL_SIDE`."""
     from xdrcdepth_core.models.base import SIZE_DIVISOR
 
     value = positive_int(text)
-    if value % SIZE_DIVISOR:
-        raise argparse.ArgumentTypeError(f"must be a multiple of {SIZE_DIVISOR}, got {text!r}")
+    if value % SIZE_DIVISOR or value > MAX_MODEL_SIDE:
+        raise argparse.ArgumentTypeError(f"must be a multiple of {SIZE_DIVISOR} up to {MAX_MODEL_SIDE}, got {text!r}")
     return value
 
 

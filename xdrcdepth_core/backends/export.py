@@ -194,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"xdrcdepth export: --out {args.out}: give a file name ending in {ext} for --format {args.format}"
               + (" (that is a folder)" if args.out.is_dir() else ""), file=sys.stderr)
         return 2
+    if args.calibration and args.precision != "int8":
+        say(f"xdrcdepth export: --calibration calibrates int8 quantisation; it does nothing with --precision "
+            f"{args.precision}")
+        return 2
     try:
         estimator = DepthEstimator.from_checkpoint(args.checkpoint or None, device=args.device, backend="torch",
                                                    precision="fp32")

@@ -9,11 +9,10 @@ PyTorch's ``meta`` device, so no weights are allocated and the count takes well 
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
-from xdrcdepth_core.models.base import SIZE_DIVISOR
+from xdrcdepth_core.cli_args import model_size
 from xdrcdepth_core.models.flops import count_macs, gflops
 from xdrcdepth_core.models.registry import build_model, list_models
 
@@ -23,8 +22,8 @@ BASELINE, STUDENT = "lircdepth", "xdrcdepth"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--height", type=int, default=352, help="input height for GFLOPs (multiple of 32)")
-    parser.add_argument("--width", type=int, default=704, help="input width for GFLOPs (multiple of 32)")
+    parser.add_argument("--height", type=model_size, default=352, help="input height for GFLOPs (multiple of 32)")
+    parser.add_argument("--width", type=model_size, default=704, help="input width for GFLOPs (multiple of 32)")
 
 
 def model_stats(name: str, height: int, width: int) -> tuple[int, float]:
@@ -38,10 +37,6 @@ def model_stats(name: str, height: int, width: int) -> tuple[int, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.height % SIZE_DIVISOR or args.width % SIZE_DIVISOR or args.height <= 0 or args.width <= 0:
-        print(f"xdrcdepth models: error: --height and --width must be positive multiples of {SIZE_DIVISOR}, "
-              f"got {args.height} x {args.width}", file=sys.stderr)
-        return 2
     stats = {name: model_stats(name, args.height, args.width) for name in list_models()}
     baseline = stats[BASELINE][0]
     print(f"{'model':<12} {'params (M)':>11} {f'GFLOPs@{args.height}x{args.width}':>17} {'vs ' + BASELINE:>13}")
