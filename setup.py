@@ -33,11 +33,12 @@ setup(
     entry_points={
         "console_scripts": [
             "xdrcdepth = xdrcdepth_core.cli:main",
-            "depth_node = xdrcdepth_ros.node.depth_node:main",
-            "foxglove_viewer = xdrcdepth_ros.tools.foxglove_viewer:main",
-            "bag_player = xdrcdepth_ros.bag.player:main",
-            "nuscenes2bag = xdrcdepth_ros.bag.nuscenes2bag:main",
-            "bag_recorder = xdrcdepth_ros.bag.recorder:main",
+            # Ctrl-C while a node's module imports rclpy and torch: a normal stop (xdrcdepth_ros/entry_points.py)
+            "depth_node = xdrcdepth_ros.entry_points:depth_node",
+            "foxglove_viewer = xdrcdepth_ros.entry_points:foxglove_viewer",
+            "bag_player = xdrcdepth_ros.entry_points:bag_player",
+            "nuscenes2bag = xdrcdepth_ros.entry_points:nuscenes2bag",
+            "bag_recorder = xdrcdepth_ros.entry_points:bag_recorder",
         ],
     },
 )

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -63,3 +64,34 @@ def test_a_teardown_that_returns_exits_0(ros_domain_id, tmp_path):
     code, seconds, stderr = stop_after_spinning(tmp_path, "ok")
     assert code == 0, stderr
     assert seconds < 3.5, seconds
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("program, code, message", [
+    ("depth_node", 0, ""),
+    ("foxglove_viewer", 0, ""),
+    ("nuscenes2bag", 130, "nuscenes2bag: interrupted (SIGINT); finished files are complete, rerun to resume\n"),
+])
+def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, program, code, message):
+    """The installed console script, Ctrl-C'd while its module still imports rclpy / torch / rosbags: the same
+    stop as a moment later (no traceback). ``PYTHONPROFILEIMPORTTIME`` reports each finished import on stderr;
+    the signal goes out once the program's own imports have begun (the first one after the entry point's)."""
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), program)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = threading.Timer(120, proc.kill)          # a program that never reports the import cannot hang this
+    deadline.start()
+    try:
+        seen = []
+        for line in proc.stderr:                     # the first import after the entry point's: the program's own
+            seen.append(line)
+            if len(seen) > 1 and seen[-2].rstrip().endswith("| xdrcdepth_ros.entry_points"):
+                break
+        assert len(seen) > 1 and seen[-2].rstrip().endswith("| xdrcdepth_ros.entry_points"), "".join(seen)[-2000:]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        deadline.cancel()
+    err = "".join(line for line in err.splitlines(keepends=True) if not line.startswith("import time:"))
+    assert proc.returncode == code, err
+    assert err == message and "Traceback" not in out
