@@ -101,7 +101,7 @@ def test_a_follow_up_compares_against_the_direct_rows_it_names(tmp_path):
     _record(main, "direct", 1, 2600.0, 1200.0)
     _record(main, "xkd+dkd", 0, 9999.0, 1200.0)                         # not borrowed: only direct is
     _record(follow_up, "xkd+dkd", 0, 2520.0, 3000.0)
-    cfg = {"results_dir": str(follow_up), "data": "data.yaml", "direct_from": str(main),
+    cfg = {"results_dir": str(follow_up), "data": "data.yaml", "direct_from": str(main), "title": "Follow-up",
            "variants": {"xkd+dkd": {"seeds": [0]}}}
 
     assert write_report(cfg, "e25.yaml").startswith("1 runs in 1 variants")
@@ -112,4 +112,4 @@ def test_a_follow_up_compares_against_the_direct_rows_it_names(tmp_path):
     assert report["budget"]["minutes_spent"] == pytest.approx(50.0)     # 3000 s of its own, not the 2400 s borrowed
     md = (tmp_path / "results" / "ablation_teacher_e25.md").read_text()
     assert "| xkd+dkd | 1 |" in md and "| -10.0 % |" in md               # 2520 / 2800 - 1
-    assert f"The `direct` row is `{main}`'s (2 seeds" in md
+    assert f"The `direct` row is `{main}`'s (2 seeds" in md and md.startswith("# Follow-up\n")

@@ -3,7 +3,8 @@
 The ablation config names a data config (:mod:`.benchmark_data`), a teacher experiment (optionally changed by
 ``teacher_overrides``, e.g. ``{optim: {epochs: 25}}`` for a longer-trained teacher), a student base
 experiment and the variants (rows); ``direct_from`` names another study's results_dir whose ``direct`` rows
-the report compares against (a follow-up that changes only the teacher). Unknown keys are errors. Each run is its own job in ``<out>/<variant>/seed<k>/``:
+the report compares against (a follow-up that changes only the teacher); ``title`` heads the report. Unknown
+keys are errors. Each run is its own job in ``<out>/<variant>/seed<k>/``:
 
 0. the benchmark data is built where missing (``xdrcdepth build-data``, resumable; a new machine rebuilds it);
 1. the teacher is trained once (``<out>/teacher``), then its outputs are cached for the training set
@@ -51,7 +52,7 @@ PROG = "xdrcdepth ablate"
 REQUIRED_KEYS = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
 #: ``direct_from``: another study's results_dir whose ``direct`` rows this report compares against (a follow-up
 #: that only changes the teacher need not retrain students that never see it)
-OPTIONAL_KEYS = {"teacher_overrides", "teacher_weights", "direct_from"}
+OPTIONAL_KEYS = {"teacher_overrides", "teacher_weights", "direct_from", "title"}
 CACHEABLE_LOSSES = {"dkd", "xkd", "crkd_response", "confidence_kd", "dked_bounded", "lircdepth_interdepth"}
 
 
@@ -73,7 +74,7 @@ def load_ablation_config(path: str | Path) -> dict:
 
 def _paths_problem(cfg: dict) -> str | None:
     """Referenced configs that are missing, paths that are not text, a malformed ``teacher_cache``."""
-    for key in ("data", "teacher", "student", "out", "results_dir", "teacher_weights", "direct_from"):
+    for key in ("data", "teacher", "student", "out", "results_dir", "teacher_weights", "direct_from", "title"):
         if key in cfg and not (isinstance(cfg[key], str) and cfg[key]):
             return f"{key} must be a path, got {cfg[key]!r}"
     for key in ("data", "teacher", "student"):

@@ -167,7 +167,7 @@ def write_report(cfg: dict, config_path) -> str:
     figures = _figures(variants, results_dir)
     base_lines = [f"- {name}: MAE 80 {v['mae_80'] / 1000:.3f} m, RMSE {v['rmse_80'] / 1000:.3f} m, "
                   f"AbsRel {v['abs_rel_80']:.4f}, δ1 {v['delta1_80']:.4f}" for name, v in baselines.items()]
-    md = ["# KD ablation on the synthetic benchmark", "",
+    md = [f"# {cfg.get('title', 'KD ablation on the synthetic benchmark')}", "",
           f"Command: `{report['command']}` · date {report['date']} · machine {report['machine']} · data "
           f"`{cfg['data']}`.", "",
           "Test split, single key-frame LiDAR ground truth, metrics per image then averaged (MAE/RMSE in metres "
