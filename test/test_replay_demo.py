@@ -26,7 +26,8 @@ from PIL import Image as PILImage
 
 from conftest import REPO
 from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, late_node_hint, launch_command,
-                                           median_latency_ms, playback_delay, remove_previous_outputs, summary_line)
+                                           live_view_port, median_latency_ms, playback_delay, remove_previous_outputs,
+                                           summary_line)
 
 RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: an idle 2-core machine keeps up
 LINGER_S = 10  # after the bag: time for the node to finish its last frame even on a loaded machine
@@ -383,3 +384,20 @@ def test_a_conversion_error_is_one_line(tmp_path, nuscenes_samples):
     assert result.stderr.count("\n") == 1, result.stderr
     assert re.match(r"nuscenes2bag: \S+: no scene --x in v1\.0-mini \(scenes: scene-0061\)$", result.stderr), \
         result.stderr
+
+
+def test_a_taken_foxglove_port_becomes_any_free_one(capsys):
+    """A foxglove_bridge already on the port (its default is ours, 8765) must not fail the replay: the viewer
+    gets port 0 (any free one) and the user one line."""
+    import socket
+
+    with socket.socket() as bridge:
+        bridge.bind(("127.0.0.1", 0))
+        bridge.listen()
+        taken = bridge.getsockname()[1]
+        assert live_view_port(taken) == 0
+        assert capsys.readouterr().err == (f"replay-demo: port {taken} on 127.0.0.1 is taken (a Foxglove bridge, "
+                                           "another replay?); the live view uses a free port instead (its address "
+                                           "follows)\n")
+    assert live_view_port(taken) == taken and capsys.readouterr().err == ""          # free again: kept
+    assert live_view_port(0) == 0

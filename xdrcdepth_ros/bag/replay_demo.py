@@ -44,6 +44,7 @@ import math
 import re
 import shlex
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -328,8 +329,32 @@ def launch_command(args: argparse.Namespace, bag: Path, record: Path) -> list[st
     return command
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something listens on ``127.0.0.1:port`` (binding as the viewer's server does, address reuse on,
+    so a port in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def live_view_port(port: int) -> int:
+    """``port``, or 0 (any free one; the viewer prints its address) when it is taken (a foxglove_bridge on its
+    default 8765, another replay): the live view is a side show, and a viewer that cannot bind would fail the
+    whole replay."""
+    if port and port_in_use(port):
+        say(f"replay-demo: port {port} on 127.0.0.1 is taken (a Foxglove bridge, another replay?); the live view "
+            "uses a free port instead (its address follows)")
+        return 0
+    return port
+
+
 def run_replay_graph(args: argparse.Namespace, bag: Path, record: Path) -> ReplayRun:
     """Run the launch graph (:func:`follow_graph`) as printed here."""
+    args.foxglove_port = live_view_port(args.foxglove_port)
     command = launch_command(args, bag, record)
     print(f"replay-demo: xdrcdepth {shlex.join(command)}", flush=True)
     if args.foxglove_port:
