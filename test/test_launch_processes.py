@@ -2,6 +2,7 @@
 forwarding, SIGTERM escalation, exit status. Real child processes from a launch file written here."""
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -40,11 +41,14 @@ import os, signal, sys, time
 def stop(signum, frame):
     open(sys.argv[1] + '.stopped', 'w').close()
     sys.exit(0)
-signal.signal(signal.SIGINT, stop)
-open(sys.argv[1], 'w').write(str(os.getpid()))
-while True:
+def chat(signum, frame):
     print('chatty', repr(time.time()), flush=True)
-    time.sleep(0.02)
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGALRM, chat)
+open(sys.argv[1], 'w').write(str(os.getpid()))
+signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)   # a line every 20 ms
+while True:
+    signal.pause()
 """
 FINISHER = """
 import os, sys, time
@@ -165,7 +169,7 @@ def test_ctrl_c_and_sigterm_are_forwarded_as_sigint(tmp_path, signum):
     passing it on they would outlive it."""
     proc = launch(write_launch(tmp_path, [("talker", [])], shutdown_on=None))
     read_until(proc, "[talker] talker ready")
-    talker = int(wait_for_file(tmp_path / "talker.ready").read_text())
+    talker = ready_pid(tmp_path / "talker.ready")
     proc.send_signal(signum)
     try:
         out, err = proc.communicate(timeout=120)
@@ -197,19 +201,22 @@ def test_print_shows_commands_without_starting(tmp_path):
     assert "finisher done" not in result.stdout
 
 
-def wait_for_file(path, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.02)
-    return path
+def ready_pid(path: Path) -> int:
+    """The pid a child wrote to its ready file; it writes the file before its first line, so once that line
+    has been read (:func:`read_until`) the file is there."""
+    return int(path.read_text())
 
 
 def process_gone(pid: int, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not Path(f"/proc/{pid}").exists()
+    """Whether process ``pid`` has ended within ``timeout`` s: waits on its pidfd, readable once it exits."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
 
 
 def test_a_process_that_cannot_start_stops_the_graph_in_one_line(tmp_path):
@@ -232,7 +239,7 @@ def test_a_closed_output_stops_the_graph_cleanly(tmp_path):
     path = write_launch(tmp_path, [("chatty", [])], shutdown_on=None)
     proc = launch(path)
     read_until(proc, "[chatty] chatty")
-    pid = int(wait_for_file(tmp_path / "chatty.ready").read_text())
+    pid = ready_pid(tmp_path / "chatty.ready")
     proc.stdout.close()                                   # the reader is gone
     try:
         assert proc.wait(timeout=120) == 1

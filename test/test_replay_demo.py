@@ -315,7 +315,7 @@ def test_a_signal_to_the_command_stops_the_graph_it_started(tmp_path, signum):
     """SIGTERM, SIGHUP (or SIGINT) sent to replay-demo alone, not to its terminal's process group: the launcher gets
     SIGINT and stops its graph before the command goes on; nothing it started outlives it (before, SIGTERM
     and SIGHUP killed the command at once and left the launcher and the whole graph running)."""
-    from test_launch_processes import process_gone, read_until, wait_for_file, write_launch
+    from test_launch_processes import process_gone, read_until, ready_pid, write_launch
 
     graph = write_launch(tmp_path, [("talker", [])], shutdown_on=None)
     code = ("import sys\nfrom xdrcdepth_ros.bag.replay_demo import follow_graph\n"
@@ -326,7 +326,7 @@ def test_a_signal_to_the_command_stops_the_graph_it_started(tmp_path, signum):
     talker = None
     try:
         read_until(proc, "[talker] talker ready")
-        talker = int(wait_for_file(tmp_path / "talker.ready").read_text())
+        talker = ready_pid(tmp_path / "talker.ready")
         proc.send_signal(signum)
         out, _ = proc.communicate(timeout=120)
     finally:
