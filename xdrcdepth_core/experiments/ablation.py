@@ -76,7 +76,7 @@ def _paths_problem(cfg: dict) -> str | None:
     """Referenced configs that are missing, paths that are not text, a malformed ``teacher_cache``."""
     for key in ("data", "teacher", "student", "out", "results_dir", "teacher_weights", "direct_from", "title"):
         if key in cfg and not (isinstance(cfg[key], str) and cfg[key]):
-            return f"{key} must be a path, got {cfg[key]!r}"
+            return f"{key} must be {'text' if key == 'title' else 'a path'}, got {cfg[key]!r}"
     for key in ("data", "teacher", "student"):
         if not Path(cfg[key]).is_file():
             return f"{key}: no such file {cfg[key]}"

@@ -12,7 +12,8 @@ split) it renders a synthetic nuScenes-format folder (``xdrcdepth synth``) and p
 
 Resumable: a split's folder is rendered into ``<name>.partial/render`` and moved to ``<name>`` when complete;
 an interrupted render is redone from scratch, and only a ``.partial`` folder holding this command's marker
-file is removed (any other is left alone, with a one-line error); ``prepare`` skips cached samples. Output paths are listed by :func:`benchmark_paths`, which experiment configs use.
+file is removed (any other is left alone, with a one-line error); ``prepare`` skips cached samples. Output
+paths are listed by :func:`benchmark_paths`, which experiment configs use.
 """
 
 from __future__ import annotations
