@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image as PILImage
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField, RegionOfInterest
 from std_msgs.msg import Header
 
 from xdrcdepth_core.data.radar_pcd import RADAR_FIELDS, RADAR_RECORD_DTYPE, read_radar_pcd
@@ -154,6 +154,34 @@ def test_a_rectified_image_uses_p_as_image_geometry_does():
         assert err.value.reason == "bad_camera_info"
 
 
+def test_binning_and_roi_reduce_the_intrinsics_as_image_geometry_does():
+    # a 1600 x 900 sensor, fx = fy = 1000, principal point (800, 450); image_proc's crop_decimate sends its
+    # ROI 1200 x 600 at (100, 50), binned 2 x 2: a 600 x 300 image with fx = 1000 / 2, cx = (800 - 100) / 2 = 350,
+    # cy = (450 - 50) / 2 = 200
+    k = (1000.0, 0.0, 800.0, 0.0, 1000.0, 450.0, 0.0, 0.0, 1.0)
+    info = camera_info(w=1600, h=900, k=k)
+    info.binning_x = info.binning_y = 2
+    info.roi = RegionOfInterest(x_offset=100, y_offset=50, width=1200, height=600)
+    np.testing.assert_array_equal(conv.intrinsics_from_camera_info(info, (300, 600)),
+                                  [[500, 0, 350], [0, 500, 200], [0, 0, 1]])
+    assert list(info.k) == list(k) and list(info.p)[:3] == [1000.0, 0.0, 800.0]      # the message is not changed
+    with pytest.raises(BadInput, match=r"roi 1200x600, binning 2x2: 600x300\), image is 1600x900") as err:
+        conv.intrinsics_from_camera_info(info, (900, 1600))
+    assert err.value.reason == "camera_info_size_mismatch"
+    # binning alone (roi unset), and binning 0 meaning 1 on the other axis: 800 x 900
+    info.roi, info.binning_y = RegionOfInterest(), 0
+    np.testing.assert_array_equal(conv.intrinsics_from_camera_info(info, (900, 800)),
+                                  [[500, 0, 400], [0, 1000, 450], [0, 0, 1]])
+    info.roi = RegionOfInterest(x_offset=500, y_offset=0, width=1200, height=900)     # ends at 1700 > 1600
+    with pytest.raises(BadInput, match="exceeds the 1600x900 sensor") as err:
+        conv.intrinsics_from_camera_info(info, (900, 600))
+    assert err.value.reason == "bad_camera_info"
+    info.roi = RegionOfInterest(x_offset=100, y_offset=50, width=1200, height=600, do_rectify=True)
+    with pytest.raises(BadInput, match="do_rectify") as err:
+        conv.intrinsics_from_camera_info(info, (600, 600))
+    assert err.value.reason == "bad_camera_info"
+
+
 def nuscenes_records(nuscenes_samples) -> np.ndarray:
     frame = json.loads((nuscenes_samples / "frames.json").read_text())["frames"][0]
     fields = read_radar_pcd(nuscenes_samples / frame["RADAR_FRONT"]["file"])
@@ -245,6 +273,25 @@ def test_count_fields_beside_xyz_are_fine_but_not_for_xyz():
     with pytest.raises(BadInput) as err:
         conv.radar_from_cloud(cloud, ("rcs",), 100)
     assert err.value.reason == "radar_bad_fields"
+
+
+def test_fields_the_node_does_not_read_do_not_matter():
+    """Only x, y, z and the model's features go to point_cloud2: an unused field whose members it cannot
+    name apart (count-2 'cov' is read as cov_0, cov_1, beside a field named 'cov_0': both backends refuse
+    such a cloud as a whole) leaves the radar usable."""
+    rec = np.zeros(2, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("cov", "<f4", (2,)), ("cov_0", "<f4"),
+                             ("rcs", "<f4")])
+    rec["x"], rec["y"], rec["z"], rec["rcs"] = [1, 2], [3, 4], [5, 6], [7, 8]
+    fields = [PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, c in enumerate("xyz")]
+    fields += [PointField(name="cov", offset=12, datatype=PointField.FLOAT32, count=2),
+               PointField(name="cov_0", offset=20, datatype=PointField.FLOAT32, count=1),
+               PointField(name="rcs", offset=24, datatype=PointField.FLOAT32, count=1)]
+    cloud = PointCloud2(header=Header(frame_id="radar"), height=1, width=2, fields=fields, point_step=28,
+                        row_step=56, is_bigendian=sys.byteorder == "big")
+    cloud.data = rec.tobytes()
+    xyz, feats, _ = conv.radar_from_cloud(cloud, ("rcs",), 100)
+    np.testing.assert_array_equal(xyz, [[1, 3, 5], [2, 4, 6]])
+    np.testing.assert_array_equal(feats["rcs"], [7, 8])
 
 
 def test_padded_records_survive_a_backend_without_default_point_step(monkeypatch):

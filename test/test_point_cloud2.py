@@ -237,3 +237,19 @@ def test_row_padding_is_skipped():
     rows = np.concatenate([POINTS.reshape(3, 6).view(np.uint8), np.full((3, 5), 9, np.uint8)], axis=1)
     padded = cloud(XYZ, rows.tobytes(), width=2, height=3, row_step=29)
     assert same(standin.read_points_numpy(padded), POINTS)
+
+
+@pytest.mark.timeout(60)
+def test_a_field_with_a_huge_count_reads_in_linear_time(pc2):
+    """A field with count 200 000 (200 kB per point, one DDS message) becomes 200 000 members
+    ``pad_0 .. pad_199999``; checking each new name against a list of the earlier ones took ~200 s on this
+    machine (quadratic), against a fraction of a second with a set. The deadline is generous."""
+    count = 200_000
+    step = 12 + count
+    data = np.zeros((2, step), np.uint8)
+    data[:, :12] = POINTS[:2].view(np.uint8).reshape(2, 12)
+    data[1, -1] = 7
+    msg = cloud(XYZ + [field("pad", 12, PointField.UINT8, count=count)], data.tobytes(), width=2, point_step=step)
+    points = pc2.read_points(msg)
+    assert same(structured_to_unstructured(points[["x", "y", "z"]]), POINTS[:2])
+    assert points[f"pad_{count - 1}"].tolist() == [0, 7]

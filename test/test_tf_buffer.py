@@ -127,6 +127,24 @@ def test_same_frame_is_identity_even_unknown(buffer):
         buffer.lookup_transform("cam_front_optical", "radar", Time())
 
 
+def test_leading_slash_is_stripped_when_stored_and_invalid_in_lookups(buffer):
+    """tf2 BufferCore::setTransformImpl strips one leading '/' from frame_id and child_frame_id, so a ROS 1
+    style publisher ('/base_link' -> '/radar') joins the tree of 'base_link'; validateFrameId refuses an
+    empty or '/'-prefixed name in a lookup (InvalidArgumentException, a TransformException; canTransform
+    false). Expected transform: the yaw stored, by hand."""
+    buffer.set_transform_static(stamped("/base_link", "/radar", yaw(90, (1.0, 2.0, 3.0)), 0), "test")
+    buffer.set_transform_static(stamped("base_link", "cam", np.eye(4), 0), "test")
+    got = transform_to_matrix(buffer.lookup_transform("cam", "radar", Time()).transform)
+    np.testing.assert_allclose(got, [[0, -1, 0, 1], [1, 0, 0, 2], [0, 0, 1, 3], [0, 0, 0, 1]], atol=1e-12)
+    assert issubclass(tf_buffer.InvalidArgumentException, tf_buffer.TransformException)
+    for bad in ("/radar", ""):
+        with pytest.raises(tf_buffer.InvalidArgumentException):
+            buffer.lookup_transform("cam", bad, Time())
+        assert not buffer.can_transform("cam", bad, Time())
+    with pytest.raises(tf_buffer.InvalidArgumentException):
+        buffer.lookup_transform_full("cam", Time(), "radar", Time(), "/base_link")
+
+
 def test_lookup_full_time_zero_is_latest_common_time(buffer):
     """tf2 lookupTransform(target, target_time, source, source_time, fixed): each half resolves time 0 to
     its latest common time; the result carries the target half's time. All three frames must exist."""
@@ -184,6 +202,8 @@ def test_invalid_transforms_are_rejected():
     assert not buf.set_transform(bad, "test")
     assert not buf.set_transform(stamped("odom", "odom", np.eye(4), 1.0), "test")
     assert not buf.set_transform_static(stamped("", "x", np.eye(4), 1.0), "test")
+    assert not buf.set_transform_static(stamped("/", "x", np.eye(4), 1.0), "test")     # '' once stripped
+    assert not buf.set_transform(stamped("/odom", "odom", np.eye(4), 1.0), "test")     # its own parent
     with pytest.raises(tf_buffer.LookupException):
         buf.lookup_transform("odom", "base_link", Time())
 

@@ -6,8 +6,8 @@ via four primitives:
 
 * :func:`image_to_array` (``CvBridge().imgmsg_to_cv2(msg, "passthrough")``),
 * :func:`array_to_image` (``CvBridge().cv2_to_imgmsg(arr, encoding, header)``),
-* :func:`read_points` (``point_cloud2.read_points(cloud, field_names)``, rows compacted first when
-  ``row_step`` has padding, which upstream does not read),
+* :func:`read_points` (``point_cloud2.read_points(cloud, field_names)`` on the requested fields only, rows
+  compacted first when ``row_step`` has padding, which upstream does not read),
 * :func:`create_cloud` (``point_cloud2.create_cloud(header, fields, points, point_step)``, ``point_step``
   = the record size of a structured array, so padded records survive either backend).
 
@@ -70,15 +70,25 @@ def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None)
 
 
 def read_points(cloud: PointCloud2, field_names=None) -> np.ndarray:
-    """All points of a cloud as a structured array with the requested fields (NaNs kept)."""
+    """All points of a cloud as a structured array with the requested fields (all when None; NaNs kept).
+
+    The backend sees only the requested fields (the bytes of the others stay as padding within
+    ``point_step``), so a field nobody reads costs nothing: both backends expand a ``count: 1000000`` field
+    into a million dtype members, and name the members of any ``count > 1`` field ``name_0`` ...,
+    which may clash with another field's name."""
     row_bytes = cloud.width * cloud.point_step
-    if cloud.height > 1 and cloud.row_step > row_bytes:     # upstream ignores row padding: drop it
-        rows = np.frombuffer(cloud.data, np.uint8, count=cloud.row_step * cloud.height)
-        compact = PointCloud2(header=cloud.header, height=cloud.height, width=cloud.width,
-                              fields=cloud.fields, is_bigendian=cloud.is_bigendian,
-                              point_step=cloud.point_step, row_step=row_bytes, is_dense=cloud.is_dense)
-        compact.data = rows.reshape(cloud.height, cloud.row_step)[:, :row_bytes].tobytes()
-        cloud = compact
+    padded_rows = cloud.height > 1 and cloud.row_step > row_bytes     # upstream ignores row padding: drop it
+    fields = cloud.fields if field_names is None else [f for f in cloud.fields if f.name in field_names]
+    if padded_rows or len(fields) < len(cloud.fields):
+        view = PointCloud2(header=cloud.header, height=cloud.height, width=cloud.width, fields=fields,
+                           is_bigendian=cloud.is_bigendian, point_step=cloud.point_step,
+                           row_step=row_bytes if padded_rows else cloud.row_step, is_dense=cloud.is_dense)
+        if padded_rows:
+            rows = np.frombuffer(cloud.data, np.uint8, count=cloud.row_step * cloud.height)
+            view.data = rows.reshape(cloud.height, cloud.row_step)[:, :row_bytes].tobytes()
+        else:
+            view.data = cloud.data
+        cloud = view
     return _point_cloud2.read_points(cloud, field_names=field_names, skip_nans=False)
 
 
@@ -171,16 +181,36 @@ def intrinsics_from_camera_info(msg: CameraInfo, image_hw: tuple[int, int]) -> n
     As image_geometry's ``PinholeCameraModel`` (and so depth_image_proc) reads a camera_info: K all zero means
     uncalibrated; the rectified image's intrinsics are the left 3 x 3 of the projection matrix P (image_proc's
     ``image_rect`` comes with the raw camera's K and D, and P), or K where P is unset (all zero). P's Tx/Ty
-    (the second camera of a stereo pair) and R are not used, as in depth_image_proc."""
+    (the second camera of a stereo pair) and R are not used, as in depth_image_proc.
+
+    Binning and ROI (image_proc's crop_decimate) as image_geometry's reduced camera model: ``width`` x
+    ``height`` is the full sensor, the image is its ROI (the whole sensor where ``roi`` width or height is 0)
+    divided by ``binning_x`` x ``binning_y`` (0 means 1), and the intrinsics follow:
+    ``fx / binning_x``, ``(cx - roi.x_offset) / binning_x`` (likewise y). A ROI with ``do_rectify`` (given in
+    raw, distorted pixels, which image_geometry maps through the distortion model) is not supported."""
     K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
     _check_intrinsics(K, "K", "uncalibrated or invalid")
     P = np.asarray(msg.p, dtype=np.float64).reshape(3, 4)[:, :3]
     if np.any(P != 0):
         _check_intrinsics(P, "P", "invalid projection matrix, left 3 x 3 of")
-    if (msg.height, msg.width) != tuple(image_hw):
+    M = (P if np.any(P != 0) else K).copy()      # msg.k may be an array.array the array views
+    roi = msg.roi
+    whole = roi.width == 0 or roi.height == 0
+    x, y, w, h = (0, 0, msg.width, msg.height) if whole else (roi.x_offset, roi.y_offset, roi.width, roi.height)
+    if x + w > msg.width or y + h > msg.height:
+        raise BadInput("bad_camera_info", f"roi {w}x{h} at ({x}, {y}) exceeds the {msg.width}x{msg.height} sensor")
+    if roi.do_rectify and (x, y, w, h) != (0, 0, msg.width, msg.height):
+        raise BadInput("bad_camera_info", "roi.do_rectify (a ROI in raw, distorted pixels) is not supported: "
+                                          "send the rectified ROI's image with do_rectify false")
+    bx, by = max(msg.binning_x, 1), max(msg.binning_y, 1)
+    if (h // by, w // bx) != tuple(image_hw):
+        reduced = "" if (bx, by, w, h) == (1, 1, msg.width, msg.height) else \
+            f" (roi {w}x{h}, binning {bx}x{by}: {w // bx}x{h // by})"
         raise BadInput("camera_info_size_mismatch",
-                       f"camera_info is {msg.width}x{msg.height}, image is {image_hw[1]}x{image_hw[0]}")
-    return P.copy() if np.any(P != 0) else K
+                       f"camera_info is {msg.width}x{msg.height}{reduced}, image is {image_hw[1]}x{image_hw[0]}")
+    M[0, 0], M[0, 2] = M[0, 0] / bx, (M[0, 2] - x) / bx
+    M[1, 1], M[1, 2] = M[1, 1] / by, (M[1, 2] - y) / by
+    return M
 
 
 def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
@@ -225,10 +255,7 @@ def radar_from_cloud(cloud: PointCloud2, feature_names, max_points: int
         raise BadInput("radar_truncated",
                        f"{len(cloud.data)} data bytes < row_step {cloud.row_step} x height {cloud.height}")
     present = [name for name in feature_names if name in by_name]
-    try:
-        records = read_points(cloud, ["x", "y", "z", *present]) if n else None
-    except (AssertionError, ValueError, TypeError) as exc:  # e.g. a count > 1 field's name_0 clashing with a field
-        raise BadInput("radar_bad_fields", f"unreadable field layout: {exc}") from None
+    records = read_points(cloud, ["x", "y", "z", *present]) if n else None   # the layout checks above cover it
     if records is None or len(records) == 0:
         return np.zeros((0, 3)), {}, 0
     xyz = np.stack([records[c].astype(np.float64) for c in ("x", "y", "z")], axis=1)

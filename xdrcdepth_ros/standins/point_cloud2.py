@@ -57,7 +57,7 @@ def dtype_from_fields(fields: Iterable[PointField], point_step: int | None = Non
                       byte_order: str = "=") -> np.dtype:
     """The structured dtype of one point: one member per field (``name_<i>`` per element when ``count >
     1``) at its offset, ``itemsize = point_step`` when given. ``byte_order`` '<', '>' or '=' (native)."""
-    names, formats, offsets = [], [], []
+    names, formats, offsets, seen = [], [], [], set()
     for i, field in enumerate(fields):
         _check(field.datatype in DATATYPES, f"field {field.name!r}: unknown PointField datatype {field.datatype}")
         _check(field.count > 0, f"field {field.name!r}: can't process fields with count = {field.count}")
@@ -65,7 +65,8 @@ def dtype_from_fields(fields: Iterable[PointField], point_step: int | None = Non
         name = field.name or f"{DUMMY_FIELD_PREFIX}_{i}"
         for k in range(field.count):
             sub = f"{name}_{k}" if field.count > 1 else name
-            _check(sub not in names, f"duplicate field name {sub!r}")
+            _check(sub not in seen, f"duplicate field name {sub!r}")
+            seen.add(sub)
             names.append(sub)
             formats.append(base.newbyteorder(byte_order))
             offsets.append(field.offset + k * base.itemsize)

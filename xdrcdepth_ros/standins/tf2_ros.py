@@ -6,13 +6,16 @@ API subset: ``Buffer(cache_time=None, node=None)``, ``set_transform``, ``set_tra
 ``lookup_transform(target, source, time, timeout)``, ``lookup_transform_full(target, target_time, source,
 source_time, fixed_frame, timeout)``, ``can_transform``, ``clear``; ``TransformListener(buffer, node)``;
 ``TransformException`` and its ``LookupException``, ``ConnectivityException``,
-``ExtrapolationException``. Behaviour, each tested in test/test_tf_buffer.py:
+``ExtrapolationException``, ``InvalidArgumentException``. Behaviour, each tested in test/test_tf_buffer.py:
 
 * each child frame has one parent; static transforms hold at every time, dynamic ones are kept for
   ``cache_time`` (10 s) behind the newest stamp of that frame, and older arrivals are ignored;
 * a lookup between two samples interpolates (translation linearly, rotation by slerp); outside the
   stored interval, or with a single sample at another stamp, it raises ``ExtrapolationException``;
   time zero means the latest time every dynamic link in the chain has in common;
+* a transform's ``frame_id`` and ``child_frame_id`` lose one leading ``/`` when stored (``setTransformImpl``'s
+  ``stripSlash``: a ROS 1 style ``/base_link`` is ``base_link``); a lookup of an empty frame or one that
+  starts with ``/`` raises ``InvalidArgumentException`` (``validateFrameId``; ``can_transform`` is false);
 * source frame == target frame is the identity, even for a frame the buffer has never seen
   (``BufferCore::lookupTransformImpl`` returns before validating the frames; ``canTransform`` is true);
 * otherwise unknown frames raise ``LookupException``, frames in different trees ``ConnectivityException``;
@@ -66,6 +69,10 @@ class ExtrapolationException(TransformException):
     """The time asked for is outside the stored interval."""
 
 
+class InvalidArgumentException(TransformException):
+    """A frame name tf2 does not accept in a lookup: empty, or starting with '/'."""
+
+
 def _matrix(transform) -> np.ndarray:
     """4 x 4 ``T_parent_from_child`` of a geometry_msgs Transform (quaternion x, y, z, w)."""
     r, t = transform.rotation, transform.translation
@@ -115,12 +122,18 @@ class _Sample:
         self.rotation = q / np.linalg.norm(q)
 
 
+def _strip_slash(frame: str) -> str:
+    """The frame name as tf2 stores it: one leading '/' removed."""
+    return frame[1:] if frame.startswith("/") else frame
+
+
 def rejection_reason(transform: TransformStamped) -> str | None:
     """Why tf2 would reject this transform, or None."""
-    if not transform.child_frame_id or not transform.header.frame_id:
+    parent, child = _strip_slash(transform.header.frame_id), _strip_slash(transform.child_frame_id)
+    if not child or not parent:
         return "empty frame id"
-    if transform.child_frame_id == transform.header.frame_id:
-        return f"frame '{transform.child_frame_id}' is its own parent"
+    if child == parent:
+        return f"frame '{child}' is its own parent"
     t, r = transform.transform.translation, transform.transform.rotation
     values = np.array([t.x, t.y, t.z, r.x, r.y, r.z, r.w])
     if not np.all(np.isfinite(values)):
@@ -157,9 +170,10 @@ class Buffer:
         """Store a dynamic transform; returns False (and stores nothing) if tf2 would reject it."""
         if rejection_reason(transform):
             return False
-        sample = _Sample(_to_ns(transform.header.stamp), transform.header.frame_id, transform.transform)
+        sample = _Sample(_to_ns(transform.header.stamp), _strip_slash(transform.header.frame_id),
+                         transform.transform)
         with self._changed:
-            samples = self._dynamic.setdefault(transform.child_frame_id, [])
+            samples = self._dynamic.setdefault(_strip_slash(transform.child_frame_id), [])
             if samples and sample.stamp < samples[-1].stamp - self.cache_ns:
                 return False                                    # older than the cache holds
             stamps = [s.stamp for s in samples]
@@ -179,8 +193,8 @@ class Buffer:
         if rejection_reason(transform):
             return False
         with self._changed:
-            self._static[transform.child_frame_id] = (transform.header.frame_id,
-                                                      _matrix(transform.transform))
+            self._static[_strip_slash(transform.child_frame_id)] = (_strip_slash(transform.header.frame_id),
+                                                                    _matrix(transform.transform))
             self._changed.notify_all()
         return True
 
@@ -207,8 +221,7 @@ class Buffer:
 
         def attempt():
             for frame in (target_frame, source_frame, fixed_frame):   # tf2 validates all three first
-                if not self._known(frame):
-                    raise LookupException(f"frame '{frame}' does not exist")
+                self._validate(frame)
             fixed_from_source, _ = self._lookup(fixed_frame, source_frame, t_source)
             target_from_fixed, used = self._lookup(target_frame, fixed_frame, t_target)
             return _message(target_from_fixed @ fixed_from_source, target_frame, source_frame, used)
@@ -270,6 +283,14 @@ class Buffer:
         translation = before.translation + ratio * (after.translation - before.translation)
         return transform_from_pose(_slerp(before.rotation, after.rotation, ratio), translation)
 
+    def _validate(self, frame: str) -> None:
+        """tf2's ``validateFrameId``: a usable name of a frame the buffer knows."""
+        if not frame or frame.startswith("/"):
+            raise InvalidArgumentException(f"invalid frame id '{frame}': in tf2 frame ids cannot be empty or "
+                                           "start with a '/'")
+        if not self._known(frame):
+            raise LookupException(f"frame '{frame}' does not exist")
+
     def _known(self, frame: str) -> bool:
         return (frame in self._static or bool(self._dynamic.get(frame))
                 or any(parent == frame for parent, _ in self._static.values())
@@ -281,8 +302,7 @@ class Buffer:
             samples = self._dynamic.get(target)
             return np.eye(4), (samples[-1].stamp if stamp == 0 and samples else stamp)
         for frame in (target, source):
-            if not self._known(frame):
-                raise LookupException(f"frame '{frame}' does not exist")
+            self._validate(frame)
         source_chain, target_chain = self._chain(source), self._chain(target)
         common = next((f for f in target_chain if f in source_chain), None)
         if common is None:
