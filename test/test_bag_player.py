@@ -210,6 +210,32 @@ def test_corrupt_bags_name_the_bag(tmp_path, capsys):
         list(reader.messages())  # a reader that opens lazily must fail at the first read
 
 
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+@pytest.mark.parametrize("edit, problem", [
+    (("tf2_msgs/msg/TFMessage", "sensor_msgs/msg/Image"),
+     "/tf_static is sensor_msgs/msg/Image in metadata.yaml, tf2_msgs/msg/TFMessage in the file"),
+    (("durability: transient_local", "durability: volatile"),
+     "/tf_static has other QoS profiles, serialization format or type hash in the file"),
+], ids=["type", "qos"])
+def test_a_metadata_yaml_that_contradicts_the_file_is_refused(tmp_path, capsys, ros_domain_id, storage, edit,
+                                                              problem):
+    """rosbags plays nothing of a topic whose type or QoS in metadata.yaml differ from the storage file's
+    (it pairs them by all of these), and the bag used to play without its /tf_static, exit code 0. Now one
+    line names the topic and how to repair the metadata, exit code 2, nothing played."""
+    from xdrcdepth_ros.bag.player import BagError, main, open_bag
+
+    bag = write_bag(tmp_path / "bag", storage)
+    metadata = bag / "metadata.yaml"
+    assert metadata.read_text().count(edit[0]) == 1
+    metadata.write_text(metadata.read_text().replace(*edit))
+    with pytest.raises(BagError, match=re.escape(problem)):
+        open_bag(bag)
+    assert main(["bag_player", str(bag)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"bag_player: cannot read bag {bag}: metadata.yaml does not match its storage file ({problem}); "
+                   f"'xdrcdepth bag-reindex --force {bag}' rewrites metadata.yaml from the file\n")
+
+
 def test_remap_syntax_is_checked():
     import argparse
 

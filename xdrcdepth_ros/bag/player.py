@@ -162,7 +162,36 @@ def open_bag(path: str | Path):
         reader.open()
     except Exception as exc:  # rosbags raises several types for corrupt metadata or storage files
         raise BagError(f"cannot read bag {bag}: {exc}") from exc
+    unmatched = metadata_mismatches(reader)
+    if unmatched:
+        reader.close()
+        raise BagError(f"cannot read bag {bag}: metadata.yaml does not match its storage file ({'; '.join(unmatched)}); "
+                       f"'xdrcdepth bag-reindex --force {bag}' rewrites metadata.yaml from the file")
     return reader
+
+
+def metadata_mismatches(reader) -> list[str]:
+    """Topics that metadata.yaml lists with messages but rosbags would play nothing of, one line each.
+
+    rosbags pairs each topic of metadata.yaml with the storage file's connection of the same topic, type,
+    serialization format and QoS profiles (and type hash where both have one), and silently yields no
+    message for a topic it cannot pair: a metadata.yaml that names another type would make the bag play
+    without, say, its /tf_static (ros2 bag play takes the types from the storage file)."""
+    stored = [c for storage in reader.storage.storages for c in storage.connections]
+    problems = []
+    for conn in reader.connections:
+        if not conn.msgcount or any(
+                c.topic == conn.topic and c.msgtype == conn.msgtype and c.ext == conn.ext
+                and (not c.digest or not conn.digest or c.digest == conn.digest) for c in stored):
+            continue
+        types = sorted({c.msgtype for c in stored if c.topic == conn.topic})
+        if not types:
+            problems.append(f"{conn.topic} is not in the file")
+        elif conn.msgtype not in types:
+            problems.append(f"{conn.topic} is {conn.msgtype} in metadata.yaml, {', '.join(types)} in the file")
+        else:
+            problems.append(f"{conn.topic} has other QoS profiles, serialization format or type hash in the file")
+    return problems
 
 
 def topic_name_error(name: str, node_name: str) -> str | None:
