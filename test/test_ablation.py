@@ -3,6 +3,7 @@ with the study's teacher_overrides), teacher cache,
 student rows with cached and live teachers, per-run records, report; a second run skips finished jobs."""
 
 import json
+import shutil
 import sys
 import threading
 import time
@@ -80,6 +81,15 @@ def test_tiny_ablation_resumable_with_report(tmp_path):
     teacher_log = (tmp_path / "runs" / "teacher" / "log.txt").read_text()
     assert "cli eval" in logs and "cli teacher-cache" in teacher_log
     assert "\r" not in logs + teacher_log and "frame/s" not in logs and "sample/s" not in teacher_log
+
+    # A machine without a run's folder (a new session) but with its committed record: finished there too.
+    shutil.rmtree(tmp_path / "runs" / "direct" / "seed1")
+    proc = cli("ablate", "--config", config, "--dry-run")
+    assert "direct seed 1: done (recorded in results_dir; no run folder here)" in proc.stdout
+    proc = cli("ablate", "--config", config, "--only", "direct", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (tmp_path / "runs" / "direct" / "seed1").exists()            # not trained again
+    assert len(json.loads((results.parent / "ablation.json").read_text())["variants"]["direct"]["runs"]) == 2
 
 
 def test_a_run_log_shows_each_line_while_the_command_still_runs(tmp_path, monkeypatch):

@@ -19,7 +19,8 @@ these fp16-rounded weights (live or through the teacher cache), so runs of diffe
 the very same teacher; on a machine without the run folders it is restored instead of retrained. A run
 with ``test.json`` is finished and skipped; an interrupted one resumes from its ``last.pt``. Every finished
 run's numbers are also copied to ``results_dir/runs/<variant>__seed<k>.json`` (committed), so
-the report (:mod:`.ablation_report`) can be rebuilt on a machine that no longer has the run folders.
+the report (:mod:`.ablation_report`) can be rebuilt on a machine that no longer has the run folders; such a
+recorded run counts as finished there too and is not trained again (delete its record to rerun it).
 ``--only`` / ``--seeds`` restrict to some variants / seeds, ``--dry-run`` lists the jobs and their state,
 ``--ship`` writes the ``ship`` variant's seed with the best validation MAE into the package (fp16,
 ``infer.SHIPPED_CHECKPOINT``), among the seeds finished so far (the checkpoint's metrics name them; shipping
@@ -180,7 +181,7 @@ class Ablation:
         if not self.teacher_done() and self.published_teacher.is_file():
             self.teacher_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.published_teacher, self.teacher_checkpoint)
-            record = json.loads((self.results_dir / "runs" / "teacher__seed0.json").read_text())
+            record = json.loads(self.run_record("teacher", 0).read_text())
             for name in ("test", "history", "summary"):
                 atomic_write_bytes(self.teacher_dir / f"{name}.json", json.dumps(record[name], indent=1).encode())
             atomic_write_bytes(self.teacher_dir / "config.yaml",   # key order kept: republished as it was
@@ -231,6 +232,8 @@ class Ablation:
         if (run_dir / "test.json").is_file():
             self._publish(name, seed, run_dir)
             return
+        if self.run_record(name, seed).is_file():   # finished on another machine: its committed record stands
+            return
         cfg = self.student_config(name, seed, run_dir)
         experiment = run_dir / "experiment.yaml"
         atomic_write_bytes(experiment, dump_config(cfg).encode())
@@ -251,8 +254,11 @@ class Ablation:
                   "history": json.loads((run_dir / "history.json").read_text()),
                   "summary": json.loads((run_dir / "summary.json").read_text()),
                   "config": yaml.safe_load((run_dir / "config.yaml").read_text())}
-        atomic_write_bytes(self.results_dir / "runs" / f"{name}__seed{seed}.json",
-                           json.dumps(record, indent=1).encode())
+        atomic_write_bytes(self.run_record(name, seed), json.dumps(record, indent=1).encode())
+
+    def run_record(self, name: str, seed: int) -> Path:
+        """The committed numbers of a finished run (``results_dir/runs/<variant>__seed<k>.json``)."""
+        return self.results_dir / "runs" / f"{name}__seed{seed}.json"
 
     def ship(self) -> str:
         """Ship the ``ship`` variant's seed with the best *validation* MAE (test numbers never choose) as the
@@ -305,8 +311,10 @@ class Ablation:
         return f"saliency of {len(checkpoints)} models on {study['frames']} test frames -> {out_json}"
 
     def state(self, name: str, seed: int, run_dir: Path) -> str:
-        if (self.results_dir / "runs" / f"{name}__seed{seed}.json").is_file() or (run_dir / "test.json").is_file():
+        if (run_dir / "test.json").is_file():
             return "done"
+        if self.run_record(name, seed).is_file():
+            return "done (recorded in results_dir; no run folder here)"
         if (run_dir / "last.pt").is_file():
             return "interrupted (resumes)"
         return "to do"
@@ -339,7 +347,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     jobs = ablation.runs(only, set(args.seeds or []))
     if args.dry_run:
-        print(f"teacher: {'done' if ablation.teacher_done() else 'to do'}")
+        restore = f"restored from {ablation.published_teacher}" if ablation.published_teacher.is_file() else "to do"
+        print(f"teacher: {'done' if ablation.teacher_done() else restore}")
         for name, seed, run_dir in jobs:
             print(f"{name} seed {seed}: {ablation.state(name, seed, run_dir)}")
         return 0
