@@ -10,6 +10,7 @@ from depth_node_rig import (CAMERA, RADAR, NodeProcess, NuScenesFrame, Rig, came
                             header, image_msg, make_checkpoint, radar_msg)
 from xdrcdepth_core.data.geometry import invert_transform
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
+from xdrcdepth_ros.node.transforms import matrix_to_transform
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240), pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 MS = 1_000_000
@@ -70,9 +71,13 @@ def test_bad_inputs_are_counted_and_skipped(ros_domain_id, nuscenes_samples, tmp
             PointField(name=c, offset=0, datatype=42, count=1) for c in "xyz"])),
         ({"radar_too_large"}, image, info, lambda t: cloud(t, np.concatenate([frame.radar] * 40))),
         ({"missing_tf"}, image, info, lambda t: cloud(t, frame_id="RADAR_NOWHERE")),
+        ({"bad_tf"}, image, info, lambda t: cloud(t, frame_id="RADAR_AT_INFINITY")),
     ]
+    at_infinity = matrix_to_transform(frame.radar_s2e, "base_link", "RADAR_AT_INFINITY", Time())
+    at_infinity.transform.translation.x = float("inf")     # tf2 stores it (it refuses NaN only)
     try:
-        rig.publish_static_extrinsics(frame)
+        rig.publish_tf([matrix_to_transform(frame.cam_s2e, "base_link", CAMERA, Time()),
+                        matrix_to_transform(frame.radar_s2e, "base_link", RADAR, Time()), at_infinity], static=True)
         rig.wait_connected(node, outputs=("depth", "diag"))
         rig.publish_frame_until(image(t0), info(t0), [cloud(t0)], lambda: rig.received["depth"], node)
         counts = {}

@@ -84,7 +84,7 @@ def test_bad_parameters_stop_the_node_with_a_clear_error(ros_domain_id, tmp_path
     assert "cannot start" in proc.stderr and "missing.pt" in proc.stderr
 
 
-@pytest.mark.parametrize("spec", ["base_link cam 1 2 3", "a b 1 2 3 0 0 0 nan"])
+@pytest.mark.parametrize("spec", ["base_link cam 1 2 3", "a b 1 2 3 0 0 0 nan", "a b inf 2 3 0 0 0 1"])
 def test_bad_fallback_transform_is_rejected(spec):
     from xdrcdepth_ros.node.transforms import static_transform_buffer
     with pytest.raises(ValueError):

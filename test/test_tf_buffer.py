@@ -206,6 +206,14 @@ def test_invalid_transforms_are_rejected():
     assert not buf.set_transform(stamped("/odom", "odom", np.eye(4), 1.0), "test")     # its own parent
     with pytest.raises(tf_buffer.LookupException):
         buf.lookup_transform("odom", "base_link", Time())
+    # tf2 refuses NaN (TF_NAN_INPUT) and a quaternion whose norm is not 1, not an inf translation
+    inf_rotation = stamped("odom", "base_link", np.eye(4), 1.0)
+    inf_rotation.transform.rotation.x = float("inf")
+    assert not buf.set_transform(inf_rotation, "test")
+    far = stamped("odom", "base_link", np.eye(4), 1.0)
+    far.transform.translation.y = float("inf")
+    assert buf.set_transform(far, "test")
+    assert not np.isfinite(buf.lookup_transform("odom", "base_link", Time()).transform.translation.y)  # node: bad_tf
 
 
 def test_timeout_waits_for_arrival(buffer):

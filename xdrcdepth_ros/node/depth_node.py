@@ -370,6 +370,8 @@ class DepthNode(Node):
             except standin_tf2_ros.TransformException:
                 raise BadInput("missing_tf", f"no transform {radar} -> {camera} in TF ({error}) and none "
                                              "in fallback_transforms") from None
+        if not np.all(np.isfinite(T)):   # tf2 refuses NaN only: an inf translation would reach every point
+            raise BadInput("bad_tf", f"transform {pair} is not finite: {T[:3].reshape(-1).tolist()}")
         if why_uncompensated:   # said only for a cloud that is used
             self._uncompensated(pair, why_uncompensated)
         return T

@@ -3,6 +3,8 @@ last-resort static extrinsics (``fallback_transforms``)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from geometry_msgs.msg import TransformStamped
 from rclpy.time import Time
@@ -37,7 +39,9 @@ def parse_transform_spec(spec: str) -> TransformStamped:
     if len(parts) != 9:
         raise ValueError(f"transform '{spec}': expected 'frame_id child_frame_id x y z qx qy qz qw'")
     frame_id, child, *numbers = parts
-    x, y, z, qx, qy, qz, qw = (float(v) for v in numbers)
+    x, y, z, qx, qy, qz, qw = values = [float(v) for v in numbers]
+    if not all(map(math.isfinite, values)):
+        raise ValueError(f"transform '{spec}': the numbers must be finite")
     T = transform_from_pose([qw, qx, qy, qz], [x, y, z])
     return matrix_to_transform(T, frame_id, child, Time())
 
