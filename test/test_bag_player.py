@@ -202,6 +202,17 @@ def test_corrupt_bags_name_the_bag(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"bag_player: cannot read bag {garbage}: ") and err.count("\n") == 1, err
 
+    # metadata.yaml that parses but is not the bag's mapping: said in plain words, not as a Python error
+    for text, found in (("", "NoneType"), ("- a\n- b\n", "list"), ("rosbag2_bagfile_information: 3\n", "dict")):
+        (garbage / "metadata.yaml").write_text(text)
+        with pytest.raises(BagError, match=f"metadata.yaml: no 'rosbag2_bagfile_information' mapping "
+                                           f"\\(found {found}\\)$"):
+            open_bag(garbage)
+    with open(garbage / "metadata.yaml", "wb") as f:   # sparse: 17 MiB of zeros, never parsed
+        f.truncate(17 * 1024 * 1024)
+    with pytest.raises(BagError, match="metadata.yaml: larger than 16777216 bytes"):
+        open_bag(garbage)
+
     bag = write_bag(tmp_path / "truncated", "mcap")
     (mcap_file,) = bag.glob("*.mcap")
     mcap_file.write_bytes(mcap_file.read_bytes()[:40])

@@ -62,6 +62,29 @@ def latched_qos():
                never, never, QosLiveliness.AUTOMATIC, never, False)
 
 
+#: A metadata.yaml is a few kB per topic; a larger one is not read (YAML parsing costs many times its size).
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+
+
+def read_bag_info(bag: str | os.PathLike) -> dict:
+    """The ``rosbag2_bagfile_information`` mapping of ``bag/metadata.yaml``; ``ValueError`` in plain words
+    (naming the file) when it is larger than :data:`MAX_METADATA_BYTES`, not YAML, or not that mapping;
+    ``OSError`` when it cannot be read."""
+    meta = Path(bag) / "metadata.yaml"
+    with open(meta, "rb") as f:
+        raw = f.read(MAX_METADATA_BYTES + 1)
+    if len(raw) > MAX_METADATA_BYTES:
+        raise ValueError(f"{meta}: larger than {MAX_METADATA_BYTES} bytes, not a bag's metadata")
+    try:
+        data = yaml.safe_load(raw.decode())
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{meta}: not YAML ({' '.join(str(exc).split())})") from None
+    info = data.get("rosbag2_bagfile_information") if isinstance(data, dict) else None
+    if not isinstance(info, dict):
+        raise ValueError(f"{meta}: no 'rosbag2_bagfile_information' mapping (found {type(data).__name__})")
+    return info
+
+
 def bag_files(path: str | os.PathLike) -> list[Path] | None:
     """The files that make up the bag at ``path`` (metadata.yaml first), or None if it is not
     recognisably a rosbag2 folder (no or unparsable metadata.yaml, a listed file missing, or any
@@ -69,9 +92,8 @@ def bag_files(path: str | os.PathLike) -> list[Path] | None:
     path = Path(path)
     meta = path / "metadata.yaml"
     try:
-        info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
-        listed = [Path(name).name for name in info["relative_file_paths"]]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, KeyError):
+        listed = [Path(name).name for name in read_bag_info(path)["relative_file_paths"]]
+    except (OSError, ValueError, TypeError, KeyError):
         return None
     if not listed or not all(isinstance(name, str) and name not in ("", ".", "..") for name in listed):
         return None

@@ -38,6 +38,7 @@ from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
 from xdrcdepth_core.cli_args import ArgumentParser, finite_float, say
+from xdrcdepth_ros.bag.files import read_bag_info
 from xdrcdepth_ros.node.run import RosArgumentError, init_ros_with_stop_event
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
@@ -157,6 +158,10 @@ def open_bag(path: str | Path):
             raise BagError(f"bag {bag} is not finalised (no metadata.yaml: the recording was interrupted); "
                            f"run 'xdrcdepth bag-reindex {bag}' first")
         raise BagError(f"bag {bag} has no metadata.yaml (not a rosbag2 folder)")
+    try:
+        read_bag_info(bag)   # plain words for what rosbags words as a Python error ('NoneType' ... subscriptable)
+    except (OSError, ValueError) as exc:
+        raise BagError(f"cannot read bag {bag}: {exc}") from None
     reader = Reader(bag)
     try:
         reader.open()
