@@ -100,11 +100,20 @@ def test_resuming_with_other_losses_is_refused(tmp_path, cache, capsys):
     assert main(["train", "--config", longer, "--resume", "--no-progress"]) == 0
 
 
-def test_a_corrupt_training_file_found_during_the_run_is_named(tmp_path, cache, capsys):
+def test_a_corrupt_training_file_found_during_the_run_is_named(tmp_path, cache, capsys, monkeypatch):
+    """Read in the training process (num_workers 0) or in a DataLoader worker process, which torch re-raises
+    with the worker's whole traceback as the message: the same line either way. Only the first file goes into
+    the median depth read before training (the first 200 of a real cache), so b.npz is first read by the loader."""
+    from xdrcdepth_core.train import trainer
+
+    monkeypatch.setattr(trainer, "MEDIAN_SAMPLES", 1)
     (cache / "b.npz").write_bytes(b"PK\x03\x04 truncated")
-    config = _experiment(tmp_path, cache)
-    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
-    assert f"{cache / 'b.npz'}: cannot read cache file" in err
+    lines = []
+    for workers in (0, 1):
+        config = _experiment(tmp_path, cache, data__num_workers=workers)
+        lines.append(_one_line(capsys, main(["train", "--config", config, "--no-progress"])))
+    assert lines[0].startswith(f"xdrcdepth train: {cache / 'b.npz'}: cannot read cache file (")
+    assert lines[1] == lines[0]
 
 
 def test_an_out_folder_that_is_a_file_is_a_write_error(tmp_path, cache, capsys):

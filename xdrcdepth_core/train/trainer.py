@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -64,6 +65,33 @@ def _first_line(exc: BaseException) -> str:
     if len(lines) > 1 and lines[0].endswith(":"):   # "Error(s) in loading state_dict for X:" + the list
         return f"{lines[0]} {lines[1]}" + (f" (and {len(lines) - 2} more)" if len(lines) > 2 else "")
     return lines[0] if lines else type(exc).__name__
+
+
+def _worker_message(exc: BaseException) -> str | None:
+    """The original message of an exception raised in a DataLoader worker process, None for any other.
+
+    torch re-raises a worker's exception in the training process as ``type(exc)(text)``, ``text`` being
+    "Caught <type> in DataLoader worker process N." followed by the worker's whole traceback, whose last entry
+    is "[module.]<type>: <message>": the message (e.g. an unreadable cache file, named) is all a user needs.
+    """
+    name = type(exc).__name__
+    text = str(exc)
+    if not text.startswith(f"Caught {name} in DataLoader worker process "):
+        return None
+    entries = list(re.finditer(rf"^(?:\S+\.)?{re.escape(name)}: ", text, re.MULTILINE))
+    return text[entries[-1].end():].strip() if entries else None
+
+
+def _batches(loader):
+    """The batches of ``loader``; a ``ValueError`` of one of its worker processes is raised again with the
+    worker's own message (:func:`_worker_message`), as the same error reads with ``data.num_workers: 0``."""
+    try:
+        yield from loader
+    except ValueError as exc:
+        message = _worker_message(exc)
+        if message is None:
+            raise
+        raise ValueError(message) from None
 
 
 class Trainer:
@@ -290,7 +318,7 @@ class Trainer:
         count = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg['optim']['epochs']}", unit="batch",
                    disable=not (self.progress and self.dist.is_main), leave=False)
-        for batch in bar:
+        for batch in _batches(bar):
             stats = self._step(self._to_device(batch))
             for key, value in stats.items():
                 sums[key] = sums.get(key, 0.0) + value
