@@ -213,8 +213,12 @@ def test_exported_backends_auto_and_export_command(model, frames, tmp_path):
     assert meta["input_hw"] == list(HW) and meta["precision"] == "fp32" and meta["checkpoint"] == str(ckpt)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.onnx", "tiny.onnx.parity.json", "tiny.pt"]  # no temps
     xml = tmp_path / "ov" / "tiny.xml"
+    xml.parent.mkdir()
+    xml.write_text("previous export")
+    xml.with_suffix(".bin").write_text("previous weights")                  # the pair goes as a whole
     assert main(["export", "--checkpoint", str(ckpt), "--format", "openvino", "--out", str(xml), "--limit", "2"]) == 0
-    assert xml.is_file() and xml.with_suffix(".bin").stat().st_size > 10_000
+    assert xml.read_text().startswith("<?xml") and xml.with_suffix(".bin").stat().st_size > 10_000
+    assert sorted(p.name for p in xml.parent.iterdir()) == ["tiny.bin", "tiny.xml", "tiny.xml.parity.json"]
     assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--precision", "bf16",
                  "--out", str(tmp_path / "x.onnx")]) == 2                      # no bf16 kernels in ORT's CPU EP
 
@@ -264,6 +268,42 @@ def test_export_checks_out_before_any_work(tmp_path, capsys, fmt, out, why):
     assert capsys.readouterr().err == (f"xdrcdepth export: --out {tmp_path / out}: give a file name ending in "
                                        f"{ext} for --format {fmt}{why}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+
+
+def test_openvino_out_names_a_pair_of_files(tmp_path, capsys):
+    """An OpenVINO IR is x.xml + x.bin: --help says --out x.xml writes x.bin too, and a folder where the weights
+    would go is refused before any work, as a folder at --out is."""
+    from xdrcdepth_core.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--help"])
+    assert exit_info.value.code == 0
+    assert "--out x.xml writes (and replaces) x.bin beside it too" in " ".join(capsys.readouterr().out.split())
+    (tmp_path / "model.bin").mkdir()
+    assert main(["export", "--checkpoint", str(tmp_path / "absent.pt"), "--format", "openvino",
+                 "--out", str(tmp_path / "model.xml")]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth export: --out {tmp_path / 'model.xml'}: its weights go to "
+                                       f"{tmp_path / 'model.bin'}, which is a folder; choose another name\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]
+
+
+def test_an_openvino_pair_is_replaced_whole_or_not_at_all(tmp_path):
+    from xdrcdepth_core.backends.export import ir_writer
+
+    xml = tmp_path / "model.xml"
+    xml.write_text("old graph")
+    xml.with_suffix(".bin").write_text("old weights")
+    with pytest.raises(OSError, match="disk full"):
+        with ir_writer(xml) as tmp_xml:
+            tmp_xml.with_suffix(".bin").write_text("new weights")
+            raise OSError("disk full")                             # while the graph is written
+    assert (xml.read_text(), xml.with_suffix(".bin").read_text()) == ("old graph", "old weights")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.xml"]          # no temporaries
+    with ir_writer(xml) as tmp_xml:
+        tmp_xml.with_suffix(".bin").write_text("new weights")
+        tmp_xml.write_text("new graph")
+    assert (xml.read_text(), xml.with_suffix(".bin").read_text()) == ("new graph", "new weights")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.xml"]
 
 
 @pytest.mark.slow

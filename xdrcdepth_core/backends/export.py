@@ -12,7 +12,9 @@ Artefacts are cached per model, weights (SHA-256), input size, batch and exporte
 ``xdrcdepth export --checkpoint C --format onnx|openvino [--precision fp32|bf16|fp16|int8] [--out PATH]
 [--frames CACHE]`` exports a checkpoint (no checkpoint: the untrained default student), verifies it on the
 real frames (``--frames``: a ``prepare`` cache such as the validation set) and writes the artefact plus
-``<artefact>.parity.json``; a failed parity check writes no artefact and exits with status 1.
+``<artefact>.parity.json``; a failed parity check writes no artefact and exits with status 1. An OpenVINO IR
+is a pair of files, so ``--out x.xml`` writes (and replaces) ``x.bin`` as well: both are written complete
+under temporary names first, then put in place, so an interrupted export leaves the previous pair whole.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
+from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer, temp_prefix
 from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
 from xdrcdepth_core.backends.frames import (CALIBRATION_FRAMES, Frame, cache_root, frames_for,
                                            load_cache_frames)
@@ -143,20 +145,33 @@ def quantize_int8(fp32_onnx: str | os.PathLike, path: str | os.PathLike, calibra
     return path
 
 
-def convert_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, compress_to_fp16: bool = False
-                     ) -> Path:
-    """OpenVINO IR (``.xml`` + ``.bin``) of an ONNX graph; written in a temporary folder, then moved (the
-    ``.bin`` first, the ``.xml`` last, so an ``.xml`` always has its weights)."""
-    import openvino as ov
-
+@contextlib.contextmanager
+def ir_writer(xml_path: str | os.PathLike):
+    """Write the OpenVINO IR pair ``xml_path`` + its ``.bin`` atomically: yields a temporary ``.xml`` path in a
+    hidden folder beside it (:func:`xdrcdepth_core.atomic.temp_prefix` naming) for the block to write both files
+    at; when it exits cleanly both are synced, then moved in place, the ``.bin`` first, so an ``.xml`` always
+    has whole weights. An error (or Ctrl-C) while the block writes leaves the previous pair as it was."""
     xml_path = Path(xml_path)
     xml_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{xml_path.stem}.", dir=xml_path.parent) as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(xml_path), suffix=".tmp", dir=xml_path.parent) as work:
         tmp_xml = Path(work) / xml_path.name
+        yield tmp_xml
+        pair = [(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin")), (tmp_xml, xml_path)]
+        for tmp, _ in pair:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        for tmp, final in pair:
+            os.replace(tmp, final)
+
+
+def convert_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, compress_to_fp16: bool = False
+                     ) -> Path:
+    """OpenVINO IR (``.xml`` + ``.bin``) of an ONNX graph, written through :func:`ir_writer`."""
+    import openvino as ov
+
+    with ir_writer(xml_path) as tmp_xml:
         ov.save_model(ov.convert_model(str(onnx_path)), str(tmp_xml), compress_to_fp16=compress_to_fp16)
-        os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
-        os.replace(tmp_xml, xml_path)
-    return xml_path
+    return Path(xml_path)
 
 
 # --- the xdrcdepth export command ---------------------------------------------------------------------------
@@ -170,7 +185,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "bf16: OpenVINO runtime precision (CPUs with native bf16 only); int8: static QDQ "
                              "quantisation calibrated on the frames")
     parser.add_argument("--out", type=Path, help="output file (.onnx or .xml; default: exports/<model>_<h>x<w>_"
-                                                 "<precision>.<ext>)")
+                                                 "<precision>.<ext>); an OpenVINO IR is a pair: --out x.xml writes "
+                                                 "(and replaces) x.bin beside it too")
     parser.add_argument("--frames", help="prepare cache folder to verify (and calibrate int8) on; default: the "
                                          "real nuScenes samples in ../shared, else a synthetic scene")
     parser.add_argument("--limit", type=positive_int, default=None,
@@ -193,6 +209,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and (args.out.is_dir() or args.out.suffix != ext):
         print(f"xdrcdepth export: --out {args.out}: give a file name ending in {ext} for --format {args.format}"
               + (" (that is a folder)" if args.out.is_dir() else ""), file=sys.stderr)
+        return 2
+    if args.out is not None and ext == ".xml" and args.out.with_suffix(".bin").is_dir():
+        say(f"xdrcdepth export: --out {args.out}: its weights go to {args.out.with_suffix('.bin')}, which is a "
+            "folder; choose another name")
         return 2
     if args.calibration and args.precision != "int8":
         say(f"xdrcdepth export: --calibration calibrates int8 quantisation; it does nothing with --precision "
@@ -237,8 +257,9 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "openvino" and args.precision == "fp16":
         source = convert_openvino(artefact_onnx(runner), out, compress_to_fp16=True)
     elif args.format == "openvino":
-        _atomic_copy(source.with_suffix(".bin"), out.with_suffix(".bin"))    # the weights first, as convert_openvino
-        _atomic_copy(source, out)
+        with ir_writer(out) as tmp_xml:
+            shutil.copyfile(source.with_suffix(".bin"), tmp_xml.with_suffix(".bin"))
+            shutil.copyfile(source, tmp_xml)
     else:
         _atomic_copy(source, out)
     report = runner.parity.to_dict() if runner.parity is not None else {}
