@@ -1,8 +1,9 @@
 """nuscenes2bag on damaged input and hostile conditions: truncated or garbled JPEGs are found (exit 2 naming
 the file, or skipped and counted with ``--skip-bad``), a ``sample_data`` record without ``filename`` is a
-clear error, Ctrl-C is one line and exit 130, a SIGKILLed run's temporary folder is removed by the next run,
-and a read-only or full output disk is one line naming the path and the cause. The commands run as
-processes (``python -m xdrcdepth_ros.bag.nuscenes2bag``, what the console script runs)."""
+clear error, Ctrl-C is one line and exit 130 (counting a bag that was complete when it came; ignored once the
+program has finished), a SIGKILLed run's temporary folder is removed by the next run, and a read-only or full
+output disk is one line naming the path and the cause. The commands run as processes
+(``python -m xdrcdepth_ros.bag.nuscenes2bag``, what the console script runs)."""
 
 import io
 import json
@@ -121,6 +122,55 @@ def test_sigint_is_one_line_and_130_and_sigkill_leftovers_are_cleaned(folder, tm
     assert proc.returncode == 0, proc.stderr
     assert "removed 1 stale temporaries of a killed run" in proc.stdout
     assert sorted(p.name for p in bag.parent.iterdir()) == [".a.notes.tmp", "a"]
+
+
+#: runs the console script's entry point after ``{patch}``: a SIGINT sent at an exact moment, no timing involved
+DRIVER = """
+import atexit, os, signal, sys
+from pathlib import Path
+from xdrcdepth_ros.entry_points import nuscenes2bag
+{patch}
+sys.exit(nuscenes2bag())
+"""
+#: os.rename patched to send SIGINT right after the bag folder is renamed into place (the bag is complete)
+SIGINT_WHEN_THE_BAG_IS_IN_PLACE = """
+bag, rename = Path(sys.argv[sys.argv.index("--out") + 1]), os.rename
+def rename_then_sigint(src, dst):
+    rename(src, dst)
+    if Path(dst) == bag:
+        os.kill(os.getpid(), signal.SIGINT)
+os.rename = rename_then_sigint
+"""
+#: SIGINT once the program has returned, while the interpreter exits (atexit runs the earliest registered last)
+SIGINT_WHILE_EXITING = "atexit.register(os.kill, os.getpid(), signal.SIGINT)"
+
+
+def run_driver(root, bag, patch: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", DRIVER.format(patch=patch), "--dataroot", str(root), "--out",
+                           str(bag), "--scene", "scene-a", "--no-progress"], capture_output=True, text=True,
+                          timeout=180, preexec_fn=sigint_default, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+
+
+def test_sigint_when_the_bag_is_complete_counts_it(folder, tmp_path):
+    """The bag is in place but not yet reported when Ctrl-C comes: it is reported, and the one line counts it."""
+    root, expected = folder
+    bag = tmp_path / "bags" / "a"
+    proc = run_driver(root, bag, SIGINT_WHEN_THE_BAG_IS_IN_PLACE)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == ("nuscenes2bag: interrupted (SIGINT): 1 bag(s) complete (scene-a), no partial bag left; "
+                           "finished files are complete, rerun to resume\n")
+    assert proc.stdout.startswith(f"nuscenes2bag: scene-a -> {bag} (mcap, ") and proc.stdout.count("\n") == 1
+    assert camera_count(bag) == len(expected[("scene-a", "CAM_FRONT")])
+    assert sorted(p.name for p in bag.parent.iterdir()) == ["a"]                 # no temporary left
+
+
+def test_sigint_once_the_program_has_finished_changes_nothing(folder, tmp_path):
+    root, expected = folder
+    bag = tmp_path / "bags" / "a"
+    proc = run_driver(root, bag, SIGINT_WHILE_EXITING)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith(f"nuscenes2bag: scene-a -> {bag} (mcap, ") and proc.stdout.count("\n") == 1
+    assert camera_count(bag) == len(expected[("scene-a", "CAM_FRONT")])
 
 
 def test_read_only_output_is_one_line(folder, tmp_path):

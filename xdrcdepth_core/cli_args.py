@@ -5,7 +5,8 @@
 * Numbers are checked where they are parsed: :func:`finite_float` (no ``nan``/``inf``), and the range
   variants below, so ``-r nan`` is refused at once instead of hanging later.
 * Ctrl-C / SIGINT in a batch command: one line and exit code 130 (:data:`EXIT_INTERRUPTED`); output
-  files are atomic, so a rerun resumes (see :func:`interrupted_line`).
+  files are atomic, so a rerun resumes (see :func:`interrupted_line`). A step that must not be cut once
+  begun (a file put in place and counted as complete) holds Ctrl-C until it is done (:func:`sigint_held`).
 * An ``OSError`` writing output (read-only or full disk, no permission): one line naming the path and
   the cause (:func:`os_error_line`), exit code 1.
 """
@@ -13,10 +14,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import math
 import os
+import signal
 import sys
+import threading
+from typing import Iterator
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report a Ctrl-C'd command
@@ -100,6 +105,27 @@ def os_error_line(prog: str, exc: OSError, path: str | os.PathLike | None = None
 def interrupted_line(prog: str, done: str = "") -> str:
     """The line printed on SIGINT: what was finished, and that a rerun resumes."""
     return f"{prog}: interrupted (SIGINT){': ' + done if done else ''}; finished files are complete, rerun to resume"
+
+
+@contextlib.contextmanager
+def sigint_held() -> Iterator[None]:
+    """A SIGINT that arrives inside the block is held and delivered again when the block ends, to the handler
+    that was in place before (``KeyboardInterrupt``, or nothing where SIGINT is ignored).
+
+    For the end of a unit of work that must not be cut in two (a bag renamed into place, then counted as
+    complete): the interrupt's one line can then name it among the finished ones. Python raises
+    ``KeyboardInterrupt`` in the main thread only, so elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            signal.raise_signal(signal.SIGINT)
 
 
 def say(line: str) -> None:

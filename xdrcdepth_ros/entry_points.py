@@ -3,12 +3,16 @@
 Importing a node's module loads rclpy and torch, a second or more. A Ctrl-C in that window used to end in a
 ``KeyboardInterrupt`` traceback; now it is the same stop as a Ctrl-C a moment later: exit code 0 and no output
 for the nodes (as :mod:`xdrcdepth_ros.node.run` stops them), one line and exit code 130 for the batch converter
-``nuscenes2bag``. This module itself imports nothing heavy.
+``nuscenes2bag``. Once a batch program has finished (its report printed), SIGINT is ignored: a Ctrl-C while the
+interpreter exits would otherwise end it with a traceback of whatever exit code it hit (logging's atexit hook,
+threading's joins) or, once Python has restored SIGINT's default action, silently with 130, its output complete
+and reported. This module itself imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import importlib
+import signal
 from typing import Callable
 
 from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, interrupted_line, say
@@ -18,6 +22,10 @@ def _guarded(module: str, batch: bool = False) -> Callable[[], int]:
     def entry() -> int:
         try:
             main = importlib.import_module(module).main
+            if batch:
+                code = main()
+                signal.signal(signal.SIGINT, signal.SIG_IGN)    # raises a SIGINT still pending first: caught here
+                return code
         except KeyboardInterrupt:
             if not batch:
                 return 0

@@ -27,7 +27,10 @@ Every camera image is decoded once: a truncated or garbled file, or one whose he
 so a decompression bomb allocates nothing), stops the conversion with a line naming it (exit code 2, no bag),
 or with ``--skip-bad`` is left out, warned about and counted. A malformed table (not JSON, not a list of
 records with tokens) or a record linking to one that is absent: one line naming the table file (exit code 2).
-A channel named twice in ``--channels`` is converted once. Ctrl-C: one line, exit code 130, no partial bag.
+A channel named twice in ``--channels`` is converted once. Ctrl-C: one line, exit code 130, no partial bag;
+a bag whose last message was written when it came is finished and reported first, and the line counts it. A
+Ctrl-C once the program has finished (while the interpreter exits) is ignored: exit code 0, nothing printed
+(:mod:`xdrcdepth_ros.entry_points`, which ``python -m xdrcdepth_ros.bag.nuscenes2bag`` runs too).
 An output that exists (without ``--overwrite``) or is not a bag: one line, exit code 2. An output the OS
 cannot write (read-only, full disk, a file where a folder must go): ``cannot write <path>: <cause>``,
 exit code 1.
@@ -36,6 +39,7 @@ exit code 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import io
 import sys
@@ -47,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, add_no_progress, interrupted_line, os_error_line,
-                                     positive_int, say)
+                                     positive_int, say, sigint_held)
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS   # the depth node's default: no bag holds what it rejects
 from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos, remove_stale_bag_temporaries
 
@@ -351,11 +355,15 @@ def topic_types(readings: list[Reading]) -> dict[str, str]:
 
 def convert_scene(nusc, scene: dict, channels: list[str], out: Path, storage: str = "mcap",
                   overwrite: bool = False, progress: bool = True, skip_bad: bool = False,
-                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> SceneSummary:
+                  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, *, finishing: contextlib.ExitStack
+                  ) -> SceneSummary:
     """Write the bag of one scene to ``out`` (atomically) and return its summary.
 
     An unreadable sensor file stops the conversion (:class:`BadReading`, no bag written) unless
-    ``skip_bad``: then its messages are left out, a warning names it and the summary counts it."""
+    ``skip_bad``: then its messages are left out, a warning names it and the summary counts it.
+    Once the last message is written, Ctrl-C is held (:func:`~xdrcdepth_core.cli_args.sigint_held`, entered on
+    ``finishing``) until the caller closes ``finishing``, having counted the bag as complete: a Ctrl-C while the
+    bag is closed and put in place would otherwise leave a complete bag reported as not written."""
     from tqdm import tqdm
 
     began = time.monotonic()
@@ -399,6 +407,7 @@ def convert_scene(nusc, scene: dict, channels: list[str], out: Path, storage: st
                 continue
             for topic, msg in pairs:
                 write(topic, reading.timestamp_us * 1000, msg)
+        finishing.enter_context(sigint_held())
     summary.seconds = time.monotonic() - began
     return summary
 
@@ -459,11 +468,12 @@ def run(args: argparse.Namespace) -> int:
         scenes = select_scenes(nusc, [] if args.scene is None else [args.scene])
         for scene in scenes:
             out = args.out if args.scene is not None else args.out / scene["name"]
-            summary = convert_scene(nusc, scene, list(args.channels), out, args.storage, args.overwrite,
-                                    progress=not args.no_progress, skip_bad=args.skip_bad,
-                                    max_image_pixels=args.max_image_pixels)
-            done.append(scene["name"])
-            print(summary.line(), flush=True)
+            with contextlib.ExitStack() as finishing:     # a Ctrl-C held while the bag is finished comes here
+                summary = convert_scene(nusc, scene, list(args.channels), out, args.storage, args.overwrite,
+                                        progress=not args.no_progress, skip_bad=args.skip_bad,
+                                        max_image_pixels=args.max_image_pixels, finishing=finishing)
+                done.append(scene["name"])
+                print(summary.line(), flush=True)
     except KeyboardInterrupt:
         say(interrupted_line("nuscenes2bag", f"{len(done)} bag(s) complete ({', '.join(done) or 'none'}), "
                                              "no partial bag left"))
@@ -487,4 +497,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from xdrcdepth_ros.entry_points import nuscenes2bag    # the console script's guards: a run as the program
+
+    sys.exit(nuscenes2bag())
