@@ -386,6 +386,18 @@ def test_a_conversion_error_is_one_line(tmp_path, nuscenes_samples):
         result.stderr
 
 
+def test_a_version_the_default_data_lacks_is_one_line_naming_what_was_given(tmp_path, nuscenes_samples):
+    """Without --dataroot the data is assembled in a temporary folder: the line names the version and the default
+    data instead (that folder is gone when the command ends)."""
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "replay-demo", "--out", str(tmp_path / "o"),
+                             "--version", "v9.9"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == ("xdrcdepth replay-demo: --version v9.9: no such table folder in the default data (real "
+                             f"nuScenes samples from {nuscenes_samples}; it has v1.0-mini); give --dataroot, a "
+                             "nuScenes-format folder holding v9.9/\n")
+    assert result.stdout == "" and not (tmp_path / "o").exists()
+
+
 def test_a_taken_foxglove_port_becomes_any_free_one(capsys):
     """A foxglove_bridge already on the port (its default is ours, 8765) must not fail the replay: the viewer
     gets port 0 (any free one) and the user one line."""

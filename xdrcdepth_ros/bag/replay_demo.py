@@ -275,14 +275,23 @@ def prepare_backend(args: argparse.Namespace, measure: bool = False) -> float | 
 
 
 def prepare_data(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
-    """``(dataroot, label)``: the given folder, else real samples, else a synthetic scene."""
+    """``(dataroot, label)``: the given folder, else real samples, else a synthetic scene (written in ``workdir``).
+
+    A dataroot without the ``--version`` table folder is a ``ValueError`` naming what the user gave: the folder,
+    or, without ``--dataroot``, the version, the default data and the versions it has; never ``workdir``, a
+    temporary folder the user did not name and that is gone once the command has ended."""
     if args.dataroot is not None:
         if not (args.dataroot / args.version).is_dir():
             raise ValueError(f"{args.dataroot}: no nuScenes table folder {args.version}/ here")
         return args.dataroot, str(args.dataroot)
     from xdrcdepth_core.demo import default_dataroot
 
-    return default_dataroot(workdir)
+    dataroot, label = default_dataroot(workdir)
+    if not (dataroot / args.version).is_dir():
+        versions = ", ".join(sorted(path.parent.name for path in dataroot.glob("*/scene.json")))
+        raise ValueError(f"--version {args.version}: no such table folder in the default data ({label}; it has "
+                         f"{versions}); give --dataroot, a nuScenes-format folder holding {args.version}/")
+    return dataroot, label
 
 
 def first_scene(dataroot: Path, version: str) -> str:
