@@ -6,6 +6,7 @@ thread's stack on stderr naming the hung call, within the launcher's SIGINT-to-S
 start-up slack; a node whose teardown returns exits 0.
 """
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -75,10 +76,19 @@ def test_a_teardown_that_returns_exits_0(ros_domain_id, tmp_path):
 def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, program, code, message):
     """The installed console script, Ctrl-C'd while its module still imports rclpy / torch / rosbags: the same
     stop as a moment later (no traceback). ``PYTHONPROFILEIMPORTTIME`` reports each finished import on stderr;
-    the signal goes out once the program's own imports have begun (the first one after the entry point's)."""
+    the signal goes out once the program's own imports have begun (the first one after the entry point's).
+    Its stderr is a one-page pipe: once the test stops reading, the program blocks in its next few dozen
+    import reports until the signal has gone out, however slowly this process runs on a loaded machine (with
+    a 64 kB pipe, a descheduled test let the program finish importing, even parse its arguments, first)."""
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), program)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, os.sysconf("SC_PAGE_SIZE"))
+    try:
+        proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), program)], stdout=subprocess.PIPE,
+                                stderr=write_end, text=True, env=env)
+    finally:
+        os.close(write_end)
+    proc.stderr = open(read_end, encoding="utf-8", errors="replace")
     deadline = threading.Timer(120, proc.kill)          # a program that never reports the import cannot hang this
     deadline.start()
     try:
