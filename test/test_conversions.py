@@ -254,22 +254,32 @@ def test_big_endian_and_organised_padded_cloud():
     np.testing.assert_array_equal(xyz, [[1.5, -2, 0.25], [3, 4, 5], [6, 7, 8], [9, 10, 11]])
 
 
-def test_count_fields_beside_xyz_are_fine_but_not_for_xyz():
-    """sensor_msgs_py reads a count-3 field as name_0..name_2: a radar with such an extra field works;
-    x/y/z or a model feature with count > 1 is a bad layout (it used to be read as one value)."""
-    rec = np.zeros(2, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("cov", "<f4", (3,)), ("rcs", "<f4")])
+def radar_with(extra):
+    """A 2-point FLOAT32 cloud: x, y, z = (1, 3, 5), (2, 4, 6), the ``extra`` fields ``[(name, count)]``, then
+    rcs = 7, 8."""
+    layout = [("x", 1), ("y", 1), ("z", 1), *extra, ("rcs", 1)]
+    rec = np.zeros(2, dtype=[(name, "<f4", (count,)) if count > 1 else (name, "<f4") for name, count in layout])
     rec["x"], rec["y"], rec["z"], rec["rcs"] = [1, 2], [3, 4], [5, 6], [7, 8]
-    fields = [PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, c in enumerate("xyz")]
-    fields += [PointField(name="cov", offset=12, datatype=PointField.FLOAT32, count=3),
-               PointField(name="rcs", offset=24, datatype=PointField.FLOAT32, count=1)]
-    cloud = PointCloud2(header=Header(frame_id="radar"), height=1, width=2, fields=fields, point_step=28,
-                        row_step=56, is_bigendian=sys.byteorder == "big")
+    fields = [PointField(name=name, offset=rec.dtype.fields[name][1], datatype=PointField.FLOAT32, count=count)
+              for name, count in layout]
+    cloud = PointCloud2(header=Header(frame_id="radar"), height=1, width=2, fields=fields,
+                        point_step=rec.itemsize, row_step=2 * rec.itemsize, is_bigendian=sys.byteorder == "big")
     cloud.data = rec.tobytes()
+    return cloud
+
+
+def assert_reads_xyz_and_rcs(cloud):
     xyz, feats, _ = conv.radar_from_cloud(cloud, ("rcs",), 100)
     np.testing.assert_array_equal(xyz, [[1, 3, 5], [2, 4, 6]])
     np.testing.assert_array_equal(feats["rcs"], [7, 8])
-    fields[0] = PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=3)
-    cloud.fields = fields
+
+
+def test_count_fields_beside_xyz_are_fine_but_not_for_xyz():
+    """sensor_msgs_py reads a count-3 field as name_0..name_2: a radar with such an extra field works;
+    x/y/z or a model feature with count > 1 is a bad layout (it used to be read as one value)."""
+    cloud = radar_with([("cov", 3)])
+    assert_reads_xyz_and_rcs(cloud)
+    cloud.fields = [PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=3), *cloud.fields[1:]]
     with pytest.raises(BadInput) as err:
         conv.radar_from_cloud(cloud, ("rcs",), 100)
     assert err.value.reason == "radar_bad_fields"
@@ -279,19 +289,7 @@ def test_fields_the_node_does_not_read_do_not_matter():
     """Only x, y, z and the model's features go to point_cloud2: an unused field whose members it cannot
     name apart (count-2 'cov' is read as cov_0, cov_1, beside a field named 'cov_0': both backends refuse
     such a cloud as a whole) leaves the radar usable."""
-    rec = np.zeros(2, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("cov", "<f4", (2,)), ("cov_0", "<f4"),
-                             ("rcs", "<f4")])
-    rec["x"], rec["y"], rec["z"], rec["rcs"] = [1, 2], [3, 4], [5, 6], [7, 8]
-    fields = [PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, c in enumerate("xyz")]
-    fields += [PointField(name="cov", offset=12, datatype=PointField.FLOAT32, count=2),
-               PointField(name="cov_0", offset=20, datatype=PointField.FLOAT32, count=1),
-               PointField(name="rcs", offset=24, datatype=PointField.FLOAT32, count=1)]
-    cloud = PointCloud2(header=Header(frame_id="radar"), height=1, width=2, fields=fields, point_step=28,
-                        row_step=56, is_bigendian=sys.byteorder == "big")
-    cloud.data = rec.tobytes()
-    xyz, feats, _ = conv.radar_from_cloud(cloud, ("rcs",), 100)
-    np.testing.assert_array_equal(xyz, [[1, 3, 5], [2, 4, 6]])
-    np.testing.assert_array_equal(feats["rcs"], [7, 8])
+    assert_reads_xyz_and_rcs(radar_with([("cov", 2), ("cov_0", 1)]))
 
 
 def test_padded_records_survive_a_backend_without_default_point_step(monkeypatch):
