@@ -3,6 +3,7 @@ frames, the parity rule catches a wrong backend, auto chooses by measurement and
 ``xdrcdepth export`` writes verified artefacts, and the radar shortcut equals rasterise + resize exactly."""
 
 import json
+import resource
 
 import numpy as np
 import pytest
@@ -181,7 +182,7 @@ def test_bare_model_auto_never_exports(tmp_path, monkeypatch):
 # --- exported graphs (slow: one dynamo export of the tiny student, shared through the artefact cache) ---------
 
 @pytest.mark.slow
-def test_exported_backends_auto_and_export_command(model, frames, tmp_path):
+def test_exported_backends_auto_and_export_command(model, frames, tmp_path, capsys):
     from xdrcdepth_core.cli import main
 
     for name in ("onnxruntime", "openvino"):
@@ -221,6 +222,18 @@ def test_exported_backends_auto_and_export_command(model, frames, tmp_path):
     assert sorted(p.name for p in xml.parent.iterdir()) == ["tiny.bin", "tiny.xml", "tiny.xml.parity.json"]
     assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--precision", "bf16",
                  "--out", str(tmp_path / "x.onnx")]) == 2                      # no bf16 kernels in ORT's CPU EP
+    # a disk that fills while the export is written (a 4 kB file size limit: EFBIG, as ENOSPC): one line, exit 1
+    capsys.readouterr()
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limit[1]))
+    try:
+        code = main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "full.onnx"),
+                     "--limit", "2"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("xdrcdepth export: cannot write ") and "[Errno 27]" in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "full.onnx").exists()
 
 
 @pytest.mark.slow

@@ -203,7 +203,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, ParityTolerance, create_backend
-    from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
+    from xdrcdepth_core.infer import DepthEstimator
 
     ext = ".onnx" if args.format == "onnx" else ".xml"
     if args.out is not None and (args.out.is_dir() or args.out.suffix != ext):
@@ -253,6 +253,25 @@ def run(args: argparse.Namespace) -> int:
     except BackendUnavailable as exc:
         print(f"xdrcdepth export: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:          # the artefact cache cannot be written (full disk, read-only)
+        say(os_error_line("xdrcdepth export", exc))
+        return 1
+    try:
+        write_outputs(args, runner, estimator, out, calibration, label)
+    except OSError as exc:
+        say(os_error_line("xdrcdepth export", exc))
+        return 1
+    print(f"xdrcdepth export: {runner.parity.summary() if runner.parity else 'verified'}")
+    print(f"xdrcdepth export: wrote {out}" + (f" (+ {out.with_suffix('.bin').name})" if ext == ".xml" else "")
+          + f" and {out}.parity.json")
+    return 0
+
+
+def write_outputs(args: argparse.Namespace, runner, estimator, out: Path, calibration, label: str) -> None:
+    """The verified artefact at ``out`` (an OpenVINO IR as a pair) and ``<out>.parity.json`` beside it."""
+    from xdrcdepth_core.infer import SHIPPED_CHECKPOINT
+
+    h, w = estimator.input_hw
     source = runner.path
     if args.format == "openvino" and args.precision == "fp16":
         source = convert_openvino(artefact_onnx(runner), out, compress_to_fp16=True)
@@ -273,10 +292,6 @@ def run(args: argparse.Namespace) -> int:
                        "radar": "B x C x H x W float32, raster / RADAR_CHANNEL_SCALES"},
             "output": "depth: B x 1 x H x W float32 metres"}
     atomic_write_bytes(str(out) + ".parity.json", json.dumps(meta, indent=1).encode())
-    print(f"xdrcdepth export: {runner.parity.summary() if runner.parity else 'verified'}")
-    print(f"xdrcdepth export: wrote {out}" + (f" (+ {out.with_suffix('.bin').name})" if ext == ".xml" else "")
-          + f" and {out}.parity.json")
-    return 0
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
