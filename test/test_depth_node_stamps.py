@@ -6,6 +6,9 @@
   (the core's camera-only depth), nothing is rejected (it used to be skipped as ``radar_empty``).
 * One cloud stamped far in the future does not keep the radar fresh: after ``radar_timeout`` of silence
   the node publishes camera-only depth (the future stamp used to disable that fallback for good).
+* A bag looping under ``use_sim_time`` (``--clock --loop``): the first frame of the new loop is ego-motion
+  compensated with the transforms the new loop sent (the node used to clear them once more on the image
+  restart, after tf2_ros's own clear on the clock jump, and published that frame uncompensated).
 
 Real node process and DDS, a real nuScenes frame; the expected depth comes from ``DepthEstimator.estimate``.
 """
@@ -14,11 +17,15 @@ import re
 
 import numpy as np
 import pytest
+from rclpy.duration import Duration
 from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 
 from depth_node_rig import (NodeProcess, NuScenesFrame, Rig, camera_info_msg, depth_array, image_msg,
                             make_checkpoint, radar_msg)
-from xdrcdepth_core.infer import DepthEstimator
+from xdrcdepth_core.data.geometry import sensor_to_sensor
+from xdrcdepth_core.infer import DepthEstimator, RadarInput
+from xdrcdepth_ros.node.transforms import matrix_to_transform
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 MS = 1_000_000
@@ -86,3 +93,63 @@ def test_bad_stamps_empty_clouds_and_a_future_cloud(ros_domain_id, nuscenes_samp
     np.testing.assert_array_equal(depths[1], camera_only)
     np.testing.assert_array_equal(depths[2], camera_only)
     assert np.abs(depths[0] - camera_only).max() > 1e-5                   # the real cloud did shape frame 0
+
+
+def test_looping_bag_under_sim_time_keeps_the_new_loops_transforms(ros_domain_id, nuscenes_samples, tmp_path):
+    """A bag played with ``--clock --loop``: /clock and every stamp go back 1.5 s (past tf2_ros's 1 s and
+    ``time_reset_threshold``). tf2_ros's ``Buffer(node=...)`` forgets the old loop's transforms on the clock
+    jump; the odometry the new loop then sends must compensate its first frame, as it did the first time."""
+    frame = NuScenesFrame.load(nuscenes_samples)
+    checkpoint = make_checkpoint(tmp_path / "student.pt")
+    node = NodeProcess(tmp_path / "node.log", {"checkpoint": str(checkpoint), "cpu_threads": 1, "use_sim_time": True,
+                                               "radar_timeout": 0.0, "diagnostics_period": 0.2})
+    rig = Rig()
+    clock_pub = rig.node.create_publisher(Clock, "/clock", 10)
+
+    def play(offset):
+        """The bag's frame, shifted by ``offset`` ns, played as ``ros2 bag play --clock`` would: the clock first
+        (the node's diagnostics carry its clock), then odometry (acknowledged by the node's TF reader), then
+        the frame."""
+        sim_now = frame.t_cam + offset - 20 * MS
+
+        def node_clock_at_sim_now():
+            clock_pub.publish(Clock(clock=Time(nanoseconds=sim_now).to_msg()))
+            diag = rig.received["diag"]
+            return bool(diag) and Time.from_msg(diag[-1].header.stamp).nanoseconds == sim_now
+        assert rig.spin_until(node_clock_at_sim_now, 30, node), rig.latest_diagnostics()
+        rig.publish_tf([matrix_to_transform(frame.cam_e2g, "odom", "base_link", Time(nanoseconds=frame.t_cam + offset)),
+                        matrix_to_transform(frame.radar_e2g, "odom", "base_link",
+                                            Time(nanoseconds=frame.t_radar + offset))])
+        assert rig.tf_pub.wait_for_all_acked(Duration(seconds=30))
+        published = len(rig.received["depth"])
+        rig.publish_frame_until(image_msg(frame.rgb, frame.t_cam + offset),
+                                camera_info_msg(frame, frame.t_cam + offset),
+                                [radar_msg(frame.radar, frame.t_radar + offset)],
+                                lambda: len(rig.received["depth"]) == published + 1, node)
+
+    try:
+        rig.publish_static_extrinsics(frame)
+        rig.wait_connected(node, outputs=("depth", "diag"))
+        assert rig.spin_until(lambda: rig.tf_pub.get_subscription_count() > 0
+                              and clock_pub.get_subscription_count() > 0, 30, node)
+        assert rig.tf_static_pub.wait_for_all_acked(Duration(seconds=30))
+        play(0)
+        play(1500 * MS)
+        play(0)                                        # the loop starts over
+        diag = rig.diagnostics_when("frames published", "3", node)
+    finally:
+        rig.close()
+        rc = node.stop()
+    log = node.output()
+    assert rc == 0, log
+    assert "Traceback" not in log and log.count("Detected jump back in time") == 1, log
+    assert diag["radar clouds without ego-motion compensation"] == "0", diag
+    assert diag["bad messages"] == "0", diag
+
+    estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="torch", precision="fp32")
+    T = sensor_to_sensor(frame.radar_s2e, frame.radar_e2g, frame.cam_e2g, frame.cam_s2e)
+    want = estimator.estimate(frame.rgb, [RadarInput(*frame.radar_xyz_features(), T)], frame.K).depth
+    assert [Time.from_msg(m.header.stamp).nanoseconds for m in rig.received["depth"]] == [
+        frame.t_cam, frame.t_cam + 1500 * MS, frame.t_cam]
+    for msg in rig.received["depth"]:
+        np.testing.assert_array_equal(depth_array(msg), want)

@@ -281,14 +281,23 @@ class DepthNode(Node):
 
         A frame that published nothing (a missing transform, a bad cloud) does not block a later copy
         with the same stamp. Stamps going back more than ``time_reset_threshold`` behind the newest one
-        seen are a restart (a looping bag): dynamic transforms are cleared and output starts over.
+        seen are a restart (a looping bag): output starts over, and dynamic transforms are cleared (tf2
+        would refuse the new loop's transforms as older than its cache) unless the node's clock went back
+        with the stamps (``use_sim_time`` with ``--clock --loop``): tf2_ros's ``Buffer(node=...)`` cleared
+        them on that jump (more than 1 s back; a smaller jump keeps the new loop's transforms within the
+        cache), and what TF holds now was sent for the new loop (clearing again would leave its first frame
+        without them).
         """
         stamp = _stamp_ns(header)
         seen = self._last_seen_ns
         if seen is not None and seen - stamp > self.time_reset_ns:
-            self.get_logger().info(f"image stamps went back {(seen - stamp) / 1e9:.3f} s: restart "
-                                   "(e.g. a looping bag); clearing dynamic transforms")
-            self.tf.clear()
+            clock = self.get_clock()
+            clock_went_back = clock.ros_time_is_active and 0 < clock.now().nanoseconds < seen - self.time_reset_ns
+            self.get_logger().info(f"image stamps went back {(seen - stamp) / 1e9:.3f} s: restart (e.g. a looping "
+                                   "bag); " + ("the clock went back too (dynamic transforms cleared then)"
+                                               if clock_went_back else "clearing dynamic transforms"))
+            if not clock_went_back:
+                self.tf.clear()
             self._last_seen_ns, self._last_published_ns = stamp, None
         elif seen is None or stamp > seen:
             self._last_seen_ns = stamp
