@@ -2,12 +2,14 @@
 
 import os
 import pickle
+import re
 
 import pytest
 import torch
 
 from xdrcdepth_core.checkpoint import (atomic_torch_save, build_from_checkpoint, load_checkpoint, save_checkpoint,
                                        weights_digest)
+from xdrcdepth_core.data.radar import DEFAULT_CHANNELS
 from xdrcdepth_core.models import build_model
 
 
@@ -107,7 +109,7 @@ def test_round_trip_and_digest(tmp_path):
 
 def test_flipped_byte_detected(tmp_path):
     path = tmp_path / "m.pt"
-    save_checkpoint(path, _tiny_model(), (64, 128), ("depth",))
+    save_checkpoint(path, _tiny_model(), (64, 128), DEFAULT_CHANNELS)
     ckpt = torch.load(path, weights_only=True)
     name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and v.numel() > 10)
     ckpt["state_dict"][name].view(-1)[3] = ckpt["state_dict"][name].view(-1)[3] * -1 + 0.5
@@ -122,7 +124,7 @@ def test_flipped_byte_detected(tmp_path):
 ])
 def test_unusable_description_rejected_at_load(tmp_path, field, value, message):
     path = tmp_path / "m.pt"
-    save_checkpoint(path, _tiny_model(), (64, 128), ("depth",))
+    save_checkpoint(path, _tiny_model(), (64, 128), DEFAULT_CHANNELS)
     ckpt = torch.load(path, weights_only=True)
     ckpt[field] = value
     torch.save(ckpt, path)
@@ -135,7 +137,7 @@ def test_non_finite_weights_rejected(tmp_path):
     with torch.no_grad():
         next(p for p in model.parameters() if p.numel() > 1).view(-1)[0] = float("nan")
     path = tmp_path / "nan.pt"
-    save_checkpoint(path, model, (64, 128), ("depth",))
+    save_checkpoint(path, model, (64, 128), DEFAULT_CHANNELS)
     with pytest.raises(ValueError, match="non-finite"):
         load_checkpoint(path)
 
@@ -144,8 +146,8 @@ def test_non_finite_weights_rejected(tmp_path):
 def test_fp16_weights_load_as_float32(tmp_path):
     model = _tiny_model()
     full, half = tmp_path / "full.pt", tmp_path / "half.pt"
-    save_checkpoint(full, model, (64, 128), ("depth",))
-    save_checkpoint(half, model, (64, 128), ("depth",), weights_dtype=torch.float16)
+    save_checkpoint(full, model, (64, 128), DEFAULT_CHANNELS)
+    save_checkpoint(half, model, (64, 128), DEFAULT_CHANNELS, weights_dtype=torch.float16)
     assert os.path.getsize(half) < 0.6 * os.path.getsize(full)
     rebuilt = build_from_checkpoint(load_checkpoint(half))
     for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values()):
@@ -157,3 +159,44 @@ def test_fp16_weights_load_as_float32(tmp_path):
 def test_atomic_save_leaves_no_temporary(tmp_path):
     atomic_torch_save({"x": torch.ones(1)}, tmp_path / "a.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("radar_channels", ["rcs", "depth"], "must start with 'depth'"),
+    ("radar_channels", ["depth", "depth"], "name each channel once"),
+    ("state_dict", "weights", "state_dict must map parameter names to tensors, got str"),
+])
+def test_a_layout_the_rasteriser_would_misread_is_rejected_at_load(tmp_path, field, value, message):
+    # channel 0 marks a pixel occupied and picks the nearest return: 'rcs' first loaded and gave a wrong raster
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, build_model("xdrcdepth", width_mult=0.25, radar_channels=2), (64, 128), ("depth", "rcs"))
+    ckpt = torch.load(path, weights_only=True)
+    ckpt[field] = value
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: .*{re.escape(message)}"):
+        load_checkpoint(path)
+
+
+def test_weights_of_another_model_shape_are_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, build_model("xdrcdepth", width_mult=0.25), (64, 128), DEFAULT_CHANNELS)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model_config"]["width_mult"] = 0.5        # the config of another width: every conv has other shapes
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError) as info:
+        build_from_checkpoint(load_checkpoint(path), path)
+    message = str(info.value)
+    # torch's message listed every tensor: thousands of lines, on stderr, from `xdrcdepth eval`
+    assert "\n" not in message and len(message) < 400, message
+    assert message.startswith(f"checkpoint {path} does not fit model xdrcdepth ")
+    assert "of other shapes (first image_encoder." in message and "in the file" in message
+
+
+def test_radar_channels_the_model_does_not_take_are_named(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, build_model("xdrcdepth", width_mult=0.25), (64, 128), DEFAULT_CHANNELS)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["radar_channels"] = ["depth", "rcs"]        # a 4-channel radar encoder: failed at the first frame
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=rf"checkpoint {re.escape(str(path))}: 2 radar_channels .* takes 4"):
+        build_from_checkpoint(load_checkpoint(path), path)

@@ -154,3 +154,97 @@ def test_bad_inputs_raise_clear_errors(estimator, tmp_path):
     with pytest.raises(ValueError, match="CUDA"):
         DepthEstimator(build_model("xdrcdepth", width_mult=0.5), device="cuda:0") \
             if not torch.cuda.is_available() else pytest.skip("CUDA present")
+
+
+def _with(radar: RadarInput, **changes) -> list:
+    return [RadarInput(**{"xyz": radar.xyz, "features": radar.features, "T_cam_from_radar": radar.T_cam_from_radar,
+                          **changes})]
+
+
+_IMAGE, _XYZ, _FEATS = frame(6)
+_RADAR = RadarInput(_XYZ, _FEATS, T_CAM_RADAR)
+
+
+@pytest.mark.parametrize("image, radars, K, error, message", [
+    (_IMAGE.tolist(), [_RADAR], K, TypeError, r"image must be an H x W x 3 uint8 RGB numpy array, got list"),
+    (np.zeros((0, 160, 3), np.uint8), [_RADAR], K, ValueError, r"at least 1 x 1 pixels, got \(0, 160, 3\)"),
+    (_IMAGE.astype(np.uint16), [_RADAR], K, ValueError, r"uint8 RGB image .* uint16"),
+    (_IMAGE, [_RADAR], np.diag([np.nan, 126.6, 1.0]), ValueError, r"K must be finite with fx, fy > 0"),
+    (_IMAGE, [_RADAR], np.diag([0.0, 126.6, 1.0]), ValueError, r"K must be finite with fx, fy > 0"),
+    (_IMAGE, [_RADAR], K * np.array([[-1], [1], [1]]), ValueError, r"K must be finite with fx, fy > 0"),
+    (_IMAGE, [_RADAR], K * 2, ValueError, r"last row 0 0 1"),
+    (_IMAGE, [_RADAR], K[:2], ValueError, r"K must be a 3 x 3 intrinsics matrix, got shape \(2, 3\)"),
+    (_IMAGE, [_RADAR], None, TypeError, r"K must be an array of real numbers"),
+    (_IMAGE, None, K, TypeError, r"radars must be a list of RadarInput, got NoneType"),
+    (_IMAGE, _RADAR, K, TypeError, r"radars must be a list of RadarInput, got RadarInput"),
+    (_IMAGE, _with(_RADAR, xyz=_XYZ[:, :2]), K, ValueError,
+     r"radars\[0\].xyz must be N x 3 points, got shape \(40, 2\)"),
+    (_IMAGE, _with(_RADAR, xyz=_XYZ.T.copy()), K, ValueError, r"radars\[0\].xyz must be N x 3 .* \(3, 40\)"),
+    (_IMAGE, _with(_RADAR, xyz=_XYZ.astype(complex)), K, TypeError, r"radars\[0\].xyz must be an array of real"),
+    (_IMAGE, _with(_RADAR, features={**_FEATS, "rcs": _FEATS["rcs"][:10]}), K, ValueError,
+     r"radars\[0\].features\['rcs'\] must hold one value per point \(40\), got shape \(10,\)"),
+    (_IMAGE, _with(_RADAR, features={**_FEATS, "rcs": _FEATS["rcs"].reshape(20, 2)}), K, ValueError,
+     r"radars\[0\].features\['rcs'\] must hold one value per point"),
+    (_IMAGE, _with(_RADAR, features=None), K, TypeError, r"radars\[0\].features must be a mapping"),
+    (_IMAGE, _with(_RADAR, T_cam_from_radar=np.eye(3)), K, ValueError,
+     r"radars\[0\].T_cam_from_radar must be a 4 x 4 transform, got shape \(3, 3\)"),
+    (_IMAGE, _with(_RADAR, T_cam_from_radar=np.where(np.eye(4) == 1, np.nan, 0.0)), K, ValueError,
+     r"radars\[0\].T_cam_from_radar must be finite with last row 0 0 0 1"),
+    (_IMAGE, _with(_RADAR, T_cam_from_radar=2 * np.eye(4)), K, ValueError, r"last row 0 0 0 1"),
+])
+def test_malformed_input_is_an_error_naming_the_argument(estimator, image, radars, K, error, message):
+    # each of these either failed deep in numpy/torch (ZeroDivisionError, a broadcast or matmul message) or, worse,
+    # ran: a 3 x N cloud read as N x 3 points, a NaN or negative focal length projecting every point off the
+    # image, a feature of another length misassigned -- a depth that silently ignored or garbled the radar
+    with pytest.raises(error, match=message):
+        estimator.estimate(image, radars, K)
+
+
+def test_saliency_must_be_a_bool(estimator):
+    with pytest.raises(TypeError, match="saliency must be True or False, got 'no'"):
+        estimator.estimate(_IMAGE, [_RADAR], K, saliency="no")       # a true string: a silent backward pass
+
+
+def test_estimate_raster_refuses_a_raster_of_another_size(estimator):
+    raster = estimator.rasterize(HW, [_RADAR], K)
+    with pytest.raises(ValueError, match=r"radar_raster must be C x H x W at the image's 45 x 80"):
+        estimator.estimate_raster(_IMAGE[::2, ::2], raster)          # was resized silently, out of register
+
+
+def test_unusual_but_valid_input_gives_the_canonical_depth(estimator):
+    expected = estimator.estimate(_IMAGE, [_RADAR], K).depth
+    image_ro, xyz_ro, K_ro = _IMAGE.copy(), _XYZ.copy(), K.copy()
+    for array in (image_ro, xyz_ro, K_ro):
+        array.flags.writeable = False
+    wide = np.zeros((HW[0], 2 * HW[1], 3), np.uint8)
+    wide[:, ::2] = _IMAGE
+    variants = {
+        "read-only": (image_ro, [RadarInput(xyz_ro, _FEATS, T_CAM_RADAR)], K_ro),
+        "strided image, Fortran-order xyz": (wide[:, ::2], [RadarInput(np.asfortranarray(_XYZ), _FEATS,
+                                                                       T_CAM_RADAR)], K),
+        "tuple of radars, K a list": (_IMAGE, (_RADAR,), K.tolist()),
+    }
+    for name, (image, radars, K_) in variants.items():
+        np.testing.assert_array_equal(estimator.estimate(image, radars, K_).depth, expected, err_msg=name)
+    without = estimator.estimate(_IMAGE, [], K).depth
+    for empty in (np.zeros((0, 3)), []):                     # a radar that saw nothing: as no radar at all
+        np.testing.assert_array_equal(estimator.estimate(_IMAGE, [RadarInput(empty, {}, T_CAM_RADAR)], K).depth,
+                                      without)
+    odd = np.random.default_rng(7).integers(0, 256, (91, 161, 3), dtype=np.uint8)
+    for image in (odd, odd[:1, :1]):                         # odd sizes and a single pixel: depth at that size
+        depth = estimator.estimate(image, [_RADAR], K).depth
+        assert depth.shape == image.shape[:2] and np.isfinite(depth).all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"input_hw": (100, 100)}, r"input_hw must be two positive multiples of 32, got \(100, 100\)"),
+    ({"input_hw": (0, 64)}, r"input_hw must be two positive multiples of 32"),
+    ({"radar_channels": ("rcs", "depth", "vx_comp", "vy_comp")}, r"must start with 'depth'"),
+    ({"radar_channels": ("depth", "depth", "rcs", "rcs")}, r"name each channel once"),
+    ({"radar_channels": ("depth", "rcs")}, r"2 radar_channels \['depth', 'rcs'\] for a model that takes 4"),
+])
+def test_an_estimator_it_could_not_run_is_refused_when_made(estimator, kwargs, message):
+    # each was accepted and failed at the first frame inside the network, or (channel order) gave a raster whose
+    # occupied pixels were read from the rcs channel
+    with pytest.raises(ValueError, match=message):
+        DepthEstimator(estimator.model, **{"input_hw": (64, 128), "device": "cpu", **kwargs})

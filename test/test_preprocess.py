@@ -79,10 +79,17 @@ def test_image_resize_equals_torchs_one_call_antialiased_resize(src_hw, dst_hw):
 
 
 @pytest.mark.parametrize("bad", [np.zeros((2, 2), np.uint8), np.zeros((2, 2, 4), np.uint8),
-                                 np.zeros((2, 2, 3), np.float32), np.zeros((1, 2, 2, 3), np.uint8)])
+                                 np.zeros((2, 2, 3), np.float32), np.zeros((1, 2, 2, 3), np.uint8),
+                                 np.zeros((0, 2, 3), np.uint8)])
 def test_image_must_be_uint8_rgb(bad):
-    with pytest.raises(ValueError, match=r"expected an H x W x 3 uint8 RGB image, got "):
+    # an empty image passed this check and failed later on a division by its zero size
+    with pytest.raises(ValueError, match=r"expected an H x W x 3 uint8 RGB image of at least 1 x 1 pixels, got "):
         image_to_tensor(bad, (2, 2))
+
+
+def test_an_image_that_is_no_array_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="image must be an H x W x 3 uint8 RGB numpy array, got list"):
+        image_to_tensor(np.zeros((2, 2, 3), np.uint8).tolist(), (2, 2))
 
 
 def test_radar_channels_divided_by_their_scales_by_hand():

@@ -20,6 +20,7 @@ leaves a truncated checkpoint behind.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -81,21 +82,46 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, input_hw: t
     }, path)
 
 
+def input_hw_problem(hw) -> str | None:
+    """What is wrong with ``hw`` as a network input size (two positive ints, multiples of the models'
+    :data:`~xdrcdepth_core.models.base.SIZE_DIVISOR`), as a phrase starting with ``input_hw``; None if usable.
+    Shared by checkpoint loading and :class:`~xdrcdepth_core.infer.DepthEstimator`, whose ``input_hw``
+    argument would otherwise fail inside the first forward pass."""
+    if (not isinstance(hw, (list, tuple)) or len(hw) != 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in hw)
+            or any(v % SIZE_DIVISOR for v in hw)):
+        return f"input_hw must be two positive multiples of {SIZE_DIVISOR}, got {hw!r}"
+    return None
+
+
+def radar_channels_problem(channels) -> str | None:
+    """What is wrong with ``channels`` as a radar raster layout, as a phrase; None if usable. Known names
+    only, each once, ``depth`` first: the rasteriser and the sparse resize take channel 0 as the depth that
+    marks a pixel occupied and picks the nearest return, so any other order gives a silently wrong raster."""
+    if not isinstance(channels, (list, tuple)) or not channels:
+        return f"radar channels must be a non-empty list of names, got {channels!r}"
+    unknown = [c for c in channels if c not in RADAR_CHANNEL_SCALES]
+    if unknown:
+        return f"unknown radar channels {unknown!r}; known: {sorted(RADAR_CHANNEL_SCALES)}"
+    if channels[0] != "depth" or len(set(channels)) != len(channels):
+        return f"radar channels must start with 'depth' and name each channel once, got {list(channels)!r}"
+    return None
+
+
 def _validate(ckpt: dict, path: Path) -> None:
     """Reject corrupted weights and descriptions the estimator could not use (errors name the file)."""
+    state = ckpt["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise ValueError(f"{path}: state_dict must map parameter names to tensors, got {type(state).__name__}")
     if weights_digest(ckpt["state_dict"]) != ckpt["weights_sha256"]:
         raise ValueError(f"{path}: weights do not match their SHA-256 (file corrupted or edited)")
     bad = [name for name, t in ckpt["state_dict"].items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
         raise ValueError(f"{path}: non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
-    hw = ckpt["input_hw"]
-    if (not isinstance(hw, (list, tuple)) or len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw)
-            or any(v % SIZE_DIVISOR for v in hw)):
-        raise ValueError(f"{path}: input_hw must be two positive multiples of {SIZE_DIVISOR}, got {hw!r}")
-    channels = ckpt["radar_channels"]
-    unknown = [c for c in channels if c not in RADAR_CHANNEL_SCALES] if isinstance(channels, list) else channels
-    if not isinstance(channels, list) or not channels or unknown:
-        raise ValueError(f"{path}: unknown radar channels {unknown!r}; known: {sorted(RADAR_CHANNEL_SCALES)}")
+    problem = input_hw_problem(ckpt["input_hw"]) or radar_channels_problem(ckpt["radar_channels"])
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     if not isinstance(ckpt["model_config"], dict):
         raise ValueError(f"{path}: model_config must be a mapping")
 
@@ -166,12 +192,30 @@ def build_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
         model = build_model(ckpt["model_name"], **ckpt["model_config"])
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"checkpoint {path}: cannot build model {ckpt['model_name']!r}: {exc}") from exc
+    if len(ckpt["radar_channels"]) != model.radar_channels:
+        raise ValueError(f"checkpoint {path}: {len(ckpt['radar_channels'])} radar_channels "
+                         f"{ckpt['radar_channels']} for a model that takes {model.radar_channels}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ValueError(f"checkpoint {path} does not fit model {ckpt['model_name']}: {exc}") from exc
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise ValueError(f"checkpoint {path} does not fit model {ckpt['model_name']} as its model_config "
+                         f"builds it: {problem}")
+    model.load_state_dict(state)
     return model
+
+
+def state_dict_mismatch(expected: dict, state: dict) -> str | None:
+    """How ``state`` fails to fit a model whose state dict is ``expected``, in one line (counts and the first
+    name of each kind: torch's own message lists every tensor, thousands of lines for a wrong width), or
+    None when every name and shape fits."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    other = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    parts = [f"{len(missing)} weights missing (first {missing[0]})" if missing else "",
+             f"{len(unexpected)} unexpected (first {unexpected[0]})" if unexpected else "",
+             f"{len(other)} of other shapes (first {other[0]}: {list(state[other[0]].shape)} in the file, "
+             f"{list(expected[other[0]].shape)} in the model)" if other else ""]
+    return "; ".join(p for p in parts if p) or None
 
 
 def file_digest(path: str | os.PathLike, length: int = 12) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +32,13 @@ import numpy as np
 import torch
 
 from xdrcdepth_core.backends.base import check_precision
-from xdrcdepth_core.checkpoint import build_from_checkpoint, file_digest, load_checkpoint
+from xdrcdepth_core.checkpoint import (build_from_checkpoint, file_digest, input_hw_problem, load_checkpoint,
+                                       radar_channels_problem)
 from xdrcdepth_core.data.radar import DEFAULT_CHANNELS, RadarPoints, rasterize_radar
 from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.models import build_model
-from xdrcdepth_core.preprocess import (RADAR_CHANNEL_SCALES, depth_to_input_resolution, image_to_tensor,
-                                       radar_to_tensor)
+from xdrcdepth_core.preprocess import (RADAR_CHANNEL_SCALES, check_image, depth_to_input_resolution,
+                                       image_to_tensor, radar_to_tensor)
 from xdrcdepth_core.saliency import grad_cam
 
 LOG = logging.getLogger(__name__)
@@ -102,6 +104,76 @@ class DepthResult:
     timings: dict = field(default_factory=dict)
 
 
+def real_array(value, name: str) -> np.ndarray:
+    """``value`` as a float64 array, or a ``TypeError`` naming the argument ``name`` for anything but real
+    numbers (None, strings, complex, booleans, ragged lists), instead of numpy's message from deep inside."""
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:                     # a ragged nested list
+        raise TypeError(f"{name} must be an array of real numbers: {exc}") from None
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__} "
+                        f"of dtype {array.dtype}")
+    return array.astype(np.float64, copy=False)
+
+
+def check_intrinsics(K) -> np.ndarray:
+    """``K`` as a float64 3 x 3 pinhole matrix, or a ``ValueError`` naming it: finite, focal lengths > 0 and
+    last row (0, 0, 1). A NaN or non-positive focal length would project every radar point off the image (or
+    mirror it), a silently radar-less depth."""
+    K = real_array(K, "K")
+    if K.shape != (3, 3):
+        raise ValueError(f"K must be a 3 x 3 intrinsics matrix, got shape {K.shape}")
+    if (not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0
+            or not np.allclose(K[2], (0, 0, 1), rtol=0, atol=1e-9)):
+        raise ValueError(f"K must be finite with fx, fy > 0 and last row 0 0 1, got {K.tolist()}")
+    return K
+
+
+def check_radars(radars, fields: tuple[str, ...]) -> list["RadarInput"]:
+    """``radars`` checked as a list of :class:`RadarInput`: ``xyz`` N x 3 real (or empty), each of ``fields``
+    it carries 1-D of length N, ``T_cam_from_radar`` a finite 4 x 4 with last row 0 0 0 1. A ``ValueError``
+    or ``TypeError`` names the bad one (``radars[1].xyz``): a 3 x N array would otherwise be read as N x 3
+    points and a feature of another length misassigned, both silently wrong depths."""
+    if not isinstance(radars, (list, tuple)) or not all(isinstance(r, RadarInput) for r in radars):
+        raise TypeError(f"radars must be a list of RadarInput, got {type(radars).__name__}"
+                        + (f" holding {', '.join(sorted({type(r).__name__ for r in radars}))}"
+                           if isinstance(radars, (list, tuple)) else ""))
+    checked = []
+    for i, radar in enumerate(radars):
+        name = f"radars[{i}]"
+        xyz = real_array(radar.xyz, f"{name}.xyz")
+        if xyz.size == 0:
+            xyz = xyz.reshape(0, 3)
+        elif xyz.ndim != 2 or xyz.shape[1] != 3:
+            raise ValueError(f"{name}.xyz must be N x 3 points, got shape {xyz.shape}")
+        if not isinstance(radar.features, Mapping):
+            raise TypeError(f"{name}.features must be a mapping of field name to values, got "
+                            f"{type(radar.features).__name__}")
+        features = {}
+        for field_name in fields:
+            if field_name in radar.features:
+                values = real_array(radar.features[field_name], f"{name}.features[{field_name!r}]")
+                if values.shape != (len(xyz),):
+                    raise ValueError(f"{name}.features[{field_name!r}] must hold one value per point "
+                                     f"({len(xyz)}), got shape {values.shape}")
+                features[field_name] = values
+        T = real_array(radar.T_cam_from_radar, f"{name}.T_cam_from_radar")
+        if T.shape != (4, 4):
+            raise ValueError(f"{name}.T_cam_from_radar must be a 4 x 4 transform, got shape {T.shape}")
+        if not np.isfinite(T).all() or not np.allclose(T[3], (0, 0, 0, 1), rtol=0, atol=1e-9):
+            raise ValueError(f"{name}.T_cam_from_radar must be finite with last row 0 0 0 1, got {T.tolist()}")
+        checked.append(RadarInput(xyz, features, T))
+    return checked
+
+
+def check_saliency(saliency) -> None:
+    """``TypeError`` unless ``saliency`` is a bool: a string such as ``"no"`` would be true and cost a backward
+    pass."""
+    if not isinstance(saliency, (bool, np.bool_)):
+        raise TypeError(f"saliency must be True or False, got {saliency!r}")
+
+
 class DepthEstimator:
     """A model plus everything needed to run it on raw sensor data."""
 
@@ -120,6 +192,12 @@ class DepthEstimator:
         self.model = model.to(self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        problem = input_hw_problem(input_hw) or radar_channels_problem(radar_channels)
+        if problem:
+            raise ValueError(problem)
+        if len(radar_channels) != model.radar_channels:
+            raise ValueError(f"{len(radar_channels)} radar_channels {list(radar_channels)} for a model that "
+                             f"takes {model.radar_channels}")
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.radar_channels = tuple(radar_channels)
         self.max_depth = float(model.max_depth)
@@ -189,20 +267,20 @@ class DepthEstimator:
         """Merge all radar clouds, each moved into the camera by its own transform, into one
         C x H x W raster at the image resolution (missing per-point fields rasterise as 0; a point with a NaN/inf
         coordinate or feature is left out)."""
+        K = check_intrinsics(K)
         merged = self._merged_points(radars)
         return rasterize_radar(merged.xyz, merged.fields, K, image_hw, self.radar_channels)
 
     def _merged_points(self, radars: list[RadarInput]) -> RadarPoints:
         clouds = []
-        for radar in radars:
-            xyz = np.asarray(radar.xyz, dtype=np.float64).reshape(-1, 3)
-            fields = {name: np.asarray(radar.features[name], dtype=np.float64).reshape(-1)
-                      if name in radar.features else np.zeros(len(xyz)) for name in self.radar_fields}
+        for radar in check_radars(radars, self.radar_fields):
+            xyz = radar.xyz
+            fields = {name: radar.features.get(name, np.zeros(len(xyz))) for name in self.radar_fields}
             finite = np.isfinite(xyz).all(axis=1)   # a point with a NaN/inf feature is left out: the value would
             for values in fields.values():          # spread through the network to every pixel
                 finite &= np.isfinite(values)
             points = RadarPoints(xyz, fields) if finite.all() else RadarPoints(xyz, fields).select(finite)
-            clouds.append(points.transformed(np.asarray(radar.T_cam_from_radar, np.float64)))
+            clouds.append(points.transformed(radar.T_cam_from_radar))
         return clouds[0] if len(clouds) == 1 else RadarPoints.concatenate(clouds)
 
     def radar_input(self, image_hw: tuple[int, int], radars: list[RadarInput], K: np.ndarray) -> np.ndarray:
@@ -225,10 +303,11 @@ class DepthEstimator:
         order); each value is divided by its channel scale as ``radar_to_tensor`` does. No C x H x W raster is
         made: one sort of the points' pixel indices, one of the (nearly sorted) winners, linear passes else.
         """
+        K = check_intrinsics(K)
         merged = self._merged_points(radars)
         h, w = image_hw
         # project_points' arithmetic (same matmul and division), with the rounded pixel computed once
-        xyz, K = merged.xyz, np.asarray(K, dtype=np.float64)
+        xyz = merged.xyz
         front = np.flatnonzero(np.isfinite(xyz).all(axis=1) & (xyz[:, 2] > PROJECT_MIN_DEPTH))
         uvw = xyz[front] @ K.T
         uv = uvw[:, :2] / uvw[:, 2:3]
@@ -259,8 +338,14 @@ class DepthEstimator:
 
     def estimate(self, image: np.ndarray, radars: list[RadarInput], K: np.ndarray,
                  saliency: bool = False) -> DepthResult:
-        """Dense metric depth for one frame from raw radar points."""
+        """Dense metric depth for one frame from raw radar points.
+
+        ``image`` H x W x 3 uint8 RGB (any strides, read-only is fine), ``radars`` a list of
+        :class:`RadarInput` (may be empty), ``K`` its 3 x 3 intrinsics, ``saliency`` a bool. Malformed input is
+        a ``ValueError``/``TypeError`` naming the argument, before any work."""
         t0 = time.perf_counter()
+        check_image(image)
+        check_saliency(saliency)
         buffer = self._radar_buffer
         if buffer is None:
             buffer = self._radar_buffer = np.zeros((len(self.radar_channels), *self.input_hw), dtype=np.float32)
@@ -278,6 +363,11 @@ class DepthEstimator:
                         saliency: bool = False) -> DepthResult:
         """Dense metric depth for one frame whose radar is already rasterised at the image size."""
         t0 = time.perf_counter()
+        check_image(image)
+        check_saliency(saliency)
+        if np.ndim(radar_raster) != 3 or tuple(np.shape(radar_raster)[1:]) != image.shape[:2]:
+            raise ValueError(f"radar_raster must be C x H x W at the image's {image.shape[0]} x {image.shape[1]}, "
+                             f"got shape {np.shape(radar_raster)}")
         radar_t = radar_to_tensor(radar_raster, self.radar_channels, self.input_hw)[None].to(self.device)
         result = self._estimate(image, radar_t, saliency)
         result.timings["preprocess"] += time.perf_counter() - t0

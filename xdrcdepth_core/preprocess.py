@@ -32,10 +32,19 @@ RADAR_CHANNEL_SCALES = {"depth": 100.0, "rcs": 50.0, "vx_comp": 20.0, "vy_comp":
                         "vx": 20.0, "vy": 20.0}
 
 
+def check_image(image) -> None:
+    """``TypeError`` unless ``image`` is a numpy array, ``ValueError`` unless it is H x W x 3 uint8 with at least
+    one pixel (an empty image has no size to resize the depth back to)."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be an H x W x 3 uint8 RGB numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
+        raise ValueError(f"expected an H x W x 3 uint8 RGB image of at least 1 x 1 pixels, got {image.shape} "
+                         f"{image.dtype}")
+
+
 def image_to_tensor(image: np.ndarray, input_hw: tuple[int, int]) -> torch.Tensor:
-    """RGB uint8 H x W x 3 -> normalised float tensor 3 x h x w at ``input_hw``."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {image.shape} {image.dtype}")
+    """RGB uint8 H x W x 3 -> normalised float tensor 3 x h x w at ``input_hw`` (:func:`check_image`'s errors)."""
+    check_image(image)
     t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float()[None]
     h, w = input_hw
     # The antialiased resize is separable; done as two calls, rows first, on the channels-last tensor, it costs
