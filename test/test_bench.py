@@ -110,3 +110,33 @@ def test_the_node_target_is_judged_at_the_frame_size_and_the_shipped_input_is_st
                              "it was trained at: openvino bf16, model 128 x 256, JPEG: 5.0 ms = 25 %)")
     paths["torch fp32, model 448 x 800, JPEG"] = path(448, 800, 16.0, 100.0)          # 16 %: one row over
     assert not evaluate_targets({"rows": [], "node": {"paths": paths}})[0]["met"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repeats", "0"], "argument --repeats: must be >= 1, got '0'"),       # was a StatisticsError traceback
+    (["--threads", "-1"], "argument --threads: must be >= 1, got '-1'"),     # was torch's RuntimeError traceback
+    (["--batch", "0"], "argument --batch: must be >= 1, got '0'"),
+])
+def test_bench_bad_counts_are_one_line_exit_2(capsys, args, message):
+    from xdrcdepth_core.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err == f"xdrcdepth bench: error: {message} (see --help)\n"
+
+
+def test_bench_missing_frames_or_unwritable_outputs_stop_before_the_work(tmp_path, capsys):
+    # a missing --frames folder skipped every model and wrote an empty report over docs/benchmarks (exit 0); an
+    # --out through a file was a traceback after the whole benchmark had run
+    from xdrcdepth_core.cli import main
+
+    for option in ("--frames", "--calibration"):
+        assert main(["bench", option, str(tmp_path / "nowhere"), "--out", str(tmp_path / "b.md")]) == 2
+        assert capsys.readouterr().err == f"xdrcdepth bench: {option}: cache folder not found: {tmp_path / 'nowhere'}\n"
+    (tmp_path / "file").write_text("")
+    for option, name in (("--out", "b.md"), ("--json", "b.json")):
+        target = tmp_path / "file" / name
+        assert main(["bench", "--out", str(tmp_path / "b.md"), option, str(target)]) == 1
+        assert capsys.readouterr().err.startswith(f"xdrcdepth bench: cannot write {target}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

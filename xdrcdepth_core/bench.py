@@ -42,8 +42,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xdrcdepth_core.cli_args import os_error_line, positive_int, say
 from xdrcdepth_core.device import add_device_argument
 
+PROG = "xdrcdepth bench"
 #: a 1600 x 900 camera with a 70 degree horizontal field of view, like a nuScenes front camera
 FRONT_CAMERA_K = np.array([[1140.0, 0.0, 799.5], [0.0, 1140.0, 449.5], [0.0, 0.0, 1.0]])
 DEFAULT_SIZES = ("352x704", "448x800", "896x1600")
@@ -87,11 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", default=None,
                         help="prepare cache folder of the checkpoint's training data that int8 is calibrated on "
                              "(32 frames spread over it; default: the parity frames)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default: %(default)s)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds (default: %(default)s)")
     add_device_argument(parser)
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for every backend (0: torch default)")
-    parser.add_argument("--batch", type=int, default=1, help="batch size (e.g. 6 cameras on a GPU)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads for every backend (default: torch's)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size (e.g. 6 cameras on a GPU)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("models", "e2e", "node", "radar"),
                         help="sections to leave out")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/inference.md"))
@@ -671,6 +674,17 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_core.device import resolve_device
 
+    for option, folder in (("--frames", args.frames), ("--calibration", args.calibration)):
+        if folder and not Path(folder).is_dir():    # else every model is skipped and an empty report written
+            say(f"{PROG}: {option}: cache folder not found: {folder}")
+            return 2
+    json_path = args.json or args.out.with_suffix(".json")
+    for path in (args.out, json_path):
+        try:                        # the outputs' folders now: a path through a file fails before the work
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            say(os_error_line(PROG, exc, path))
+            return 1
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -711,9 +725,12 @@ def run(args: argparse.Namespace) -> int:
     report["load_after"] = os.getloadavg()[0]
     report["duration_s"] = time.monotonic() - start
     text = markdown(report)
-    atomic_write_bytes(args.out, text.encode())
-    json_path = args.json or args.out.with_suffix(".json")
-    atomic_write_bytes(json_path, json.dumps(report, indent=1, default=str).encode())
+    for path, data in ((args.out, text.encode()), (json_path, json.dumps(report, indent=1, default=str).encode())):
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:      # full or read-only disk, a folder where the file goes
+            say(os_error_line(PROG, exc, path))
+            return 1
     print(text)
     print(f"bench: {len(report['rows'])} rows in {report['duration_s']:.0f} s -> {args.out}, {json_path}")
     return 0
