@@ -116,6 +116,7 @@ def test_the_node_target_is_judged_at_the_frame_size_and_the_shipped_input_is_st
     (["--repeats", "0"], "argument --repeats: must be >= 1, got '0'"),       # was a StatisticsError traceback
     (["--threads", "-1"], "argument --threads: must be >= 1, got '-1'"),     # was torch's RuntimeError traceback
     (["--batch", "0"], "argument --batch: must be >= 1, got '0'"),
+    (["--warmup", "-1"], "argument --warmup: must be >= 0, got '-1'"),     # silently no warm-up before
 ])
 def test_bench_bad_counts_are_one_line_exit_2(capsys, args, message):
     from xdrcdepth_core.cli import main

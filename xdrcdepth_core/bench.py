@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdrcdepth_core.cli_args import os_error_line, positive_int, say
+from xdrcdepth_core.cli_args import non_negative_int, os_error_line, positive_int, say
 from xdrcdepth_core.device import add_device_argument
 
 PROG = "xdrcdepth bench"
@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prepare cache folder of the checkpoint's training data that int8 is calibrated on "
                              "(32 frames spread over it; default: the parity frames)")
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up rounds (default: %(default)s)")
+    parser.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up rounds (default: %(default)s)")
     add_device_argument(parser)
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for every backend (default: torch's)")
