@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from fs_faults import file_size_limit
 from train_rig import TINY_STUDENT, TINY_TEACHER, build_tiny_caches, cli, experiment, write_experiment
 from xdrcdepth_core.checkpoint import load_checkpoint
 
@@ -82,6 +83,11 @@ def test_teacher_cache_student_xkd_dkd_eval(caches, tmp_path):
     assert report["constant_depth"] == pytest.approx(
         load_checkpoint(tmp_path / "student" / "best.pt")["metrics"]["median_train_depth"])
     assert len(list((tmp_path / "panels").glob("*.png"))) == 4
+    # a disk that fills while the panels are written (a 2 kB file size limit): a write error, one line, exit 1
+    proc = cli("eval", "--checkpoint", str(tmp_path / "student" / "best.pt"), "--data", str(caches["val"]),
+               "--panels", str(tmp_path / "full"), "--no-progress", preexec_fn=file_size_limit(2048))
+    assert proc.returncode == 1 and proc.stderr.startswith(f"xdrcdepth eval: cannot write {tmp_path / 'full'}/")
+    assert "[Errno 27]" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     print(f"teacher -> teacher-cache -> student -> eval: {time.monotonic() - start:.1f} s")
 
 

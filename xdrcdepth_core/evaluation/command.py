@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_no_progress(parser)
 
 
+class PanelWriteError(Exception):
+    """A panel picture could not be written (``args``: the ``OSError`` and the picture's path): exit code 1 as
+    any write error, not the 2 of an unreadable input file."""
+
+
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_core.checkpoint import load_checkpoint
@@ -78,13 +83,20 @@ def run(args: argparse.Namespace) -> int:
             teacher_saliency = teacher.estimate_raster(sample["image"], sample["radar"], saliency=True).saliency
         rgb = evaluation_panel(sample["image"], sample["radar"][0], ground_truth(sample, args.gt[0]),
                                predictions["model"], predictions["saliency"], teacher_saliency)
-        write_png(args.panels / f"{index:04d}_{sample['token']}.png", rgb)
+        picture = args.panels / f"{index:04d}_{sample['token']}.png"
+        try:
+            write_png(picture, rgb)
+        except OSError as exc:      # an output error, not one of the data that evaluate_cache reports as such
+            raise PanelWriteError(exc, picture) from exc
 
     start = time.monotonic()
     try:
         result = evaluate_cache(estimator, args.data, caps=args.caps, gts=args.gt, constant=constant,
                                 limit=args.limit or 0, saliency_frames=args.max_panels if args.panels else 0,
                                 on_frame=panel, progress=not args.no_progress)
+    except PanelWriteError as exc:
+        say(os_error_line(PROG, *exc.args))
+        return 1
     except (OSError, ValueError) as exc:
         say(f"{PROG}: {exc}")
         return 2
