@@ -34,6 +34,7 @@ import torch
 from xdrcdepth_core.backends.base import check_precision
 from xdrcdepth_core.checkpoint import (build_from_checkpoint, file_digest, input_hw_problem, load_checkpoint,
                                        radar_channels_problem)
+from xdrcdepth_core.data.geometry import pinhole_intrinsics_valid
 from xdrcdepth_core.data.radar import DEFAULT_CHANNELS, RadarPoints, rasterize_radar
 from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.models import build_model
@@ -124,8 +125,7 @@ def check_intrinsics(K) -> np.ndarray:
     K = real_array(K, "K")
     if K.shape != (3, 3):
         raise ValueError(f"K must be a 3 x 3 intrinsics matrix, got shape {K.shape}")
-    if (not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0
-            or not np.allclose(K[2], (0, 0, 1), rtol=0, atol=1e-9)):
+    if not pinhole_intrinsics_valid(K):
         raise ValueError(f"K must be finite with fx, fy > 0 and last row 0 0 1, got {K.tolist()}")
     return K
 

@@ -134,3 +134,11 @@ def crop_intrinsics(K: np.ndarray, top: int, left: int) -> np.ndarray:
     K2[0, 2] -= left
     K2[1, 2] -= top
     return K2
+
+
+def pinhole_intrinsics_valid(K: np.ndarray) -> bool:
+    """Whether a 3 x 3 ``K`` is a usable pinhole matrix: finite, fx and fy > 0, last row 0 0 1 (a NaN or
+    non-positive focal length projects every point off the image, or mirrors it). Shared by the estimator's input
+    check and the node's camera_info check."""
+    return bool(np.isfinite(K).all() and K[0, 0] > 0 and K[1, 1] > 0
+                and np.allclose(K[2], (0, 0, 1), rtol=0, atol=1e-9))

@@ -27,6 +27,7 @@ from PIL import Image as PILImage
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from xdrcdepth_core.data.geometry import pinhole_intrinsics_valid
 from xdrcdepth_core.imageio import UnsupportedPixels, decode_jpeg_fast, pil_to_rgb
 from xdrcdepth_ros.standins import active
 
@@ -171,7 +172,7 @@ def rgb_from_compressed(msg: CompressedImage, max_pixels: int | None = None) -> 
 
 
 def _check_intrinsics(M: np.ndarray, name: str, problem: str) -> None:
-    if not np.all(np.isfinite(M)) or M[0, 0] <= 0 or M[1, 1] <= 0 or M[2, 2] != 1.0:
+    if not pinhole_intrinsics_valid(M):
         raise BadInput("bad_camera_info", f"{problem} {name} {M.reshape(-1).tolist()}")
 
 
