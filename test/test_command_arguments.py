@@ -1,14 +1,20 @@
 """`--device` and counts of `xdrcdepth eval` / `export`, checked where they are parsed (one line on stderr, exit
-code 2, before any model is loaded), through the one device check of :mod:`xdrcdepth_core.device`."""
+code 2, before any model is loaded), through the one device check of :mod:`xdrcdepth_core.device`; and the program's
+exit after its command has returned."""
 
 import argparse
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from xdrcdepth_core.cli import main
 from xdrcdepth_core.device import device_arg, device_problem, resolve_device
+
+from fs_faults import sigint_default
 
 
 @pytest.mark.parametrize("name", ["bogus", "CPU", "cuda:", "cuda:x", "gpu", "", "cpu ", "cpu\n"])
@@ -51,3 +57,20 @@ def test_calibration_without_int8_is_refused_before_any_model_is_loaded(capsys):
     assert main(["export", "--format", "onnx", "--calibration", "nowhere"]) == 2
     assert capsys.readouterr().err == ("xdrcdepth export: --calibration calibrates int8 quantisation; it does nothing "
                                        "with --precision fp32\n")
+
+
+#: ``xdrcdepth models`` as the console script runs it, with a SIGINT sent once the command has returned, while the
+#: interpreter exits (atexit runs the earliest registered hook last): a sent signal at an exact moment, no timing
+SIGINT_WHILE_EXITING = """
+import atexit, os, signal, sys
+from xdrcdepth_core.cli import main
+atexit.register(os.kill, os.getpid(), signal.SIGINT)
+sys.exit(main())
+"""
+
+
+def test_sigint_once_the_command_has_returned_changes_nothing():
+    proc = subprocess.run([sys.executable, "-c", SIGINT_WHILE_EXITING, "models"], capture_output=True, text=True,
+                          timeout=120, preexec_fn=sigint_default, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith("model ") and "budget MET" in proc.stdout     # the command's output, complete

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, interrupted_line, say, stdout_to_devnull
@@ -49,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run one command; ``argv=None``: this process's arguments, the program itself (``xdrcdepth``), which then
+    ignores SIGINT once the command has returned (as :mod:`xdrcdepth_ros.entry_points` does for its batch
+    programs): a Ctrl-C while the interpreter exits would end it in a traceback of whatever exit code it hit."""
+    program = argv is None
+    argv = sys.argv[1:] if program else argv
     parser = build_parser()
     # Parse the command name first, then let the command's module add its own arguments.
     known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
@@ -59,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         cmd_parser = ArgumentParser(prog=prog, description=COMMANDS[known.command][1])
         module.add_arguments(cmd_parser)
         args = cmd_parser.parse_args(argv[1:])
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        if program:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)    # raises a SIGINT still pending first: caught here
+        return code
     except KeyboardInterrupt:
         # Ctrl-C where the command has no handler of its own (while torch loads, a model is built, ...)
         say(interrupted_line(prog))
