@@ -248,3 +248,24 @@ def test_an_estimator_it_could_not_run_is_refused_when_made(estimator, kwargs, m
     # occupied pixels were read from the rcs channel
     with pytest.raises(ValueError, match=message):
         DepthEstimator(estimator.model, **{"input_hw": (64, 128), "device": "cpu", **kwargs})
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"bogus": 1}, ValueError, r"unknown torch backend option\(s\) \['bogus'\]; choose from channels_last, compile"),
+    ({"channels_last": "yes"}, ValueError, r"channels_last must be one of True, False, 'auto', got 'yes'"),
+    ({"compile": 1}, ValueError, r"compile must be one of True, False, got 1"),
+    ({"cuda_graphs": "auto"}, ValueError, r"cuda_graphs must be one of True, False, got 'auto'"),
+    ([("channels_last", True)], TypeError, r"backend_options must be a dict, got list"),
+])
+def test_backend_options_are_checked_by_name(estimator, options, error, message):
+    # an unknown key was a TypeError from TorchBackend's signature; "yes" (any non-empty string) switched it on
+    with pytest.raises(error, match=message):
+        DepthEstimator(estimator.model, input_hw=(64, 128), device="cpu", backend="torch", precision="fp32",
+                       backend_options=options)
+
+
+@pytest.mark.parametrize("value, on", [(True, True), (np.True_, True), (False, False), ("auto", False)])
+def test_valid_channels_last_values(estimator, value, on):
+    made = DepthEstimator(estimator.model, input_hw=(64, 128), device="cpu", backend="torch", precision="fp32",
+                          backend_options={"channels_last": value})
+    assert made.backend.channels_last is on      # "auto" is off for fp32: the reference path

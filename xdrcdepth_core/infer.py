@@ -211,8 +211,9 @@ class DepthEstimator:
 
     def _make_backend(self, backend: str, precision: str | None, allow_export: bool, options: dict | None):
         from xdrcdepth_core.backends import ParityTolerance, create_backend, select_backend
-        from xdrcdepth_core.backends.torch_backend import TorchBackend
+        from xdrcdepth_core.backends.torch_backend import TorchBackend, check_options
 
+        options = check_options(options)
         if backend == "torch" and precision == "fp32" and not options:
             runner = TorchBackend(self.model, self.device, "fp32")   # the reference: no frames, no checks
             runner.parity = None

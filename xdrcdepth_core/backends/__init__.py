@@ -111,13 +111,13 @@ def create_backend(name: str, model: torch.nn.Module, input_hw, radar_channels: 
     artefact calibrated on anything but the default frames is cached under its own name (:func:`calibration_tag`).
     Raises :class:`BackendUnavailable` or :class:`ParityFailed`.
     """
-    from xdrcdepth_core.backends.torch_backend import TorchBackend
+    from xdrcdepth_core.backends.torch_backend import TorchBackend, check_options
 
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
     check_precision(precision)
     precision = precision or default_precision(name, device)
-    options = dict(options or {})
+    options = check_options(options)
     h, w = input_hw
     shapes = ((batch, 3, h, w), (batch, len(radar_channels), h, w))
     if name == "torch":

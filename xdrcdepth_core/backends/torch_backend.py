@@ -24,10 +24,34 @@ from __future__ import annotations
 import contextlib
 import copy
 
+import numpy as np
 import torch
 
 from xdrcdepth_core.backends.base import Backend, BackendUnavailable
 from xdrcdepth_core.train.precision import DTYPES, resolve_channels_last
+
+
+#: the torch backend's options, each True or False, and the words each also takes (``channels_last``'s
+#: ``auto``: on for bf16/fp16)
+OPTIONS = {"channels_last": ("auto",), "compile": (), "cuda_graphs": ()}
+
+
+def check_options(options) -> dict:
+    """``options`` (``None`` or a dict of :data:`OPTIONS`) as a dict; ``TypeError``/``ValueError`` naming the
+    key otherwise: an unknown key was a TypeError from the constructor's signature, and a value such as
+    ``"no"`` was truthy, so it switched an option on."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"backend_options must be a dict, got {type(options).__name__}")
+    unknown = sorted(map(str, set(options) - set(OPTIONS)))
+    if unknown:
+        raise ValueError(f"unknown torch backend option(s) {unknown}; choose from {', '.join(OPTIONS)}")
+    for key, value in options.items():
+        if not (isinstance(value, (bool, np.bool_)) or (isinstance(value, str) and value in OPTIONS[key])):
+            choices = ", ".join(("True", "False", *map(repr, OPTIONS[key])))
+            raise ValueError(f"torch backend option {key} must be one of {choices}, got {value!r}")
+    return dict(options)
 
 
 class TorchBackend(Backend):
