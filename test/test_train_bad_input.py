@@ -274,6 +274,16 @@ def _ablation(tmp_path, **changes) -> str:
     ({"variants": {"direct": {"optim": {"epoch": 3}}}}, "variant direct: "),
     ({"teacher_overide": {"optim": {"epochs": 25}}}, "unknown keys ['teacher_overide']; known: ['data', "),
     ({"direct_from": "/nowhere"}, "direct_from: /nowhere holds no study's runs/ folder"),
+    # a loss the trainer cannot build failed only when that variant's job started, maybe hours into the study
+    ({"variants": {"direct": {"losses": [{"name": "nope"}]}}}, "variant direct: unknown loss 'nope'; registered "),
+    ({"variants": {"direct": {"losses": [{"name": "dkd", "temperature": -1}]}}},
+     "variant direct: temperature must be > 0, got -1"),
+    ({"variants": {"direct": {"losses": [{"name": "dkd", "tempreature": 2}]}}},
+     "variant direct: bad options for loss 'dkd': "),
+    # a variant's name is a folder and a file name: '..' left the out folder; 'teacher' took the teacher's record
+    ({"variants": {"x/../../y": {}}, "ship": "x/../../y"}, "variant name 'x/../../y': use letters, digits and "),
+    ({"variants": {"teacher": {}}, "ship": "teacher"}, "variant name 'teacher': use "),
+    ({"variants": {"..": {}}, "ship": ".."}, "variant name '..': use "),
 ])
 def test_ablation_config_of_the_wrong_shape_is_refused_before_any_job(tmp_path, capsys, changes, message):
     path = _ablation(tmp_path, **changes)

@@ -17,3 +17,12 @@ list_losses = _REGISTRY.names
 def build_loss(name: str, **cfg) -> DistillLoss:
     """Instantiate the loss registered as ``name`` with the options ``cfg`` (plain YAML values)."""
     return _REGISTRY.build(name, **cfg)
+
+
+#: keys of a ``losses`` entry of an experiment config that are the trainer's, not the loss's options
+SCHEDULE_KEYS = ("name", "weight", "every")
+
+
+def build_loss_entry(entry: dict) -> DistillLoss:
+    """The loss of one ``losses`` entry of an experiment config (``{name, weight, every, <options>}``)."""
+    return build_loss(entry["name"], **{k: v for k, v in entry.items() if k not in SCHEDULE_KEYS})

@@ -33,6 +33,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,15 +46,20 @@ import yaml
 from xdrcdepth_core.atomic import atomic_write_bytes
 from xdrcdepth_core.cli_args import os_error_line, say
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
+from xdrcdepth_core.distill import build_loss_entry
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config
 from xdrcdepth_core.train.config import read_yaml_mapping
 
-#: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
 PROG = "xdrcdepth ablate"
 REQUIRED_KEYS = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
 #: ``direct_from``: another study's results_dir whose ``direct`` rows this report compares against (a follow-up
 #: that only changes the teacher need not retrain students that never see it)
 OPTIONAL_KEYS = {"teacher_overrides", "teacher_weights", "direct_from", "title"}
+#: a variant's name is its run folder ``<out>/<name>`` and its record ``results_dir/runs/<name>__seed<k>.json``
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+#: the teacher's folders in ``out`` and its record in ``results_dir/runs``
+RESERVED_NAMES = {"teacher", "teacher_cache"}
+#: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
 CACHEABLE_LOSSES = {"dkd", "xkd", "crkd_response", "confidence_kd", "dked_bounded", "lircdepth_interdepth"}
 
 
@@ -96,6 +102,9 @@ def _variants_problem(cfg: dict) -> str | None:
     if not isinstance(variants, dict) or not variants:
         return f"variants must be a mapping of variant names to their settings, got {variants!r}"
     for name, variant in variants.items():
+        if not (isinstance(name, str) and VARIANT_NAME.fullmatch(name)) or name in RESERVED_NAMES:
+            return (f"variant name {name!r}: use letters, digits and _ . + - (it names a folder and a file), "
+                    f"starting with a letter or digit, and not {' or '.join(sorted(RESERVED_NAMES))}")
         if not isinstance(variant, dict):
             return f"variant {name} must be a mapping (seeds, model, losses, optim, description), got {variant!r}"
         unknown = set(variant) - {"seeds", "model", "losses", "optim", "description"}
@@ -142,10 +151,11 @@ class Ablation:
         # every experiment resolves now (ConfigError naming its file), not hours later when its job starts
         self.teacher_config()
         for name, seed, run_dir in self.runs():
-            try:
-                self.student_config(name, seed, run_dir)
-            except ValueError as exc:   # the student YAML with this variant's settings on top
-                raise ValueError(f"{self.config_path}: variant {name}: {exc}") from None
+            try:   # the student YAML with this variant's settings on top, and its losses as the trainer builds them
+                for entry in self.student_config(name, seed, run_dir)["losses"]:
+                    build_loss_entry(entry)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{self.config_path}: variant {name}: {exc.args[0] if exc.args else exc}") from None
 
     # -- teacher ---------------------------------------------------------------------------------------------
     @property
