@@ -5,11 +5,16 @@ semantics; each module's docstring says which and where it is tested):
 ========================  =====================================  ==========================================
 module here               replaces                                conformance tests
 ========================  =====================================  ==========================================
-``message_filters``       ``message_filters`` (Python)            test/test_sync_conformance.py
-``tf2_ros``               ``tf2_ros`` (``tf2_ros_py``)            test/test_tf_buffer.py
-``cv_bridge``             ``cv_bridge.CvBridge`` (numpy path)     test/test_cv_bridge.py
-``point_cloud2``          ``sensor_msgs_py.point_cloud2``         test/test_point_cloud2.py
-``rosidl_runtime_py``     ``rosidl_runtime_py.utilities``         test/test_nuscenes2bag.py (message_class)
+``message_filters``       ``message_filters`` (Python)            test/test_sync_conformance.py,
+                                                                  test/test_standin_message_filters.py
+``tf2_ros``               ``tf2_ros`` (``tf2_ros_py``)            test/test_tf_buffer.py,
+                                                                  test/test_standin_tf2.py
+``cv_bridge``             ``cv_bridge.CvBridge`` (numpy path)     test/test_cv_bridge.py,
+                                                                  test/test_standin_cv_bridge.py
+``point_cloud2``          ``sensor_msgs_py.point_cloud2``         test/test_point_cloud2.py,
+                                                                  test/test_standin_point_cloud2.py
+``rosidl_runtime_py``     ``rosidl_runtime_py.utilities``         test/test_nuscenes2bag.py (message_class),
+                                                                  test/test_standin_rosidl_runtime_py.py
 ========================  =====================================  ==========================================
 
 :func:`active` gives the module to use: the upstream one when it is importable (a full ROS 2 install),

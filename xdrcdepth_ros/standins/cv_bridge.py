@@ -1,6 +1,7 @@
 """Stand-in for ``cv_bridge`` (Python): ``CvBridge`` and ``CvBridgeError`` on numpy alone (no OpenCV).
 
-Follows ros-perception/vision_opencv ``cv_bridge/python/cv_bridge/core.py`` and ``getCvType`` in
+Follows ros-perception/vision_opencv (rolling; Kilted's cv_bridge 4.1.x has the same Python code)
+``cv_bridge/python/cv_bridge/core.py`` and ``getCvType`` / ``getConversionCode`` / ``toCvCopyImpl`` in
 ``cv_bridge/src/cv_bridge.cpp``, for the encodings of ``sensor_msgs/image_encodings.hpp``; tested in
 test/test_cv_bridge.py:
 
@@ -17,12 +18,15 @@ test/test_cv_bridge.py:
   byte order, honouring ``step`` padding; ``desired_encoding`` converts between rgb/bgr/rgba/bgra/mono
   (8 and 16 bit: channel order, alpha added at full scale or dropped, grey by OpenCV's fixed-point
   weights, 8 <-> 16 bit scaled by 65535/255) and between same-channel-count types otherwise (values
-  converted, saturated), and raises :class:`CvBridgeError` where cv_bridge does (a colour encoding from
-  a non-colour one, different channel counts). Bayer and YUV conversions need OpenCV's demosaicing and
+  converted -- 8 <-> 16 bit scaled the same way -- and saturated), and raises :class:`CvBridgeError`
+  where cv_bridge does (a colour encoding from a non-colour one, different channel counts). Bayer and YUV conversions need OpenCV's demosaicing and
   raise :class:`CvBridgeError` here.
 
-One difference: an array dtype OpenCV has no type for (bool, int64, float16, ...) raises
-:class:`CvBridgeError`; upstream raises ``KeyError``.
+An array dtype OpenCV has no type for (bool, int64, float16, ...) raises :class:`NoCvTypeError`, which is a
+``KeyError`` as upstream's (and a :class:`CvBridgeError`); an array with no rows raises ``ZeroDivisionError``
+(upstream's ``step = len(data) // height``). Every SAME_FORMAT step of a conversion (``toCvCopyImpl``) scales
+between 8 and 16 bits by the encodings' bit depths, generic encodings too (``8UC1`` -> ``16UC1`` multiplies by
+257). Upstream's tests ported: test/test_standin_cv_bridge.py.
 """
 
 from __future__ import annotations
@@ -58,6 +62,14 @@ class CvBridgeError(TypeError):
     """The error raised by :class:`CvBridge` methods when they fail (a ``TypeError``, as upstream)."""
 
 
+class NoCvTypeError(CvBridgeError, KeyError):
+    """An array dtype OpenCV has no type for (bool, int64, float16, ...). Upstream raises ``KeyError`` (its
+    ``numpy_type_to_cvtype[dtype.name]`` lookup); this is one, and a :class:`CvBridgeError` too."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def cv_type(encoding: str) -> str:
     """The OpenCV type name (``8UC3``) of an image encoding; :class:`CvBridgeError` if unknown."""
     if encoding in NAMED:
@@ -84,7 +96,7 @@ class CvBridge:
 
     def dtype_with_channels_to_cvtype2(self, dtype: np.dtype, n_channels: int) -> str:
         if dtype.name not in _DEPTH_OF_DTYPE:
-            raise CvBridgeError(f"numpy dtype {dtype.name} has no OpenCV type")
+            raise NoCvTypeError(f"numpy dtype {dtype.name} has no OpenCV type")
         return f"{_DEPTH_OF_DTYPE[dtype.name]}C{n_channels}"
 
     def imgmsg_to_cv2(self, img_msg: Image, desired_encoding: str = "passthrough") -> np.ndarray:
@@ -125,7 +137,7 @@ class CvBridge:
         if header is not None:
             msg.header = header
         msg.data = np.ascontiguousarray(cvim).tobytes()
-        msg.step = len(msg.data) // msg.height if msg.height else 0
+        msg.step = len(msg.data) // msg.height    # as upstream: a 0-row array raises ZeroDivisionError
         return msg
 
 
@@ -136,18 +148,22 @@ def _bit_depth(encoding: str) -> int:
 def _convert(image: np.ndarray, src: str, dst: str) -> np.ndarray:
     """cv_bridge's cvtColor rules (getConversionCode) for the conversions done without OpenCV."""
     src_channels, dst_channels = int(cv_type(src).split("C")[1]), int(cv_type(dst).split("C")[1])
+    # SAME_FORMAT (toCvCopyImpl): convertTo the destination depth, scaled between 8 and 16 bits by the
+    # encodings' bitDepth (so 8UC1 -> 16UC1 multiplies by 257, as mono8 -> mono16 does)
+    same_format_scale = {(8, 16): 65535.0 / 255.0, (16, 8): 255.0 / 65535.0}.get(
+        (_bit_depth(src), _bit_depth(dst)), 1.0)
     if not _is_colour(src):
         if _is_colour(dst):
             raise CvBridgeError(f"[{src}] is not a color format. but [{dst}] is. The conversion does not "
                                 "make sense")
         if src_channels != dst_channels:
             raise CvBridgeError(f"[{src}] and [{dst}] do not have the same number of channel")
-        return _to_depth(image, dst, scale=1.0)
+        return _to_depth(image, dst, scale=same_format_scale)
     if not _is_colour(dst):
         if src_channels != dst_channels:
             raise CvBridgeError(f"[{src}] is a color format but [{dst}] is not so they must have the same "
                                 "OpenCV type, CV_8UC3, CV16UC1 ....")
-        return _to_depth(image, dst, scale=1.0)
+        return _to_depth(image, dst, scale=same_format_scale)
     if src in _OTHER_COLOUR or dst in _OTHER_COLOUR:
         raise CvBridgeError(f"conversion from [{src}] to [{dst}] needs OpenCV (not in this stand-in)")
     (src_order, src_bits), (dst_order, dst_bits) = _COLOUR[src], _COLOUR[dst]

@@ -1,28 +1,37 @@
 """Stand-in for ``sensor_msgs_py.point_cloud2``: PointCloud2 <-> numpy with the upstream API and semantics.
 
 Functions: :func:`read_points`, :func:`read_points_numpy`, :func:`read_points_list`,
-:func:`dtype_from_fields`, :func:`create_cloud`, :func:`create_cloud_xyz32`. The reference is upstream's
-own test suite (ros2/common_interfaces ``sensor_msgs_py/test/test_point_cloud2.py``);
-test/test_point_cloud2.py ports its cases. Upstream behaviour kept on purpose:
+:func:`dtype_from_fields`, :func:`create_cloud`, :func:`create_cloud_xyz32`. Follows ros2/common_interfaces
+``sensor_msgs_py/sensor_msgs_py/point_cloud2.py`` (rolling, i.e. with #295 of sensor_msgs_py 5.9.1; Kilted's
+5.5.x lacks that one change, see below). The reference is upstream's own test suite
+(``sensor_msgs_py/test/test_point_cloud2.py``); test/test_point_cloud2.py ports its cases,
+test/test_standin_point_cloud2.py adds what the source says. Upstream behaviour kept on purpose:
 
 * fields with ``count > 1`` become sub-fields ``name_0 .. name_{count-1}``; a nameless field is
   ``unnamed_field_<i>``; duplicate names are an error;
 * the structured dtype spans ``point_step`` bytes (padding between and after fields is kept);
 * ``field_names`` must all exist (else an error) and come back in the requested order;
+* :func:`read_points_numpy` requires every requested field after the first to have the datatype of the
+  cloud's *first* field (requested or not), as upstream's assert does;
+* an unknown PointField datatype raises :class:`UnknownDatatypeError`, a ``KeyError`` as upstream's;
 * values come back in native byte order whatever ``is_bigendian`` says;
 * ``skip_nans`` drops points with a NaN in any returned field unless the cloud is ``is_dense``;
 * ``reshape_organized_cloud`` returns a ``(width, height)`` array, and :func:`create_cloud` reads a 2-D
   array as ``(width, height)``: upstream's convention (ros2/common_interfaces#236 discusses it), kept
   so code written against either behaves the same;
 * :func:`create_cloud` checks that a structured array's dtype equals the one the fields describe, with
-  ``point_step`` defaulting to the array's itemsize (sensor_msgs_py 5.9.1, ros2/common_interfaces#295);
+  ``point_step`` defaulting to the array's itemsize (rolling, ros2/common_interfaces#295; releases without
+  it, Kilted's 5.5.x among them, assert for padded records unless ``point_step`` is given);
   unstructured arrays and lists need fields of one datatype (lists of tuples may mix).
 
 Upstream reports these errors with ``assert``; here they raise :class:`PointCloudError`, which is an
 ``AssertionError`` (so code catching upstream's errors catches ours, also under ``python -O``) and a
-``ValueError``. One difference: :func:`read_points` honours ``row_step`` padding at the end of rows,
-which upstream ignores (it assumes ``row_step == width * point_step``); for clouds without row padding
-both agree.
+``ValueError``. Differences kept on purpose: :func:`read_points` honours ``row_step`` padding at the end of
+rows, which upstream ignores (it assumes ``row_step == width * point_step``), returns a copy (upstream: a
+view of ``cloud.data``, which it byte-swaps *in place* for a foreign-endian cloud, so a second read of the
+same message differs there); too few data bytes raise :class:`TruncatedCloudError`, a ``TypeError`` as
+upstream's; :func:`create_cloud` accepts a non-contiguous structured array (upstream's
+``memoryview.cast`` raises ``TypeError``). For well-formed clouds read once both agree.
 """
 
 from __future__ import annotations
@@ -48,6 +57,19 @@ class PointCloudError(AssertionError, ValueError):
     """A cloud, a field list or an array these functions cannot work with (upstream: AssertionError)."""
 
 
+class TruncatedCloudError(PointCloudError, TypeError):
+    """Fewer data bytes than the cloud's points need: upstream's ``np.ndarray(buffer=cloud.data)`` raises
+    ``TypeError`` ("buffer is too small"); this is one (and a :class:`PointCloudError`)."""
+
+
+class UnknownDatatypeError(PointCloudError, KeyError):
+    """A PointField datatype outside INT8 .. FLOAT64: upstream's ``_DATATYPES[field.datatype]`` raises
+    ``KeyError``; this is one (and a :class:`PointCloudError`)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise PointCloudError(message)
@@ -59,7 +81,8 @@ def dtype_from_fields(fields: Iterable[PointField], point_step: int | None = Non
     1``) at its offset, ``itemsize = point_step`` when given. ``byte_order`` '<', '>' or '=' (native)."""
     names, formats, offsets, seen = [], [], [], set()
     for i, field in enumerate(fields):
-        _check(field.datatype in DATATYPES, f"field {field.name!r}: unknown PointField datatype {field.datatype}")
+        if field.datatype not in DATATYPES:
+            raise UnknownDatatypeError(f"field {field.name!r}: unknown PointField datatype {field.datatype}")
         _check(field.count > 0, f"field {field.name!r}: can't process fields with count = {field.count}")
         base = DATATYPES[field.datatype]
         name = field.name or f"{DUMMY_FIELD_PREFIX}_{i}"
@@ -86,9 +109,9 @@ def read_points(cloud: PointCloud2, field_names: Iterable[str] | None = None, sk
     stored = dtype_from_fields(cloud.fields, cloud.point_step, ">" if cloud.is_bigendian else "<")
     n, row_bytes = cloud.width * cloud.height, cloud.width * cloud.point_step
     row_step = max(cloud.row_step, row_bytes)
-    _check(len(cloud.data) >= row_step * (cloud.height - 1) + row_bytes if n else True,
-           f"{len(cloud.data)} data bytes are too few for {cloud.height} rows of {cloud.width} points "
-           f"(row_step {cloud.row_step}, point_step {cloud.point_step})")
+    if n and len(cloud.data) < row_step * (cloud.height - 1) + row_bytes:
+        raise TruncatedCloudError(f"{len(cloud.data)} data bytes are too few for {cloud.height} rows of "
+                                  f"{cloud.width} points (row_step {cloud.row_step}, point_step {cloud.point_step})")
     raw = np.frombuffer(cloud.data, dtype=np.uint8)
     if row_step == row_bytes or cloud.height <= 1:
         rows = raw[:n * cloud.point_step]
@@ -121,8 +144,10 @@ def read_points_numpy(cloud: PointCloud2, field_names: Iterable[str] | None = No
                       uvs: Iterable[int] | None = None, reshape_organized_cloud: bool = False) -> np.ndarray:
     """The requested fields as one unstructured array (N x fields); they must share one datatype."""
     field_names = None if field_names is None else list(field_names)
-    chosen = [f for f in cloud.fields if field_names is None or f.name in field_names]
-    _check(all(f.datatype == chosen[0].datatype for f in chosen[1:]),
+    # as upstream: every requested field after the first of the cloud must have the datatype of the cloud's
+    # first field (requested or not)
+    _check(all(cloud.fields[0].datatype == f.datatype for f in cloud.fields[1:]
+               if field_names is None or f.name in field_names),
            "All fields need to have the same datatype. Use read_points() otherwise.")
     return structured_to_unstructured(read_points(cloud, field_names, skip_nans, uvs, reshape_organized_cloud))
 

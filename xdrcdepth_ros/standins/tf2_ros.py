@@ -1,24 +1,38 @@
 """Stand-in for ``tf2_ros`` (Python, package ``tf2_ros_py``): ``Buffer``, ``TransformListener`` and the
-lookup exceptions, with tf2's behaviour (ros2/geometry2 ``tf2/src/buffer_core.cpp``, ``time_cache.cpp``,
-``tf2_ros_py/tf2_ros/buffer.py``, ``transform_listener.py``).
+lookup exceptions, with tf2's behaviour. Follows ros2/geometry2 (rolling; Kilted's 0.41.x has the same
+semantics) ``tf2/src/buffer_core.cpp`` (``setTransformImpl``, ``walkToTopParent``, ``getLatestCommonTime``,
+``validateFrameId``), ``tf2/src/cache.cpp`` (``TimeCache``), ``tf2/src/static_cache.cpp``,
+``tf2_ros_py/tf2_ros/buffer.py`` and ``transform_listener.py``.
 
 API subset: ``Buffer(cache_time=None, node=None)``, ``set_transform``, ``set_transform_static``,
 ``lookup_transform(target, source, time, timeout)``, ``lookup_transform_full(target, target_time, source,
-source_time, fixed_frame, timeout)``, ``can_transform``, ``clear``; ``TransformListener(buffer, node)``;
-``TransformException`` and its ``LookupException``, ``ConnectivityException``,
-``ExtrapolationException``, ``InvalidArgumentException``. Behaviour, each tested in test/test_tf_buffer.py:
+source_time, fixed_frame, timeout)``, ``can_transform``, ``can_transform_full``, ``clear``, the async
+``wait_for_transform(_full)_async`` / ``lookup_transform(_full)_async``; ``TransformListener(buffer, node)``;
+``TransformException`` and its ``LookupException``, ``ConnectivityException``, ``ExtrapolationException``,
+``InvalidArgumentException``. Tested in test/test_tf_buffer.py and (ported from upstream's
+``tf2/test/cache_unittest.cpp`` and ``tf2_ros_py/test/test_buffer.py``) test/test_standin_tf2.py:
 
-* each child frame has one parent; static transforms hold at every time, dynamic ones are kept for
-  ``cache_time`` (10 s) behind the newest stamp of that frame, and older arrivals are ignored;
-* a lookup between two samples interpolates (translation linearly, rotation by slerp); outside the
-  stored interval, or with a single sample at another stamp, it raises ``ExtrapolationException``;
-  time zero means the latest time every dynamic link in the chain has in common;
-* a transform's ``frame_id`` and ``child_frame_id`` lose one leading ``/`` when stored (``setTransformImpl``'s
-  ``stripSlash``: a ROS 1 style ``/base_link`` is ``base_link``); a lookup of an empty frame or one that
-  starts with ``/`` raises ``InvalidArgumentException`` (``validateFrameId``; ``can_transform`` is false);
+* each child frame has one cache whose kind (static or dynamic) is fixed by its first transform
+  (``allocateFrame``); a static link holds at every time, a later transform replaces it;
+* a dynamic cache (``TimeCache::insertData``) first prunes what is older than ``cache_time`` (10 s) behind
+  its newest stamp *before* the insert (``stamp + cache_time < newest``), then refuses data older than
+  ``newest - cache_time``; an exact duplicate is not stored twice, a different sample with an equal stamp is
+  stored next to it (the later one is newer);
+* a lookup between two samples with the same parent interpolates (translation linearly, rotation by slerp);
+  between samples with different parents it takes the older one as is; at a sample's stamp it takes that
+  sample; outside the stored interval, or with a single sample at another stamp, it raises
+  ``ExtrapolationException`` with tf2's text ("Lookup would require extrapolation into the future.
+  Requested time 12.500000 but the latest data is at time 12.000000, when looking up transform from frame
+  [base_link] to frame [odom]"); time zero means the latest time every dynamic link of the chain has in
+  common (``getLatestCommonTime``);
+* a transform's ``frame_id`` and ``child_frame_id`` lose one leading ``/`` when stored (``stripSlash``); a
+  lookup of an empty frame or one that starts with ``/`` raises ``InvalidArgumentException``
+  (``validateFrameId``, same texts; ``can_transform`` is false);
 * source frame == target frame is the identity, even for a frame the buffer has never seen
-  (``BufferCore::lookupTransformImpl`` returns before validating the frames; ``canTransform`` is true);
-* otherwise unknown frames raise ``LookupException``, frames in different trees ``ConnectivityException``;
+  (``lookupTransformImpl`` returns before validating the frames; ``canTransform`` is true);
+* otherwise a frame never seen raises ``LookupException`` ('"radar" passed to lookupTransform argument
+  source_frame does not exist. '), frames in different trees ``ConnectivityException``; a frame once seen
+  stays known after ``clear`` (which empties the dynamic caches only);
 * ``lookup_transform_full`` chains ``target(target_time) <- fixed <- source(source_time)`` (all three
   frames must exist); each half resolves time zero to its own latest common time and the result is
   stamped with the target half's time, as tf2 does; with the odometry frame as ``fixed_frame`` this
@@ -27,6 +41,11 @@ source_time, fixed_frame, timeout)``, ``can_transform``, ``clear``; ``TransformL
 * ``Buffer(node=...)`` clears its dynamic transforms when the node's clock jumps back by more than 1 s
   or changes type (tf2_ros: ``JumpThreshold(min_forward=None, min_backward=Duration(seconds=-1),
   on_clock_change=True)``), e.g. a looping bag under ``use_sim_time``; smaller jitter is kept.
+
+Differences kept on purpose: ``set_transform``/``set_transform_static`` return whether the transform was
+stored (upstream returns None and logs), which the node's ``static_transform_buffer`` relies on; rotations
+are normalised when stored (tf2 accepts a quaternion whose squared norm is within 0.01 of 1 and uses it
+as is, so its results can differ by that much).
 
 The listener subscribes like tf2_ros (/tf: reliable, volatile, depth 100; /tf_static: reliable,
 transient local, depth 100) and drops (and counts) transforms tf2 would reject.
@@ -43,9 +62,10 @@ from geometry_msgs.msg import TransformStamped
 from rclpy.clock import ClockChange, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from rclpy.time import Time
 
-from xdrcdepth_core.data.geometry import invert_transform, matrix_to_quaternion, transform_from_pose
+from xdrcdepth_core.data.geometry import matrix_to_quaternion, quaternion_to_matrix
 
 DEFAULT_CACHE_TIME_S = 10.0
 #: backward clock jumps of more than this many seconds clear a node's buffer (tf2_ros buffer.py)
@@ -73,22 +93,31 @@ class InvalidArgumentException(TransformException):
     """A frame name tf2 does not accept in a lookup: empty, or starting with '/'."""
 
 
-def _matrix(transform) -> np.ndarray:
-    """4 x 4 ``T_parent_from_child`` of a geometry_msgs Transform (quaternion x, y, z, w)."""
-    r, t = transform.rotation, transform.translation
-    return transform_from_pose([r.w, r.x, r.y, r.z], [t.x, t.y, t.z])
+#: a rigid transform as (3 x 3 rotation, translation), composed like tf2's TransformAccum: rotations and
+#: translations separately, so an infinite translation (which tf2 stores) never turns a rotation into NaN
+_IDENTITY = (np.eye(3), np.zeros(3))
 
 
-def _message(T: np.ndarray, frame_id: str, child_frame_id: str, stamp_ns: int) -> TransformStamped:
+def _compose(a, b):
+    """``a o b``: (R_a R_b, R_a t_b + t_a)."""
+    return a[0] @ b[0], a[0] @ b[1] + a[1]
+
+
+def _inverse(a):
+    return a[0].T, -(a[0].T @ a[1])
+
+
+def _message(T, frame_id: str, child_frame_id: str, stamp_ns: int) -> TransformStamped:
+    R, translation = T
     msg = TransformStamped()
     msg.header.frame_id = frame_id
     msg.header.stamp = Time(nanoseconds=stamp_ns).to_msg()
     msg.child_frame_id = child_frame_id
-    w, x, y, z = (float(v) for v in matrix_to_quaternion(T[:3, :3]))
+    w, x, y, z = (float(v) for v in matrix_to_quaternion(R))
     r = msg.transform.rotation
     r.w, r.x, r.y, r.z = w, x, y, z
     t = msg.transform.translation
-    t.x, t.y, t.z = (float(v) for v in T[:3, 3])
+    t.x, t.y, t.z = (float(v) for v in translation)
     return msg
 
 
@@ -111,6 +140,8 @@ def _slerp(q0: np.ndarray, q1: np.ndarray, ratio: float) -> np.ndarray:
 
 
 class _Sample:
+    """tf2's ``TransformStorage``: one stamped link ``parent <- child``."""
+
     __slots__ = ("stamp", "parent", "translation", "rotation")
 
     def __init__(self, stamp: int, parent: str, transform):
@@ -120,6 +151,119 @@ class _Sample:
         self.translation = np.array([t.x, t.y, t.z], dtype=np.float64)
         q = np.array([r.w, r.x, r.y, r.z], dtype=np.float64)
         self.rotation = q / np.linalg.norm(q)
+
+    def same(self, other: "_Sample") -> bool:
+        """tf2's ``TransformStorage::operator==`` (stamp, parent, rotation and translation)."""
+        return (self.stamp == other.stamp and self.parent == other.parent
+                and np.array_equal(self.translation, other.translation)
+                and np.array_equal(self.rotation, other.rotation))
+
+    def matrix(self) -> np.ndarray:
+        return quaternion_to_matrix(self.rotation), self.translation
+
+
+def _display(stamp_ns: int) -> str:
+    """tf2 ``displayTimePoint``: seconds with 6 decimals."""
+    return f"{stamp_ns / 1e9:.6f}"
+
+
+class _StaticCache:
+    """tf2 ``StaticCache``: one link valid at every time; a new insert replaces it; ``clear`` keeps it."""
+
+    def __init__(self):
+        self.sample: _Sample | None = None
+
+    def insert(self, sample: _Sample) -> bool:
+        self.sample = sample
+        return True
+
+    def clear(self) -> None:
+        pass
+
+    def latest_time_and_parent(self) -> tuple[int, str | None]:
+        return 0, self.sample.parent
+
+    def latest_stamp(self) -> int:
+        return 0
+
+    def get(self, stamp: int) -> tuple[_Sample | None, tuple | None, str]:
+        return self.sample, self.sample.matrix(), ""
+
+
+class _TimeCache:
+    """tf2 ``TimeCache`` (``tf2/src/cache.cpp``): samples sorted by stamp, oldest first here (tf2 keeps them
+    newest first; the semantics are the same)."""
+
+    def __init__(self, max_storage_ns: int):
+        self.max_storage_ns = max_storage_ns
+        self.samples: list[_Sample] = []
+
+    def latest_stamp(self) -> int:
+        return self.samples[-1].stamp if self.samples else 0
+
+    def insert(self, sample: _Sample) -> bool:
+        """``insertData``: prune by the latest stamp *before* this insert (``stamp + max < latest`` goes),
+        refuse data older than ``latest - max``, keep an exact duplicate out, insert after equal stamps."""
+        latest = self.latest_stamp()
+        while self.samples and self.samples[0].stamp + self.max_storage_ns < latest:
+            self.samples.pop(0)
+        if self.samples and sample.stamp < latest - self.max_storage_ns:
+            return False
+        i = bisect.bisect_right([s.stamp for s in self.samples], sample.stamp)
+        j = i
+        while j > 0 and self.samples[j - 1].stamp == sample.stamp:
+            if self.samples[j - 1].same(sample):
+                return True
+            j -= 1
+        self.samples.insert(i, sample)
+        return True
+
+    def clear(self) -> None:
+        self.samples.clear()
+
+    def latest_time_and_parent(self) -> tuple[int, str | None]:
+        if not self.samples:
+            return 0, None
+        return self.samples[-1].stamp, self.samples[-1].parent
+
+    def _closest(self, stamp: int) -> tuple[_Sample | None, _Sample | None, str]:
+        """``findClosest``: (older-or-equal, newer or None, error string)."""
+        samples = self.samples
+        if not samples:
+            return None, None, ""
+        if stamp == 0:
+            return samples[-1], None, ""
+        if len(samples) == 1:
+            if samples[0].stamp == stamp:
+                return samples[0], None, ""
+            return None, None, (f"Lookup would require extrapolation at time {_display(stamp)}, but only time "
+                                f"{_display(samples[0].stamp)} is in the buffer")
+        latest, earliest = samples[-1].stamp, samples[0].stamp
+        if stamp == latest:
+            return samples[-1], None, ""
+        if stamp == earliest:
+            return samples[0], None, ""
+        if stamp > latest:
+            return None, None, (f"Lookup would require extrapolation into the future.  Requested time "
+                                f"{_display(stamp)} but the latest data is at time {_display(latest)}")
+        if stamp < earliest:
+            return None, None, (f"Lookup would require extrapolation into the past.  Requested time "
+                                f"{_display(stamp)} but the earliest data is at time {_display(earliest)}")
+        i = bisect.bisect_right([s.stamp for s in samples], stamp)
+        return samples[i - 1], samples[i], ""
+
+    def get(self, stamp: int) -> tuple[_Sample | None, tuple | None, str]:
+        """``getData``: (the sample giving the parent, ``T_parent_from_child`` as (R, t), error string)."""
+        one, two, error = self._closest(stamp)
+        if one is None:
+            return None, None, error
+        if two is None or one.parent != two.parent:   # tf2 does not interpolate across a change of parent
+            return one, one.matrix(), ""
+        if two.stamp == one.stamp:
+            return one, two.matrix(), ""
+        ratio = (stamp - one.stamp) / (two.stamp - one.stamp)
+        translation = one.translation + ratio * (two.translation - one.translation)
+        return one, (quaternion_to_matrix(_slerp(one.rotation, two.rotation, ratio)), translation), ""
 
 
 def _strip_slash(frame: str) -> str:
@@ -148,9 +292,15 @@ class Buffer:
 
     def __init__(self, cache_time: Duration | None = None, node=None):
         self.cache_ns = _to_ns(cache_time) if cache_time is not None else int(DEFAULT_CACHE_TIME_S * 1e9)
-        self._static: dict[str, tuple[str, np.ndarray]] = {}
-        self._dynamic: dict[str, list[_Sample]] = {}
+        #: child frame -> its cache; the kind (static or dynamic) is fixed by the first transform, as tf2's
+        #: ``allocateFrame``
+        self._caches: dict[str, _StaticCache | _TimeCache] = {}
+        #: every frame name ever set as parent or child (tf2's frame ids survive ``clear``)
+        self._frames: set[str] = set()
         self._changed = threading.Condition()
+        self._new_data_callbacks: list = []       # tf2_ros Buffer: the async waits
+        self._callbacks_to_remove: list = []
+        self._callbacks_lock = threading.RLock()
         self._node = node
         self.jump_handle = None
         if node is not None:  # tf2_ros: clear on a jump back of more than 1 s or a clock change
@@ -166,42 +316,49 @@ class Buffer:
             self.clear()
 
     # -- filling -----------------------------------------------------------------------------------
-    def set_transform(self, transform: TransformStamped, authority: str) -> bool:
-        """Store a dynamic transform; returns False (and stores nothing) if tf2 would reject it."""
+    def _set(self, transform: TransformStamped, is_static: bool) -> bool:
+        """tf2 ``setTransformImpl``; False when tf2 would refuse the transform or ``TF_OLD_DATA``."""
         if rejection_reason(transform):
             return False
-        sample = _Sample(_to_ns(transform.header.stamp), _strip_slash(transform.header.frame_id),
-                         transform.transform)
+        child, parent = _strip_slash(transform.child_frame_id), _strip_slash(transform.header.frame_id)
+        sample = _Sample(_to_ns(transform.header.stamp), parent, transform.transform)
         with self._changed:
-            samples = self._dynamic.setdefault(_strip_slash(transform.child_frame_id), [])
-            if samples and sample.stamp < samples[-1].stamp - self.cache_ns:
-                return False                                    # older than the cache holds
-            stamps = [s.stamp for s in samples]
-            i = bisect.bisect_left(stamps, sample.stamp)
-            if i < len(samples) and samples[i].stamp == sample.stamp:
-                samples[i] = sample
-            else:
-                samples.insert(i, sample)
-            oldest = samples[-1].stamp - self.cache_ns
-            while samples[0].stamp < oldest:
-                samples.pop(0)
+            self._frames.update((child, parent))
+            cache = self._caches.get(child)
+            if cache is None:
+                cache = self._caches[child] = _StaticCache() if is_static else _TimeCache(self.cache_ns)
+            stored = cache.insert(sample)
             self._changed.notify_all()
-        return True
+        self._call_new_data_callbacks()
+        return stored
+
+    def _call_new_data_callbacks(self) -> None:
+        with self._callbacks_lock:
+            for callback in list(self._new_data_callbacks):
+                callback()
+            for callback in self._callbacks_to_remove:   # removed afterwards, as tf2_ros does
+                if callback in self._new_data_callbacks:
+                    self._new_data_callbacks.remove(callback)
+            self._callbacks_to_remove.clear()
+
+    def _remove_callback(self, callback) -> None:
+        with self._callbacks_lock:
+            self._callbacks_to_remove.append(callback)
+
+    def set_transform(self, transform: TransformStamped, authority: str) -> bool:
+        """Store a dynamic transform; returns False (and stores nothing) if tf2 would reject it
+        (upstream returns None and only logs)."""
+        return self._set(transform, is_static=False)
 
     def set_transform_static(self, transform: TransformStamped, authority: str) -> bool:
-        """Store a transform valid at every time."""
-        if rejection_reason(transform):
-            return False
-        with self._changed:
-            self._static[_strip_slash(transform.child_frame_id)] = (_strip_slash(transform.header.frame_id),
-                                                                    _matrix(transform.transform))
-            self._changed.notify_all()
-        return True
+        """Store a transform valid at every time (False if tf2 would reject it)."""
+        return self._set(transform, is_static=True)
 
     def clear(self) -> None:
-        """Forget the dynamic transforms (static ones stay, as in tf2)."""
+        """Forget the dynamic transforms (static ones and the known frame names stay, as in tf2)."""
         with self._changed:
-            self._dynamic.clear()
+            for cache in self._caches.values():
+                cache.clear()
 
     # -- lookups -----------------------------------------------------------------------------------
     def lookup_transform(self, target_frame: str, source_frame: str, time, timeout=Duration()
@@ -220,11 +377,12 @@ class Buffer:
         t_target, t_source = _to_ns(target_time), _to_ns(source_time)
 
         def attempt():
-            for frame in (target_frame, source_frame, fixed_frame):   # tf2 validates all three first
-                self._validate(frame)
+            for frame, arg in ((target_frame, "target_frame"), (source_frame, "source_frame"),
+                               (fixed_frame, "fixed_frame")):   # tf2 validates all three first
+                self._validate(frame, f"lookupTransform argument {arg}")
             fixed_from_source, _ = self._lookup(fixed_frame, source_frame, t_source)
             target_from_fixed, used = self._lookup(target_frame, fixed_frame, t_target)
-            return _message(target_from_fixed @ fixed_from_source, target_frame, source_frame, used)
+            return _message(_compose(target_from_fixed, fixed_from_source), target_frame, source_frame, used)
         return self._wait(attempt, timeout)
 
     def can_transform(self, target_frame: str, source_frame: str, time, timeout=Duration()) -> bool:
@@ -235,6 +393,56 @@ class Buffer:
             return True
         except TransformException:
             return False
+
+    def can_transform_full(self, target_frame: str, target_time, source_frame: str, source_time,
+                           fixed_frame: str, timeout=Duration()) -> bool:
+        try:
+            self.lookup_transform_full(target_frame, target_time, source_frame, source_time, fixed_frame,
+                                       timeout)
+            return True
+        except TransformException:
+            return False
+
+    # -- tf2_ros' asyncio-style API (rclpy Futures completed from set_transform) ---------------------
+    def _wait_async(self, ready, result) -> Future:
+        fut = Future()
+        if ready():
+            fut.set_result(result())    # short cut: already available
+            return fut
+
+        def on_new_data():
+            try:
+                if not fut.done() and ready():
+                    fut.set_result(result())
+            except BaseException as exc:  # noqa: BLE001 (tf2_ros hands any error to the future)
+                fut.set_exception(exc)
+
+        with self._callbacks_lock:
+            self._new_data_callbacks.append(on_new_data)
+        fut.add_done_callback(lambda _: self._remove_callback(on_new_data))
+        return fut
+
+    def wait_for_transform_async(self, target_frame: str, source_frame: str, time) -> Future:
+        """A Future completed with the transform once it is available."""
+        return self._wait_async(lambda: self.can_transform(target_frame, source_frame, time),
+                                lambda: self.lookup_transform(target_frame, source_frame, time))
+
+    def wait_for_transform_full_async(self, target_frame: str, target_time, source_frame: str, source_time,
+                                      fixed_frame: str) -> Future:
+        """``wait_for_transform_async`` for the ``lookup_transform_full`` arguments."""
+        args = (target_frame, target_time, source_frame, source_time, fixed_frame)
+        return self._wait_async(lambda: self.can_transform_full(*args),
+                                lambda: self.lookup_transform_full(*args))
+
+    async def lookup_transform_async(self, target_frame: str, source_frame: str, time) -> TransformStamped:
+        await self.wait_for_transform_async(target_frame, source_frame, time)
+        return self.lookup_transform(target_frame, source_frame, time)
+
+    async def lookup_transform_full_async(self, target_frame: str, target_time, source_frame: str,
+                                          source_time, fixed_frame: str) -> TransformStamped:
+        await self.wait_for_transform_full_async(target_frame, target_time, source_frame, source_time,
+                                                 fixed_frame)
+        return self.lookup_transform_full(target_frame, target_time, source_frame, source_time, fixed_frame)
 
     def _wait(self, attempt, timeout):
         deadline = wall_time.monotonic() + _to_ns(timeout) / 1e9
@@ -248,80 +456,120 @@ class Buffer:
                         raise
                     self._changed.wait(remaining)
 
-    def _parent(self, frame: str) -> str | None:
-        if frame in self._static:
-            return self._static[frame][0]
-        samples = self._dynamic.get(frame)
-        return samples[-1].parent if samples else None
+    def _validate(self, frame: str, what: str) -> None:
+        """tf2's ``validateFrameId`` (same messages): a usable name of a frame the buffer has seen."""
+        if not frame:
+            raise InvalidArgumentException(f"Invalid argument passed to {what} in tf2 frame_ids cannot be empty")
+        if frame.startswith("/"):
+            raise InvalidArgumentException(f'Invalid argument "{frame}" passed to {what} in tf2 frame_ids '
+                                           "cannot start with a '/' like: ")
+        if frame not in self._frames:
+            raise LookupException(f'"{frame}" passed to {what} does not exist. ')
 
-    def _chain(self, frame: str) -> list[str]:
-        """``frame`` and its ancestors up to the root."""
-        chain = [frame]
-        while (parent := self._parent(chain[-1])) is not None:
-            if parent in chain or len(chain) > _MAX_CHAIN:
-                raise LookupException(f"loop in the transform tree at '{parent}'")
-            chain.append(parent)
-        return chain
+    def _connectivity(self, source: str, target: str) -> ConnectivityException:
+        return ConnectivityException(f"Could not find a connection between '{target}' and '{source}' because "
+                                     "they are not part of the same tree.Tf has two or more unconnected trees.")
 
-    def _link(self, child: str, stamp: int) -> np.ndarray:
-        """``T_parent_from_child`` of one edge at ``stamp``."""
-        if child in self._static:
-            return self._static[child][1]
-        samples = self._dynamic[child]
-        first, last = samples[0].stamp, samples[-1].stamp
-        if stamp < first or stamp > last:
-            when = "past" if stamp < first else "future"
-            raise ExtrapolationException(
-                f"lookup of '{child}' would require extrapolation into the {when}: requested "
-                f"{stamp / 1e9:.6f} s, data from {first / 1e9:.6f} to {last / 1e9:.6f} s")
-        i = bisect.bisect_left([s.stamp for s in samples], stamp)
-        after = samples[i]
-        if after.stamp == stamp:
-            return transform_from_pose(after.rotation, after.translation)
-        before = samples[i - 1]
-        ratio = (stamp - before.stamp) / (after.stamp - before.stamp)
-        translation = before.translation + ratio * (after.translation - before.translation)
-        return transform_from_pose(_slerp(before.rotation, after.rotation, ratio), translation)
+    def _loop(self) -> LookupException:
+        return LookupException("The tf tree is invalid because it contains a loop.")
 
-    def _validate(self, frame: str) -> None:
-        """tf2's ``validateFrameId``: a usable name of a frame the buffer knows."""
-        if not frame or frame.startswith("/"):
-            raise InvalidArgumentException(f"invalid frame id '{frame}': in tf2 frame ids cannot be empty or "
-                                           "start with a '/'")
-        if not self._known(frame):
-            raise LookupException(f"frame '{frame}' does not exist")
+    def _latest_common_time(self, target: str, source: str) -> int:
+        """tf2 ``getLatestCommonTime`` (statics count as time zero, i.e. not at all)."""
+        lct: list[tuple[int, str]] = []
+        frame, common = source, None
+        for _ in range(_MAX_CHAIN + 1):
+            cache = self._caches.get(frame)
+            if cache is None:
+                break
+            latest, parent = cache.latest_time_and_parent()
+            if parent is None:
+                break
+            if latest != 0:
+                common = latest if common is None else min(common, latest)
+            lct.append((latest, parent))
+            frame = parent
+            if frame == target:
+                return common or 0
+        else:
+            raise self._loop()
+        frame, common, common_parent = target, None, None
+        for _ in range(_MAX_CHAIN + 1):
+            cache = self._caches.get(frame)
+            if cache is None:
+                break
+            latest, parent = cache.latest_time_and_parent()
+            if parent is None:
+                break
+            if latest != 0:
+                common = latest if common is None else min(common, latest)
+            if any(p == parent for _, p in lct):
+                common_parent = parent
+                break
+            frame = parent
+            if frame == source:
+                return common or 0
+        else:
+            raise self._loop()
+        if common_parent is None:
+            raise self._connectivity(source, target)
+        for latest, parent in lct:
+            if latest != 0:
+                common = latest if common is None else min(common, latest)
+            if parent == common_parent:
+                break
+        return common or 0
 
-    def _known(self, frame: str) -> bool:
-        return (frame in self._static or bool(self._dynamic.get(frame))
-                or any(parent == frame for parent, _ in self._static.values())
-                or any(samples[-1].parent == frame for samples in self._dynamic.values() if samples))
-
-    def _lookup(self, target: str, source: str, stamp: int) -> tuple[np.ndarray, int]:
-        """``(T_target_from_source, stamp used)``; stamp zero resolves to the latest common time."""
+    def _lookup(self, target: str, source: str, stamp: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+        """``(T_target_from_source, stamp used)``: tf2 ``lookupTransformImpl`` / ``walkToTopParent``."""
         if target == source:  # identity before any validation, as tf2 (even for an unknown frame)
-            samples = self._dynamic.get(target)
-            return np.eye(4), (samples[-1].stamp if stamp == 0 and samples else stamp)
-        for frame in (target, source):
-            self._validate(frame)
-        source_chain, target_chain = self._chain(source), self._chain(target)
-        common = next((f for f in target_chain if f in source_chain), None)
-        if common is None:
-            raise ConnectivityException(
-                f"'{source}' (tree root '{source_chain[-1]}') and '{target}' (tree root "
-                f"'{target_chain[-1]}') are not connected")
-        source_links = source_chain[:source_chain.index(common)]
-        target_links = target_chain[:target_chain.index(common)]
+            cache = self._caches.get(target)
+            return _IDENTITY, (cache.latest_stamp() if stamp == 0 and cache is not None else stamp)
+        self._validate(target, "lookupTransform argument target_frame")
+        self._validate(source, "lookupTransform argument source_frame")
         if stamp == 0:
-            latest = [self._dynamic[f][-1].stamp for f in source_links + target_links
-                      if f not in self._static]
-            stamp = min(latest) if latest else 0
-        anc_from_source = np.eye(4)
-        for child in reversed(source_links):
-            anc_from_source = anc_from_source @ self._link(child, stamp)
-        anc_from_target = np.eye(4)
-        for child in reversed(target_links):
-            anc_from_target = anc_from_target @ self._link(child, stamp)
-        return invert_transform(anc_from_target) @ anc_from_source, stamp
+            stamp = self._latest_common_time(target, source)
+        suffix = f", when looking up transform from frame [{source}] to frame [{target}]"
+        # walk from the source to its root, accumulating T_top_from_source
+        frame, top, source_error, might_extrapolate = source, source, "", False
+        top_from_source = _IDENTITY
+        for _ in range(_MAX_CHAIN + 1):
+            cache = self._caches.get(frame)
+            if cache is None:
+                top = frame
+                break
+            sample, T, error = cache.get(stamp)
+            if sample is None:
+                top, source_error, might_extrapolate = frame, error, True
+                break
+            if frame == target:   # the target is an ancestor of the source
+                return top_from_source, stamp
+            top_from_source = _compose(T, top_from_source)
+            top, frame = frame, sample.parent
+        else:
+            raise self._loop()
+        # walk from the target up to the same top, accumulating T_top_from_target
+        frame = target
+        top_from_target = _IDENTITY
+        for _ in range(_MAX_CHAIN + 1):
+            if frame == top:
+                break
+            cache = self._caches.get(frame)
+            if cache is None:
+                break
+            sample, T, error = cache.get(stamp)
+            if sample is None:
+                raise ExtrapolationException(error + suffix)
+            if frame == source:   # the source is an ancestor of the target
+                return _inverse(top_from_target), stamp
+            top_from_target = _compose(T, top_from_target)
+            frame = sample.parent
+        else:
+            raise self._loop()
+        if frame != top:
+            if might_extrapolate:
+                raise ExtrapolationException(source_error + suffix)
+            raise self._connectivity(source, target)
+        return _compose(_inverse(top_from_target), top_from_source), stamp
 
 
 TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,

@@ -1,0 +1,90 @@
+"""sensor_msgs_py.point_cloud2 behaviour the stand-in must share with upstream, beyond the cases of
+test/test_point_cloud2.py. Runs against the stand-in and, where installed, sensor_msgs_py.
+
+Reference: ros2/common_interfaces ``sensor_msgs_py/sensor_msgs_py/point_cloud2.py`` (rolling):
+
+* ``read_points_numpy`` asserts ``cloud.fields[0].datatype == field.datatype`` for every field after the
+  first that is requested: the cloud's *first* field sets the datatype, whether it is requested or not;
+* ``dtype_from_fields`` looks the datatype up in ``_DATATYPES`` (``KeyError`` for an unknown one) and asserts
+  ``count > 0`` and unique names (AssertionError).
+"""
+
+import sys
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import PointCloud2, PointField
+from std_msgs.msg import Header
+
+from xdrcdepth_ros.standins import point_cloud2 as standin
+
+IMPLEMENTATIONS = [pytest.param(standin, id="standin")]
+try:
+    from sensor_msgs_py import point_cloud2 as upstream
+
+    IMPLEMENTATIONS.append(pytest.param(upstream, id="sensor_msgs_py"))
+except ImportError:
+    pass
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def pc2(request):
+    return request.param
+
+
+RECORDS = np.array([(7, 1.0, 2.0), (9, 3.0, 4.0)], dtype=[("i", "u1"), ("x", "<f4"), ("y", "<f4")])
+FIELDS = [PointField(name="i", offset=0, datatype=PointField.UINT8, count=1),
+          PointField(name="x", offset=1, datatype=PointField.FLOAT32, count=1),
+          PointField(name="y", offset=5, datatype=PointField.FLOAT32, count=1)]
+
+
+def cloud(fields, records):
+    return PointCloud2(header=Header(frame_id="f"), height=1, width=len(records), is_dense=False,
+                       is_bigendian=sys.byteorder != "little", fields=fields, point_step=records.itemsize,
+                       row_step=records.itemsize * len(records), data=records.tobytes())
+
+
+def test_read_points_numpy_checks_against_the_clouds_first_field(pc2):
+    """x and y share a datatype, but the cloud's first field (i, uint8) is another: upstream asserts."""
+    msg = cloud(FIELDS, RECORDS)
+    with pytest.raises(AssertionError):
+        pc2.read_points_numpy(msg, field_names=["x", "y"])
+    # the first field requested with one of its own datatype: fine
+    swapped = cloud([FIELDS[1], FIELDS[2], FIELDS[0]], RECORDS)
+    np.testing.assert_array_equal(pc2.read_points_numpy(swapped, field_names=["x", "y"]), [[1, 2], [3, 4]])
+
+
+def test_unknown_datatype_is_a_key_error(pc2):
+    """_DATATYPES[field.datatype]: an unknown datatype raises KeyError."""
+    bad = [PointField(name="x", offset=0, datatype=42, count=1)]
+    with pytest.raises(KeyError):
+        pc2.dtype_from_fields(bad)
+    with pytest.raises(KeyError):
+        pc2.read_points(cloud(bad, np.zeros(2, dtype=[("x", "<f4")])))
+
+
+def test_count_zero_and_duplicates_are_assertions(pc2):
+    """dtype_from_fields asserts count > 0 and unique (sub)field names."""
+    with pytest.raises(AssertionError):
+        pc2.dtype_from_fields([PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=0)])
+    with pytest.raises(AssertionError):
+        pc2.dtype_from_fields([PointField(name="x_1", offset=0, datatype=PointField.FLOAT32, count=1),
+                               PointField(name="x", offset=4, datatype=PointField.FLOAT32, count=2)])
+
+
+def test_uvs_index_after_skip_nans(pc2):
+    """read_points applies skip_nans first, then uvs indexes the remaining points."""
+    pts = np.array([(0.0,), (np.nan,), (2.0,), (3.0,)], dtype=[("x", "<f4")])
+    msg = cloud([PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1)], pts)
+    got = pc2.read_points(msg, skip_nans=True, uvs=[1, 2])
+    assert got["x"].tolist() == [2.0, 3.0]
+    assert np.isnan(pc2.read_points(msg, uvs=iter([1]))["x"]).all()    # any iterable; NaN kept by default
+
+
+def test_too_few_data_bytes_is_a_type_error(pc2):
+    """read_points: np.ndarray(shape=(width * height,), buffer=cloud.data) raises TypeError when the buffer
+    is too small for the points."""
+    msg = cloud(FIELDS, RECORDS)
+    msg.data = msg.data[:-1]
+    with pytest.raises(TypeError):
+        pc2.read_points(msg)

@@ -1,0 +1,241 @@
+"""tf2 behaviour the stand-in must share with upstream, ported from upstream's own sources and tests.
+
+Runs against the active ``tf2_ros`` (upstream on a full ROS 2 install, else xdrcdepth_ros.standins.tf2_ros).
+References (ros2/geometry2, rolling):
+
+* ``tf2/test/cache_unittest.cpp`` ``TimeCache.GetAllItems`` / ``ReparentingInterpolationProtection``: the
+  pruning, ordering and no-interpolation-across-parents rules, here through the Buffer API;
+* ``tf2/src/cache.cpp`` (``createExtrapolationException1/2/3``, ``displayTimePoint`` = ``%.6f``) and
+  ``tf2/src/buffer_core.cpp`` (``walkToTopParent`` appends ", when looking up transform from frame [source] to
+  frame [target]"; ``validateFrameId``; ``createConnectivityErrorString``): the exception messages;
+* ``BufferCore::clear`` empties the caches but keeps the frame ids, so a frame once seen is never
+  "unknown" again.
+
+Expected values come from those files, never from the buffer under test.
+"""
+
+import numpy as np
+import pytest
+from rclpy.duration import Duration
+from rclpy.time import Time
+
+from xdrcdepth_ros.node.transforms import matrix_to_transform, transform_to_matrix
+from xdrcdepth_ros.standins import active
+
+tf_buffer = active("tf2_ros")
+S = 1_000_000_000
+
+
+def stamped(parent, child, x, t_s):
+    T = np.eye(4)
+    T[0, 3] = x
+    return matrix_to_transform(T, parent, child, Time(nanoseconds=round(t_s * S)))
+
+
+def at(t_s):
+    return Time(nanoseconds=round(t_s * S))
+
+
+T0 = 100.0   # GetAllItems' stamps shifted by 100 s (a lookup at time 0 would mean "latest")
+
+
+def x_of(tf):
+    return tf.transform.translation.x
+
+
+def test_get_all_items_pruning_and_ordering():
+    """cache_unittest GetAllItems, in seconds: cache 10 s; items a(0) b(10) c(5) d(3) e,f,g(8) each with its
+    own parent; then h(15), i(0) (refused), j(5). Upstream keeps h b g f e j c: a, d and i are gone; of two
+    samples at the earliest stamp (c, j) the earlier-inserted (c) is what a lookup at that stamp returns;
+    at 8 s the newest-inserted of e, f, g (g) is used, and not interpolated with b (another parent)."""
+    buf = tf_buffer.Buffer(cache_time=Duration(seconds=10))
+    items = {"a": 0, "b": 10, "c": 5, "d": 3, "e": 8, "f": 8, "g": 8}
+    for x, (name, t) in enumerate(items.items()):
+        buf.set_transform(stamped(f"p_{name}", "base_link", float(x), T0 + t), "test")
+    # the oldest (a, 0 s) and newest (b, 10 s) are exactly cache_time apart: nothing is pruned yet
+    assert x_of(buf.lookup_transform("p_a", "base_link", at(T0 + 0))) == 0.0
+    assert x_of(buf.lookup_transform("p_d", "base_link", at(T0 + 3))) == 3.0
+    for x, (name, t) in enumerate((("h", 15), ("i", 0), ("j", 5)), start=7):
+        buf.set_transform(stamped(f"p_{name}", "base_link", float(x), T0 + t), "test")
+    for t in (0, 3):        # a, d (and i) were pruned
+        with pytest.raises(tf_buffer.ExtrapolationException):
+            buf.lookup_transform("p_a", "base_link", at(T0 + t))
+    assert x_of(buf.lookup_transform("p_c", "base_link", at(T0 + 5))) == 2.0   # c, not j
+    assert x_of(buf.lookup_transform("p_g", "base_link", at(T0 + 8))) == 6.0   # g, the last inserted at 8 s
+    assert x_of(buf.lookup_transform("p_g", "base_link", at(T0 + 9))) == 6.0   # not interpolated towards b
+    with pytest.raises(tf_buffer.ConnectivityException):    # at 9 s base_link's parent is p_g, not p_b
+        buf.lookup_transform("p_b", "base_link", at(T0 + 9))
+    assert x_of(buf.lookup_transform("p_h", "base_link", Time())) == 7.0     # latest
+
+
+def test_reparenting_interpolation_protection():
+    """cache_unittest ReparentingInterpolationProtection: between two samples with different parents the
+    older one is returned as is (no interpolation)."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(stamped("p4", "child", 1.0, 1.0), "test")
+    buf.set_transform(stamped("p5", "child", 3.0, 2.0), "test")
+    for t in (1.0, 1.25, 1.5, 1.99):
+        assert x_of(buf.lookup_transform("p4", "child", at(t))) == 1.0
+
+
+def test_repeated_identical_sample_is_kept_once_and_equal_stamp_keeps_both():
+    """cache.cpp insertData: an exact duplicate is not inserted again; a different sample with an equal
+    stamp is inserted too (newer first), so a lookup at that (latest) stamp returns the newer one."""
+    buf = tf_buffer.Buffer()
+    for _ in range(3):
+        buf.set_transform(stamped("odom", "base_link", 1.0, 5.0), "test")
+    buf.set_transform(stamped("odom", "base_link", 2.0, 5.0), "test")
+    assert x_of(buf.lookup_transform("odom", "base_link", at(5))) == 2.0
+    assert x_of(buf.lookup_transform("odom", "base_link", Time())) == 2.0
+
+
+def test_extrapolation_messages():
+    """cache.cpp createExtrapolationException1/2/3 + walkToTopParent's suffix, times as %.6f seconds."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(stamped("odom", "base_link", 0.0, 10.0), "test")
+    suffix = ", when looking up transform from frame [base_link] to frame [odom]"
+    with pytest.raises(tf_buffer.ExtrapolationException) as info:
+        buf.lookup_transform("odom", "base_link", at(10.1))
+    assert str(info.value) == ("Lookup would require extrapolation at time 10.100000, but only time "
+                               "10.000000 is in the buffer" + suffix)
+    buf.set_transform(stamped("odom", "base_link", 0.0, 12.0), "test")
+    with pytest.raises(tf_buffer.ExtrapolationException) as info:
+        buf.lookup_transform("odom", "base_link", at(12.5))
+    assert str(info.value) == ("Lookup would require extrapolation into the future.  Requested time "
+                               "12.500000 but the latest data is at time 12.000000" + suffix)
+    with pytest.raises(tf_buffer.ExtrapolationException) as info:
+        buf.lookup_transform("odom", "base_link", at(9.25))
+    assert str(info.value) == ("Lookup would require extrapolation into the past.  Requested time "
+                               "9.250000 but the earliest data is at time 10.000000" + suffix)
+    # the failing link is on the target side: the same text (tf2 builds it in the target walk)
+    with pytest.raises(tf_buffer.ExtrapolationException) as info:
+        buf.lookup_transform("base_link", "odom", at(12.5))
+    assert str(info.value) == ("Lookup would require extrapolation into the future.  Requested time "
+                               "12.500000 but the latest data is at time 12.000000, when looking up "
+                               "transform from frame [odom] to frame [base_link]")
+
+
+def test_lookup_and_connectivity_messages():
+    """buffer_core.cpp validateFrameId / createConnectivityErrorString texts."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform_static(stamped("a", "b", 0.0, 0), "test")
+    buf.set_transform_static(stamped("c", "d", 0.0, 0), "test")
+    with pytest.raises(tf_buffer.LookupException) as info:
+        buf.lookup_transform("a", "nowhere", Time())
+    assert str(info.value) == '"nowhere" passed to lookupTransform argument source_frame does not exist. '
+    with pytest.raises(tf_buffer.LookupException) as info:
+        buf.lookup_transform("nowhere", "a", Time())
+    assert str(info.value) == '"nowhere" passed to lookupTransform argument target_frame does not exist. '
+    with pytest.raises(tf_buffer.ConnectivityException) as info:
+        buf.lookup_transform("b", "d", Time())
+    assert str(info.value) == ("Could not find a connection between 'b' and 'd' because they are not part of "
+                               "the same tree.Tf has two or more unconnected trees.")
+    with pytest.raises(tf_buffer.InvalidArgumentException) as info:
+        buf.lookup_transform("a", "/b", Time())
+    assert str(info.value) == ('Invalid argument "/b" passed to lookupTransform argument source_frame in tf2 '
+                               "frame_ids cannot start with a '/' like: ")
+    with pytest.raises(tf_buffer.InvalidArgumentException) as info:
+        buf.lookup_transform_full("a", Time(), "b", Time(), "")
+    assert str(info.value) == ("Invalid argument passed to lookupTransform argument fixed_frame in tf2 "
+                               "frame_ids cannot be empty")
+
+
+def test_cleared_frames_stay_known():
+    """BufferCore::clear empties every TimeCache but keeps the frame ids: a lookup of a cleared dynamic
+    link is an extrapolation (at a time) or a connectivity failure (latest), never 'does not exist'."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(stamped("odom", "base_link", 1.0, 10.0), "test")
+    buf.set_transform_static(stamped("base_link", "cam", 0.5, 0), "test")
+    buf.clear()
+    with pytest.raises(tf_buffer.ExtrapolationException) as info:
+        buf.lookup_transform("odom", "cam", at(10))
+    assert str(info.value) == ", when looking up transform from frame [cam] to frame [odom]"
+    with pytest.raises(tf_buffer.ConnectivityException):
+        buf.lookup_transform("odom", "cam", Time())
+    assert x_of(buf.lookup_transform("base_link", "cam", Time())) == 0.5     # static links survive
+    np.testing.assert_allclose(transform_to_matrix(buf.lookup_transform("cam", "cam", Time()).transform),
+                               np.eye(4))
+
+
+def test_static_then_dynamic_keeps_the_static_cache():
+    """BufferCore::allocateFrame fixes a frame's cache kind at its first transform: a later dynamic
+    transform for a static child replaces the static one and holds at every time."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform_static(stamped("base_link", "radar", 1.0, 0), "test")
+    buf.set_transform(stamped("base_link", "radar", 2.0, 5.0), "test")
+    for t in (0.0, 1.0, 5.0, 100.0):
+        assert x_of(buf.lookup_transform("base_link", "radar", at(t))) == 2.0
+
+
+# --- tf2_ros_py/test/test_buffer.py (rolling), case by case -------------------------------------------------
+
+def build_transform(target, source, rclpy_time):
+    """test_buffer.py build_transform: translation (42, -3.14, 0), identity rotation."""
+    msg = matrix_to_transform(np.eye(4), target, source, rclpy_time)
+    msg.transform.translation.x, msg.transform.translation.y = 42.0, -3.14
+    return msg
+
+
+def test_can_transform_valid_transform():
+    """test_can_transform_valid_transform: the stored transform comes back (frames, translation)."""
+    buf = tf_buffer.Buffer()
+    now = Time(nanoseconds=1_700_000_000_123_456_789)
+    transform = build_transform("foo", "bar", now)
+    buf.set_transform(transform, "unittest")
+    assert buf.can_transform("foo", "bar", now) is True
+    out = buf.lookup_transform("foo", "bar", now)
+    assert out.child_frame_id == transform.child_frame_id
+    assert (out.transform.translation.x, out.transform.translation.y, out.transform.translation.z) == \
+        (42.0, -3.14, 0.0)
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["lookup_transform_async", "lookup_transform_full_async"])
+def test_await_transform_immediately_available(full):
+    """test_await_transform(_full)_immediately_available: the coroutine finishes at its first step with a
+    TransformStamped equal to the one stored."""
+    buf = tf_buffer.Buffer()
+    now = Time(nanoseconds=1_700_000_000_123_456_789)
+    transform = build_transform("foo", "bar", now)
+    buf.set_transform(transform, "unittest")
+    coro = (buf.lookup_transform_full_async("foo", now, "bar", now, "foo") if full
+            else buf.lookup_transform_async("foo", "bar", now))
+    with pytest.raises(StopIteration) as info:
+        coro.send(None)
+    assert info.value.value == transform
+    coro.close()
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["lookup_transform_async", "lookup_transform_full_async"])
+def test_await_transform_delayed(full):
+    """test_await_transform(_full)_delayed: the coroutine waits until set_transform makes the transform
+    available, then finishes with it."""
+    buf = tf_buffer.Buffer()
+    now = Time(nanoseconds=1_700_000_000_123_456_789)
+    transform = build_transform("foo", "bar", now)
+    coro = (buf.lookup_transform_full_async("foo", now, "bar", now, "foo") if full
+            else buf.lookup_transform_async("foo", "bar", now))
+    coro.send(None)
+    buf.set_transform(transform, "unittest")
+    with pytest.raises(StopIteration) as info:
+        coro.send(None)
+    assert info.value.value == transform
+    coro.close()
+
+
+def test_infinite_translation_keeps_the_rotation():
+    """tf2 stores an infinite translation (it refuses NaN only) and TransformAccum (buffer_core.cpp)
+    composes quaternions and vectors separately: through a common parent the rotation stays finite (here a
+    90 deg yaw), only the translation is not finite."""
+    buf = tf_buffer.Buffer()
+    cam = stamped("base_link", "cam", 1.0, 0)
+    radar = stamped("base_link", "radar", 0.0, 0)
+    radar.transform.translation.x = float("inf")
+    half = np.sqrt(0.5)
+    radar.transform.rotation.z, radar.transform.rotation.w = half, half
+    buf.set_transform_static(cam, "test")
+    buf.set_transform_static(radar, "test")
+    tf = buf.lookup_transform("cam", "radar", Time())
+    r = tf.transform.rotation
+    np.testing.assert_allclose([r.x, r.y, r.z, r.w], [0.0, 0.0, half, half], atol=1e-12)
+    t = tf.transform.translation
+    assert not np.all(np.isfinite([t.x, t.y, t.z]))
