@@ -225,19 +225,25 @@ def test_existing_bag_is_refused(tmp_path, ros_domain_id):
     (["{foo}"], "invalid topic name '{foo}': unknown substitution: {foo}"),
     (["--png-dir", "FILE", "/depth/colorized"], "bag_recorder: error: argument --png-dir: FILE is not a folder"),
     (["--png-dir", "FILE/png", "/depth/colorized"], "argument --png-dir: FILE (in FILE/png) is not a folder"),
-], ids=["space", "double-slash", "substitution", "png-dir-file", "png-dir-under-file"])
+    (["--png-dir", "OUT", "/depth/colorized"], "argument --png-dir: OUT is in the bag folder --out OUT (which holds "
+                                               "only the bag's own files)"),
+    (["--png-dir", "OUT/png", "/depth/colorized"], "argument --png-dir: OUT/png is in the bag folder --out OUT"),
+], ids=["space", "double-slash", "substitution", "png-dir-file", "png-dir-under-file", "png-dir-out",
+        "png-dir-in-out"])
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, ros_domain_id, args, error):
-    """A bad topic name or a --png-dir that cannot be a folder: one line, exit code 2, no --out folder (these
+    """A bad topic name or a --png-dir that cannot be a folder (or would put PNGs into the bag's folder, which
+    makes it no recognisable bag): one line, exit code 2, no --out folder (these
     used to be an RCLError traceback after the bag was opened, or an ERROR per image and "0 PNGs"). Without
     the check, --duration ends the recording, so a regression fails here instead of hanging."""
     file = tmp_path / "file"
     file.write_bytes(b"")
     out = tmp_path / "rec"
     result = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag.recorder", "--out", str(out),
-                             "--duration", "1", *(a.replace("FILE", str(file)) for a in args)],
+                             "--duration", "1", *(a.replace("FILE", str(file)).replace("OUT", str(out)) for a in args)],
                             capture_output=True, text=True, timeout=DEADLINE_S)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert error.replace("FILE", str(file)) in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    error = error.replace("FILE", str(file)).replace("OUT", str(out))
+    assert error in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert result.stdout == "" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
@@ -327,3 +333,42 @@ def test_sim_time_stamps_follow_clock(ros_node, tmp_path, spelling):
     _, recorded = read_bag(bag)
     assert [(stamp, deserialize_message(raw, Image).header.stamp.nanosec) for _, stamp, raw in recorded] == [
         (42_000_000_007, 6)]
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_a_volatile_publisher_beside_a_latched_one_is_recorded(ros_node, tmp_path):
+    """One TRANSIENT_LOCAL and one VOLATILE publisher on a topic: the recorder subscribes VOLATILE (what both
+    match, as rosbag2's adaptive QoS), so it records both publishers' messages. A TRANSIENT_LOCAL subscription
+    would not match the volatile publisher (DDS: incompatible durability) and lose every message it sends."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import String
+
+    latched = ros_node.create_publisher(String, "/mixed", QoSProfile(
+        depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    volatile = ros_node.create_publisher(String, "/mixed", QoSProfile(depth=10))
+    bag = tmp_path / "mixed"
+    recorder = start_recorder("--out", bag, "/mixed", "--max-messages", "6")
+    try:
+        wait_subscribed([latched], recorder)
+        deadline = time.monotonic() + 10   # discovery is done once the latched publisher has matched
+        while volatile.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        matched = volatile.get_subscription_count() > 0
+        if matched:
+            for i in range(3):   # each publisher reliable: delivered in its own order
+                latched.publish(String(data=f"latched {i}"))
+                volatile.publish(String(data=f"volatile {i}"))
+            out, err = recorder.communicate()   # exits on its own after 6 messages
+    finally:
+        if recorder.poll() is None:
+            recorder.kill()
+    assert matched, "the recorder's subscription does not match the volatile publisher"
+    assert recorder.returncode == 0, err
+    types, recorded = read_bag(bag)
+    data = [deserialize_message(raw, String).data for _, _, raw in recorded]
+    assert [d for d in data if d.startswith("volatile")] == ["volatile 0", "volatile 1", "volatile 2"]
+    assert [d for d in data if d.startswith("latched")] == ["latched 0", "latched 1", "latched 2"]
+    with Reader(bag) as reader:   # not stored as latched: bag_player will not latch it either
+        (connection,) = reader.connections
+        assert all(q.durability.name != "TRANSIENT_LOCAL" for q in connection.ext.offered_qos_profiles)

@@ -331,3 +331,33 @@ def test_rviz_config_shows_the_node_topics():
     for topic in ("depth/image", "depth/colorized", "image/compressed"):
         assert f'"{topic}"' in node_source
 
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("namespace, expected", [("robot1", "/robot1"), ("/robot1", "/robot1"), ("a/b", "/a/b"),
+                                                 ("", "/")])
+def test_a_relative_node_namespace_is_made_absolute_as_launch_ros_does(tmp_path, ros_domain_id, namespace, expected):
+    """`Node(namespace='robot1')` (the usual `namespace:=` launch argument): launch_ros passes `__ns:=/robot1`
+    (make_namespace_absolute); rcl refuses a relative `__ns:=robot1`, so the node would not start. The command
+    line's ROS arguments are checked with rcl itself: the node comes up in the namespace."""
+    import rclpy
+
+    path = tmp_path / "ns.launch.py"
+    path.write_text("from launch import LaunchDescription\nfrom launch.actions import DeclareLaunchArgument\n"
+                    "from launch.substitutions import LaunchConfiguration\nfrom launch_ros.actions import Node\n\n\n"
+                    "def generate_launch_description():\n    return LaunchDescription([\n"
+                    "        DeclareLaunchArgument('namespace', default_value=''),\n"
+                    "        Node(package='demo', executable='talker', name='talker',\n"
+                    "             namespace=LaunchConfiguration('namespace'))])\n")
+    (process,) = load_graph(path, {"namespace": namespace}).processes
+    ros_args = command_line(process)[1:]
+    assert ros_args[:3] == ["--ros-args", "-r", "__node:=talker"]
+    assert ros_args[3:] == ([] if not namespace else ["-r", f"__ns:={expected}"])
+    context = rclpy.Context()
+    rclpy.init(args=["talker", *ros_args], context=context)
+    try:
+        node = rclpy.create_node("talker", context=context)
+        assert (node.get_name(), node.get_namespace()) == ("talker", expected)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

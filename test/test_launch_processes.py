@@ -61,7 +61,23 @@ sys.exit(int(sys.argv[1]))
 """
 
 
-SCRIPTS = {"talker": TALKER, "stubborn": STUBBORN, "chatty": CHATTY, "finisher": FINISHER}
+# `spawner` starts a worker (in its process group, as a shell's `worker &` would) that ignores SIGINT, writes
+# the worker's pid as its ready file and exits on SIGINT, leaving the worker behind.
+SPAWNER = """
+import signal, subprocess, sys, time
+worker = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); '
+                           'print("worker ready", flush=True); time.sleep(600)'])
+open(sys.argv[1], 'w').write(str(worker.pid))
+print('spawner ready', flush=True)
+try:
+    while True:
+        time.sleep(0.05)
+except KeyboardInterrupt:
+    print('spawner got SIGINT', flush=True)
+"""
+
+
+SCRIPTS = {"talker": TALKER, "stubborn": STUBBORN, "chatty": CHATTY, "finisher": FINISHER, "spawner": SPAWNER}
 
 
 def write_launch(tmp_path, children, shutdown_on="finisher", linger=None):
@@ -250,3 +266,59 @@ def test_a_closed_output_stops_the_graph_cleanly(tmp_path):
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert (tmp_path / "chatty.ready.stopped").exists()   # stopped by SIGINT, not killed
     assert process_gone(pid)
+
+
+def test_what_a_stopped_process_left_in_its_group_is_stopped_too(tmp_path):
+    """A process that exits on SIGINT, leaving behind a worker it started (same process group) that ignores
+    SIGINT: the group still has a member, so it gets the escalation's SIGTERM; nothing is left running."""
+    proc = launch(write_launch(tmp_path, [("spawner", [])], shutdown_on=None), "--sigterm-timeout", "0.5")
+    worker = None
+    try:
+        read_until(proc, "[spawner] spawner ready")
+        worker = ready_pid(tmp_path / "spawner.ready")
+        read_until(proc, "worker ready")              # its SIGINT is ignored from here on
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        orphaned = worker is not None and not process_gone(worker, timeout=5)
+        if orphaned:                                      # left behind: end it, then fail
+            os.kill(worker, signal.SIGKILL)
+    assert not orphaned, out + err
+    assert proc.returncode == 0, out + err
+    lines = out.splitlines()
+    assert "[spawner] spawner got SIGINT" in lines and "[launch] spawner exited with code 0" in lines
+    assert lines.index("[launch] spawner exited with code 0") < lines.index(
+        "[launch] spawner's process group still running: SIGTERM")
+
+
+def test_ctrl_c_while_starting_starts_no_more_processes(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that arrives while the graph is being started (after the first process) stops what runs and
+    starts nothing more: the later processes (a recorder that would create its bag) never run."""
+    from xdrcdepth_ros.tools.launcher import ProcessGroup
+
+    marker = tmp_path / "second.ran"
+    group = ProcessGroup([("first", [sys.executable, "-c", "import time; time.sleep(120)"], None),
+                          ("second", [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"], None)],
+                         sigterm_timeout=5.0)
+    start = group._start
+
+    def start_then_ctrl_c(name, *args):
+        started = start(name, *args)
+        if name == "first":
+            signal.raise_signal(signal.SIGINT)   # the launcher's handler runs here, before the next start
+        return started
+
+    monkeypatch.setattr(group, "_start", start_then_ctrl_c)
+    try:
+        assert group.run() == 0
+    finally:
+        for entry in group.running:
+            if entry.popen.poll() is None:
+                entry.popen.kill()
+                entry.popen.wait()
+    assert [entry.name for entry in group.running] == ["first"]
+    assert not marker.exists()
+    assert "[launch] stopping (SIGINT)" in capsys.readouterr().out.splitlines()

@@ -413,3 +413,20 @@ def test_a_taken_foxglove_port_becomes_any_free_one(capsys):
                                            "follows)\n")
     assert live_view_port(taken) == taken and capsys.readouterr().err == ""          # free again: kept
     assert live_view_port(0) == 0
+
+
+@pytest.mark.parametrize("scene", ["", "  "])
+def test_an_empty_scene_is_a_usage_error_not_the_first_scene(tmp_path, monkeypatch, capsys, scene):
+    """`--scene "$SCENE"` with the variable unset: one line, exit 2, as `nuscenes2bag --scene ''`; not a silent
+    replay of the first scene (nothing runs: `run` is replaced by one that fails the test)."""
+    import xdrcdepth_ros.bag.replay_demo as replay_demo
+    from xdrcdepth_core.cli import main
+
+    monkeypatch.setattr(replay_demo, "run", lambda args: pytest.fail(f"replay-demo ran scene {args.scene!r}"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["replay-demo", "--out", str(tmp_path / "o"), "--scene", scene])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f"xdrcdepth replay-demo: error: argument --scene: a scene name must not be empty, got {scene!r} "
+                   "(see --help)\n")
+    assert not (tmp_path / "o").exists()

@@ -261,12 +261,18 @@ def _output_with_frame_none_replaced(tmp_path, name, raw=None, msg=None):
     return tmp_path / name
 
 
-@pytest.mark.parametrize("case", ["garbage CDR", "data shorter than height x step"])
+@pytest.mark.parametrize("case", ["garbage CDR", "data shorter than height x step", "another size"])
 def test_a_malformed_depth_message_is_skipped_and_counted(bags, tmp_path, capsys, case):
     source, _ = bags
     if case == "garbage CDR":
         output = _output_with_frame_none_replaced(tmp_path, "bad", raw=GARBAGE_CDR)
         why = "/depth/image at bag time 2.000000000: cannot deserialize 12 bytes"
+    elif case == "another size":   # 2 x 2 for the 4 x 3 camera: not its depth; the other frames are still scored
+        image = MessageFactory().types["sensor_msgs/msg/Image"]
+        small = image(header=MessageFactory().header(T_NONE, "cam_front"), height=2, width=2, encoding="32FC1",
+                      is_bigendian=0, step=8, data=np.zeros(16, np.uint8))
+        output = _output_with_frame_none_replaced(tmp_path, "bad", msg=small)
+        why = f"depth image 2.000000000 is 2x2, its camera image in {source} 4x3"
     else:
         image = MessageFactory().types["sensor_msgs/msg/Image"]
         short = image(header=MessageFactory().header(T_NONE, "cam_front"), height=3, width=4, encoding="32FC1",
@@ -311,7 +317,7 @@ def test_a_camera_image_on_the_depth_topic_is_named_by_its_encoding(bags, tmp_pa
     assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
     assert capsys.readouterr().err == (f"xdrcdepth replay-eval: depth image 1.000000000 in {output} has encoding "
                                        "'rgb8', which is not a depth encoding (the depth node publishes 32FC1, "
-                                       "metres)\n")
+                                       "metres; 16UC1, millimetres, is read too)\n")
 
 
 def _damage_first_chunk(bag, part):
@@ -388,3 +394,127 @@ def test_real_bag_ground_truth_equals_the_datasets(tmp_path, nuscenes_samples):
     assert frame.stamp_ns // 1000 == 1532402927612460 and np.count_nonzero(sample["depth_gt"]) > 1000
     np.testing.assert_array_equal(frame.lidar_depth, sample["depth_gt"])
     np.testing.assert_array_equal(frame.radar_depth, sample["radar"][0])
+
+
+def _source_with_lidar_b(tmp_path, cloud):
+    """The fixture's source bag with frame B's LiDAR cloud replaced by ``cloud`` (a rosbags PointCloud2)."""
+    messages = [(topic, msgtype, stamp, cloud if (topic, stamp) == ("/lidar_top", T_B) else msg)
+                for topic, msgtype, stamp, msg in source_messages(tmp_path)]
+    return write_bag(tmp_path / "source_b", messages)
+
+
+def _cloud(xyz, stamp=T_B, png=None):
+    m = MessageFactory()
+    return m.point_cloud({"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}, m.header(stamp, "lidar_top"), png)
+
+
+@pytest.mark.parametrize("points, gt_pixels", [(np.zeros((0, 3), np.float32), 0),         # an empty sweep
+                                               (np.array([[-10, 0, 0]], np.float32), 0),  # behind the camera
+                                               (np.array([[90, 0, 0]], np.float32), 1)])  # 90 m: beyond every cap
+def test_a_lidar_cloud_without_ground_truth_in_the_image_is_not_scored(tmp_path, capsys, points, gt_pixels):
+    """Frame B has a LiDAR cloud within slop, but no point of it gives a ground-truth pixel under the largest
+    cap: nothing to score (no NaN metrics, no exit 0), and the message says the cloud was there."""
+    source = _source_with_lidar_b(tmp_path, _cloud(points))
+    output = write_bag(tmp_path / "output_b", output_messages({T_B: depth_image(PRED_B)}))
+    report_path = tmp_path / "eval.json"
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output), "--json",
+                 str(report_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == "replay-eval: 0 of 1 depth frames with LiDAR: no metrics"
+    assert "nan" not in captured.out
+    assert captured.err == (f"xdrcdepth replay-eval: no depth frame has a LiDAR cloud within 0.1 s in {source} "
+                            "with a point in its image within 0-80 m (1 frame(s) have a cloud): nothing scored\n")
+    report = json.loads(report_path.read_text())
+    assert report["frames_with_lidar"] == 0 and report["frames"][0]["lidar_stamp_ns"] == T_B
+    assert report["frames"][0]["gt_pixels"] == gt_pixels
+
+
+@pytest.mark.parametrize("case", ["truncated", "integer x"])
+def test_a_malformed_lidar_cloud_names_the_bag_frame_and_cloud(tmp_path, capsys, case):
+    """The LiDAR cloud gets the node's cloud checks (as the radar does): data shorter than its rows, or x y z
+    that are not floats (metres), is one line naming the bag, the camera frame and the cloud, exit 2."""
+    if case == "truncated":
+        cloud = _cloud(LIDAR_B)
+        cloud.data = cloud.data[:6]                        # one point of 3 float32 needs 12 bytes
+        why = "6 data bytes < row_step 12 x height 1"
+    else:
+        cloud = _cloud(LIDAR_B.astype(np.int32))
+        why = "fields ['x', 'y', 'z'] are not FLOAT32/FLOAT64 (metres)"
+    source = _source_with_lidar_b(tmp_path, cloud)
+    output = write_bag(tmp_path / "output_b", output_messages({T_B: depth_image(PRED_B)}))
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth replay-eval: {source}: camera frame 3.000000000: /lidar_top "
+                                       f"cloud 3.000000000: {why}\n")
+
+
+def test_a_camera_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, capsys):
+    """A 2.5 kB PNG in the source bag that declares 5000 x 4000 pixels (60 MB as RGB; 12000 x 12000 would be
+    432 MB) is refused from its header at the depth node's max_image_pixels (4096 x 4096), not decoded."""
+    big = tmp_path / "big.png"
+    PILImage.new("1", (5000, 4000)).save(big)
+    m = MessageFactory(max_image_pixels=10**9)
+    image, _ = m.compressed_image(big, m.header(T_B, "cam_front"))
+    messages = [(topic, msgtype, stamp, image if (topic, stamp) == ("/cam_front/image_rect_compressed", T_B) else msg)
+                for topic, msgtype, stamp, msg in source_messages(tmp_path)]
+    source = write_bag(tmp_path / "source_big", messages)
+    output = write_bag(tmp_path / "output_b", output_messages({T_B: depth_image(PRED_B)}))
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth replay-eval: {source}: camera frame 3.000000000: image_too_large: "
+                                       "compressed PNG of 5000x4000 = 20000000 pixels > max_image_pixels 16777216 "
+                                       "(not decoded)\n")
+
+
+def test_16uc1_millimetre_depth_is_scored_as_metres(bags, tmp_path):
+    """REP 118's other depth encoding (depth_image_proc, most depth cameras): 16UC1 in millimetres. The by-hand
+    frames A and B as millimetres score what they score as 32FC1 metres (model MAE 1.75 m and 1 m at 80 m)."""
+    source, _ = bags
+    m = MessageFactory()
+    image = m.types["sensor_msgs/msg/Image"]
+    mm = {stamp: (depth_image(values) * 1000).astype(np.uint16) for stamp, values in ((T_A, PRED_A), (T_B, PRED_B))}
+    output = write_bag(tmp_path / "mm", [("/depth/image", "sensor_msgs/msg/Image", stamp, image(
+        header=m.header(stamp, "cam_front"), height=3, width=4, encoding="16UC1", is_bigendian=0, step=8,
+        data=np.frombuffer(depth.tobytes(), np.uint8))) for stamp, depth in mm.items()])
+    report_path = tmp_path / "eval.json"
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output), "--json",
+                 str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    a, b = report["frames"]
+    assert a["metrics"]["model"]["80"]["mae"] == pytest.approx(1750) and a["metrics"]["model"]["80"]["delta1"] == 0.75
+    assert a["metrics"]["model"]["50"]["mae"] == pytest.approx(7000 / 3)
+    assert b["metrics"]["model"]["80"]["mae"] == pytest.approx(1000)
+    assert report["overall"]["model"]["80"]["mae"] == pytest.approx(1375)
+
+
+def test_a_depth_topic_of_another_type_is_named_by_its_type(bags, tmp_path, capsys):
+    """/depth/image recorded as CompressedImage (a compressedDepth republisher under the raw name, say): its
+    bytes are not Images, so they are not read as such; the line names the type instead of a CDR error."""
+    source, _ = bags
+    m = MessageFactory()
+    compressed = m.types["sensor_msgs/msg/CompressedImage"]
+    output = write_bag(tmp_path / "compressed", [
+        ("/depth/image", "sensor_msgs/msg/CompressedImage", stamp,
+         compressed(header=m.header(stamp, "cam_front"), format="16UC1; compressedDepth png",
+                    data=np.zeros(8, np.uint8))) for stamp in (T_A, T_B)])
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth replay-eval: {output} holds no readable /depth/image message (1 "
+                                       "malformed: /depth/image has type sensor_msgs/msg/CompressedImage, not "
+                                       "sensor_msgs/msg/Image (2 message(s) not read))\n")
+
+
+def test_a_second_depth_image_with_the_same_stamp_is_counted_not_silently_dropped(bags, tmp_path, capsys):
+    """Two depth images answer camera frame A (a looped bag, two nodes on /depth/image): the first is scored
+    (frame A's by-hand numbers), the second is skipped and counted, and no frame is lost from the count."""
+    source, _ = bags
+    messages = output_messages({T_A: depth_image(PRED_A)})
+    (topic, msgtype, _, second), = output_messages({T_A: depth_image({(1, 1): 1.0})})
+    output = write_bag(tmp_path / "twice", [*messages, (topic, msgtype, T_A + 5 * S, second)])
+    report_path = tmp_path / "eval.json"
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output), "--json",
+                 str(report_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1].startswith("replay-eval: 1 of 1 depth frames with LiDAR (1 malformed "
+                                                    "message skipped); 0-80 m: model MAE 1.750 m")
+    assert captured.err.startswith(f"xdrcdepth replay-eval: skipped 1 malformed message(s) in {output}: /depth/image "
+                                   "at bag time 6.000000000: header stamp 1.000000000 again (the first depth image "
+                                   "with it is kept)")
+    assert json.loads(report_path.read_text())["frames"][0]["metrics"]["model"]["80"]["mae"] == pytest.approx(1750)

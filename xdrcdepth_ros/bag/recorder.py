@@ -12,7 +12,8 @@ with ``--ros-args -p use_sim_time:=true`` to record bag time during ``bag_player
 (messages that arrive before the first ``/clock`` are counted but not written, as rosbag2 does).
 
 QoS (our choice, like rosbag2's adaptive QoS): RELIABLE when every publisher of the topic is reliable,
-else BEST_EFFORT; TRANSIENT_LOCAL when a publisher is (``/tf_static``), and then stored as latched.
+else BEST_EFFORT; TRANSIENT_LOCAL when every publisher is (``/tf_static``), and then stored as latched (a
+TRANSIENT_LOCAL subscription would not match a VOLATILE publisher and lose all its messages).
 
 ``--png-dir``: every ``sensor_msgs/Image`` in ``rgb8`` or ``bgr8`` (e.g. ``depth/colorized``,
 ``depth/saliency``) is also written as an RGB PNG named ``<topic with / as _>_<sec>.<nanosec>.png`` from its
@@ -108,7 +109,9 @@ class Recorder:
 
         publishers = self.node.get_publishers_info_by_topic(topic)
         reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
-        latched = any(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in publishers)
+        # only if all offer it: a TRANSIENT_LOCAL subscription does not match a VOLATILE publisher
+        latched = bool(publishers) and all(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                                           for p in publishers)
         return QoSProfile(depth=100,
                           reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
@@ -235,6 +238,16 @@ def png_dir_error(path: Path) -> str | None:
     return None
 
 
+def png_dir_in_bag(png_dir: Path, out: Path) -> str | None:
+    """Why ``png_dir`` may not take the PNGs: it is the bag folder ``out`` or lies in it (a bag folder holds only
+    metadata.yaml and its storage files; anything else makes it unrecognisable, so ``--overwrite`` and
+    replay-demo would refuse to replace it), or None."""
+    png, bag = Path(os.path.abspath(png_dir)), Path(os.path.abspath(out))
+    if png == bag or bag in png.parents:
+        return f"{png_dir} is in the bag folder --out {out} (which holds only the bag's own files)"
+    return None
+
+
 def is_empty_folder(path: Path) -> bool:
     """``path`` is a folder (not a link to one) with nothing in it: ``--out`` may be one, as the help says."""
     try:
@@ -283,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     for topic in topics:
         if error := topic_name_error(topic, "bag_recorder"):
             parser.error(error)
-    if args.png_dir is not None and (error := png_dir_error(args.png_dir)):
+    if args.png_dir is not None and (error := png_dir_error(args.png_dir) or png_dir_in_bag(args.png_dir, args.out)):
         parser.error(f"argument --png-dir: {error}")
     if args.use_sim_time:
         ros_args = (ros_args or ["--ros-args"]) + ["-p", "use_sim_time:=true"]

@@ -88,11 +88,19 @@ def port_number(text: str) -> int:
     return value
 
 
+def scene_name(text: str) -> str:
+    """``--scene``: a non-empty name (argparse ``type``), as ``nuscenes2bag --scene``; an empty one (an unset
+    shell variable) would otherwise silently mean the first scene."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"a scene name must not be empty, got {text!r}")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", type=Path, help="nuScenes-format folder (default: real samples "
                         "from ../shared, else a synthetic scene)")
     parser.add_argument("--version", default="v1.0-mini", help="table version folder in the dataroot")
-    parser.add_argument("--scene", help="scene name (default: the dataroot's first scene)")
+    parser.add_argument("--scene", type=scene_name, help="scene name (default: the dataroot's first scene)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/demo"),
                         help="output folder: bag/, record/, frames/ (default %(default)s)")
     parser.add_argument("--rate", type=positive_float, default=DEFAULT_RATE,
@@ -441,7 +449,8 @@ def read_input_stamps(bag: Path, camera: str = "cam_front") -> list[int]:
 
 def read_recording(record: Path) -> RecordedFrames:
     """Depth images (by header stamp) and /diagnostics values from the recorded bag; a message that cannot be
-    deserialized is skipped and listed in ``malformed`` (a recording is untrusted input)."""
+    deserialized, a topic of another type, and a depth image whose header stamp an earlier one had are skipped
+    and listed in ``malformed`` (a recording is untrusted input)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
@@ -450,9 +459,14 @@ def read_recording(record: Path) -> RecordedFrames:
     from xdrcdepth_ros.node.diagnostics import status_values
 
     frames = RecordedFrames()
+    types = {DEPTH_TOPIC: "sensor_msgs/msg/Image", DIAGNOSTICS_TOPIC: "diagnostic_msgs/msg/DiagnosticArray"}
     reader = open_bag(record)
     try:
-        wanted = [c for c in reader.connections if c.topic in (DEPTH_TOPIC, DIAGNOSTICS_TOPIC)]
+        for c in reader.connections:   # another type under the name: its bytes are not these messages
+            if c.topic in types and c.msgtype != types[c.topic]:
+                frames.malformed.append(f"{c.topic} has type {c.msgtype}, not {types[c.topic]} ({c.msgcount} "
+                                        "message(s) not read)")
+        wanted = [c for c in reader.connections if c.topic in types and c.msgtype == types[c.topic]]
         for connection, receive_ns, raw in reader.messages(connections=wanted) if wanted else ():
             try:
                 msg = deserialize_message(raw, Image if connection.topic == DEPTH_TOPIC else DiagnosticArray)
@@ -463,6 +477,10 @@ def read_recording(record: Path) -> RecordedFrames:
                 continue
             if connection.topic == DEPTH_TOPIC:
                 stamp = stamp_ns(msg.header.stamp)
+                if stamp in frames.depth:   # two answers to one camera frame (a looped bag, two nodes): not both
+                    frames.malformed.append(f"{connection.topic} at bag time {stamp_text(receive_ns)}: header stamp "
+                                            f"{stamp_text(stamp)} again (the first depth image with it is kept)")
+                    continue
                 frames.depth[stamp], frames.receive_ns[stamp] = msg, receive_ns
             else:
                 frames.diagnostics += [status_values(s) for s in msg.status]

@@ -1,9 +1,10 @@
 """``xdrcdepth replay-eval --source-bag B --output-bag O``: the depth a replay recorded, scored against the LiDAR
 of the bag it was played from, with the radar-only baseline beside it.
 
-Each ``/depth/image`` of the output bag (32FC1 metres, as the depth node publishes it) is matched by header
-stamp to the camera frame of the source bag with that stamp (:mod:`xdrcdepth_ros.bag.source_frames`: image,
-K, radar returns and LiDAR ground truth in the camera, ego-motion compensated with the bag's TF). Frames
+Each ``/depth/image`` of the output bag (32FC1 metres, as the depth node publishes it, or 16UC1 millimetres,
+the other REP 118 depth encoding) is matched by header stamp to the camera frame of the source bag with that
+stamp (:mod:`xdrcdepth_ros.bag.source_frames`: image, K, radar returns and LiDAR ground truth in the camera,
+ego-motion compensated with the bag's TF). Frames
 with a LiDAR cloud within ``--slop`` are scored with the metrics of ``xdrcdepth eval``
 (:mod:`xdrcdepth_core.metrics`: valid ``1e-3 < gt < cap``, per frame, then averaged over frames) at each cap,
 for the prediction and for the radar-only baseline (every pixel takes the depth of the nearest radar return
@@ -11,10 +12,11 @@ in the image, :func:`xdrcdepth_core.evaluation.baselines.radar_nearest_depth`) o
 per-frame table at the largest cap, the overall tables and a one-line summary; ``--json`` writes every
 number, ``--frames DIR`` one picture per depth frame (:func:`xdrcdepth_core.evaluation.panels.replay_panel`).
 
-Bags are untrusted: a depth message that cannot be deserialized or whose data does not fill its
-height x step is skipped and counted (the summary line, a warning naming the bag, ``malformed`` in the
-JSON); a storage file that fails its checks (chunk CRC, compression) ends the command with one line naming
-the bag.
+Bags are untrusted: a depth message that cannot be deserialized, whose data does not fill its
+height x step, or whose size is not its camera image's is skipped and counted (the summary line, a warning
+naming the bag, ``malformed`` in the JSON); a storage file that fails its checks (chunk CRC, compression) ends
+the command with one line naming the bag. A frame whose LiDAR cloud gives no ground-truth pixel within the
+largest cap is not scored.
 
 Exit status: 0 scored; 1 no depth frame has LiDAR (nothing scored) or an output cannot be written (one line
 naming it); 2 bad arguments, a missing, unreadable or corrupt bag (named), a depth topic that does not hold
@@ -36,7 +38,9 @@ from xdrcdepth_core.metrics import DEFAULT_CAPS, METRICS
 
 DEFAULT_SLOP_S = 0.1   # s, the depth node's default slop (config/xdrcdepth.yaml); nuScenes stamps differ by < 60 ms
 DEPTH_ENCODING = "32FC1"   # metres, what the depth node publishes
-DEPTH_BYTES = 4
+#: depth encodings read (REP 118, as depth_image_proc): encoding -> (bytes per pixel, metres per unit); 16UC1 is
+#: millimetres, 0 = no depth (scored like the node's 0 or NaN: the protocol's 1e-3 m)
+DEPTH_ENCODINGS = {DEPTH_ENCODING: (4, 1.0), "16UC1": (2, 1e-3)}
 GT_NAME = "lidar"
 PREDICTORS = ("model", "radar_only")
 TABLE_METRICS = ("mae", "rmse", "abs_rel", "delta1")
@@ -75,16 +79,19 @@ class ReplayEvaluation:
 
     @property
     def scored(self) -> list[dict]:
-        return [f for f in self.frames if f["lidar_stamp_ns"] is not None]
+        """The frames with LiDAR ground truth: a cloud within slop with a point in the image within the largest
+        cap (a cloud without one, e.g. empty, gives no metrics and is not scored)."""
+        cap = f"{max(self.overall.caps):g}"
+        return [f for f in self.frames if f["metrics"] is not None and f["metrics"]["model"][cap] is not None]
 
 
 def malformed_depth(msg) -> str | None:
-    """Why a 32FC1 image message cannot be read as one (its sizes contradict its data: the node's own check,
-    :func:`~xdrcdepth_ros.node.conversions.check_image_layout`), or None."""
+    """Why a depth image message (:data:`DEPTH_ENCODINGS`) cannot be read as one (its sizes contradict its data:
+    the node's own check, :func:`~xdrcdepth_ros.node.conversions.check_image_layout`), or None."""
     from xdrcdepth_ros.node.conversions import BadInput, check_image_layout
 
     try:
-        check_image_layout(msg, DEPTH_BYTES)
+        check_image_layout(msg, DEPTH_ENCODINGS[msg.encoding][0])
     except BadInput as exc:
         return exc.detail
     return None
@@ -94,16 +101,17 @@ def usable_depth(depth: dict, where: str = "") -> tuple[dict, list[str]]:
     """The depth images of ``depth`` (stamp ns -> Image) that can be read, and why each other one cannot.
 
     A message whose data does not fill its sizes is one broken message: skipped. An encoding other than
-    32FC1 means the topic does not carry the node's depth (a camera image recorded under its name, say):
-    ``ValueError`` naming the encoding and ``where`` (the bag), as no frame of it could be scored.
+    32FC1 (metres) or 16UC1 (millimetres) means the topic does not carry depth (a camera image recorded under
+    its name, say): ``ValueError`` naming the encoding and ``where`` (the bag), as no frame of it could be scored.
     """
     from xdrcdepth_ros.bag.replay_demo import stamp_text
 
     good, malformed = {}, []
     for stamp, msg in sorted(depth.items()):
-        if msg.encoding != DEPTH_ENCODING:
+        if msg.encoding not in DEPTH_ENCODINGS:
             raise ValueError(f"depth image {stamp_text(stamp)}{where} has encoding {msg.encoding!r}, which is not "
-                             f"a depth encoding (the depth node publishes {DEPTH_ENCODING}, metres)")
+                             f"a depth encoding (the depth node publishes {DEPTH_ENCODING}, metres; 16UC1, "
+                             "millimetres, is read too)")
         problem = malformed_depth(msg)
         if problem:
             malformed.append(f"depth image {stamp_text(stamp)}: {problem}")
@@ -116,12 +124,12 @@ def evaluate_replay(source_bag: Path, depth: dict, caps=DEFAULT_CAPS, slop_s: fl
                     camera: str = "cam_front", frames_dir: Path | None = None,
                     max_depth: float = 80.0, depth_bag: Path | None = None,
                     skipped: Sequence[str] = ()) -> ReplayEvaluation:
-    """Score ``depth`` (header stamp ns -> sensor_msgs/Image 32FC1, e.g. ``read_recording(O).depth``) against
-    the LiDAR of ``source_bag``; with ``frames_dir``, write ``<sec>.<nanosec>.png`` per depth frame.
+    """Score ``depth`` (header stamp ns -> sensor_msgs/Image 32FC1 or 16UC1, e.g. ``read_recording(O).depth``)
+    against the LiDAR of ``source_bag``; with ``frames_dir``, write ``<sec>.<nanosec>.png`` per depth frame.
 
-    Malformed depth images (:func:`usable_depth`) are skipped and listed in ``malformed`` after ``skipped``
-    (what the reader already dropped); ``depth_frames`` counts the usable ones. ``depth_bag`` names the
-    recording in messages."""
+    Malformed depth images (:func:`usable_depth`, or of another size than their camera image) are skipped and
+    listed in ``malformed`` after ``skipped`` (what the reader already dropped); ``depth_frames`` counts the
+    usable ones. ``depth_bag`` names the recording in messages."""
     import numpy as np
 
     from xdrcdepth_core.demo import write_png
@@ -139,10 +147,13 @@ def evaluate_replay(source_bag: Path, depth: dict, caps=DEFAULT_CAPS, slop_s: fl
     seen = set()
     for frame in read_source_frames(source_bag, depth, camera, slop_s):
         seen.add(frame.stamp_ns)
-        pred = image_to_array(depth[frame.stamp_ns]).astype(np.float32)
-        if pred.shape != frame.image.shape[:2]:
-            raise ValueError(f"depth image {stamp_text(frame.stamp_ns)} is {pred.shape[1]}x{pred.shape[0]}, its "
-                             f"camera image in {source_bag} {frame.image.shape[1]}x{frame.image.shape[0]}")
+        msg = depth[frame.stamp_ns]
+        if (msg.height, msg.width) != frame.image.shape[:2]:   # not this camera image's depth: one bad message
+            result.malformed.append(f"depth image {stamp_text(frame.stamp_ns)} is {msg.width}x{msg.height}, its "
+                                    f"camera image in {source_bag} {frame.image.shape[1]}x{frame.image.shape[0]}")
+            result.depth_frames -= 1
+            continue
+        pred = image_to_array(msg).astype(np.float32) * np.float32(DEPTH_ENCODINGS[msg.encoding][1])
         row = {"stamp_ns": frame.stamp_ns, "lidar_stamp_ns": frame.lidar_stamp_ns,
                "radar_stamps_ns": frame.radar_stamps_ns, "gt_pixels": 0, "metrics": None}
         if frame.lidar_depth is not None:
@@ -289,8 +300,10 @@ def run(args: argparse.Namespace) -> int:
             say(os_error_line(prog, exc, args.json))
             return 1
     if not result.scored:
-        say(f"{prog}: no depth frame has a LiDAR cloud within {args.slop:g} s in {args.source_bag}: "
-            "nothing scored")
+        clouds = sum(f["lidar_stamp_ns"] is not None for f in result.frames)
+        say(f"{prog}: no depth frame has a LiDAR cloud within {args.slop:g} s in {args.source_bag}" + (
+            f" with a point in its image within 0-{max(result.overall.caps):g} m ({clouds} frame(s) have a "
+            "cloud)" if clouds else "") + ": nothing scored")
         return 1
     return 0
 

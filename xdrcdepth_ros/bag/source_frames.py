@@ -7,6 +7,10 @@ returns, no filter), and the LiDAR ground truth from the nearest ``/lidar_top`` 
 (None when there is none): the evaluation protocol of the cached data (:mod:`xdrcdepth_core.data.lidar`,
 one sweep, points on the ego car dropped, nearest point per pixel, optical z).
 
+Untrusted input gets the node's checks: a camera image declaring more than the node's ``max_image_pixels``
+(4096 x 4096) is refused from its header before decoding, and every cloud, LiDAR included, must have float
+x, y, z and data that fill its rows (a ``ValueError`` naming the bag, the frame and the cloud).
+
 Every cloud is moved into the camera with the bag's own TF, ego-motion compensated like the node does it:
 ``sensor(t_sensor) -> fixed_frame (odom) -> camera(t_image)``; without the fixed frame in TF, at the
 cloud's stamp. Two passes over the bag: stamps and TF first, then only the messages the frames use, each
@@ -33,6 +37,7 @@ from xdrcdepth_core.cli_args import one_line
 from xdrcdepth_core.data.geometry import transform_points
 from xdrcdepth_core.data.lidar import lidar_depth_map, off_ego_mask
 from xdrcdepth_core.data.radar import rasterize_radar
+from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 from xdrcdepth_ros.bag.nuscenes2bag import camera_topics, cloud_topic
 from xdrcdepth_ros.bag.player import BagError, open_bag
 from xdrcdepth_ros.bag.replay_demo import stamp_ns, stamp_text
@@ -173,19 +178,21 @@ def _frame(bag: Path, index: _Index, image, clouds: list[tuple[str, object]], fi
     if stamp not in index.infos:
         raise ValueError(f"{where} has no camera_info with its stamp")
     try:
-        rgb = conv.rgb_from_compressed(image)
+        rgb = conv.rgb_from_compressed(image, DEFAULT_MAX_IMAGE_PIXELS)   # the node's limit, before decoding
         hw = rgb.shape[:2]
         frame = SourceFrame(stamp, rgb, conv.intrinsics_from_camera_info(index.infos[stamp], hw))
         radar = [np.zeros((0, 3))]
         for topic, cloud in clouds:
             T = _camera_from(index.tf, image.header, cloud.header, fixed_frame, where)
+            try:   # the node's checks of a cloud (fields, float x y z, data length), also for the LiDAR
+                xyz, _, _ = conv.radar_from_cloud(cloud, (), MAX_RADAR_POINTS)
+            except conv.BadInput as exc:
+                raise ValueError(f"{where}: {topic} cloud {stamp_text(stamp_ns(cloud.header.stamp))}: "
+                                 f"{exc.detail}") from None
             if topic == LIDAR_TOPIC:
-                records = conv.read_points(cloud, ["x", "y", "z"])
-                xyz = np.stack([records[c].astype(np.float64) for c in "xyz"], axis=1)
                 frame.lidar_depth = lidar_depth_map(transform_points(T, xyz[off_ego_mask(xyz)]), frame.K, hw)
                 frame.lidar_stamp_ns = stamp_ns(cloud.header.stamp)
             else:
-                xyz, _, _ = conv.radar_from_cloud(cloud, (), MAX_RADAR_POINTS)
                 radar.append(transform_points(T, xyz))
                 frame.radar_stamps_ns.append(stamp_ns(cloud.header.stamp))
     except conv.BadInput as exc:

@@ -171,8 +171,8 @@ class Process:
         args = ["--ros-args"]
         if self.node_name:
             args += ["-r", f"__node:={self.node_name}"]
-        if self.namespace:
-            args += ["-r", f"__ns:={self.namespace}"]
+        if self.namespace:   # made absolute as launch_ros does (make_namespace_absolute): rcl wants '/robot1'
+            args += ["-r", f"__ns:={self.namespace if self.namespace.startswith('/') else '/' + self.namespace}"]
         for path in self.params_files:
             args += ["--params-file", path]
         for name, value in self.param_overrides.items():

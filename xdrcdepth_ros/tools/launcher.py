@@ -195,7 +195,8 @@ class ProcessGroup:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
             for name, cmd, shutdown_after_exit in self.commands:
-                if not self._start(name, cmd, shutdown_after_exit, env):
+                # a Ctrl-C while starting: start no more (the recorder would make its bag only to be stopped)
+                if self._stop_reason is not None or not self._start(name, cmd, shutdown_after_exit, env):
                     break
             while self._stop_reason is None and self._alive():
                 self._reap()
@@ -203,13 +204,13 @@ class ProcessGroup:
                     self._stop_reason = self._stop_at[1]
                 time.sleep(POLL_S)
             self._reap()
-            if self._alive():
-                self.say("launch", f"stopping ({self._stop_reason})")
+            if self._remaining():
+                self.say("launch", f"stopping ({self._stop_reason or 'left behind by processes that exited'})")
                 self._stop_all()
             self._reap()
         finally:
             for entry in self.running:  # never leave children behind, even on an unexpected error
-                if entry.popen.poll() is None:
+                if entry.popen.poll() is None or _group_has_members(entry.popen):
                     _signal_group(entry.popen, signal.SIGKILL)
                     entry.popen.wait()
             for entry in self.running:
@@ -240,6 +241,11 @@ class ProcessGroup:
     def _alive(self) -> list[_Running]:
         return [e for e in self.running if e.popen.poll() is None]
 
+    def _remaining(self) -> list[_Running]:
+        """The processes still running, and those whose process group still has members (what a process
+        started and left behind when it exited: the group's signals must reach it too, or it is orphaned)."""
+        return [e for e in self.running if e.popen.poll() is None or _group_has_members(e.popen)]
+
     def _reap(self) -> None:
         for entry in self.running:
             code = entry.popen.poll()
@@ -261,18 +267,40 @@ class ProcessGroup:
     def _stop_all(self) -> None:
         """SIGINT to all, then SIGTERM, then SIGKILL to whoever is still alive after each timeout."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            alive = self._alive()
+            alive = self._remaining()
             if not alive:
                 return
             if sig != signal.SIGINT:
-                self.say("launch", f"{', '.join(e.name for e in alive)} still running: {sig.name}")
+                names = (e.name if e.popen.poll() is None else f"{e.name}'s process group" for e in alive)
+                self.say("launch", f"{', '.join(names)} still running: {sig.name}")
             for entry in alive:
-                entry.stopped_by_us = True
+                entry.stopped_by_us = entry.stopped_by_us or entry.popen.poll() is None
                 _signal_group(entry.popen, sig)
             deadline = time.monotonic() + self.sigterm_timeout
-            while self._alive() and time.monotonic() < deadline:
+            while self._remaining() and time.monotonic() < deadline:
                 self._reap()
                 time.sleep(POLL_S)
+
+
+def _group_has_members(popen: subprocess.Popen) -> bool:
+    """Whether the process group ``popen`` leads still has a live process in it (asked once the leader has
+    been reaped; the group's id is not reused while a member lives). Zombies do not count: an orphan that
+    has died waits for init to reap it, and no signal can do more."""
+    try:
+        os.killpg(popen.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    if not Path("/proc/self/stat").is_file():   # no /proc: the signal test has to do
+        return True
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = path.read_text()
+        except OSError:   # the process ended meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()   # after "pid (comm)": state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(popen.pid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def _signal_group(popen: subprocess.Popen, sig: signal.Signals) -> None:
