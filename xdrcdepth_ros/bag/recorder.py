@@ -73,7 +73,8 @@ class RecordSummary:
     skipped: dict[str, str] = field(default_factory=dict)  # topic -> why
 
     def line(self, out: Path, storage: str, seconds: float, png_dir: Path | None) -> str:
-        counts = ", ".join(f"{n} {topic}" for topic, n in self.messages.items()) or "none"
+        counts = ", ".join(f"{n} {topic}" for topic, n in self.messages.items() if topic not in self.skipped)
+        counts = counts or "none"   # a skipped topic is named once, with why
         text = (f"bag_recorder: wrote {sum(self.messages.values())} messages to {out} ({storage}) in "
                 f"{seconds:.1f} s: {counts}")
         if png_dir is not None:

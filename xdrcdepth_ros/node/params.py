@@ -1,7 +1,7 @@
 """The depth node's parameters: one table with default, range and meaning, declared with descriptors.
 
 ``config/xdrcdepth.yaml`` holds the same defaults (``test/test_depth_node_params.py`` checks that they
-agree); README.md ("ROS 2 node") documents the table. Read-only parameters shape the node's graph or model and
+agree); docs/depth_node.md ("Parameters") documents the table. Read-only parameters shape the node's graph or model and
 are fixed at start-up; the others are read for every frame and can be changed at run time.
 """
 
