@@ -207,3 +207,13 @@ def test_console_scripts_bad_arguments_one_line_exit_2(ros_domain_id, tmp_path, 
     assert proc.returncode == 2, proc.stderr
     (line,) = stderr_lines(proc)
     assert message in line and "Traceback" not in line
+
+
+@pytest.mark.parametrize("module", ["xdrcdepth_ros.node.depth_node", "xdrcdepth_ros.tools.foxglove_viewer"])
+def test_help_into_a_closed_pipe_is_quiet(module):
+    """`depth_node --help | head -0`: the reader is gone before the (long) help is written; exit 1, no traceback,
+    as `xdrcdepth` commands and cat behave."""
+    proc = subprocess.Popen([sys.executable, "-m", module, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                                   # the pipe has no reader left: every write is EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and err == ""

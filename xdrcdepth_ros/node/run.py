@@ -44,7 +44,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import RCLError
 
-from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say
+from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say, stdout_to_devnull
 from xdrcdepth_ros.node.params import Param, ParameterError
 
 HELP_FLAGS = ("-h", "--help")
@@ -139,7 +139,11 @@ def run_node(make_node: Callable[[], Node], name: str,
     ``help_text`` (:func:`node_help`) is printed for ``-h``/``--help``; without it a one-line usage."""
     extra = _user_arguments(args)
     if any(a in HELP_FLAGS for a in extra):
-        print(help_text or node_help(name, f"The {name} ROS 2 node."), flush=True)
+        try:
+            print(help_text or node_help(name, f"The {name} ROS 2 node."), flush=True)
+        except BrokenPipeError:   # `depth_node --help | head`: the reader is gone; stop quietly, as cat does
+            stdout_to_devnull()
+            return 1
         return 0
     if extra:
         say(f"{name}: error: unrecognized arguments: {' '.join(extra)} (ROS arguments follow --ros-args; "
