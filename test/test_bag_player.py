@@ -221,6 +221,25 @@ def test_corrupt_bags_name_the_bag(tmp_path, capsys):
         list(reader.messages())  # a reader that opens lazily must fail at the first read
 
 
+def test_a_bag_cut_short_names_the_repair_and_the_repair_works(tmp_path, capsys):
+    """An mcap cut before its footer (a copy or download cut short) with its metadata.yaml: the one line names
+    `xdrcdepth bag-reindex`, and running it recovers the bag's messages."""
+    from xdrcdepth_core.cli import main as xdrcdepth
+    from xdrcdepth_ros.bag.player import BagError, open_bag
+
+    bag = write_bag(tmp_path / "cut", "mcap")
+    (mcap_file,) = bag.glob("*.mcap")
+    data = mcap_file.read_bytes()
+    mcap_file.write_bytes(data[:len(data) - 64])           # the footer and end magic are gone
+    with pytest.raises(BagError, match=f"'xdrcdepth bag-reindex {bag}' rebuilds it from its intact chunks\\)$"):
+        open_bag(bag)
+    assert xdrcdepth(["bag-reindex", str(bag)]) == 0
+    capsys.readouterr()
+    reader = open_bag(bag)
+    assert sorted(c.topic for c in reader.connections) == ["/ignored", "/image", "/radar/points", "/tf_static"]
+    reader.close()
+
+
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 @pytest.mark.parametrize("edit, problem", [
     (("tf2_msgs/msg/TFMessage", "sensor_msgs/msg/Image"),

@@ -165,8 +165,8 @@ def open_bag(path: str | Path):
     reader = Reader(bag)
     try:
         reader.open()
-    except Exception as exc:  # rosbags raises several types for corrupt metadata or storage files
-        raise BagError(f"cannot read bag {bag}: {exc}") from exc
+    except Exception as exc:  # rosbags raises several types for damaged storage files (metadata is read above)
+        raise BagError(damaged_bag_line(bag, exc)) from exc
     unmatched = metadata_mismatches(reader)
     if unmatched:
         reader.close()
