@@ -373,3 +373,28 @@ def test_a_volatile_publisher_beside_a_latched_one_is_recorded(ros_node, tmp_pat
     with Reader(bag) as reader:   # not stored as latched: bag_player will not latch it either
         (connection,) = reader.connections
         assert all(q.durability.name != "TRANSIENT_LOCAL" for q in connection.ext.offered_qos_profiles)
+
+
+#: the console script's entry point with a SIGINT sent inside main, before its own signal handling is set up (an
+#: exact moment: no timing involved)
+SIGINT_IN_MAIN = """
+import os, signal, sys
+from xdrcdepth_ros.bag import recorder
+build_parser = recorder.build_parser
+def interrupted_parser():
+    os.kill(os.getpid(), signal.SIGINT)
+    return build_parser()
+recorder.build_parser = interrupted_parser
+from xdrcdepth_ros.entry_points import bag_recorder
+sys.exit(bag_recorder())
+"""
+
+
+def test_ctrl_c_before_the_recorder_has_started_is_a_quiet_stop(tmp_path, ros_domain_id):
+    from fs_faults import sigint_default
+
+    out = tmp_path / "rec"
+    proc = subprocess.run([sys.executable, "-c", SIGINT_IN_MAIN, "--out", str(out)], capture_output=True, text=True,
+                          timeout=120, preexec_fn=sigint_default)
+    assert (proc.returncode, proc.stderr) == (0, "")     # was a KeyboardInterrupt traceback, exit 1
+    assert not out.exists()

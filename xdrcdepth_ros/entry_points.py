@@ -1,9 +1,10 @@
 """Console-script entry points (``setup.py``): each imports its program's module inside a Ctrl-C guard.
 
-Importing a node's module loads rclpy and torch, a second or more. A Ctrl-C in that window used to end in a
+Importing a node's module loads rclpy and torch, a second or more, and its ``main`` parses arguments and
+starts ROS before its own signal handling is set up. A Ctrl-C in that window used to end in a
 ``KeyboardInterrupt`` traceback; now it is the same stop as a Ctrl-C a moment later: exit code 0 and no output
-for the nodes (as :mod:`xdrcdepth_ros.node.run` stops them), one line and exit code 130 for the batch converter
-``nuscenes2bag``. Once a batch program has finished (its report printed), SIGINT is ignored: a Ctrl-C while the
+for the nodes and tools (as :mod:`xdrcdepth_ros.node.run` stops them; nothing has been written yet), one line
+and exit code 130 for the batch converter ``nuscenes2bag``. Once a batch program has finished (its report printed), SIGINT is ignored: a Ctrl-C while the
 interpreter exits would otherwise end it with a traceback of whatever exit code it hit (logging's atexit hook,
 threading's joins) or, once Python has restored SIGINT's default action, silently with 130, its output complete
 and reported. This module itself imports nothing heavy.
@@ -21,17 +22,15 @@ from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, interrupted_line, say
 def _guarded(module: str, batch: bool = False) -> Callable[[], int]:
     def entry() -> int:
         try:
-            main = importlib.import_module(module).main
+            code = importlib.import_module(module).main()
             if batch:
-                code = main()
                 signal.signal(signal.SIGINT, signal.SIG_IGN)    # raises a SIGINT still pending first: caught here
-                return code
-        except KeyboardInterrupt:
+            return code
+        except KeyboardInterrupt:   # while importing, or in main before its own signal handling is set up
             if not batch:
                 return 0
             say(interrupted_line(module.rpartition(".")[2]))
             return EXIT_INTERRUPTED
-        return main()
     entry.__doc__ = f"``{module}.main()``, imported inside a Ctrl-C guard."
     return entry
 
