@@ -1,6 +1,7 @@
 """Evaluation protocol and baselines on hand-made caches: values worked out by hand in the tests."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -81,6 +82,25 @@ def test_evaluate_cache_scores_single_sweep_gt_and_baselines(tmp_path):
     assert res["model"]["exact"]["80"]["mae"] == pytest.approx((19 + 50 + 14 + 24) / 4 * 1000)
     assert result.frames == 1
     json.dumps(res)  # JSON-ready
+
+
+def test_a_ground_truth_no_frame_has_still_gets_its_rows(tmp_path):
+    """Audit 2026-12-06: ``--gt exact`` on a real-data cache (no ``depth_exact``) printed an empty summary
+    ("MAE@80 m (exact GT): ;") and made training's validation fail with ``KeyError: 'model'``. Every predictor
+    now has a row per requested ground truth: 0 images and NaN metrics, as for frames without LiDAR points."""
+    gt = np.array([[10.0, 0.0], [40.0, 60.0]], np.float32)
+    _write_cache(tmp_path / "cache", gt, gt, np.zeros((2, 2), np.float32))
+    result = evaluate_cache(_FixedEstimator(np.full((2, 2), 10.0, np.float32)), tmp_path / "cache",
+                            caps=(80.0,), gts=("auto", "exact"), constant=20.0, progress=False)
+    res = result.results()
+    assert sorted(res) == ["constant", "model", "radar_only"]
+    for name in res:
+        assert res[name]["exact"]["80"]["images"] == 0 and res[name]["exact"]["80"]["mae"] is None
+        assert res[name]["auto"]["80"]["images"] == 1
+    assert math.isnan(result.mae("model", "exact")) and result.frames == 1
+    # |10 - 10|, |40 - 10|, |60 - 10| over the three LiDAR pixels
+    assert result.mae("model", "auto") == pytest.approx(80000.0 / 3)
+    assert "[model, ground truth: exact]" in result.format_table()
 
 
 def test_ground_truth_fallbacks():

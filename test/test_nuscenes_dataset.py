@@ -190,3 +190,23 @@ def test_unreadable_files_are_named(folder):
             dataset[0]
         path.write_bytes(good)
     assert dataset[0]["depth_gt"].any()
+
+
+def test_a_link_to_a_record_that_is_not_there_names_the_table_file(tmp_path):
+    """Audit 2026-12-06: a ``sample.next`` (or a ``sample_data.ego_pose_token``) naming no record made the
+    devkit's ``get`` raise a bare ``KeyError`` of the token, a traceback out of ``prepare``. The error names the
+    table file now; it is a ``ValueError`` (``prepare`` reports it) and still the devkit's ``KeyError``."""
+    import json
+
+    from xdrcdepth_core.data.nuscenes_dataset import NuScenesLoadError
+
+    folder = build_folder(tmp_path / "hand-built")
+    table = folder / "v1.0-test" / "sample.json"
+    samples = json.loads(table.read_text())
+    first = next(s for s in samples if not s["prev"])
+    first["next"] = "0" * 32
+    table.write_text(json.dumps(samples))
+    with pytest.raises(NuScenesLoadError) as error:
+        NuScenesDepthDataset(folder, "v1.0-test", require_lidar=False)
+    assert str(error.value) == f"{table}: no record '{'0' * 32}'"
+    assert isinstance(error.value, KeyError) and isinstance(error.value, ValueError)

@@ -163,3 +163,21 @@ def test_full_disk_is_one_line(folder, tmp_path):
         assert f"xdrcdepth prepare: cannot write {small}" in line and "disk full [Errno 28]" in line
         left = list(small.iterdir())              # files finished before the disk filled up stay, complete
         assert all(p.suffix == ".npz" and zipfile.ZipFile(p).testzip() is None for p in left)
+
+
+def test_a_pose_missing_from_ego_pose_json_is_named_not_a_traceback(folder, tmp_path):
+    """Audit 2026-12-06: a partial ``ego_pose.json`` (a pose a radar key frame links to missing) made the
+    devkit's ``get`` raise a bare ``KeyError`` of the token: a traceback, and ``--skip-bad`` could not skip it.
+    Now the table file and the token are named as any unreadable sample's file is."""
+    table = folder / VERSION / "ego_pose.json"
+    data = json.loads((folder / VERSION / "sample_data.json").read_text())
+    radar = next(r for r in data if r["filename"].startswith("samples/RADAR_FRONT/") and r["timestamp"] == 1_500_000)
+    poses = json.loads(table.read_text())
+    table.write_text(json.dumps([p for p in poses if p["token"] != radar["ego_pose_token"]]))
+    proc = prepare(folder, tmp_path / "cache")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert summary(proc) == (f"xdrcdepth prepare: sample {radar['sample_token']}: {table}: no record "
+                             f"'{radar['ego_pose_token']}' (use --skip-bad to go on)")
+    proc = prepare(folder, tmp_path / "cache", "--skip-bad")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 written, 1 already cached, 1 unreadable skipped" in summary(proc)   # sample 0: the first run

@@ -47,6 +47,20 @@ def test_yaml_over_defaults_and_overrides(tmp_path):
     ("data: {train: x}\n", "eval.caps=[]", "eval.caps must be a non-empty list of positive ranges (m), got []"),
     ("data: {train: x}\n", "eval.gt=bogus", "eval.gt must be one of ['auto', 'exact', 'lidar', 'single'], got 'bogus'"),
     ("data: {train: x}\n", "optim.lr=[1", "override 'optim.lr=[1': the value is not YAML"),
+    # audit 2026-12-06: a seed past 2**32 - 1 (our bound) overflowed torch's seed after the first epoch
+    # (seed * 100003 + epoch >= 2**64) as an "Overflow when unpacking long long" line naming no key
+    ("data: {train: x}\n", "seed=4294967296", "seed must be <= 4294967295, got 4294967296"),
+    # a NaN loss weight made every step non-finite: all skipped, exit 0; true is no weight either
+    ("data: {train: x}\n", "losses=[{name: depth_l1, weight: .nan}]",
+     "loss depth_l1: weight must be a finite number, got nan"),
+    ("data: {train: x}\n", "losses=[{name: depth_l1, weight: true}]",
+     "loss depth_l1: weight must be a finite number, got True"),
+    # augmentation values failed in the first batch: a traceback (color: [1]) or a line without the key
+    ("data: {train: x}\n", "data.augment.hflip=abc", "data.augment.hflip must be a probability in [0, 1], got 'abc'"),
+    ("data: {train: x}\n", "data.augment.hflip=1.5", "data.augment.hflip must be a probability in [0, 1], got 1.5"),
+    ("data: {train: x}\n", "data.augment.color=[1]", "data.augment.color must be a jitter strength in [0, 1], got [1]"),
+    ("data: {train: x}\n", "data.augment.negate_lateral_velocity=1",
+     "data.augment.negate_lateral_velocity must be true or false, got 1"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, override, message):
     path = _write(tmp_path, text)
@@ -70,6 +84,12 @@ def test_a_config_file_over_one_mib_is_not_read(tmp_path):
         resolve_config(path)
     path.write_text("name: small\n" + "# padding\n" * (2**20 // 10 - 1))      # 1 MiB - 6 bytes: read
     assert read_yaml_mapping(path, "config") == {"name": "small"}
+
+
+def test_the_largest_seed_and_edge_augmentation_values_pass():
+    cfg = resolve_config(None, ["data.train=x", "seed=4294967295", "data.augment={hflip: 1, color: 0.0}",
+                                "losses=[{name: depth_l1, weight: 0}]"])
+    assert cfg["seed"] == 2**32 - 1 and cfg["data"]["augment"] == {"hflip": 1, "color": 0.0}
 
 
 def test_shipped_experiment_configs_pass_the_checks():

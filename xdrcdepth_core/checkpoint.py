@@ -37,9 +37,22 @@ REQUIRED_KEYS = ("model_name", "model_config", "state_dict", "weights_sha256", "
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
-    with atomic_writer(path) as f:
-        torch.save(obj, f)
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    A write that fails (full disk, file size limit) surfaces from ``torch.save`` as a ``RuntimeError`` of its
+    zip writer ("unexpected pos ...") with the ``OSError`` only as its context; it is raised here as that
+    ``OSError`` naming ``path``, as every other write error is (our choice: callers report ``OSError`` as
+    "cannot write <path>: disk full" and would otherwise print a traceback)."""
+    try:
+        with atomic_writer(path) as f:
+            torch.save(obj, f)
+    except RuntimeError as exc:
+        cause = exc.__cause__ or exc.__context__
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise OSError(cause.errno, cause.strerror or str(cause), str(path)) from exc
 
 
 def weights_digest(state_dict: dict) -> str:

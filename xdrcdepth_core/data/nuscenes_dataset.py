@@ -60,6 +60,15 @@ class NuScenesLoadError(ValueError):
     the message names the folder and the table file (or the record it could not find)."""
 
 
+class MissingRecordError(NuScenesLoadError, KeyError):
+    """A token that no record of its table has (e.g. an ``ego_pose.json`` without a pose a ``sample_data`` links
+    to), named with the table file. Our choice: both a :class:`NuScenesLoadError` (a ``ValueError``, so
+    ``prepare`` names it as any unreadable sample, and ``--skip-bad`` skips it) and the ``KeyError`` the devkit's
+    ``get`` raises (callers that catch that, as :func:`linked_record`, keep working)."""
+
+    __str__ = BaseException.__str__     # the message, not KeyError's repr of it
+
+
 def table_path(nusc, table: str) -> Path:
     """The JSON file of ``table`` in the folder ``nusc`` was loaded from (for messages that name it)."""
     return Path(nusc.dataroot) / nusc.version / f"{table}.json"
@@ -96,6 +105,14 @@ def load_nuscenes(dataroot: str | os.PathLike, version: str):
     class CheckedNuScenes(NuScenes):
         def __load_table__(self, table_name):   # noqa: N802 - the devkit's name
             return read_table(Path(self.table_root) / f"{table_name}.json")
+
+        def getind(self, table_name, token):
+            """The devkit's ``getind`` (under every ``get``), with :class:`MissingRecordError` naming the table
+            file instead of a bare ``KeyError`` of the token (a traceback out of ``prepare``)."""
+            try:
+                return super().getind(table_name, token)
+            except (KeyError, TypeError):   # TypeError: an unhashable token (a list or object in the JSON)
+                raise MissingRecordError(f"{table_path(self, table_name)}: no record {token!r}") from None
 
     dataroot = Path(dataroot)
     if not (dataroot / version).is_dir():

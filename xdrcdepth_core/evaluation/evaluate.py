@@ -122,6 +122,9 @@ def evaluate_cache(estimator, folder: str | Path, caps=DEFAULT_CAPS, gts=("auto"
 
     result = Evaluation(tuple(float(c) for c in caps))
     files = cache_files(folder, limit)
+    for gt_name in gts:    # a row per predictor and ground truth even if no frame has it: 0 images, NaN
+        for name in ("model", "radar_only") + (("constant",) if constant is not None else ()):
+            result.accumulator(name, gt_name)
     for index, path in enumerate(tqdm(files, desc="eval", unit="frame", disable=not progress, leave=False)):
         sample = read_cache_file(path)
         channels = [str(c) for c in sample["radar_channels"]]

@@ -9,7 +9,8 @@ folder alone.
 Keys:
 
 - ``name``: run name (default: the YAML file's stem); ``out``: run folder (default ``runs/<name>``);
-- ``seed``: seeds model init, data order and augmentation (per epoch, so a resumed run repeats exactly);
+- ``seed`` (0 to 2**32 - 1): seeds model init, data order and augmentation (per epoch, so a resumed run repeats
+  exactly);
 - ``device``: ``auto`` | ``cpu`` | ``cuda:N``; ``precision``: ``auto`` | ``fp32`` | ``bf16`` | ``fp16``
   (auto: fp16 AMP on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32);
   ``channels_last``: ``auto`` (with reduced precision) | true | false;
@@ -17,7 +18,7 @@ Keys:
 - ``teacher``: ``{checkpoint: <path>}`` (frozen; needed by distillation losses) and optionally
   ``cache: <folder of xdrcdepth teacher-cache>`` (replaces the teacher's forward where it suffices);
 - ``data``: ``train``/``val`` cache folders (``xdrcdepth prepare``), ``input_hw`` (multiples of 32),
-  ``augment`` (``hflip`` probability, ``color`` jitter strength), ``num_workers``, ``max_boxes``,
+  ``augment`` (``hflip`` probability, ``color`` jitter strength, both in [0, 1]), ``num_workers``, ``max_boxes``,
   ``limit_train``/``limit_val`` (use the first N samples; 0 = all);
 - ``losses``: list of ``{name, weight, every, <options>}`` (registry in :mod:`xdrcdepth_core.distill`);
   ``every: k`` (default 1) applies the loss on every k-th optimiser step only (our cost knob for the
@@ -68,6 +69,9 @@ MINIMUM = {("seed",): 0, ("data", "num_workers"): 0, ("data", "max_boxes"): 1, (
            ("data", "limit_val"): 0, ("optim", "weight_decay"): 0, ("optim", "poly_power"): 0,
            ("optim", "end_lr_ratio"): 0, ("optim", "warmup_steps"): 0, ("optim", "grad_clip"): 0,
            ("log", "log_every"): 1, ("log", "images"): 0}
+#: upper bounds (inclusive). ``seed``: our bound, numpy's seed range; the trainer seeds torch with
+#: ``seed * 100003 + epoch``, which must stay below 2**64 (a larger seed failed after the first epoch)
+MAXIMUM = {("seed",): 2**32 - 1}
 
 
 class ConfigError(ValueError):
@@ -148,8 +152,21 @@ def _check_types(cfg: dict, defaults: dict = DEFAULTS, path: tuple = ()) -> None
         problem = _type_problem(value, default)
         if problem is None and where in MINIMUM and value < MINIMUM[where]:
             problem = f"must be >= {MINIMUM[where]}"
+        if problem is None and where in MAXIMUM and value > MAXIMUM[where]:
+            problem = f"must be <= {MAXIMUM[where]}"
         if problem:
             raise ConfigError(f"{'.'.join(where)} {problem}, got {_short(value)}")
+
+
+def _check_augment(augment: dict) -> None:
+    """``data.augment`` values (the names are checked by :class:`~xdrcdepth_core.data.cache_dataset.CacheDataset`):
+    a wrong value would otherwise fail in the first batch, after the run folder is written, without the key."""
+    checks = {"hflip": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+              "color": (lambda v: _is_number(v) and 0 <= v <= 1, "a jitter strength in [0, 1]"),
+              "negate_lateral_velocity": (lambda v: isinstance(v, bool), "true or false")}
+    for key, value in augment.items():
+        if key in checks and not checks[key][0](value):
+            raise ConfigError(f"data.augment.{key} must be {checks[key][1]}, got {_short(value)}")
 
 
 def _validate(cfg: dict) -> None:
@@ -161,6 +178,7 @@ def _validate(cfg: dict) -> None:
         raise ConfigError(f"eval.caps must be a non-empty list of positive ranges (m), got {_short(caps)}")
     if cfg["eval"]["gt"] not in GT_KEYS:
         raise ConfigError(f"eval.gt must be one of {sorted(GT_KEYS)}, got {_short(cfg['eval']['gt'])}")
+    _check_augment(cfg["data"]["augment"])
     hw = cfg["data"]["input_hw"]
     if not (isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0 for v in hw)):
         raise ConfigError(f"data.input_hw must be two positive multiples of 32, got {hw!r}")
@@ -183,8 +201,9 @@ def _validate(cfg: dict) -> None:
     for entry in cfg["losses"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise ConfigError(f"each loss needs a name: {entry!r}")
-        if not isinstance(entry.get("weight", 1.0), (int, float)):
-            raise ConfigError(f"loss {entry['name']}: weight must be a number")
+        if not _is_number(entry.get("weight", 1.0)):   # NaN/inf would skip every step as non-finite
+            raise ConfigError(f"loss {entry['name']}: weight must be a finite number, got "
+                              f"{_short(entry.get('weight'))}")
         if not isinstance(entry.get("every", 1), int) or entry.get("every", 1) < 1:
             raise ConfigError(f"loss {entry['name']}: every must be an integer >= 1")
     if not cfg["data"]["train"]:

@@ -181,6 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.checkpoint import build_from_checkpoint, file_digest, load_checkpoint
+    from xdrcdepth_core.train.command import written_path
     from xdrcdepth_core.data.cache_dataset import CacheDataset
     from xdrcdepth_core.device import resolve_device
     from xdrcdepth_core.saliency import TARGETS
@@ -197,7 +198,11 @@ def run(args: argparse.Namespace) -> int:
         teacher = teacher.to(device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-        check_layers(teacher, dataset[0], args.layers, device)
+        first = dataset[0]
+        if list(ckpt["radar_channels"]) != list(first["radar_channels"]):   # same count, other meaning: silent
+            raise ValueError(f"teacher {args.checkpoint} was trained on radar channels {list(ckpt['radar_channels'])}"
+                             f", {dataset.files[0]} has {list(first['radar_channels'])}")
+        check_layers(teacher, first, args.layers, device)
         meta = {"teacher": str(args.checkpoint), "teacher_sha": file_digest(args.checkpoint),
                 "input_hw": list(input_hw), "layers": [list(layer) for layer in args.layers], "target": args.target,
                 "data": str(args.data)}
@@ -213,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         written = _write_cache(teacher, dataset, meta, args, device)
     except OSError as exc:              # read-only or full disk, a file in the way
-        say(os_error_line(PROG, exc))
+        say(os_error_line(PROG, exc, written_path(exc)))   # a temporary's error named by its final file
         return 1
     except ValueError as exc:           # an unreadable training sample, an unknown layer
         say(f"{PROG}: {exc}")

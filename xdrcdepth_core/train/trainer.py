@@ -10,9 +10,10 @@ autocast) -> backward -> gradient clipping -> AdamW step -> LR schedule step. A 
 skips the step (counted and logged) instead of corrupting the weights.
 
 Per epoch (rank 0): validation through :func:`xdrcdepth_core.evaluation.evaluate.evaluate_cache` — the
-estimator the node runs, on a copy of the weights —, then ``last.pt`` (weights + optimiser, scheduler,
-loss-module and history state) and, when the validation MAE at the largest cap improved, ``best.pt``
-(weights and metrics only: the deployable file), ``history.json``, TensorBoard scalars and pictures.
+estimator the node runs, on a copy of the weights —, then, when the validation MAE at the largest cap
+improved (or there is nothing to rank epochs by: no validation, or no ground-truth pixel in it), ``best.pt``
+(weights and metrics only: the deployable file), then ``last.pt`` (weights + optimiser, scheduler,
+loss-module and history state: the epoch is done), ``history.json``, TensorBoard scalars and pictures.
 All writes are atomic, so SIGKILL at any moment loses at most the epoch in progress. Repeatability: data
 order, augmentation and dropout are seeded from ``seed`` and the epoch, so a resumed run continues
 exactly as an uninterrupted one would.
@@ -32,12 +33,12 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
-from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.atomic import atomic_write_bytes, remove_stale_temporaries
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.data.cache_dataset import CacheDataset, collate, read_cache_file
 from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.distill import build_loss
-from xdrcdepth_core.evaluation.evaluate import cache_files, evaluate_cache
+from xdrcdepth_core.evaluation.evaluate import GT_KEYS, cache_files, evaluate_cache, ground_truth
 from xdrcdepth_core.infer import DepthEstimator
 from xdrcdepth_core.models import build_model
 from xdrcdepth_core.train.config import ConfigError, dump_config
@@ -48,6 +49,8 @@ from xdrcdepth_core.train.teacher_cache import TeacherCache, outputs_from_batch
 
 #: samples read to estimate the median training depth (constant baseline)
 MEDIAN_SAMPLES = 200
+#: the files the trainer writes into its run folder (atomically; TensorBoard writes its own sub-folder)
+RUN_FILES = frozenset({"config.yaml", "last.pt", "best.pt", "history.json", "summary.json"})
 
 
 def _from_config(section: str, build, name: str, options: dict):
@@ -94,6 +97,35 @@ def _batches(loader):
         raise ValueError(message) from None
 
 
+#: config keys a resume must not change (``optim``: all but ``epochs``, which extends a run). Ours beyond the
+#: model and the losses: the optimiser state restores lr and weight decay over the config's (a changed value was
+#: silently not applied, yet written to config.yaml and the checkpoints as the run's), and the seed, batch size,
+#: schedule, input size and augmentation would make the run a mix that no config describes.
+RESUME_FIXED = (("model",), ("losses",), ("seed",), ("optim",), ("data", "input_hw"), ("data", "augment"))
+
+
+def _changed_on_resume(saved: dict, cfg: dict) -> list[tuple[str, object]]:
+    """``(dotted key, the run's value)`` for each :data:`RESUME_FIXED` key whose value in ``cfg`` differs from
+    the run's resolved config ``saved``; keys the run's config does not hold (older runs) are not compared."""
+    changed = []
+    for path in RESUME_FIXED:
+        old, new = saved, cfg
+        for key in path:
+            old = old.get(key, _ABSENT) if isinstance(old, dict) else _ABSENT
+            new = new[key]
+        if old is _ABSENT:
+            continue
+        if path == ("optim",) and isinstance(old, dict):
+            changed += [(f"optim.{key}", value) for key, value in old.items()
+                        if key != "epochs" and key in new and new[key] != value]
+        elif old != new:
+            changed.append((".".join(path), old))
+    return changed
+
+
+_ABSENT = object()
+
+
 class Trainer:
     """Builds everything a resolved config describes; :meth:`fit` trains to the last epoch."""
 
@@ -131,8 +163,15 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
 
         data = cfg["data"]
+        val_first = None
         if data["val"]:
-            cache_files(data["val"])   # a missing validation folder fails now, not after the first epoch
+            # a missing validation folder, one without the ground truth eval.gt names or of other radar channels
+            # (below) fails now, not after the first epoch
+            val_first = cache_files(data["val"])[0]
+            val_sample = read_cache_file(val_first)
+            if ground_truth(val_sample, cfg["eval"]["gt"]) is None:
+                raise ValueError(f"{val_first}: no {' or '.join(GT_KEYS[cfg['eval']['gt']])} for eval.gt "
+                                 f"{cfg['eval']['gt']!r} (validation cache data.val {data['val']})")
         cache = TeacherCache(cfg["teacher"]["cache"]) if self.needs_teacher and cfg["teacher"]["cache"] else None
         if cache is not None:
             cache.check_input_hw(self.input_hw)
@@ -140,6 +179,20 @@ class Trainer:
                                max_boxes=data["max_boxes"], seed=cfg["seed"],
                                extra=cache.loader_for(data["train"]) if cache else None)
         self.radar_channels = tuple(read_cache_file(dataset.files[0])["radar_channels"])
+        # the networks' radar input against the cache's: a count that differs failed in the first step, after
+        # the run folder was made; a teacher of other channel names (same count) gave wrong targets silently
+        if self.model.radar_channels != len(self.radar_channels):
+            raise ValueError(f"{dataset.files[0]}: {len(self.radar_channels)} radar channels "
+                             f"{list(self.radar_channels)}, the model takes {self.model.radar_channels} (set "
+                             f"model.radar_channels: {len(self.radar_channels)}, or prepare with --radar-channels)")
+        if self.teacher is not None and self.teacher_radar_channels != self.radar_channels:
+            raise ValueError(f"teacher {cfg['teacher']['checkpoint']} was trained on radar channels "
+                             f"{list(self.teacher_radar_channels)}, the training cache has {list(self.radar_channels)} "
+                             f"({dataset.files[0]})")
+        if val_first is not None and tuple(val_sample["radar_channels"]) != self.radar_channels:
+            raise ValueError(f"{val_first}: radar channels {val_sample['radar_channels']} differ from the training "
+                             f"cache's {list(self.radar_channels)} ({dataset.files[0]}); prepare both with the same "
+                             "--radar-channels")
         self.train_set = Subset(dataset, range(min(data["limit_train"], len(dataset)))) \
             if data["limit_train"] else dataset
         self._dataset = dataset
@@ -177,7 +230,9 @@ class Trainer:
         path = self.cfg["teacher"]["checkpoint"]
         if not path:
             raise ValueError("a loss needs the teacher: set teacher.checkpoint (or teacher.cache)")
-        teacher = build_from_checkpoint(load_checkpoint(path), path).to(self.device).eval()
+        ckpt = load_checkpoint(path)
+        self.teacher_radar_channels = tuple(ckpt["radar_channels"])
+        teacher = build_from_checkpoint(ckpt, path).to(self.device).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         if self.channels_last:
@@ -207,10 +262,12 @@ class Trainer:
         if not state:
             raise ValueError(f"{path} has no training state to resume from")
         saved = ckpt.get("resolved_config") or {}
-        changed = [key for key in ("model", "losses") if key in saved and saved[key] != self.cfg[key]]
+        changed = _changed_on_resume(saved, self.cfg)
         if changed:     # a changed loss without parameters, or a model option, would load and go on silently
-            raise ValueError(f"cannot resume from {path}: the config's {' and '.join(changed)} differ from the "
-                             f"run's ({'; '.join(f'{key}: {saved[key]!r}' for key in changed)}); resume with the "
+            names = [key for key, _ in changed]
+            verb = "differs" if len(names) == 1 and names[0] != "losses" else "differ"
+            raise ValueError(f"cannot resume from {path}: the config's {' and '.join(names)} {verb} from the "
+                             f"run's ({'; '.join(f'{key}: {value!r}' for key, value in changed)}); resume with the "
                              "run's config.yaml, or choose another out folder")
         try:
             self._load_training_state(ckpt, state)
@@ -349,6 +406,9 @@ class Trainer:
         main = self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
+            # a run killed while writing one of its files left a temporary of it (a checkpoint's is as large as
+            # the checkpoint): removed, as prepare does; live writers' and other names' are left alone
+            remove_stale_temporaries(self.out, lambda target: target in RUN_FILES)
             atomic_write_bytes(self.out / "config.yaml", dump_config(self.cfg).encode())
             if self.median_train_depth is None:
                 self.median_train_depth = self._median_train_depth()
@@ -372,13 +432,16 @@ class Trainer:
                     mae = results["model"][gt][cap]["mae"]
                     record["val_mae"] = mae
                     self._log_epoch(record, examples)
-                    improved = mae is not None and mae < self.best_mae
+                    # None: not one ground-truth pixel in the validation frames (e.g. recordings without
+                    # LiDAR), so no ranking of epochs: as without validation, the latest epoch is the best
+                    improved = mae is None or mae < self.best_mae
                 else:
                     improved = True
                     self._log_epoch(record, [])
                 record["seconds"] = round(time.monotonic() - t0, 1)       # training + validation
                 if improved:
-                    self.best_mae, self.best_epoch = record.get("val_mae", math.nan), epoch + 1
+                    mae = record.get("val_mae")
+                    self.best_mae, self.best_epoch = math.nan if mae is None else mae, epoch + 1
                 self.history.append(record)
                 self._save(epoch, improved)
             barrier(self.dist)
@@ -400,12 +463,16 @@ class Trainer:
                 "val": last.get("val", {}), "val_mae_mm": last.get("val_mae")}
 
     def _save(self, epoch: int, improved: bool) -> None:
-        save_checkpoint(self.out / "last.pt", self.model, self.input_hw, self.radar_channels,
-                        resolved_config=self.cfg, training_state=self._training_state(epoch),
-                        metrics=self._metrics())
+        """``best.pt`` (when improved), then ``last.pt``, then ``history.json``. Our order: ``last.pt`` marks the
+        epoch done, so it goes after ``best.pt``; a run killed between the two redoes the epoch on ``--resume``
+        (the same weights, so the same ``best.pt``) instead of keeping the previous epoch's ``best.pt`` under a
+        ``last.pt`` whose ``best_epoch`` names this one."""
         if improved:
             save_checkpoint(self.out / "best.pt", self.model, self.input_hw, self.radar_channels,
                             resolved_config=self.cfg, metrics=self._metrics())
+        save_checkpoint(self.out / "last.pt", self.model, self.input_hw, self.radar_channels,
+                        resolved_config=self.cfg, training_state=self._training_state(epoch),
+                        metrics=self._metrics())
         atomic_write_bytes(self.out / "history.json", json.dumps(self.history, indent=1).encode())
 
     def _log_epoch(self, record: dict, examples: list) -> None:
