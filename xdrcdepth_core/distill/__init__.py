@@ -17,6 +17,7 @@ Shared helpers live in ``common`` (weighted means, per-scale weights, box masks,
 
 from xdrcdepth_core.distill import confidence, crkd, dked, dkd, lircdepth, supervised, xkd  # noqa: F401
 from xdrcdepth_core.distill.base import DistillLoss
-from xdrcdepth_core.distill.registry import LOSSES, build_loss, build_loss_entry, list_losses, register_loss
+from xdrcdepth_core.distill.registry import (LOSSES, build_loss, build_loss_entry, list_losses, loss_options,
+                                             register_loss)
 
-__all__ = ["DistillLoss", "LOSSES", "build_loss", "build_loss_entry", "list_losses", "register_loss"]
+__all__ = ["DistillLoss", "LOSSES", "build_loss", "build_loss_entry", "list_losses", "loss_options", "register_loss"]

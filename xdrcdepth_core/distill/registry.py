@@ -23,6 +23,11 @@ def build_loss(name: str, **cfg) -> DistillLoss:
 SCHEDULE_KEYS = ("name", "weight", "every")
 
 
+def loss_options(entry: dict) -> dict:
+    """The loss's own options of one ``losses`` entry of an experiment config (``{name, weight, every, ...}``)."""
+    return {k: v for k, v in entry.items() if k not in SCHEDULE_KEYS}
+
+
 def build_loss_entry(entry: dict) -> DistillLoss:
-    """The loss of one ``losses`` entry of an experiment config (``{name, weight, every, <options>}``)."""
-    return build_loss(entry["name"], **{k: v for k, v in entry.items() if k not in SCHEDULE_KEYS})
+    """The loss of one ``losses`` entry of an experiment config."""
+    return build_loss(entry["name"], **loss_options(entry))

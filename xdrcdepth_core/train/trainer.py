@@ -37,7 +37,7 @@ from xdrcdepth_core.atomic import atomic_write_bytes, remove_stale_temporaries
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.data.cache_dataset import CacheDataset, collate, read_cache_file
 from xdrcdepth_core.device import resolve_device
-from xdrcdepth_core.distill import build_loss
+from xdrcdepth_core.distill import build_loss, loss_options
 from xdrcdepth_core.evaluation.evaluate import GT_KEYS, cache_files, evaluate_cache, ground_truth
 from xdrcdepth_core.infer import DepthEstimator
 from xdrcdepth_core.models import build_model
@@ -150,8 +150,7 @@ class Trainer:
         self.loss_names: list[str] = []
         self.loss_every: list[int] = []
         for entry in cfg["losses"]:
-            options = {k: v for k, v in entry.items() if k not in ("name", "weight", "every")}
-            self.losses.append(_from_config("losses", build_loss, entry["name"], options))
+            self.losses.append(_from_config("losses", build_loss, entry["name"], loss_options(entry)))
             self.weights.append(float(entry.get("weight", 1.0)))
             self.loss_names.append(entry["name"])
             self.loss_every.append(int(entry.get("every", 1)))
