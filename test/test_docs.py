@@ -14,7 +14,8 @@ nuScenes bag topic that README.md, docs/ and config/ name is checked against the
 - the parameter tables (``docs/depth_node.md``, the Foxglove viewer's) equal the declared parameters:
   names, defaults, ranges, read-only;
 - every ``/cam_*``, ``/radar_*``, ``/lidar_*`` topic named is one ``nuscenes2bag`` writes;
-- the README's start-up promise holds: bad parameters -> one line naming each, exit code 2.
+- the README's start-up promise holds: bad parameters -> one line naming each, exit code 2;
+- the README's example experiment YAML resolves and each of its losses builds with the options shown.
 
 Rename a file, a flag, a launch argument or a parameter and a test here fails, naming the doc and the line.
 """
@@ -391,3 +392,19 @@ def test_bad_parameters_stop_the_node_with_one_line_and_exit_2(ros_domain_id):
     assert len(lines) == 1 and "cannot start" in lines[0], proc.stderr
     for expected in ("slop must be a double, got 1", "queue_size = 500 is outside [1, 100]", "device = 'gpu'"):
         assert expected in lines[0], lines[0]
+
+
+def test_the_readme_experiment_yaml_is_a_valid_experiment():
+    """The example under "Experiment YAML": it once passed ``distance: l1`` to ``xkd`` (the option is ``compare``),
+    which stops a training at its start."""
+    import yaml
+
+    from xdrcdepth_core.distill import build_loss_entry
+    from xdrcdepth_core.train.config import resolve_config
+
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"\*\*Experiment YAML\*\*.*?```yaml\n(.*?)```", text, re.S).group(1)
+    cfg = resolve_config(base=yaml.safe_load(block))
+    assert [entry["name"] for entry in cfg["losses"]] == ["depth_l1", "xkd", "dkd"]
+    for entry in cfg["losses"]:
+        build_loss_entry(entry)
