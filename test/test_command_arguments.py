@@ -74,3 +74,15 @@ def test_sigint_once_the_command_has_returned_changes_nothing():
                           timeout=120, preexec_fn=sigint_default, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout.startswith("model ") and "budget MET" in proc.stdout     # the command's output, complete
+
+
+def test_a_write_error_names_the_file_not_its_temporary():
+    """Atomic writes fail on their temporary (``.<name>.<pid>.<8 chars>.tmp``, what a read-only folder's OSError
+    names); every command's one line names the file the user asked for."""
+    from xdrcdepth_core.cli_args import os_error_line
+
+    exc = OSError(30, "Read-only file system", "/exports/.model.onnx.4242.a1b2c3d4.tmp")
+    assert os_error_line("xdrcdepth export", exc) == ("xdrcdepth export: cannot write /exports/model.onnx: read-only "
+                                                       "file system [Errno 30]")
+    other = OSError(28, "No space left on device", "/runs/x/history.json")
+    assert os_error_line("xdrcdepth train", other).startswith("xdrcdepth train: cannot write /runs/x/history.json: ")

@@ -182,6 +182,8 @@ def test_unreadable_files_are_named(folder):
     data = dataset.nusc.get("sample", dataset.sample_tokens[0])["data"]
     for channel, cut, message in (("RADAR_FRONT", 400, r"1000000\.pcd: truncated"),
                                   ("LIDAR_TOP", -3, r"1000000\.pcd\.bin: .* not a whole number"),
+                                  # was read as a sweep without points: the frame silently had no ground truth
+                                  ("LIDAR_TOP", 0, r"1000000\.pcd\.bin: empty file"),
                                   ("CAM_FRONT", 10, r"1050000\.jpg: cannot read image")):
         path = Path(dataset.nusc.get_sample_data_path(data[channel]))
         good = path.read_bytes()

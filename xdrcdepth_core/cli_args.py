@@ -105,9 +105,21 @@ def os_error_cause(exc: OSError) -> str:
     return _CAUSES.get(exc.errno, exc.strerror or type(exc).__name__)
 
 
+def written_path(exc: OSError) -> str | None:
+    """The file a failed write was for: an atomic write's temporary (``.config.yaml.<pid>.<random>.tmp``, what
+    the ``OSError`` of a read-only folder names) as its final name, else the error's own file name."""
+    from xdrcdepth_core.atomic import temporary_target
+
+    if not exc.filename:
+        return None
+    target = temporary_target(exc.filename)
+    return os.path.join(os.path.dirname(exc.filename), target) if target else str(exc.filename)
+
+
 def os_error_line(prog: str, exc: OSError, path: str | os.PathLike | None = None) -> str:
-    """``<prog>: cannot write <path>: <cause> [Errno N]``, the path taken from the exception if not given."""
-    where = path if path is not None else (exc.filename or "output")
+    """``<prog>: cannot write <path>: <cause> [Errno N]``, the path taken from the exception if not given (a
+    temporary of an atomic write named by its final file: :func:`written_path`)."""
+    where = path if path is not None else (written_path(exc) or "output")
     code = f" [Errno {exc.errno}]" if exc.errno else ""
     return f"{prog}: cannot write {where}: {os_error_cause(exc)}{code}"
 

@@ -28,6 +28,8 @@ def read_lidar_bin(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     raw = path.read_bytes()
     record = 4 * LIDAR_POINT_FLOATS
+    if not raw:   # a sweep always has points; an empty file is a copy cut short, not a frame without ground truth
+        raise ValueError(f"{path}: empty file (0 bytes; a LiDAR sweep has points: a copy cut short?)")
     if len(raw) % record:
         raise ValueError(f"{path}: {len(raw)} bytes is not a whole number of {record}-byte LiDAR points "
                          "(truncated or not a nuScenes .pcd.bin)")

@@ -24,17 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_no_progress(parser)
 
 
-def written_path(exc: OSError) -> str | None:
-    """The file a failed write was for: an atomic write's temporary (``.config.yaml.<pid>.<random>.tmp``, what
-    the ``OSError`` of a read-only folder names) as its final name, else the error's own file name."""
-    from xdrcdepth_core.atomic import temporary_target
-
-    if not exc.filename:
-        return None
-    target = temporary_target(exc.filename)
-    return str(Path(exc.filename).parent / target) if target else exc.filename
-
-
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.train.config import ConfigError, resolve_config
 
@@ -62,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                                              if last.is_file() else "no epoch had finished yet)"))
         return EXIT_INTERRUPTED
     except OSError as exc:              # out folder read-only, full, or a file in the way
-        say(os_error_line(PROG, exc, written_path(exc)))
+        say(os_error_line(PROG, exc))   # a temporary's error named by its final file
         return 1
     except ValueError as exc:           # a cache file (data or teacher outputs) found unreadable mid-run
         say(f"{PROG}: {exc} (once it is replaced, --resume continues from the last finished epoch)")

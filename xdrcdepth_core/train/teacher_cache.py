@@ -181,7 +181,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.checkpoint import build_from_checkpoint, file_digest, load_checkpoint
-    from xdrcdepth_core.train.command import written_path
     from xdrcdepth_core.data.cache_dataset import CacheDataset
     from xdrcdepth_core.device import resolve_device
     from xdrcdepth_core.saliency import TARGETS
@@ -218,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         written = _write_cache(teacher, dataset, meta, args, device)
     except OSError as exc:              # read-only or full disk, a file in the way
-        say(os_error_line(PROG, exc, written_path(exc)))   # a temporary's error named by its final file
+        say(os_error_line(PROG, exc))   # a temporary's error named by its final file
         return 1
     except ValueError as exc:           # an unreadable training sample, an unknown layer
         say(f"{PROG}: {exc}")
