@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from xdrcdepth_core.distill import LOSSES, DistillLoss, build_loss, list_losses, register_loss
+from xdrcdepth_core.distill import (LOSSES, DistillLoss, build_loss, build_loss_entry, list_losses, loss_options,
+                                   register_loss)
 
 ALL_LOSSES = {
     "depth_l1", "silog", "smoothness", "laplacian_nll", "radar_confidence_bce", "radar_depth_l1",
@@ -70,3 +71,13 @@ losses:
     pixel = losses["lircdepth_pixel"]
     assert pixel.kinds == {"image": 1.0} and pixel.scales == [32, 16] and pixel.adapters.blocks is None
     assert losses["crkd_relation"].layers == [("fused", 8)] and losses["crkd_relation"].sizes == [16, 8]
+
+
+def test_a_config_entry_splits_into_the_trainers_keys_and_the_losss_options():
+    entry = {"name": "dkd", "weight": 0.5, "every": 2, "bins": 16, "temperature": 3.0}
+    assert loss_options(entry) == {"bins": 16, "temperature": 3.0}
+    assert entry == {"name": "dkd", "weight": 0.5, "every": 2, "bins": 16, "temperature": 3.0}   # not changed
+    loss = build_loss_entry(entry)
+    assert type(loss) is LOSSES["dkd"] and loss.temperature == 3.0 and loss.centers.numel() == 16
+    with pytest.raises(TypeError, match="bogus"):
+        build_loss_entry({"name": "dkd", "weight": 1.0, "bogus": 1})
