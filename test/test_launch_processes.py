@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fs_faults import sigint_default
+
 # Children: `talker` prints, then waits for SIGINT and reports it (with the time it got it); `stubborn` ignores
 # SIGINT; `chatty` prints a line every 20 ms and on SIGINT creates `<ready file>.stopped`; each creates its ready
 # file (argv[1], holding its pid) once its signal handling is set. `finisher` waits for the
@@ -294,31 +296,34 @@ def test_what_a_stopped_process_left_in_its_group_is_stopped_too(tmp_path):
         "[launch] spawner's process group still running: SIGTERM")
 
 
-def test_ctrl_c_while_starting_starts_no_more_processes(tmp_path, monkeypatch, capsys):
+#: a launcher whose first start is followed by a Ctrl-C, before the next start (an exact moment, no timing); in a
+#: process of its own, as a raised SIGINT must never reach the test runner
+CTRL_C_WHILE_STARTING = """
+import signal, sys
+from xdrcdepth_ros.tools.launcher import ProcessGroup
+marker = sys.argv[1]
+group = ProcessGroup([("first", [sys.executable, "-c", "import time; time.sleep(120)"], None),
+                      ("second", [sys.executable, "-c", f"open({marker!r}, 'w').close()"], None)], sigterm_timeout=5.0)
+start = group._start
+def start_then_ctrl_c(name, *args):
+    started = start(name, *args)
+    if name == "first":
+        signal.raise_signal(signal.SIGINT)   # the launcher's handler runs here, before the next start
+    return started
+group._start = start_then_ctrl_c
+code = group.run()
+print("started:", ",".join(entry.name for entry in group.running))
+sys.exit(code)
+"""
+
+
+def test_ctrl_c_while_starting_starts_no_more_processes(tmp_path):
     """A Ctrl-C that arrives while the graph is being started (after the first process) stops what runs and
     starts nothing more: the later processes (a recorder that would create its bag) never run."""
-    from xdrcdepth_ros.tools.launcher import ProcessGroup
-
     marker = tmp_path / "second.ran"
-    group = ProcessGroup([("first", [sys.executable, "-c", "import time; time.sleep(120)"], None),
-                          ("second", [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"], None)],
-                         sigterm_timeout=5.0)
-    start = group._start
-
-    def start_then_ctrl_c(name, *args):
-        started = start(name, *args)
-        if name == "first":
-            signal.raise_signal(signal.SIGINT)   # the launcher's handler runs here, before the next start
-        return started
-
-    monkeypatch.setattr(group, "_start", start_then_ctrl_c)
-    try:
-        assert group.run() == 0
-    finally:
-        for entry in group.running:
-            if entry.popen.poll() is None:
-                entry.popen.kill()
-                entry.popen.wait()
-    assert [entry.name for entry in group.running] == ["first"]
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_STARTING, str(marker)], capture_output=True,
+                          text=True, timeout=120, preexec_fn=sigint_default)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "[launch] stopping (SIGINT)" in lines and lines[-1] == "started: first"
     assert not marker.exists()
-    assert "[launch] stopping (SIGINT)" in capsys.readouterr().out.splitlines()
