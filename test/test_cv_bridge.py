@@ -12,15 +12,10 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from standin_params import implementations
 from xdrcdepth_ros.standins import cv_bridge as standin
 
-IMPLEMENTATIONS = [pytest.param(standin, id="standin")]
-try:
-    import cv_bridge as upstream
-
-    IMPLEMENTATIONS.append(pytest.param(upstream, id="cv_bridge"))
-except ImportError:
-    pass
+IMPLEMENTATIONS = implementations("cv_bridge")
 
 # every standard encoding -> (numpy dtype, channels), from getCvType
 STANDARD = {

@@ -15,15 +15,10 @@ from numpy.lib.recfunctions import structured_to_unstructured, unstructured_to_s
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
+from standin_params import implementations
 from xdrcdepth_ros.standins import point_cloud2 as standin
 
-IMPLEMENTATIONS = [pytest.param(standin, id="standin")]
-try:
-    from sensor_msgs_py import point_cloud2 as upstream
-
-    IMPLEMENTATIONS.append(pytest.param(upstream, id="sensor_msgs_py"))
-except ImportError:
-    pass
+IMPLEMENTATIONS = implementations("point_cloud2")
 
 ROWS = [(0.0, 0.1, 0.2), (1.0, 1.1, 1.2), (2.0, 2.1, 2.2), (3.0, 3.1, 3.2), (4.0, np.nan, 4.2), (5.0, 5.1, 5.2)]
 POINTS = np.array(ROWS, dtype=np.float32)

@@ -16,15 +16,9 @@ import pytest
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from xdrcdepth_ros.standins import point_cloud2 as standin
+from standin_params import implementations
 
-IMPLEMENTATIONS = [pytest.param(standin, id="standin")]
-try:
-    from sensor_msgs_py import point_cloud2 as upstream
-
-    IMPLEMENTATIONS.append(pytest.param(upstream, id="sensor_msgs_py"))
-except ImportError:
-    pass
+IMPLEMENTATIONS = implementations("point_cloud2")
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
