@@ -473,43 +473,38 @@ class Buffer:
     def _loop(self) -> LookupException:
         return LookupException("The tf tree is invalid because it contains a loop.")
 
+    def _links_up(self, frame: str):
+        """``(latest stamp, parent)`` of each link from ``frame`` up to its root (tf2's walks); a loop raises."""
+        for _ in range(_MAX_CHAIN + 1):
+            cache = self._caches.get(frame)
+            if cache is None:
+                return
+            latest, parent = cache.latest_time_and_parent()
+            if parent is None:
+                return
+            yield latest, parent
+            frame = parent
+        raise self._loop()
+
     def _latest_common_time(self, target: str, source: str) -> int:
         """tf2 ``getLatestCommonTime`` (statics count as time zero, i.e. not at all)."""
         lct: list[tuple[int, str]] = []
-        frame, common = source, None
-        for _ in range(_MAX_CHAIN + 1):
-            cache = self._caches.get(frame)
-            if cache is None:
-                break
-            latest, parent = cache.latest_time_and_parent()
-            if parent is None:
-                break
+        common = None
+        for latest, parent in self._links_up(source):
             if latest != 0:
                 common = latest if common is None else min(common, latest)
             lct.append((latest, parent))
-            frame = parent
-            if frame == target:
+            if parent == target:
                 return common or 0
-        else:
-            raise self._loop()
-        frame, common, common_parent = target, None, None
-        for _ in range(_MAX_CHAIN + 1):
-            cache = self._caches.get(frame)
-            if cache is None:
-                break
-            latest, parent = cache.latest_time_and_parent()
-            if parent is None:
-                break
+        common, common_parent = None, None
+        for latest, parent in self._links_up(target):
             if latest != 0:
                 common = latest if common is None else min(common, latest)
             if any(p == parent for _, p in lct):
                 common_parent = parent
                 break
-            frame = parent
-            if frame == source:
+            if parent == source:
                 return common or 0
-        else:
-            raise self._loop()
         if common_parent is None:
             raise self._connectivity(source, target)
         for latest, parent in lct:
