@@ -352,19 +352,16 @@ def test_a_volatile_publisher_beside_a_latched_one_is_recorded(ros_node, tmp_pat
     recorder = start_recorder("--out", bag, "/mixed", "--max-messages", "6")
     try:
         wait_subscribed([latched], recorder)
-        deadline = time.monotonic() + 10   # discovery is done once the latched publisher has matched
-        while volatile.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        matched = volatile.get_subscription_count() > 0
-        if matched:
-            for i in range(3):   # each publisher reliable: delivered in its own order
-                latched.publish(String(data=f"latched {i}"))
-                volatile.publish(String(data=f"volatile {i}"))
-            out, err = recorder.communicate()   # exits on its own after 6 messages
+        # discovery is done once the latched publisher has matched: the volatile one matches too, or never
+        recorder.wait_until(lambda: volatile.get_subscription_count() > 0,
+                            "match of the recorder's subscription with the volatile publisher", timeout=10)
+        for i in range(3):   # each publisher reliable: delivered in its own order
+            latched.publish(String(data=f"latched {i}"))
+            volatile.publish(String(data=f"volatile {i}"))
+        out, err = recorder.communicate()   # exits on its own after 6 messages
     finally:
         if recorder.poll() is None:
             recorder.kill()
-    assert matched, "the recorder's subscription does not match the volatile publisher"
     assert recorder.returncode == 0, err
     types, recorded = read_bag(bag)
     data = [deserialize_message(raw, String).data for _, _, raw in recorded]

@@ -66,14 +66,14 @@ sys.exit(int(sys.argv[1]))
 # `spawner` starts a worker (in its process group, as a shell's `worker &` would) that ignores SIGINT, writes
 # the worker's pid as its ready file and exits on SIGINT, leaving the worker behind.
 SPAWNER = """
-import signal, subprocess, sys, time
-worker = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); '
-                           'print("worker ready", flush=True); time.sleep(600)'])
+import signal, subprocess, sys
+worker = subprocess.Popen([sys.executable, '-c', 'import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); '
+                           'print("worker ready", flush=True)\\nwhile True: signal.pause()'])
 open(sys.argv[1], 'w').write(str(worker.pid))
 print('spawner ready', flush=True)
 try:
     while True:
-        time.sleep(0.05)
+        signal.pause()
 except KeyboardInterrupt:
     print('spawner got SIGINT', flush=True)
 """
@@ -302,7 +302,7 @@ CTRL_C_WHILE_STARTING = """
 import signal, sys
 from xdrcdepth_ros.tools.launcher import ProcessGroup
 marker = sys.argv[1]
-group = ProcessGroup([("first", [sys.executable, "-c", "import time; time.sleep(120)"], None),
+group = ProcessGroup([("first", [sys.executable, "-c", "import signal; signal.pause()"], None),
                       ("second", [sys.executable, "-c", f"open({marker!r}, 'w').close()"], None)], sigterm_timeout=5.0)
 start = group._start
 def start_then_ctrl_c(name, *args):
