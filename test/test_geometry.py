@@ -224,3 +224,29 @@ def test_float32_inputs_are_computed_in_float64():
     assert depth.dtype == np.float64
     np.testing.assert_array_equal(depth, depth64)
     np.testing.assert_array_equal(uv, uv64)
+
+
+K_GOOD = np.array([[1266.4, 0.0, 816.3], [0.0, 1266.4, 491.5], [0.0, 0.0, 1.0]])
+
+
+def _k_with(row: int, col: int, value: float) -> np.ndarray:
+    K = K_GOOD.copy()
+    K[row, col] = value
+    return K
+
+
+@pytest.mark.parametrize("K, valid", [
+    (K_GOOD, True),
+    (_k_with(2, 2, 1 + 1e-10), True),            # within the 1e-9 tolerance of the last row
+    (_k_with(2, 0, -1e-10), True),
+    (_k_with(0, 2, -5.0), True),                 # a principal point off the image is still a pinhole
+    (_k_with(0, 0, 0.5), True), (_k_with(1, 1, 0.5), True),   # any focal length > 0 (a tiny, binned image)
+    (_k_with(0, 0, np.nan), False), (_k_with(1, 2, np.inf), False),
+    (_k_with(0, 0, 0.0), False), (_k_with(1, 1, 0.0), False),
+    (_k_with(0, 0, -1266.4), False), (_k_with(1, 1, -1266.4), False),
+    (_k_with(2, 2, 1 + 1e-8), False), (_k_with(2, 2, 0.0), False),
+    (_k_with(2, 0, 1e-8), False), (_k_with(2, 1, -1e-8), False),
+])
+def test_pinhole_intrinsics_valid(K, valid):
+    result = g.pinhole_intrinsics_valid(K)
+    assert type(result) is bool and result is valid
