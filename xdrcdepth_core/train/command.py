@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                                              if last.is_file() else "no epoch had finished yet)"))
         return EXIT_INTERRUPTED
     except OSError as exc:              # out folder read-only, full, or a file in the way
-        say(os_error_line(PROG, exc))   # a temporary's error named by its final file
+        say(os_error_line(PROG, exc))
         return 1
     except ValueError as exc:           # a cache file (data or teacher outputs) found unreadable mid-run
         say(f"{PROG}: {exc} (once it is replaced, --resume continues from the last finished epoch)")

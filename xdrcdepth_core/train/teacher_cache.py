@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         written = _write_cache(teacher, dataset, meta, args, device)
     except OSError as exc:              # read-only or full disk, a file in the way
-        say(os_error_line(PROG, exc))   # a temporary's error named by its final file
+        say(os_error_line(PROG, exc))
         return 1
     except ValueError as exc:           # an unreadable training sample, an unknown layer
         say(f"{PROG}: {exc}")
