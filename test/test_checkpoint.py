@@ -200,3 +200,14 @@ def test_radar_channels_the_model_does_not_take_are_named(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(ValueError, match=rf"checkpoint {re.escape(str(path))}: 2 radar_channels .* takes 4"):
         build_from_checkpoint(load_checkpoint(path), path)
+
+
+def test_a_model_config_asking_for_terabytes_fails_on_the_shapes_before_allocating(tmp_path):
+    # The file holds a tiny model's weights but says width_mult 1000: ~5e12 weights if it were built (20 TB).
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _tiny_model(), (64, 128), DEFAULT_CHANNELS)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model_config"]["width_mult"] = 1000.0
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=rf"^checkpoint {re.escape(str(path))} does not fit model xdrcdepth "):
+        build_from_checkpoint(load_checkpoint(path), path)

@@ -147,6 +147,11 @@ def test_registry_errors():
         build_model("xdrcdepth", not_an_option=1)
     with pytest.raises(ValueError, match="additive fusion needs equal channels"):
         build_model("lircdepth", image_adapter_channels=None)
+    for width in (0, -1, float("nan"), float("inf")):    # make_divisible would floor each at 8 channels
+        with pytest.raises(ValueError, match="width_mult must be a finite number > 0"):
+            meta_model("xdrcdepth", width_mult=width)
+        with pytest.raises(ValueError, match="width_mult must be a finite number > 0"):
+            meta_model("xdrcdepth", radar_width_mult=width)
 
 
 @pytest.mark.slow

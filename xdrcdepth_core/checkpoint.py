@@ -19,6 +19,7 @@ leaves a truncated checkpoint behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import numbers
 import os
@@ -201,18 +202,26 @@ def build_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
     """The registered model a loaded checkpoint describes, with its weights (float32)."""
     from xdrcdepth_core.models import build_model
 
-    try:
-        model = build_model(ckpt["model_name"], **ckpt["model_config"])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"checkpoint {path}: cannot build model {ckpt['model_name']!r}: {exc}") from exc
-    if len(ckpt["radar_channels"]) != model.radar_channels:
+    def build(device: str | None) -> torch.nn.Module:
+        try:
+            with torch.device(device) if device else contextlib.nullcontext():
+                return build_model(ckpt["model_name"], **ckpt["model_config"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"checkpoint {path}: cannot build model {ckpt['model_name']!r}: {exc}") from exc
+
+    # The file is untrusted: its model_config alone could ask for terabytes of weights (a width multiplier of
+    # 1000). The shapes are checked on the meta device first, so the model built for real is no larger than
+    # the weights the file holds.
+    skeleton = build("meta")
+    if len(ckpt["radar_channels"]) != skeleton.radar_channels:
         raise ValueError(f"checkpoint {path}: {len(ckpt['radar_channels'])} radar_channels "
-                         f"{ckpt['radar_channels']} for a model that takes {model.radar_channels}")
+                         f"{ckpt['radar_channels']} for a model that takes {skeleton.radar_channels}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    problem = state_dict_mismatch(model.state_dict(), state)
+    problem = state_dict_mismatch(skeleton.state_dict(), state)
     if problem:
         raise ValueError(f"checkpoint {path} does not fit model {ckpt['model_name']} as its model_config "
                          f"builds it: {problem}")
+    model = build(None)
     model.load_state_dict(state)
     return model
 

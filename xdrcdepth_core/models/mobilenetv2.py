@@ -15,6 +15,8 @@ Our choices: ``in_channels`` is free (the radar encoder feeds the C radar channe
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor, nn
 
 from xdrcdepth_core.models.conv import ConvNormAct
@@ -39,6 +41,9 @@ class MobileNetV2Encoder(nn.Module):
     def __init__(self, in_channels: int = 3, width_mult: float = 1.0, last_channels: int | None = 1280,
                  feature_indices: tuple[int, ...] = END_OF_SCALE_INDICES):
         super().__init__()
+        # make_divisible floors every width at 8 channels: a zero or negative multiplier built a tiny network silently
+        if not isinstance(width_mult, (int, float)) or not math.isfinite(width_mult) or width_mult <= 0:
+            raise ValueError(f"width_mult must be a finite number > 0, got {width_mult!r}")
         channels = make_divisible(32 * width_mult)
         layers: list[nn.Module] = [ConvNormAct(in_channels, channels, 3, stride=2, act="relu6")]
         for t, c, n, s in INVERTED_RESIDUAL_SETTINGS:
