@@ -120,3 +120,16 @@ def test_cli_bad_config_one_line_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "optim.batchsize" in proc.stderr
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    # PyYAML keeps the last of two equal keys: the first optim section was dropped without a word.
+    path = _write(tmp_path, "data: {train: x}\noptim:\n  lr: 0.1\nseed: 3\noptim:\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match=f"^cannot read config {path}: the key 'optim' is given twice \\(lines 2 and 5\\)$"):
+        resolve_config(path)
+    path = _write(tmp_path, "data: {train: x, train: y}\n")       # nested, in flow style
+    with pytest.raises(ConfigError, match=r"the key 'train' is given twice \(lines 1 and 1\)"):
+        resolve_config(path)
+    # a merge key's values may be overridden: that is what merges are for
+    path = _write(tmp_path, "base: &b {lr: 0.1, epochs: 2}\nother:\n  <<: *b\n  lr: 0.5\n")
+    assert read_yaml_mapping(path, "config")["other"] == {"lr": 0.5, "epochs": 2}

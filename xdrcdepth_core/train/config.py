@@ -107,7 +107,7 @@ def parse_override(text: str) -> dict:
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     try:
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = yaml.load(value, Loader=UniqueKeyLoader)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or one_line(exc)
         raise ConfigError(f"override {text!r}: the value is not YAML ({problem})") from None
@@ -210,6 +210,28 @@ def _validate(cfg: dict) -> None:
         raise ConfigError("data.train (a prepare cache folder) is required")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping. PyYAML keeps the last silently, so a
+    second ``optim:`` section further down a config replaced the first without a word. Keys brought in by a
+    merge (``<<: *base``) may still be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first_line:
+                        raise yaml.YAMLError(f"the key {key!r} is given twice (lines {first_line[key]} and {line})")
+                except TypeError:          # an unhashable key: SafeLoader's own error names it
+                    continue
+                first_line[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml_mapping(path: str | Path, what: str) -> dict:
     """A YAML file that must hold a mapping; :class:`ConfigError` naming the file otherwise."""
     path = Path(path)
@@ -218,7 +240,7 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
             raw = f.read(MAX_CONFIG_BYTES + 1)
         if len(raw) > MAX_CONFIG_BYTES:
             raise ConfigError(f"{path}: the {what} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; not a config file")
-        loaded = yaml.safe_load(raw.decode("utf-8"))
+        loaded = yaml.load(raw.decode("utf-8"), Loader=UniqueKeyLoader)
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:   # binary file: not UTF-8 text
         raise ConfigError(f"cannot read {what} {path}: {one_line(exc)}") from None
     if not isinstance(loaded, dict):
