@@ -518,3 +518,33 @@ def test_a_second_depth_image_with_the_same_stamp_is_counted_not_silently_droppe
                                    "at bag time 6.000000000: header stamp 1.000000000 again (the first depth image "
                                    "with it is kept)")
     assert json.loads(report_path.read_text())["frames"][0]["metrics"]["model"]["80"]["mae"] == pytest.approx(1750)
+
+
+def test_a_recordings_depth_images_wait_on_disk_not_in_memory(tmp_path):
+    """16 depth images of 256 x 512 (8 MiB of pixels) read back from the output bag cost well under 1 MiB of
+    memory until each is looked up (held as messages they cost all 8: a long recording's frames exceeded RAM),
+    and a lookup gives the recorded pixels."""
+    import tracemalloc
+
+    from xdrcdepth_ros.bag.replay_demo import read_recording
+
+    m = MessageFactory()
+    image = m.types["sensor_msgs/msg/Image"]
+    depths = {(i + 1) * S: np.full((256, 512), i + 0.5, np.float32) for i in range(16)}
+    output = write_bag(tmp_path / "big", [
+        ("/depth/image", "sensor_msgs/msg/Image", stamp,
+         image(header=m.header(stamp, "cam_front"), height=256, width=512, encoding="32FC1", is_bigendian=0,
+               step=2048, data=np.frombuffer(depth.tobytes(), np.uint8))) for stamp, depth in depths.items()])
+    read_recording(output).depth.close()        # imports and first-use caches are not what is measured
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        recording = read_recording(output)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(recording.depth) == 16 and sorted(recording.depth) == sorted(depths) and 3 * S in recording.depth
+    assert held < 2**20, f"{held / 2**20:.1f} MiB held after reading 8 MiB of depth images"
+    msg = recording.depth[3 * S]
+    assert (msg.height, msg.width, msg.encoding) == (256, 512, "32FC1")
+    assert np.array_equal(np.frombuffer(bytes(msg.data), np.float32).reshape(256, 512), depths[3 * S])

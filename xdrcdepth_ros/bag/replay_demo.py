@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +140,8 @@ class ReplayRun:
 class RecordedFrames:
     """The recording read back: depth frames and what /diagnostics said."""
 
-    depth: dict[int, object] = field(default_factory=dict)  # header stamp ns -> sensor_msgs/Image
+    # header stamp ns -> sensor_msgs/Image; read_recording keeps them on disk (SpilledMessages)
+    depth: Mapping[int, object] = field(default_factory=dict)
     receive_ns: dict[int, int] = field(default_factory=dict)  # header stamp ns -> bag (sim) receive time
     diagnostics: list[dict[str, str]] = field(default_factory=list)
     malformed: list[str] = field(default_factory=list)  # "<topic> at bag time <t>: why": skipped messages
@@ -448,17 +450,19 @@ def read_input_stamps(bag: Path, camera: str = "cam_front") -> list[int]:
 
 
 def read_recording(record: Path) -> RecordedFrames:
-    """Depth images (by header stamp) and /diagnostics values from the recorded bag; a message that cannot be
-    deserialized, a topic of another type, and a depth image whose header stamp an earlier one had are skipped
-    and listed in ``malformed`` (a recording is untrusted input)."""
+    """Depth images (by header stamp, kept on disk: :class:`~xdrcdepth_ros.bag.spilled_messages.SpilledMessages`)
+    and /diagnostics values from the recorded bag; a message that cannot be deserialized, a topic of another
+    type, and a depth image whose header stamp an earlier one had are skipped and listed in ``malformed`` (a
+    recording is untrusted input)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
 
     from xdrcdepth_ros.bag.player import open_bag
+    from xdrcdepth_ros.bag.spilled_messages import SpilledMessages
     from xdrcdepth_ros.node.diagnostics import status_values
 
-    frames = RecordedFrames()
+    frames = RecordedFrames(depth=SpilledMessages(Image, record if Path(record).is_dir() else Path(record).parent))
     types = {DEPTH_TOPIC: "sensor_msgs/msg/Image", DIAGNOSTICS_TOPIC: "diagnostic_msgs/msg/DiagnosticArray"}
     reader = open_bag(record)
     try:
@@ -481,7 +485,8 @@ def read_recording(record: Path) -> RecordedFrames:
                     frames.malformed.append(f"{connection.topic} at bag time {stamp_text(receive_ns)}: header stamp "
                                             f"{stamp_text(stamp)} again (the first depth image with it is kept)")
                     continue
-                frames.depth[stamp], frames.receive_ns[stamp] = msg, receive_ns
+                frames.depth.add(stamp, raw)
+                frames.receive_ns[stamp] = receive_ns
             else:
                 frames.diagnostics += [status_values(s) for s in msg.status]
     finally:

@@ -29,9 +29,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from xdrcdepth_core.cli_args import os_error_line, positive_float, say
 from xdrcdepth_core.metrics import DEFAULT_CAPS, METRICS
@@ -97,8 +97,9 @@ def malformed_depth(msg) -> str | None:
     return None
 
 
-def usable_depth(depth: dict, where: str = "") -> tuple[dict, list[str]]:
-    """The depth images of ``depth`` (stamp ns -> Image) that can be read, and why each other one cannot.
+def usable_depth(depth: Mapping, where: str = "") -> tuple[list[int], list[str]]:
+    """The stamps of the depth images of ``depth`` (stamp ns -> Image) that can be read, and why each other
+    one cannot.
 
     A message whose data does not fill its sizes is one broken message: skipped. An encoding other than
     32FC1 (metres) or 16UC1 (millimetres) means the topic does not carry depth (a camera image recorded under
@@ -106,8 +107,9 @@ def usable_depth(depth: dict, where: str = "") -> tuple[dict, list[str]]:
     """
     from xdrcdepth_ros.bag.replay_demo import stamp_text
 
-    good, malformed = {}, []
-    for stamp, msg in sorted(depth.items()):
+    good, malformed = [], []
+    for stamp in sorted(depth):
+        msg = depth[stamp]
         if msg.encoding not in DEPTH_ENCODINGS:
             raise ValueError(f"depth image {stamp_text(stamp)}{where} has encoding {msg.encoding!r}, which is not "
                              f"a depth encoding (the depth node publishes {DEPTH_ENCODING}, metres; 16UC1, "
@@ -116,11 +118,11 @@ def usable_depth(depth: dict, where: str = "") -> tuple[dict, list[str]]:
         if problem:
             malformed.append(f"depth image {stamp_text(stamp)}: {problem}")
         else:
-            good[stamp] = msg
+            good.append(stamp)
     return good, malformed
 
 
-def evaluate_replay(source_bag: Path, depth: dict, caps=DEFAULT_CAPS, slop_s: float = DEFAULT_SLOP_S,
+def evaluate_replay(source_bag: Path, depth: Mapping, caps=DEFAULT_CAPS, slop_s: float = DEFAULT_SLOP_S,
                     camera: str = "cam_front", frames_dir: Path | None = None,
                     max_depth: float = 80.0, depth_bag: Path | None = None,
                     skipped: Sequence[str] = ()) -> ReplayEvaluation:
@@ -141,11 +143,11 @@ def evaluate_replay(source_bag: Path, depth: dict, caps=DEFAULT_CAPS, slop_s: fl
     from xdrcdepth_ros.bag.source_frames import read_source_frames
     from xdrcdepth_ros.node.conversions import image_to_array
 
-    depth, malformed = usable_depth(depth, f" in {depth_bag}" if depth_bag is not None else "")
-    result = ReplayEvaluation(Evaluation(tuple(float(c) for c in caps)), depth_frames=len(depth),
+    stamps, malformed = usable_depth(depth, f" in {depth_bag}" if depth_bag is not None else "")
+    result = ReplayEvaluation(Evaluation(tuple(float(c) for c in caps)), depth_frames=len(stamps),
                               malformed=[*skipped, *malformed])
     seen = set()
-    for frame in read_source_frames(source_bag, depth, camera, slop_s):
+    for frame in read_source_frames(source_bag, stamps, camera, slop_s):
         seen.add(frame.stamp_ns)
         msg = depth[frame.stamp_ns]
         if (msg.height, msg.width) != frame.image.shape[:2]:   # not this camera image's depth: one bad message
@@ -168,7 +170,7 @@ def evaluate_replay(source_bag: Path, depth: dict, caps=DEFAULT_CAPS, slop_s: fl
             write_png(frames_dir / f"{stamp_text(frame.stamp_ns)}.png",
                       replay_panel(frame.image, frame.radar_depth, pred, frame.lidar_depth, max_depth))
     result.frames.sort(key=lambda f: f["stamp_ns"])
-    result.no_camera = sorted(set(depth) - seen)
+    result.no_camera = sorted(set(stamps) - seen)
     return result
 
 
