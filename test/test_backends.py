@@ -269,6 +269,50 @@ def test_calibration_frames_spread_over_the_cache(tmp_path):
     assert len(load_cache_frames(tmp_path, CHANNELS, 20, spread=True)) == 10
 
 
+def test_a_nan_depth_fails_fp32_parity():
+    """Audit 2026-12-06: Python's ``max(0.0, nan)`` is 0.0, so a candidate (or reference) depth of NaN passed the
+    fp32 rule as a perfect match ("PASS ... max |Δ| 0.00e+00 m, mean |Δ| nan m"). A NaN difference now fails."""
+    frame = Frame(np.zeros((32, 64, 3), np.uint8), np.zeros((4, 32, 64), np.float32), None, "t0")
+
+    def reference(image, radar):
+        return torch.full((1, 1, 32, 64), 10.0)
+
+    def nan_at(row):
+        def candidate(image, radar):
+            depth = reference(image, radar)
+            depth[0, 0, row, 0] = float("nan")
+            return depth
+        return candidate
+
+    assert check_parity(reference, reference, [frame], "fp32", (32, 64), CHANNELS).passed   # |Δ| = 0 everywhere
+    report = check_parity(reference, nan_at(5), [frame], "fp32", (32, 64), CHANNELS)
+    assert not report.passed and np.isnan(report.max_abs_m)
+    # a NaN frame first, then a clean one: the NaN is not forgotten
+    report = check_parity(reference, nan_at(0), [frame, frame], "fp32", (32, 64), CHANNELS)
+    assert not report.passed and np.isnan(report.max_abs_m)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("radar", np.full((4, 8, 16), "a"), "radar is 4 x 8 x 16 <U1, expected 4 x 8 x 16 float32"),
+    ("radar", np.full((4, 8, 16), np.nan, np.float32), "radar holds NaN or infinite values (as float32)"),
+    ("depth_gt", np.full((8, 16), "x"), "depth_gt is 8 x 16 <U1, expected 8 x 16 float32"),
+])
+def test_export_frames_of_a_wrong_type_are_named(tmp_path, key, value, message):
+    """Audit 2026-12-06: ``export --frames`` took cache files unchecked: a string radar raster failed inside
+    preprocessing as "could not convert string to float" (no file named), a string ground truth with a traceback,
+    and a NaN radar raster made both depths NaN and the parity check PASS."""
+    from xdrcdepth_core.backends.frames import load_cache_frames
+
+    arrays = {"image": np.zeros((8, 16, 3), np.uint8), "radar": np.zeros((4, 8, 16), np.float32),
+              "radar_channels": np.array(CHANNELS), "depth_gt": np.zeros((8, 16), np.float32), "K": K,
+              "token": np.array("t0")}
+    arrays[key] = value
+    np.savez(tmp_path / "t0.npz", **arrays)
+    with pytest.raises(ValueError) as info:
+        load_cache_frames(tmp_path, CHANNELS)
+    assert str(info.value).startswith(f"{tmp_path / 't0.npz'}: {message}")
+
+
 @pytest.mark.parametrize("fmt,out,why", [("onnx", "folder", " (that is a folder)"), ("onnx", "model.xml", ""),
                                          ("openvino", "model.onnx", ""), ("openvino", "model", "")])
 def test_export_checks_out_before_any_work(tmp_path, capsys, fmt, out, why):
@@ -331,3 +375,32 @@ def test_parity_failure_is_an_error_naming_the_numbers(model, frames, monkeypatc
     monkeypatch.setattr(torch_backend.TorchBackend, "__call__", skewed)
     with pytest.raises(ParityFailed, match=r"max \|Δ\| 1\.00e-02 m"):
         create_backend("torch", model, HW, CHANNELS, "cpu", "fp32", options={"channels_last": True}, frames=frames)
+
+
+def test_a_parity_report_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
+    """Audit 2026-12-06: after a failed parity check, ``export`` wrote ``<out>.parity.json`` unguarded: a full or
+    read-only disk, or a folder of that name, ended the command in an ``IsADirectoryError``/``OSError`` traceback."""
+    from xdrcdepth_core import backends
+    from xdrcdepth_core.backends.parity import ParityReport
+    from xdrcdepth_core.cli import main
+    from xdrcdepth_core.data.prepare import write_sample
+
+    save_checkpoint(tmp_path / "m.pt", tiny_student(), (32, 64), CHANNELS)
+    (tmp_path / "cache").mkdir()
+    write_sample(tmp_path / "cache" / "t0.npz", {"image": np.zeros((8, 16, 3), np.uint8),
+                                                 "radar": np.zeros((4, 8, 16), np.float32),
+                                                 "depth_gt": np.zeros((8, 16), np.float32), "K": K, "token": "t0"},
+                 CHANNELS, "test")
+    report = ParityReport("fp32", 1, 0.5, 0.1, 10.0, 0, float("nan"), float("nan"), False, "max |Δ| <= 0.001 m")
+
+    def failing(*args, **kwargs):
+        raise ParityFailed("onnxruntime fp32", report)
+
+    monkeypatch.setattr(backends, "create_backend", failing)
+    blocked = tmp_path / "m.onnx.parity.json"
+    blocked.mkdir()                                                  # a folder where the report would go
+    assert main(["export", "--checkpoint", str(tmp_path / "m.pt"), "--format", "onnx", "--out",
+                 str(tmp_path / "m.onnx"), "--frames", str(tmp_path / "cache")]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith(f"xdrcdepth export: cannot write {blocked}: Is a directory [Errno 21]\n"), err
+    assert "Traceback" not in err and list(blocked.iterdir()) == [] and not (tmp_path / "m.onnx").exists()

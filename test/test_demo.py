@@ -1,5 +1,7 @@
 """The offline demo writes one 2x2 panel per frame, on real samples and on a synthetic folder."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -98,3 +100,22 @@ def test_an_unreadable_camera_image_is_named_in_one_line(tmp_path, monkeypatch, 
     last = err.splitlines()[-1]
     assert last.startswith("xdrcdepth demo: error: ") and f"{images[0]}: cannot read image" in last, err
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_a_sample_token_cannot_put_a_picture_outside_the_output_folder(tmp_path, capsys):
+    """Audit 2026-12-06: the picture was written to ``<out>/<token>.png`` with the token of sample.json as it is,
+    and tables are untrusted: a token ``../../escaped`` wrote ``escaped.png`` two folders above ``--out``. The token
+    is now made one file name (:func:`demo.token_file_name`), so the picture stays in ``--out``."""
+    from xdrcdepth_core.data.synthetic.writer import SynthConfig, synthesize
+
+    root = tmp_path / "data"
+    synthesize(SynthConfig(out=root, scenes=1, keyframes=1, image_scale=0.1, camera_sweeps=False), progress=False)
+    token = json.loads((root / "v1.0-mini" / "sample.json").read_text())[0]["token"]
+    for table in (root / "v1.0-mini").glob("*.json"):                  # the token everywhere it is linked from
+        table.write_text(table.read_text().replace(token, "../../escaped"))
+    out = tmp_path / "a" / "b" / "out"
+    assert main(["demo", "--dataroot", str(root), "--out", str(out), "--device", "cpu"]) == 0
+    assert [p.name for p in out.iterdir()] == ["_.._escaped.png"]
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.png") if "data" not in p.parts] == [
+        out.relative_to(tmp_path) / "_.._escaped.png"]
+    assert "demo: 1 frames" in capsys.readouterr().out

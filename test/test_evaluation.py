@@ -137,6 +137,15 @@ def test_panel_layout():
     ("radar", np.zeros((4, 3, 2), np.float32), "radar is 4 x 3 x 2 float32, expected 4 x 2 x 2"),
     ("radar", np.zeros((2, 2, 2), np.float32), "radar is 2 x 2 x 2 float32, expected 4 x 2 x 2"),
     ("depth_gt_single", np.zeros((2, 3), np.float32), "depth_gt_single is 2 x 3 float32, expected 2 x 2"),
+    # Audit 2026-12-06: types and values. A string raster failed in preprocessing with a traceback, a string
+    # ground truth as "could not convert string to float: 'x'" naming no file; a NaN radar value (or one float32
+    # cannot hold) made the model's depth NaN, which the metrics scored as 1e-3 m with exit 0.
+    ("radar", np.full((4, 2, 2), "a"), "radar is 4 x 2 x 2 <U1, expected 4 x 2 x 2 float32"),
+    ("radar", np.zeros((4, 2, 2), np.complex64), "radar is 4 x 2 x 2 complex64, expected 4 x 2 x 2 float32"),
+    ("radar", np.array([np.zeros((2, 2)), [[0.0, np.nan], [0.0, 0.0]], np.zeros((2, 2)), np.zeros((2, 2))],
+                       np.float32), "radar holds NaN or infinite values (as float32)"),
+    ("radar", np.full((4, 2, 2), 1e300), "radar holds NaN or infinite values (as float32)"),
+    ("depth_gt_single", np.full((2, 2), "x"), "depth_gt_single is 2 x 2 <U1, expected 2 x 2 float32"),
 ])
 def test_a_cache_file_of_wrong_shapes_is_named(tmp_path, key, value, message):
     """Cache files are untrusted: a wrong shape is one message naming the file, not a failure deep inside."""
@@ -165,6 +174,8 @@ def _cli_cache(folder):
     (["--limit", "0"], "argument --limit: must be >= 1, got '0'"),
     (["--limit", "-2"], "argument --limit: must be >= 1, got '-2'"),
     (["--max-panels", "-1"], "argument --max-panels: must be >= 1, got '-1'"),
+    # Audit 2026-12-06: 1e300 m overflowed the float32 baseline map to inf (a numpy warning on stderr)
+    (["--constant-depth", "1e300"], "argument --constant-depth: must be at most 3.403e+38 (float32), got '1e300'"),
 ])
 def test_eval_bad_arguments_one_line_exit_2(tmp_path, capsys, args, message):
     from xdrcdepth_core.cli import main
@@ -203,3 +214,59 @@ def test_eval_plain_pickle_checkpoint_is_one_line_without_warnings(tmp_path, cap
     assert [str(w.message) for w in caught] == []
     err = capsys.readouterr().err
     assert err.startswith(f"xdrcdepth eval: cannot read checkpoint {checkpoint}") and err.count("\n") == 1
+
+
+def test_eval_panel_names_are_safe_file_names_of_the_token(tmp_path, capsys):
+    """Audit 2026-12-06: the panel's file name was the cached token as it is, and cache files are untrusted: a
+    token ``/../../escaped`` wrote ``<panels>/0000_/../../escaped.png``, i.e. outside the panels folder (over any
+    file of that name), and a NUL byte ended the command with "embedded null byte", naming no file."""
+    from xdrcdepth_core.cli import main
+
+    cache = _cli_cache(tmp_path / "cache")
+    arrays = dict(np.load(cache / "t0.npz"))
+    np.savez(cache / "t0.npz", **{**arrays, "token": np.array("/../../escaped")})
+    np.savez(cache / "t1.npz", **{**arrays, "token": np.array("a\x00b")})
+    panels = tmp_path / "out" / "panels"
+    assert main(["eval", "--data", str(cache), "--panels", str(panels), "--device", "cpu", "--no-progress"]) == 0
+    # every character but letters, digits, "_", "-" and "." becomes "_"
+    assert sorted(p.name for p in panels.iterdir()) == ["0000__.._.._escaped.png", "0001_a_b.png"]
+    assert sorted(p.name for p in tmp_path.rglob("*.png")) == ["0000__.._.._escaped.png", "0001_a_b.png"]
+    assert capsys.readouterr().err == ""
+
+
+def test_token_file_name_by_hand():
+    from xdrcdepth_core.demo import MAX_STEM, token_file_name
+
+    assert token_file_name("ca9a282c9e77460f8360f564131a8af5") == "ca9a282c9e77460f8360f564131a8af5"
+    assert token_file_name("../../x") == "_.._x"          # "..", "/", "..", "/", "x": dots kept, no leading dot
+    assert token_file_name("/etc/passwd") == "_etc_passwd"
+    assert token_file_name("..") == "_" and token_file_name("") == "_" and token_file_name(".hidden") == "hidden"
+    assert token_file_name("a b\x00c\nd") == "a_b_c_d"
+    assert token_file_name("x" * 300) == "x" * MAX_STEM
+
+
+def test_eval_with_no_ground_truth_pixel_scores_nothing_and_exits_1(tmp_path, capsys):
+    """Audit 2026-12-06: a cache whose frames have no LiDAR pixel within the caps ended with exit 0 and a summary
+    of NaN scores ("MAE@80 m (auto GT): model nan m, radar_only nan m"). The tables and JSON are still written
+    (0 images, null metrics); the summary is one line on stderr saying nothing was scored, exit 1."""
+    from xdrcdepth_core.cli import main
+
+    cache = _cli_cache(tmp_path / "cache")
+    arrays = dict(np.load(cache / "t0.npz"))
+    far = np.full((32, 64), 95.0, np.float32)                  # LiDAR beyond the largest cap (80 m) only
+    np.savez(cache / "t0.npz", **{**arrays, "depth_gt": far, "depth_gt_single": far})
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--data", str(cache), "--json", str(report), "--device", "cpu", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"xdrcdepth eval: no frame of {cache} has auto ground truth within 0-80 m: nothing scored\n"
+    assert "eval: 1 frames" not in captured.out and "nan m" not in captured.out
+    results = json.loads(report.read_text())["results"]
+    assert results["model"]["auto"]["80"]["images"] == 0 and results["model"]["auto"]["80"]["mae"] is None
+
+
+def test_a_file_given_as_cache_folder_is_named_as_such(tmp_path):
+    from xdrcdepth_core.evaluation.evaluate import cache_files
+
+    (tmp_path / "t0.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match=f"^{tmp_path / 't0.npz'} is not a folder \\(give the cache folder"):
+        cache_files(tmp_path / "t0.npz")

@@ -284,6 +284,61 @@ def test_command_rejects_bad_input(folders, capsys):
                                        "(a folder is needed there) [Errno 20]\n")
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--version", "{tmp}/elsewhere", "must be one folder name such as v1.0-mini, got '{tmp}/elsewhere'"),
+    ("--version", "../up", "must be one folder name such as v1.0-mini, got '../up'"),
+    ("--version", "", "must be one folder name such as v1.0-mini, got ''"),
+    ("--version", "..", "must be one folder name such as v1.0-mini, got '..'"),
+    ("--seed", "-1", "must be >= 0, got '-1'"),
+])
+def test_command_refuses_a_table_folder_outside_out_and_a_negative_seed(tmp_path, capsys, option, value, message):
+    """Audit 2026-12-06: ``--version`` was joined to ``--out`` as it is, so an absolute path wrote the tables there,
+    ``../up`` beside ``--out`` and ``""`` into ``--out`` itself, each with exit 0; ``--seed -1`` failed after the
+    folder was begun as "expected non-negative integer", naming no option. Now argument errors, nothing written."""
+    value, message = value.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["synth", "--out", str(tmp_path / "out"), option, value, "--frames", "1", "--image-scale", "0.1",
+                  "--no-camera-sweeps", "--no-progress"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"xdrcdepth synth: error: argument {option}: {message} (see --help)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_or_failed_synth_leaves_no_half_written_folder(tmp_path, monkeypatch, capsys):
+    """Audit 2026-12-06: synth wrote in place, so a Ctrl-C or full disk half-way left ``--out`` with images but no
+    tables, and the rerun the interrupt line advises was refused ("output folder is not empty"). The folder is now
+    written under a hidden temporary name and renamed when complete: nothing is left, and a rerun works."""
+    from fs_faults import file_size_limit
+    from train_rig import cli
+
+    from xdrcdepth_core.data.synthetic import writer
+
+    real_write = writer.write_radar_pcd
+
+    def write_then_interrupt(*args, **kwargs):        # Ctrl-C once the camera images and one radar file exist
+        real_write(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "write_radar_pcd", write_then_interrupt)
+    args = ["synth", "--out", str(tmp_path / "a" / "out"), "--frames", "1", "--image-scale", "0.1",
+            "--no-camera-sweeps", "--no-progress"]
+    assert cli_main(args) == 130
+    assert capsys.readouterr().err.startswith("xdrcdepth synth: interrupted (SIGINT)")
+    assert list((tmp_path / "a").iterdir()) == []                 # neither --out nor a temporary beside it
+    monkeypatch.setattr(writer, "write_radar_pcd", real_write)
+    assert cli_main(args) == 0
+    assert (tmp_path / "a" / "out" / "v1.0-mini" / "sample.json").is_file()
+
+    # a disk that fills up (a 64 kB file size limit: the first LiDAR sweep is ~0.5 MB) in a child process
+    (tmp_path / "b").mkdir()
+    proc = cli("synth", "--out", str(tmp_path / "b" / "out"), "--frames", "1", "--image-scale", "0.1",
+               "--no-camera-sweeps", "--no-progress", preexec_fn=file_size_limit(64 * 1024))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"xdrcdepth synth: cannot write {tmp_path / 'b' / 'out'}: ") and \
+        proc.stderr.endswith("[Errno 27]\n") and proc.stderr.count("\n") == 1, proc.stderr
+    assert list((tmp_path / "b").iterdir()) == []
+
+
 @pytest.mark.slow
 def test_annotations_box_the_lidar_points(nusc):
     from nuscenes.utils.data_classes import LidarPointCloud

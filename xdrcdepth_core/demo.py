@@ -2,8 +2,9 @@
 
 Without ``--dataroot`` the demo assembles the real scene-0061 samples from ``../shared`` (if present) into
 a temporary nuScenes folder, else it synthesises one scene with ``xdrcdepth synth``. For every key frame
-it writes ``<out>/<token>.png``: camera image with radar returns | colorized depth | Grad-CAM saliency
-overlay | LiDAR ground truth (where present), and prints metrics against LiDAR where there is any.
+it writes ``<out>/<token>.png`` (the token made a safe file name, :func:`token_file_name`): camera image with
+radar returns | colorized depth | Grad-CAM saliency overlay | LiDAR ground truth (where present), and prints
+metrics against LiDAR where there is any.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +65,21 @@ def panel(sample: dict, depth: np.ndarray, saliency: np.ndarray, max_depth: floa
     return np.concatenate([top, bottom], axis=0)
 
 
+#: the longest file-name stem made of a token (file systems take 255 bytes; nuScenes tokens have 32 characters)
+MAX_STEM = 100
+
+
+def token_file_name(token: str) -> str:
+    """``token`` (a sample token, read from an untrusted table or cache file) as a file-name stem: characters other
+    than letters, digits, ``_``, ``-`` and ``.`` become ``_``, no leading dot, at most :data:`MAX_STEM` characters.
+
+    A token is data: written as it is, ``../../x`` or ``/tmp/x`` would put the picture outside the output folder
+    (over a file the command did not write), and a NUL byte would fail in words that name no file. nuScenes
+    tokens (hexadecimal) pass unchanged."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", str(token))[:MAX_STEM].lstrip(".")
+    return stem or "_"
+
+
 def write_png(path: Path, rgb: np.ndarray) -> None:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
@@ -113,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             forward_s.append(time.perf_counter() - t0)
             if sample["depth_gt"].any():
                 metrics.update(result.depth, sample["depth_gt"])
-            path = args.out / f"{sample['token']}.png"
+            path = args.out / f"{token_file_name(sample['token'])}.png"
             try:
                 write_png(path, panel(sample, result.depth, result.saliency, estimator.max_depth))
             except OSError as exc:                  # full or read-only disk

@@ -245,8 +245,11 @@ def run(args: argparse.Namespace) -> int:
                                 tolerance=ParityTolerance(trained=estimator.trained))
     except ParityFailed as exc:
         report_path = Path(str(out) + ".parity.json")
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(report_path, json.dumps(exc.report.to_dict(), indent=1).encode())
+        try:                        # the numbers of the failure: a write error here is one line too, not a traceback
+            atomic_write_bytes(report_path, json.dumps(exc.report.to_dict(), indent=1).encode())
+        except OSError as write_error:
+            say(os_error_line("xdrcdepth export", write_error, report_path))
+            return 1
         print(f"xdrcdepth export: parity check failed, nothing exported: {exc.report.summary()} "
               f"(numbers in {report_path})", file=sys.stderr)
         return 1

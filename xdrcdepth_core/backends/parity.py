@@ -102,7 +102,9 @@ def check_parity(reference: Runner, candidate: Runner, frames: Sequence[Frame], 
         if cand.shape != ref.shape:
             raise ValueError(f"candidate depth {tuple(cand.shape)} differs in shape from {tuple(ref.shape)}")
         diff = (cand - ref).abs()
-        max_abs = max(max_abs, float(diff.max()))
+        # NaN stays NaN (and fails): Python's max(0.0, nan) is 0.0, which passed a NaN depth as a perfect match
+        frame_max = float(diff.max())
+        max_abs = frame_max if math.isnan(frame_max) else max(max_abs, frame_max)
         abs_sum += float(diff.double().sum())
         ref_sum += float(ref.double().sum())
         pixels += diff.numel()

@@ -3,6 +3,11 @@
 Prints, per ground truth, the model's metrics at each cap next to the radar-only and constant baselines
 (:mod:`.baselines`), writes PNG panels (:mod:`.panels`) and a JSON file with every number and the
 protocol, and ends with a one-line summary.
+
+Exit status: 0 scored; 1 no frame has a pixel of the (first) ground truth within the largest cap (nothing
+scored: the tables and JSON are written, with 0 images and no numbers, but no summary of NaN scores), or an
+output cannot be written (one line naming it); 2 bad arguments, a missing or unusable checkpoint or cache file
+(named).
 """
 
 from __future__ import annotations
@@ -16,6 +21,16 @@ from xdrcdepth_core.cli_args import add_no_progress, os_error_line, positive_flo
 from xdrcdepth_core.metrics import DEFAULT_CAPS
 
 PROG = "xdrcdepth eval"
+FLOAT32_MAX = 3.4028234663852886e38   # np.finfo(np.float32).max, without importing numpy for --help
+
+
+def constant_depth(text: str) -> float:
+    """``--constant-depth``: a positive depth that float32 holds (the baseline's depth map is float32: 1e300
+    would become inf, with a numpy warning on stderr, and be scored as the cap)."""
+    value = positive_float(text)
+    if value > FLOAT32_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most {FLOAT32_MAX:.4g} (float32), got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ground truths to score against (default: auto = single-sweep LiDAR)")
     parser.add_argument("--caps", nargs="+", type=positive_float, default=list(DEFAULT_CAPS),
                         help="range caps in metres (default: 50 70 80)")
-    parser.add_argument("--constant-depth", type=positive_float, default=None,
+    parser.add_argument("--constant-depth", type=constant_depth, default=None,
                         help="depth of the constant baseline (default: the checkpoint's median training depth)")
     parser.add_argument("--panels", type=Path, help="write one PNG panel per frame into this folder")
     parser.add_argument("--max-panels", type=positive_int, default=20,
@@ -48,7 +63,7 @@ class PanelWriteError(Exception):
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_core.checkpoint import load_checkpoint
-    from xdrcdepth_core.demo import write_png
+    from xdrcdepth_core.demo import token_file_name, write_png
     from xdrcdepth_core.evaluation.evaluate import evaluate_cache
     from xdrcdepth_core.evaluation.panels import evaluation_panel
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
@@ -83,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             teacher_saliency = teacher.estimate_raster(sample["image"], sample["radar"], saliency=True).saliency
         rgb = evaluation_panel(sample["image"], sample["radar"][0], ground_truth(sample, args.gt[0]),
                                predictions["model"], predictions["saliency"], teacher_saliency)
-        picture = args.panels / f"{index:04d}_{sample['token']}.png"
+        picture = args.panels / f"{index:04d}_{token_file_name(sample['token'])}.png"
         try:
             write_png(picture, rgb)
         except OSError as exc:      # an output error, not one of the data that evaluate_cache reports as such
@@ -114,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
     gt = args.gt[0]
     cap = max(result.caps)
+    if not result.images("model", gt, cap):
+        say(f"{PROG}: no frame of {args.data} has {gt} ground truth within 0-{cap:g} m: nothing scored")
+        return 1
     parts = [f"{name} {result.mae(name, gt, cap) / 1000:.3f} m" for name in result.rows if gt in result.rows[name]]
     print(f"eval: {result.frames} frames, MAE@{cap:g} m ({gt} GT): " + ", ".join(parts) +
           f"; {time.monotonic() - start:.0f} s" + (f"; panels -> {args.panels}" if args.panels else ""))

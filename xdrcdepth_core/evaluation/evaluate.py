@@ -31,6 +31,8 @@ GT_KEYS = {"auto": ("depth_gt_single", "depth_gt"), "lidar": ("depth_gt",), "sin
 def cache_files(folder: str | Path, limit: int = 0) -> list[Path]:
     """The ``.npz`` files of a cache folder, sorted (the first ``limit`` if > 0); errors name the folder."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder (give the cache folder of `xdrcdepth prepare`)")
     if not folder.is_dir():
         raise FileNotFoundError(f"cache folder not found: {folder}")
     files = sorted(folder.glob("*.npz"))
@@ -52,22 +54,32 @@ def ground_truth(sample: dict, name: str) -> np.ndarray | None:
 def sample_problem(sample: dict, gts=("auto",)) -> str | None:
     """What makes a cached sample unusable for scoring against ``gts``, or None.
 
-    Cache files are untrusted: a wrong shape would otherwise fail deep in preprocessing or the metrics, in
-    words that do not say which file (the caller names it). Checked: ``image`` H x W x 3 uint8, ``radar``
-    C x H x W with one plane per radar channel, and each ground-truth map present H x W.
+    Cache files are untrusted: a wrong shape or type would otherwise fail deep in preprocessing or the
+    metrics, in words that do not say which file (the caller names it), and a NaN in the radar raster makes
+    the model's depth NaN, which the metrics would score as a plausible number. Checked: ``image``
+    H x W x 3 uint8, ``radar`` C x H x W real numbers, finite as float32 (what the model takes), with one
+    plane per radar channel, and each ground-truth map present H x W real numbers.
     """
     image, radar = sample["image"], sample["radar"]
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
         return f"image is {_describe(image)}, expected H x W x 3 uint8 RGB"
     hw = image.shape[:2]
-    if radar.shape != (len(sample["radar_channels"]), *hw):
+    if radar.shape != (len(sample["radar_channels"]), *hw) or radar.dtype.kind not in _REAL:
         return (f"radar is {_describe(radar)}, expected {len(sample['radar_channels'])} x {hw[0]} x {hw[1]} "
-                f"(one plane per radar channel at the image size)")
+                f"float32 (one plane per radar channel at the image size)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(radar.astype(np.float32, copy=False)).all()
+    if not finite:
+        return "radar holds NaN or infinite values (as float32)"
     for name in gts:
         for key in GT_KEYS.get(name, ()):
-            if key in sample and sample[key].shape != hw:
-                return f"{key} is {_describe(sample[key])}, expected {hw[0]} x {hw[1]} (the image size)"
+            if key in sample and (sample[key].shape != hw or sample[key].dtype.kind not in _REAL):
+                return f"{key} is {_describe(sample[key])}, expected {hw[0]} x {hw[1]} float32 (the image size)"
     return None
+
+
+#: numpy dtype kinds of real numbers (bool, int, uint, float): what can be cast to float32 meaningfully
+_REAL = "biuf"
 
 
 def _describe(array: np.ndarray) -> str:
@@ -97,6 +109,11 @@ class Evaluation:
     def mae(self, predictor: str = "model", gt: str = "auto", cap: float | None = None) -> float:
         cap = max(self.caps) if cap is None else cap
         return self.rows[predictor][gt].results()[cap]["mae"]
+
+    def images(self, predictor: str = "model", gt: str = "auto", cap: float | None = None) -> int:
+        """How many frames were scored (had a ground-truth pixel within ``cap``) for ``predictor`` and ``gt``."""
+        cap = max(self.caps) if cap is None else cap
+        return self.rows[predictor][gt].results()[cap]["images"]
 
     def format_table(self) -> str:
         lines = []

@@ -210,6 +210,12 @@ def run(args: argparse.Namespace) -> int:
         if meta_path.exists() and _identity(read_meta(meta_path)) != _identity(meta):
             say(f"{PROG}: {args.out} holds outputs of another teacher/setting; choose another --out")
             return EXIT_USAGE
+        # A folder of other files (the data folder itself, a user's folder): its .npz files would be taken as
+        # cached teacher outputs and meta.json written among them. meta.json is written first, so an
+        # interrupted run of ours is resumed.
+        if not meta_path.exists() and args.out.is_dir() and any(args.out.iterdir()):
+            say(f"{PROG}: {args.out} is not empty and is no teacher cache (no {META}); choose a new or empty --out")
+            return EXIT_USAGE
     except (OSError, ValueError) as exc:
         say(f"{PROG}: {exc}")
         return EXIT_USAGE
