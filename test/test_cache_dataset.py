@@ -167,6 +167,49 @@ def test_unreadable_files_are_named(cache):
         CacheDataset(cache / "nowhere")
 
 
+def _rewrite(path, **changes):
+    arrays = dict(np.load(path))
+    arrays.update(changes)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"radar": np.where(np.arange(4 * H * W).reshape(4, H, W) == 7, np.nan, 0).astype(np.float32)},
+     "radar holds NaN or infinite values (as float32)"),
+    ({"radar": np.full((4, H, W), 1e39)}, "radar holds NaN or infinite values (as float32)"),   # inf as float32
+    ({"radar": np.full((4, H, W), "a")}, f"radar is 4 x {H} x {W} <U1, expected 4 x {H} x {W} float32"),
+    ({"radar_channels": np.array("depth")}, "radar_channels is a scalar <U5, expected a list of channel names"),
+    ({"depth_gt": np.full((H, W), "x")}, f"depth_gt is {H} x {W} <U1, expected {H} x {W} float32"),
+    ({"depth_exact": np.zeros((H, W + 1), np.float32)}, f"depth_exact is {H} x {W + 1} float32, expected {H} x {W}"),
+    ({"K": np.eye(4)}, "K is 4 x 4 float64, expected 3 x 3 float"),
+    ({"boxes": np.zeros((2, 6), np.float32)}, "boxes is 2 x 6 float32, expected N x 7 float32"),
+])
+def test_unusable_arrays_are_named_before_training_uses_them(cache, changes, message):
+    """Audit 2026-12-06: training read cache files unchecked. A NaN radar value made every step non-finite
+    (skipped), a text raster failed in preprocessing with a traceback naming no file, a 0-d channel list was a
+    TypeError traceback, 6-column boxes a reshape error. The file and the array are named instead."""
+    _rewrite(cache / "b.npz", **changes)
+    with pytest.raises(ValueError) as info:
+        CacheDataset(cache)[1]
+    assert str(info.value).startswith(f"{cache / 'b.npz'}: {message}"), info.value
+
+
+def test_a_file_declaring_huge_arrays_is_refused_before_any_is_allocated(cache):
+    """A 200-byte file whose radar header declares 100000 x 100000 float32 (37 GiB): np.load trusts the header and
+    allocates the shape first (a MemoryError traceback, or the process killed). The headers are read first."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (100_000, 100_000)})
+    with zipfile.ZipFile(cache / "b.npz", "a") as archive:
+        archive.writestr("radar_huge.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(ValueError, match=r"b\.npz: cannot read cache file \(its arrays declare more than 1024 MiB "
+                                         r"\(member radar_huge\.npy: 100000 x 100000 float32\); not a cache file\)"):
+        CacheDataset(cache)[1]
+
+
 def test_prepared_cache_loads_as_a_batch(tmp_path, capsys):
     """prepare -> CacheDataset -> collate on the annotated hand-built folder, flipped."""
     folder = build_folder(tmp_path / "annotated", annotations=True)

@@ -58,11 +58,10 @@ def load_cache_frames(folder: str | os.PathLike, radar_channels, limit: int = 0,
                       ) -> list[Frame]:
     """Frames of a ``prepare`` cache folder (sorted; with ``limit`` > 0 the first ``limit``, or with ``spread``
     ``limit`` spaced evenly over the sorted files, so a calibration set spans all scenes); radar channels must
-    match, and each file pass :func:`~xdrcdepth_core.evaluation.evaluate.sample_problem` (the files are untrusted:
-    a wrong type would fail inside preprocessing without naming the file, a NaN radar value would make both
-    depths NaN and the parity check meaningless)."""
+    match (each file is checked as it is read: :func:`~xdrcdepth_core.data.cache_dataset.read_cache_file`; a NaN
+    radar value would make both depths NaN and the parity check meaningless)."""
     from xdrcdepth_core.data.cache_dataset import read_cache_file
-    from xdrcdepth_core.evaluation.evaluate import cache_files, ground_truth, sample_problem
+    from xdrcdepth_core.evaluation.evaluate import cache_files, ground_truth
 
     paths = cache_files(folder, 0 if spread else limit)
     if spread and 0 < limit < len(paths):
@@ -73,9 +72,6 @@ def load_cache_frames(folder: str | os.PathLike, radar_channels, limit: int = 0,
         if list(sample["radar_channels"]) != list(radar_channels):
             raise ValueError(f"{path}: radar channels {sample['radar_channels']} differ from the model's "
                              f"{list(radar_channels)}")
-        problem = sample_problem(sample)
-        if problem:
-            raise ValueError(f"{path}: {problem}")
         gt = ground_truth(sample, "auto")
         frames.append(Frame(sample["image"], sample["radar"].astype(np.float32, copy=False),
                             None if gt is None or not gt.any() else gt.astype(np.float32, copy=False),

@@ -51,42 +51,6 @@ def ground_truth(sample: dict, name: str) -> np.ndarray | None:
     return None
 
 
-def sample_problem(sample: dict, gts=("auto",)) -> str | None:
-    """What makes a cached sample unusable for scoring against ``gts``, or None.
-
-    Cache files are untrusted: a wrong shape or type would otherwise fail deep in preprocessing or the
-    metrics, in words that do not say which file (the caller names it), and a NaN in the radar raster makes
-    the model's depth NaN, which the metrics would score as a plausible number. Checked: ``image``
-    H x W x 3 uint8, ``radar`` C x H x W real numbers, finite as float32 (what the model takes), with one
-    plane per radar channel, and each ground-truth map present H x W real numbers.
-    """
-    image, radar = sample["image"], sample["radar"]
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
-        return f"image is {_describe(image)}, expected H x W x 3 uint8 RGB"
-    hw = image.shape[:2]
-    if radar.shape != (len(sample["radar_channels"]), *hw) or radar.dtype.kind not in _REAL:
-        return (f"radar is {_describe(radar)}, expected {len(sample['radar_channels'])} x {hw[0]} x {hw[1]} "
-                f"float32 (one plane per radar channel at the image size)")
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.isfinite(radar.astype(np.float32, copy=False)).all()
-    if not finite:
-        return "radar holds NaN or infinite values (as float32)"
-    for name in gts:
-        for key in GT_KEYS.get(name, ()):
-            if key in sample and (sample[key].shape != hw or sample[key].dtype.kind not in _REAL):
-                return f"{key} is {_describe(sample[key])}, expected {hw[0]} x {hw[1]} float32 (the image size)"
-    return None
-
-
-#: numpy dtype kinds of real numbers (bool, int, uint, float): what can be cast to float32 meaningfully
-_REAL = "biuf"
-
-
-def _describe(array: np.ndarray) -> str:
-    """``3 x 2 x 2 uint8``: an array's shape and dtype, for messages."""
-    return (" x ".join(str(n) for n in array.shape) + f" {array.dtype}") if array.ndim else f"a scalar {array.dtype}"
-
-
 @dataclass
 class Evaluation:
     """Metrics per predictor and ground truth, plus the frames kept for pictures."""
@@ -150,9 +114,6 @@ def evaluate_cache(estimator, folder: str | Path, caps=DEFAULT_CAPS, gts=("auto"
             raise ValueError(f"{path}: cached radar channels {channels} differ from the model's "
                              f"{list(estimator.radar_channels)}; prepare the cache with --radar-channels "
                              f"{' '.join(estimator.radar_channels)}")
-        problem = sample_problem(sample, gts)
-        if problem:
-            raise ValueError(f"{path}: {problem}")
         want_saliency = index < saliency_frames
         out = estimator.estimate_raster(sample["image"], raster, saliency=want_saliency)
         hw = sample["image"].shape[:2]
