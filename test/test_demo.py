@@ -105,7 +105,7 @@ def test_an_unreadable_camera_image_is_named_in_one_line(tmp_path, monkeypatch, 
 def test_a_sample_token_cannot_put_a_picture_outside_the_output_folder(tmp_path, capsys):
     """Audit 2026-12-06: the picture was written to ``<out>/<token>.png`` with the token of sample.json as it is,
     and tables are untrusted: a token ``../../escaped`` wrote ``escaped.png`` two folders above ``--out``. The token
-    is now made one file name (:func:`demo.token_file_name`), so the picture stays in ``--out``."""
+    is now made one file name (:func:`file_names.token_file_name`), so the picture stays in ``--out``."""
     from xdrcdepth_core.data.synthetic.writer import SynthConfig, synthesize
 
     root = tmp_path / "data"

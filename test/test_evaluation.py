@@ -235,7 +235,7 @@ def test_eval_panel_names_are_safe_file_names_of_the_token(tmp_path, capsys):
 
 
 def test_token_file_name_by_hand():
-    from xdrcdepth_core.demo import MAX_STEM, token_file_name
+    from xdrcdepth_core.file_names import MAX_STEM, token_file_name
 
     assert token_file_name("ca9a282c9e77460f8360f564131a8af5") == "ca9a282c9e77460f8360f564131a8af5"
     assert token_file_name("../../x") == "_.._x"          # "..", "/", "..", "/", "x": dots kept, no leading dot

@@ -181,3 +181,22 @@ def test_a_pose_missing_from_ego_pose_json_is_named_not_a_traceback(folder, tmp_
     proc = prepare(folder, tmp_path / "cache", "--skip-bad")
     assert proc.returncode == 0, proc.stderr
     assert "0 written, 1 already cached, 1 unreadable skipped" in summary(proc)   # sample 0: the first run
+
+
+def test_a_token_that_is_no_file_name_is_an_unusable_sample_not_a_path(folder, tmp_path):
+    """Audit 2026-12-06: the cache file was ``<out>/<token>.npz`` with the table's token as it is, and tables are
+    untrusted: a sample token ``../escaped`` wrote ``escaped.npz`` beside ``--out``. It is now an unusable sample
+    (exit 1, or skipped and counted with ``--skip-bad``), and nothing is written outside ``--out``."""
+    token = json.loads((folder / VERSION / "sample.json").read_text())[0]["token"]
+    for table in (folder / VERSION).glob("*.json"):                 # the token everywhere it is linked from
+        table.write_text(table.read_text().replace(token, "../escaped"))
+    out = tmp_path / "work" / "cache"
+    proc = prepare(folder, out)
+    assert proc.returncode == 1 and summary(proc) == (
+        "xdrcdepth prepare: sample ../escaped: its token is no plain file name (letters, digits, _ - . only, no "
+        "leading dot, at most 100 characters), which the cache file is named by (use --skip-bad to go on)")
+    proc = prepare(folder, out, "--skip-bad")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 written, 0 already cached, 1 unreadable skipped" in summary(proc)
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.npz")] == [
+        p.relative_to(tmp_path) for p in out.glob("*.npz")] and len(list(out.glob("*.npz"))) == 1

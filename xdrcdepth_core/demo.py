@@ -2,9 +2,10 @@
 
 Without ``--dataroot`` the demo assembles the real scene-0061 samples from ``../shared`` (if present) into
 a temporary nuScenes folder, else it synthesises one scene with ``xdrcdepth synth``. For every key frame
-it writes ``<out>/<token>.png`` (the token made a safe file name, :func:`token_file_name`): camera image with
-radar returns | colorized depth | Grad-CAM saliency overlay | LiDAR ground truth (where present), and prints
-metrics against LiDAR where there is any.
+it writes ``<out>/<token>.png`` (the token made a safe file name:
+:func:`~xdrcdepth_core.file_names.token_file_name`): camera image with radar returns | colorized depth |
+Grad-CAM saliency overlay | LiDAR ground truth (where present), and prints metrics against LiDAR where there
+is any.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +25,7 @@ from xdrcdepth_core.atomic import atomic_write_bytes
 from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, positive_int, say
 from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR
 from xdrcdepth_core.device import add_device_argument
+from xdrcdepth_core.file_names import token_file_name
 
 LOG = logging.getLogger("xdrcdepth.demo")
 PROG = "xdrcdepth demo"
@@ -63,21 +64,6 @@ def panel(sample: dict, depth: np.ndarray, saliency: np.ndarray, max_depth: floa
     top = np.concatenate([with_radar, colorize_depth(depth, max_depth)], axis=1)
     bottom = np.concatenate([overlay_saliency(image, saliency), with_gt], axis=1)
     return np.concatenate([top, bottom], axis=0)
-
-
-#: the longest file-name stem made of a token (file systems take 255 bytes; nuScenes tokens have 32 characters)
-MAX_STEM = 100
-
-
-def token_file_name(token: str) -> str:
-    """``token`` (a sample token, read from an untrusted table or cache file) as a file-name stem: characters other
-    than letters, digits, ``_``, ``-`` and ``.`` become ``_``, no leading dot, at most :data:`MAX_STEM` characters.
-
-    A token is data: written as it is, ``../../x`` or ``/tmp/x`` would put the picture outside the output folder
-    (over a file the command did not write), and a NUL byte would fail in words that name no file. nuScenes
-    tokens (hexadecimal) pass unchanged."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", str(token))[:MAX_STEM].lstrip(".")
-    return stem or "_"
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
 from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, interrupted_line, os_error_line, positive_int, say
+from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name, token_file_name
 
 from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError
 from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
@@ -202,8 +203,9 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
     written = skipped = rebuilt = 0
     bad: list[str] = []
     for index, token in enumerate(tqdm(dataset.sample_tokens, desc="prepare", unit="sample", disable=args.no_progress)):
-        path = out / f"{token}.npz"
-        state = cache_state(path, settings)
+        path = out / f"{token_file_name(token)}.npz"
+        # a token that is no plain file name ("../x" would write outside out) is an unusable sample
+        state = cache_state(path, settings) if is_token_file_name(token) else "bad name"
         if state == "cached":
             skipped += 1
             continue
@@ -211,6 +213,9 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
             tqdm.write(f"xdrcdepth prepare: {path} is corrupt (CRC or format check failed): rebuilding it")
             rebuilt += 1
         try:
+            if state == "bad name":
+                raise ValueError("its token is no plain file name (letters, digits, _ - . only, no leading dot, "
+                                 f"at most {MAX_STEM} characters), which the cache file is named by")
             sample = dataset[index]
         except (OSError, ValueError) as exc:
             if not args.skip_bad:

@@ -63,7 +63,8 @@ class PanelWriteError(Exception):
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_core.checkpoint import load_checkpoint
-    from xdrcdepth_core.demo import token_file_name, write_png
+    from xdrcdepth_core.demo import write_png
+    from xdrcdepth_core.file_names import token_file_name
     from xdrcdepth_core.evaluation.evaluate import evaluate_cache
     from xdrcdepth_core.evaluation.panels import evaluation_panel
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
