@@ -123,7 +123,7 @@ class DepthNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.outputs = (self.depth_pub, self.info_pub, self.colorized_pub, self.saliency_pub, self.points_pub)
 
-        image_type, image_topic = ((CompressedImage, "image/compressed") if self.compressed
+        image_type, image_topic = ((CompressedImage, self._compressed_image_topic()) if self.compressed
                                    else (Image, "image"))
 
         inputs = [subscribe_input(self, image_type, image_topic, p.queue_size, large_samples=not self.compressed),
@@ -171,6 +171,17 @@ class DepthNode(Node):
             f"{conv.IMAGE_BACKEND}, clouds {conv.CLOUD_BACKEND}; "
             f"inputs {[f.sub.topic_name for f in inputs]}; "
             + ", ".join(f"{k}={v!r}" for k, v in vars(p).items()))
+
+    def _compressed_image_topic(self) -> str:
+        """The CompressedImage topic as image_transport names it: the base topic ``image`` resolved with its
+        remapping, plus ``/compressed`` (``-r image:=/camera/image_rect`` -> ``/camera/image_rect/compressed``;
+        image_transport's ``Subscriber`` resolves the base topic, its plugin appends the transport name). rcl
+        applies the remap rules again to that name, so ``-r image/compressed:=...`` works as upstream; unlike
+        upstream, that explicit remap also wins over a remapped ``image`` (both are launch arguments)."""
+        own = "image/compressed"
+        if self.resolve_topic_name(own) != self.resolve_topic_name(own, only_expand=True):
+            return own
+        return self.resolve_topic_name("image") + "/compressed"
 
     # -- executor side (never blocks) --------------------------------------------------------------
     def _on_synced(self, image, camera_info, *radars) -> None:

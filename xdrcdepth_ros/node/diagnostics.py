@@ -142,8 +142,9 @@ class NodeStats:
                 level, message = DiagnosticStatus.WARN, "inputs not synchronised (check stamps and slop)"
             elif self.idle:
                 level, message = DiagnosticStatus.OK, "idle: no subscriber to any output (inference skipped)"
-            elif self.outputs.count(now) == 0:
-                level, message = DiagnosticStatus.WARN, "no depth published"
+            elif self.outputs.count(now) == 0:   # name the bad input that may be why (not only a slow node)
+                level, message = DiagnosticStatus.WARN, "no depth published" + (
+                    ": bad input: " + ", ".join(new_bad) if new_bad else "")
             elif self.radar_stale:
                 level, message = (DiagnosticStatus.WARN, "radar stale: camera-only depth (no cloud from "
                                   + ", ".join(self.radar_stale) + ")")
