@@ -404,3 +404,13 @@ def test_a_parity_report_that_cannot_be_written_is_one_line(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert err.endswith(f"xdrcdepth export: cannot write {blocked}: Is a directory [Errno 21]\n"), err
     assert "Traceback" not in err and list(blocked.iterdir()) == [] and not (tmp_path / "m.onnx").exists()
+
+
+def test_export_errors_are_one_line_even_when_a_path_holds_a_newline(tmp_path, capsys):
+    """A file name may hold a newline; the error naming it was printed as it is, over two lines on stderr."""
+    from xdrcdepth_core.cli import main
+
+    absent = tmp_path / "a\nb.pt"
+    assert main(["export", "--checkpoint", str(absent), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("xdrcdepth export: checkpoint not found: ") and "a" in err, err

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -207,8 +206,8 @@ def run(args: argparse.Namespace) -> int:
 
     ext = ".onnx" if args.format == "onnx" else ".xml"
     if args.out is not None and (args.out.is_dir() or args.out.suffix != ext):
-        print(f"xdrcdepth export: --out {args.out}: give a file name ending in {ext} for --format {args.format}"
-              + (" (that is a folder)" if args.out.is_dir() else ""), file=sys.stderr)
+        say(f"xdrcdepth export: --out {args.out}: give a file name ending in {ext} for --format {args.format}"
+            + (" (that is a folder)" if args.out.is_dir() else ""))
         return 2
     if args.out is not None and ext == ".xml" and args.out.with_suffix(".bin").is_dir():
         say(f"xdrcdepth export: --out {args.out}: its weights go to {args.out.with_suffix('.bin')}, which is a "
@@ -225,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         calibration = (load_cache_frames(args.calibration, estimator.radar_channels, CALIBRATION_FRAMES,
                                          spread=True) if args.calibration else None)
     except (OSError, ValueError) as exc:
-        print(f"xdrcdepth export: {exc}", file=sys.stderr)
+        say(f"xdrcdepth export: {exc}")
         return 2
     backend = "onnxruntime" if args.format == "onnx" else "openvino"
     model = estimator.model
@@ -250,11 +249,11 @@ def run(args: argparse.Namespace) -> int:
         except OSError as write_error:
             say(os_error_line("xdrcdepth export", write_error, report_path))
             return 1
-        print(f"xdrcdepth export: parity check failed, nothing exported: {exc.report.summary()} "
-              f"(numbers in {report_path})", file=sys.stderr)
+        say(f"xdrcdepth export: parity check failed, nothing exported: {exc.report.summary()} "
+            f"(numbers in {report_path})")
         return 1
     except BackendUnavailable as exc:
-        print(f"xdrcdepth export: {exc}", file=sys.stderr)
+        say(f"xdrcdepth export: {exc}")
         return 2
     except OSError as exc:          # the artefact cache cannot be written (full disk, read-only)
         say(os_error_line("xdrcdepth export", exc))
