@@ -108,18 +108,27 @@ def test_radar_in_camera_frame_without_tf_then_stale_radar_then_back(ros_domain_
 
 def test_lazy_no_inference_without_subscribers(ros_domain_id, nuscenes_samples, tmp_path, checkpoint):
     """Defect 8, image_pipeline's lazy nodes: while no output has a subscriber, synchronised frames are
-    skipped (no inference) and diagnostics say "idle"; the first subscriber resumes publishing."""
+    skipped (no inference) and diagnostics say "idle"; the first subscriber resumes publishing. A subscriber to
+    a switched-off output (here depth/colorized with publish_colorized false) gets nothing, so the node stays
+    idle (audit 2026-12-06: it decoded and ran the network every frame for it)."""
     frame = NuScenesFrame.load(nuscenes_samples)
     node = NodeProcess(tmp_path / "node.log", {"checkpoint": str(checkpoint), "cpu_threads": 1,
-                                               "fixed_frame": "", "diagnostics_period": 0.2})
-    rig = Rig(outputs=())
+                                               "fixed_frame": "", "diagnostics_period": 0.2,
+                                               "publish_colorized": False})
+    rig = Rig(outputs=("colorized",))
     t0 = frame.t_cam
     try:
         rig.publish_static_extrinsics(frame)
-        rig.wait_connected(node, outputs=("diag",))
+        rig.wait_connected(node, outputs=("diag", "colorized"))
         rig.publish_frame_until(image_msg(frame.rgb, t0), camera_info_msg(frame, t0), [radar_msg(frame.radar, t0)],
                                 lambda: rig.latest_diagnostics().get("frames skipped (no subscribers)") == "1",
                                 node)
+        # a second frame, sent once the node has reported the first: by then it has long seen the colorized reader
+        t_second = t0 + 50 * MS
+        rig.publish_frame_until(image_msg(frame.rgb, t_second), camera_info_msg(frame, t_second),
+                                [radar_msg(frame.radar, t_second)],
+                                lambda: rig.latest_diagnostics().get("frames skipped (no subscribers)") == "2"
+                                or rig.latest_diagnostics().get("frames published") == "1", node)
         idle_diag = rig.latest_diagnostics()
         idle_status = rig.received["diag"][-1].status[0]
         sub = rig.subscribe("depth")
@@ -132,7 +141,8 @@ def test_lazy_no_inference_without_subscribers(ros_domain_id, nuscenes_samples, 
         rig.close()
         rc = node.stop()
     assert rc == 0, node.output()
-    assert idle_diag["frames published"] == "0" and idle_diag["sync matches"] == "1"
+    assert idle_diag["frames published"] == "0" and idle_diag["sync matches"] == "2"
+    assert idle_diag["frames skipped (no subscribers)"] == "2" and rig.received["colorized"] == []
     assert idle_diag["inference forward mean (ms)"] == "nan"            # the network never ran
     assert idle_status.level == idle_status.OK and idle_status.message.startswith("idle")
     assert Time.from_msg(rig.received["depth"][0].header.stamp).nanoseconds == t1

@@ -12,8 +12,9 @@ Data flow (README.md, "ROS 2 node", has topics, parameters and TF)::
 ``message_filters``, ``tf2_ros``, ``cv_bridge`` and ``sensor_msgs_py`` are the upstream libraries where
 importable, else the stand-ins in :mod:`xdrcdepth_ros.standins`.
 
-Lazy, as image_pipeline nodes: while no output topic has a subscriber, synchronised frames are counted
-and skipped (no decoding, no inference; diagnostics say "idle"); the first subscriber resumes the work.
+Lazy, as image_pipeline nodes: while no output topic has a subscriber (a switched-off output's do not count),
+synchronised frames are counted and skipped (no decoding, no inference; diagnostics say "idle"); the first
+subscriber resumes the work.
 
 Radar that stops: the fused synchroniser needs a cloud from every radar topic, so a silent radar would
 silence the node. A second synchroniser pairs image and camera_info alone; when a radar topic's newest
@@ -121,7 +122,6 @@ class DepthNode(Node):
         self.saliency_pub = self.create_publisher(Image, "depth/saliency", OUTPUT_QOS)
         self.points_pub = self.create_publisher(PointCloud2, "depth/points", OUTPUT_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.outputs = (self.depth_pub, self.info_pub, self.colorized_pub, self.saliency_pub, self.points_pub)
 
         image_type, image_topic = ((CompressedImage, self._compressed_image_topic()) if self.compressed
                                    else (Image, "image"))
@@ -238,7 +238,7 @@ class DepthNode(Node):
     def _offer(self, frame: Frame) -> None:
         """A synchronised frame for the worker, unless nobody listens (then counted as idle)."""
         self.stats.matched(frame.synced_at)
-        if not any(pub.get_subscription_count() > 0 for pub in self.outputs):
+        if not self._listened():
             self.stats.skipped_idle()
             return
         with self._slot_cv:
@@ -246,6 +246,16 @@ class DepthNode(Node):
                 self.stats.dropped()
             self._slot = frame
             self._slot_cv.notify()
+
+    def _listened(self) -> bool:
+        """Whether an output the node would publish has a subscriber. A subscriber to a switched-off output
+        (``publish_colorized``, ``publish_saliency``, ``publish_points`` false) gets nothing, so it does not
+        make the node decode and infer every frame for no one."""
+        p = node_params.values(self)
+        optional = ((self.colorized_pub, p.publish_colorized), (self.saliency_pub, p.publish_saliency),
+                    (self.points_pub, p.publish_points))
+        return (any(pub.get_subscription_count() > 0 for pub in (self.depth_pub, self.info_pub))
+                or any(enabled and pub.get_subscription_count() > 0 for pub, enabled in optional))
 
     def _publish_diagnostics(self) -> None:
         self.diag_pub.publish(self.stats.diagnostic_array(
