@@ -3,6 +3,7 @@ names the file (and the key), exit code 2 (1 for a write that fails), no traceba
 and 130. Everything runs in this process on hand-made 4 x 6 caches: no rendering and at most one training step."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -148,8 +149,35 @@ def test_teacher_cache_maps_of_the_wrong_shape_are_named(tmp_path, cache):
     good = TeacherCache(_teacher_cache(tmp_path / "good", GOOD_MAPS)).loader_for(cache)(0)
     assert good["teacher/saliency__decoder_4"].shape == (1, 16, 32)
     folder = _teacher_cache(tmp_path / "tc", {**GOOD_MAPS, "saliency__decoder_4": np.ones((1, 64, 128), np.float16)})
-    with pytest.raises(ValueError, match=f"{folder / 'a.npz'}: teacher map saliency__decoder_4 is 1 x 64 x 128, "
-                                         "expected 1 x 16 x 32"):
+    with pytest.raises(ValueError, match=f"{folder / 'a.npz'}: teacher map saliency__decoder_4 is 1 x 64 x 128 "
+                                         "float16, expected 1 x 16 x 32 float32"):
+        TeacherCache(folder).loader_for(cache)(0)
+
+
+@pytest.mark.parametrize("depth, message", [
+    (np.full((1, *INPUT_HW), np.nan, np.float16), "teacher map depth holds NaN or infinite values"),
+    (np.full((1, *INPUT_HW), "x"), f"teacher map depth is 1 x {INPUT_HW[0]} x {INPUT_HW[1]} <U1, expected"),
+])
+def test_teacher_maps_that_are_no_finite_numbers_are_named(tmp_path, cache, depth, message):
+    """Audit 2026-12-06: a NaN teacher depth made every KD loss NaN, so every training step was skipped as
+    non-finite; a text map failed in astype naming no file."""
+    folder = _teacher_cache(tmp_path / "tc", {**GOOD_MAPS, "depth": depth})
+    with pytest.raises(ValueError, match=f"^{re.escape(str(folder / 'a.npz'))}: {re.escape(message)}"):
+        TeacherCache(folder).loader_for(cache)(0)
+
+
+def test_a_teacher_cache_file_declaring_huge_maps_is_refused_before_allocating(tmp_path, cache):
+    """A 200-byte member declaring 60000 x 60000 float32 (13 GiB): np.load would allocate it first."""
+    import io
+    import zipfile
+
+    folder = _teacher_cache(tmp_path / "tc", GOOD_MAPS)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (60_000, 60_000)})
+    with zipfile.ZipFile(folder / "a.npz", "a") as archive:
+        archive.writestr("depth_huge.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(ValueError, match=f"{re.escape(str(folder / 'a.npz'))}: unreadable teacher cache file "
+                                         r"\(its arrays declare more than 1024 MiB"):
         TeacherCache(folder).loader_for(cache)(0)
 
 
