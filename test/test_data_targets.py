@@ -181,6 +181,16 @@ def test_exact_depth_is_read_and_checked(tmp_path):
     path.write_bytes(b"junk")
     with pytest.raises(ValueError, match=rf"{camera}\.npy: cannot read exact depth"):
         dataset[0]
+    # a 100-byte file declaring 100000 x 100000 float32 (37 GiB): refused without allocating it (np.load read
+    # a real file by allocating the declared shape first)
+    with path.open("wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (100_000, 100_000)})
+        f.write(b"\0" * 16)
+    with pytest.raises(ValueError, match=rf"{camera}\.npy: cannot read exact depth \(mmap length is greater"):
+        dataset[0]
+    np.save(path, np.full((50, 100), "x"))
+    with pytest.raises(ValueError, match=rf"{camera}\.npy: exact depth of shape \(50, 100\) \(<U1\)"):
+        dataset[0]
 
 
 def _full_size_sample():

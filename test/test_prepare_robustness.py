@@ -16,7 +16,7 @@ import pytest
 
 from fs_faults import blocking_input, file_size_limit, full_dir, readonly_dir, sigint_default
 from test_nuscenes_dataset import build_folder
-from xdrcdepth_core.data.prepare import cache_state
+from xdrcdepth_core.data.prepare import cache_state, required_keys
 
 pytestmark = pytest.mark.slow   # over ~2 s on 2 cores: left out of the edit loop
 
@@ -200,3 +200,20 @@ def test_a_token_that_is_no_file_name_is_an_unusable_sample_not_a_path(folder, t
     assert "1 written, 0 already cached, 1 unreadable skipped" in summary(proc)
     assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.npz")] == [
         p.relative_to(tmp_path) for p in out.glob("*.npz")] and len(list(out.glob("*.npz"))) == 1
+
+
+def test_a_cached_file_declaring_a_huge_member_is_corrupt_not_an_allocation(tmp_path):
+    """The resume check reads each cached file's ``settings``; a member header declaring 37 GiB made np.load
+    allocate it (a MemoryError traceback). Such a file is one to rebuild."""
+    import io
+
+    path = tmp_path / "t.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<U1", "fortran_order": False, "shape": (50_000, 50_000)})
+    with zipfile.ZipFile(path, "w") as archive:
+        for key in required_keys("{}") - {"settings"}:                 # every other member present and small
+            member = io.BytesIO()
+            np.save(member, np.zeros(1))
+            archive.writestr(f"{key}.npy", member.getvalue())
+        archive.writestr("settings.npy", header.getvalue() + b"\0" * 64)
+    assert cache_state(path, "{}") == "corrupt"

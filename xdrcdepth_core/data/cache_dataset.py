@@ -30,8 +30,6 @@ into the sample before augmentation and flipped with it.
 
 from __future__ import annotations
 
-import math
-import zipfile
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -41,6 +39,7 @@ from torch.utils.data import Dataset, default_collate
 
 from xdrcdepth_core.preprocess import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor, radar_to_tensor
 
+from .cache_file import read_cache_file
 from .radar_confidence import IGNORE
 from .sample_transforms import Resize
 
@@ -107,98 +106,6 @@ def color_jitter(image: torch.Tensor, strength: float, generator: torch.Generato
     gray = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])[None]
     rgb = ((rgb - gray) * factors[2] + gray).clamp(0, 1)
     return (rgb - mean) / std
-
-
-#: Most bytes the arrays of one cache file may declare. A 1600 x 900 sample with 8 radar channels and every map
-#: is ~70 MB; an npy header is trusted by ``np.load``, which allocates the declared shape before reading it, so a
-#: small (or zip-compressed) file declaring 28 GiB made the command fail in a MemoryError traceback, or be killed.
-MAX_CACHE_FILE_BYTES = 1 << 30
-#: the arrays a cache file must hold (:mod:`xdrcdepth_core.data.prepare`); at most MAX_CACHE_FILE_ARRAYS in all
-REQUIRED_CACHE_KEYS = ("image", "radar", "radar_channels", "depth_gt", "K", "token")
-MAX_CACHE_FILE_ARRAYS = 64
-#: per-pixel maps of the image's size a cache file may hold: the ground truths
-DEPTH_MAP_KEYS = ("depth_gt", "depth_gt_single", "depth_exact")
-#: numpy dtype kinds of real numbers (bool, int, uint, float): what can be cast to float32 meaningfully
-_REAL = "biuf"
-
-
-def declared_array_bytes(path: str | Path) -> int:
-    """The bytes the ``.npy`` members of an ``.npz`` file declare (shape x item size, from their headers, no data
-    read); ``ValueError`` if that exceeds :data:`MAX_CACHE_FILE_BYTES` or there are over
-    :data:`MAX_CACHE_FILE_ARRAYS` members; ``zipfile.BadZipFile``/``ValueError`` for what is no npz."""
-    fmt = np.lib.format
-    total = 0
-    with zipfile.ZipFile(path) as archive:
-        members = archive.infolist()
-        if len(members) > MAX_CACHE_FILE_ARRAYS:
-            raise ValueError(f"{len(members)} arrays, more than the {MAX_CACHE_FILE_ARRAYS} a cache file has")
-        for member in members:
-            with archive.open(member) as f:
-                version = fmt.read_magic(f)
-                read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-                shape, _, dtype = read_header(f)
-            total += math.prod(shape) * dtype.itemsize
-            if total > MAX_CACHE_FILE_BYTES:
-                raise ValueError(f"its arrays declare more than {MAX_CACHE_FILE_BYTES >> 20} MiB (member "
-                                 f"{member.filename}: {' x '.join(map(str, shape))} {dtype}); not a cache file")
-    return total
-
-
-def describe_array(array: np.ndarray) -> str:
-    """``3 x 2 x 2 uint8``: an array's shape and dtype, for messages."""
-    return (" x ".join(str(n) for n in array.shape) + f" {array.dtype}") if array.ndim else f"a scalar {array.dtype}"
-
-
-def cache_sample_problem(arrays: dict) -> str | None:
-    """What makes the arrays of a cache file unusable, or None.
-
-    Cache files are untrusted: a wrong shape or type would otherwise fail deep in preprocessing, training or
-    the metrics, in words that do not say which file (the caller names it), and a NaN in the radar raster makes
-    the model's depth NaN, which the metrics would score as a plausible number (and training skip every step).
-    Checked: ``image`` H x W x 3 uint8; ``radar_channels`` a list of names; ``radar`` C x H x W real numbers,
-    finite as float32 (what the model takes), one plane per radar channel; each depth map present
-    (:data:`DEPTH_MAP_KEYS`) H x W real numbers; ``K`` 3 x 3 real numbers; ``boxes`` rows of 7 real numbers."""
-    image, radar, channels = arrays["image"], arrays["radar"], arrays["radar_channels"]
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
-        return f"image is {describe_array(image)}, expected H x W x 3 uint8 RGB"
-    if channels.ndim != 1 or channels.dtype.kind not in "US" or not channels.size:
-        return f"radar_channels is {describe_array(channels)}, expected a list of channel names"
-    hw = image.shape[:2]
-    if radar.shape != (len(channels), *hw) or radar.dtype.kind not in _REAL:
-        return (f"radar is {describe_array(radar)}, expected {len(channels)} x {hw[0]} x {hw[1]} "
-                f"float32 (one plane per radar channel at the image size)")
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.isfinite(radar.astype(np.float32, copy=False)).all()
-    if not finite:
-        return "radar holds NaN or infinite values (as float32)"
-    for key in DEPTH_MAP_KEYS:
-        if key in arrays and (arrays[key].shape != hw or arrays[key].dtype.kind not in _REAL):
-            return f"{key} is {describe_array(arrays[key])}, expected {hw[0]} x {hw[1]} float32 (the image size)"
-    if arrays["K"].shape != (3, 3) or arrays["K"].dtype.kind not in _REAL:
-        return f"K is {describe_array(arrays['K'])}, expected 3 x 3 float"
-    if "boxes" in arrays and (arrays["boxes"].size % 7 or arrays["boxes"].dtype.kind not in _REAL):
-        return f"boxes is {describe_array(arrays['boxes'])}, expected N x 7 float32"
-    return None
-
-
-def read_cache_file(path: str | Path) -> dict:
-    """The arrays of one cache file as a sample dict, checked (:func:`cache_sample_problem`, memory bounded by
-    :func:`declared_array_bytes`); ``ValueError`` naming the file if it cannot be read or used."""
-    try:
-        declared_array_bytes(path)
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: cannot read cache file ({exc})") from None
-    missing = set(REQUIRED_CACHE_KEYS) - set(arrays)
-    if missing:
-        raise ValueError(f"{path}: cache file lacks {sorted(missing)}")
-    problem = cache_sample_problem(arrays)
-    if problem:
-        raise ValueError(f"{path}: {problem}")
-    arrays["token"] = str(arrays["token"])
-    arrays["radar_channels"] = [str(c) for c in arrays["radar_channels"]]
-    return arrays
 
 
 class CacheDataset(Dataset):

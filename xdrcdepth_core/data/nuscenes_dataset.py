@@ -178,13 +178,13 @@ def read_rgb_image(path: str | os.PathLike) -> np.ndarray:
 
 def read_exact_depth(path: str | os.PathLike, image_hw: tuple[int, int]) -> np.ndarray:
     """H x W float32 renderer depth from a ``.npy``; ``ValueError`` naming the file if unreadable or mis-sized."""
-    try:
-        depth = np.load(path, allow_pickle=False)
+    try:   # memory-mapped: a header declaring a huge shape costs nothing before the shape check
+        depth = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{path}: cannot read exact depth ({exc})") from None
-    if depth.shape != tuple(image_hw):
-        raise ValueError(f"{path}: exact depth of shape {depth.shape}, image is {tuple(image_hw)}")
-    return depth.astype(np.float32, copy=False)
+    if depth.shape != tuple(image_hw) or depth.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: exact depth of shape {depth.shape} ({depth.dtype}), image is {tuple(image_hw)}")
+    return np.array(depth, dtype=np.float32)
 
 
 def split_scene_names(nusc, split: str | Sequence[str] | None) -> tuple[list[str], bool]:

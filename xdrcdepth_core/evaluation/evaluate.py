@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from xdrcdepth_core.data.cache_file import read_cache_file
 from xdrcdepth_core.evaluation.baselines import constant_depth, radar_nearest_depth
 from xdrcdepth_core.metrics import DEFAULT_CAPS, MetricAccumulator
 
@@ -99,8 +100,6 @@ def evaluate_cache(estimator, folder: str | Path, caps=DEFAULT_CAPS, gts=("auto"
     ``examples`` (``saliency_frames`` of them with the model's Grad-CAM) for pictures. ``on_frame(index,
     sample, predictions)`` is called per frame (panels).
     """
-    from xdrcdepth_core.data.cache_dataset import read_cache_file   # torch: not for Evaluation's other users
-
     result = Evaluation(tuple(float(c) for c in caps))
     files = cache_files(folder, limit)
     for gt_name in gts:    # a row per predictor and ground truth even if no frame has it: 0 images, NaN

@@ -45,7 +45,7 @@ def saliency_study(checkpoints: dict[str, Path], test_cache: Path, frames: int =
     """Grad-CAM of each checkpoint on the first ``frames`` test frames; returns per model the mean
     concentration and (students) the mean agreement with ``reference``; draws the first ``shown`` frames
     into ``figure`` (rows: frames; columns: image with radar, then each model's saliency overlay)."""
-    from xdrcdepth_core.data.cache_dataset import read_cache_file
+    from xdrcdepth_core.data.cache_file import read_cache_file
     from xdrcdepth_core.evaluation.evaluate import cache_files
     from xdrcdepth_core.infer import DepthEstimator
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
 from xdrcdepth_core.cli_args import EXIT_USAGE, add_no_progress, model_size, one_line, os_error_line, say
-from xdrcdepth_core.data.cache_dataset import declared_array_bytes, describe_array
+from xdrcdepth_core.data.cache_file import declared_array_bytes, describe_array
 from xdrcdepth_core.device import add_device_argument
 from xdrcdepth_core.models.base import INTERMEDIATE_DEPTH_SCALES
 

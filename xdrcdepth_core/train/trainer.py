@@ -35,7 +35,8 @@ from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, remove_stale_temporaries
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
-from xdrcdepth_core.data.cache_dataset import CacheDataset, collate, read_cache_file
+from xdrcdepth_core.data.cache_dataset import CacheDataset, collate
+from xdrcdepth_core.data.cache_file import read_cache_file
 from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.distill import build_loss, loss_options
 from xdrcdepth_core.evaluation.evaluate import GT_KEYS, cache_files, evaluate_cache, ground_truth
