@@ -58,7 +58,7 @@ def load_cache_frames(folder: str | os.PathLike, radar_channels, limit: int = 0,
                       ) -> list[Frame]:
     """Frames of a ``prepare`` cache folder (sorted; with ``limit`` > 0 the first ``limit``, or with ``spread``
     ``limit`` spaced evenly over the sorted files, so a calibration set spans all scenes); radar channels must
-    match (each file is checked as it is read: :func:`~xdrcdepth_core.data.cache_dataset.read_cache_file`; a NaN
+    match (each file is checked as it is read: :func:`~xdrcdepth_core.data.cache_file.read_cache_file`; a NaN
     radar value would make both depths NaN and the parity check meaningless)."""
     from xdrcdepth_core.data.cache_file import read_cache_file
     from xdrcdepth_core.evaluation.evaluate import cache_files, ground_truth

@@ -2,7 +2,7 @@
 
 Cache files are untrusted input to training, evaluation, export and teacher-cache: :func:`read_cache_file` names
 the file for whatever makes it unusable (:func:`cache_sample_problem`) and reads no file whose arrays declare more
-than :data:`MAX_CACHE_FILE_BYTES` (:func:`declared_array_bytes`). numpy only, so commands that merely look at
+than :data:`MAX_CACHE_FILE_BYTES` (:func:`open_npz`). numpy only, so commands that merely look at
 cache files (``prepare``'s resume check) start without torch.
 """
 
@@ -24,29 +24,55 @@ MAX_CACHE_FILE_ARRAYS = 64
 #: per-pixel maps of the image's size a cache file may hold: the ground truths
 DEPTH_MAP_KEYS = ("depth_gt", "depth_gt_single", "depth_exact")
 #: numpy dtype kinds of real numbers (bool, int, uint, float): what can be cast to float32 meaningfully
-_REAL = "biuf"
+REAL_DTYPE_KINDS = "biuf"
 
 
-def declared_array_bytes(path: str | Path) -> int:
-    """The bytes the ``.npy`` members of an ``.npz`` file declare (shape x item size, from their headers, no data
-    read); ``ValueError`` if that exceeds :data:`MAX_CACHE_FILE_BYTES` or there are over
-    :data:`MAX_CACHE_FILE_ARRAYS` members; ``zipfile.BadZipFile``/``ValueError`` for what is no npz."""
+def declared_array_bytes(archive: zipfile.ZipFile) -> int:
+    """The bytes the ``.npy`` members of an open ``.npz`` archive declare (shape x item size, from their headers,
+    no data read); ``ValueError`` if that exceeds :data:`MAX_CACHE_FILE_BYTES` or there are over
+    :data:`MAX_CACHE_FILE_ARRAYS` members."""
     fmt = np.lib.format
     total = 0
-    with zipfile.ZipFile(path) as archive:
-        members = archive.infolist()
-        if len(members) > MAX_CACHE_FILE_ARRAYS:
-            raise ValueError(f"{len(members)} arrays, more than the {MAX_CACHE_FILE_ARRAYS} a cache file has")
-        for member in members:
-            with archive.open(member) as f:
-                version = fmt.read_magic(f)
-                read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-                shape, _, dtype = read_header(f)
-            total += math.prod(shape) * dtype.itemsize
-            if total > MAX_CACHE_FILE_BYTES:
-                raise ValueError(f"its arrays declare more than {MAX_CACHE_FILE_BYTES >> 20} MiB (member "
-                                 f"{member.filename}: {' x '.join(map(str, shape))} {dtype}); not a cache file")
+    members = archive.infolist()
+    if len(members) > MAX_CACHE_FILE_ARRAYS:
+        raise ValueError(f"{len(members)} arrays, more than the {MAX_CACHE_FILE_ARRAYS} a cache file has")
+    for member in members:
+        with archive.open(member) as f:
+            version = fmt.read_magic(f)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+        total += math.prod(shape) * dtype.itemsize
+        if total > MAX_CACHE_FILE_BYTES:
+            raise ValueError(f"its arrays declare more than {MAX_CACHE_FILE_BYTES >> 20} MiB (member "
+                             f"{member.filename}: {' x '.join(map(str, shape))} {dtype}); not a cache file")
     return total
+
+
+def open_npz(path: str | Path) -> np.lib.npyio.NpzFile:
+    """``np.load`` of an ``.npz`` (lazy: only the zip directory is read), whose members' headers declare at most
+    :data:`MAX_CACHE_FILE_BYTES` (:func:`declared_array_bytes`); ``ValueError`` for an ``.npy`` or a bigger one.
+    Use it as a context manager, as ``np.load``'s result."""
+    npz = np.load(path, allow_pickle=False)
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError("a single .npy array, not an .npz archive")
+    try:
+        declared_array_bytes(npz.zip)
+    except BaseException:
+        npz.close()
+        raise
+    return npz
+
+
+def load_npz_arrays(path: str | Path) -> dict:
+    """Every array of an ``.npz`` file, memory bounded by :func:`open_npz`."""
+    with open_npz(path) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def finite_as_float32(array: np.ndarray) -> bool:
+    """Whether every value of a real-number array is finite once cast to float32 (what the networks take)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(array.astype(np.float32, copy=False)).all())
 
 
 def describe_array(array: np.ndarray) -> str:
@@ -69,30 +95,26 @@ def cache_sample_problem(arrays: dict) -> str | None:
     if channels.ndim != 1 or channels.dtype.kind not in "US" or not channels.size:
         return f"radar_channels is {describe_array(channels)}, expected a list of channel names"
     hw = image.shape[:2]
-    if radar.shape != (len(channels), *hw) or radar.dtype.kind not in _REAL:
+    if radar.shape != (len(channels), *hw) or radar.dtype.kind not in REAL_DTYPE_KINDS:
         return (f"radar is {describe_array(radar)}, expected {len(channels)} x {hw[0]} x {hw[1]} "
                 f"float32 (one plane per radar channel at the image size)")
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.isfinite(radar.astype(np.float32, copy=False)).all()
-    if not finite:
+    if not finite_as_float32(radar):
         return "radar holds NaN or infinite values (as float32)"
     for key in DEPTH_MAP_KEYS:
-        if key in arrays and (arrays[key].shape != hw or arrays[key].dtype.kind not in _REAL):
+        if key in arrays and (arrays[key].shape != hw or arrays[key].dtype.kind not in REAL_DTYPE_KINDS):
             return f"{key} is {describe_array(arrays[key])}, expected {hw[0]} x {hw[1]} float32 (the image size)"
-    if arrays["K"].shape != (3, 3) or arrays["K"].dtype.kind not in _REAL:
+    if arrays["K"].shape != (3, 3) or arrays["K"].dtype.kind not in REAL_DTYPE_KINDS:
         return f"K is {describe_array(arrays['K'])}, expected 3 x 3 float"
-    if "boxes" in arrays and (arrays["boxes"].size % 7 or arrays["boxes"].dtype.kind not in _REAL):
+    if "boxes" in arrays and (arrays["boxes"].size % 7 or arrays["boxes"].dtype.kind not in REAL_DTYPE_KINDS):
         return f"boxes is {describe_array(arrays['boxes'])}, expected N x 7 float32"
     return None
 
 
 def read_cache_file(path: str | Path) -> dict:
     """The arrays of one cache file as a sample dict, checked (:func:`cache_sample_problem`, memory bounded by
-    :func:`declared_array_bytes`); ``ValueError`` naming the file if it cannot be read or used."""
+    :func:`open_npz`); ``ValueError`` naming the file if it cannot be read or used."""
     try:
-        declared_array_bytes(path)
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = load_npz_arrays(path)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: cannot read cache file ({exc})") from None
     missing = set(REQUIRED_CACHE_KEYS) - set(arrays)

@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from .boxes import BOX_CATEGORIES, box_rectangles, box_table, camera_boxes, is_confidence_category, points_in_boxes
+from .cache_file import REAL_DTYPE_KINDS
 from .geometry import project_points
 from .lidar import EGO_BODY_RADIUS, lidar_depth_map
 from .nuscenes_sweeps import lidar_sweeps_in_camera, radar_points_in_camera
@@ -182,7 +183,7 @@ def read_exact_depth(path: str | os.PathLike, image_hw: tuple[int, int]) -> np.n
         depth = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{path}: cannot read exact depth ({exc})") from None
-    if depth.shape != tuple(image_hw) or depth.dtype.kind not in "biuf":
+    if depth.shape != tuple(image_hw) or depth.dtype.kind not in REAL_DTYPE_KINDS:
         raise ValueError(f"{path}: exact depth of shape {depth.shape} ({depth.dtype}), image is {tuple(image_hw)}")
     return np.array(depth, dtype=np.float32)
 

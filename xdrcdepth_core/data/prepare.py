@@ -40,7 +40,7 @@ from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
 from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, interrupted_line, os_error_line, positive_int, say
 from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name, token_file_name
 
-from .cache_file import declared_array_bytes
+from .cache_file import open_npz
 from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError
 from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
 from .sample_transforms import Resize
@@ -119,8 +119,7 @@ def cache_state(path: Path, settings: str) -> str:
         with zipfile.ZipFile(path) as archive:
             if archive.testzip() is not None:      # reads every member: CRC-32 and deflate stream checked
                 return "corrupt"
-        declared_array_bytes(path)       # a hostile member is a file to rebuild, not an allocation
-        with np.load(path, allow_pickle=False) as npz:
+        with open_npz(path) as npz:      # a hostile member is a file to rebuild, not an allocation
             fresh = required_keys(settings) <= set(npz.files) and str(npz["settings"]) == settings
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error):
         return "corrupt"

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
 from xdrcdepth_core.cli_args import EXIT_USAGE, add_no_progress, model_size, one_line, os_error_line, say
-from xdrcdepth_core.data.cache_file import declared_array_bytes, describe_array
+from xdrcdepth_core.data.cache_file import REAL_DTYPE_KINDS, describe_array, finite_as_float32, load_npz_arrays
 from xdrcdepth_core.device import add_device_argument
 from xdrcdepth_core.models.base import INTERMEDIATE_DEPTH_SCALES
 
@@ -82,21 +82,18 @@ class TeacherCache:
         def load(index: int) -> dict:
             path = self.folder / names[index]
             try:
-                declared_array_bytes(path)          # bounded before np.load allocates what the headers declare
-                with np.load(path, allow_pickle=False) as npz:
-                    maps = {k: npz[k] for k in npz.files}
+                maps = load_npz_arrays(path)          # bounded before np.load allocates what the headers declare
             except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
                 raise ValueError(f"{path}: unreadable teacher cache file ({one_line(exc)})") from None
             for key, value in maps.items():
                 expected = map_shape(key, self.input_hw)
-                if value.shape != expected or value.dtype.kind not in "biuf":
+                if value.shape != expected or value.dtype.kind not in REAL_DTYPE_KINDS:
                     raise ValueError(f"{path}: teacher map {key} is {describe_array(value)}, expected "
                                      f"{' x '.join(map(str, expected))} float32 ({META} says input {self.input_hw}); "
                                      "rerun `xdrcdepth teacher-cache` into an empty folder")
-                with np.errstate(over="ignore", invalid="ignore"):
-                    if not np.isfinite(value.astype(np.float32, copy=False)).all():   # NaN targets: every step lost
-                        raise ValueError(f"{path}: teacher map {key} holds NaN or infinite values; rerun "
-                                         "`xdrcdepth teacher-cache` into an empty folder")
+                if not finite_as_float32(value):     # NaN targets: every step lost
+                    raise ValueError(f"{path}: teacher map {key} holds NaN or infinite values; rerun "
+                                     "`xdrcdepth teacher-cache` into an empty folder")
             return {PREFIX + k: torch.from_numpy(v.astype(np.float32)) for k, v in maps.items()}
         return load
 

@@ -251,11 +251,11 @@ class DepthNode(Node):
         """Whether an output the node would publish has a subscriber. A subscriber to a switched-off output
         (``publish_colorized``, ``publish_saliency``, ``publish_points`` false) gets nothing, so it does not
         make the node decode and infer every frame for no one."""
-        p = node_params.values(self)
-        optional = ((self.colorized_pub, p.publish_colorized), (self.saliency_pub, p.publish_saliency),
-                    (self.points_pub, p.publish_points))
-        return (any(pub.get_subscription_count() > 0 for pub in (self.depth_pub, self.info_pub))
-                or any(enabled and pub.get_subscription_count() > 0 for pub, enabled in optional))
+        outputs = ((self.depth_pub, None), (self.info_pub, None), (self.colorized_pub, "publish_colorized"),
+                   (self.saliency_pub, "publish_saliency"), (self.points_pub, "publish_points"))
+        # per synchronised frame: a switch parameter is read only for an output somebody subscribes to
+        return any(pub.get_subscription_count() > 0 and (switch is None or self.get_parameter(switch).value)
+                   for pub, switch in outputs)
 
     def _publish_diagnostics(self) -> None:
         self.diag_pub.publish(self.stats.diagnostic_array(
