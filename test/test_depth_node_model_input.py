@@ -1,4 +1,4 @@
-"""What the network is fed by the real node, against tensors worked out by hand.
+"""What the network is fed by the real node, against tensors worked out by hand; what a failing network does to it.
 
 The node runs in its own process (``test/recording_node.py``: the real ``depth_node`` main with a model stub
 registered that records its input). A ``bgr8`` frame whose three channels differ everywhere, and a radar
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo
 
@@ -142,3 +143,37 @@ def test_bgr8_frame_reaches_the_model_as_the_hand_computed_rgb_and_radar_tensors
     np.testing.assert_allclose(radar[0, :, 14, 38], [10 / 100, 12.5 / 50, -3 / 20, 1.5 / 20], rtol=1e-6)
     np.testing.assert_allclose(radar[0, :, 14, 20], [20 / 100, -7.5 / 50, 4 / 20, -2.5 / 20], rtol=1e-6)
     assert np.count_nonzero(radar) == 8
+
+
+def test_a_failing_model_reads_error_on_diagnostics_and_the_node_keeps_running(tmp_path, ros_domain_id):
+    """An exception inside inference (here the stub raising as a lost GPU would) is the node's own fault:
+    /diagnostics goes to ERROR (input problems are WARN), the log line is an error with the traceback, and
+    the node keeps running and stops cleanly."""
+    checkpoint = tmp_path / "failing.pt"
+    save_checkpoint(checkpoint, recording_model.RecordingModel(fail=True), input_hw=(H, W),
+                    radar_channels=("depth", "rcs", "vx_comp", "vy_comp"))
+    record_dir = tmp_path / "inputs"
+    record_dir.mkdir()
+    node = StubNode(tmp_path, checkpoint, record_dir)
+    rig = Rig(outputs=("depth",))
+
+    def latest_status():
+        return rig.received["diag"][-1].status[0] if rig.received["diag"] else None
+
+    try:
+        rig.wait_connected(node, outputs=("depth",))
+        rig.publish_frame_until(image_msg(test_image(), STAMP), camera_info(),
+                                [radar_msg(radar_records(), STAMP, frame_id=CAMERA)],
+                                lambda: (st := latest_status()) is not None and st.level == DiagnosticStatus.ERROR,
+                                node)
+        status = latest_status()
+        alive = node.proc.poll() is None
+    finally:
+        rig.close()
+        code = node.stop()
+    assert alive and code == 0, node.log_path.read_text()
+    assert status.message.startswith("inference failed on ") and status.message.endswith("no depth published")
+    assert rig.received["depth"] == []
+    log = node.log_path.read_text()
+    assert "[ERROR]" in log and "inference failed, frame skipped [internal_error]" in log
+    assert "recording_stub: simulated device failure" in log and "Traceback" in log

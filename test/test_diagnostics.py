@@ -108,3 +108,30 @@ def test_backend_and_precision_are_reported():
                                precision="fp32"))
     assert (v["backend"], v["precision"]) == ("openvino", "fp32")
     assert list(v)[:4] == ["device", "model_id", "backend", "precision"]
+
+
+def test_internal_errors_read_error_not_warn():
+    """A frame that failed inside the node (``internal_error``: a bug, a device error) is the node's fault:
+    level ERROR with the number of failures since the last report, above every input problem; WARN and OK
+    rules apply again once a report passes with no new failure."""
+    s = NodeStats(now=0.0, image_topic="/image")
+    s.received("/image", 0.5)
+    s.matched(0.5)
+    s.rejected("internal_error")
+    s.rejected("internal_error")
+    s.rejected("bad_image")
+    st = s.status(0.6, "n", "cpu", "m")
+    assert st.level == DiagnosticStatus.ERROR
+    assert st.message == ("inference failed on 2 frame(s) since the last report (see the node's log); "
+                          "no depth published")
+    assert status_values(st)["bad: internal_error"] == "2"
+    s.published(0.7, 0.1, 0.05)
+    s.rejected("internal_error")
+    st = s.status(0.8, "n", "cpu", "m")
+    assert (st.level, st.message) == (DiagnosticStatus.ERROR,
+                                      "inference failed on 1 frame(s) since the last report (see the node's log)")
+    st = s.status(0.9, "n", "cpu", "m")
+    assert (st.level, st.message) == (DiagnosticStatus.OK, "publishing depth at 1.1 Hz")
+    # an input problem without a failure stays WARN
+    s.rejected("bad_image")
+    assert s.status(1.0, "n", "cpu", "m").level == DiagnosticStatus.WARN

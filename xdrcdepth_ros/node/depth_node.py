@@ -61,7 +61,7 @@ from xdrcdepth_core.infer import DepthEstimator, RadarInput
 from xdrcdepth_ros.node import conversions as conv
 from xdrcdepth_ros.node import params as node_params
 from xdrcdepth_ros.node.conversions import BadInput
-from xdrcdepth_ros.node.diagnostics import NodeStats, ThrottledLog
+from xdrcdepth_ros.node.diagnostics import INTERNAL_ERROR, NodeStats, ThrottledLog
 from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
 from xdrcdepth_ros.node.run import node_help, run_node
 from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
@@ -279,14 +279,17 @@ class DepthNode(Node):
             except Exception as exc:  # a bug or a device error must not end the worker
                 if self._stopping:
                     return
-                self._reject("internal_error", f"{exc!r}\n{traceback.format_exc()}")
+                self._reject(INTERNAL_ERROR, f"{exc!r}\n{traceback.format_exc()}")
 
     def _reject(self, reason: str, detail: str) -> None:
         self.stats.rejected(reason)
         log, suppressed = self.log_throttle.should_log(reason, time.monotonic())
         if log:
             more = f" ({suppressed} more since the last report)" if suppressed else ""
-            self.get_logger().warning(f"skipped bad input [{reason}]: {detail}{more}")
+            if reason == INTERNAL_ERROR:
+                self.get_logger().error(f"inference failed, frame skipped [{reason}]: {detail}{more}")
+            else:
+                self.get_logger().warning(f"skipped bad input [{reason}]: {detail}{more}")
 
     def _uncompensated(self, pair: str, detail: str) -> None:
         """A cloud used without ego-motion compensation: counted each time, said once per radar/camera pair."""

@@ -9,6 +9,10 @@ precision.
 
 Rates and latencies cover a sliding window (``window_s``); counters are totals since start. All methods
 take ``now`` (seconds, monotonic) so behaviour is deterministic under test.
+
+Levels: ERROR while frames fail inside the node (``internal_error``: a bug or a device error; the node's
+fault, as diagnostic_updater's examples reserve ERROR for), WARN for a problem with the input or its
+timing, OK while depth is published or nobody listens.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections import deque
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 DEFAULT_WINDOW_S = 5.0
+#: the drop reason of a frame whose processing raised something other than bad input: the level is ERROR
+INTERNAL_ERROR = "internal_error"
 
 
 class WindowedEvents:
@@ -132,11 +138,15 @@ class NodeStats:
         with self.lock:
             images = self.inputs.get(self.image_topic)
             new_bad = sorted(r for r, n in self.bad.items() if n > self._bad_at_last_report.get(r, 0))
+            new_failures = self.bad.get(INTERNAL_ERROR, 0) - self._bad_at_last_report.get(INTERNAL_ERROR, 0)
             self._bad_at_last_report = dict(self.bad)
             out_rate = self.outputs.rate(now)
             lat_mean, lat_max = self.latency.mean_max(now)
             fwd_mean, _ = self.forward.mean_max(now)
-            if images is None or images.count(now) == 0:
+            if new_failures:   # the node's own fault (a bug, a device error), not its input's: ERROR
+                level, message = DiagnosticStatus.ERROR, f"inference failed on {new_failures} frame(s) since " \
+                    "the last report (see the node's log)" + ("" if self.outputs.count(now) else "; no depth published")
+            elif images is None or images.count(now) == 0:
                 level, message = DiagnosticStatus.WARN, "no camera images"
             elif self.matches.count(now) == 0:
                 level, message = DiagnosticStatus.WARN, "inputs not synchronised (check stamps and slop)"
