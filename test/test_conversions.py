@@ -391,3 +391,15 @@ def test_depth_back_projection():
     np.testing.assert_allclose(got, expected, atol=1e-6)
     strided = conv.read_points(conv.depth_to_cloud(depth, K, HEADER, stride=2), ["z"])
     np.testing.assert_array_equal(strided["z"], [2.0, 4.0])
+    # no invalid point is sent, so the cloud says so (sensor_msgs/PointCloud2: is_dense "True if there are
+    # no invalid points"); upstream create_cloud leaves it false
+    assert cloud.is_dense and (cloud.height, cloud.width) == (1, 4)
+
+
+def test_back_projection_that_overflows_float32_is_left_out():
+    """A tiny focal length puts X beyond float32 (3.4e38): that point is dropped, not published as inf."""
+    K = np.array([[1e-300, 0, 0.0], [0, 1.0, 0.0], [0, 0, 1]])
+    depth = np.array([[5.0, 6.0]], dtype=np.float32)       # u = 0 -> X = 0; u = 1 -> X = 6e300
+    pts = conv.read_points(conv.depth_to_cloud(depth, K, HEADER), ["x", "z"])
+    np.testing.assert_array_equal(pts["z"], [5.0])
+    np.testing.assert_array_equal(pts["x"], [0.0])

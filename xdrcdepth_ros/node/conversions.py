@@ -300,10 +300,17 @@ XYZ_FIELDS = [PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, coun
 
 
 def depth_to_cloud(depth: np.ndarray, K: np.ndarray, header: Header, stride: int = 1) -> PointCloud2:
-    """Back-project every ``stride``-th pixel with valid depth: X=(u-cx)Z/fx, Y=(v-cy)Z/fy (optical frame)."""
+    """Back-project every ``stride``-th pixel with valid depth: X=(u-cx)Z/fx, Y=(v-cy)Z/fy (optical frame).
+
+    Unorganised (height 1) with no invalid point, so ``is_dense`` is true (REP / sensor_msgs: "True if there
+    are no invalid points"); a point whose float32 coordinates overflow is left out rather than sent as inf.
+    """
     z = np.asarray(depth, dtype=np.float64)[::stride, ::stride]
     v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
     valid = np.isfinite(z) & (z > 0)
     z, u, v = z[valid], u[valid], v[valid]
-    xyz = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1)
-    return create_cloud(header, XYZ_FIELDS, xyz.astype(np.float32))
+    with np.errstate(over="ignore"):
+        xyz = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1).astype(np.float32)
+    cloud = create_cloud(header, XYZ_FIELDS, xyz[np.all(np.isfinite(xyz), axis=1)])
+    cloud.is_dense = True
+    return cloud
