@@ -171,3 +171,33 @@ def test_prepare_real_samples_unchanged(nuscenes_samples, tmp_path, capsys):
         with np.load(out / f"{token}.npz") as npz:
             counts.append(int(np.count_nonzero(npz["radar"][0])))
     assert counts == [106, 116, 116, 111, 102, 100]  # 107/116/116/112/102/101 in image, minus shared pixels
+
+
+def test_scenes_selects_own_scenes_by_name(tmp_path, capsys):
+    """``--scenes`` splits one folder of one's own recordings by scene name; a name the folder lacks, or a
+    split name the devkit does not know, is an argument error (one line, exit 2) that lists what exists."""
+    from xdrcdepth_core.data.synthetic.writer import SynthConfig, synthesize
+
+    root = tmp_path / "scenes"
+    synthesize(SynthConfig(out=root, scenes=2, keyframes=2, seed=5, image_scale=0.1, camera_sweeps=False),
+               progress=False)
+    version = "v1.0-mini"
+    scenes = json.loads((root / version / "scene.json").read_text())
+    names = sorted(scene["name"] for scene in scenes)
+    keyframes = {scene["name"]: scene["nbr_samples"] for scene in scenes}
+    assert len(names) == 2
+    out = tmp_path / "cache"
+    rc, summary = _prepare(capsys, "--dataroot", root, "--version", version, "--out", out, "--scenes", names[1],
+                           "--no-progress")
+    assert rc == 0 and f"{keyframes[names[1]]} samples of scenes {names[1]} ->" in summary
+    sample_scene = {s["token"]: s["scene_token"] for s in json.loads((root / version / "sample.json").read_text())}
+    scene_name = {s["token"]: s["name"] for s in scenes}
+    assert {scene_name[sample_scene[f.stem]] for f in out.glob("*.npz")} == {names[1]}
+
+    for args, named in ((["--scenes", names[0], "scene-nowhere"], "scene-nowhere"),
+                        (["--split", "no-such-split"], "no-such-split")):
+        rc = main(["prepare", "--dataroot", str(root), "--version", version, "--out", str(tmp_path / "x"), *args])
+        captured = capsys.readouterr()
+        lines = (captured.out + captured.err).strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and named in lines[0], lines
+    assert not (tmp_path / "x").exists()

@@ -145,6 +145,10 @@ class UnknownChannelError(ValueError):
     """A camera/radar channel the folder has no sensor for, or a raster channel name with no source."""
 
 
+class UnknownSceneError(ValueError):
+    """A split name the devkit does not know, or a scene name the folder does not have."""
+
+
 def check_tables(nusc, camera: str, radar_sensors: Sequence[str], radar_channels: Sequence[str]) -> None:
     """Names the caller chose must exist (:class:`UnknownChannelError`), and every ``sample_data`` record
     must name its file (``ValueError`` naming the table and the record): a typo would otherwise give
@@ -198,7 +202,7 @@ def split_scene_names(nusc, split: str | Sequence[str] | None) -> tuple[list[str
 
         splits = create_splits_scenes()
         if split not in splits:
-            raise ValueError(f"unknown split {split!r}; use one of {sorted(splits)}, 'all', or scene names")
+            raise UnknownSceneError(f"unknown split {split!r}; use one of {', '.join(sorted(splits))} or 'all'")
         wanted = set(splits[split])
         chosen = [name for name in present if name in wanted]
         if not chosen:
@@ -207,7 +211,8 @@ def split_scene_names(nusc, split: str | Sequence[str] | None) -> tuple[list[str
         return chosen, False
     missing = sorted(set(split) - set(present))
     if missing:
-        raise ValueError(f"scenes not in this folder: {missing}")
+        raise UnknownSceneError(f"scenes not in this folder: {', '.join(missing)} (it has "
+                                  f"{', '.join(present[:10])}{' ...' if len(present) > 10 else ''})")
     return [name for name in present if name in set(split)], False
 
 

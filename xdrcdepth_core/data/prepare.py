@@ -41,7 +41,7 @@ from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progres
 from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name, token_file_name
 
 from .cache_file import open_npz
-from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError
+from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError, UnknownSceneError
 from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
 from .sample_transforms import Resize
 
@@ -63,9 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataroot", required=True, help="nuScenes-format folder (holds <version>/ and samples/)")
     parser.add_argument("--version", default="v1.0-mini", help="table folder name (default: %(default)s)")
     parser.add_argument("--out", required=True, help="cache folder for the .npz files (created)")
-    parser.add_argument("--split", default="all",
+    scenes = parser.add_mutually_exclusive_group()
+    scenes.add_argument("--split", default="all",
                         help="devkit split name (train, val, mini_train, ...) or 'all' (default); "
                              "falls back to all scenes when none of the split's scenes is present")
+    scenes.add_argument("--scenes", nargs="+", metavar="NAME",
+                        help="these scenes only, by scene name (your own train / val / test split of one folder); "
+                             "a name the folder does not have is an error")
     parser.add_argument("--camera", default="CAM_FRONT", help="camera channel (default: %(default)s)")
     parser.add_argument("--radar", nargs="+", default=["RADAR_FRONT"], metavar="CHANNEL",
                         help="radar channels to rasterise together (default: RADAR_FRONT)")
@@ -182,14 +186,15 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
     out = Path(args.out)
     settings = _settings(args)
     try:
-        dataset = NuScenesDepthDataset(args.dataroot, args.version, split=args.split, camera=args.camera,
+        dataset = NuScenesDepthDataset(args.dataroot, args.version, split=args.scenes or args.split,
+                                       camera=args.camera,
                                        radar_sensors=args.radar, radar_sweeps=args.radar_sweeps,
                                        lidar_sweeps=args.lidar_sweeps, radar_channels=args.radar_channels,
                                        disable_radar_filters=args.no_radar_filters,
                                        require_lidar=not args.allow_missing_lidar,
                                        transform=Resize(*args.resize) if args.resize else None,
                                        boxes=True, confidence_gt=args.confidence_gt, exact_depth=True)
-    except (UnknownChannelError, NuScenesLoadError) as exc:
+    except (UnknownChannelError, UnknownSceneError, NuScenesLoadError) as exc:
         say(f"{PROG}: error: {exc}")
         return EXIT_USAGE
     except (AssertionError, OSError, ValueError) as exc:  # the devkit asserts on a missing table folder
@@ -232,10 +237,12 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
             return 1
         written += 1
         counts["written"] = written
-    split = f"{args.split} (no such scenes here: all scenes)" if dataset.split_fallback else args.split
+    split = f"split {args.split} (no such scenes here: all scenes)" if dataset.split_fallback else f"split {args.split}"
+    if args.scenes:
+        split = f"scenes {', '.join(dataset.scene_names)}"
     extra = f", {rebuilt} corrupt rebuilt" if rebuilt else ""
     extra += f", {len(stale)} stale temporaries removed" if stale else ""
-    print(f"xdrcdepth prepare: {len(dataset)} samples of split {split} -> {out}: {written} written, "
+    print(f"xdrcdepth prepare: {len(dataset)} samples of {split} -> {out}: {written} written, "
           f"{skipped} already cached, {len(bad)} unreadable skipped, "
           f"{dataset.n_incomplete} lacking a required channel{extra}")
     return 0
