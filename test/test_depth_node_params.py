@@ -65,6 +65,12 @@ def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
         assert not node.set_parameters([Parameter("points_stride", value=0)])[0].successful
         assert not node.set_parameters([Parameter("slop", value=0.2)])[0].successful      # read-only
         assert not node.set_parameters([Parameter("tf_timeout", value=5.0)])[0].successful  # > 1 s
+        # radar_timeout: 0 or above slop (0.05 here), at run time as at start-up
+        assert node.set_parameters([Parameter("radar_timeout", value=0.0)])[0].successful
+        refused = node.set_parameters([Parameter("radar_timeout", value=0.05)])[0]
+        assert not refused.successful and "above slop = 0.05" in refused.reason
+        assert node.set_parameters([Parameter("radar_timeout", value=0.06)])[0].successful
+        assert node.get_parameter("radar_timeout").value == 0.06
         assert node.get_parameter("points_stride").value == 8
     finally:
         if node is not None:
@@ -82,6 +88,16 @@ def test_bad_parameters_stop_the_node_with_a_clear_error(ros_domain_id, tmp_path
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "cannot start" in proc.stderr and "missing.pt" in proc.stderr
+
+
+@pytest.mark.parametrize("timeout, slop, refused", [(0.1, 0.1, True), (0.05, 0.1, True), (0.0, 0.1, False),
+                                                    (0.11, 0.1, False), (1.0, 0.1, False)])
+def test_radar_timeout_must_be_zero_or_above_slop(timeout, slop, refused):
+    problems = depth_node_params.check_values({"radar_timeout": timeout, "slop": slop})
+    assert bool(problems) == refused, problems
+    if refused:
+        assert problems == [f"radar_timeout = {timeout!r} must be 0 (wait for every radar) or above slop = "
+                            f"{slop!r} (keep it above the radar period plus slop)"]
 
 
 @pytest.mark.parametrize("spec", ["base_link cam 1 2 3", "a b 1 2 3 0 0 0 nan", "a b inf 2 3 0 0 0 1"])

@@ -53,6 +53,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from xdrcdepth_core import visualize
@@ -98,6 +99,7 @@ class DepthNode(Node):
         super().__init__(node_params.NODE_NAME, **kwargs)
         node_params.declare(self)   # every parameter checked (ParameterError) before anything is built
         p = node_params.values(self)
+        self.add_on_set_parameters_callback(self._check_new_parameters)
         self.compressed = p.image_transport == "compressed"
         if p.cpu_threads > 0:
             import torch
@@ -182,6 +184,15 @@ class DepthNode(Node):
         if self.resolve_topic_name(own) != self.resolve_topic_name(own, only_expand=True):
             return own
         return self.resolve_topic_name("image") + "/compressed"
+
+    def _check_new_parameters(self, parameters) -> SetParametersResult:
+        """Run-time changes meet the constraints that depend on another parameter (ranges: the descriptors)."""
+        for parameter in parameters:
+            if parameter.name == "radar_timeout":
+                problem = node_params.radar_timeout_problem(parameter.value, self.get_parameter("slop").value)
+                if problem:
+                    return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=True)
 
     # -- executor side (never blocks) --------------------------------------------------------------
     def _on_synced(self, image, camera_info, *radars) -> None:

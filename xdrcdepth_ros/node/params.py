@@ -57,7 +57,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("radar_timeout", 1.0, "Seconds (of image stamps) without a radar cloud after which the node "
           "publishes camera-only depth (empty radar raster) instead of nothing; diagnostics then warn "
           "'radar stale'. Fused depth resumes with the next cloud. 0: wait for radar forever. Keep it "
-          "above the radar period plus slop (nuScenes radar: 13 Hz).", read_only=False, range=(0.0, 60.0)),
+          "above the radar period plus slop (nuScenes radar: 13 Hz); a value in (0, slop] is refused.",
+          read_only=False, range=(0.0, 60.0), constraints="0 | > slop"),
     Param("fixed_frame", "odom", "Frame fixed in the world used to compensate ego-motion between radar "
           "and camera stamps (tf2 lookup_transform_full); empty: no compensation."),
     Param("tf_timeout", 0.05, "Seconds to wait for a transform that has not arrived yet.",
@@ -200,6 +201,8 @@ def check_values(v: dict, node=None) -> list[str]:
         duplicates = sorted({t for t in resolved if resolved.count(t) > 1})
         if duplicates:
             errors.append(f"radar_topics names {', '.join(duplicates)} more than once")
+    if "radar_timeout" in v and (problem := radar_timeout_problem(v["radar_timeout"], v.get("slop", 0.0))):
+        errors.append(problem)
     if v.get("fixed_frame", "").startswith("/"):
         errors.append(f"fixed_frame = {v['fixed_frame']!r}: tf2 frame ids do not start with '/'")
     if v.get("fallback_transforms"):
@@ -210,6 +213,15 @@ def check_values(v: dict, node=None) -> list[str]:
         except ValueError as exc:
             errors.append(f"fallback_transforms: {exc}")
     return errors
+
+
+def radar_timeout_problem(timeout_s: float, slop_s: float) -> str | None:
+    """None unless ``0 < radar_timeout <= slop``: a cloud up to ``slop`` from the image still pairs with it, so
+    a shorter timeout would send frames camera-only that the synchroniser is about to fuse."""
+    if 0.0 < timeout_s <= slop_s:
+        return (f"radar_timeout = {timeout_s!r} must be 0 (wait for every radar) or above slop = {slop_s!r} "
+                "(keep it above the radar period plus slop)")
+    return None
 
 
 def transform_specs(text: str) -> list[str]:
