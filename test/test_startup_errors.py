@@ -159,6 +159,9 @@ def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
 @pytest.mark.ros
 @pytest.mark.parametrize("script, args, message", [
     ("xdrcdepth_ros.node.depth_node", ["--ros-args", "-p", "queue_size"], "invalid ROS arguments"),
+    # flags ROS does not know after --ros-args: rclpy's UnknownROSArgsError (rcl parses them without error)
+    ("xdrcdepth_ros.node.depth_node", ["--ros-args", "--bogus", "--port", "1"],
+     "cannot start: invalid ROS arguments: unknown --bogus, --port, 1 (a node's own flags go before --ros-args"),
     ("xdrcdepth_ros.node.depth_node", ["--ros-args", "-p", "backend:=torch", "-p", "precision:=fp32", "-p",
                                        "qos_overrides./image.subscription.reliability:=bogus"],
      "cannot start: qos_overrides./image.subscription: Unexpected QoS override for policy `reliability`: `bogus`"),

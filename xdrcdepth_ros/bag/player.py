@@ -18,6 +18,20 @@ enough for all of their messages, so late subscribers (tf listeners) still recei
 Arguments are checked before anything plays (one line, exit code 2): ``--remap`` names must be valid ROS
 topic names (:func:`topic_name_error`), and every number must lie in its :data:`FLAG_BOUNDS` range, so
 ``--start-offset 1e300`` or ``-r 1e-300`` is refused up front instead of overflowing mid-playback.
+Malformed ``--ros-args`` (unknown flags, a parameter of the wrong type) are one line and exit code 2 too.
+
+``--remap`` rules are the player node's own rcl remap rules (``--ros-args -r`` given to that node only, as
+``ros2 bag play`` does), so relative names match (``-m image:=/camera/image`` renames the bag's ``/image``)
+and node-local rules win over global ``--ros-args -r`` ones. Two bag topics of different types are never
+published on one topic: a remap that would do it is refused (exit code 2), and a bag topic recorded with a
+second type is skipped with a warning (its bytes would not deserialize as the first type), as is a bag topic
+whose name is not a valid ROS name (``/b c``).
+
+``--loop`` stops, with a warning, after a pass that had nothing to play (an empty bag, or
+``--start-offset`` past its end) instead of spinning. ``--clock`` refuses (exit code 2) a bag whose times
+``builtin_interfaces/Time`` cannot carry (before 1970 or after 2038: /clock would wrap to nonsense, and a
+negative time raises in every ``use_sim_time`` node). A ``starting_time`` in metadata.yaml other than the
+storage file's first message is refused like the other metadata mismatches (playback is timed from it).
 """
 
 from __future__ import annotations
@@ -32,17 +46,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import RCLError
 from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
-from xdrcdepth_core.cli_args import ArgumentParser, finite_float, say
+from xdrcdepth_core.cli_args import ArgumentParser, finite_float, one_line, say
 from xdrcdepth_ros.bag.files import read_bag_info
-from xdrcdepth_ros.node.run import RosArgumentError, init_ros_with_stop_event
+from xdrcdepth_ros.node.run import RosArgumentError, create_tool_node, init_ros_with_stop_event
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
 DEFAULT_CLOCK_HZ = 40.0
+#: Bag times (ns) that /clock can carry: ``builtin_interfaces/Time`` has int32 seconds, and ROS time is >= 0.
+CLOCK_RANGE_NS = (0, (2**31 - 1) * 1_000_000_000 + 999_999_999)
 STATIC_TOPICS = ("/tf_static",)
 #: Longest single wait: ``threading.Event.wait`` overflows beyond ``threading.TIMEOUT_MAX`` (~9.2e9 s), which
 #: a long bag at a slow rate can exceed, so long waits are taken in slices of this length.
@@ -91,6 +109,10 @@ class BagError(RuntimeError):
     """A bag that is missing or cannot be read; the message names the bag."""
 
 
+class PlayConflict(ValueError):
+    """The options cannot be played as asked (a remap merging topics of different types); one line."""
+
+
 @dataclass
 class PlayOptions:
     """What to play and how; mirrors the ``ros2 bag play`` flags of the same names."""
@@ -98,6 +120,7 @@ class PlayOptions:
     rate: float = 1.0
     loop: bool = False
     topics: list[str] = field(default_factory=list)
+    #: old -> new; applied by rcl as the player node's own remap rules (:func:`remap_arguments`)
     remap: dict[str, str] = field(default_factory=dict)
     start_offset: float = 0.0
     delay: float = 0.0
@@ -199,6 +222,22 @@ def metadata_mismatches(reader) -> list[str]:
     return problems
 
 
+def start_time_mismatch(reader) -> str | None:
+    """Why the bag's ``starting_time`` in metadata.yaml cannot be played from, or None.
+
+    rosbags takes the bag's start from metadata.yaml, and playback is timed from it: a ``starting_time`` of 0
+    made the player wait 54 years before the first message, one later than the file's first message skipped
+    every message before it, both without a word. Checked against the first message of the storage file."""
+    if not reader.message_count:
+        return None
+    first = next((stamp for _, stamp, _ in reader.messages()), None)
+    if first is None:
+        return f"metadata.yaml counts {reader.message_count} messages, the file has none"
+    if first != reader.start_time:
+        return f"starting_time {reader.start_time} ns in metadata.yaml, the file's first message at {first} ns"
+    return None
+
+
 def topic_name_error(name: str, node_name: str) -> str | None:
     """Why ``name`` is not a valid ROS 2 topic name, in one line naming it, or None when it is valid.
 
@@ -237,6 +276,15 @@ def parse_remaps(pairs: list[str]) -> dict[str, str]:
     return remap
 
 
+def remap_arguments(remap: dict[str, str]) -> list[str]:
+    """``--remap`` rules as the node arguments ``ros2 bag play`` gives its player node
+    (``--ros-args -r old:=new ...``): rcl expands both sides in the node's namespace before matching, so a
+    relative ``image:=/camera/image`` matches the bag's ``/image`` (a plain dict lookup of the text did not)."""
+    if not remap:
+        return []
+    return ["--ros-args", *[arg for old, new in remap.items() for arg in ("-r", f"{old}:={new}")]]
+
+
 def _recorded_transient_local(connection) -> bool:
     profiles = getattr(connection.ext, "offered_qos_profiles", None) or []
     return any(getattr(p, "durability", None) == QosDurability.TRANSIENT_LOCAL for p in profiles)
@@ -253,6 +301,7 @@ class BagPlayer:
         self.publishers = {}  # output topic -> publisher
         self.connections = []  # connections to read
         self._topic_of = {}  # connection id -> output topic
+        played_as = {}  # output topic -> (message type, bag topic) of its publisher
         wanted = set(options.topics)
         for conn in reader.connections:
             if wanted and conn.topic not in wanted:
@@ -265,7 +314,24 @@ class BagPlayer:
                 node.get_logger().warning(f"skipping {conn.topic}: {exc}")
                 self.summary.skipped_topics.append(conn.topic)
                 continue
-            topic = options.remap.get(conn.topic, conn.topic)
+            try:
+                topic = node.resolve_topic_name(conn.topic)   # after the node's remap rules (--remap)
+            except (RCLError, InvalidTopicNameException) as exc:   # a bag topic named '/b c'
+                reason = re.sub(r", at \S+:\d+$", "", str(exc)).removeprefix("failed to resolve name: ")
+                node.get_logger().warning(f"skipping {conn.topic!r}: not a valid ROS topic name ({reason})")
+                self.summary.skipped_topics.append(repr(conn.topic))
+                continue
+            if topic in played_as and played_as[topic][0] != conn.msgtype:
+                first_type, first_topic = played_as[topic]
+                if first_topic != conn.topic:   # two bag topics remapped onto one: the user's --remap
+                    raise PlayConflict(
+                        f"--remap would publish {conn.topic} ({conn.msgtype}) and {first_topic} ({first_type}) "
+                        f"both on {topic}; a topic carries one message type")
+                node.get_logger().warning(f"skipping the {conn.msgtype} messages of {conn.topic}: the topic is "
+                                          f"played as {first_type} (the bag recorded it with two types)")
+                self.summary.skipped_topics.append(f"{conn.topic} ({conn.msgtype})")
+                continue
+            played_as.setdefault(topic, (conn.msgtype, conn.topic))
             if topic not in self.publishers:
                 if conn.topic in STATIC_TOPICS or _recorded_transient_local(conn):
                     qos = QoSProfile(depth=max(1, conn.msgcount), history=HistoryPolicy.KEEP_LAST,
@@ -273,7 +339,8 @@ class BagPlayer:
                                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
                 else:
                     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-                self.publishers[topic] = node.create_publisher(msg_type, topic, qos)
+                # the bag's name: rcl applies the remap rules to it (the resolved name would be remapped twice)
+                self.publishers[topic] = node.create_publisher(msg_type, conn.topic, qos)
             self.connections.append(conn)
             self._topic_of[conn.id] = topic
         missing = wanted - {c.topic for c in reader.connections}
@@ -307,6 +374,8 @@ class BagPlayer:
                 publisher.wait_for_all_acked(Duration(seconds=max(deadline - time.monotonic(), 0.0)))
 
     def _publish_clock(self, bag_ns: int) -> None:
+        if not CLOCK_RANGE_NS[0] <= bag_ns <= CLOCK_RANGE_NS[1]:   # metadata.yaml understated the bag's times
+            raise ValueError(f"a message at {bag_ns} ns is beyond what /clock (builtin_interfaces/Time) holds")
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
         self.clock_publisher.publish(msg)
@@ -337,6 +406,7 @@ class BagPlayer:
         while not stop.is_set():
             wall_start = time.monotonic()
             last_ns = bag_start
+            messages_before = self.summary.messages
             for conn, stamp_ns, raw in self.reader.messages(connections=self.connections, start=bag_start):
                 self._sleep_until(stamp_ns, wall_start, bag_start, stop)
                 if stop.is_set():
@@ -349,6 +419,12 @@ class BagPlayer:
             self.summary.bag_seconds += (last_ns - bag_start) / 1e9
             self.summary.passes += 1
             if not self.options.loop:
+                break
+            if messages_before == self.summary.messages and not stop.is_set():
+                # an empty pass would repeat at once, forever, at 100 % CPU (an empty bag, --start-offset
+                # past the end, --topics without messages)
+                self.node.get_logger().warning("nothing to play in this pass (no message at or after the "
+                                               "start offset); not looping")
                 break
         self.summary.wall_seconds = time.monotonic() - wall_begin
         self.summary.interrupted = stop.is_set()
@@ -404,6 +480,19 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
                        clock_hz=args.clock, wait_for_subscribers=args.wait_for_subscribers)
 
 
+def clock_range_error(reader, options: PlayOptions) -> str | None:
+    """Why ``--clock`` cannot publish this bag's times (outside :data:`CLOCK_RANGE_NS`), or None."""
+    if options.clock_hz is None or not reader.message_count:
+        return None
+    first = reader.start_time + int(options.start_offset * 1e9)
+    low, high = CLOCK_RANGE_NS
+    if first < low or reader.end_time - 1 > high:   # rosbags' end_time is the last stamp + 1
+        return (f"cannot publish /clock for bag {reader.path}: its times ({reader.start_time} to "
+                f"{reader.end_time - 1} ns) are not all within 0 to {high} ns, what builtin_interfaces/Time "
+                "(int32 seconds) and ROS time (>= 0) hold; play it without --clock")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     own_args, ros_args = split_ros_args(sys.argv if argv is None else argv)
     parser = build_parser()
@@ -419,14 +508,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
+        mismatch = start_time_mismatch(reader)
+    except damaged_bag_errors() as exc:
+        reader.close()
+        say(f"bag_player: {damaged_bag_line(reader.path, exc)}")
+        return 2
+    if mismatch:
+        reader.close()
+        say(f"bag_player: cannot read bag {reader.path}: metadata.yaml does not match its storage file ({mismatch}); "
+            f"'xdrcdepth bag-reindex --force {reader.path}' rewrites metadata.yaml from the file")
+        return 2
+    if error := clock_range_error(reader, options):
+        reader.close()
+        say(f"bag_player: {error}")
+        return 2
+    try:
         stop = init_ros_with_stop_event(own_args[:1] + ros_args)
+        node = create_tool_node("bag_player", cli_args=remap_arguments(options.remap))
     except RosArgumentError as exc:
         reader.close()
         say(f"bag_player: {exc}")
         return 2
-    node = rclpy.create_node("bag_player")
     try:
-        player = BagPlayer(node, reader, options)
+        try:
+            player = BagPlayer(node, reader, options)
+        except PlayConflict as exc:
+            say(f"bag_player: {exc}")
+            return 2
         if not player.publishers:
             say(f"bag_player: nothing to play in {reader.path} (topics: "
                 f"{', '.join(c.topic for c in reader.connections) or 'none'})")

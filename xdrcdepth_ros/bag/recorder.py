@@ -21,9 +21,10 @@ header stamp, atomically (:mod:`xdrcdepth_core.atomic`). A malformed image (CDR 
 or data that does not fit its size and encoding) is still recorded, byte for byte as received, since the
 bag holds raw messages; only its PNG is skipped, with one warning per topic and a count in the summary.
 
-Arguments are checked before anything is written (one line, exit code 2): topic names must be valid ROS
-names, ``--png-dir`` must be a folder or creatable as one, ``--out`` must be absent or an empty folder
-(or, with ``--overwrite``, a recognisable bag).
+Arguments are checked before anything is written (one line, exit code 2): malformed ``--ros-args``
+(unknown flags, ``-p use_sim_time:=maybe``), topic names must be valid ROS names (``a`` and ``/a`` are one
+topic, recorded once), ``--png-dir`` must be a folder or creatable as one, ``--out`` must be absent or an
+empty folder (or, with ``--overwrite``, a recognisable bag).
 
 The bag is recorded in place under ``--out``, like ``ros2 bag record`` (:mod:`xdrcdepth_ros.bag.files`):
 mcap chunks with CRCs reach the file at least every 0.5 s (sqlite3: committed as often), and
@@ -210,7 +211,9 @@ class Recorder:
 
 
 def resolve_topics(node, topics: list[str]) -> list[str]:
-    """The fully qualified names of ``topics`` in ``node``'s namespace, with its remap rules applied.
+    """The fully qualified names of ``topics`` in ``node``'s namespace, with its remap rules applied, each once
+    (``a /a`` is one topic: subscribed twice, its second connection was refused as "added already" and the
+    summary said "none; skipped /a" while the bag held its messages).
 
     Called before the bag is opened: the names were validated at argument parsing, but should rcl still
     refuse one, nothing has been written yet. Raises ``ValueError`` naming the topic."""
@@ -222,7 +225,7 @@ def resolve_topics(node, topics: list[str]) -> list[str]:
             resolved.append(node.resolve_topic_name(topic))
         except _rclpy.RCLError as exc:  # "failed to resolve name"
             raise ValueError(f"cannot resolve topic {topic!r}: {one_line(exc)}") from None
-    return resolved
+    return list(dict.fromkeys(resolved))
 
 
 def png_dir_error(path: Path) -> str | None:
@@ -288,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    from xdrcdepth_ros.node.run import RosArgumentError, init_ros_with_stop_event
+    from xdrcdepth_ros.node.run import RosArgumentError, create_tool_node, init_ros_with_stop_event
 
     own_args, ros_args = split_ros_args(sys.argv if argv is None else argv)
     parser = build_parser()
@@ -311,10 +314,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         stop = init_ros_with_stop_event(own_args[:1] + ros_args)
+        node = create_tool_node("bag_recorder")   # nothing written yet
     except RosArgumentError as exc:
         say(f"bag_recorder: {exc}")
         return 2
-    node = rclpy.create_node("bag_recorder")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     began = time.monotonic()

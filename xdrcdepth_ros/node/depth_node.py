@@ -65,6 +65,7 @@ from xdrcdepth_ros.node.conversions import BadInput
 from xdrcdepth_ros.node.diagnostics import INTERNAL_ERROR, NodeStats, ThrottledLog
 from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
 from xdrcdepth_ros.node.run import node_help, run_node
+from xdrcdepth_ros.node.transport_topics import compressed_topic
 from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
 from xdrcdepth_ros.node.valid_stamps import ValidStamps
 from xdrcdepth_ros.standins import active, implementation
@@ -125,7 +126,7 @@ class DepthNode(Node):
         self.points_pub = self.create_publisher(PointCloud2, "depth/points", OUTPUT_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        image_type, image_topic = ((CompressedImage, self._compressed_image_topic()) if self.compressed
+        image_type, image_topic = ((CompressedImage, compressed_topic(self, "image")) if self.compressed
                                    else (Image, "image"))
 
         inputs = [subscribe_input(self, image_type, image_topic, p.queue_size, large_samples=not self.compressed),
@@ -173,17 +174,6 @@ class DepthNode(Node):
             f"{conv.IMAGE_BACKEND}, clouds {conv.CLOUD_BACKEND}; "
             f"inputs {[f.sub.topic_name for f in inputs]}; "
             + ", ".join(f"{k}={v!r}" for k, v in vars(p).items()))
-
-    def _compressed_image_topic(self) -> str:
-        """The CompressedImage topic as image_transport names it: the base topic ``image`` resolved with its
-        remapping, plus ``/compressed`` (``-r image:=/camera/image_rect`` -> ``/camera/image_rect/compressed``;
-        image_transport's ``Subscriber`` resolves the base topic, its plugin appends the transport name). rcl
-        applies the remap rules again to that name, so ``-r image/compressed:=...`` works as upstream; unlike
-        upstream, that explicit remap also wins over a remapped ``image`` (both are launch arguments)."""
-        own = "image/compressed"
-        if self.resolve_topic_name(own) != self.resolve_topic_name(own, only_expand=True):
-            return own
-        return self.resolve_topic_name("image") + "/compressed"
 
     def _check_new_parameters(self, parameters) -> SetParametersResult:
         """Run-time changes meet the constraints that depend on another parameter (ranges: the descriptors)."""

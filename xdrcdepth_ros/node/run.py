@@ -10,8 +10,9 @@ arguments follow ``--ros-args``.
 
 Start-up errors are one line and a non-zero exit code, never a traceback:
 
-* malformed ``--ros-args`` (rcl cannot parse them): ``<name>: cannot start: invalid ROS arguments: ...``,
-  exit code 2 (:func:`init_ros`; rcl's own error print is swallowed so the line stays alone);
+* malformed ``--ros-args`` (rcl cannot parse them, or rclpy finds arguments ROS does not know such as
+  ``--ros-args --port 1``): ``<name>: cannot start: invalid ROS arguments: ...``, exit code 2
+  (:func:`init_ros`; rcl's own error print is swallowed so the line stays alone);
 * a parameter of the wrong type or outside its declared range, or failing its constraints
   (:class:`~xdrcdepth_ros.node.params.ParameterError`, rclpy's ``ParameterException`` family, an invalid
   topic name): ``cannot start: ...`` logged, exit code 2;
@@ -27,6 +28,7 @@ launcher escalates to SIGTERM/SIGKILL, and says where it hung.
 
 from __future__ import annotations
 
+import ast
 import faulthandler
 import os
 import re
@@ -39,6 +41,7 @@ from typing import Callable
 import rclpy
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -62,8 +65,17 @@ def _rcl_message(exc: BaseException) -> str:
     return re.sub(r", at /\S+:\d+", "", one_line(text))
 
 
+def _unknown_arguments(exc: BaseException) -> list[str]:
+    """The arguments of an ``UnknownROSArgsError`` (its text is the list's repr)."""
+    try:
+        names = ast.literal_eval(str(exc))
+    except (ValueError, SyntaxError):
+        return [one_line(str(exc))]
+    return [str(name) for name in names] if isinstance(names, list) else [str(names)]
+
+
 def init_ros(args: list[str] | None = None, **kwargs) -> None:
-    """``rclpy.init``; malformed ROS arguments raise :class:`RosArgumentError` with rcl's reason.
+    """``rclpy.init``; malformed or unknown ROS arguments raise :class:`RosArgumentError` with the reason.
 
     rcl prints its own ``[ERROR] [rcl]: Failed to parse global arguments`` to stderr; that print is
     captured (file descriptor 2) while rclpy initialises, and passed on only when init succeeds.
@@ -76,6 +88,9 @@ def init_ros(args: list[str] | None = None, **kwargs) -> None:
             rclpy.init(args=sys.argv if args is None else args, **kwargs)
         except RCLError as exc:
             raise RosArgumentError(f"invalid ROS arguments: {_rcl_message(exc)}") from None
+        except _rclpy.UnknownROSArgsError as exc:   # `--ros-args --bogus`: rclpy's own check, after rcl's parse
+            raise RosArgumentError(f"invalid ROS arguments: unknown {', '.join(_unknown_arguments(exc))} "
+                                   "(a node's own flags go before --ros-args; parameters are -p NAME:=VALUE)") from None
         else:
             captured.seek(0)
             text = captured.read()
@@ -95,6 +110,17 @@ def init_ros_with_stop_event(args: list[str]) -> threading.Event:
         signal.signal(signum, lambda *_: stop.set())
     init_ros(args, signal_handler_options=SignalHandlerOptions.NO)
     return stop
+
+
+def create_tool_node(name: str, **kwargs) -> Node:
+    """``rclpy.create_node`` for a tool whose ROS arguments may carry a parameter of the wrong type
+    (``-p use_sim_time:=maybe``): that raises :class:`RosArgumentError` after shutting rclpy down, so the
+    tool says one line and exits 2 before it writes or plays anything."""
+    try:
+        return rclpy.create_node(name, **kwargs)
+    except ParameterException as exc:
+        rclpy.try_shutdown()
+        raise RosArgumentError(f"invalid ROS arguments: {one_line(exc)}") from None
 
 
 def _format_default(value) -> str:

@@ -7,7 +7,10 @@ unchanged to a foxglove-sdk WebSocket server bound to 127.0.0.1 only. Open Foxgl
 Topics are discovered from the ROS graph every ``discovery_period`` seconds: a configured topic is
 bridged as soon as a publisher for it appears, with the type the publisher announces. Names are resolved
 like any subscription (relative to the node's namespace, after ``-r`` remaps), so the remaps that rename
-the depth node's inputs rename the viewer's too. ``topics: ['*']`` bridges every topic in the graph.
+the depth node's inputs rename the viewer's too; a ``<base>/compressed`` name is image_transport's
+compressed transport of ``<base>`` and follows a remapped base as the depth node's input does
+(``-r image:=/cam/image`` bridges ``/cam/image/compressed``; an explicit ``-r image/compressed:=...`` wins),
+see :func:`transport_topic`. ``topics: ['*']`` bridges every topic in the graph.
 
 Each topic becomes one Foxglove channel with message encoding ``cdr`` and schema encoding ``ros2msg``;
 the schema text (the message definition with its dependencies) comes from rosbags'
@@ -42,6 +45,7 @@ from rosbags.typesys import Stores, TypesysError, get_typestore
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 from xdrcdepth_ros.node.params import Param, declare, resolve_topic
 from xdrcdepth_ros.node.run import node_help, run_node
+from xdrcdepth_ros.node.transport_topics import COMPRESSED, compressed_topic
 
 DEFAULT_TOPICS = [
     "image", "image/compressed", "camera_info", "radar/points",
@@ -85,6 +89,16 @@ def _check_parameters(values: dict, node) -> list[str]:
         if problem:
             errors.append(f"topics: {topic!r} is not a valid topic name ({problem})")
     return errors
+
+
+def transport_topic(node, name: str) -> str:
+    """The topic ``name`` resolves to for ``node``; a ``<base>/compressed`` name the way image_transport
+    names the compressed transport of ``<base>`` (:func:`~xdrcdepth_ros.node.transport_topics.compressed_topic`,
+    the rule the depth node's compressed input follows)."""
+    base, _, transport = name.rpartition("/")
+    if transport == COMPRESSED and base.strip("/~"):
+        return node.resolve_topic_name(compressed_topic(node, base))
+    return node.resolve_topic_name(name)
 
 
 class ViewerStartError(RuntimeError):
@@ -151,7 +165,7 @@ class FoxgloveViewer(Node):
     def wanted_topics(self, graph: dict[str, list[str]]) -> list[str]:
         if ALL_TOPICS in self.topics:
             return sorted(graph)
-        return [self.resolve_topic_name(name) for name in self.topics]
+        return [transport_topic(self, name) for name in self.topics]
 
     def discover(self) -> None:
         """Bridge every wanted topic that has a publisher and is not bridged yet."""
