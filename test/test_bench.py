@@ -141,3 +141,62 @@ def test_bench_missing_frames_or_unwritable_outputs_stop_before_the_work(tmp_pat
         assert main(["bench", "--out", str(tmp_path / "b.md"), option, str(target)]) == 1
         assert capsys.readouterr().err.startswith(f"xdrcdepth bench: cannot write {target}: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize("args, message", [
+    # each ran the models before it (minutes), then ended in a create_backend/registry traceback (exit 1)
+    (["--backends", "bogus"], "argument --backends: unknown backend 'bogus'; choose from torch, onnxruntime, "
+                              "openvino, tensorrt (in 'bogus'; the form is backend[:precision[:option]])"),
+    (["--backends", "torch:fp8"], "argument --backends: unknown precision 'fp8'; choose from fp32, bf16, fp16, int8 "
+                                  "(in 'torch:fp8'; the form is backend[:precision[:option]])"),
+    (["--backends", "torch:fp32:bogus"], "argument --backends: unknown torch option(s) bogus; choose from "
+                                         "channels_last, compile, cuda_graphs (in 'torch:fp32:bogus'; the form is "
+                                         "backend[:precision[:option]])"),
+    (["--backends", "openvino:int8:channels_last"], "argument --backends: options (channels_last) apply to the torch "
+                                                    "backend only (in 'openvino:int8:channels_last'; the form is "
+                                                    "backend[:precision[:option]])"),
+    (["--models", "xdrcdepth", "bogus"], "argument --models: unknown model 'bogus'; registered models: cafnet, "
+                                         "lircdepth, xdrcdepth"),
+    # silently timed no model in int8
+    (["--int8-models", "XDRCDepth"], "argument --int8-models: unknown model 'XDRCDepth'; registered models: cafnet, "
+                                     "lircdepth, xdrcdepth"),
+    # a traceback of a 61 GB allocation; a size just small enough to be allocated would have swapped the machine
+    (["--sizes", "3200000x3200000"], "argument --sizes: '3200000x3200000' is 10240000000000 pixels, more than "
+                                     "16777216 (4096 x 4096, the depth node's max_image_pixels)"),
+    (["--sizes", "4096x4128"], "argument --sizes: '4096x4128' is 16908288 pixels, more than 16777216"),
+])
+def test_bench_unknown_names_and_huge_sizes_are_one_line_exit_2(capsys, tmp_path, args, message):
+    from xdrcdepth_core.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:      # every section skipped: a bench that ran would end at once
+        main(["bench", *args, "--skip", "models", "e2e", "node", "radar", "--out", str(tmp_path / "b.md")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"xdrcdepth bench: error: {message}")
+    assert err.endswith(" (see --help)\n") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_valid_names_and_sizes_parse_to_what_is_timed():
+    from xdrcdepth_core import bench
+    from xdrcdepth_core.cli_args import ArgumentParser
+
+    parser = ArgumentParser(prog="xdrcdepth bench")
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--backends", "torch", "torch:fp32:channels_last", "openvino:int8", "onnxruntime:",
+                              "--models", "xdrcdepth", "lircdepth", "--int8-models", "--sizes", "4096x4096"])
+    assert args.backends == [("torch", "fp32", {}), ("torch", "fp32", {"channels_last": True}),
+                             ("openvino", "int8", {}), ("onnxruntime", "fp32", {})]
+    assert args.models == ["xdrcdepth", "lircdepth"] and args.int8_models == [] and args.sizes == [(4096, 4096)]
+
+
+def test_bench_refuses_a_batch_of_the_largest_size_beyond_the_pixel_limit(capsys, tmp_path):
+    # each --sizes is bounded, but --batch 1000 of 448 x 800 (358 Mpx) went on to export and run the model on it
+    from xdrcdepth_core.cli import main
+
+    out = tmp_path / "b.md"
+    assert main(["bench", "--models", "xdrcdepth", "--backends", "torch", "--sizes", "352x704", "448x800", "--batch",
+                 "1000", "--skip", "e2e", "node", "radar", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("xdrcdepth bench: --batch 1000 of the largest --sizes (358400 pixels) is "
+                                       "358400000 pixels, more than 16777216 (4096 x 4096, the depth node's "
+                                       "max_image_pixels)\n")
+    assert list(tmp_path.iterdir()) == []

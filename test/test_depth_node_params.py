@@ -72,6 +72,10 @@ def test_node_declares_descriptors_and_enforces_them(ros_domain_id, tmp_path):
         assert node.set_parameters([Parameter("radar_timeout", value=0.06)])[0].successful
         assert node.get_parameter("radar_timeout").value == 0.06
         assert node.get_parameter("points_stride").value == 8
+        # max_image_pixels changes at run time up to its range's end: the estimator must take frames that large
+        # (it refuses more than its own limit, 4096 x 4096 by default; the node checks the parameter per frame)
+        largest = node.describe_parameter("max_image_pixels").integer_range[0].to_value
+        assert largest == 16384 * 16384 and node.estimator.max_image_pixels == largest
     finally:
         if node is not None:
             node.destroy_node()

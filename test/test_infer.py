@@ -25,7 +25,10 @@ def estimator():
         for fusion in model.fusions:
             for conv in (fusion.gamma, fusion.beta):
                 conv.weight.normal_(std=0.2)
-    return DepthEstimator(model, input_hw=(64, 128), device="cpu")
+    # the eager reference, not auto: auto picks whatever verified graph the artefact cache holds for these weights
+    # (test_backends exports an int8 one of this very model), whose quantisation hides the 1e-6 m radar effect
+    # and the saliency depth match these tests check -- they failed or passed depending on which ran first
+    return DepthEstimator(model, input_hw=(64, 128), device="cpu", backend="torch", precision="fp32")
 
 
 def frame(seed=0):
@@ -110,7 +113,7 @@ def test_saliency_in_unit_range_and_depth_unchanged(estimator):
 def test_checkpoint_round_trip(tmp_path, estimator):
     path = tmp_path / "student.pt"
     save_checkpoint(path, estimator.model, estimator.input_hw, estimator.radar_channels)
-    loaded = DepthEstimator.from_checkpoint(path, device="cpu")
+    loaded = DepthEstimator.from_checkpoint(path, device="cpu", backend="torch", precision="fp32")   # as estimator
     assert loaded.input_hw == (64, 128) and loaded.radar_channels == estimator.radar_channels
     assert loaded.trained and not estimator.trained       # a checkpoint is trained weights: parity's MAE rule
     assert loaded.model_id.startswith("xdrcdepth@") and len(loaded.model_id) == len("xdrcdepth@") + 12
@@ -119,7 +122,8 @@ def test_checkpoint_round_trip(tmp_path, estimator):
     np.testing.assert_array_equal(loaded.estimate(image, radars, K).depth,
                                   estimator.estimate(image, radars, K).depth)
     # another input size: the same weights run there, and the depth still comes back at the frame size
-    resized = DepthEstimator.from_checkpoint(path, device="cpu", input_hw=(96, 160))
+    resized = DepthEstimator.from_checkpoint(path, device="cpu", input_hw=(96, 160), backend="torch",
+                                             precision="fp32")
     assert resized.input_hw == (96, 160) and resized.trained
     wide = DepthEstimator(estimator.model, input_hw=(96, 160), radar_channels=estimator.radar_channels,
                           device="cpu", backend="torch", precision="fp32")

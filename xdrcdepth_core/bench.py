@@ -59,7 +59,10 @@ TARGET_SPEEDUP, TARGET_STUDENT_VS_BASELINE, TARGET_NODE_OVERHEAD, TARGET_RADAR_M
 
 
 def model_input_size(text: str) -> tuple[int, int]:
-    """``HxW`` with H and W positive multiples of 32 (the models' size divisor)."""
+    """``HxW`` with H and W positive multiples of 32 (the models' size divisor), at most the depth node's
+    ``max_image_pixels`` (4096 x 4096): ``3200000x3200000`` went on to a traceback of a 61 GB allocation, and a
+    size just small enough to be allocated would have swapped the machine instead."""
+    from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
     from xdrcdepth_core.models.base import SIZE_DIVISOR
 
     try:
@@ -68,19 +71,55 @@ def model_input_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected HxW, e.g. 352x704, got {text!r}") from None
     if h <= 0 or w <= 0 or h % SIZE_DIVISOR or w % SIZE_DIVISOR:
         raise argparse.ArgumentTypeError(f"H and W must be positive multiples of {SIZE_DIVISOR}, got {text!r}")
+    if h * w > DEFAULT_MAX_IMAGE_PIXELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is {h * w} pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} "
+                                         "(4096 x 4096, the depth node's max_image_pixels)")
     return h, w
 
 
+def model_name(text: str) -> str:
+    """argparse ``type`` of ``--models``/``--int8-models``: a registered model. An unknown name was a ``KeyError``
+    traceback after the models before it had been timed (``--models``) or silently nothing (``--int8-models``)."""
+    from xdrcdepth_core.models import list_models
+
+    if text not in list_models():
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}; registered models: {', '.join(list_models())}")
+    return text
+
+
+def backend_variant(text: str) -> tuple[str, str, dict]:
+    """argparse ``type`` of ``--backends``: ``backend[:precision[:option...]]`` (:func:`parse_variant`) with a known
+    backend, precision and torch options, checked before any work: each was a traceback from ``create_backend``
+    after the model had been loaded (a name that only differed in case, a typo of ``fp32``)."""
+    from xdrcdepth_core.backends import BACKENDS, PRECISIONS
+    from xdrcdepth_core.backends.torch_backend import OPTIONS
+
+    name, precision, options = parse_variant(text)
+    if name not in BACKENDS:
+        problem = f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}"
+    elif precision not in PRECISIONS:
+        problem = f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}"
+    elif options and name != "torch":
+        problem = f"options ({', '.join(options)}) apply to the torch backend only"
+    elif set(options) - set(OPTIONS):
+        problem = (f"unknown torch option(s) {', '.join(sorted(set(options) - set(OPTIONS)))}; choose from "
+                   f"{', '.join(OPTIONS)}")
+    else:
+        return name, precision, options
+    raise argparse.ArgumentTypeError(f"{problem} (in {text!r}; the form is backend[:precision[:option]])")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", nargs="*", default=None, help="models to time (default: all registered)")
+    parser.add_argument("--models", nargs="*", type=model_name, default=None,
+                        help="models to time (default: all registered)")
     parser.add_argument("--sizes", nargs="*", type=model_input_size, metavar="HxW",
                         default=[model_input_size(s) for s in DEFAULT_SIZES],
                         help=f"model input sizes, multiples of 32 (default: {' '.join(DEFAULT_SIZES)}; 450 x 800 and "
                              "900 x 1600 frames run the model at 448 x 800 and 896 x 1600)")
-    parser.add_argument("--backends", nargs="*", default=None,
+    parser.add_argument("--backends", nargs="*", type=backend_variant, default=None,
                         help="variants as backend[:precision[:option]], e.g. torch:fp32:channels_last "
                              "openvino:int8 (default: everything that runs here)")
-    parser.add_argument("--int8-models", nargs="*", default=None,
+    parser.add_argument("--int8-models", nargs="*", type=model_name, default=None,
                         help="models timed in int8 too, at the first size (default: the student); int8 quantises "
                              "with calibration frames and is kept only if it passes parity")
     parser.add_argument("--frames", default=None,
@@ -247,7 +286,7 @@ def bench_models(args, device: torch.device, report: dict) -> None:
         tolerance = ParityTolerance(trained=name in checkpoints)     # trained weights: the issue's MAE rule
         for hw in sizes:
             # int8 (calibration + quantisation per size) at the first size only, unless asked for by --backends
-            variants = ([parse_variant(v) for v in args.backends] if args.backends
+            variants = (list(args.backends) if args.backends
                         else default_variants(device, name, int8_models if hw == sizes[0] else []))
             params, flops = model_stats(name, *hw)
             group = f"{name} {hw[0]}x{hw[1]}"
@@ -678,6 +717,13 @@ def run(args: argparse.Namespace) -> int:
         if folder and not Path(folder).is_dir():    # else every model is skipped and an empty report written
             say(f"{PROG}: {option}: cache folder not found: {folder}")
             return 2
+    from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
+
+    largest = max((h * w for h, w in args.sizes), default=0)
+    if args.batch * largest > DEFAULT_MAX_IMAGE_PIXELS:     # each size is bounded; a batch of them is too
+        say(f"{PROG}: --batch {args.batch} of the largest --sizes ({largest} pixels) is {args.batch * largest} "
+            f"pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096, the depth node's max_image_pixels)")
+        return 2
     json_path = args.json or args.out.with_suffix(".json")
     for path in (args.out, json_path):
         try:                        # the outputs' folders now: a path through a file fails before the work

@@ -23,6 +23,7 @@ depth then comes with it.
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from xdrcdepth_core.checkpoint import (build_from_checkpoint, file_digest, input
 from xdrcdepth_core.data.geometry import pinhole_intrinsics_valid
 from xdrcdepth_core.data.radar import DEFAULT_CHANNELS, RadarPoints, rasterize_radar
 from xdrcdepth_core.device import resolve_device
+from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 from xdrcdepth_core.models import build_model
 from xdrcdepth_core.preprocess import (RADAR_CHANNEL_SCALES, check_image, depth_to_input_resolution,
                                        image_to_tensor, radar_to_tensor)
@@ -50,6 +52,13 @@ DEFAULT_INPUT_HW = (352, 704)
 #: ``project_points``' default: points at z <= 0.1 m are behind (or at) the camera
 PROJECT_MIN_DEPTH = 0.1
 UNTRAINED_SEED = 0
+#: Largest frame (width x height) :meth:`DepthEstimator.estimate` takes by default: the depth node's
+#: ``max_image_pixels`` default (4096 x 4096, every real camera fits). A frame costs ~16 bytes per pixel in
+#: float copies and the depth map, so a 30000 x 30000 view of one pixel (no memory itself) took 13 GB (measured).
+MAX_IMAGE_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
+#: Largest magnitude a float32 raster holds: a finite float64 beyond it (a depth or rcs of 1e300) would be inf
+#: in the raster and NaN in every output pixel
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def untrained_model(name: str) -> torch.nn.Module:
@@ -108,6 +117,12 @@ class DepthResult:
 def real_array(value, name: str) -> np.ndarray:
     """``value`` as a float64 array, or a ``TypeError`` naming the argument ``name`` for anything but real
     numbers (None, strings, complex, booleans, ragged lists), instead of numpy's message from deep inside."""
+    return real_numbers(value, name).astype(np.float64, copy=False)
+
+
+def real_numbers(value, name: str) -> np.ndarray:
+    """:func:`real_array` without the cast: an array of ints or floats as it is (a float32 raster stays float32,
+    no float64 copy of it)."""
     try:
         array = np.asarray(value)
     except ValueError as exc:                     # a ragged nested list
@@ -115,7 +130,7 @@ def real_array(value, name: str) -> np.ndarray:
     if array.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__} "
                         f"of dtype {array.dtype}")
-    return array.astype(np.float64, copy=False)
+    return array
 
 
 def check_intrinsics(K) -> np.ndarray:
@@ -170,8 +185,58 @@ def check_radars(radars, fields: tuple[str, ...]) -> list["RadarInput"]:
 def check_saliency(saliency) -> None:
     """``TypeError`` unless ``saliency`` is a bool: a string such as ``"no"`` would be true and cost a backward
     pass."""
-    if not isinstance(saliency, (bool, np.bool_)):
-        raise TypeError(f"saliency must be True or False, got {saliency!r}")
+    check_bool(saliency, "saliency")
+
+
+def check_bool(value, name: str) -> None:
+    """``TypeError`` naming ``name`` unless ``value`` is a bool (a string such as ``"no"`` would be true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def in_float32_range(values: np.ndarray) -> np.ndarray:
+    """Where ``values`` are finite and fit a float32 (NaN and +-inf compare false): what a float32 raster can
+    hold without turning it into inf."""
+    return np.abs(values) <= FLOAT32_MAX
+
+
+def check_image_hw(image_hw, max_pixels: int) -> tuple[int, int]:
+    """``image_hw`` as two positive ints (H, W) with at most ``max_pixels`` pixels, or a ``ValueError`` naming
+    it: numpy's "negative dimensions" or a many-gigabyte raster otherwise."""
+    try:
+        pair = not isinstance(image_hw, (str, bytes)) and np.shape(image_hw) == (2,)
+    except ValueError:                            # a ragged nested list
+        pair = False
+    if not pair or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in image_hw):
+        raise ValueError(f"image_hw must be two positive integers (height, width), got {image_hw!r}")
+    h, w = int(image_hw[0]), int(image_hw[1])
+    check_pixels(h, w, max_pixels, "image_hw")
+    return h, w
+
+
+def check_pixels(h: int, w: int, max_pixels: int, name: str) -> None:
+    """``ValueError`` naming ``name`` if an H x W frame has more than ``max_pixels`` pixels, before anything of
+    that size is allocated."""
+    if h * w > max_pixels:
+        raise ValueError(f"{name} of {h} x {w} = {h * w} pixels is more than max_image_pixels {max_pixels}")
+
+
+def check_radar_raster(raster, image_hw: tuple[int, int], channels: tuple[str, ...]) -> np.ndarray:
+    """``raster`` as a real C x H x W array at the image's H x W with one plane per channel, finite, depth (channel
+    0) >= 0, or a ``TypeError``/``ValueError`` naming ``radar_raster``. A NaN or inf at a return reached every
+    output pixel through the convolutions (a NaN depth map returned as if fine); a negative depth is no return
+    and no empty pixel either, and was fed to the network only when the raster needed no resize."""
+    raster = real_numbers(raster, "radar_raster")
+    if raster.ndim != 3 or raster.shape[1:] != tuple(image_hw) or raster.shape[0] != len(channels):
+        raise ValueError(f"radar_raster must be C x H x W at the image's {image_hw[0]} x {image_hw[1]} with C = "
+                         f"{len(channels)} ({', '.join(channels)}), got shape {raster.shape}")
+    if not in_float32_range(raster).all():
+        raise ValueError("radar_raster must be finite (and fit a float32); it holds NaN, inf or a value beyond "
+                         "+-3.4e38")
+    if (raster[0] < 0).any():
+        raise ValueError("radar_raster channel 0 is depth in metres (0 = no return) and must be >= 0; it holds "
+                         f"{raster[0].min()}")
+    return raster
 
 
 class DepthEstimator:
@@ -180,14 +245,22 @@ class DepthEstimator:
     def __init__(self, model: torch.nn.Module, input_hw=DEFAULT_INPUT_HW,
                  radar_channels=DEFAULT_CHANNELS, device: str = "auto", model_id: str | None = None,
                  backend: str = "auto", precision: str | None = None, *, weights_sha: str | None = None,
-                 allow_export: bool = False, backend_options: dict | None = None, trained: bool = False):
+                 allow_export: bool = False, backend_options: dict | None = None, trained: bool = False,
+                 max_image_pixels: int = MAX_IMAGE_PIXELS):
         """``backend``: auto | torch | onnxruntime | openvino | tensorrt; ``precision``: fp32 | bf16 | fp16 |
         int8, None = the backend's best that passes parity. ``auto`` here considers graphs already exported
         for these weights unless ``allow_export`` (the node and ``xdrcdepth bench`` allow it);
         ``weights_sha`` (a checkpoint's ``weights_sha256``) saves hashing the weights to find them.
         ``backend_options``: torch backend options (channels_last, compile, cuda_graphs). ``trained``: the
         weights are trained (``from_checkpoint`` sets it), so reduced precisions are gated by their MAE change
-        on ground truth alone (:mod:`xdrcdepth_core.backends.parity`)."""
+        on ground truth alone (:mod:`xdrcdepth_core.backends.parity`). ``max_image_pixels``: the largest frame
+        (and network input) taken, width x height; a larger one is a ``ValueError`` before any work (default
+        :data:`MAX_IMAGE_PIXELS`, the depth node's default)."""
+        check_bool(allow_export, "allow_export")      # "no" would be true: a minute-long export nobody asked for
+        if (not isinstance(max_image_pixels, numbers.Integral) or isinstance(max_image_pixels, bool)
+                or max_image_pixels < 1):
+            raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels!r}")
+        self.max_image_pixels = int(max_image_pixels)
         self.device = str(resolve_device(device))
         self.model = model.to(self.device).eval()
         for p in self.model.parameters():
@@ -199,6 +272,7 @@ class DepthEstimator:
             raise ValueError(f"{len(radar_channels)} radar_channels {list(radar_channels)} for a model that "
                              f"takes {model.radar_channels}")
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        check_pixels(*self.input_hw, self.max_image_pixels, "input_hw")   # its buffers are made per frame
         self.radar_channels = tuple(radar_channels)
         self.max_depth = float(model.max_depth)
         self.model_id = model_id or f"{model.name}@untrained"
@@ -243,13 +317,17 @@ class DepthEstimator:
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto", backend: str = "auto",
                         precision: str | None = None, allow_export: bool = False,
-                        backend_options: dict | None = None, input_hw=None) -> "DepthEstimator":
+                        backend_options: dict | None = None, input_hw=None,
+                        max_image_pixels: int = MAX_IMAGE_PIXELS) -> "DepthEstimator":
         """Rebuild from a self-describing checkpoint; ``None``/``""`` -> shipped checkpoint, else an
         untrained (seeded, deterministic) default student with a loud warning. ``backend``, ``precision``,
         ``allow_export`` and ``backend_options`` as in the constructor; ``input_hw``: run the network at this
-        size instead of the one it was trained at (None; the benchmark times the node at the frame size)."""
+        size instead of the one it was trained at (None; the benchmark times the node at the frame size);
+        ``max_image_pixels`` as in the constructor."""
+        if path is not None and not isinstance(path, (str, Path)):
+            raise TypeError(f"path must be a checkpoint file name (str or Path) or None, got {type(path).__name__}")
         kwargs = dict(device=device, backend=backend, precision=precision, allow_export=allow_export,
-                      backend_options=backend_options)
+                      backend_options=backend_options, max_image_pixels=max_image_pixels)
         if not path:
             if SHIPPED_CHECKPOINT.is_file():
                 path = SHIPPED_CHECKPOINT
@@ -267,7 +345,9 @@ class DepthEstimator:
     def rasterize(self, image_hw: tuple[int, int], radars: list[RadarInput], K: np.ndarray) -> np.ndarray:
         """Merge all radar clouds, each moved into the camera by its own transform, into one
         C x H x W raster at the image resolution (missing per-point fields rasterise as 0; a point with a NaN/inf
-        coordinate or feature is left out)."""
+        coordinate or feature, or one beyond float32's range, is left out). ``image_hw`` is checked as
+        :meth:`estimate` checks the image: at most ``max_image_pixels``."""
+        image_hw = check_image_hw(image_hw, self.max_image_pixels)
         K = check_intrinsics(K)
         merged = self._merged_points(radars)
         return rasterize_radar(merged.xyz, merged.fields, K, image_hw, self.radar_channels)
@@ -277,11 +357,15 @@ class DepthEstimator:
         for radar in check_radars(radars, self.radar_fields):
             xyz = radar.xyz
             fields = {name: radar.features.get(name, np.zeros(len(xyz))) for name in self.radar_fields}
-            finite = np.isfinite(xyz).all(axis=1)   # a point with a NaN/inf feature is left out: the value would
-            for values in fields.values():          # spread through the network to every pixel
-                finite &= np.isfinite(values)
-            points = RadarPoints(xyz, fields) if finite.all() else RadarPoints(xyz, fields).select(finite)
-            clouds.append(points.transformed(radar.T_cam_from_radar))
+            # a point with a NaN/inf feature is left out: the value would spread through the network to every
+            # pixel. So is one whose value a float32 raster cannot hold (a depth or rcs of 1e300 is inf there),
+            # judged in the camera frame, where its depth is (a huge transform makes a small point huge).
+            with np.errstate(over="ignore", invalid="ignore"):
+                points = RadarPoints(xyz, fields).transformed(radar.T_cam_from_radar)
+            keep = in_float32_range(points.xyz).all(axis=1)      # NaN/inf in xyz stay NaN/inf here
+            for values in fields.values():
+                keep &= in_float32_range(values)
+            clouds.append(points if keep.all() else points.select(keep))
         return clouds[0] if len(clouds) == 1 else RadarPoints.concatenate(clouds)
 
     def radar_input(self, image_hw: tuple[int, int], radars: list[RadarInput], K: np.ndarray) -> np.ndarray:
@@ -304,9 +388,9 @@ class DepthEstimator:
         order); each value is divided by its channel scale as ``radar_to_tensor`` does. No C x H x W raster is
         made: one sort of the points' pixel indices, one of the (nearly sorted) winners, linear passes else.
         """
+        h, w = check_image_hw(image_hw, self.max_image_pixels)
         K = check_intrinsics(K)
         merged = self._merged_points(radars)
-        h, w = image_hw
         # project_points' arithmetic (same matmul and division), with the rounded pixel computed once
         xyz = merged.xyz
         front = np.flatnonzero(np.isfinite(xyz).all(axis=1) & (xyz[:, 2] > PROJECT_MIN_DEPTH))
@@ -343,9 +427,11 @@ class DepthEstimator:
 
         ``image`` H x W x 3 uint8 RGB (any strides, read-only is fine), ``radars`` a list of
         :class:`RadarInput` (may be empty), ``K`` its 3 x 3 intrinsics, ``saliency`` a bool. Malformed input is
-        a ``ValueError``/``TypeError`` naming the argument, before any work."""
+        a ``ValueError``/``TypeError`` naming the argument, before any work; so is an image of more than
+        ``max_image_pixels`` pixels (a broadcast view costs nothing itself, its float copy gigabytes)."""
         t0 = time.perf_counter()
         check_image(image)
+        check_pixels(*image.shape[:2], self.max_image_pixels, "image")
         check_saliency(saliency)
         buffer = self._radar_buffer
         if buffer is None:
@@ -362,13 +448,14 @@ class DepthEstimator:
 
     def estimate_raster(self, image: np.ndarray, radar_raster: np.ndarray,
                         saliency: bool = False) -> DepthResult:
-        """Dense metric depth for one frame whose radar is already rasterised at the image size."""
+        """Dense metric depth for one frame whose radar is already rasterised at the image size (C x H x W, raw
+        units, channel 0 depth in metres, 0 = no return; :func:`check_radar_raster` says what is refused). The
+        image is checked as in :meth:`estimate`."""
         t0 = time.perf_counter()
         check_image(image)
+        check_pixels(*image.shape[:2], self.max_image_pixels, "image")
         check_saliency(saliency)
-        if np.ndim(radar_raster) != 3 or tuple(np.shape(radar_raster)[1:]) != image.shape[:2]:
-            raise ValueError(f"radar_raster must be C x H x W at the image's {image.shape[0]} x {image.shape[1]}, "
-                             f"got shape {np.shape(radar_raster)}")
+        radar_raster = check_radar_raster(radar_raster, image.shape[:2], self.radar_channels)
         radar_t = radar_to_tensor(radar_raster, self.radar_channels, self.input_hw)[None].to(self.device)
         result = self._estimate(image, radar_t, saliency)
         result.timings["preprocess"] += time.perf_counter() - t0

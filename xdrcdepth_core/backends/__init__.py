@@ -10,9 +10,12 @@ used; the result of that check is cached beside the artefact, per machine. :func
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import signal
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -143,6 +146,33 @@ def create_backend(name: str, model: torch.nn.Module, input_hw, radar_channels: 
     return backend
 
 
+@contextlib.contextmanager
+def interrupts_seen():
+    """Yields a list that gets an entry for each ``KeyboardInterrupt`` the SIGINT handler in place raises inside
+    the block, whatever becomes of it there. torch's ONNX exporter runs the model's trace through C++ callbacks and
+    tries the next capture strategy when one fails: a Ctrl-C inside comes out as its own ``TorchExportError``, or
+    not at all when a fallback succeeds (seen: exit 2 "export failed" and a ``.failed`` record that refused every
+    later export of the checkpoint). Python's handlers run in the main thread only; elsewhere nothing is watched."""
+    seen: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def handler(signum, frame):
+        try:
+            previous(signum, frame)
+        except KeyboardInterrupt:
+            seen.append(signum)
+            raise
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def calibration_tag(frames) -> str:
     """``_cal<digest>`` of a calibration set (its frame tokens, in order): the int8 artefacts and parity records
     of a set other than the default frames carry it, so two calibrations of one checkpoint never share a file."""
@@ -180,12 +210,20 @@ def _exported_backend(name, model, input_hw, radar_channels, device, precision, 
         failed = path.with_name(path.name + ".failed")
         if failed.is_file():
             raise BackendUnavailable(f"{name}: exporting failed before on this machine: {failed.read_text()}")
-        try:
-            return make(path)
-        except Exception as exc:
-            failed.parent.mkdir(parents=True, exist_ok=True)
-            failed.write_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            raise BackendUnavailable(f"{name}: export failed: {exc}") from exc
+        with interrupts_seen() as interrupted:
+            try:
+                made = make(path)
+            except Exception as exc:
+                if interrupted:        # a Ctrl-C the exporter reported as its own failure: no verdict on the model
+                    raise KeyboardInterrupt from exc
+                if isinstance(exc, BackendUnavailable):     # the graph this one is made from failed (and says so)
+                    raise
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                failed.write_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                raise BackendUnavailable(f"{name}: export failed: {exc}") from exc
+        if interrupted:                # swallowed by the exporter (a fallback strategy finished): stop as asked
+            raise KeyboardInterrupt
+        return made
 
     def fp32_onnx() -> Path:
         return ensure(folder / "model.onnx", lambda p: export.export_onnx(model, input_hw, p, len(radar_channels),

@@ -202,6 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, ParityTolerance, create_backend
+    from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
     from xdrcdepth_core.infer import DepthEstimator
 
     ext = ".onnx" if args.format == "onnx" else ".xml"
@@ -229,6 +230,10 @@ def run(args: argparse.Namespace) -> int:
     backend = "onnxruntime" if args.format == "onnx" else "openvino"
     model = estimator.model
     h, w = estimator.input_hw
+    if args.batch * h * w > DEFAULT_MAX_IMAGE_PIXELS:   # --batch 100000 went on to allocate 39 GB for the example
+        say(f"xdrcdepth export: --batch {args.batch} of {h} x {w} inputs is {args.batch * h * w} pixels, more than "
+            f"{DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096, the depth node's max_image_pixels); give a smaller --batch")
+        return 2
     out = args.out or Path("exports") / f"{model.name}_{h}x{w}_{args.precision}{ext}"
     try:                            # the output's folder before the work: a path through a file fails now
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,9 @@ OpenVINO's GPU plugin targets Intel GPUs, so on a CUDA device this backend is un
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import sys
 from pathlib import Path
 
 import torch
@@ -33,6 +36,36 @@ def check_openvino(device: str, precision: str) -> None:
                                  f"(capabilities: {', '.join(sorted(capabilities)) or 'none'})")
 
 
+class _SignalStack(ctypes.Structure):
+    """``stack_t`` of ``sigaltstack(2)`` on Linux."""
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def thread_signal_stack_kept():
+    """Restore the calling thread's alternate signal stack (``sigaltstack``) after the block.
+
+    OpenVINO's CPU plugin installs a signal stack of its own for each compiled model and, when the model is
+    freed, puts back the stack it found: models freed in the order they were made (``auto`` probes and drops
+    several) leave the thread pointing at a freed stack, and the next signal Python handles (CPython installs
+    its handlers with ``SA_ONSTACK``: a Ctrl-C, a SIGTERM) segfaults the process (measured: two compiled models
+    freed first-to-last, then SIGINT: exit 139). Putting the previous stack back right after compiling keeps
+    every model's "stack it found" the caller's own, so any order of frees leaves a valid one. Linux only
+    (elsewhere a no-op)."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = _SignalStack()
+    if libc.sigaltstack(None, ctypes.byref(before)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(before), None)
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
 
@@ -45,8 +78,9 @@ class OpenVinoBackend(Backend):
         config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
                   "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
                   "INFERENCE_PRECISION_HINT": HINTS[precision][0]}
-        self.compiled = ov.Core().compile_model(str(self.path), "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        with thread_signal_stack_kept():
+            self.compiled = ov.Core().compile_model(str(self.path), "CPU", config)
+            self.request = self.compiled.create_infer_request()
         self.description = f"openvino {precision} (CPU, {HINTS[precision][0]})"
 
     def __call__(self, image: torch.Tensor, radar: torch.Tensor) -> torch.Tensor:

@@ -107,7 +107,8 @@ class DepthNode(Node):
             torch.set_num_threads(p.cpu_threads)
         # auto may export the checkpoint once (cached): a node runs long enough to pay that back
         self.estimator = DepthEstimator.from_checkpoint(p.checkpoint or None, device=p.device, backend=p.backend,
-                                                        precision=p.precision or None, allow_export=True)
+                                                        precision=p.precision or None, allow_export=True,
+                                                        max_image_pixels=node_params.MAX_IMAGE_PIXELS_LIMIT)
         if self.estimator.model_id.endswith("@untrained"):
             self.get_logger().warning(
                 "NO TRAINED CHECKPOINT: publishing depth from an UNTRAINED student; values are "

@@ -18,6 +18,9 @@ from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterVal
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 
 NODE_NAME = "xdrcdepth_node"
+#: The most ``max_image_pixels`` may be set to (16384 x 16384). It changes at run time, so the node builds its
+#: estimator with this bound and checks each frame against the parameter itself.
+MAX_IMAGE_PIXELS_LIMIT = 1 << 28
 
 
 class ParameterError(ValueError):
@@ -70,7 +73,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Images with more pixels (width x height) are rejected "
           "as bad input (image_too_large) before decoding: the header of a compressed image, the declared "
           "size of a raw one. The default, 4096 x 4096, fits every real camera.",
-          read_only=False, range=(1, 1 << 28)),
+          read_only=False, range=(1, MAX_IMAGE_PIXELS_LIMIT)),
     Param("time_reset_threshold", 1.0, "An image stamp this many seconds older than the newest one is a "
           "restart (looping bag): state resets. Stamps not after the last published one are skipped.",
           range=(0.0, 3600.0)),
