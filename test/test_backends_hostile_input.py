@@ -177,3 +177,23 @@ def test_ctrl_c_after_openvino_models_are_freed_in_creation_order_is_no_segfault
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.splitlines() == ["depth 7.0", "interrupted cleanly"]   # 3 image + 4 radar channels of 1
+
+
+def test_an_export_that_fails_for_the_disk_is_not_recorded_as_the_models_failure(model, cache, monkeypatch):
+    """A full disk during the export is the machine's problem: it used to write ``model.onnx.failed``, so every
+    later run refused the export ("exporting failed before on this machine") after space was freed."""
+    import errno
+
+    calls = []
+
+    def disk_full(*args, **kwargs):
+        calls.append(args)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export, "export_onnx", disk_full)
+    for attempt in (1, 2):
+        with pytest.raises(BackendUnavailable) as info:
+            create_backend("onnxruntime", model, HW, CHANNELS, "cpu", "fp32", weights_sha=WEIGHTS, allow_export=True)
+        assert str(info.value) == ("onnxruntime: export failed: [Errno 28] No space left on device (not recorded: "
+                                   "the next run tries again)")
+        assert failed_records(cache) == [] and len(calls) == attempt

@@ -218,8 +218,14 @@ def _exported_backend(name, model, input_hw, radar_channels, device, precision, 
                     raise KeyboardInterrupt from exc
                 if isinstance(exc, BackendUnavailable):     # the graph this one is made from failed (and says so)
                     raise
-                failed.parent.mkdir(parents=True, exist_ok=True)
-                failed.write_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                if isinstance(exc, OSError):   # a full disk, a read-only cache: the machine's, not the model's
+                    raise BackendUnavailable(f"{name}: export failed: {exc} (not recorded: the next run tries "
+                                             "again)") from exc
+                try:
+                    failed.parent.mkdir(parents=True, exist_ok=True)
+                    failed.write_text(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                except OSError:                # the verdict stands; only its record is lost
+                    pass
                 raise BackendUnavailable(f"{name}: export failed: {exc}") from exc
         if interrupted:                # swallowed by the exporter (a fallback strategy finished): stop as asked
             raise KeyboardInterrupt
