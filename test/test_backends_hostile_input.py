@@ -197,3 +197,19 @@ def test_an_export_that_fails_for_the_disk_is_not_recorded_as_the_models_failure
         assert str(info.value) == ("onnxruntime: export failed: [Errno 28] No space left on device (not recorded: "
                                    "the next run tries again)")
         assert failed_records(cache) == [] and len(calls) == attempt
+
+
+@pytest.mark.slow
+def test_an_exported_graph_gets_the_usual_file_permissions(tmp_path):
+    """The exporter writes into a ``mkstemp`` file and keeps its mode: cached ``model.onnx`` graphs were 0600,
+    unreadable to the other users of a shared cache, unlike every other artefact (0666 less the umask)."""
+    import os
+
+    torch.manual_seed(0)
+    tiny = build_model("xdrcdepth", width_mult=0.25, radar_width_mult=0.25, decoder_channels=[32, 16, 16, 8, 8],
+                       daspp_growth=[8, 8, 8, 8]).eval()
+    graph = export.export_onnx(tiny, (32, 64), tmp_path / "model.onnx", len(CHANNELS))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert graph.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]     # no temporary left

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer, temp_prefix
+from xdrcdepth_core.atomic import FILE_MODE, atomic_write_bytes, atomic_writer, temp_prefix
 from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
 from xdrcdepth_core.backends.frames import (CALIBRATION_FRAMES, Frame, cache_root, frames_for,
                                            load_cache_frames)
@@ -75,10 +75,15 @@ def _quiet_exporter():
 
 
 def _atomic_path(path: Path):
-    """A temporary path beside ``path`` (same folder, hidden) for writers that want a file name."""
+    """A temporary path beside ``path`` (same folder, hidden) for writers that want a file name; it has the
+    finished file's permissions already (mkstemp's 0600 stayed with an exported graph: writers reopen the file,
+    which keeps its mode)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
     return Path(tmp)
 
 
