@@ -38,33 +38,53 @@ def _tf_static():
     return TFMessage(transforms=[tf])
 
 
-class Publisher:
-    """Test-side node: /tf_static latched (published before the viewer starts), /cam/image at 20 Hz."""
+class SpinningNode:
+    """A test-side node in its own context, spun in a background thread until ``close()``."""
 
-    def __init__(self):
+    def __init__(self, name: str):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import DurabilityPolicy, QoSProfile
-        from sensor_msgs.msg import Image
-        from tf2_msgs.msg import TFMessage
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node = rclpy.create_node("viewer_probe", context=self.context)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.node.create_publisher(TFMessage, "/tf_static", latched).publish(_tf_static())
-        image_pub = self.node.create_publisher(Image, "/cam/image", 10)
-        self.node.create_timer(0.05, lambda: image_pub.publish(_image()))
+        self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+
+    def start(self):
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+        return self
 
     def close(self):
         self.executor.shutdown()
         self.thread.join(timeout=5)
         self.node.destroy_node()
         self.context.try_shutdown()
+
+
+class Publisher(SpinningNode):
+    """Test-side node: /tf_static latched (published before the viewer starts), /cam/image at 20 Hz."""
+
+    def __init__(self):
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from sensor_msgs.msg import Image
+        from tf2_msgs.msg import TFMessage
+
+        super().__init__("viewer_probe")
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_publisher(TFMessage, "/tf_static", latched).publish(_tf_static())
+        image_pub = self.node.create_publisher(Image, "/cam/image", 10)
+        self.node.create_timer(0.05, lambda: image_pub.publish(_image()))
+        self.start()
+
+
+def start_viewer_with_remapped_image() -> subprocess.Popen:
+    """The viewer on any free port, scanning the graph every 0.2 s, with ``-r image:=/cam/image``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "xdrcdepth_ros.tools.foxglove_viewer", "--ros-args", "-p", "port:=0",
+         "-p", "discovery_period:=0.2", "-r", "image:=/cam/image"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _read_port(proc, timeout=20.0):
@@ -114,10 +134,7 @@ def test_viewer_forwards_cdr_and_latched_tf_to_a_websocket_client(ros_domain_id)
     from websockets.sync.client import connect
 
     publisher = Publisher()
-    viewer = subprocess.Popen(
-        [sys.executable, "-m", "xdrcdepth_ros.tools.foxglove_viewer", "--ros-args", "-p", "port:=0",
-         "-p", "discovery_period:=0.2", "-r", "image:=/cam/image"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    viewer = start_viewer_with_remapped_image()
     try:
         port = _read_port(viewer)
         with connect(f"ws://127.0.0.1:{port}", subprotocols=["foxglove.sdk.v1"]) as ws:

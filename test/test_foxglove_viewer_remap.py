@@ -9,12 +9,12 @@ remap) read ``/cam/image/compressed``. Expected names below are worked out by ha
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from test_foxglove_viewer import _collect_channels, _first_payloads, _read_port
+from test_foxglove_viewer import (SpinningNode, _collect_channels, _first_payloads, _read_port,
+                                  start_viewer_with_remapped_image)
 
 #: (--ros-args rules, topic the compressed transport of 'image' resolves to), by hand
 REMAP_CASES = [
@@ -59,32 +59,19 @@ def test_compressed_topic_follows_the_remapped_image_like_the_depth_node(ros_dom
         context.try_shutdown()
 
 
-class CompressedPublisher:
+class CompressedPublisher(SpinningNode):
     """Test-side node publishing a CompressedImage on /cam/image/compressed at 20 Hz."""
 
     def __init__(self):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import CompressedImage
 
+        super().__init__("compressed_probe")
         self.message = CompressedImage(format="jpeg", data=bytes([0xFF, 0xD8, 0xFF, 0xD9]))
         self.message.header.frame_id = "cam_front"
         self.message.header.stamp.sec = 1_700_000_321
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("compressed_probe", context=self.context)
         pub = self.node.create_publisher(CompressedImage, "/cam/image/compressed", 10)
         self.node.create_timer(0.05, lambda: pub.publish(self.message))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.executor.shutdown()
-        self.thread.join(timeout=5)
-        self.node.destroy_node()
-        self.context.try_shutdown()
+        self.start()
 
 
 @pytest.mark.slow
@@ -97,10 +84,7 @@ def test_viewer_bridges_the_compressed_transport_of_the_remapped_image(ros_domai
     from websockets.sync.client import connect
 
     publisher = CompressedPublisher()
-    viewer = subprocess.Popen(
-        [sys.executable, "-m", "xdrcdepth_ros.tools.foxglove_viewer", "--ros-args", "-p", "port:=0",
-         "-p", "discovery_period:=0.2", "-r", "image:=/cam/image"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    viewer = start_viewer_with_remapped_image()
     try:
         port = _read_port(viewer)
         with connect(f"ws://127.0.0.1:{port}", subprotocols=["foxglove.sdk.v1"]) as ws:

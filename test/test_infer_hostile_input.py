@@ -6,35 +6,11 @@ import resource
 
 import numpy as np
 import pytest
-import torch
 
+from test_infer import HW, K, T_CAM_RADAR, estimator, frame  # noqa: F401  (estimator: a fixture)
 from xdrcdepth_core.infer import DepthEstimator, RadarInput
-from xdrcdepth_core.models import build_model
 
-HW = (90, 160)
-K = np.array([[126.6, 0.0, 81.6], [0.0, 126.6, 49.1], [0.0, 0.0, 1.0]])
-# nuScenes-like radar frame (x forward, y left, z up) -> camera optical frame, 0.5 m below the camera.
-T_CAM_RADAR = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.5], [1.0, 0.0, 0.0, 0.0], [0, 0, 0, 1.0]])
 NODE_DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096    # the depth node's max_image_pixels default (docs/depth_node.md)
-
-
-@pytest.fixture(scope="module")
-def estimator():
-    torch.manual_seed(1)
-    model = build_model("xdrcdepth", width_mult=0.5)
-    with torch.no_grad():  # FiLM starts as identity; give it weights so radar reaches the output
-        for fusion in model.fusions:
-            for conv in (fusion.gamma, fusion.beta):
-                conv.weight.normal_(std=0.2)
-    return DepthEstimator(model, input_hw=(64, 128), device="cpu", backend="torch", precision="fp32")
-
-
-def frame(seed=0):
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, (*HW, 3), dtype=np.uint8)
-    xyz = np.column_stack([rng.uniform(5, 60, 40), rng.uniform(-10, 10, 40), np.zeros(40)])
-    feats = {"rcs": rng.uniform(-5, 30, 40), "vx_comp": rng.normal(size=40), "vy_comp": rng.normal(size=40)}
-    return image, xyz, feats
 
 
 def _peak_rss_mb() -> float:
