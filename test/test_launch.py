@@ -328,8 +328,11 @@ def test_rviz_config_shows_the_node_topics():
     assert displays["Radar points"]["Class"] == "rviz_default_plugins/PointCloud2"
     # the depth node publishes and subscribes these names
     node_source = (REPO / "xdrcdepth_ros" / "node" / "depth_node.py").read_text()
-    for topic in ("depth/image", "depth/colorized", "image/compressed"):
+    for topic in ("depth/image", "depth/colorized", "image"):
         assert f'"{topic}"' in node_source
+    # the compressed input is image_transport's compressed transport of "image": /image/compressed unremapped
+    # (test_depth_node_conventions.py subscribes to it over DDS)
+    assert 'compressed_topic(self, "image")' in node_source
 
 
 

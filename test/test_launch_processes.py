@@ -327,3 +327,59 @@ def test_ctrl_c_while_starting_starts_no_more_processes(tmp_path):
     lines = proc.stdout.splitlines()
     assert "[launch] stopping (SIGINT)" in lines and lines[-1] == "started: first"
     assert not marker.exists()
+
+
+def pids_running_with(argument: str) -> list[int]:
+    """Processes whose command line holds ``argument`` (a path only this test uses)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and argument.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:   # ended meanwhile
+            continue
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_a_sigkilled_launcher_leaves_no_recorder_running_and_its_bag_finalised(tmp_path, ros_domain_id):
+    """SIGKILL gives the launcher no chance to stop its children (each in a session of its own). Our nodes and
+    tools watch the launcher that started them and stop as it would have stopped them: the recorder finalises
+    its bag (metadata.yaml) and exits. Before, it recorded on for ever (as under ``ros2 launch``)."""
+    import rclpy
+    from rosbags.rosbag2 import Reader
+    from std_msgs.msg import String
+
+    out = tmp_path / "rec"
+    path = tmp_path / "record.launch.py"
+    cmd = [sys.executable, "-m", "xdrcdepth_ros.bag.recorder", "-o", str(out), "/chatter"]
+    path.write_text("from launch import LaunchDescription\nfrom launch.actions import ExecuteProcess\n\n\n"
+                    "def generate_launch_description():\n"
+                    f"    return LaunchDescription([ExecuteProcess(name='recorder', cmd={cmd!r})])\n")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("chatter", context=context)
+    publisher = node.create_publisher(String, "/chatter", 10)
+    proc = launch(path)
+    recorders = []
+    try:
+        read_until(proc, "[recorder] [INFO]")            # "recording /chatter (std_msgs/msg/String)": it runs
+        publisher.publish(String(data="hello"))
+        recorders = pids_running_with(str(out))
+        assert len(recorders) == 1, recorders
+        proc.kill()
+        proc.wait(timeout=30)
+        stopped = process_gone(recorders[0], timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+        for pid in pids_running_with(str(out)):           # left behind: end it, then fail
+            os.kill(pid, signal.SIGKILL)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    assert stopped, "the recorder still runs 60 s after its launcher was killed"
+    assert (out / "metadata.yaml").is_file()
+    with Reader(out) as reader:                           # a finalised bag that opens
+        assert [c.topic for c in reader.connections] == ["/chatter"]

@@ -36,6 +36,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from typing import Callable
 
 import rclpy
@@ -74,6 +75,29 @@ def _unknown_arguments(exc: BaseException) -> list[str]:
     return [str(name) for name in names] if isinstance(names, list) else [str(names)]
 
 
+def stop_when_launcher_dies(poll_s: float = 0.5) -> None:
+    """Started by ``xdrcdepth launch`` (its pid in :data:`~xdrcdepth_ros.tools.launcher.LAUNCHER_PID_ENV` is our
+    parent's), watch that parent from a daemon thread: once it is gone (SIGKILLed, it could not stop its
+    children, which run in their own sessions), send this process SIGTERM, the clean stop the launcher would
+    have sent (a recorder finalises its bag), with stdout and stderr on /dev/null: their pipe to the launcher
+    is closed. ``ros2 launch`` leaves such orphans running; a recorder among them fills the disk."""
+    from xdrcdepth_ros.tools.launcher import LAUNCHER_PID_ENV
+
+    launcher = os.environ.get(LAUNCHER_PID_ENV, "")
+    if launcher != str(os.getppid()):   # not a child of the launcher (a grandchild inherits the variable)
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(launcher):
+            time.sleep(poll_s)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(devnull, stream.fileno())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="launcher watch", daemon=True).start()
+
+
 def init_ros(args: list[str] | None = None, **kwargs) -> None:
     """``rclpy.init``; malformed or unknown ROS arguments raise :class:`RosArgumentError` with the reason.
 
@@ -99,6 +123,7 @@ def init_ros(args: list[str] | None = None, **kwargs) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    stop_when_launcher_dies()
 
 
 

@@ -48,6 +48,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: ``ExecuteProcess`` commands with a stand-in here: command prefix -> our executable
 STAND_INS = {("ros2", "bag", "play"): "bag_player", ("ros2", "bag", "record"): "bag_recorder"}
 POLL_S = 0.05
+#: Each child's environment names the launcher's pid here: our nodes and tools stop themselves cleanly when that
+#: parent is gone (a SIGKILLed launcher cannot stop them; ``xdrcdepth_ros.node.run.stop_when_launcher_dies``).
+LAUNCHER_PID_ENV = "XDRCDEPTH_LAUNCHER_PID"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -192,7 +195,7 @@ class ProcessGroup:
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{LAUNCHER_PID_ENV: str(os.getpid())})
         try:
             for name, cmd, shutdown_after_exit in self.commands:
                 # a Ctrl-C while starting: start no more (the recorder would make its bag only to be stopped)
