@@ -1,6 +1,6 @@
 """The xdrcdepth ROS 2 node: synchronised camera + radar in, dense metric depth (REP 118) out.
 
-Data flow (README.md, "ROS 2 node", has topics, parameters and TF)::
+Data flow (docs/depth_node.md has the topics, parameters and TF in full)::
 
     image + camera_info + radar clouds --message_filters.ApproximateTimeSynchronizer--> latest-frame slot
     image + camera_info, radar stale (radar_timeout) -------------- camera-only frame --> latest-frame slot
