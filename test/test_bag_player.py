@@ -266,6 +266,35 @@ def test_a_metadata_yaml_that_contradicts_the_file_is_refused(tmp_path, capsys, 
                    f"'xdrcdepth bag-reindex --force {bag}' rewrites metadata.yaml from the file\n")
 
 
+@pytest.mark.parametrize("edit, said", [
+    (lambda info: info.update(version=99), "Rosbag2 version 99 not supported"),
+    (lambda info: info.pop("topics_with_message_count"), "A metadata key is missing KeyError('topics_with_message_count')"),
+    (lambda info: info.update(compression_format="lz4", compression_mode="file"), "Compression format 'lz4'"),
+], ids=["newer-version", "missing-key", "unknown-compression"])
+def test_a_metadata_yaml_rosbags_refuses_is_not_called_a_damaged_file(tmp_path, edit, said):
+    """rosbags refuses metadata.yaml's contents with the same error type as a damaged storage file, and the
+    line used to say 'the file is damaged'. It names metadata.yaml and the repair, and the repair works."""
+    import yaml
+
+    from xdrcdepth_core.cli import main as xdrcdepth
+    from xdrcdepth_ros.bag.player import BagError, open_bag
+
+    bag = write_bag(tmp_path / "bag", "mcap")
+    metadata = yaml.safe_load((bag / "metadata.yaml").read_text())
+    edit(metadata["rosbag2_bagfile_information"])
+    (bag / "metadata.yaml").write_text(yaml.safe_dump(metadata))
+    with pytest.raises(BagError) as refused:
+        open_bag(bag)
+    assert str(refused.value).startswith(f"cannot read bag {bag}: metadata.yaml: {said}")
+    assert str(refused.value).endswith(f" ('xdrcdepth bag-reindex --force {bag}' rewrites metadata.yaml from the "
+                                       "storage file)")
+    assert "damaged" not in str(refused.value)
+    assert xdrcdepth(["bag-reindex", "--force", str(bag)]) == 0
+    reader = open_bag(bag)
+    assert sorted(c.topic for c in reader.connections) == ["/ignored", "/image", "/radar/points", "/tf_static"]
+    reader.close()
+
+
 def test_remap_syntax_is_checked():
     import argparse
 

@@ -169,6 +169,16 @@ def damaged_bag_line(bag, exc: BaseException) -> str:
             "from its intact chunks)")
 
 
+def metadata_refused(reader, exc: BaseException) -> bool:
+    """Whether ``reader.open()`` failed on the contents of metadata.yaml (an unsupported version, storage or
+    compression, a missing key, a listed file that is absent) rather than on the storage file: rosbags raises
+    those from its directory reader's ``open`` itself, storage errors come from deeper frames."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and frame.tb_frame.f_code is type(reader.storage).open.__code__
+
+
 def open_bag(path: str | Path):
     """An opened ``rosbags.rosbag2.Reader`` for a bag folder (or a ``.mcap``/``.db3`` inside one)."""
     bag = Path(path)
@@ -188,7 +198,10 @@ def open_bag(path: str | Path):
     reader = Reader(bag)
     try:
         reader.open()
-    except Exception as exc:  # rosbags raises several types for damaged storage files (metadata is read above)
+    except Exception as exc:  # rosbags raises several types for damaged storage files
+        if metadata_refused(reader, exc):
+            raise BagError(f"cannot read bag {bag}: metadata.yaml: {exc} ('xdrcdepth bag-reindex --force {bag}' "
+                           "rewrites metadata.yaml from the storage file)") from None
         raise BagError(damaged_bag_line(bag, exc)) from exc
     unmatched = metadata_mismatches(reader)
     if unmatched:
