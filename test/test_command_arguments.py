@@ -59,6 +59,16 @@ def test_calibration_without_int8_is_refused_before_any_model_is_loaded(capsys):
                                        "with --precision fp32\n")
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_a_precision_onnxruntime_cannot_run_on_the_cpu_is_refused_before_any_model_is_loaded(capsys, precision):
+    """The checkpoint named does not exist: the precision is refused first (it was refused only after loading the
+    model and the frames)."""
+    assert main(["export", "--format", "onnx", "--precision", precision, "--device", "cpu",
+                 "--checkpoint", "no/such/checkpoint.pt"]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth export: onnxruntime: no fast {precision} kernels in the CPU "
+                                       "execution provider\n")
+
+
 #: ``xdrcdepth models`` as the console script runs it, with a SIGINT sent once the command has returned, while the
 #: interpreter exits (atexit runs the earliest registered hook last): a sent signal at an exact moment, no timing
 SIGINT_WHILE_EXITING = """

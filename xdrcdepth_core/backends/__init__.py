@@ -180,21 +180,29 @@ def calibration_tag(frames) -> str:
     return f"_cal{digest}"
 
 
-def _exported_backend(name, model, input_hw, radar_channels, device, precision, weights_sha, calibration,
-                      allow_export, batch, tag=""):
-    from xdrcdepth_core.backends import export
-    from xdrcdepth_core.backends.capability import has_module
-
+def check_exported_backend(name: str, device: str, precision: str) -> None:
+    """Raise :class:`BackendUnavailable` (saying why) unless the exported-graph backend ``name`` (onnxruntime,
+    openvino, tensorrt) can run ``precision`` on ``device``: cheap checks, made before any model is loaded or
+    exported."""
     if name == "openvino":
         from xdrcdepth_core.backends.openvino_backend import check_openvino
 
-        check_openvino(device, precision)           # before any export: say why it cannot run
-    if name == "onnxruntime" and not has_module("onnxruntime"):
-        raise BackendUnavailable("onnxruntime is not installed (pip install -r requirements.txt)")
-    if name == "tensorrt":
+        check_openvino(device, precision)
+    elif name == "onnxruntime":
+        from xdrcdepth_core.backends.onnxruntime_backend import check_onnxruntime
+
+        check_onnxruntime(device, precision)
+    elif name == "tensorrt":
         from xdrcdepth_core.backends.tensorrt_backend import tensorrt_route
 
         tensorrt_route(device)
+
+
+def _exported_backend(name, model, input_hw, radar_channels, device, precision, weights_sha, calibration,
+                      allow_export, batch, tag=""):
+    from xdrcdepth_core.backends import export
+
+    check_exported_backend(name, device, precision)    # before any export: say why it cannot run
     if weights_sha is None:
         from xdrcdepth_core.checkpoint import weights_digest
 
@@ -245,8 +253,6 @@ def _exported_backend(name, model, input_hw, radar_channels, device, precision, 
     if name == "onnxruntime":
         from xdrcdepth_core.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        if precision in ("bf16", "fp16") and torch.device(device).type == "cpu":
-            raise BackendUnavailable(f"onnxruntime: no fast {precision} kernels in the CPU execution provider")
         if precision == "int8":
             path = int8_onnx()
         elif precision == "fp16":

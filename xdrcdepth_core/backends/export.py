@@ -206,7 +206,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from xdrcdepth_core.backends import BackendUnavailable, ParityFailed, ParityTolerance, create_backend
+    from xdrcdepth_core.backends import (BackendUnavailable, ParityFailed, ParityTolerance, check_exported_backend,
+                                        create_backend)
+    from xdrcdepth_core.device import resolve_device
     from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
     from xdrcdepth_core.infer import DepthEstimator
 
@@ -223,6 +225,12 @@ def run(args: argparse.Namespace) -> int:
         say(f"xdrcdepth export: --calibration calibrates int8 quantisation; it does nothing with --precision "
             f"{args.precision}")
         return 2
+    backend = "onnxruntime" if args.format == "onnx" else "openvino"
+    try:                            # before loading anything: --precision bf16 for onnx on a CPU cannot run
+        check_exported_backend(backend, str(resolve_device(args.device)), args.precision)
+    except (BackendUnavailable, ValueError) as exc:
+        say(f"xdrcdepth export: {exc}")
+        return 2
     try:
         estimator = DepthEstimator.from_checkpoint(args.checkpoint or None, device=args.device, backend="torch",
                                                    precision="fp32")
@@ -232,7 +240,6 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         say(f"xdrcdepth export: {exc}")
         return 2
-    backend = "onnxruntime" if args.format == "onnx" else "openvino"
     model = estimator.model
     h, w = estimator.input_hw
     if args.batch * h * w > DEFAULT_MAX_IMAGE_PIXELS:   # --batch 100000 went on to allocate 39 GB for the example

@@ -19,6 +19,18 @@ from xdrcdepth_core.backends.base import Backend, BackendUnavailable
 from xdrcdepth_core.backends.capability import has_module, onnxruntime_providers
 
 
+def check_onnxruntime(device: str, precision: str) -> None:
+    """Raise :class:`BackendUnavailable` (saying why) unless ONNX Runtime can run ``precision`` on ``device``."""
+    if not has_module("onnxruntime"):
+        raise BackendUnavailable("onnxruntime is not installed (pip install -r requirements.txt)")
+    if torch.device(device).type == "cuda":
+        if "CUDAExecutionProvider" not in onnxruntime_providers():
+            raise BackendUnavailable("onnxruntime: no CUDAExecutionProvider in this build (CPU wheel); "
+                                     "install onnxruntime-gpu for CUDA")
+    elif precision in ("bf16", "fp16"):
+        raise BackendUnavailable(f"onnxruntime: no fast {precision} kernels in the CPU execution provider")
+
+
 def session_options(threads: int | None = None):
     import onnxruntime as ort
 
@@ -66,17 +78,11 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, onnx_path: str | Path, device: str, precision: str = "fp32", threads: int | None = None):
         super().__init__(precision, device)
-        if not has_module("onnxruntime"):
-            raise BackendUnavailable("onnxruntime is not installed (pip install -r requirements.txt)")
+        check_onnxruntime(device, precision)
         dev = torch.device(device)
         if dev.type == "cuda":
-            if "CUDAExecutionProvider" not in onnxruntime_providers():
-                raise BackendUnavailable("onnxruntime: no CUDAExecutionProvider in this build (CPU wheel); "
-                                         "install onnxruntime-gpu for CUDA")
             providers = [("CUDAExecutionProvider", {"device_id": dev.index or 0}), "CPUExecutionProvider"]
         else:
-            if precision in ("bf16", "fp16"):
-                raise BackendUnavailable(f"onnxruntime: no fast {precision} kernels in the CPU execution provider")
             providers = ["CPUExecutionProvider"]
         self.path = Path(onnx_path)
         self.session = OrtSession(self.path, device, providers, threads)
