@@ -3,6 +3,7 @@ swallows) is a ``KeyboardInterrupt`` (exit 130 in the commands), never a ``.fail
 later export of the checkpoint; a failed step is reported once."""
 
 import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -142,6 +143,23 @@ def test_export_refuses_a_batch_beyond_the_pixel_limit_before_any_work(cache, tm
     assert err == ("xdrcdepth export: --batch 100000 of 128 x 256 inputs is 3276800000 pixels, more than 16777216 "
                    "(4096 x 4096, the depth node's max_image_pixels); give a smaller --batch\n")
     assert not out.parent.exists() and failed_records(cache) == []
+
+
+def test_export_with_a_read_only_cache_names_the_cache_and_how_to_move_it(tmp_path, monkeypatch, capsys):
+    """The parity frames are built into the cache on first use: a read-only cache was 'xdrcdepth export: [Errno
+    30] Read-only file system: ...', exit code 2, as if the arguments were wrong."""
+    from fs_faults import readonly_dir
+    from xdrcdepth_core.cli import main
+
+    out = tmp_path / "out" / "x.onnx"
+    with readonly_dir(tmp_path / "ro") as ro:
+        monkeypatch.setenv("XDRCDEPTH_CACHE", str(ro))
+        assert main(["export", "--format", "onnx", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    cause = "read-only file system [Errno 30]" if os.geteuid() == 0 else "permission denied [Errno 13]"  # a mount
+    assert err.splitlines()[-1] == (f"xdrcdepth export: cannot write {ro}/frames: {cause} "
+                                    f"(the cache folder {ro}: set XDRCDEPTH_CACHE to a writable folder)")
+    assert not out.exists()
 
 
 OPENVINO_FREED_IN_ORDER_THEN_SIGINT = """

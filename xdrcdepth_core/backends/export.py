@@ -237,7 +237,13 @@ def run(args: argparse.Namespace) -> int:
         frames, label = frames_for(args.frames, estimator.radar_channels, limit=args.limit or 10**6)
         calibration = (load_cache_frames(args.calibration, estimator.radar_channels, CALIBRATION_FRAMES,
                                          spread=True) if args.calibration else None)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        if cache_write_failed(exc):   # the parity frames are built into the cache on first use
+            say(cache_error_line(exc))
+            return 1
+        say(f"xdrcdepth export: {exc}")
+        return 2
+    except ValueError as exc:
         say(f"xdrcdepth export: {exc}")
         return 2
     model = estimator.model
@@ -273,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"xdrcdepth export: {exc}")
         return 2
     except OSError as exc:          # the artefact cache cannot be written (full disk, read-only)
-        say(os_error_line("xdrcdepth export", exc))
+        say(cache_error_line(exc))
         return 1
     try:
         write_outputs(args, runner, estimator, out, calibration, label)
@@ -284,6 +290,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"xdrcdepth export: wrote {out}" + (f" (+ {out.with_suffix('.bin').name})" if ext == ".xml" else "")
           + f" and {out}.parity.json")
     return 0
+
+
+def cache_write_failed(exc: OSError) -> bool:
+    """Whether ``exc`` is a failed write inside :func:`cache_root` (read-only, full)."""
+    return bool(exc.filename) and Path(os.path.abspath(exc.filename)).is_relative_to(os.path.abspath(cache_root()))
+
+
+def cache_error_line(exc: OSError) -> str:
+    """The one line of a failed write, naming the cache and how to move it when the write was inside it."""
+    line = os_error_line("xdrcdepth export", exc)
+    if cache_write_failed(exc):
+        line += f" (the cache folder {cache_root()}: set XDRCDEPTH_CACHE to a writable folder)"
+    return line
 
 
 def write_outputs(args: argparse.Namespace, runner, estimator, out: Path, calibration, label: str) -> None:
