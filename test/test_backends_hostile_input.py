@@ -4,6 +4,7 @@ later export of the checkpoint; a failed step is reported once."""
 
 import contextlib
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -158,8 +159,44 @@ def test_export_with_a_read_only_cache_names_the_cache_and_how_to_move_it(tmp_pa
     err = capsys.readouterr().err
     cause = "read-only file system [Errno 30]" if os.geteuid() == 0 else "permission denied [Errno 13]"  # a mount
     assert err.splitlines()[-1] == (f"xdrcdepth export: cannot write {ro}/frames: {cause} "
-                                    f"(the cache folder {ro}: set XDRCDEPTH_CACHE to a writable folder)")
+                                    f"(the cache folder {ro}; XDRCDEPTH_CACHE moves it)")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_export_on_a_full_disk_names_the_file_it_could_not_write(tmp_path):
+    """Each write of the export under a file size limit (a full disk as the process sees it): the parity frames,
+    then the cached graph (was 'onnxruntime: export failed: [Errno 27] File too large', exit code 2, no file
+    named), then ``--out`` (was 'cannot write output'). One line each, exit code 1."""
+    import subprocess
+    import sys
+
+    from fs_faults import file_size_limit
+
+    cache, out = tmp_path / "cache", tmp_path / "out" / "x.onnx"
+
+    def export_command(limit=None):
+        proc = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "export", "--format", "onnx", "--out",
+                               str(out)], capture_output=True, text=True, timeout=300,
+                              preexec_fn=file_size_limit(limit) if limit else None,
+                              env={**os.environ, "XDRCDEPTH_CACHE": str(cache), "PYTHONDONTWRITEBYTECODE": "1"})
+        return proc.returncode, proc.stderr.splitlines()[-1] if proc.stderr else ""
+
+    too_large = "file too large for this file system or process limit [Errno 27]"
+    code, line = export_command(limit=100_000)            # a parity frame (~2 MB) is the first file written
+    assert code == 1 and re.fullmatch(f"xdrcdepth export: cannot write {re.escape(str(cache))}/frames/[0-9a-f]+/"
+                                      f"00_[0-9a-f]+\\.npz: {re.escape(too_large)} \\(the cache folder "
+                                      f"{re.escape(str(cache))}; XDRCDEPTH_CACHE moves it\\)", line), line
+    code, line = export_command(limit=8_000_000)          # the frames fit, the fp32 graph (~17 MB) does not
+    assert code == 1 and re.fullmatch(f"xdrcdepth export: cannot write {re.escape(str(cache))}/exports/[^/]+/"
+                                      f"model\\.onnx: {re.escape(too_large)} \\(the cache folder "
+                                      f"{re.escape(str(cache))}; XDRCDEPTH_CACHE moves it\\)", line), line
+    assert failed_records(cache) == []
+    assert export_command()[0] == 0 and out.is_file()     # the cache is filled; the next export copies from it
+    for written in out.parent.iterdir():
+        written.unlink()
+    assert export_command(limit=1_000_000) == (1, f"xdrcdepth export: cannot write {out}: {too_large}")
+    assert sorted(p.name for p in out.parent.iterdir()) == []
 
 
 OPENVINO_FREED_IN_ORDER_THEN_SIGINT = """
@@ -212,8 +249,9 @@ def test_an_export_that_fails_for_the_disk_is_not_recorded_as_the_models_failure
     for attempt in (1, 2):
         with pytest.raises(BackendUnavailable) as info:
             create_backend("onnxruntime", model, HW, CHANNELS, "cpu", "fp32", weights_sha=WEIGHTS, allow_export=True)
-        assert str(info.value) == ("onnxruntime: export failed: [Errno 28] No space left on device (not recorded: "
-                                   "the next run tries again)")
+        graph = export.artefact_dir("xdrcdepth", WEIGHTS, HW) / "model.onnx"     # the file is named
+        assert str(info.value) == (f"onnxruntime: export failed: [Errno 28] No space left on device: '{graph}' (not "
+                                   "recorded: the next run tries again)")
         assert failed_records(cache) == [] and len(calls) == attempt
 
 

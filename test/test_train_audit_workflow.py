@@ -325,3 +325,27 @@ def test_teacher_cache_into_a_read_only_folder_names_meta_json(caches, tmp_path,
                      "--layers", "decoder:4", "--no-progress"]) == 1
         assert capsys.readouterr().err.splitlines() == [
             f"xdrcdepth teacher-cache: cannot write {out / 'meta.json'}: {cause}"]
+
+
+@pytest.mark.slow
+def test_teacher_cache_on_a_full_disk_is_one_line_naming_the_map_file(caches, tmp_path):
+    """numpy's savez left its zip archive open when a write failed: the garbage collector then printed 'Exception
+    ignored ... ValueError: seek of closed file' after the error line, which itself said 'cannot write output'."""
+    from xdrcdepth_core.checkpoint import save_checkpoint
+    from xdrcdepth_core.models import build_model
+    from train_rig import INPUT_HW, TINY_TEACHER
+
+    teacher = tmp_path / "teacher.pt"
+    options = {k: v for k, v in TINY_TEACHER.items() if k != "name"}
+    save_checkpoint(teacher, build_model(TINY_TEACHER["name"], **options), INPUT_HW,
+                    ("depth", "rcs", "vx_comp", "vy_comp"))
+    out = tmp_path / "teacher_cache"
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "teacher-cache", "--checkpoint", str(teacher),
+                           "--data", str(caches["train"]), "--out", str(out), "--layers", "decoder:4",
+                           "--no-progress"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=file_size_limit(8 * 1024), env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    first = sorted(caches["train"].glob("*.npz"))[0].name
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == [f"xdrcdepth teacher-cache: cannot write {out / first}: file too large for this "
+                                        "file system or process limit [Errno 27]"]
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json"]      # no partial map file, no temporary

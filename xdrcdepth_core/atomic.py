@@ -53,8 +53,10 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fchmod(f.fileno(), FILE_MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:   # a failed write() names no file: the target
+            exc.filename = str(path)
         raise
 
 

@@ -227,6 +227,8 @@ def _exported_backend(name, model, input_hw, radar_channels, device, precision, 
                 if isinstance(exc, BackendUnavailable):     # the graph this one is made from failed (and says so)
                     raise
                 if isinstance(exc, OSError):   # a full disk, a read-only cache: the machine's, not the model's
+                    if exc.filename is None:   # torch's exporter writes a temporary and names none
+                        exc.filename = str(path)
                     raise BackendUnavailable(f"{name}: export failed: {exc} (not recorded: the next run tries "
                                              "again)") from exc
                 try:

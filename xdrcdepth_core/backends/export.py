@@ -276,15 +276,18 @@ def run(args: argparse.Namespace) -> int:
             f"(numbers in {report_path})")
         return 1
     except BackendUnavailable as exc:
+        if isinstance(exc.__cause__, OSError):     # the artefact cache cannot be written (full disk, read-only)
+            say(cache_error_line(exc.__cause__))
+            return 1
         say(f"xdrcdepth export: {exc}")
         return 2
-    except OSError as exc:          # the artefact cache cannot be written (full disk, read-only)
+    except OSError as exc:          # the parity frames cannot be cached
         say(cache_error_line(exc))
         return 1
     try:
         write_outputs(args, runner, estimator, out, calibration, label)
-    except OSError as exc:
-        say(os_error_line("xdrcdepth export", exc))
+    except OSError as exc:          # torch's and OpenVINO's writers name no file: the one asked for is named
+        say(cache_error_line(exc) if exc.filename else os_error_line("xdrcdepth export", exc, out))
         return 1
     print(f"xdrcdepth export: {runner.parity.summary() if runner.parity else 'verified'}")
     print(f"xdrcdepth export: wrote {out}" + (f" (+ {out.with_suffix('.bin').name})" if ext == ".xml" else "")
@@ -301,7 +304,7 @@ def cache_error_line(exc: OSError) -> str:
     """The one line of a failed write, naming the cache and how to move it when the write was inside it."""
     line = os_error_line("xdrcdepth export", exc)
     if cache_write_failed(exc):
-        line += f" (the cache folder {cache_root()}: set XDRCDEPTH_CACHE to a writable folder)"
+        line += f" (the cache folder {cache_root()}; XDRCDEPTH_CACHE moves it)"
     return line
 
 

@@ -149,9 +149,12 @@ def write_sample(path: Path, sample: dict, radar_channels: tuple[str, ...], sett
         save_npz(f, arrays)
 
 
-def save_npz(file, arrays: dict[str, np.ndarray], level: int = ZLIB_LEVEL) -> None:
-    """``np.savez_compressed`` with a chosen zlib level (same file format; no pickled objects)."""
-    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
+def save_npz(file, arrays: dict[str, np.ndarray], level: int | None = ZLIB_LEVEL) -> None:
+    """``np.savez_compressed`` with a chosen zlib level, or ``np.savez`` for ``level=None`` (same file format;
+    no pickled objects). Unlike numpy's, the archive is closed when a write fails (a full disk): numpy's left
+    it to the garbage collector, which then wrote 'Exception ignored ... seek of closed file' on stderr."""
+    compression = zipfile.ZIP_STORED if level is None else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(file, "w", compression=compression, compresslevel=level) as archive:
         for name, array in arrays.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)

@@ -239,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_cache(teacher: torch.nn.Module, dataset, meta: dict, args: argparse.Namespace, device) -> int:
     """``meta.json`` and one ``.npz`` per sample not cached yet; returns how many were computed."""
+    from xdrcdepth_core.data.prepare import save_npz
+
     atomic_write_bytes(args.out / META, json.dumps(meta, indent=1).encode())
     written = 0
     for index, path in enumerate(tqdm(dataset.files, desc="teacher-cache", unit="sample", disable=args.no_progress)):
@@ -249,6 +251,6 @@ def _write_cache(teacher: torch.nn.Module, dataset, meta: dict, args: argparse.N
         maps = teacher_maps(teacher, sample["image"][None].to(device), sample["radar"][None].to(device),
                             args.layers, args.target)
         with atomic_writer(path) as f:
-            np.savez(f, **maps)
+            save_npz(f, maps, level=None)
         written += 1
     return written
