@@ -123,9 +123,11 @@ def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
     camera_file = Path(nusc_sample.nusc.get_sample_data_path(
         nusc_sample.nusc.get("sample", nusc_sample.sample_tokens[1])["data"]["CAM_FRONT"]))
     camera_file.write_bytes(b"garbage")
-    rc, summary = _prepare(capsys, "--dataroot", folder, "--version", "v1.0-test", "--out", out,
-                           "--allow-missing-lidar")
-    assert rc == 1 and str(camera_file) in summary and "--skip-bad" in summary
+    assert main(["prepare", "--dataroot", str(folder), "--version", "v1.0-test", "--out", str(out),
+                 "--allow-missing-lidar"]) == 1
+    captured = capsys.readouterr()                      # on stderr: '2>/dev/null' showed it
+    (line,) = [ln for ln in captured.err.splitlines() if ln.startswith("xdrcdepth prepare")]
+    assert str(camera_file) in line and "--skip-bad" in line and captured.out == ""
     rc, summary = _prepare(capsys, "--dataroot", folder, "--version", "v1.0-test", "--out", out,
                            "--allow-missing-lidar", "--skip-bad")
     assert rc == 0 and "2 samples" in summary and "0 written, 1 already cached, 1 unreadable skipped" in summary
@@ -137,6 +139,27 @@ def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
     assert "--lidar-sweeps: must be >= 1, got '0'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="sweep counts must be >= 1"):
         NuScenesDepthDataset(folder, "v1.0-test", radar_sweeps=0)
+
+
+def test_nothing_to_cache_is_an_error_not_an_empty_cache(folder, tmp_path, capsys):
+    """Both used to end with rc 0 and an empty cache folder, which train refused only later ('no .npz cache
+    files'): a folder whose selection has no sample, and --skip-bad skipping every sample."""
+    out = tmp_path / "cache"
+    dataset = NuScenesDepthDataset(folder, "v1.0-test")          # sample 0 only: sample 1 has no LiDAR
+    camera_file = Path(dataset.nusc.get_sample_data_path(
+        dataset.nusc.get("sample", dataset.sample_tokens[0])["data"]["CAM_FRONT"]))
+    camera_file.write_bytes(b"garbage")
+    assert main(["prepare", "--dataroot", str(folder), "--version", "v1.0-test", "--out", str(out),
+                 "--skip-bad"]) == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("xdrcdepth prepare")]
+    assert err[0].startswith(f"xdrcdepth prepare: skipping sample {dataset.sample_tokens[0]}: {camera_file}")
+    assert err[1:] == [f"xdrcdepth prepare: no sample could be read (1 unreadable): nothing cached in {out}"]
+
+    (folder / "v1.0-test" / "scene.json").write_text("[]")    # no scene: no sample
+    empty = tmp_path / "empty"
+    assert main(["prepare", "--dataroot", str(folder), "--version", "v1.0-test", "--out", str(empty)]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth prepare: error: no samples to prepare in {folder} (split all)\n")
+    assert not empty.exists()
 
 
 @pytest.mark.slow

@@ -49,6 +49,11 @@ def summary(proc) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def error_line(proc) -> str:
+    """The last message line on stderr (errors and notices go there, not on stdout, with the progress bar)."""
+    return [ln for ln in proc.stderr.splitlines() if ln.startswith("xdrcdepth prepare")][-1]
+
+
 def member_data_offset(path, name):
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(name)
@@ -76,7 +81,7 @@ def test_corrupt_cache_file_is_rebuilt(folder, tmp_path, member):
     proc = prepare(folder, out)
     assert proc.returncode == 0, proc.stderr
     assert "1 written, 1 already cached" in summary(proc) and "1 corrupt rebuilt" in summary(proc)
-    assert f"{victim} is corrupt" in proc.stdout
+    assert f"{victim} is corrupt" in proc.stderr and f"{victim} is corrupt" not in proc.stdout
     assert victim.read_bytes() == good[victim] and cache_state(victim, settings) == "cached"
 
 
@@ -99,7 +104,7 @@ def test_sample_data_without_filename_is_named(folder, tmp_path):
     table.write_text(json.dumps(records))
     proc = prepare(folder, tmp_path / "cache")
     assert proc.returncode == 1
-    assert f"{table}: record {records[0]['token']} has no 'filename'" in summary(proc)
+    assert f"{table}: record {records[0]['token']} has no 'filename'" in error_line(proc) and proc.stdout == ""
     assert "KeyError" not in proc.stdout + proc.stderr
 
 
@@ -176,7 +181,7 @@ def test_a_pose_missing_from_ego_pose_json_is_named_not_a_traceback(folder, tmp_
     table.write_text(json.dumps([p for p in poses if p["token"] != radar["ego_pose_token"]]))
     proc = prepare(folder, tmp_path / "cache")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert summary(proc) == (f"xdrcdepth prepare: sample {radar['sample_token']}: {table}: no record "
+    assert error_line(proc) == (f"xdrcdepth prepare: sample {radar['sample_token']}: {table}: no record "
                              f"'{radar['ego_pose_token']}' (use --skip-bad to go on)")
     proc = prepare(folder, tmp_path / "cache", "--skip-bad")
     assert proc.returncode == 0, proc.stderr
@@ -192,7 +197,7 @@ def test_a_token_that_is_no_file_name_is_an_unusable_sample_not_a_path(folder, t
         table.write_text(table.read_text().replace(token, "../escaped"))
     out = tmp_path / "work" / "cache"
     proc = prepare(folder, out)
-    assert proc.returncode == 1 and summary(proc) == (
+    assert proc.returncode == 1 and error_line(proc) == (
         "xdrcdepth prepare: sample ../escaped: its token is no plain file name (letters, digits, _ - . only, no "
         "leading dot, at most 100 characters), which the cache file is named by (use --skip-bad to go on)")
     proc = prepare(folder, out, "--skip-bad")

@@ -21,7 +21,9 @@ with the same settings, so an interrupted run resumes, a changed option rebuilds
 Unknown ``--radar-channels`` names and camera/radar channels the folder does not have are errors (exit
 code 2, one line), as are other bad arguments. Ctrl-C: one line, exit code 130 (finished files are
 complete; rerun to resume). An unwritable output (read-only, full disk): one line naming the file and the
-cause, exit code 1.
+cause, exit code 1. An unreadable sample: one line naming its file, exit code 1 (``--skip-bad`` skips and counts
+it; if it skipped every sample, exit code 1 too). A selection without any sample (no scene, or none with every
+required channel) is an argument error, and no cache folder is made. Errors and notices go to stderr.
 """
 
 from __future__ import annotations
@@ -201,8 +203,14 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
         say(f"{PROG}: error: {exc}")
         return EXIT_USAGE
     except (AssertionError, OSError, ValueError) as exc:  # the devkit asserts on a missing table folder
-        print(f"xdrcdepth prepare: cannot load {args.version} from {args.dataroot}: {exc}")
+        say(f"xdrcdepth prepare: cannot load {args.version} from {args.dataroot}: {exc}")
         return 1
+    if len(dataset) == 0:           # nothing to write: no cache folder either (train would find it empty)
+        lacking = (f" ({dataset.n_incomplete} lack a required channel"
+                   + ("" if args.allow_missing_lidar else "; --allow-missing-lidar keeps those without LiDAR")
+                   + ")" if dataset.n_incomplete else "")
+        say(f"{PROG}: error: no samples to prepare in {args.dataroot} ({_selection(args, dataset)}){lacking}")
+        return EXIT_USAGE
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -219,7 +227,8 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
             skipped += 1
             continue
         if state == "corrupt":
-            tqdm.write(f"xdrcdepth prepare: {path} is corrupt (CRC or format check failed): rebuilding it")
+            tqdm.write(f"xdrcdepth prepare: {path} is corrupt (CRC or format check failed): rebuilding it",
+                       file=sys.stderr)
             rebuilt += 1
         try:
             if state == "bad name":
@@ -228,9 +237,9 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
             sample = dataset[index]
         except (OSError, ValueError) as exc:
             if not args.skip_bad:
-                tqdm.write(f"xdrcdepth prepare: sample {token}: {exc} (use --skip-bad to go on)")
+                tqdm.write(f"xdrcdepth prepare: sample {token}: {exc} (use --skip-bad to go on)", file=sys.stderr)
                 return 1
-            tqdm.write(f"xdrcdepth prepare: skipping sample {token}: {exc}")
+            tqdm.write(f"xdrcdepth prepare: skipping sample {token}: {exc}", file=sys.stderr)
             bad.append(token)
             continue
         try:
@@ -240,12 +249,19 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
             return 1
         written += 1
         counts["written"] = written
-    split = f"split {args.split} (no such scenes here: all scenes)" if dataset.split_fallback else f"split {args.split}"
-    if args.scenes:
-        split = f"scenes {', '.join(dataset.scene_names)}"
     extra = f", {rebuilt} corrupt rebuilt" if rebuilt else ""
     extra += f", {len(stale)} stale temporaries removed" if stale else ""
-    print(f"xdrcdepth prepare: {len(dataset)} samples of {split} -> {out}: {written} written, "
+    print(f"xdrcdepth prepare: {len(dataset)} samples of {_selection(args, dataset)} -> {out}: {written} written, "
           f"{skipped} already cached, {len(bad)} unreadable skipped, "
           f"{dataset.n_incomplete} lacking a required channel{extra}")
+    if written + skipped == 0:      # --skip-bad skipped every sample: the cache is empty
+        say(f"{PROG}: no sample could be read ({len(bad)} unreadable): nothing cached in {out}")
+        return 1
     return 0
+
+
+def _selection(args: argparse.Namespace, dataset: NuScenesDepthDataset) -> str:
+    """The samples' selection in words: the scenes named, or the split (and its fallback to all scenes)."""
+    if args.scenes:
+        return f"scenes {', '.join(dataset.scene_names)}"
+    return f"split {args.split} (no such scenes here: all scenes)" if dataset.split_fallback else f"split {args.split}"
