@@ -270,3 +270,19 @@ def test_a_file_given_as_cache_folder_is_named_as_such(tmp_path):
     (tmp_path / "t0.npz").write_bytes(b"")
     with pytest.raises(ValueError, match=f"^{tmp_path / 't0.npz'} is not a folder \\(give the cache folder"):
         cache_files(tmp_path / "t0.npz")
+
+
+def test_eval_of_a_ground_truth_the_cache_lacks_is_refused_before_any_frame(tmp_path, capsys):
+    """Audit 2026-12-06: `--gt exact` on a cache of real recordings (no renderer depth) ran the model over every
+    frame, printed all-NaN tables, then exit 1. train refuses the same eval.gt up front; eval now does too."""
+    from xdrcdepth_core.cli import main
+
+    cache = _cli_cache(tmp_path / "cache")
+    assert "depth_exact" not in np.load(cache / "t0.npz").files
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--data", str(cache), "--gt", "exact", "--json", str(report), "--device", "cpu",
+                 "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"xdrcdepth eval: {cache / 't0.npz'}: no depth_exact for --gt exact (cache {cache}; "
+                            "'exact' needs a synthetic folder's cache)\n")
+    assert captured.out == "" and not report.exists()

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.checkpoint import load_checkpoint
     from xdrcdepth_core.demo import write_png
     from xdrcdepth_core.file_names import token_file_name
-    from xdrcdepth_core.evaluation.evaluate import evaluate_cache
+    from xdrcdepth_core.evaluation.evaluate import evaluate_cache, missing_ground_truth
     from xdrcdepth_core.evaluation.panels import evaluation_panel
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
@@ -76,6 +76,14 @@ def run(args: argparse.Namespace) -> int:
         metrics = load_checkpoint(path).get("metrics", {}) if path else {}
     except (OSError, ValueError) as exc:
         say(f"{PROG}: {exc}")
+        return 2
+    try:                            # before the model runs over every frame: the ground truth --gt names first
+        missing = missing_ground_truth(args.data, args.gt[0])
+    except (OSError, ValueError) as exc:
+        say(f"{PROG}: {exc}")
+        return 2
+    if missing:
+        say(f"{PROG}: {missing} for --gt {args.gt[0]} (cache {args.data}; 'exact' needs a synthetic folder's cache)")
         return 2
     for folder, what in ((args.panels, args.panels), (args.json and args.json.parent, args.json)):
         try:                        # the outputs' folders now: a path through a file fails before the work
