@@ -105,6 +105,18 @@ def test_parse_override_values_are_yaml():
         parse_override("novalue")
 
 
+def test_floats_without_a_dot_are_numbers_in_files_and_overrides(tmp_path):
+    """Audit 2026-12-06: PyYAML reads YAML 1.1, where `1e-3` is a string, so `lr: 1e-3` (how papers and most
+    configs write it) was refused as 'optim.lr must be a finite number, got '1e-3''. YAML 1.2 reads a number."""
+    path = _write(tmp_path, "data: {train: /c/train}\noptim: {lr: 1e-3, weight_decay: 5E-2}\n")
+    cfg = resolve_config(path, ["data.augment={hflip: 0.5, color: 1e-1}"])
+    assert (cfg["optim"]["lr"], cfg["optim"]["weight_decay"], cfg["data"]["augment"]["color"]) == (0.001, 0.05, 0.1)
+    assert parse_override("optim.lr=-2.5e+4") == {"optim": {"lr": -25000.0}}
+    # what YAML 1.1 already read stays as it was: ints, dotted floats, and words that only look numeric
+    assert parse_override("v=[3, 1_000, 0x1F, .5, 1.0e-5, .inf, 12e, 1e3x, NaN]") == {
+        "v": [3, 1000, 31, 0.5, 1e-5, float("inf"), "12e", "1e3x", "NaN"]}
+
+
 def test_poly_schedule_by_hand():
     # (1 - 0.1) * (1 - 5/10) ** 0.9 + 0.1 = 0.9 * 0.535886731 + 0.1
     assert lr_factor(5, 10, "poly", 0.9, 0.1) == pytest.approx(0.9 * 0.5 ** 0.9 + 0.1)

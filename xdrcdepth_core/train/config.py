@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from pathlib import Path
 
 import yaml
@@ -230,6 +231,16 @@ class UniqueKeyLoader(yaml.SafeLoader):
                     continue
                 first_line[key] = line
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.2 floats: PyYAML follows YAML 1.1, where a float needs a dot, so `lr: 1e-3` was the string '1e-3' and
+# refused as "not a number"; every float YAML 1.1 accepts is still one (the dot is optional in the exponent form)
+UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+     [-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
 
 
 def read_yaml_mapping(path: str | Path, what: str) -> dict:
