@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import numbers
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt files and forbidden pickles raise many different exception types
-        raise ValueError(f"cannot read checkpoint {path} (only tensors and plain data are accepted): "
-                         f"{load_failure_reason(exc)}") from exc
+        why = ("only tensors and plain data are accepted" if isinstance(exc, pickle.UnpicklingError)
+               else "the file is damaged or cut short")   # the zip reader's and a cut pickle's errors
+        raise ValueError(f"cannot read checkpoint {path} ({why}): {load_failure_reason(exc)}") from exc
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"{path} is not an xdrcdepth checkpoint (missing {', '.join(missing)})")
