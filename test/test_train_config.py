@@ -61,6 +61,9 @@ def test_yaml_over_defaults_and_overrides(tmp_path):
     ("data: {train: x}\n", "data.augment.color=[1]", "data.augment.color must be a jitter strength in [0, 1], got [1]"),
     ("data: {train: x}\n", "data.augment.negate_lateral_velocity=1",
      "data.augment.negate_lateral_velocity must be true or false, got 1"),
+    # audit 2026-12-06: a list item by index replaced the list with a mapping: 'losses must be a non-empty list'
+    ("data: {train: x}\n", "losses.0.weight=2", "losses is a list, got the mapping {'0': {'weight': 2}}: a list is "
+     "given whole (--set 'losses=[...]'), its items cannot be set one by one"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, override, message):
     path = _write(tmp_path, text)

@@ -92,6 +92,9 @@ def _merge(base: dict, override: dict, path: tuple = ()) -> dict:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where} must be a mapping, got {value!r}")
             out[key] = _merge(base[key], value, path + (key,))
+        elif isinstance(base.get(key), list) and isinstance(value, dict):   # --set losses.0.weight=2
+            raise ConfigError(f"{where} is a list, got the mapping {_short(value)}: a list is given whole "
+                              f"(--set '{where}=[...]'), its items cannot be set one by one")
         else:
             out[key] = copy.deepcopy(value)
     return out
