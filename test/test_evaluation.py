@@ -286,3 +286,13 @@ def test_eval_of_a_ground_truth_the_cache_lacks_is_refused_before_any_frame(tmp_
     assert captured.err == (f"xdrcdepth eval: {cache / 't0.npz'}: no depth_exact for --gt exact (cache {cache}; "
                             "'exact' needs a synthetic folder's cache)\n")
     assert captured.out == "" and not report.exists()
+
+
+def test_eval_teacher_without_panels_is_refused_before_any_model_is_loaded(tmp_path, capsys):
+    """--teacher only adds the teacher's Grad-CAM to the panels: without --panels it was silently ignored (after
+    loading the teacher). The teacher named here does not exist: the flag is refused first."""
+    from xdrcdepth_core.cli import main
+
+    assert main(["eval", "--data", str(tmp_path), "--teacher", str(tmp_path / "no_teacher.pt")]) == 2
+    assert capsys.readouterr().err == ("xdrcdepth eval: --teacher puts the teacher's Grad-CAM into the --panels "
+                                       "pictures; it does nothing without --panels\n")

@@ -69,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.evaluation.panels import evaluation_panel
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
+    if args.teacher and args.panels is None:
+        say(f"{PROG}: --teacher puts the teacher's Grad-CAM into the --panels pictures; it does nothing without "
+            "--panels")
+        return 2
     try:
         estimator = DepthEstimator.from_checkpoint(args.checkpoint or None, device=args.device)
         teacher = DepthEstimator.from_checkpoint(args.teacher, device=args.device) if args.teacher else None
