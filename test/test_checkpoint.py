@@ -72,6 +72,16 @@ def test_files_that_are_no_checkpoint_at_all_are_named_as_such_before_torch_read
         assert str(err.value) == f"cannot read checkpoint {tmp_path / name}: {cause}"
 
 
+def test_an_exported_graph_given_as_a_checkpoint_says_to_give_the_pt(tmp_path):
+    graph = tmp_path / "student.onnx"
+    graph.write_bytes(b"\x08\x09\x12\x07pytorch")        # an ONNX protobuf's first bytes
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(graph)
+    assert str(err.value) == (f"cannot read checkpoint {graph}: not a PyTorch checkpoint (neither a zip archive, what "
+                              "torch.save writes, nor a legacy pickle); .onnx is an exported graph: give the .pt "
+                              "checkpoint it was exported from")
+
+
 def test_a_folder_or_a_device_is_named_for_what_it_is(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -155,6 +155,8 @@ def load_failure_reason(exc: Exception) -> str:
 
 
 NOT_FOUND = "no such file"
+#: files of ``xdrcdepth export`` (and TensorRT engines) that users pass where a checkpoint goes
+EXPORTED_SUFFIXES = (".onnx", ".xml", ".bin", ".engine", ".plan")
 
 
 def file_problem(path: str | os.PathLike) -> str | None:
@@ -180,9 +182,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     with open(path, "rb") as f:
         head = f.read(4)
     if head[:4] != ZIP_MAGIC and head[:1] != PICKLE_PROTO:
+        exported = (f"; {path.suffix} is an exported graph: give the .pt checkpoint it was exported from"
+                    if path.suffix.lower() in EXPORTED_SUFFIXES else "")
         raise ValueError(f"cannot read checkpoint {path}: "
                          + ("empty file" if not head else "not a PyTorch checkpoint (neither a zip archive, "
-                            "what torch.save writes, nor a legacy pickle)"))
+                            f"what torch.save writes, nor a legacy pickle){exported}"))
     try:
         with warnings.catch_warnings():
             # Any legacy pickle but protocol 2 warns before the weights-only unpickler reads (or refuses) it:
