@@ -76,7 +76,7 @@ def test_models_and_losses_the_registries_refuse_name_the_config(tmp_path, cache
 def test_a_missing_validation_folder_is_named_before_training(tmp_path, cache, capsys):
     config = _experiment(tmp_path, cache, data__val=str(tmp_path / "nowhere"))
     err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
-    assert f"cache folder not found: {tmp_path / 'nowhere'}" in err
+    assert err == f"xdrcdepth train: data.val: cache folder not found: {tmp_path / 'nowhere'}\n"
     assert not (tmp_path / "run").exists()
 
 
@@ -116,6 +116,8 @@ def test_a_corrupt_training_file_found_during_the_run_is_named(tmp_path, cache, 
     (cache / "b.npz").write_bytes(b"PK\x03\x04 truncated")
     in_process = _one_line(capsys, main(["train", "--config", _experiment(tmp_path, cache), "--no-progress"]))
     assert in_process.startswith(f"xdrcdepth train: {cache / 'b.npz'}: cannot read cache file (")
+    # no epoch has finished: nothing to --resume (the hint said --resume continues from the last finished epoch)
+    assert in_process.endswith(" (replace it, e.g. rerun xdrcdepth prepare, which rebuilds corrupt files)\n")
     code = ("import sys\nfrom xdrcdepth_core.train import trainer\ntrainer.MEDIAN_SAMPLES = 1\n"
             "from xdrcdepth_core.cli import main\nsys.exit(main(['train', '--config', sys.argv[1], '--no-progress']))")
     proc = subprocess.run([sys.executable, "-c", code, _experiment(tmp_path, cache, data__num_workers=1)],
@@ -348,3 +350,66 @@ def test_a_closed_stdout_ends_a_command_quietly():
     proc.stdout.close()                                   # the pipe has no reader left: every write is EPIPE
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and err == ""
+
+
+def test_a_run_folder_without_its_last_pt_is_not_trained_over(tmp_path, cache, capsys):
+    """Audit 2026-12-06: with last.pt deleted (the large file), a fresh run, and a --resume too, started from
+    epoch 1 and replaced the run's best.pt, history.json and summary.json without a word."""
+    config = _experiment(tmp_path, cache)
+    assert main(["train", "--config", config, "--no-progress"]) == 0
+    capsys.readouterr()
+    run = tmp_path / "run"
+    (run / "last.pt").unlink()
+    kept = {name: (run / name).read_bytes() for name in ("best.pt", "history.json", "summary.json", "config.yaml")}
+    for resume in ([], ["--resume"]):
+        err = _one_line(capsys, main(["train", "--config", config, "--no-progress", *resume]))
+        assert err == (f"xdrcdepth train: {run} holds an earlier run (history.json, summary.json) without its last.pt, "
+                       "so it cannot be resumed and training would replace its best.pt: choose another out folder\n")
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+
+
+def test_a_best_pt_of_an_interrupted_first_epoch_needs_resume(tmp_path, cache, capsys):
+    """best.pt is written before last.pt: a run killed between the two in its first epoch leaves best.pt alone.
+    Without --resume that is refused like a last.pt; --resume starts the epoch again (nothing finished)."""
+    config = _experiment(tmp_path, cache)
+    run = tmp_path / "run"
+    save_checkpoint(run / "best.pt", build_model(TINY_STUDENT["name"], **{k: v for k, v in TINY_STUDENT.items()
+                                                                         if k != "name"}), INPUT_HW, CHANNELS)
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
+    assert err == (f"xdrcdepth train: {run / 'best.pt'} exists: resume the run with --resume, or choose another out "
+                   "folder\n")
+    assert main(["train", "--config", config, "--no-progress", "--resume"]) == 0
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+
+
+def test_resuming_with_fewer_epochs_than_the_run_has_is_refused(tmp_path, cache, capsys):
+    """Audit 2026-12-06: --resume with optim.epochs below the epochs done trained nothing, exit 0, and rewrote
+    config.yaml and summary.json with the smaller count while the checkpoints held the larger one."""
+    assert main(["train", "--config", _experiment(tmp_path, cache, optim={"epochs": 2, "batch_size": 2}),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    run = tmp_path / "run"
+    kept = {name: (run / name).read_bytes() for name in ("config.yaml", "summary.json", "last.pt")}
+    fewer = _experiment(tmp_path, cache, optim={"epochs": 1, "batch_size": 2})
+    err = _one_line(capsys, main(["train", "--config", fewer, "--no-progress", "--resume"]))
+    assert err == (f"xdrcdepth train: cannot resume from {run / 'last.pt'}: the run has finished 2 epochs, more than "
+                   "optim.epochs 1; give optim.epochs >= 2\n")
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+
+
+def test_a_missing_training_folder_names_its_key(tmp_path, cache, capsys):
+    config = _experiment(tmp_path, cache, data__train=str(tmp_path / "nowhere"))
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
+    assert err.startswith(f"xdrcdepth train: data.train: ") and str(tmp_path / "nowhere") in err
+
+
+def test_a_loss_the_teacher_cache_cannot_feed_names_the_config_without_a_resume_hint(tmp_path, cache, capsys):
+    """Audit 2026-12-06: an X-KD layer the teacher cache does not hold failed at the first step with 'once it is
+    replaced, --resume continues from the last finished epoch': no epoch had finished, and the fix is the config."""
+    folder = _teacher_cache(tmp_path / "tc", GOOD_MAPS)                       # saliency at decoder:4 only
+    config = _experiment(tmp_path, cache, teacher={"checkpoint": None, "cache": str(folder)},
+                         losses=[{"name": "depth_l1", "weight": 1.0},
+                                 {"name": "xkd", "weight": 1.0, "layers": [[["decoder", 2], ["decoder", 2]]]}])
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
+    assert err.startswith(f"xdrcdepth train: {config}: loss xkd needs ") and "decoder" in err
+    assert "--resume" not in err

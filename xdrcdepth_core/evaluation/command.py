@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.checkpoint import load_checkpoint
     from xdrcdepth_core.demo import write_png
     from xdrcdepth_core.file_names import token_file_name
-    from xdrcdepth_core.evaluation.evaluate import evaluate_cache, missing_ground_truth
+    from xdrcdepth_core.data.cache_file import read_cache_file
+    from xdrcdepth_core.evaluation.evaluate import cache_files, evaluate_cache, missing_ground_truth
     from xdrcdepth_core.evaluation.panels import evaluation_panel
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: {exc}")
         return 2
     try:                            # before the model runs over every frame: the ground truth --gt names first
-        missing = missing_ground_truth(args.data, args.gt[0])
+        first = cache_files(args.data, 1)[0]
+        missing = missing_ground_truth(first, read_cache_file(first), args.gt[0])
     except (OSError, ValueError) as exc:
         say(f"{PROG}: {exc}")
         return 2

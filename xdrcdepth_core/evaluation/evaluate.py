@@ -52,13 +52,12 @@ def ground_truth(sample: dict, name: str) -> np.ndarray | None:
     return None
 
 
-def missing_ground_truth(folder: str | Path, name: str) -> str | None:
-    """``'<first file>: no <keys>'`` when the cache's first file lacks the ground truth ``name`` (a cache holds
-    the same keys in every file: ``depth_exact`` only from synthetic folders), else None. Raises ``ValueError``
-    for a folder without cache files or an unreadable first file."""
-    first = cache_files(folder, 1)[0]
-    if ground_truth(read_cache_file(first), name) is None:
-        return f"{first}: no {' or '.join(GT_KEYS[name])}"
+def missing_ground_truth(path: str | Path, sample: dict, name: str) -> str | None:
+    """``'<path>: no <keys>'`` when the cache file ``path`` (read as ``sample``) lacks the ground truth ``name``,
+    else None. A cache holds the same keys in every file (``depth_exact`` only from synthetic folders), so its
+    first file answers for the cache."""
+    if ground_truth(sample, name) is None:
+        return f"{path}: no {' or '.join(GT_KEYS[name])}"
     return None
 
 

@@ -53,8 +53,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:              # out folder read-only, full, or a file in the way
         say(os_error_line(PROG, exc))
         return 1
+    except ConfigError as exc:          # found at the first step: a loss the model or teacher cache cannot feed
+        say(f"{PROG}: {args.config}: {exc}")
+        return EXIT_USAGE
     except ValueError as exc:           # a cache file (data or teacher outputs) found unreadable mid-run
-        say(f"{PROG}: {exc} (once it is replaced, --resume continues from the last finished epoch)")
+        done = (trainer.out / "last.pt").is_file()
+        say(f"{PROG}: {exc} (" + ("once it is replaced, --resume continues from the last finished epoch)" if done
+                                  else "replace it, e.g. rerun xdrcdepth prepare, which rebuilds corrupt files)"))
         return EXIT_USAGE
     finally:
         shutdown(trainer.dist)

@@ -39,7 +39,7 @@ from xdrcdepth_core.data.cache_dataset import CacheDataset, collate
 from xdrcdepth_core.data.cache_file import read_cache_file
 from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.distill import build_loss, loss_options
-from xdrcdepth_core.evaluation.evaluate import GT_KEYS, cache_files, evaluate_cache, ground_truth
+from xdrcdepth_core.evaluation.evaluate import cache_files, evaluate_cache, missing_ground_truth
 from xdrcdepth_core.infer import DepthEstimator
 from xdrcdepth_core.models import build_model
 from xdrcdepth_core.train.config import ConfigError, dump_config
@@ -61,6 +61,14 @@ def _from_config(section: str, build, name: str, options: dict):
         return build(name, **options)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{section}: {exc.args[0] if exc.args else exc}") from None
+
+
+def _config_path(key: str, open_folder):
+    """``open_folder()``, with a missing or empty cache folder's error naming the config ``key`` it came from."""
+    try:
+        return open_folder()
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"{key}: {exc}") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -167,17 +175,18 @@ class Trainer:
         if data["val"]:
             # a missing validation folder, one without the ground truth eval.gt names or of other radar channels
             # (below) fails now, not after the first epoch
-            val_first = cache_files(data["val"])[0]
+            val_first = _config_path("data.val", lambda: cache_files(data["val"])[0])
             val_sample = read_cache_file(val_first)
-            if ground_truth(val_sample, cfg["eval"]["gt"]) is None:
-                raise ValueError(f"{val_first}: no {' or '.join(GT_KEYS[cfg['eval']['gt']])} for eval.gt "
-                                 f"{cfg['eval']['gt']!r} (validation cache data.val {data['val']})")
+            missing = missing_ground_truth(val_first, val_sample, cfg["eval"]["gt"])
+            if missing:
+                raise ValueError(f"{missing} for eval.gt {cfg['eval']['gt']!r} (validation cache data.val "
+                                 f"{data['val']})")
         cache = TeacherCache(cfg["teacher"]["cache"]) if self.needs_teacher and cfg["teacher"]["cache"] else None
         if cache is not None:
             cache.check_input_hw(self.input_hw)
-        dataset = CacheDataset(data["train"], input_hw=self.input_hw, augment=data["augment"],
-                               max_boxes=data["max_boxes"], seed=cfg["seed"],
-                               extra=cache.loader_for(data["train"]) if cache else None)
+        dataset = _config_path("data.train", lambda: CacheDataset(
+            data["train"], input_hw=self.input_hw, augment=data["augment"], max_boxes=data["max_boxes"],
+            seed=cfg["seed"], extra=cache.loader_for(data["train"]) if cache else None))
         self.radar_channels = tuple(read_cache_file(dataset.files[0])["radar_channels"])
         # the networks' radar input against the cache's: a count that differs failed in the first step, after
         # the run folder was made; a teacher of other channel names (same count) gave wrong targets silently
@@ -219,10 +228,20 @@ class Trainer:
         self.best_mae, self.best_epoch, self.history = math.inf, -1, []
         self.median_train_depth = None
         last = self.out / "last.pt"
+        # history.json is written after each finished epoch's last.pt: with it but without last.pt, the folder
+        # holds an earlier run that cannot be resumed, and a fresh start would replace its best.pt and records
+        finished = [name for name in ("history.json", "summary.json") if (self.out / name).is_file()]
         if resume and last.is_file():
             self._restore(load_checkpoint(last), last)
-        elif last.is_file() and not resume:
+        elif last.is_file():
             raise FileExistsError(f"{last} exists: resume it with --resume, or choose another out folder")
+        elif finished:
+            raise FileExistsError(f"{self.out} holds an earlier run ({', '.join(finished)}) without its last.pt, so "
+                                  "it cannot be resumed and training would replace its best.pt: choose another out "
+                                  "folder")
+        elif not resume and (self.out / "best.pt").is_file():   # an interrupted first epoch's (no history yet)
+            raise FileExistsError(f"{self.out / 'best.pt'} exists: resume the run with --resume, or choose another "
+                                  "out folder")
         self.writer = None
 
     # ----------------------------------------------------------------------------------------------------
@@ -275,6 +294,10 @@ class Trainer:
             raise ValueError(f"cannot resume from {path}: {_first_line(exc)} (was the config's model, losses or "
                              "optimiser changed since? resume with the run's config.yaml, or choose another out "
                              "folder)") from None
+        epochs = self.cfg["optim"]["epochs"]
+        if self.start_epoch > epochs:   # it trained nothing, and rewrote config.yaml and summary.json with fewer
+            raise ValueError(f"cannot resume from {path}: the run has finished {self.start_epoch} epochs, more than "
+                             f"optim.epochs {epochs}; give optim.epochs >= {self.start_epoch}")
 
     def _load_training_state(self, ckpt: dict, state: dict) -> None:
         self.model.load_state_dict({k: v.float() if v.is_floating_point() else v
@@ -341,9 +364,9 @@ class Trainer:
                 continue
             try:
                 value = loss(student_out, teacher_out, batch).float()
-            except KeyError as exc:
-                raise ValueError(f"loss {name} needs {exc} which the model/teacher outputs or the batch "
-                                 "do not provide (a teacher cache holds only depths and saliency)") from None
+            except KeyError as exc:     # the config's losses ask for what this model or teacher cache lacks
+                raise ConfigError(f"loss {name} needs {exc} which the model/teacher outputs or the batch "
+                                  "do not provide (a teacher cache holds only depths and saliency)") from None
             terms[name] = value.detach()
             total = total + weight * value
         self.optimizer.zero_grad(set_to_none=True)
