@@ -1,4 +1,5 @@
-"""One ``xdrcdepth prepare`` cache file (``<token>.npz``) read as numpy arrays, checked, with bounded memory.
+"""One ``xdrcdepth prepare`` cache file (``<token>.npz``) read as numpy arrays, checked, with bounded memory; and
+:func:`save_npz`, which writes such files (prepare's samples, teacher-cache's maps).
 
 Cache files are untrusted input to training, evaluation, export and teacher-cache: :func:`read_cache_file` names
 the file for whatever makes it unusable (:func:`cache_sample_problem`) and reads no file whose arrays declare more
@@ -126,3 +127,14 @@ def read_cache_file(path: str | Path) -> dict:
     arrays["token"] = str(arrays["token"])
     arrays["radar_channels"] = [str(c) for c in arrays["radar_channels"]]
     return arrays
+
+
+def save_npz(file, arrays: dict[str, np.ndarray], level: int | None) -> None:
+    """``np.savez_compressed`` with a chosen zlib level, or ``np.savez`` for ``level=None`` (same file format;
+    no pickled objects). Unlike numpy's, the archive is closed when a write fails (a full disk): numpy's left
+    it to the garbage collector, which then wrote 'Exception ignored ... seek of closed file' on stderr."""
+    compression = zipfile.ZIP_STORED if level is None else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(file, "w", compression=compression, compresslevel=level) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)

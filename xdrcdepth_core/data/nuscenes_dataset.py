@@ -128,9 +128,9 @@ def load_nuscenes(dataroot: str | os.PathLike, version: str):
     except NuScenesLoadError as exc:   # read_table's message names the file
         raise NuScenesLoadError(f"{dataroot / version}: cannot load the nuScenes tables ({exc})") from None
     except AssertionError as exc:      # the devkit's own checks: 'map mask maps/<name>.png does not exist'
-        raise NuScenesLoadError(f"{dataroot / version}: cannot load the nuScenes tables ({exc or 'AssertionError'}"
-                                + ("; map.json's records name a mask image under maps/ each" if "map mask" in str(exc)
-                                   else "") + ")") from None
+        hint = "; map.json's records name a mask image under maps/ each" if "map mask" in str(exc) else ""
+        raise NuScenesLoadError(f"{dataroot / version}: cannot load the nuScenes tables "
+                                f"({str(exc) or 'AssertionError'}{hint})") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NuScenesLoadError(f"{dataroot / version}: cannot load the nuScenes tables ({exc!r})") from None
 

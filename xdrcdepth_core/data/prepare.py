@@ -42,7 +42,7 @@ from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
 from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, interrupted_line, os_error_line, positive_int, say
 from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name, token_file_name
 
-from .cache_file import open_npz
+from .cache_file import open_npz, save_npz
 from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError, UnknownSceneError
 from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
 from .sample_transforms import Resize
@@ -148,18 +148,7 @@ def write_sample(path: Path, sample: dict, radar_channels: tuple[str, ...], sett
         if key in sample:
             arrays[key] = np.asarray(sample[key]).astype(dtype, copy=False)
     with atomic_writer(path) as f:
-        save_npz(f, arrays)
-
-
-def save_npz(file, arrays: dict[str, np.ndarray], level: int | None = ZLIB_LEVEL) -> None:
-    """``np.savez_compressed`` with a chosen zlib level, or ``np.savez`` for ``level=None`` (same file format;
-    no pickled objects). Unlike numpy's, the archive is closed when a write fails (a full disk): numpy's left
-    it to the garbage collector, which then wrote 'Exception ignored ... seek of closed file' on stderr."""
-    compression = zipfile.ZIP_STORED if level is None else zipfile.ZIP_DEFLATED
-    with zipfile.ZipFile(file, "w", compression=compression, compresslevel=level) as archive:
-        for name, array in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+        save_npz(f, arrays, ZLIB_LEVEL)
 
 
 def check_arguments(args: argparse.Namespace) -> str | None:
@@ -206,9 +195,10 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
         say(f"xdrcdepth prepare: cannot load {args.version} from {args.dataroot}: {exc}")
         return 1
     if len(dataset) == 0:           # nothing to write: no cache folder either (train would find it empty)
-        lacking = (f" ({dataset.n_incomplete} lack a required channel"
-                   + ("" if args.allow_missing_lidar else "; --allow-missing-lidar keeps those without LiDAR")
-                   + ")" if dataset.n_incomplete else "")
+        lacking = ""
+        if dataset.n_incomplete:
+            hint = "" if args.allow_missing_lidar else "; --allow-missing-lidar keeps those without LiDAR"
+            lacking = f" ({dataset.n_incomplete} lack a required channel{hint})"
         say(f"{PROG}: error: no samples to prepare in {args.dataroot} ({_selection(args, dataset)}){lacking}")
         return EXIT_USAGE
     try:

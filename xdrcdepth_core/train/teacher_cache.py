@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
 from xdrcdepth_core.cli_args import EXIT_USAGE, add_no_progress, model_size, one_line, os_error_line, say
-from xdrcdepth_core.data.cache_file import REAL_DTYPE_KINDS, describe_array, finite_as_float32, load_npz_arrays
+from xdrcdepth_core.data.cache_file import (REAL_DTYPE_KINDS, describe_array, finite_as_float32, load_npz_arrays,
+                                           save_npz)
 from xdrcdepth_core.device import add_device_argument
 from xdrcdepth_core.models.base import INTERMEDIATE_DEPTH_SCALES
 
@@ -239,8 +240,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_cache(teacher: torch.nn.Module, dataset, meta: dict, args: argparse.Namespace, device) -> int:
     """``meta.json`` and one ``.npz`` per sample not cached yet; returns how many were computed."""
-    from xdrcdepth_core.data.prepare import save_npz
-
     atomic_write_bytes(args.out / META, json.dumps(meta, indent=1).encode())
     written = 0
     for index, path in enumerate(tqdm(dataset.files, desc="teacher-cache", unit="sample", disable=args.no_progress)):
