@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -112,3 +113,51 @@ def test_a_run_log_shows_each_line_while_the_command_still_runs(tmp_path, monkey
         go.touch()
         runner.join(60)
     assert log.read_text().startswith(f"\n$ {sys.executable} -c")
+
+
+def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path):
+    """``train_scenes: N`` caches the first N rendered train scenes apart from the full split, and points the
+    teacher, the teacher cache and every student at that cache (with the study's teacher / student overrides
+    merged in); a count the split cannot give is refused."""
+    from xdrcdepth_core.experiments.ablation import Ablation, load_ablation_config
+
+    data = _yaml(tmp_path / "data.yaml", {
+        "root": str(tmp_path / "bench"), "image_scale": 0.1, "conditions": ["clear", "fog"], "frames_per_scene": 2,
+        "input_hw": [64, 128], "train_lidar_sweeps": 1, "radar_sweeps": 1,
+        "splits": {"train": {"scenes": 3, "seed": 1}, "val": {"scenes": 1, "seed": 2}, "test": {"scenes": 1, "seed": 3}}})
+    common = {"precision": "fp32", "data": {"input_hw": [64, 128]}, "log": {"tensorboard": False}}
+    study = {"data": data, "out": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"),
+             "teacher": _yaml(tmp_path / "teacher.yaml", {**common, "model": TINY_TEACHER,
+                                                           "losses": [{"name": "depth_l1"}]}),
+             "student": _yaml(tmp_path / "student.yaml", {**common, "model": TINY_STUDENT,
+                                                           "losses": [{"name": "depth_l1"}]}),
+             "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"}, "ship": "direct",
+             "train_scenes": 2, "variants": {"direct": {"seeds": [0], "optim": {"epochs": 3}}},
+             "teacher_overrides": {"precision": "bf16", "data": {"limit_val": 5}},
+             "student_overrides": {"precision": "bf16", "optim": {"epochs": 7, "lr": 1.0e-3}, "data": {"limit_val": 6}}}
+    ablation = Ablation(load_ablation_config(_yaml(tmp_path / "ablation.yaml", study)), tmp_path / "ablation.yaml")
+    ablation.build_data()
+
+    # Which samples belong to which scene, from the rendered nuScenes tables themselves.
+    tables = next((tmp_path / "bench" / "scenes" / "train").glob("v1.0-*"))
+    scene_names = {s["token"]: s["name"] for s in json.loads((tables / "scene.json").read_text())}
+    assert sorted(scene_names.values()) == ["synth-1-0000", "synth-1-0001", "synth-1-0002"]
+    scene_of = {s["token"]: scene_names[s["scene_token"]] for s in json.loads((tables / "sample.json").read_text())}
+    subset = tmp_path / "bench" / "cache" / "train_64x128_first2scenes"
+    tokens = {str(np.load(f)["token"]) for f in subset.glob("*.npz")}
+    assert len(tokens) == 4 and {scene_of[t] for t in tokens} == {"synth-1-0000", "synth-1-0001"}
+    assert len(list((tmp_path / "bench" / "cache" / "train_64x128").glob("*.npz"))) == 6   # the full split kept
+
+    teacher = ablation.teacher_config()
+    student = ablation.student_config("direct", 0, tmp_path / "runs" / "direct" / "seed0")
+    assert teacher["data"]["train"] == student["data"]["train"] == str(subset)
+    # The overrides merge key by key under the study's data folders; a variant's own settings win over them.
+    assert (teacher["precision"], teacher["data"]["limit_val"], teacher["data"]["input_hw"]) == ("bf16", 5, [64, 128])
+    assert (student["precision"], student["data"]["limit_val"], student["data"]["input_hw"]) == ("bf16", 6, [64, 128])
+    assert (student["optim"]["epochs"], student["optim"]["lr"]) == (3, 1.0e-3)
+    assert ablation.paths["train"] == subset          # the teacher cache is made for these samples
+
+    for bad in (0, 4, True, "2", 1.5):
+        with pytest.raises(ValueError, match=r"train_scenes must be a whole number from 1 to the train split's 3 "):
+            Ablation(load_ablation_config(_yaml(tmp_path / "bad.yaml", {**study, "train_scenes": bad})),
+                     tmp_path / "bad.yaml")

@@ -15,10 +15,10 @@ def _metrics(mae_mm: float) -> dict:
 
 
 def _record(results, variant: str, seed: int, mae_mm: float, seconds: float, val_mm: float = 2500.0,
-            summary_seconds: float | None = None) -> None:
+            summary_seconds: float | None = None, precision: str = "fp32") -> None:
     """Two epochs of ``seconds / 2`` training each; ``summary_seconds`` (default ``seconds``) stands for a
     record whose summary counted only its last process (a resumed run, before epochs kept their wall time)."""
-    record = {"variant": variant, "seed": seed, "config": {"model": TINY_STUDENT},
+    record = {"variant": variant, "seed": seed, "config": {"model": TINY_STUDENT, "precision": precision},
               "summary": {"seconds": seconds if summary_seconds is None else summary_seconds,
                           "best_val_mae_mm": val_mm},
               "history": [{"val_mae": 3000.0, "train_seconds": seconds / 2},
@@ -113,3 +113,18 @@ def test_a_follow_up_compares_against_the_direct_rows_it_names(tmp_path):
     md = (tmp_path / "results" / "ablation_teacher_e25.md").read_text()
     assert "| xkd+dkd | 1 |" in md and "| -10.0 % |" in md               # 2520 / 2800 - 1
     assert f"The `direct` row is `{main}`'s (2 seeds" in md and md.startswith("# Follow-up\n")
+
+
+def test_a_low_data_study_says_how_many_scenes_and_what_precision_it_trained_with(tmp_path):
+    """``train_scenes`` and the runs' precision are named in the report (not the fp32 of the earlier studies)."""
+    results = tmp_path / "results" / "ablation_low"
+    (results / "runs").mkdir(parents=True)
+    _record(results, "direct", 0, 3000.0, 600.0, precision="bf16")
+    _record(results, "xkd+dkd", 0, 2700.0, 900.0, precision="bf16")
+    cfg = {"results_dir": str(results), "data": "data.yaml", "train_scenes": 12,
+           "variants": {"direct": {"seeds": [0]}, "xkd+dkd": {"seeds": [0]}}}
+    write_report(cfg, "low.yaml")
+    md = (tmp_path / "results" / "ablation_low.md").read_text()
+    assert "data `data.yaml`, trained on its first 12 train scenes only (teacher and students)." in md
+    assert "2-core CPU, precision bf16)" in md and "fp32" not in md
+    assert "| xkd+dkd | 1 |" in md and "-10.0 %" in md

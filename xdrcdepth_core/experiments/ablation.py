@@ -2,9 +2,12 @@
 
 The ablation config names a data config (:mod:`.benchmark_data`), a teacher experiment (optionally changed by
 ``teacher_overrides``, e.g. ``{optim: {epochs: 25}}`` for a longer-trained teacher), a student base
-experiment and the variants (rows); ``direct_from`` names another study's results_dir whose ``direct`` rows
-the report compares against (a follow-up that changes only the teacher); ``title`` heads the report. Unknown
-keys are errors. Each run is its own job in ``<out>/<variant>/seed<k>/``:
+experiment (optionally changed by ``student_overrides``, under each variant's own settings) and the variants
+(rows); ``direct_from`` names another study's results_dir whose ``direct`` rows the report compares against
+(a follow-up that changes only the teacher); ``title`` heads the report; ``train_scenes: N`` trains the
+teacher and every student on the first N scenes of the train split only (a low-data study; val and test
+unchanged), cached apart from the full split. Overrides merge key by key (lists whole). Unknown keys are
+errors. Each run is its own job in ``<out>/<variant>/seed<k>/``:
 
 0. the benchmark data is built where missing (``xdrcdepth build-data``, resumable; a new machine rebuilds it);
 1. the teacher is trained once (``<out>/teacher``), then its outputs are cached for the training set
@@ -47,14 +50,15 @@ from xdrcdepth_core.atomic import atomic_write_bytes
 from xdrcdepth_core.cli_args import os_error_line, say
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.distill import build_loss_entry
-from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config
+from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config, prepare_train
 from xdrcdepth_core.train.config import read_yaml_mapping
 
 PROG = "xdrcdepth ablate"
 REQUIRED_KEYS = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
 #: ``direct_from``: another study's results_dir whose ``direct`` rows this report compares against (a follow-up
 #: that only changes the teacher need not retrain students that never see it)
-OPTIONAL_KEYS = {"teacher_overrides", "teacher_weights", "direct_from", "title"}
+OPTIONAL_KEYS = {"teacher_overrides", "student_overrides", "teacher_weights", "direct_from", "title",
+                 "train_scenes"}
 #: a variant's name is its run folder ``<out>/<name>`` and its record ``results_dir/runs/<name>__seed<k>.json``
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 #: the teacher's folders in ``out`` and its record in ``results_dir/runs``
@@ -71,8 +75,9 @@ def load_ablation_config(path: str | Path) -> dict:
     unknown = set(cfg) - REQUIRED_KEYS - OPTIONAL_KEYS
     if unknown:
         raise ValueError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(REQUIRED_KEYS | OPTIONAL_KEYS)}")
-    if not isinstance(cfg.get("teacher_overrides", {}), dict):
-        raise ValueError(f"{path}: teacher_overrides must be a mapping (e.g. {{optim: {{epochs: 25}}}})")
+    for key in ("teacher_overrides", "student_overrides"):
+        if not isinstance(cfg.get(key, {}), dict):
+            raise ValueError(f"{path}: {key} must be a mapping (e.g. {{optim: {{epochs: 25}}}})")
     problem = _paths_problem(cfg) or _variants_problem(cfg)
     if problem:
         raise ValueError(f"{path}: {problem}")
@@ -147,6 +152,15 @@ class Ablation:
         self.results_dir = Path(cfg["results_dir"])
         self.data_cfg = load_data_config(cfg["data"])
         self.paths = benchmark_paths(self.data_cfg)
+        self.train_scenes = cfg.get("train_scenes")
+        if self.train_scenes is not None:
+            available = int(self.data_cfg["splits"]["train"]["scenes"])
+            if not (isinstance(self.train_scenes, int) and not isinstance(self.train_scenes, bool)
+                    and 1 <= self.train_scenes <= available):
+                raise ValueError(f"{self.config_path}: train_scenes must be a whole number from 1 to the train "
+                                 f"split's {available} scenes ({cfg['data']}), got {self.train_scenes!r}")
+            train = self.paths["train"]
+            self.paths["train"] = train.with_name(f"{train.name}_first{self.train_scenes}scenes")
         self.data_override = {"data": {"train": str(self.paths["train"]), "val": str(self.paths["val"])}}
         # every experiment resolves now (ConfigError naming its file), not hours later when its job starts
         self.teacher_config()
@@ -156,6 +170,22 @@ class Ablation:
                     build_loss_entry(entry)
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{self.config_path}: variant {name}: {exc.args[0] if exc.args else exc}") from None
+
+    def build_data(self) -> None:
+        """The benchmark (resumable: renders missing splits, prepares uncached samples only), and the cache of
+        the first ``train_scenes`` train scenes where the study asks for fewer."""
+        build(self.data_cfg)
+        if self.train_scenes is not None:
+            prepare_train(self.data_cfg, self.paths["train"], self.first_train_scenes())
+
+    def first_train_scenes(self) -> list[str]:
+        """The names of the first ``train_scenes`` rendered train scenes (scene i has condition i mod 4, so
+        N >= 4 keeps every condition)."""
+        tables = sorted(self.paths["train_scenes"].glob("v1.0-*/scene.json"))
+        if not tables:
+            raise RuntimeError(f"{self.paths['train_scenes']}: no v1.0-*/scene.json; rerun xdrcdepth build-data")
+        names = sorted(scene["name"] for scene in json.loads(tables[0].read_text()))
+        return names[:self.train_scenes]
 
     # -- teacher ---------------------------------------------------------------------------------------------
     @property
@@ -182,8 +212,8 @@ class Ablation:
         """The teacher experiment with the study's data, and ``teacher_overrides`` (e.g. more epochs) on top."""
         from xdrcdepth_core.train.config import resolve_config
 
-        return resolve_config(self.cfg["teacher"], base={**self.cfg.get("teacher_overrides", {}), **self.data_override,
-                                                         "out": str(self.teacher_dir), "name": "teacher"})
+        return resolve_config(self.cfg["teacher"], base=[self.cfg.get("teacher_overrides", {}), self.data_override,
+                                                         {"out": str(self.teacher_dir), "name": "teacher"}])
 
     def train_teacher(self) -> None:
         from xdrcdepth_core.train.config import dump_config
@@ -225,7 +255,8 @@ class Ablation:
         from xdrcdepth_core.train.config import resolve_config
 
         variant = self.cfg["variants"][name]
-        base = resolve_config(self.cfg["student"], base=self.data_override)
+        study = [self.cfg.get("student_overrides", {}), self.data_override]
+        base = resolve_config(self.cfg["student"], base=study)
         losses = base["losses"] + copy.deepcopy(variant.get("losses", []))
         kd = [entry["name"] for entry in variant.get("losses", [])]
         teacher = {"checkpoint": str(self.published_teacher), "cache": None}
@@ -234,7 +265,7 @@ class Ablation:
         override = {"name": f"{name}__seed{seed}", "out": str(run_dir), "seed": seed, "losses": losses,
                     "teacher": teacher, "model": {**base["model"], **variant.get("model", {})},
                     "optim": {**base["optim"], **variant.get("optim", {})}}
-        return resolve_config(self.cfg["student"], base={**self.data_override, **override})
+        return resolve_config(self.cfg["student"], base=[*study, override])
 
     def train_student(self, name: str, seed: int, run_dir: Path) -> None:
         from xdrcdepth_core.train.config import dump_config
@@ -365,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     if not args.report_only:
         try:
-            build(ablation.data_cfg)   # resumable: renders missing splits, prepares uncached samples only
+            ablation.build_data()
             ablation.train_teacher()
             for name, seed, run_dir in jobs:
                 print(f"ablate: {name} seed {seed} ...", flush=True)

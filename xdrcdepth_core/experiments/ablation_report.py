@@ -63,10 +63,12 @@ def collect(results_dir: Path) -> dict:
     for path in sorted((results_dir / "runs").glob("*.json")):
         record = json.loads(path.read_text())
         entry = variants.setdefault(record["variant"], {"runs": [], "seeds": [], "seconds": [], "val_curves": [],
-                                                        "val_mae_80": [], "model": record["config"]["model"]})
+                                                        "val_mae_80": [], "model": record["config"]["model"],
+                                                        "precision": set()})
         entry["runs"].append(_metric_dict(record["test"]))
         entry["seeds"].append(record["seed"])
         entry["seconds"].append(run_seconds(record))
+        entry["precision"].add(record["config"].get("precision", "fp32"))
         entry["val_mae_80"].append(record["summary"].get("best_val_mae_mm"))   # the epoch that was tested
         entry["val_curves"].append([h.get("val_mae") for h in record["history"]])
         entry["baselines"] = _baselines(record["test"])
@@ -169,7 +171,7 @@ def write_report(cfg: dict, config_path) -> str:
                   f"AbsRel {v['abs_rel_80']:.4f}, δ1 {v['delta1_80']:.4f}" for name, v in baselines.items()]
     md = [f"# {cfg.get('title', 'KD ablation on the synthetic benchmark')}", "",
           f"Command: `{report['command']}` · date {report['date']} · machine {report['machine']} · data "
-          f"`{cfg['data']}`.", "",
+          f"`{cfg['data']}`{_train_subset(cfg)}.", "",
           "Test split, single key-frame LiDAR ground truth, metrics per image then averaged (MAE/RMSE in metres "
           "here), mean ± std over seeds; 'exact-depth' scores against the renderer's dense depth; 'val MAE 80': "
           "the validation split at the epoch each run kept (the only numbers choices are made on).", "",
@@ -180,6 +182,12 @@ def write_report(cfg: dict, config_path) -> str:
     atomic_write_bytes(report_file(results_dir, ".md"), "\n".join(md).encode())
     done = sum(len(v["runs"]) for v in own.values())
     return f"{done} runs in {len(own)} variants -> {report_file(results_dir, '.md')}"
+
+
+def _train_subset(cfg: dict) -> str:
+    """What the report's data line adds for a study trained on fewer scenes (``train_scenes``)."""
+    n = cfg.get("train_scenes")
+    return f", trained on its first {n} train scenes only (teacher and students)" if n is not None else ""
 
 
 def _with_borrowed_direct(cfg: dict, own: dict) -> tuple[dict, list[str]]:
@@ -209,8 +217,9 @@ def _budget_lines(cfg: dict, variants: dict, report: dict) -> list[str]:
     left = sum(len(seeds) * (float(np.mean(variants[name]["seconds"])) / 60 if name in variants else typical)
                for name, seeds in todo.items())
     report["budget"] = {"minutes_spent": spent, "minutes_left_estimate": left, "to_do": todo}
+    precision = ", ".join(sorted(set().union(*(v["precision"] for v in variants.values()))))
     lines = [f"Compute: {spent / 60:.1f} h on the {sum(len(v['runs']) for v in variants.values())} finished runs "
-             f"(per run in the last column, 2-core CPU, fp32); the study is budgeted to about 8 h."]
+             f"(per run in the last column, 2-core CPU, precision {precision}); the study is budgeted to about 8 h."]
     if todo:
         lines.append(f"Still to run: {', '.join(f'{n} seeds {s}' for n, s in todo.items())} "
                      f"(about {left / 60:.1f} h more at the measured times); `xdrcdepth ablate` resumes them.")

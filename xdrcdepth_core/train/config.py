@@ -263,15 +263,16 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
 
 
 def resolve_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                   base: dict | None = None) -> dict:
-    """Defaults <- YAML file (or ``base``) <- overrides; validated; ``name`` and ``out`` filled in."""
+                   base: dict | list[dict] | None = None) -> dict:
+    """Defaults <- YAML file <- ``base`` (a mapping, or several merged in order) <- overrides; validated;
+    ``name`` and ``out`` filled in. Mappings merge key by key at every level; lists are replaced whole."""
     loaded = read_yaml_mapping(path, "config") if path is not None else None
     try:
         cfg = copy.deepcopy(DEFAULTS)
         if loaded is not None:
             cfg = _merge(cfg, loaded)
-        if base is not None:
-            cfg = _merge(cfg, base)
+        for layer in [base] if isinstance(base, dict) else base or []:
+            cfg = _merge(cfg, layer)
         for text in overrides or []:
             cfg = _merge(cfg, parse_override(text))
         if cfg["name"] is None:
