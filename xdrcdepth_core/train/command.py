@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: {exc}")
         return EXIT_USAGE
     from xdrcdepth_core.train.distributed import shutdown
-    from xdrcdepth_core.train.trainer import Trainer
+    from xdrcdepth_core.train.trainer import Trainer, TrainingDiverged
 
     try:
         trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
@@ -52,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except OSError as exc:              # out folder read-only, full, or a file in the way
         say(os_error_line(PROG, exc))
+        return 1
+    except TrainingDiverged as exc:
+        last = trainer.out / "last.pt"
+        say(f"{PROG}: {exc}; " + (f"{last} holds the last finished epoch: --resume with --set precision=fp32, or "
+                                  "train anew with a lower optim.lr" if last.is_file()
+                                  else "no epoch had finished: train anew with a lower optim.lr or precision fp32"))
         return 1
     except ConfigError as exc:          # found at the first step: a loss the model or teacher cache cannot feed
         say(f"{PROG}: {args.config}: {exc}")

@@ -6,8 +6,11 @@ checkpoints from which an interrupted run resumes.
 
 Per step: student forward (autocast) -> teacher outputs (cache, or a frozen forward: under ``no_grad``,
 or with autograd on its input when a loss takes Grad-CAM of it) -> ``sum_i w_i * loss_i`` (fp32, outside
-autocast) -> backward -> gradient clipping -> AdamW step -> LR schedule step. A non-finite total loss
-skips the step (counted and logged) instead of corrupting the weights.
+autocast) -> backward -> gradient clipping -> AdamW step -> LR schedule step. A non-finite total loss (on
+any DDP rank) or a non-finite gradient skips the step (counted and logged) instead of corrupting the weights:
+one bad bf16 step otherwise turns every weight into NaN and the rest of the run trains nothing (fp16's grad
+scaler does this check itself, lowering its scale). :data:`DIVERGED_STEPS` skipped steps in a row stop the run
+(:class:`TrainingDiverged`); ``last.pt`` keeps the last finished epoch.
 
 Per epoch (rank 0): validation through :func:`xdrcdepth_core.evaluation.evaluate.evaluate_cache` — the
 estimator the node runs, on a copy of the weights —, then, when the validation MAE at the largest cap
@@ -50,8 +53,14 @@ from xdrcdepth_core.train.teacher_cache import TeacherCache, outputs_from_batch
 
 #: samples read to estimate the median training depth (constant baseline)
 MEDIAN_SAMPLES = 200
+#: this many skipped steps in a row (non-finite loss or gradient) end the run: it has diverged
+DIVERGED_STEPS = 100
 #: the files the trainer writes into its run folder (atomically; TensorBoard writes its own sub-folder)
 RUN_FILES = frozenset({"config.yaml", "last.pt", "best.pt", "history.json", "summary.json"})
+
+
+class TrainingDiverged(RuntimeError):
+    """:data:`DIVERGED_STEPS` training steps in a row had a non-finite loss or gradient."""
 
 
 def _from_config(section: str, build, name: str, options: dict):
@@ -224,7 +233,7 @@ class Trainer:
             self.model, device_ids=[device.index] if device.type == "cuda" else None) \
             if self.dist.enabled else self.model
 
-        self.start_epoch, self.global_step, self.skipped_steps = 0, 0, 0
+        self.start_epoch, self.global_step, self.skipped_steps, self.skipped_in_a_row = 0, 0, 0, 0
         self.best_mae, self.best_epoch, self.history = math.inf, -1, []
         self.median_train_depth = None
         last = self.out / "last.pt"
@@ -370,20 +379,34 @@ class Trainer:
             terms[name] = value.detach()
             total = total + weight * value
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
-            self.skipped_steps += 1
-            return {"skipped": 1.0}
+        # every rank decides alike (a rank that skipped backward alone would leave the others waiting in DDP)
+        if all_reduce_mean(torch.isfinite(total.detach()).float(), self.dist) < 1:
+            return self._skip_step()
         self.scaler.scale(total).backward()
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)
+        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])   # DDP: the same on every rank
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):      # fp16: the scaler skips and rescales
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip_step()
         clip = self.cfg["optim"]["grad_clip"]
         if clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"] +
-                                           self.optimizer.param_groups[1]["params"], clip)
+            torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         self.global_step += 1
+        self.skipped_in_a_row = 0
         return {"total": float(total.detach()), **{k: float(v) for k, v in terms.items()}}
+
+    def _skip_step(self) -> dict[str, float]:
+        self.skipped_steps += 1
+        self.skipped_in_a_row += 1
+        if self.skipped_in_a_row >= DIVERGED_STEPS:
+            raise TrainingDiverged(f"training diverged: {self.skipped_in_a_row} steps in a row had a non-finite "
+                                   "loss or gradient")
+        return {"skipped": 1.0}
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self._dataset.set_epoch(epoch)
