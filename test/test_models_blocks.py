@@ -104,3 +104,28 @@ def test_mac_counter_on_single_layers():
     seq = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU())
     assert count_macs(seq, torch.zeros(1, 3, 32, 48)) == 82_944
     assert not seq[0]._forward_hooks
+
+
+def test_dilated_depthwise_weight_gradients_stay_finite_under_bf16_channels_last():
+    """torch 2.13's CPU kernel gives wrong weight gradients for a depthwise dilated conv on a channels_last
+    bf16 input, NaN in 4-33 % of backward passes, on this machine's AVX512-BF16 CPU (a low-data bf16 run
+    turned NaN at epoch 12). The DenseASPP branch conv trains with an NCHW input instead: its gradient is the
+    float32 one within bf16 rounding, never NaN, and its state_dict keys are those of a plain conv
+    (checkpoints load as before). On CPUs whose kernels are right this holds with or without the workaround."""
+    torch.manual_seed(0)
+    block = DenseASPP(8, 8, growth=24, rates=(1, 2, 4), pointwise=True).train()
+    conv = block.branches[2][1][0]                     # depthwise 3 x 3, dilation 4
+    assert (conv.groups, conv.dilation) == (24, (4, 4)) and type(conv).__name__ == "DilatedDepthwiseConv2d"
+    assert set(block.state_dict()) == set(DenseASPP(8, 8, 24, (1, 2, 4)).state_dict())
+    branch = block.branches[1][1][0]                   # dilation 2, the most affected
+    for trial in range(40):
+        x = torch.relu(torch.randn(2, 24, 64, 128)).clamp_max(6).to(memory_format=torch.channels_last)
+        grad = torch.randn(2, 24, 64, 128)
+        branch.weight.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = branch(x)
+        y.backward(grad)
+        assert torch.isfinite(branch.weight.grad).all(), f"NaN weight gradient in backward pass {trial}"
+    reference = branch.weight.detach().clone().requires_grad_(True)
+    expected, = torch.autograd.grad(torch.nn.functional.conv2d(x, reference, None, 1, 2, 2, 24), reference, grad)
+    assert torch.allclose(branch.weight.grad, expected, rtol=0.05, atol=0.05 * expected.abs().max().item())
