@@ -114,6 +114,7 @@ def test_dilated_depthwise_weight_gradients_stay_finite_under_bf16_channels_last
     (checkpoints load as before). On CPUs whose kernels are right this holds with or without the workaround."""
     torch.manual_seed(0)
     block = DenseASPP(8, 8, growth=24, rates=(1, 2, 4), pointwise=True).train()
+    block = block.to(memory_format=torch.channels_last)   # as the trainer converts the model, weights included
     conv = block.branches[2][1][0]                     # depthwise 3 x 3, dilation 4
     assert (conv.groups, conv.dilation) == (24, (4, 4)) and type(conv).__name__ == "DilatedDepthwiseConv2d"
     assert set(block.state_dict()) == set(DenseASPP(8, 8, 24, (1, 2, 4)).state_dict())

@@ -40,13 +40,16 @@ class DilatedDepthwiseConv2d(nn.Conv2d):
     does not match the float32 gradient at all) and in some backward passes NaN (measured on an
     AVX512-BF16/AMX Xeon: NaN in 4-33 % of passes at 24 channels, 64 x 128, dilation 2-4; correct with an
     NCHW input, in float32, at dilation 1 and with dense groups). One NaN step made every weight of a bf16
-    training run NaN. The layout change costs one copy of the input while training; evaluation, inference
-    and export run the plain convolution.
+    training run NaN. The layout change costs a copy of the input and of the weight while training;
+    evaluation, inference and export run the plain convolution.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and torch.is_grad_enabled() and x.device.type == "cpu":
-            x = x.contiguous()
+            # both in NCHW: a channels_last model's weight (C x 1 x k x k, strides C-last) alone selects the
+            # defective kernel too; clone, since contiguous() keeps those strides (they are contiguous as well)
+            return self._conv_forward(x.contiguous(), self.weight.clone(memory_format=torch.contiguous_format),
+                                      self.bias)
         return super().forward(x)
 
 
