@@ -119,6 +119,17 @@ def test_round_trip_and_digest(tmp_path):
     assert weights_digest(state) != before
 
 
+def test_radar_channel_names_read_from_a_cache_file_save_as_plain_text(tmp_path):
+    """Names as a cache file's array gives them (numpy str_) were pickled as numpy scalars, which the safe
+    loader refuses: the checkpoint could not be read back."""
+    import numpy as np
+
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _tiny_model(), (64, 128), tuple(np.array(["depth", "rcs", "vx_comp", "vy_comp"])))
+    channels = load_checkpoint(path)["radar_channels"]
+    assert channels == ["depth", "rcs", "vx_comp", "vy_comp"] and all(type(c) is str for c in channels)
+
+
 def test_flipped_byte_detected(tmp_path):
     path = tmp_path / "m.pt"
     save_checkpoint(path, _tiny_model(), (64, 128), DEFAULT_CHANNELS)

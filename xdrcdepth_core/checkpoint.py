@@ -89,7 +89,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, input_hw: t
         "state_dict": state,
         "weights_sha256": weights_digest(state),
         "input_hw": [int(input_hw[0]), int(input_hw[1])],
-        "radar_channels": list(radar_channels),
+        "radar_channels": [str(name) for name in radar_channels],   # plain str: numpy names would not load
         "max_depth": float(model.max_depth),
         "resolved_config": resolved_config or {},
         "metrics": metrics or {},
