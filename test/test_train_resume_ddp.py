@@ -97,3 +97,58 @@ def build_initial(model_cfg):
     torch.manual_seed(0)
     cfg = dict(model_cfg)
     return build_model(cfg.pop("name"), **cfg).state_dict()
+
+
+@pytest.mark.slow
+def test_ddp_loss_adapters_follow_every_process_gradient(caches, tmp_path):
+    """Loss adapters (lircdepth_pixel's 1x1 convs) train with the student but outside DDP; their gradients are
+    averaged over the processes as DDP averages the student's. AdamW's first step moves a weight by lr in the
+    direction of its gradient, so after one DDP step, rank 0 on sample A and rank 1 on sample B, an adapter
+    weight that one process alone moves alike on A and on B moves so, and some that they move apart move as
+    on B (without the averaging, rank 0's adapters, the ones saved, are exactly those of A alone)."""
+    import numpy as np
+    from torch.utils.data import DistributedSampler
+
+    from xdrcdepth_core.checkpoint import save_checkpoint
+    from xdrcdepth_core.models import build_model
+
+    files = sorted(caches["train"].glob("*.npz"))[:2]
+    teacher = tmp_path / "teacher.pt"
+    torch.manual_seed(1)
+    save_checkpoint(teacher, build_model(**TINY_STUDENT), (64, 128), tuple(np.load(files[0])["radar_channels"]))
+    order = []                                    # the sample each rank trains on (as the trainer's sampler deals)
+    for rank in (0, 1):
+        sampler = DistributedSampler(range(2), 2, rank, shuffle=True, seed=0)
+        sampler.set_epoch(0)
+        order.append(files[list(sampler)[0]])
+    adapters = {}
+    for name, picked in (("A", [order[0]]), ("B", [order[1]]), ("ddp", files)):
+        data = tmp_path / f"data_{name}"
+        data.mkdir()
+        for f in picked:
+            (data / f.name).write_bytes(f.read_bytes())
+        config = experiment({"train": data, "val": caches["val"]}, tmp_path / name, TINY_STUDENT,
+                            [{"name": "depth_l1"}, {"name": "lircdepth_pixel"}],
+                            teacher={"checkpoint": str(teacher), "cache": None},
+                            log={"tensorboard": False, "images": 0})
+        config["data"].update(augment={"hflip": 0.0, "color": 0.0}, limit_val=1)
+        config["optim"]["batch_size"] = 1
+        path = write_experiment(tmp_path / f"{name}.yaml", **config)
+        command = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] if name == "ddp" else []
+        proc = subprocess.run([sys.executable, *command, "-m", "xdrcdepth_core.cli", "train", "--config", str(path),
+                               "--no-progress"], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        state = load_checkpoint(tmp_path / name / "last.pt")["training_state"]
+        assert state["global_step"] == 1
+        adapters[name] = {k: v for k, v in state["loss_modules"].items() if "adapters" in k and v.is_floating_point()}
+    assert adapters["ddp"] and set(adapters["ddp"]) == set(adapters["A"]) == set(adapters["B"])
+    tolerance = 0.05 * 1e-3                                             # 5 % of the learning rate
+    followed_b = 0
+    for key, ddp in adapters["ddp"].items():
+        like_a = (ddp - adapters["A"][key]).abs() <= tolerance
+        like_b = (ddp - adapters["B"][key]).abs() <= tolerance
+        agree = (adapters["A"][key] - adapters["B"][key]).abs() <= tolerance   # both gradients of one sign
+        assert like_a[agree].float().mean() > 0.99, key
+        followed_b += int((like_b & ~agree).sum())
+    assert followed_b > 0, "every adapter weight moved as rank 0's sample alone moves it: gradients not averaged"

@@ -39,6 +39,23 @@ def init_distributed(device_type: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def broadcast_from_main(tensors: list[torch.Tensor], info: DistInfo) -> None:
+    """Rank 0's values into ``tensors`` in every process (in place; no-op for a single process)."""
+    if info.enabled:
+        for tensor in tensors:
+            dist.broadcast(tensor, src=0)
+
+
+def average_gradients(params: list[torch.Tensor], info: DistInfo) -> None:
+    """The gradients of ``params`` averaged over all processes, in place: for parameters that DDP does not
+    wrap (loss adapters), whose gradients would otherwise stay each process's own."""
+    if info.enabled:
+        for param in params:
+            if param.grad is not None:
+                dist.all_reduce(param.grad)
+                param.grad /= info.world_size
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

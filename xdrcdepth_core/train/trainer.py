@@ -46,7 +46,8 @@ from xdrcdepth_core.evaluation.evaluate import cache_files, evaluate_cache, miss
 from xdrcdepth_core.infer import DepthEstimator
 from xdrcdepth_core.models import build_model
 from xdrcdepth_core.train.config import ConfigError, dump_config
-from xdrcdepth_core.train.distributed import all_reduce_mean, barrier, init_distributed
+from xdrcdepth_core.train.distributed import (all_reduce_mean, average_gradients, barrier, broadcast_from_main,
+                                              init_distributed)
 from xdrcdepth_core.train.precision import autocast, grad_scaler, resolve_channels_last, resolve_precision
 from xdrcdepth_core.train.schedule import build_scheduler
 from xdrcdepth_core.train.teacher_cache import TeacherCache, outputs_from_batch
@@ -220,7 +221,10 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.sampler or self.train_set) / self.batch_size)
 
         self._materialize_lazy_losses()
-        params = [p for p in list(self.model.parameters()) + list(self.losses.parameters()) if p.requires_grad]
+        # loss adapters train with the student but outside DDP: rank 0's start, gradients averaged every step
+        self.loss_params = [p for p in self.losses.parameters() if p.requires_grad]
+        broadcast_from_main([p.data for p in self.loss_params], self.dist)
+        params = [p for p in self.model.parameters() if p.requires_grad] + self.loss_params
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
         optim = cfg["optim"]
@@ -383,6 +387,7 @@ class Trainer:
         if all_reduce_mean(torch.isfinite(total.detach()).float(), self.dist) < 1:
             return self._skip_step()
         self.scaler.scale(total).backward()
+        average_gradients(self.loss_params, self.dist)
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
         params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
