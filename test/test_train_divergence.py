@@ -47,10 +47,9 @@ def caches(tmp_path_factory):
 
 
 def _config(caches, out, epochs, bad_calls=None):
-    path = write_experiment(out.parent / f"{out.name}.yaml", **experiment(
+    return write_experiment(out.parent / f"{out.name}.yaml", **experiment(
         caches, out, TINY_STUDENT, [{"name": "depth_l1"}, {"name": "test_nan_gradient", "bad_calls": bad_calls}],
         epochs=epochs, log={"tensorboard": False, "images": 0}))
-    return path
 
 
 def test_a_step_with_a_finite_loss_and_a_nan_gradient_is_skipped_and_leaves_the_weights(caches, tmp_path):

@@ -181,11 +181,16 @@ class Ablation:
     def first_train_scenes(self) -> list[str]:
         """The names of the first ``train_scenes`` rendered train scenes (scene i has condition i mod 4, so
         N >= 4 keeps every condition)."""
+        from xdrcdepth_core.data.nuscenes_dataset import NuScenesLoadError, read_table
+
         tables = sorted(self.paths["train_scenes"].glob("v1.0-*/scene.json"))
         if not tables:
             raise RuntimeError(f"{self.paths['train_scenes']}: no v1.0-*/scene.json; rerun xdrcdepth build-data")
-        names = sorted(scene["name"] for scene in json.loads(tables[0].read_text()))
-        return names[:self.train_scenes]
+        try:
+            scenes = read_table(tables[0])
+        except NuScenesLoadError as exc:      # one line, exit 1, as the other data-building failures
+            raise RuntimeError(str(exc)) from None
+        return sorted(scene["name"] for scene in scenes)[:self.train_scenes]
 
     # -- teacher ---------------------------------------------------------------------------------------------
     @property

@@ -124,25 +124,28 @@ def run_prepare(args: list[str]) -> None:
         raise RuntimeError(f"xdrcdepth prepare {' '.join(args)} failed (exit {code})")
 
 
+def _prepare_split(cfg: dict, split: str, out: Path, *options: str) -> None:
+    """``xdrcdepth prepare`` of the rendered ``split`` into ``out`` with the study's radar sweeps."""
+    run_prepare(["--dataroot", str(benchmark_paths(cfg)[f"{split}_scenes"]), "--radar-sweeps",
+                 str(cfg["radar_sweeps"]), "--out", str(out), *options])
+
+
 def prepare_train(cfg: dict, out: Path, scene_names: list[str] | None = None) -> None:
     """Cache the rendered train split (or only ``scene_names`` of it) at the training resolution, with the
     accumulated LiDAR ground truth; resumable like ``prepare`` (cached samples are kept)."""
     h, w = cfg["input_hw"]
-    run_prepare(["--dataroot", str(benchmark_paths(cfg)["train_scenes"]), "--radar-sweeps", str(cfg["radar_sweeps"]),
-                 "--out", str(out), "--lidar-sweeps", str(cfg["train_lidar_sweeps"]), "--resize", str(h), str(w)]
-                + (["--scenes", *scene_names] if scene_names else []))
+    _prepare_split(cfg, "train", out, "--lidar-sweeps", str(cfg["train_lidar_sweeps"]), "--resize", str(h), str(w),
+                   *(["--scenes", *scene_names] if scene_names else []))
 
 
 def build(cfg: dict) -> dict[str, Path]:
     paths = benchmark_paths(cfg)
     for split in SPLITS:
-        scenes = paths[f"{split}_scenes"]
-        _render(cfg, split, scenes)
+        _render(cfg, split, paths[f"{split}_scenes"])
         if split == "train":
             prepare_train(cfg, paths["train"])
         else:
-            run_prepare(["--dataroot", str(scenes), "--radar-sweeps", str(cfg["radar_sweeps"]),
-                         "--out", str(paths[split]), "--no-confidence-gt"])
+            _prepare_split(cfg, split, paths[split], "--no-confidence-gt")
     return paths
 
 

@@ -224,9 +224,9 @@ class Trainer:
         # loss adapters train with the student but outside DDP: rank 0's start, gradients averaged every step
         self.loss_params = [p for p in self.losses.parameters() if p.requires_grad]
         broadcast_from_main([p.data for p in self.loss_params], self.dist)
-        params = [p for p in self.model.parameters() if p.requires_grad] + self.loss_params
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
+        self.params = [p for p in self.model.parameters() if p.requires_grad] + self.loss_params
+        decay = [p for p in self.params if p.ndim > 1]
+        no_decay = [p for p in self.params if p.ndim <= 1]
         optim = cfg["optim"]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": optim["weight_decay"]},
                                             {"params": no_decay, "weight_decay": 0.0}], lr=optim["lr"])
@@ -390,14 +390,13 @@ class Trainer:
         average_gradients(self.loss_params, self.dist)
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
-        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params])   # DDP: the same on every rank
+        norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])   # same on all ranks
         if not self.scaler.is_enabled() and not torch.isfinite(norm):      # fp16: the scaler skips and rescales
             self.optimizer.zero_grad(set_to_none=True)
             return self._skip_step()
         clip = self.cfg["optim"]["grad_clip"]
         if clip > 0:
-            torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
+            torch.nn.utils.clip_grads_with_norm_(self.params, clip, norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
