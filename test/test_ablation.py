@@ -161,3 +161,61 @@ def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path
         with pytest.raises(ValueError, match=r"train_scenes must be a whole number from 1 to the train split's 3 "):
             Ablation(load_ablation_config(_yaml(tmp_path / "bad.yaml", {**study, "train_scenes": bad})),
                      tmp_path / "bad.yaml")
+
+
+def test_unlabelled_variant_adds_the_other_train_scenes_without_labels(tmp_path):
+    """A variant with ``unlabelled: true`` trains on one folder: the first ``train_scenes`` scenes as they are
+    and the split's other scenes without any label, with a teacher cache of its own for those frames; the
+    other variants keep the labelled subset. Settings it cannot work with are refused."""
+    from xdrcdepth_core.experiments.ablation import Ablation, load_ablation_config
+
+    data = _yaml(tmp_path / "data.yaml", {
+        "root": str(tmp_path / "bench"), "image_scale": 0.1, "conditions": ["clear", "fog"], "frames_per_scene": 2,
+        "input_hw": [64, 128], "train_lidar_sweeps": 1, "radar_sweeps": 1,
+        "splits": {"train": {"scenes": 3, "seed": 1}, "val": {"scenes": 1, "seed": 2}, "test": {"scenes": 1, "seed": 3}}})
+    common = {"precision": "fp32", "data": {"input_hw": [64, 128]}, "log": {"tensorboard": False, "images": 0},
+              "optim": {"epochs": 1, "batch_size": 2}}
+    kd = [{"name": "dkd", "bins": 16}]
+    study = {"data": data, "out": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"),
+             "teacher": _yaml(tmp_path / "teacher.yaml", {**common, "model": TINY_TEACHER,
+                                                           "losses": [{"name": "depth_l1"}]}),
+             "student": _yaml(tmp_path / "student.yaml", {**common, "model": TINY_STUDENT,
+                                                           "losses": [{"name": "depth_l1"}]}),
+             "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"}, "ship": "direct", "train_scenes": 2,
+             "variants": {"direct": {}, "dkd": {"losses": kd},
+                          "dkd+unlabelled": {"unlabelled": True, "losses": kd, "optim": {"epochs": 2}}}}
+    ablation = Ablation(load_ablation_config(_yaml(tmp_path / "ablation.yaml", study)), tmp_path / "ablation.yaml")
+    ablation.build_data()
+    ablation.train_teacher()
+
+    tables = next((tmp_path / "bench" / "scenes" / "train").glob("v1.0-*"))
+    scene_names = {s["token"]: s["name"] for s in json.loads((tables / "scene.json").read_text())}
+    scene_of = {s["token"]: scene_names[s["scene_token"]] for s in json.loads((tables / "sample.json").read_text())}
+    mixed = tmp_path / "bench" / "cache" / "train_64x128_first2scenes_plus1unlabelled"
+    labels = {}
+    for f in mixed.glob("*.npz"):
+        with np.load(f) as npz:
+            labels[str(npz["token"])] = (bool(npz["depth_gt"].any()), len(npz["boxes"]) > 0)
+    assert sorted(scene_of[t] for t in labels) == ["synth-1-0000"] * 2 + ["synth-1-0001"] * 2 + ["synth-1-0002"] * 2
+    assert all(labels[t] == ((True, True) if scene_of[t] != "synth-1-0002" else (False, False)) for t in labels)
+    plus_cache = tmp_path / "runs" / "teacher_cache_plus_unlabelled"
+    assert sorted(f.name for f in plus_cache.glob("*.npz")) == sorted(f.name for f in mixed.glob("*.npz"))
+
+    configs = {name: ablation.student_config(name, 0, tmp_path / "runs" / name / "seed0") for name in study["variants"]}
+    subset = str(tmp_path / "bench" / "cache" / "train_64x128_first2scenes")
+    assert configs["direct"]["data"]["train"] == configs["dkd"]["data"]["train"] == subset
+    assert configs["dkd"]["teacher"]["cache"] == str(tmp_path / "runs" / "teacher_cache")
+    assert configs["dkd+unlabelled"]["data"]["train"] == str(mixed)
+    assert configs["dkd+unlabelled"]["teacher"]["cache"] == str(plus_cache)
+    assert configs["dkd+unlabelled"]["optim"]["epochs"] == 2 and "unlabelled" not in configs["dkd+unlabelled"]
+
+    unlabelled = study["variants"]["dkd+unlabelled"]
+    for change, problem in (({"train_scenes": None}, "set train_scenes"),
+                            ({"variants": {"direct": {}, "u": {**unlabelled, "losses": []}}}, "distillation losses"),
+                            ({"variants": {"direct": {}, "u": {**unlabelled, "unlabelled": "yes"}}},
+                             "unlabelled must be true or false")):
+        bad = {key: value for key, value in {**study, **change}.items() if value is not None}
+        with pytest.raises(ValueError, match=problem):
+            load_ablation_config(_yaml(tmp_path / "bad.yaml", bad))
+    with pytest.raises(ValueError, match="unlabelled frames need train_scenes below the train split's 3 scenes"):
+        Ablation(load_ablation_config(_yaml(tmp_path / "bad.yaml", {**study, "train_scenes": 3})), tmp_path / "bad.yaml")

@@ -128,3 +128,8 @@ def test_a_low_data_study_says_how_many_scenes_and_what_precision_it_trained_wit
     assert "data `data.yaml`, trained on its first 12 train scenes only (teacher and students)." in md
     assert "2-core CPU, precision bf16)" in md and "fp32" not in md
     assert "| xkd+dkd | 1 |" in md and "-10.0 %" in md
+    cfg["variants"]["xkd+dkd"]["unlabelled"] = True                 # it also saw the other scenes, unlabelled
+    write_report(cfg, "low.yaml")
+    md = (tmp_path / "results" / "ablation_low.md").read_text()
+    assert ("trained on its first 12 train scenes only (teacher and students); xkd+dkd also trained on the split's "
+            "other scenes without their labels (only the teacher's targets reach the student there).") in md

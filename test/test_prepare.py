@@ -224,3 +224,34 @@ def test_scenes_selects_own_scenes_by_name(tmp_path, capsys):
         lines = (captured.out + captured.err).strip().splitlines()
         assert rc == 2 and len(lines) == 1 and named in lines[0], lines
     assert not (tmp_path / "x").exists()
+
+
+def test_unlabelled_keeps_the_sensors_and_drops_every_label(tmp_path, capsys):
+    """``--unlabelled``: the same image, radar and K as the labelled cache, no ground truth of any kind (the
+    annotated folder's LiDAR points, confidence labels and car box are gone), samples without LiDAR kept;
+    a labelled file of a sample is rebuilt for the other setting, not reused, in both directions."""
+    folder = build_folder(tmp_path / "annotated", annotations=True)
+    args = ["--dataroot", folder, "--version", "v1.0-test", "--lidar-sweeps", 3]
+    labelled, unlabelled = tmp_path / "labelled", tmp_path / "unlabelled"
+    rc, summary = _prepare(capsys, *args, "--out", labelled)
+    assert rc == 0 and "1 samples" in summary                    # sample 1 has no LiDAR
+    rc, summary = _prepare(capsys, *args, "--out", unlabelled, "--unlabelled")
+    assert rc == 0 and "2 samples" in summary and "2 written" in summary and "0 lacking" in summary
+    (kept,) = labelled.glob("*.npz")
+    with np.load(kept, allow_pickle=False) as with_labels, np.load(unlabelled / kept.name) as without:
+        assert set(without.files) == set(with_labels.files)
+        for key in ("image", "radar", "K", "radar_channels", "token"):
+            np.testing.assert_array_equal(without[key], with_labels[key], err_msg=key)
+        assert np.count_nonzero(with_labels["depth_gt"]) == 2 and len(with_labels["boxes"]) == 2
+        assert np.count_nonzero(with_labels["radar_confidence_gt"] != 255) == 2
+        assert not without["depth_gt"].any() and not without["depth_gt_single"].any()
+        assert (without["radar_confidence_gt"] == 255).all() and without["boxes"].shape == (0, 7)
+        assert json.loads(str(without["settings"]))["unlabelled"] is True
+        assert "unlabelled" not in json.loads(str(with_labels["settings"]))
+
+    rc, summary = _prepare(capsys, *args, "--out", labelled, "--unlabelled")
+    assert rc == 0 and "2 written, 0 already cached" in summary
+    rc, summary = _prepare(capsys, *args, "--out", labelled)
+    assert rc == 0 and "1 written, 0 already cached" in summary
+    with np.load(kept, allow_pickle=False) as npz:
+        assert np.count_nonzero(npz["depth_gt"]) > 0

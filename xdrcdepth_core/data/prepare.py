@@ -12,6 +12,12 @@ ground truth; the single key-frame LiDAR sweep unless ``--lidar-sweeps`` asks fo
   ``--no-confidence-gt``; all 255 for a sample without LiDAR;
 * ``depth_exact`` (H x W float32, 0 = sky) when the folder has ``exact_depth/<camera token>.npy`` (synthetic).
 
+``--unlabelled`` caches the frames as unlabelled ones, for distillation from a teacher beyond the labelled
+frames (:func:`drop_labels`): camera and radar as usual, no ground truth of any kind (``depth_gt`` and
+``depth_gt_single`` all zero, ``radar_confidence_gt`` all 255, no ``boxes``, no ``depth_exact``), and samples
+without LiDAR are kept. Such files are made with their own settings, so a labelled file of the same sample is
+rebuilt, not reused.
+
 ``--resize H W`` stores everything at H x W (:class:`~.sample_transforms.Resize`; the confidence labels are made
 at the camera resolution first and move with ``depth_gt``). Files are written atomically; a rerun skips
 samples whose file passes the CRC check of every member, holds the keys the settings ask for and was made
@@ -45,6 +51,7 @@ from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name, token_file_n
 from .cache_file import open_npz, save_npz
 from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError, UnknownSceneError
 from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
+from .radar_confidence import IGNORE
 from .sample_transforms import Resize
 
 PROG = "xdrcdepth prepare"
@@ -86,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep all radar returns (default: the devkit's default filters)")
     parser.add_argument("--allow-missing-lidar", action="store_true",
                         help="also cache samples without LIDAR_TOP (depth_gt all zero)")
+    parser.add_argument("--unlabelled", action="store_true",
+                        help="cache the frames without any ground truth (LiDAR depth, confidence labels, boxes, "
+                             "exact depth), for distillation on unlabelled frames; samples without LiDAR kept")
     parser.add_argument("--skip-bad", action="store_true",
                         help="count samples with unreadable files and go on (default: stop at the first)")
     parser.add_argument("--confidence-gt", action=argparse.BooleanOptionalAction, default=True,
@@ -97,7 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> str:
-    return json.dumps({"format": CACHE_FORMAT, "camera": args.camera, "radar": list(args.radar),
+    unlabelled = {"unlabelled": True} if args.unlabelled else {}    # labelled caches keep their settings
+    return json.dumps({**unlabelled, "format": CACHE_FORMAT, "camera": args.camera, "radar": list(args.radar),
                        "radar_sweeps": args.radar_sweeps, "lidar_sweeps": args.lidar_sweeps,
                        "radar_channels": list(args.radar_channels), "radar_filters": not args.no_radar_filters,
                        "confidence_gt": bool(args.confidence_gt),
@@ -135,6 +146,20 @@ def cache_state(path: Path, settings: str) -> str:
 def cached(path: Path, settings: str) -> bool:
     """True if ``path`` is a complete, uncorrupted cache file made with ``settings``."""
     return cache_state(path, settings) == "cached"
+
+
+def drop_labels(sample: dict) -> dict:
+    """``sample`` as an unlabelled frame (``--unlabelled``): every ground truth removed or emptied. ``depth_gt``
+    (and ``depth_gt_single``) all zero, ``radar_confidence_gt`` all ignore (255), no boxes, no ``depth_exact``;
+    the image, radar and calibration are kept."""
+    out = {key: value for key, value in sample.items() if key != "depth_exact"}
+    for key in ("depth_gt", "depth_gt_single"):
+        if key in sample:
+            out[key] = np.zeros_like(sample[key])
+    if "radar_confidence_gt" in sample:
+        out["radar_confidence_gt"] = np.full_like(sample["radar_confidence_gt"], IGNORE)
+    out["boxes"] = np.zeros((0, 7), dtype=np.float32)
+    return out
 
 
 def write_sample(path: Path, sample: dict, radar_channels: tuple[str, ...], settings: str) -> None:
@@ -185,7 +210,7 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
                                        radar_sensors=args.radar, radar_sweeps=args.radar_sweeps,
                                        lidar_sweeps=args.lidar_sweeps, radar_channels=args.radar_channels,
                                        disable_radar_filters=args.no_radar_filters,
-                                       require_lidar=not args.allow_missing_lidar,
+                                       require_lidar=not (args.allow_missing_lidar or args.unlabelled),
                                        transform=Resize(*args.resize) if args.resize else None,
                                        boxes=True, confidence_gt=args.confidence_gt, exact_depth=True)
     except (UnknownChannelError, UnknownSceneError, NuScenesLoadError) as exc:
@@ -224,7 +249,7 @@ def _run(args: argparse.Namespace, counts: dict) -> int:
             if state == "bad name":
                 raise ValueError("its token is no plain file name (letters, digits, _ - . only, no leading dot, "
                                  f"at most {MAX_STEM} characters), which the cache file is named by")
-            sample = dataset[index]
+            sample = drop_labels(dataset[index]) if args.unlabelled else dataset[index]
         except (OSError, ValueError) as exc:
             if not args.skip_bad:
                 tqdm.write(f"xdrcdepth prepare: sample {token}: {exc} (use --skip-bad to go on)", file=sys.stderr)

@@ -6,8 +6,11 @@ experiment (optionally changed by ``student_overrides``, under each variant's ow
 (rows); ``direct_from`` names another study's results_dir whose ``direct`` rows the report compares against
 (a follow-up that changes only the teacher); ``title`` heads the report; ``train_scenes: N`` trains the
 teacher and every student on the first N scenes of the train split only (a low-data study; val and test
-unchanged), cached apart from the full split. Overrides merge key by key (lists whole). Unknown keys are
-errors. Each run is its own job in ``<out>/<variant>/seed<k>/``:
+unchanged), cached apart from the full split; a variant with ``unlabelled: true`` (needs ``train_scenes``) also
+trains on the split's other scenes as unlabelled frames (``prepare --unlabelled``: camera and radar only, so
+only the teacher's targets reach the student there), cached with the N labelled scenes in one folder, with
+its own teacher cache. Overrides merge key by key (lists whole). Unknown keys are errors. Each run is its own
+job in ``<out>/<variant>/seed<k>/``:
 
 0. the benchmark data is built where missing (``xdrcdepth build-data``, resumable; a new machine rebuilds it);
 1. the teacher is trained once (``<out>/teacher``), then its outputs are cached for the training set
@@ -62,7 +65,7 @@ OPTIONAL_KEYS = {"teacher_overrides", "student_overrides", "teacher_weights", "d
 #: a variant's name is its run folder ``<out>/<name>`` and its record ``results_dir/runs/<name>__seed<k>.json``
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 #: the teacher's folders in ``out`` and its record in ``results_dir/runs``
-RESERVED_NAMES = {"teacher", "teacher_cache"}
+RESERVED_NAMES = {"teacher", "teacher_cache", "teacher_cache_plus_unlabelled"}
 #: losses whose teacher inputs a teacher cache holds (depths, confidence, Grad-CAM maps)
 CACHEABLE_LOSSES = {"dkd", "xkd", "crkd_response", "confidence_kd", "dked_bounded", "lircdepth_interdepth"}
 
@@ -112,7 +115,7 @@ def _variants_problem(cfg: dict) -> str | None:
                     f"starting with a letter or digit, and not {' or '.join(sorted(RESERVED_NAMES))}")
         if not isinstance(variant, dict):
             return f"variant {name} must be a mapping (seeds, model, losses, optim, description), got {variant!r}"
-        unknown = set(variant) - {"seeds", "model", "losses", "optim", "description"}
+        unknown = set(variant) - {"seeds", "model", "losses", "optim", "description", "unlabelled"}
         if unknown:
             return f"variant {name}: unknown keys {sorted(unknown)}"
         seeds = variant.get("seeds", [0])
@@ -123,6 +126,13 @@ def _variants_problem(cfg: dict) -> str | None:
             if not isinstance(variant.get(key, kind()), kind):
                 what = "mapping" if kind is dict else "list"
                 return f"variant {name}: {key} must be a {what}, got {variant[key]!r}"
+        if not isinstance(variant.get("unlabelled", False), bool):
+            return f"variant {name}: unlabelled must be true or false, got {variant['unlabelled']!r}"
+        if variant.get("unlabelled") and "train_scenes" not in cfg:
+            return (f"variant {name}: unlabelled: true adds the train scenes beyond train_scenes as unlabelled "
+                    f"frames; set train_scenes")
+        if variant.get("unlabelled") and not variant.get("losses"):
+            return f"variant {name}: unlabelled frames teach only through a teacher; give it distillation losses"
     if cfg["ship"] not in variants:
         return f"ship names no variant: {cfg['ship']!r}; variants: {', '.join(map(str, variants))}"
     return None
@@ -159,8 +169,13 @@ class Ablation:
                     and 1 <= self.train_scenes <= available):
                 raise ValueError(f"{self.config_path}: train_scenes must be a whole number from 1 to the train "
                                  f"split's {available} scenes ({cfg['data']}), got {self.train_scenes!r}")
+            if self.train_scenes == available and self.uses_unlabelled:
+                raise ValueError(f"{self.config_path}: unlabelled frames need train_scenes below the train split's "
+                                 f"{available} scenes")
             train = self.paths["train"]
             self.paths["train"] = train.with_name(f"{train.name}_first{self.train_scenes}scenes")
+            self.paths["train_plus_unlabelled"] = train.with_name(
+                f"{train.name}_first{self.train_scenes}scenes_plus{available - self.train_scenes}unlabelled")
         self.data_override = {"data": {"train": str(self.paths["train"]), "val": str(self.paths["val"])}}
         # every experiment resolves now (ConfigError naming its file), not hours later when its job starts
         self.teacher_config()
@@ -171,16 +186,26 @@ class Ablation:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{self.config_path}: variant {name}: {exc.args[0] if exc.args else exc}") from None
 
+    @property
+    def uses_unlabelled(self) -> bool:
+        return any(variant.get("unlabelled") for variant in self.cfg["variants"].values())
+
     def build_data(self) -> None:
-        """The benchmark (resumable: renders missing splits, prepares uncached samples only), and the cache of
-        the first ``train_scenes`` train scenes where the study asks for fewer."""
+        """The benchmark (resumable: renders missing splits, prepares uncached samples only), the cache of
+        the first ``train_scenes`` train scenes where the study asks for fewer, and where a variant asks for
+        unlabelled frames, one folder with those scenes and the split's other scenes unlabelled."""
         build(self.data_cfg)
         if self.train_scenes is not None:
-            prepare_train(self.data_cfg, self.paths["train"], self.first_train_scenes())
+            scenes = self.train_scene_names()
+            labelled, others = scenes[:self.train_scenes], scenes[self.train_scenes:]
+            prepare_train(self.data_cfg, self.paths["train"], labelled)
+            if self.uses_unlabelled:
+                prepare_train(self.data_cfg, self.paths["train_plus_unlabelled"], labelled)
+                prepare_train(self.data_cfg, self.paths["train_plus_unlabelled"], others, unlabelled=True)
 
-    def first_train_scenes(self) -> list[str]:
-        """The names of the first ``train_scenes`` rendered train scenes (scene i has condition i mod 4, so
-        N >= 4 keeps every condition)."""
+    def train_scene_names(self) -> list[str]:
+        """The names of the rendered train scenes, in order (scene i has condition i mod 4, so the first
+        N >= 4 keep every condition)."""
         from xdrcdepth_core.data.nuscenes_dataset import NuScenesLoadError, read_table
 
         tables = sorted(self.paths["train_scenes"].glob("v1.0-*/scene.json"))
@@ -190,7 +215,7 @@ class Ablation:
             scenes = read_table(tables[0])
         except NuScenesLoadError as exc:      # one line, exit 1, as the other data-building failures
             raise RuntimeError(str(exc)) from None
-        return sorted(scene["name"] for scene in scenes)[:self.train_scenes]
+        return sorted(scene["name"] for scene in scenes)
 
     # -- teacher ---------------------------------------------------------------------------------------------
     @property
@@ -246,10 +271,15 @@ class Ablation:
             save_checkpoint(self.published_teacher, build_from_checkpoint(ckpt), ckpt["input_hw"],
                             tuple(ckpt["radar_channels"]), resolved_config=ckpt["resolved_config"],
                             metrics=ckpt["metrics"], weights_dtype=torch.float16)
+        self._cache_teacher(self.paths["train"], self.teacher_cache_dir)
+        if self.uses_unlabelled:
+            self._cache_teacher(self.paths["train_plus_unlabelled"], self.out / "teacher_cache_plus_unlabelled")
+
+    def _cache_teacher(self, data: Path, out: Path) -> None:
         tc = self.cfg["teacher_cache"]
-        _run(_python_cli("teacher-cache", "--checkpoint", str(self.published_teacher), "--data",
-                         str(self.paths["train"]), "--out", str(self.teacher_cache_dir), "--layers",
-                         *tc["layers"], "--target", tc["target"], "--no-progress"), self.teacher_dir / "log.txt")
+        _run(_python_cli("teacher-cache", "--checkpoint", str(self.published_teacher), "--data", str(data),
+                         "--out", str(out), "--layers", *tc["layers"], "--target", tc["target"], "--no-progress"),
+             self.teacher_dir / "log.txt")
 
     # -- students --------------------------------------------------------------------------------------------
     def runs(self, only: set[str] | None = None, seeds: set[int] | None = None) -> list[tuple[str, int, Path]]:
@@ -261,12 +291,16 @@ class Ablation:
 
         variant = self.cfg["variants"][name]
         study = [self.cfg.get("student_overrides", {}), self.data_override]
+        teacher_cache = self.teacher_cache_dir
+        if variant.get("unlabelled"):
+            study.append({"data": {"train": str(self.paths["train_plus_unlabelled"])}})
+            teacher_cache = self.out / "teacher_cache_plus_unlabelled"
         base = resolve_config(self.cfg["student"], base=study)
         losses = base["losses"] + copy.deepcopy(variant.get("losses", []))
         kd = [entry["name"] for entry in variant.get("losses", [])]
         teacher = {"checkpoint": str(self.published_teacher), "cache": None}
         if kd and all(n in CACHEABLE_LOSSES for n in kd):
-            teacher["cache"] = str(self.teacher_cache_dir)
+            teacher["cache"] = str(teacher_cache)
         override = {"name": f"{name}__seed{seed}", "out": str(run_dir), "seed": seed, "losses": losses,
                     "teacher": teacher, "model": {**base["model"], **variant.get("model", {})},
                     "optim": {**base["optim"], **variant.get("optim", {})}}

@@ -185,9 +185,15 @@ def write_report(cfg: dict, config_path) -> str:
 
 
 def _train_subset(cfg: dict) -> str:
-    """What the report's data line adds for a study trained on fewer scenes (``train_scenes``)."""
+    """What the report's data line adds for a study trained on fewer scenes (``train_scenes``), and for its
+    variants that also see the other train scenes unlabelled."""
     n = cfg.get("train_scenes")
-    return f", trained on its first {n} train scenes only (teacher and students)" if n is not None else ""
+    if n is None:
+        return ""
+    extra = [name for name, variant in cfg.get("variants", {}).items() if variant.get("unlabelled")]
+    also = (f"; {', '.join(extra)} also trained on the split's other scenes without their labels (only the teacher's "
+            f"targets reach the student there)") if extra else ""
+    return f", trained on its first {n} train scenes only (teacher and students){also}"
 
 
 def _with_borrowed_direct(cfg: dict, own: dict) -> tuple[dict, list[str]]:

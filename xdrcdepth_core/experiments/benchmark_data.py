@@ -130,12 +130,13 @@ def _prepare_split(cfg: dict, split: str, out: Path, *options: str) -> None:
                  str(cfg["radar_sweeps"]), "--out", str(out), *options])
 
 
-def prepare_train(cfg: dict, out: Path, scene_names: list[str] | None = None) -> None:
+def prepare_train(cfg: dict, out: Path, scene_names: list[str] | None = None, unlabelled: bool = False) -> None:
     """Cache the rendered train split (or only ``scene_names`` of it) at the training resolution, with the
-    accumulated LiDAR ground truth; resumable like ``prepare`` (cached samples are kept)."""
+    accumulated LiDAR ground truth (``unlabelled``: without any, ``prepare --unlabelled``); resumable like
+    ``prepare`` (cached samples are kept)."""
     h, w = cfg["input_hw"]
     _prepare_split(cfg, "train", out, "--lidar-sweeps", str(cfg["train_lidar_sweeps"]), "--resize", str(h), str(w),
-                   *(["--scenes", *scene_names] if scene_names else []))
+                   *(["--scenes", *scene_names] if scene_names else []), *(["--unlabelled"] if unlabelled else []))
 
 
 def build(cfg: dict) -> dict[str, Path]:
