@@ -165,8 +165,9 @@ def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path
 
 def test_unlabelled_variant_adds_the_other_train_scenes_without_labels(tmp_path):
     """A variant with ``unlabelled: true`` trains on one folder: the first ``train_scenes`` scenes as they are
-    and the split's other scenes without any label, with a teacher cache of its own for those frames; the
-    other variants keep the labelled subset. Settings it cannot work with are refused."""
+    and the split's other scenes without any label, with a teacher cache of its own for those frames, and the
+    trainer batches both kinds together; the other variants keep the labelled subset. Settings it cannot
+    work with are refused."""
     from xdrcdepth_core.experiments.ablation import Ablation, load_ablation_config
 
     data = _yaml(tmp_path / "data.yaml", {
@@ -183,7 +184,8 @@ def test_unlabelled_variant_adds_the_other_train_scenes_without_labels(tmp_path)
                                                            "losses": [{"name": "depth_l1"}]}),
              "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"}, "ship": "direct", "train_scenes": 2,
              "variants": {"direct": {}, "dkd": {"losses": kd},
-                          "dkd+unlabelled": {"unlabelled": True, "losses": kd, "optim": {"epochs": 2}}}}
+                          "dkd+unlabelled": {"unlabelled": True, "losses": kd, "optim": {"epochs": 2,
+                                                                                      "batch_size": 6}}}}
     ablation = Ablation(load_ablation_config(_yaml(tmp_path / "ablation.yaml", study)), tmp_path / "ablation.yaml")
     ablation.build_data()
     ablation.train_teacher()
@@ -196,8 +198,12 @@ def test_unlabelled_variant_adds_the_other_train_scenes_without_labels(tmp_path)
     for f in mixed.glob("*.npz"):
         with np.load(f) as npz:
             labels[str(npz["token"])] = (bool(npz["depth_gt"].any()), len(npz["boxes"]) > 0)
+            assert set(npz.files) >= {"depth_exact", "radar_confidence_gt"}    # the same keys in every file
     assert sorted(scene_of[t] for t in labels) == ["synth-1-0000"] * 2 + ["synth-1-0001"] * 2 + ["synth-1-0002"] * 2
     assert all(labels[t] == ((True, True) if scene_of[t] != "synth-1-0002" else (False, False)) for t in labels)
+    run_dir = tmp_path / "runs" / "dkd+unlabelled" / "seed0"
+    ablation.train_student("dkd+unlabelled", 0, run_dir)        # one batch of all six frames, twice
+    assert len(json.loads((run_dir / "history.json").read_text())) == 2 and (run_dir / "test.json").is_file()
     plus_cache = tmp_path / "runs" / "teacher_cache_plus_unlabelled"
     assert sorted(f.name for f in plus_cache.glob("*.npz")) == sorted(f.name for f in mixed.glob("*.npz"))
 

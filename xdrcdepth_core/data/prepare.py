@@ -13,9 +13,9 @@ ground truth; the single key-frame LiDAR sweep unless ``--lidar-sweeps`` asks fo
 * ``depth_exact`` (H x W float32, 0 = sky) when the folder has ``exact_depth/<camera token>.npy`` (synthetic).
 
 ``--unlabelled`` caches the frames as unlabelled ones, for distillation from a teacher beyond the labelled
-frames (:func:`drop_labels`): camera and radar as usual, no ground truth of any kind (``depth_gt`` and
-``depth_gt_single`` all zero, ``radar_confidence_gt`` all 255, no ``boxes``, no ``depth_exact``), and samples
-without LiDAR are kept. Such files are made with their own settings, so a labelled file of the same sample is
+frames (:func:`drop_labels`): camera and radar as usual, no ground truth of any kind (``depth_gt``,
+``depth_gt_single`` and ``depth_exact`` all zero, ``radar_confidence_gt`` all 255, no ``boxes``), and samples
+without LiDAR are kept. The files keep the keys of labelled ones, so both can share a folder. Such files are made with their own settings, so a labelled file of the same sample is
 rebuilt, not reused.
 
 ``--resize H W`` stores everything at H x W (:class:`~.sample_transforms.Resize`; the confidence labels are made
@@ -149,11 +149,12 @@ def cached(path: Path, settings: str) -> bool:
 
 
 def drop_labels(sample: dict) -> dict:
-    """``sample`` as an unlabelled frame (``--unlabelled``): every ground truth removed or emptied. ``depth_gt``
-    (and ``depth_gt_single``) all zero, ``radar_confidence_gt`` all ignore (255), no boxes, no ``depth_exact``;
-    the image, radar and calibration are kept."""
-    out = {key: value for key, value in sample.items() if key != "depth_exact"}
-    for key in ("depth_gt", "depth_gt_single"):
+    """``sample`` as an unlabelled frame (``--unlabelled``): every ground truth emptied, its keys kept (a
+    training folder may mix both, and a batch needs the same keys in every sample). ``depth_gt``,
+    ``depth_gt_single`` and ``depth_exact`` all zero (no depth), ``radar_confidence_gt`` all ignore (255), no
+    boxes; the image, radar and calibration are kept."""
+    out = dict(sample)
+    for key in ("depth_gt", "depth_gt_single", "depth_exact"):
         if key in sample:
             out[key] = np.zeros_like(sample[key])
     if "radar_confidence_gt" in sample:
