@@ -15,8 +15,8 @@ ground truth; the single key-frame LiDAR sweep unless ``--lidar-sweeps`` asks fo
 ``--unlabelled`` caches the frames as unlabelled ones, for distillation from a teacher beyond the labelled
 frames (:func:`drop_labels`): camera and radar as usual, no ground truth of any kind (``depth_gt``,
 ``depth_gt_single`` and ``depth_exact`` all zero, ``radar_confidence_gt`` all 255, no ``boxes``), and samples
-without LiDAR are kept. The files keep the keys of labelled ones, so both can share a folder. Such files are made with their own settings, so a labelled file of the same sample is
-rebuilt, not reused.
+without LiDAR are kept. The files keep the keys of labelled ones, so both can share a folder; they are made
+with their own settings, so a labelled file of the same sample is rebuilt, not reused.
 
 ``--resize H W`` stores everything at H x W (:class:`~.sample_transforms.Resize`; the confidence labels are made
 at the camera resolution first and move with ``depth_gt``). Files are written atomically; a rerun skips

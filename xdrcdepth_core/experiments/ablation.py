@@ -230,6 +230,11 @@ class Ablation:
     def teacher_cache_dir(self) -> Path:
         return self.out / "teacher_cache"
 
+    @property
+    def unlabelled_teacher_cache_dir(self) -> Path:
+        """The teacher cache of the folder with the unlabelled frames (variants with ``unlabelled: true``)."""
+        return self.out / "teacher_cache_plus_unlabelled"
+
     def teacher_done(self) -> bool:
         return (self.teacher_dir / "summary.json").is_file()
 
@@ -273,7 +278,7 @@ class Ablation:
                             metrics=ckpt["metrics"], weights_dtype=torch.float16)
         self._cache_teacher(self.paths["train"], self.teacher_cache_dir)
         if self.uses_unlabelled:
-            self._cache_teacher(self.paths["train_plus_unlabelled"], self.out / "teacher_cache_plus_unlabelled")
+            self._cache_teacher(self.paths["train_plus_unlabelled"], self.unlabelled_teacher_cache_dir)
 
     def _cache_teacher(self, data: Path, out: Path) -> None:
         tc = self.cfg["teacher_cache"]
@@ -294,7 +299,7 @@ class Ablation:
         teacher_cache = self.teacher_cache_dir
         if variant.get("unlabelled"):
             study.append({"data": {"train": str(self.paths["train_plus_unlabelled"])}})
-            teacher_cache = self.out / "teacher_cache_plus_unlabelled"
+            teacher_cache = self.unlabelled_teacher_cache_dir
         base = resolve_config(self.cfg["student"], base=study)
         losses = base["losses"] + copy.deepcopy(variant.get("losses", []))
         kd = [entry["name"] for entry in variant.get("losses", [])]
