@@ -118,7 +118,7 @@ def test_a_run_log_shows_each_line_while_the_command_still_runs(tmp_path, monkey
 def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path):
     """``train_scenes: N`` caches the first N rendered train scenes apart from the full split, and points the
     teacher, the teacher cache and every student at that cache (with the study's teacher / student overrides
-    merged in); a count the split cannot give is refused."""
+    merged in; a variant's ``precision`` wins over the study's); a count the split cannot give is refused."""
     from xdrcdepth_core.experiments.ablation import Ablation, load_ablation_config
 
     data = _yaml(tmp_path / "data.yaml", {
@@ -132,7 +132,8 @@ def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path
              "student": _yaml(tmp_path / "student.yaml", {**common, "model": TINY_STUDENT,
                                                            "losses": [{"name": "depth_l1"}]}),
              "teacher_cache": {"layers": ["decoder:4"], "target": "mean_depth"}, "ship": "direct",
-             "train_scenes": 2, "variants": {"direct": {"seeds": [0], "optim": {"epochs": 3}}},
+             "train_scenes": 2, "variants": {"direct": {"seeds": [0], "optim": {"epochs": 3}},
+                                             "direct_fp32": {"precision": "fp32"}},
              "teacher_overrides": {"precision": "bf16", "data": {"limit_val": 5}},
              "student_overrides": {"precision": "bf16", "optim": {"epochs": 7, "lr": 1.0e-3}, "data": {"limit_val": 6}}}
     ablation = Ablation(load_ablation_config(_yaml(tmp_path / "ablation.yaml", study)), tmp_path / "ablation.yaml")
@@ -155,6 +156,11 @@ def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path
     assert (teacher["precision"], teacher["data"]["limit_val"], teacher["data"]["input_hw"]) == ("bf16", 5, [64, 128])
     assert (student["precision"], student["data"]["limit_val"], student["data"]["input_hw"]) == ("bf16", 6, [64, 128])
     assert (student["optim"]["epochs"], student["optim"]["lr"]) == (3, 1.0e-3)
+    fp32 = ablation.student_config("direct_fp32", 0, tmp_path / "runs" / "direct_fp32" / "seed0")
+    assert (fp32["precision"], fp32["data"]["limit_val"], fp32["optim"]["epochs"]) == ("fp32", 6, 7)
+    with pytest.raises(ValueError, match="variant direct_fp32: precision must be one of auto, fp32, bf16, fp16, got 'f32'"):
+        load_ablation_config(_yaml(tmp_path / "bad.yaml", {**study, "variants": {"direct": {},
+                                                                                  "direct_fp32": {"precision": "f32"}}}))
     assert ablation.paths["train"] == subset          # the teacher cache is made for these samples
 
     for bad in (0, 4, True, "2", 1.5):

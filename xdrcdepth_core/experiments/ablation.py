@@ -9,7 +9,9 @@ teacher and every student on the first N scenes of the train split only (a low-d
 unchanged), cached apart from the full split; a variant with ``unlabelled: true`` (needs ``train_scenes``) also
 trains on the split's other scenes as unlabelled frames (``prepare --unlabelled``: camera and radar only, so
 only the teacher's targets reach the student there), cached with the N labelled scenes in one folder, with
-its own teacher cache. Overrides merge key by key (lists whole). Unknown keys are errors. Each run is its own
+its own teacher cache; a variant's ``precision`` (fp32 | bf16 | fp16 | auto) overrides the study's, e.g. for a
+pair of rows meant to run on any machine (bf16 is emulated and ~8x slower than fp32 on CPUs without native
+bf16). Overrides merge key by key (lists whole). Unknown keys are errors. Each run is its own
 job in ``<out>/<variant>/seed<k>/``:
 
 0. the benchmark data is built where missing (``xdrcdepth build-data``, resumable; a new machine rebuilds it);
@@ -54,7 +56,7 @@ from xdrcdepth_core.cli_args import os_error_line, say
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.distill import build_loss_entry
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config, prepare_train
-from xdrcdepth_core.train.config import read_yaml_mapping
+from xdrcdepth_core.train.config import PRECISIONS, read_yaml_mapping
 
 PROG = "xdrcdepth ablate"
 REQUIRED_KEYS = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
@@ -115,7 +117,7 @@ def _variants_problem(cfg: dict) -> str | None:
                     f"starting with a letter or digit, and not {' or '.join(sorted(RESERVED_NAMES))}")
         if not isinstance(variant, dict):
             return f"variant {name} must be a mapping (seeds, model, losses, optim, description), got {variant!r}"
-        unknown = set(variant) - {"seeds", "model", "losses", "optim", "description", "unlabelled"}
+        unknown = set(variant) - {"seeds", "model", "losses", "optim", "description", "unlabelled", "precision"}
         if unknown:
             return f"variant {name}: unknown keys {sorted(unknown)}"
         seeds = variant.get("seeds", [0])
@@ -128,6 +130,8 @@ def _variants_problem(cfg: dict) -> str | None:
                 return f"variant {name}: {key} must be a {what}, got {variant[key]!r}"
         if not isinstance(variant.get("unlabelled", False), bool):
             return f"variant {name}: unlabelled must be true or false, got {variant['unlabelled']!r}"
+        if variant.get("precision", "auto") not in PRECISIONS:
+            return f"variant {name}: precision must be one of {', '.join(PRECISIONS)}, got {variant['precision']!r}"
         if variant.get("unlabelled") and "train_scenes" not in cfg:
             return (f"variant {name}: unlabelled: true adds the train scenes beyond train_scenes as unlabelled "
                     f"frames; set train_scenes")
@@ -309,6 +313,8 @@ class Ablation:
         override = {"name": f"{name}__seed{seed}", "out": str(run_dir), "seed": seed, "losses": losses,
                     "teacher": teacher, "model": {**base["model"], **variant.get("model", {})},
                     "optim": {**base["optim"], **variant.get("optim", {})}}
+        if "precision" in variant:
+            override["precision"] = variant["precision"]
         return resolve_config(self.cfg["student"], base=[*study, override])
 
     def train_student(self, name: str, seed: int, run_dir: Path) -> None:

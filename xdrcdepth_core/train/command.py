@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: {exc}")
         return EXIT_USAGE
     from xdrcdepth_core.train.distributed import shutdown
+    from xdrcdepth_core.train.precision import emulated_bf16
     from xdrcdepth_core.train.trainer import Trainer, TrainingDiverged
 
     try:
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         say(f"{PROG}: {exc}")
         return EXIT_USAGE
+    if trainer.dist.is_main and emulated_bf16(trainer.precision, trainer.device):
+        say(f"{PROG}: warning: precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX) is emulated, "
+            "about 8x slower than fp32; set precision: auto or fp32 unless the run must match bf16 runs")
     try:
         summary = trainer.fit()
     except KeyboardInterrupt:

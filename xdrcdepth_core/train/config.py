@@ -12,7 +12,8 @@ Keys:
 - ``seed`` (0 to 2**32 - 1): seeds model init, data order and augmentation (per epoch, so a resumed run repeats
   exactly);
 - ``device``: ``auto`` | ``cpu`` | ``cuda:N``; ``precision``: ``auto`` | ``fp32`` | ``bf16`` | ``fp16``
-  (auto: fp16 AMP on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32);
+  (auto: fp16 AMP on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32; an explicit bf16 on
+  a CPU without native bf16 runs emulated, ~8x slower than fp32, and ``xdrcdepth train`` warns);
   ``channels_last``: ``auto`` (with reduced precision) | true | false;
 - ``model``: ``{name: <registered model>, <constructor options>}``;
 - ``teacher``: ``{checkpoint: <path>}`` (frozen; needed by distillation losses) and optionally

@@ -43,6 +43,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
+def emulated_bf16(precision: str, device: torch.device) -> bool:
+    """True for bf16 on a CPU without native bf16: it runs, emulated, ~8x slower than fp32 (module docstring)."""
+    return precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16()
+
+
 def resolve_channels_last(setting, precision: str) -> bool:
     return precision != "fp32" if setting == "auto" else bool(setting)
 
