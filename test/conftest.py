@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,13 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 # other jobs hold the cores, and `pytest -m "not slow"` took 260 s with 2 threads next to a training run
 # against 35 s with 1 (2026-12-03); the node tests run their nodes with cpu_threads 1 anyway
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# The tests that Ctrl-C a program expect it to act on SIGINT, as it does started from a terminal. A suite started in
+# the background of a non-interactive shell (`scripts/run.sh test &`) inherits SIGINT ignored, and POSIX keeps an
+# ignored signal ignored across exec, so every program a test started ignored it too: five such tests failed
+# (2026-12-07). A handler, unlike SIG_IGN, is reset to the default action in a child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 # exports, parity frames and auto-selection records of the tests (git-ignored, kept between runs, never ~/.cache)

@@ -108,3 +108,44 @@ def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, 
     err = "".join(line for line in err.splitlines(keepends=True) if not line.startswith("import time:"))
     assert proc.returncode == code, err
     assert err == message and "Traceback" not in out
+
+
+SWALLOWING_MODULE = textwrap.dedent("""
+    import signal
+    try:                      # what a library's import may do (numpy's did once): any error ends in a fallback
+        signal.raise_signal(signal.SIGINT)
+    except BaseException:
+        pass
+
+    def main():
+        print("main ran", flush=True)
+        return 3
+
+    def add_arguments(parser):
+        pass
+
+    def run(args):
+        return main()
+""")
+
+DRIVERS = {
+    "node": "from xdrcdepth_ros.entry_points import _guarded; sys.exit(_guarded('swallowing')())",
+    "batch": "from xdrcdepth_ros.entry_points import _guarded; sys.exit(_guarded('swallowing', batch=True)())",
+    "xdrcdepth": "from xdrcdepth_core import cli; cli.COMMANDS['swallow'] = ('swallowing', 'a test command'); "
+                 "sys.exit(cli.main(['swallow']))",
+}
+
+
+@pytest.mark.parametrize("program, code, message", [
+    ("node", 0, ""),
+    ("batch", 130, "swallowing: interrupted (SIGINT); finished files are complete, rerun to resume\n"),
+    ("xdrcdepth", 130, "xdrcdepth swallow: interrupted (SIGINT); finished files are complete, rerun to resume\n"),
+])
+def test_ctrl_c_inside_an_import_that_swallows_keyboard_interrupt_still_stops(tmp_path, program, code, message):
+    """A Ctrl-C that lands inside a library's ``try: ... except BaseException`` while the program's module imports
+    is still a stop: the program's ``main`` never runs. (A SIGINT while numpy imported was swallowed there; the
+    depth node then started and ran on.)"""
+    (tmp_path / "swallowing.py").write_text(SWALLOWING_MODULE)
+    driver = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {DRIVERS[program]}"
+    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (code, "", message)

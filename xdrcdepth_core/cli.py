@@ -13,7 +13,8 @@ import importlib
 import signal
 import sys
 
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, ArgumentParser, interrupted_line, say, stdout_to_devnull
+from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, interrupted_line, say, sigint_held,
+                                     stdout_to_devnull)
 
 #: command name -> (module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     prog = f"xdrcdepth {known.command}"
     try:
-        module = importlib.import_module(known._module)
+        with sigint_held():     # a library's import may swallow KeyboardInterrupt (xdrcdepth_ros.entry_points)
+            module = importlib.import_module(known._module)
         cmd_parser = ArgumentParser(prog=prog, description=COMMANDS[known.command][1])
         module.add_arguments(cmd_parser)
         args = cmd_parser.parse_args(argv[1:])

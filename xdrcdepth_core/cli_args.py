@@ -135,7 +135,8 @@ def sigint_held() -> Iterator[None]:
     that was in place before (``KeyboardInterrupt``, or nothing where SIGINT is ignored).
 
     For the end of a unit of work that must not be cut in two (a bag renamed into place, then counted as
-    complete): the interrupt's one line can then name it among the finished ones. Python raises
+    complete): the interrupt's one line can then name it among the finished ones. Also for a program's import,
+    where a library's ``except BaseException`` could swallow the ``KeyboardInterrupt``. Python raises
     ``KeyboardInterrupt`` in the main thread only, so elsewhere the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield

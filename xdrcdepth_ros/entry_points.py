@@ -8,6 +8,11 @@ and exit code 130 for the batch converter ``nuscenes2bag``. Once a batch program
 interpreter exits would otherwise end it with a traceback of whatever exit code it hit (logging's atexit hook,
 threading's joins) or, once Python has restored SIGINT's default action, silently with 130, its output complete
 and reported. This module itself imports nothing heavy.
+
+The program's module is imported with SIGINT held (:func:`~xdrcdepth_core.cli_args.sigint_held`) and the
+``KeyboardInterrupt`` raised once the import is done: a ``KeyboardInterrupt`` raised inside a library's import
+can be swallowed there (one that landed at a certain point while numpy imported was, reproducibly; the
+depth node then started and ran on as if never interrupted).
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ import importlib
 import signal
 from typing import Callable
 
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, interrupted_line, say
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, interrupted_line, say, sigint_held
 
 
 def _guarded(module: str, batch: bool = False) -> Callable[[], int]:
     def entry() -> int:
         try:
-            code = importlib.import_module(module).main()
+            with sigint_held():     # a library's import may swallow KeyboardInterrupt: the program then started
+                program = importlib.import_module(module)
+            code = program.main()
             if batch:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)    # raises a SIGINT still pending first: caught here
             return code
