@@ -15,9 +15,10 @@ def _metrics(mae_mm: float) -> dict:
 
 
 def _record(results, variant: str, seed: int, mae_mm: float, seconds: float, val_mm: float = 2500.0,
-            summary_seconds: float | None = None, precision: str = "fp32") -> None:
+            summary_seconds: float | None = None, precision: str = "fp32", machines=(None, None)) -> None:
     """Two epochs of ``seconds / 2`` training each; ``summary_seconds`` (default ``seconds``) stands for a
-    record whose summary counted only its last process (a resumed run, before epochs kept their wall time)."""
+    record whose summary counted only its last process (a resumed run, before epochs kept their wall time);
+    ``machines``: the machine each epoch names (None: a record from before epochs named it)."""
     record = {"variant": variant, "seed": seed, "config": {"model": TINY_STUDENT, "precision": precision},
               "summary": {"seconds": seconds if summary_seconds is None else summary_seconds,
                           "best_val_mae_mm": val_mm},
@@ -25,6 +26,9 @@ def _record(results, variant: str, seed: int, mae_mm: float, seconds: float, val
                           {"val_mae": val_mm, "train_seconds": seconds / 2}],
               "test": {"results": {"model": _metrics(mae_mm), "radar_only": _metrics(15000.0),
                                    "constant": _metrics(11000.0)}}}
+    for epoch, machine in zip(record["history"], machines):
+        if machine is not None:
+            epoch["machine"] = machine
     (results / "runs" / f"{variant}__seed{seed}.json").write_text(json.dumps(record))
 
 
@@ -34,8 +38,9 @@ def test_report_table_budget_saliency_and_notes(tmp_path):
     (results / "runs").mkdir(parents=True)
     _record(results, "teacher", 0, 2000.0, 2400.0)
     _record(results, "direct", 0, 3000.0, 1200.0)
-    _record(results, "direct", 1, 2600.0, 1200.0, val_mm=2900.0)
-    _record(results, "xkd+dkd", 0, 2700.0, 3000.0, summary_seconds=600.0)   # resumed: the epochs' 3000 s count
+    _record(results, "direct", 1, 2600.0, 1200.0, val_mm=2900.0, machines=("x86_64, EPYC", "x86_64, EPYC"))
+    _record(results, "xkd+dkd", 0, 2700.0, 3000.0, summary_seconds=600.0,   # resumed: the epochs' 3000 s count
+            machines=("x86_64, Xeon", "x86_64, EPYC"))                    # ... on another machine
     (results / "saliency.json").write_text(json.dumps({
         "frames": 40, "layer": "decoder:4", "target": "mean predicted depth",
         "models": {"teacher": {"concentration_top10": 0.5},
@@ -50,11 +55,12 @@ def test_report_table_budget_saliency_and_notes(tmp_path):
     direct = report["variants"]["direct"]
     assert direct["mean"]["mae_80"] == pytest.approx(2800.0)
     assert direct["std"]["mae_80"] == pytest.approx(282.842712, rel=1e-6)   # sqrt(2 * 200^2 / 1)
-    # spent: (2400 + 1200 + 1200 + 3000) s = 130 min; left: direct seed 2 at 20 min, xkd+dkd seed 1 at 50 min,
-    # dkd seed 0 at the students' mean (20 + 20 + 50) / 3 = 30 min -> 100 min
+    # spent: (2400 + 1200 + 1200 + 3000) s = 130 min; left: direct seed 2 at 20 min, xkd+dkd seed 1 at 50 min
+    # -> 70 min; dkd has no finished run, so no time of its own to estimate from
     assert report["budget"]["minutes_spent"] == pytest.approx(130.0)
-    assert report["budget"]["minutes_left_estimate"] == pytest.approx(100.0)
+    assert report["budget"]["minutes_left_estimate"] == pytest.approx(70.0)
     assert report["budget"]["to_do"] == {"direct": [2], "xkd+dkd": [1], "dkd": [0]}
+    assert report["budget"]["not_estimated"] == ["dkd"]
 
     md = (results.parent / "ablation.md").read_text()
     assert "| direct | 2 |" in md and "| 2.800 ± 0.283 |" in md
@@ -62,7 +68,11 @@ def test_report_table_budget_saliency_and_notes(tmp_path):
     assert "| 2.700 ± 0.283 | 20 |" in md and report["variants"]["direct"]["val_mae_80"] == [2500.0, 2900.0]
     assert "| xkd+dkd | 1 |" in md and "| -3.6 % |" in md                   # 2700 / 2800 - 1
     assert "Compute: 2.2 h on the 4 finished runs" in md
-    assert "Still to run: direct seeds [2], xkd+dkd seeds [1], dkd seeds [0] (about 1.7 h more" in md
+    assert ("Trained on: x86_64, EPYC (direct seed 1, xkd+dkd seed 0); x86_64, Xeon (xkd+dkd seed 0); not recorded "
+            "for the other 2 runs (trained before epochs named it).") in md
+    assert direct["machines"] == [[], ["x86_64, EPYC"]]
+    assert ("Still to run: direct seeds [2], xkd+dkd seeds [1], dkd seeds [0] (about 1.2 h more at the measured "
+            "times; no time measured yet for dkd (no finished run)); `xdrcdepth ablate` resumes them.") in md
     assert "| teacher | 0.500 | — |" in md and "| xkd+dkd student | 0.250 | 0.875 |" in md
     assert "## Findings\n\nTried a lower X-KD weight.\n" in md
 

@@ -9,6 +9,7 @@ is named by the file that could not be written, not by its hidden temporary."""
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def test_a_kill_between_the_checkpoints_of_an_epoch_resumes_to_the_uninterrupted
     history = json.loads((tmp_path / "ref" / "history.json").read_text())
     assert history[1]["val_mae"] < history[0]["val_mae"], "epoch 2 must improve for the kill point to exist"
     assert load_checkpoint(tmp_path / "ref" / "best.pt")["metrics"]["best_epoch"] == 2
+    cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    assert {h["machine"] for h in history} == {f"{platform.machine()}, {cpu}"}    # where each epoch trained
 
     path = _config(caches, tmp_path, "killed")
     killed = subprocess.run([sys.executable, "-c", KILLED_AT_THE_FOURTH_SAVE, "train", "--config", str(path),

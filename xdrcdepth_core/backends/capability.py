@@ -46,6 +46,17 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_name(device=None) -> str:
+    """``<arch>, <CPU model>``, and ``, <GPU name>`` where ``device`` is a CUDA device: the machine a timing was
+    measured on, as training histories and the ablation report name it."""
+    name = f"{platform.machine()}, {cpu_name()}"
+    if device is not None and getattr(device, "type", str(device).split(":")[0]) == "cuda":
+        import torch
+
+        name += f", {torch.cuda.get_device_name(device)}"
+    return name
+
+
 def cpu_has_fast_int8() -> bool:
     """True when the CPU has int8 dot-product instructions (VNNI or AMX-INT8)."""
     return bool(cpu_flags() & INT8_FLAGS)

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from xdrcdepth_core.atomic import atomic_write_bytes
-from xdrcdepth_core.backends.capability import cpu_name
+from xdrcdepth_core.backends.capability import machine_name
 
 CAPS = ("50", "70", "80")
 COLUMNS = ("mae", "rmse", "abs_rel", "delta1")
@@ -64,13 +63,14 @@ def collect(results_dir: Path) -> dict:
         record = json.loads(path.read_text())
         entry = variants.setdefault(record["variant"], {"runs": [], "seeds": [], "seconds": [], "val_curves": [],
                                                         "val_mae_80": [], "model": record["config"]["model"],
-                                                        "precision": set()})
+                                                        "precision": set(), "machines": []})
         entry["runs"].append(_metric_dict(record["test"]))
         entry["seeds"].append(record["seed"])
         entry["seconds"].append(run_seconds(record))
         entry["precision"].add(record["config"].get("precision", "fp32"))
         entry["val_mae_80"].append(record["summary"].get("best_val_mae_mm"))   # the epoch that was tested
         entry["val_curves"].append([h.get("val_mae") for h in record["history"]])
+        entry["machines"].append(sorted({h["machine"] for h in record["history"] if "machine" in h}))
         entry["baselines"] = _baselines(record["test"])
     return variants
 
@@ -139,14 +139,14 @@ def write_report(cfg: dict, config_path) -> str:
     variants, borrowed = _with_borrowed_direct(cfg, own)
     direct = _mean_std([r["mae_80"] for r in variants["direct"]["runs"]])[0] if "direct" in variants else np.nan
     report = {"command": f"xdrcdepth ablate --config {config_path}", "date": datetime.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {cpu_name()}",
+              "machine": machine_name(),
               "data_config": cfg["data"], "variants": {}}
     lines = ["| variant | seeds | params (M) | MAE 50 | MAE 70 | MAE 80 | RMSE 80 | AbsRel 80 | δ1 80 | "
              "MAE 80 vs direct | exact-depth MAE 80 | val MAE 80 | min / run |", "|" + "---|" * 13]
     for name, entry in variants.items():
         params = _params(entry["model"])
         row = {"runs": entry["runs"], "seeds": entry["seeds"], "params_m": round(params, 3),
-               "seconds_per_run": entry["seconds"], "val_mae_80": entry["val_mae_80"]}
+               "seconds_per_run": entry["seconds"], "val_mae_80": entry["val_mae_80"], "machines": entry["machines"]}
         stats = {key: _mean_std([r.get(key) for r in entry["runs"]]) for key in entry["runs"][0]}
         row["mean"] = {k: v[0] for k, v in stats.items()}
         row["std"] = {k: v[1] for k, v in stats.items()}
@@ -170,8 +170,8 @@ def write_report(cfg: dict, config_path) -> str:
     base_lines = [f"- {name}: MAE 80 {v['mae_80'] / 1000:.3f} m, RMSE {v['rmse_80'] / 1000:.3f} m, "
                   f"AbsRel {v['abs_rel_80']:.4f}, δ1 {v['delta1_80']:.4f}" for name, v in baselines.items()]
     md = [f"# {cfg.get('title', 'KD ablation on the synthetic benchmark')}", "",
-          f"Command: `{report['command']}` · date {report['date']} · machine {report['machine']} · data "
-          f"`{cfg['data']}`{_train_subset(cfg)}.", "",
+          f"Command: `{report['command']}` · date {report['date']} · report written on {report['machine']} · data "
+          f"`{cfg['data']}`{_train_subset(cfg)}.", "", *_machine_lines(variants),
           "Test split, single key-frame LiDAR ground truth, metrics per image then averaged (MAE/RMSE in metres "
           "here), mean ± std over seeds; 'exact-depth' scores against the renderer's dense depth; 'val MAE 80': "
           "the validation split at the epoch each run kept (the only numbers choices are made on).", "",
@@ -182,6 +182,25 @@ def write_report(cfg: dict, config_path) -> str:
     atomic_write_bytes(report_file(results_dir, ".md"), "\n".join(md).encode())
     done = sum(len(v["runs"]) for v in own.values())
     return f"{done} runs in {len(own)} variants -> {report_file(results_dir, '.md')}"
+
+
+def _machine_lines(variants: dict) -> list[str]:
+    """Which machines trained the runs (their epochs record it; a run resumed elsewhere names both), so that the
+    minutes per run compare only where the machine is the same; runs recorded before epochs named it are
+    counted as such."""
+    trained: dict[str, list[str]] = {}
+    unknown = 0
+    for name, entry in variants.items():
+        for seed, machines in zip(entry["seeds"], entry["machines"]):
+            for machine in machines:
+                trained.setdefault(machine, []).append(f"{name} seed {seed}")
+            unknown += not machines
+    if not trained:
+        return []
+    parts = [f"{machine} ({', '.join(runs)})" for machine, runs in trained.items()]
+    if unknown:
+        parts.append(f"not recorded for the other {unknown} run{'s' * (unknown != 1)} (trained before epochs named it)")
+    return [f"Trained on: {'; '.join(parts)}.", ""]
 
 
 def _train_subset(cfg: dict) -> str:
@@ -212,23 +231,28 @@ def _with_borrowed_direct(cfg: dict, own: dict) -> tuple[dict, list[str]]:
 
 
 def _budget_lines(cfg: dict, variants: dict, report: dict) -> list[str]:
-    """Compute spent on the finished runs and an estimate for the planned ones still to do (each at its
-    variant's mean time, or the students' mean where the variant has none yet); recorded in ``report``."""
-    student_minutes = [s / 60 for n, v in variants.items() if n != "teacher" for s in v["seconds"]]
-    typical = float(np.mean(student_minutes)) if student_minutes else float("nan")
+    """Compute spent on the finished runs and an estimate for the planned ones still to do, each at its
+    variant's mean time; a variant with no finished run has no estimate (its epochs, frames and losses may cost
+    several times another's: the students' mean once said 0.6 h for a 2.5 h run); recorded in ``report``."""
     spent = sum(s / 60 for v in variants.values() for s in v["seconds"])
     todo = {name: sorted(set(v.get("seeds", [0])) - set(variants.get(name, {}).get("seeds", [])))
             for name, v in cfg["variants"].items()}
     todo = {name: seeds for name, seeds in todo.items() if seeds}
-    left = sum(len(seeds) * (float(np.mean(variants[name]["seconds"])) / 60 if name in variants else typical)
-               for name, seeds in todo.items())
-    report["budget"] = {"minutes_spent": spent, "minutes_left_estimate": left, "to_do": todo}
+    left = sum(len(seeds) * float(np.mean(variants[name]["seconds"])) / 60
+               for name, seeds in todo.items() if name in variants)
+    unmeasured = [name for name in todo if name not in variants]
+    report["budget"] = {"minutes_spent": spent, "minutes_left_estimate": left, "to_do": todo,
+                        "not_estimated": unmeasured}
     precision = ", ".join(sorted(set().union(*(v["precision"] for v in variants.values()))))
     lines = [f"Compute: {spent / 60:.1f} h on the {sum(len(v['runs']) for v in variants.values())} finished runs "
              f"(per run in the last column, 2-core CPU, precision {precision}); the study is budgeted to about 8 h."]
     if todo:
+        estimate = f"about {left / 60:.1f} h more at the measured times" if len(unmeasured) < len(todo) else ""
+        if unmeasured:
+            estimate += ("; " if estimate else "") + (f"no time measured yet for {', '.join(unmeasured)} "
+                                                      "(no finished run)")
         lines.append(f"Still to run: {', '.join(f'{n} seeds {s}' for n, s in todo.items())} "
-                     f"(about {left / 60:.1f} h more at the measured times); `xdrcdepth ablate` resumes them.")
+                     f"({estimate}); `xdrcdepth ablate` resumes them.")
     return lines
 
 

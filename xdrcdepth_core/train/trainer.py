@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, remove_stale_temporaries
+from xdrcdepth_core.backends.capability import machine_name
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.data.cache_dataset import CacheDataset, collate
 from xdrcdepth_core.data.cache_file import read_cache_file
@@ -475,7 +476,8 @@ class Trainer:
             train_time = time.monotonic() - t0
             if main:
                 record = {"epoch": epoch + 1, "train": train_stats, "train_seconds": round(train_time, 1),
-                          "seconds_per_image": round(train_time / max(len(self.train_set) / self.dist.world_size, 1), 4)}
+                          "seconds_per_image": round(train_time / max(len(self.train_set) / self.dist.world_size, 1), 4),
+                          "machine": machine_name(self.device)}   # a resumed run may span machines
                 if self.cfg["data"]["val"]:
                     results, examples = self.validate()
                     record["val"] = results
