@@ -6,7 +6,8 @@ processed. What is measured: the latest-frame policy drops them instead of queue
 queued the dropped frames would hold every one of them: between the middle and the last third of the
 flood its RSS floor would rise by a third of (dropped frames x 4.3 MB). The limit is half of that rise,
 so a queueing node fails by a factor of two; the test also checks that this limit is above the
-allocator's own steps (~60 MB, below), i.e. that the flood is long enough to tell the two apart."""
+allocator's own steps (~60 MB, below), i.e. that the flood is long enough to tell the two apart (it goes
+on past 16 s until it is, up to 60 s)."""
 
 import time
 
@@ -23,6 +24,10 @@ IMAGE_HW = (900, 1600)        # full-resolution CAM_FRONT: 4.3 MB per frame, so 
 #: RSS steps of glibc's allocator history seen with a fixed mmap threshold (not live data): the noise floor
 ALLOCATOR_STEP_MB = 60
 FLOOD_S = 16.0
+#: the flood goes on past FLOOD_S (up to this) until the node has dropped enough frames for the limit below to
+#: clear the allocator's steps: on a loaded machine the publisher and the node's callbacks get less CPU, and
+#: 16 s once gave 81 drops, a limit of 56 MB (2026-12-07, a training run beside the suite)
+MAX_FLOOD_S = 60.0
 
 
 def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path, monkeypatch):
@@ -49,7 +54,15 @@ def test_memory_bounded_under_overload(ros_domain_id, nuscenes_samples, tmp_path
         rig.publish_frame_until(image, info, [cloud], lambda: rig.received["depth"], node)
         start = time.monotonic()
         k = 0
-        while time.monotonic() - start < FLOOD_S:
+        # drops that make the limit (half a third of their bytes) clear the allocator's steps by a quarter
+        enough_drops = 1.25 * ALLOCATOR_STEP_MB * 2 * 3 * 2**20 / len(image.data)
+
+        def flooding() -> bool:
+            elapsed = time.monotonic() - start
+            drops = int(rig.latest_diagnostics().get("dropped frames", 0))
+            return elapsed < FLOOD_S or (drops < enough_drops and elapsed < MAX_FLOOD_S)
+
+        while flooding():
             k += 1
             stamp(frame.t_cam + k * round(1000 / PUBLISH_HZ) * MS)
             rig.publish_frame(image, info, [cloud])
