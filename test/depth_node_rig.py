@@ -282,13 +282,15 @@ class Rig:
             f"{key} != {value} within {timeout} s: {self.latest_diagnostics()}"
         return self.latest_diagnostics()
 
-    def unexplained_rejections(self, diag: dict[str, str], *expected: str) -> dict[str, str]:
-        """The ``bad: <reason>`` counts in ``diag`` other than the ``expected`` reasons, less the
-        ``stamp_out_of_order`` rejections that this rig's re-sends explain (at most one each)."""
+    def unexplained_rejections(self, diag: dict[str, str], *expected: str, out_of_order: int = 0) -> dict[str, str]:
+        """The ``bad: <reason>`` counts in ``diag`` that the test did not expect: reasons other than
+        ``expected``, and a ``stamp_out_of_order`` count other than the ``out_of_order`` frames the test sent out
+        of order plus at most one per re-send of this rig (see ``publish_frame_until``)."""
         found = {k.removeprefix("bad: "): v for k, v in diag.items() if k.startswith("bad: ")}
-        if int(found.get("stamp_out_of_order", "0")) <= self.resends:
-            found.pop("stamp_out_of_order", None)
-        return {reason: n for reason, n in found.items() if reason not in expected}
+        late = int(found.pop("stamp_out_of_order", "0"))
+        if not out_of_order <= late <= out_of_order + self.resends:
+            found["stamp_out_of_order"] = str(late)
+        return {reason: count for reason, count in found.items() if reason not in expected}
 
     def latest_diagnostics(self) -> dict[str, str]:
         from xdrcdepth_ros.node.diagnostics import status_values
