@@ -10,8 +10,8 @@ what=${1:-demo}
 shift || true
 case "$what" in
   demo) exec bash scripts/demo.sh "$@" ;;
-  # one pytest-xdist worker per core, at most 4 (each may start nodes and train tiny networks); a test file stays on one
-  # worker (module fixtures, ordering)
-  test) exec .venv/bin/python -m pytest -q -ra -n auto --maxprocesses 4 --dist loadfile "$@" ;;
+  # two pytest-xdist workers per core, at most 4: a worker waits for DDS and for the programs it starts a good part of
+  # the time (docs/testing.md has the measurement); a test file stays on one worker (module fixtures, ordering)
+  test) exec .venv/bin/python -m pytest -q -ra -n "$((2 * $(nproc)))" --maxprocesses 4 --dist loadfile "$@" ;;
   *) echo "usage: scripts/run.sh {demo|test} [args...]" >&2; exit 2 ;;
 esac

@@ -27,7 +27,7 @@ SHARED = REPO.parent / "shared"
 NUSCENES_SAMPLES = SHARED / "data" / "nuscenes_samples"
 ARTIFACTS = REPO / "artifacts" / "test"
 
-# ROS_DOMAIN_IDs 1-200, split between the pytest-xdist workers (scripts/run.sh test runs one per core): worker
+# ROS_DOMAIN_IDs 1-200, split between the pytest-xdist workers (scripts/run.sh test runs two per core): worker
 # k of n takes its own span, in which its tests (one at a time) cycle; the start is spread by pid so that two
 # runs side by side rarely meet.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))

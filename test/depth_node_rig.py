@@ -261,11 +261,11 @@ class Rig:
 
         Fast DDS can drop the first messages to a best-effort reader even after the writer reports the
         match (seen here about every other start), and a frame can reach the node before a static TF sent
-        after ``wait_connected`` does (then it is skipped as missing_tf). A re-sent frame with the same stamps overwrites its own
-        copy in the synchroniser queues and is out of order once published, so it cannot produce a
-        second output; one that published nothing does not block it. A copy re-sent while the node was still
-        busy with the first (a slow machine) is rejected as ``stamp_out_of_order``: ``unexplained_rejections``
-        allows one such rejection per re-send.
+        after ``wait_connected`` does (then it is skipped as missing_tf). A re-sent frame with the same stamps
+        overwrites its own copy in the synchroniser queues and is out of order once published, so it cannot
+        produce a second output; one that published nothing does not block it. A copy re-sent while the node
+        was still busy with the first (a slow machine) is rejected as ``stamp_out_of_order``:
+        ``unexplained_rejections`` allows one such rejection per re-send.
         """
         end = time.monotonic() + timeout
         self.publish_frame(image, info, radars)
