@@ -64,7 +64,7 @@ from xdrcdepth_ros.node import params as node_params
 from xdrcdepth_ros.node.conversions import BadInput
 from xdrcdepth_ros.node.diagnostics import INTERNAL_ERROR, NodeStats, ThrottledLog
 from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
-from xdrcdepth_ros.node.run import node_help, run_node
+from xdrcdepth_ros.node.run import SHUTDOWN_TIMEOUT_S, node_help, run_node
 from xdrcdepth_ros.node.transport_topics import compressed_topic
 from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
 from xdrcdepth_ros.node.valid_stamps import ValidStamps
@@ -76,6 +76,8 @@ tf2_ros = active("tf2_ros")
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 TF_CACHE = Duration(seconds=10.0)
+#: Seconds a stop waits for the frame in progress: half the clean-up's bound, the rest is rclpy's teardown.
+WORKER_STOP_S = SHUTDOWN_TIMEOUT_S / 2
 
 
 @dataclass
@@ -416,7 +418,11 @@ class DepthNode(Node):
             with self._slot_cv:
                 self._stopping = True
                 self._slot_cv.notify_all()
-            self.worker.join(timeout=10.0)
+            self.worker.join(timeout=WORKER_STOP_S)
+            if self.worker.is_alive():   # inside one frame's forward pass: a slow CPU, a huge input
+                self.left_running = True   # run_node ends the process without waiting for it
+                self.get_logger().warning(f"stopping without the frame in progress: its inference ran on past "
+                                          f"{WORKER_STOP_S:g} s of the stop")
         super().destroy_node()
 
 

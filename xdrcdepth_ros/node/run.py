@@ -24,11 +24,17 @@ The clean-up after the spin (``destroy_node``, ``rclpy.try_shutdown``) is bounde
 after :data:`SHUTDOWN_TIMEOUT_S`, :mod:`faulthandler` writes every thread's stack to stderr and the process
 exits with code 1. A teardown that hangs (a DDS or WebSocket library waiting on a peer) then ends before a
 launcher escalates to SIGTERM/SIGKILL, and says where it hung.
+
+A node whose ``destroy_node`` stops waiting for a daemon thread still inside native code (the depth node's
+forward pass on a slow CPU) sets ``left_running = True``; the process then ends with code 0 without finalising
+the interpreter (:func:`exit_leaving_threads`): finalising it would abort in that thread ("terminate called
+without an active exception", SIGABRT).
 """
 
 from __future__ import annotations
 
 import ast
+import ctypes
 import faulthandler
 import os
 import re
@@ -55,6 +61,18 @@ HELP_FLAGS = ("-h", "--help")
 
 #: Seconds the clean-up after the spin may take (below the launcher's 5 s SIGINT-to-SIGTERM timeout).
 SHUTDOWN_TIMEOUT_S = 4.0
+
+
+def exit_leaving_threads(code: int) -> None:
+    """End the process now with ``code``, leaving its daemon threads where they are: Python's and C's output
+    buffers are flushed, nothing else runs (no atexit handler, no C++ static destructor under a running thread)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a closed pipe or file: nothing more can reach it
+            pass
+    ctypes.CDLL(None).fflush(None)      # rcutils' console output, if it goes to a buffered C stream
+    os._exit(code)
 
 
 class RosArgumentError(ValueError):
@@ -231,4 +249,6 @@ def run_node(make_node: Callable[[], Node], name: str,
             rclpy.try_shutdown()
         finally:
             faulthandler.cancel_dump_traceback_later()
+    if getattr(node, "left_running", False):
+        exit_leaving_threads(0)
     return 0
