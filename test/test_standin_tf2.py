@@ -157,14 +157,35 @@ def test_cleared_frames_stay_known():
                                np.eye(4))
 
 
-def test_static_then_dynamic_keeps_the_static_cache():
-    """BufferCore::allocateFrame fixes a frame's cache kind at its first transform: a later dynamic
-    transform for a static child replaces the static one and holds at every time."""
+def test_a_transform_of_the_other_kind_replaces_the_frames_cache():
+    """BufferCore::setTransformImpl re-allocates a frame's cache when a transform of the other kind arrives
+    (ros2/geometry2#151): a dynamic transform after a static one is a dynamic link (valid at its stamp only),
+    a static one after a dynamic one holds at every time."""
     buf = tf_buffer.Buffer()
     buf.set_transform_static(stamped("base_link", "radar", 1.0, 0), "test")
     buf.set_transform(stamped("base_link", "radar", 2.0, 5.0), "test")
-    for t in (0.0, 1.0, 5.0, 100.0):
-        assert x_of(buf.lookup_transform("base_link", "radar", at(t))) == 2.0
+    assert x_of(buf.lookup_transform("base_link", "radar", at(5.0))) == 2.0
+    assert x_of(buf.lookup_transform("base_link", "radar", Time())) == 2.0
+    for t in (1.0, 100.0):           # the static 1.0 is gone: one dynamic sample, at 5 s only
+        with pytest.raises(tf_buffer.ExtrapolationException):
+            buf.lookup_transform("base_link", "radar", at(t))
+    buf.set_transform(stamped("base_link", "radar", 3.0, 6.0), "test")
+    assert x_of(buf.lookup_transform("base_link", "radar", at(5.5))) == pytest.approx(2.5)
+    buf.set_transform_static(stamped("base_link", "radar", 4.0, 0), "test")
+    for t in (0.0, 5.5, 100.0):      # static now: the dynamic samples are gone, 4.0 holds at every time
+        assert x_of(buf.lookup_transform("base_link", "radar", at(t))) == 4.0
+    buf.clear()                       # clear empties dynamic caches only
+    assert x_of(buf.lookup_transform("base_link", "radar", at(7.0))) == 4.0
+
+
+def test_static_transform_after_clear_of_a_dynamic_one():
+    """tf2 buffer_core_test (ros2/geometry2#150): a link set dynamic at 1 s, the buffer cleared, then the
+    same transform set static is found at 2 s."""
+    buf = tf_buffer.Buffer()
+    assert buf.set_transform(stamped("foo", "bar", 0.0, 1.0), "authority1")
+    buf.clear()
+    assert buf.set_transform_static(stamped("foo", "bar", 0.0, 1.0), "authority1")
+    assert x_of(buf.lookup_transform("foo", "bar", at(2.0))) == 0.0
 
 
 # --- tf2_ros_py/test/test_buffer.py (rolling), case by case -------------------------------------------------

@@ -12,8 +12,10 @@ source_time, fixed_frame, timeout)``, ``can_transform``, ``can_transform_full``,
 ``InvalidArgumentException``. Tested in test/test_tf_buffer.py and (ported from upstream's
 ``tf2/test/cache_unittest.cpp`` and ``tf2_ros_py/test/test_buffer.py``) test/test_standin_tf2.py:
 
-* each child frame has one cache whose kind (static or dynamic) is fixed by its first transform
-  (``allocateFrame``); a static link holds at every time, a later transform replaces it;
+* each child frame has one cache, static or dynamic: the kind of the transform that arrives (a static
+  transform for a frame with a dynamic cache, or the reverse, replaces the cache with an empty one of the
+  new kind before storing, ros2/geometry2#151); a static link holds at every time, a later static
+  transform replaces it;
 * a dynamic cache (``TimeCache::insertData``) first prunes what is older than ``cache_time`` (10 s) behind
   its newest stamp *before* the insert (``stamp + cache_time < newest``), then refuses data older than
   ``newest - cache_time``; an exact duplicate is not stored twice, a different sample with an equal stamp is
@@ -292,8 +294,8 @@ class Buffer:
 
     def __init__(self, cache_time: Duration | None = None, node=None):
         self.cache_ns = _to_ns(cache_time) if cache_time is not None else int(DEFAULT_CACHE_TIME_S * 1e9)
-        #: child frame -> its cache; the kind (static or dynamic) is fixed by the first transform, as tf2's
-        #: ``allocateFrame``
+        #: child frame -> its cache, of the kind (static or dynamic) of the newest transform (tf2's
+        #: ``setTransformImpl`` re-allocates a frame's cache when the kind changes)
         self._caches: dict[str, _StaticCache | _TimeCache] = {}
         #: every frame name ever set as parent or child (tf2's frame ids survive ``clear``)
         self._frames: set[str] = set()
@@ -325,7 +327,7 @@ class Buffer:
         with self._changed:
             self._frames.update((child, parent))
             cache = self._caches.get(child)
-            if cache is None:
+            if cache is None or isinstance(cache, _StaticCache) != is_static:
                 cache = self._caches[child] = _StaticCache() if is_static else _TimeCache(self.cache_ns)
             stored = cache.insert(sample)
             self._changed.notify_all()
