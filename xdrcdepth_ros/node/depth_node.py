@@ -65,6 +65,7 @@ from xdrcdepth_ros.node.conversions import BadInput
 from xdrcdepth_ros.node.diagnostics import INTERNAL_ERROR, NodeStats, ThrottledLog
 from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
 from xdrcdepth_ros.node.run import SHUTDOWN_TIMEOUT_S, node_help, run_node
+from xdrcdepth_ros.node.sync_queues import drop_queued
 from xdrcdepth_ros.node.transport_topics import compressed_topic
 from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
 from xdrcdepth_ros.node.valid_stamps import ValidStamps
@@ -89,6 +90,7 @@ class Frame:
     radars: tuple
     synced_at: float
     radar_stale: tuple = ()     # radar topics this frame goes without (radar_timeout passed)
+    image_restarts: int = 0     # restarts of the image stamps (a looping bag) before this frame became complete
 
 
 def _stamp_ns(header) -> int:
@@ -143,6 +145,11 @@ class DepthNode(Node):
         self.log_throttle = ThrottledLog(period_s=5.0)
         # what reads stamps (radar watch, synchronisers, TF) only sees messages whose stamp is a time
         valid = [ValidStamps(f, f.sub.topic_name, self._invalid_stamp) for f in inputs]
+        # restarts (a looping bag) are seen per input before a synchroniser queues the message (sync_queues)
+        self._input_newest: list[int | None] = [None] * len(valid)
+        self._image_restarts = 0
+        for index, f in enumerate(valid):
+            f.registerCallback(lambda msg, index=index: self._input_arrived(index, msg))
         # radar watch (executor thread only): newest stamp and recent clouds per radar topic
         self.radar_topics = [f.sub.topic_name for f in inputs[2:]]
         self.slop_ns = int(p.slop * 1e9)
@@ -162,7 +169,7 @@ class DepthNode(Node):
         self._slot: Frame | None = None
         self._slot_cv = threading.Condition()
         self._stopping = False
-        self._last_seen_ns: int | None = None        # newest image stamp taken from the sync
+        self._image_restarts_seen = 0                # by the worker
         self._last_published_ns: int | None = None   # output stamps strictly increase after this
         self.worker = threading.Thread(target=self._work, name="xdrcdepth_worker", daemon=True)
         self.worker.start()
@@ -191,7 +198,7 @@ class DepthNode(Node):
     def _on_synced(self, image, camera_info, *radars) -> None:
         if _stamp_ns(image.header) in self._camera_only_stamps:
             return  # a late cloud for a frame already published without it
-        self._offer(Frame(image, camera_info, radars, time.monotonic()))
+        self._offer(Frame(image, camera_info, radars, time.monotonic(), image_restarts=self._image_restarts))
 
     def _on_camera_synced(self, image, camera_info) -> None:
         """Image + camera_info matched: a frame of its own only while some radar topic is stale."""
@@ -210,7 +217,8 @@ class DepthNode(Node):
             if topic not in stale and near:
                 fresh.append(min(near, key=lambda m: abs(_stamp_ns(m.header) - t)))
         self._camera_only_stamps.append(t)
-        self._offer(Frame(image, camera_info, tuple(fresh), time.monotonic(), radar_stale=stale))
+        self._offer(Frame(image, camera_info, tuple(fresh), time.monotonic(), radar_stale=stale,
+                          image_restarts=self._image_restarts))
 
     def _watch(self, t: int) -> None:
         """Start (or, after image stamps jumped back past time_reset_threshold, restart) the radar watch."""
@@ -227,6 +235,29 @@ class DepthNode(Node):
         if newest is None or newest - t > self.time_reset_ns:
             return self._watch_start_ns
         return max(newest, self._watch_start_ns)
+
+    def _input_arrived(self, index: int, msg) -> None:
+        """A stamp more than ``time_reset_threshold`` behind its input's newest is a restart of that input (a
+        looping bag): what the synchronisers, the radar watch and the camera-only frames hold of it is from
+        before and is dropped (:mod:`.sync_queues` says why), and an image restart starts the output over
+        (:meth:`_check_stamp`). The message after a single bogus future stamp clears that stamp the same way."""
+        t = _stamp_ns(msg.header)
+        newest = self._input_newest[index]
+        if newest is not None and newest - t > self.time_reset_ns:
+            dropped = drop_queued(self.synchronizer, index)
+            if index < 2:     # image, camera_info: the camera-only synchroniser's inputs too
+                dropped += drop_queued(self.camera_synchronizer, index)
+            topic = self.inputs[index].sub.topic_name
+            if topic in self._radar_recent:
+                self._radar_recent[topic].clear()
+            if index == 0:
+                self._camera_only_stamps.clear()
+                self._image_restarts += 1
+            if dropped and self.log_throttle.should_log("restart", time.monotonic())[0]:
+                self.get_logger().info(f"{topic} stamps went back {(newest - t) / 1e9:.3f} s: restart; "
+                                       f"{len({id(m) for m in dropped})} unmatched messages of before it dropped")
+            newest = t
+        self._input_newest[index] = t if newest is None else max(newest, t)
 
     def _radar_arrived(self, topic: str, cloud) -> None:
         t = _stamp_ns(cloud.header)
@@ -304,31 +335,30 @@ class DepthNode(Node):
                                       "uncompensated depth (said once; counted in diagnostics). Set "
                                       "fixed_frame '' if there is no odometry")
 
-    def _check_stamp(self, header) -> int:
+    def _check_stamp(self, frame: Frame) -> int:
         """The image stamp in ns, if it may be published: outputs are strictly increasing in time.
 
         A frame that published nothing (a missing transform, a bad cloud) does not block a later copy
-        with the same stamp. Stamps going back more than ``time_reset_threshold`` behind the newest one
-        seen are a restart (a looping bag): output starts over, and dynamic transforms are cleared (tf2
-        would refuse the new loop's transforms as older than its cache) unless the node's clock went back
-        with the stamps (``use_sim_time`` with ``--clock --loop``): tf2_ros's ``Buffer(node=...)`` cleared
-        them on that jump (more than 1 s back; a smaller jump keeps the new loop's transforms within the
-        cache), and what TF holds now was sent for the new loop (clearing again would leave its first frame
-        without them).
+        with the same stamp. After a restart of the image stamps (``_input_arrived``: a looping bag) output
+        starts over; if the frame lies more than ``time_reset_threshold`` behind the last one published,
+        dynamic transforms are cleared (tf2 would refuse the new loop's transforms as older than its cache)
+        unless the node's clock went back with the stamps (``use_sim_time`` with ``--clock --loop``):
+        tf2_ros's ``Buffer(node=...)`` cleared them on that jump (more than 1 s back; a smaller jump keeps the
+        new loop's transforms within the cache), and what TF holds now was sent for the new loop (clearing
+        again would leave its first frame without them).
         """
-        stamp = _stamp_ns(header)
-        seen = self._last_seen_ns
-        if seen is not None and seen - stamp > self.time_reset_ns:
-            clock = self.get_clock()
-            clock_went_back = clock.ros_time_is_active and 0 < clock.now().nanoseconds < seen - self.time_reset_ns
-            self.get_logger().info(f"image stamps went back {(seen - stamp) / 1e9:.3f} s: restart (e.g. a looping "
-                                   "bag); " + ("the clock went back too (dynamic transforms cleared then)"
-                                               if clock_went_back else "clearing dynamic transforms"))
-            if not clock_went_back:
-                self.tf.clear()
-            self._last_seen_ns, self._last_published_ns = stamp, None
-        elif seen is None or stamp > seen:
-            self._last_seen_ns = stamp
+        stamp = _stamp_ns(frame.image.header)
+        if frame.image_restarts != self._image_restarts_seen:
+            self._image_restarts_seen = frame.image_restarts
+            last, self._last_published_ns = self._last_published_ns, None
+            if last is not None and last - stamp > self.time_reset_ns:
+                clock = self.get_clock()
+                clock_went_back = clock.ros_time_is_active and 0 < clock.now().nanoseconds < last - self.time_reset_ns
+                self.get_logger().info(f"image stamps went back {(last - stamp) / 1e9:.3f} s: restart (e.g. a looping "
+                                       "bag); " + ("the clock went back too (dynamic transforms cleared then)"
+                                                   if clock_went_back else "clearing dynamic transforms"))
+                if not clock_went_back:
+                    self.tf.clear()
         last = self._last_published_ns
         if last is not None and stamp <= last:
             raise BadInput("stamp_out_of_order", f"image stamp {stamp / 1e9:.6f} s is not after the last "
@@ -338,7 +368,7 @@ class DepthNode(Node):
     def _process(self, frame: Frame) -> None:
         p = node_params.values(self)
         header = frame.image.header
-        stamp = self._check_stamp(header)
+        stamp = self._check_stamp(frame)
         rgb = (conv.rgb_from_compressed(frame.image, p.max_image_pixels) if self.compressed
                else conv.rgb_from_image(frame.image, p.max_image_pixels))
         K = conv.intrinsics_from_camera_info(frame.camera_info, rgb.shape[:2])

@@ -74,8 +74,8 @@ PARAMETERS: tuple[Param, ...] = (
           "as bad input (image_too_large) before decoding: the header of a compressed image, the declared "
           "size of a raw one. The default, 4096 x 4096, fits every real camera.",
           read_only=False, range=(1, MAX_IMAGE_PIXELS_LIMIT)),
-    Param("time_reset_threshold", 1.0, "An image stamp this many seconds older than the newest one is a "
-          "restart (looping bag): state resets. Stamps not after the last published one are skipped.",
+    Param("time_reset_threshold", 1.0, "A stamp this many seconds older than the newest one of its topic "
+          "is a restart (looping bag): state resets. Image stamps not after the last published one are skipped.",
           range=(0.0, 3600.0)),
     Param("publish_colorized", True, "Publish depth/colorized (bgr8 Turbo colormap) when subscribed.",
           read_only=False),
