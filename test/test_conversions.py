@@ -99,6 +99,12 @@ def scan_cut_short(jpeg: bytes) -> bytes:
      "bad_compressed"),
     (lambda: compressed("GIF"), "unsupported_encoding"),
     (lambda: compressed("PNG", np.full((8, 8), 3000, np.uint16)), "unsupported_encoding"),   # a depth map
+    # compressed_depth_image_transport: a 12-byte ConfigHeader (format enum, two floats), then a 16-bit PNG
+    (lambda: CompressedImage(format="16UC1; compressedDepth png", data=bytes(12) + bytes(compressed(
+        "PNG", np.full((8, 8), 3000, np.uint16)).data)), "unsupported_encoding"),
+    (lambda: CompressedImage(format="", data=bytes(12) + bytes(compressed(
+        "PNG", np.full((8, 8), 3000, np.uint16)).data)), "unsupported_encoding"),
+    (lambda: CompressedImage(format="32FC1; compressedDepth rvl", data=bytes(40)), "unsupported_encoding"),
 ])
 def test_bad_compressed_images(make, reason):
     with pytest.raises(BadInput) as err:

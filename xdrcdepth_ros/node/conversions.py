@@ -44,6 +44,7 @@ class BadInput(ValueError):
 #: Encodings the node accepts as its camera input -> channels (reordered to RGB).
 RGB_SOURCES = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 COMPRESSED_FORMATS = ("JPEG", "PNG")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # PointField datatype -> numpy type character (sensor_msgs/PointField constants).
 POINT_FIELD_TYPES: dict[int, str] = {
@@ -143,8 +144,12 @@ def rgb_from_compressed(msg: CompressedImage, max_pixels: int | None = None) -> 
     declare 12000 x 12000 pixels (432 MB as RGB). A well-formed JPEG is then decoded by simplejpeg or OpenCV
     (PIL's pixels, three times as fast: :mod:`xdrcdepth_core.imageio`; with simplejpeg, corrupt data inside a
     JPEG that ends in EOI is ``bad_compressed``, not a grey-patched picture), anything else by PIL, whose
-    errors name the problem."""
+    errors name the problem. A compressed_depth_image_transport message (format ``<encoding>; compressedDepth
+    png|rvl``, a 12-byte header before the PNG or RVL data) is a depth map: ``unsupported_encoding``."""
     data = bytes(msg.data)
+    if "compresseddepth" in msg.format.lower() or data[12:20] == PNG_SIGNATURE:
+        raise BadInput("unsupported_encoding", f"compressedDepth image (format field '{msg.format}'): a depth "
+                                               "map, not a camera picture")
     try:
         with warnings.catch_warnings():   # PIL warns above 89 Mpx at open: max_pixels decides here
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
