@@ -128,6 +128,43 @@ def test_malformed_tables_are_one_line_naming_the_table(dataroot, tmp_path, caps
     assert not bag.exists()
 
 
+@pytest.mark.parametrize("name", ["../escaped", "ABSOLUTE", 61])
+def test_a_scene_name_that_is_no_file_name_is_refused_before_anything_is_written(dataroot, tmp_path, capsys,
+                                                                                 name):
+    """Without ``--scene`` each bag folder is named by its scene: a name from the table that is a path (or no
+    string) wrote the bag outside ``--out`` (``../x``, ``/tmp/x``) or ended in a TypeError."""
+    escaped = tmp_path / "escaped"
+    name = str(escaped) if name == "ABSOLUTE" else name
+    table = dataroot / "v1.0-mini" / "scene.json"
+    scenes = json.loads(table.read_text())
+    scenes[0]["name"] = name
+    table.write_text(json.dumps(scenes))
+    bags = tmp_path / "bags" / "all"
+    assert main(["--dataroot", str(dataroot), "--out", str(bags), "--no-progress"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"nuscenes2bag: {table}: "), line
+    assert (f"the scene name {name!r} is no plain file name" in line if isinstance(name, str)
+            else f"has the name {name!r}, not a string" in line), line
+    assert not escaped.exists() and not (tmp_path / "bags").exists()
+
+
+@pytest.mark.parametrize("table_name, link", [("sample", "next"), ("sample_data", "next"), ("sample_data", "prev")])
+def test_links_that_loop_are_one_line_not_an_endless_run(dataroot, tmp_path, capsys, table_name, link):
+    """A ``next``/``prev`` link back to a record already passed: the walk along the chain never ended and its
+    records filled the memory (2 GB in 2 minutes)."""
+    table = dataroot / "v1.0-mini" / f"{table_name}.json"
+    records = json.loads(table.read_text())
+    record = next(r for r in records if table_name == "sample" or r["filename"].startswith("samples/CAM_FRONT"))
+    record[link] = record["token"]
+    table.write_text(json.dumps(records))
+    bag = tmp_path / "bag"
+    assert main(["--dataroot", str(dataroot), "--out", str(bag), "--scene", SCENE, "--no-progress"]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"nuscenes2bag: {table}: the '{link}' links loop back to record {record['token']!r} (the {link} of "
+        f"{table_name} {record['token']})")
+    assert not bag.exists()
+
+
 def test_channel_named_twice_is_converted_once(dataroot, tmp_path):
     bag = tmp_path / "bag"
     assert main(["--dataroot", str(dataroot), "--out", str(bag), "--scene", SCENE, "--no-progress",

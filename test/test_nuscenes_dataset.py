@@ -210,5 +210,5 @@ def test_a_link_to_a_record_that_is_not_there_names_the_table_file(tmp_path):
     table.write_text(json.dumps(samples))
     with pytest.raises(NuScenesLoadError) as error:
         NuScenesDepthDataset(folder, "v1.0-test", require_lidar=False)
-    assert str(error.value) == f"{table}: no record '{'0' * 32}'"
+    assert str(error.value) == f"{table}: no record '{'0' * 32}' (the next of sample {first['token']})"
     assert isinstance(error.value, KeyError) and isinstance(error.value, ValueError)

@@ -108,6 +108,19 @@ def test_sample_data_without_filename_is_named(folder, tmp_path):
     assert "KeyError" not in proc.stdout + proc.stderr
 
 
+def test_a_sample_chain_that_loops_is_one_line_not_an_endless_run(folder, tmp_path):
+    """A ``next`` link back to a sample already passed: the walk never ended (815 MB after 40 s)."""
+    table = folder / VERSION / "sample.json"
+    records = json.loads(table.read_text())
+    records[1]["next"] = records[0]["token"]
+    table.write_text(json.dumps(records))
+    proc = prepare(folder, tmp_path / "cache")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert one_line(proc.stderr) == (f"xdrcdepth prepare: error: {table}: the 'next' links loop back to record "
+                                     f"{records[0]['token']!r} (the next of sample {records[1]['token']})")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_sigint_is_one_line_and_130(folder, tmp_path):
     out = tmp_path / "cache"
     camera = sorted((folder / "samples" / "CAM_FRONT").iterdir())[0]

@@ -34,7 +34,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -143,6 +143,21 @@ def linked_record(nusc, table: str, token, referrer: str) -> dict:
         return nusc.get(table, token)
     except (KeyError, TypeError):   # TypeError: an unhashable token (a list or object in the JSON)
         raise NuScenesLoadError(f"{table_path(nusc, table)}: no record {token!r} (the {referrer})") from None
+
+
+def walk_links(nusc, table: str, token, link: str, referrer: str) -> Iterator[dict]:
+    """The records of ``table`` from ``token`` on, following each record's ``link`` (``next`` or ``prev``)
+    until it is empty; :class:`NuScenesLoadError` naming the table file when a link leads back to a record
+    already passed (a chain that loops would never end, and its records would fill the memory)."""
+    passed: set[str] = set()
+    while token:
+        record = linked_record(nusc, table, token, referrer)
+        if token in passed:
+            raise NuScenesLoadError(f"{table_path(nusc, table)}: the '{link}' links loop back to record "
+                                    f"{token!r} (the {referrer})")
+        passed.add(token)
+        yield record
+        token, referrer = record.get(link), f"{link} of {table} {token}"
 
 
 class UnknownChannelError(ValueError):
@@ -263,14 +278,12 @@ class NuScenesDepthDataset:
         for scene in nusc.scene:
             if scene["name"] not in chosen:
                 continue
-            token = scene["first_sample_token"]
-            while token:
-                sample = nusc.get("sample", token)
+            for sample in walk_links(nusc, "sample", scene["first_sample_token"], "next",
+                                     f"first_sample_token of scene {scene['name']}"):
                 if all(channel in sample["data"] for channel in required):
-                    self.sample_tokens.append(token)
+                    self.sample_tokens.append(sample["token"])
                 else:
                     self.n_incomplete += 1
-                token = sample["next"]
 
     def __len__(self) -> int:
         return len(self.sample_tokens)

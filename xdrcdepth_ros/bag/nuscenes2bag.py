@@ -52,6 +52,7 @@ import numpy as np
 
 from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, add_no_progress, interrupted_line, os_error_line,
                                      positive_int, say, sigint_held)
+from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS   # the depth node's default: no bag holds what it rejects
 from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos, remove_stale_bag_temporaries
 
@@ -237,18 +238,41 @@ def linked(nusc, table: str, token, referrer: str) -> dict:
 
 
 def select_scenes(nusc, names: list[str]) -> list[dict]:
-    """Scene records by name (all scenes when ``names`` is empty); unknown names are an error."""
+    """Scene records by name (all scenes when ``names`` is empty); unknown names are an error. Every bag
+    folder of all scenes is named by its scene: a name that is no plain file name (``../x``, ``/tmp/x``: read
+    from an untrusted table, it would put the bag anywhere) is an error before anything is written."""
+    table = Path(nusc.dataroot) / nusc.version / "scene.json"
+    for scene in nusc.scene:
+        if not isinstance(scene.get("name"), str):
+            raise ConversionError(f"{table}: scene {scene.get('token')!r} has the name {scene.get('name')!r}, "
+                                  "not a string")
     by_name = {s["name"]: s for s in nusc.scene}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ConversionError(f"{nusc.dataroot}: no scene {', '.join(unknown)} in {nusc.version} "
                               f"(scenes: {', '.join(sorted(by_name))})")
-    return [by_name[n] for n in names] if names else list(nusc.scene)
+    if names:
+        return [by_name[n] for n in names]
+    for name in by_name:
+        if not is_token_file_name(name):
+            raise ConversionError(f"{table}: the scene name {name!r} is no plain file name (letters, digits, "
+                                  f"_ - . only, no leading dot, at most {MAX_STEM} characters), which its bag "
+                                  "folder would be named by; convert it with --scene and --out")
+    return list(nusc.scene)
 
 
-def _in_scene(nusc, sample_data_token: str, scene_token: str, referrer: str) -> bool:
-    sd = linked(nusc, "sample_data", sample_data_token, referrer)
-    return linked(nusc, "sample", sd["sample_token"], f"sample_token of sample_data {sample_data_token}")[
+def chain(nusc, table: str, token, link: str, referrer: str):
+    """:func:`xdrcdepth_core.data.nuscenes_dataset.walk_links`, its errors as :class:`ConversionError`."""
+    from xdrcdepth_core.data.nuscenes_dataset import NuScenesLoadError, walk_links
+
+    try:
+        yield from walk_links(nusc, table, token, link, referrer)
+    except NuScenesLoadError as exc:
+        raise ConversionError(str(exc)) from None
+
+
+def _in_scene(nusc, sd: dict, scene_token: str) -> bool:
+    return linked(nusc, "sample", sd["sample_token"], f"sample_token of sample_data {sd['token']}")[
         "scene_token"] == scene_token
 
 
@@ -267,32 +291,28 @@ def scene_readings(nusc, scene: dict, channels: list[str]) -> list[Reading]:
     if unknown:
         raise ConversionError(f"{nusc.dataroot}: no sensor channel {', '.join(unknown)} in {nusc.version} "
                               f"(channels: {', '.join(sorted(known))})")
-    samples = []
-    token, referrer = scene["first_sample_token"], f"first_sample_token of scene {scene['token']}"
-    while token:
-        samples.append(linked(nusc, "sample", token, referrer))
-        token, referrer = samples[-1]["next"], f"next of sample {token}"
+    samples = list(chain(nusc, "sample", scene["first_sample_token"], "next",
+                         f"first_sample_token of scene {scene['token']}"))
     readings = []
     for channel in channels:
         token = next((s["data"][channel] for s in samples if channel in s["data"]), "")
         referrer = f"{channel} of a sample"
-        while token:  # back to the start of the chain within the scene
-            prev = linked(nusc, "sample_data", token, referrer)["prev"]
-            if not prev or not _in_scene(nusc, prev, scene["token"], f"prev of sample_data {token}"):
+        for sd in chain(nusc, "sample_data", token, "prev", referrer):   # back to the chain's start in the scene
+            if not _in_scene(nusc, sd, scene["token"]):
                 break
-            token, referrer = prev, f"prev of sample_data {token}"
-        while token and _in_scene(nusc, token, scene["token"], referrer):
-            sd = linked(nusc, "sample_data", token, referrer)
+            token = sd["token"]
+        for sd in chain(nusc, "sample_data", token, "next", referrer):
+            if not _in_scene(nusc, sd, scene["token"]):
+                break
             if not isinstance(sd.get("filename"), str) or not sd["filename"]:
-                raise ConversionError(f"{table_path(nusc, 'sample_data')}: record {token} "
+                raise ConversionError(f"{table_path(nusc, 'sample_data')}: record {sd['token']} "
                                       f"({sd.get('channel', '?')}) has no 'filename'")
             readings.append(Reading(sd["timestamp"], sd["channel"], sd["sensor_modality"],
                                     Path(nusc.dataroot) / sd["filename"],
                                     linked(nusc, "calibrated_sensor", sd["calibrated_sensor_token"],
-                                           f"calibrated_sensor_token of sample_data {token}"),
+                                           f"calibrated_sensor_token of sample_data {sd['token']}"),
                                     linked(nusc, "ego_pose", sd["ego_pose_token"],
-                                           f"ego_pose_token of sample_data {token}")))
-            token, referrer = sd["next"], f"next of sample_data {token}"
+                                           f"ego_pose_token of sample_data {sd['token']}")))
     readings.sort(key=lambda r: (r.timestamp_us, r.channel))
     return readings
 
