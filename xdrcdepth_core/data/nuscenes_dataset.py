@@ -136,13 +136,13 @@ def load_nuscenes(dataroot: str | os.PathLike, version: str):
 
 
 def linked_record(nusc, table: str, token, referrer: str) -> dict:
-    """``nusc.get(table, token)``; :class:`NuScenesLoadError` naming the table file, the token and
+    """``nusc.get(table, token)``; :class:`MissingRecordError` naming the table file, the token and
     ``referrer`` (the record and field that hold the token) when no record of ``table`` has it, instead of
     the devkit's bare ``KeyError`` (e.g. an ``ego_pose.json`` without the poses ``sample_data`` links to)."""
     try:
         return nusc.get(table, token)
     except (KeyError, TypeError):   # TypeError: an unhashable token (a list or object in the JSON)
-        raise NuScenesLoadError(f"{table_path(nusc, table)}: no record {token!r} (the {referrer})") from None
+        raise MissingRecordError(f"{table_path(nusc, table)}: no record {token!r} (the {referrer})") from None
 
 
 def walk_links(nusc, table: str, token, link: str, referrer: str) -> Iterator[dict]:
