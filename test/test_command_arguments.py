@@ -96,3 +96,36 @@ def test_a_write_error_names_the_file_not_its_temporary():
                                                        "file system [Errno 30]")
     other = OSError(28, "No space left on device", "/runs/x/history.json")
     assert os_error_line("xdrcdepth train", other).startswith("xdrcdepth train: cannot write /runs/x/history.json: ")
+
+
+def test_an_output_that_is_an_input_is_named(tmp_path):
+    """output_overlap: the same file (through a symlink too) would be destroyed, a path in an input folder
+    would mix into it; other paths, and inputs not given, pass."""
+    from xdrcdepth_core.cli_args import output_overlap
+
+    checkpoint, bag = tmp_path / "model.pt", tmp_path / "bag"
+    checkpoint.write_bytes(b"x")
+    bag.mkdir()
+    (tmp_path / "link.pt").symlink_to(checkpoint)
+    inputs = {"--checkpoint": checkpoint, "--bag": bag, "--teacher": ""}
+    assert output_overlap({"--json": tmp_path / "link.pt"}, inputs) == (
+        f"argument --json: {tmp_path / 'link.pt'} is the --checkpoint {checkpoint}: writing it would destroy that "
+        "input")
+    assert output_overlap({"--json": None, "--frames": bag / "a" / "b"}, inputs) == (
+        f"argument --frames: {bag / 'a' / 'b'} is in the --bag folder {bag}: write it elsewhere")
+    assert output_overlap({"--frames": bag}, inputs).startswith("argument --frames: ")
+    for elsewhere in (tmp_path / "model.pt.json", tmp_path / "bag2", tmp_path):
+        assert output_overlap({"--json": elsewhere}, inputs) is None
+
+
+def test_eval_refuses_to_write_its_json_over_the_checkpoint(tmp_path, capsys):
+    import shutil
+
+    from xdrcdepth_core.infer import SHIPPED_CHECKPOINT
+
+    checkpoint = tmp_path / "mine.pt"
+    shutil.copyfile(SHIPPED_CHECKPOINT, checkpoint)
+    assert main(["eval", "--checkpoint", str(checkpoint), "--data", str(tmp_path), "--json", str(checkpoint)]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth eval: error: argument --json: {checkpoint} is the --checkpoint "
+                                       f"{checkpoint}: writing it would destroy that input\n")
+    assert checkpoint.read_bytes() == SHIPPED_CHECKPOINT.read_bytes()

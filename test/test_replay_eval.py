@@ -223,6 +223,21 @@ def test_an_unwritable_output_is_named_with_exit_1(bags, tmp_path, capsys):
         assert err.count("\n") == 1
 
 
+def test_an_output_in_a_bag_it_reads_is_refused_and_the_bag_unchanged(bags, tmp_path, capsys):
+    """--json over the source bag's data file (it wrote JSON over it, exit 0) or --frames into the recording's
+    folder (a bag folder holds only the bag's files): refused before any work, one line, exit 2."""
+    source, output = bags
+    data = next(p for p in source.iterdir() if p.suffix in (".mcap", ".db3"))
+    before = {p: p.read_bytes() for p in (*source.iterdir(), *output.iterdir())}
+    for flag, target, bag, option in (("--json", data, source, "--source-bag"),
+                                      ("--frames", output, output, "--output-bag"),
+                                      ("--frames", output / "pictures", output, "--output-bag")):
+        assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output), flag, str(target)]) == 2
+        assert capsys.readouterr().err == (f"xdrcdepth replay-eval: error: argument {flag}: {target} is in the "
+                                           f"{option} folder {bag}: write it elsewhere\n")
+    assert {p: p.read_bytes() for p in (*source.iterdir(), *output.iterdir())} == before
+
+
 @pytest.mark.parametrize("case", ["source missing", "output missing", "no depth", "other bag", "not a bag"])
 def test_bad_bags_are_named_with_exit_2(bags, tmp_path, capsys, case):
     source, output = bags

@@ -124,6 +124,24 @@ def os_error_line(prog: str, exc: OSError, path: str | os.PathLike | None = None
     return f"{prog}: cannot write {where}: {os_error_cause(exc)}{code}"
 
 
+def output_overlap(outputs: dict[str, str | os.PathLike | None],
+                   inputs: dict[str, str | os.PathLike | None]) -> str | None:
+    """Why writing one of ``outputs`` (``{option: path}``) would destroy or mix into one of ``inputs`` (files or
+    folders, symlinks followed), or None: the output is that input, or lies inside it (a bag folder holds only
+    the bag's files). A command refuses such an output before any work: ``error: <this>``, exit code 2."""
+    for out_option, output in outputs.items():
+        if not output:
+            continue
+        target = os.path.realpath(output)
+        for option, path in inputs.items():
+            source = os.path.realpath(path) if path else None
+            if source and os.path.isdir(source) and os.path.commonpath([target, source]) == source:
+                return f"argument {out_option}: {output} is in the {option} folder {path}: write it elsewhere"
+            if target == source:
+                return f"argument {out_option}: {output} is the {option} {path}: writing it would destroy that input"
+    return None
+
+
 def interrupted_line(prog: str, done: str = "") -> str:
     """The line printed on SIGINT: what was finished, and that a rerun resumes."""
     return f"{prog}: interrupted (SIGINT){': ' + done if done else ''}; finished files are complete, rerun to resume"

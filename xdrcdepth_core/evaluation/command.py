@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import add_no_progress, os_error_line, positive_float, positive_int, say
+from xdrcdepth_core.cli_args import add_no_progress, os_error_line, output_overlap, positive_float, positive_int, say
 from xdrcdepth_core.metrics import DEFAULT_CAPS
 
 PROG = "xdrcdepth eval"
@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.evaluation.panels import evaluation_panel
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
+    problem = output_overlap({"--json": args.json, "--panels": args.panels},
+                             {"--checkpoint": args.checkpoint, "--teacher": args.teacher})
+    if problem:
+        say(f"{PROG}: error: {problem}")
+        return 2
     if args.teacher and args.panels is None:
         say(f"{PROG}: --teacher puts the teacher's Grad-CAM into the --panels pictures; it does nothing without "
             "--panels")

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import os_error_line, positive_float, say
+from xdrcdepth_core.cli_args import os_error_line, output_overlap, positive_float, say
 from xdrcdepth_core.metrics import DEFAULT_CAPS, METRICS
 
 DEFAULT_SLOP_S = 0.1   # s, the depth node's default slop (config/xdrcdepth.yaml); nuScenes stamps differ by < 60 ms
@@ -258,6 +258,11 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_ros.bag.replay_demo import DEPTH_TOPIC, read_recording
 
     prog = "xdrcdepth replay-eval"
+    problem = output_overlap({"--json": args.json, "--frames": args.frames},
+                             {"--source-bag": args.source_bag, "--output-bag": args.output_bag})
+    if problem:
+        say(f"{prog}: error: {problem}")
+        return 2
     try:
         for bag in (args.source_bag, args.output_bag):     # both named before either is read
             if not bag.exists():
