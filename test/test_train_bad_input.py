@@ -73,6 +73,20 @@ def test_models_and_losses_the_registries_refuse_name_the_config(tmp_path, cache
     assert err.startswith(f"xdrcdepth train: {config}: {message}")
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"model__width_mult": 1000}, "model: xdrcdepth with "),
+    ({"data__input_hw": [65536, 65536]}, "data.input_hw [65536, 65536] is 4294967296 pixels, more than 16777216 "
+                                         "(4096 x 4096, the largest image the node and the tools take)"),
+])
+def test_a_config_asking_for_more_memory_than_any_machine_has_is_one_line(tmp_path, cache, capsys, changes, message):
+    """Both passed the checks and took all 24 GB of the machine (killed by the kernel)."""
+    config = _experiment(tmp_path, cache, **changes)
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
+    assert err.startswith(f"xdrcdepth train: {config}: {message}"), err
+    assert "data__input_hw" in changes or re.search(r" has \d+ M parameters, more than 500 M$", err.strip()), err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_missing_validation_folder_is_named_before_training(tmp_path, cache, capsys):
     config = _experiment(tmp_path, cache, data__val=str(tmp_path / "nowhere"))
     err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))

@@ -15,10 +15,12 @@ Keys:
   (auto: fp16 AMP on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else fp32; an explicit bf16 on
   a CPU without native bf16 runs emulated, ~8x slower than fp32, and ``xdrcdepth train`` warns);
   ``channels_last``: ``auto`` (with reduced precision) | true | false;
-- ``model``: ``{name: <registered model>, <constructor options>}``;
+- ``model``: ``{name: <registered model>, <constructor options>}`` (at most 500 M parameters, counted on the
+  meta device before anything is allocated);
 - ``teacher``: ``{checkpoint: <path>}`` (frozen; needed by distillation losses) and optionally
   ``cache: <folder of xdrcdepth teacher-cache>`` (replaces the teacher's forward where it suffices);
-- ``data``: ``train``/``val`` cache folders (``xdrcdepth prepare``), ``input_hw`` (multiples of 32),
+- ``data``: ``train``/``val`` cache folders (``xdrcdepth prepare``), ``input_hw`` (multiples of 32, at most
+  4096 x 4096 pixels),
   ``augment`` (``hflip`` probability, ``color`` jitter strength, both in [0, 1]), ``num_workers``, ``max_boxes``,
   ``limit_train``/``limit_val`` (use the first N samples; 0 = all);
 - ``losses``: list of ``{name, weight, every, <options>}`` (registry in :mod:`xdrcdepth_core.distill`);
@@ -41,6 +43,7 @@ from pathlib import Path
 import yaml
 
 from xdrcdepth_core.cli_args import one_line
+from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 
 DEFAULTS: dict = {
     "name": None,
@@ -187,6 +190,9 @@ def _validate(cfg: dict) -> None:
     hw = cfg["data"]["input_hw"]
     if not (isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0 for v in hw)):
         raise ConfigError(f"data.input_hw must be two positive multiples of 32, got {hw!r}")
+    if hw[0] * hw[1] > DEFAULT_MAX_IMAGE_PIXELS:   # a batch of 65536 x 65536 took all 24 GB of the machine
+        raise ConfigError(f"data.input_hw {hw} is {hw[0] * hw[1]} pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} "
+                          "(4096 x 4096, the largest image the node and the tools take)")
     if cfg["precision"] not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, got {cfg['precision']!r}")
     if cfg["channels_last"] not in ("auto", True, False):

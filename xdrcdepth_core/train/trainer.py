@@ -65,6 +65,16 @@ class TrainingDiverged(RuntimeError):
     """:data:`DIVERGED_STEPS` training steps in a row had a non-finite loss or gradient."""
 
 
+#: Largest model a config may ask for: the paper-size teacher has 15 M parameters; 500 M (2 GB of float32
+#: weights, ~8 GB with AdamW's state and gradients) is beyond any model of this family and still fits.
+MAX_MODEL_PARAMETERS = 500 * 10**6
+
+
+def _short_options(options: dict) -> str:
+    text = ", ".join(f"{k}: {v!r}" for k, v in options.items()) or "its defaults"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _from_config(section: str, build, name: str, options: dict):
     """``build(name, **options)`` (a registry); an unknown name or option is a :class:`ConfigError` naming
     the config section."""
@@ -164,7 +174,13 @@ class Trainer:
         torch.manual_seed(cfg["seed"])
 
         model_cfg = dict(cfg["model"])
-        self.model = _from_config("model", build_model, model_cfg.pop("name"), model_cfg).to(device)
+        name = model_cfg.pop("name")
+        with torch.device("meta"):   # shapes only: a width multiplier of 1000 took all 24 GB of the machine
+            parameters = sum(p.numel() for p in _from_config("model", build_model, name, model_cfg).parameters())
+        if parameters > MAX_MODEL_PARAMETERS:
+            raise ConfigError(f"model: {name} with {_short_options(model_cfg)} has {parameters / 1e6:.0f} M "
+                              f"parameters, more than {MAX_MODEL_PARAMETERS // 10**6} M")
+        self.model = _from_config("model", build_model, name, model_cfg).to(device)
         self.losses = torch.nn.ModuleList()
         self.weights: list[float] = []
         self.loss_names: list[str] = []
