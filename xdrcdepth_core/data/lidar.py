@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xdrcdepth_core.data.sensor_file import read_sensor_file
+
 from .geometry import project_points
 from .radar import scatter_nearest
 
@@ -26,7 +28,7 @@ EGO_BODY_RADIUS = 1.0
 def read_lidar_bin(path: str | os.PathLike) -> np.ndarray:
     """N x 5 float32 points of a nuScenes LiDAR ``.pcd.bin``; ``ValueError`` naming a malformed file."""
     path = Path(path)
-    raw = path.read_bytes()
+    raw = read_sensor_file(path)
     record = 4 * LIDAR_POINT_FLOATS
     if not raw:   # a sweep always has points; an empty file is a copy cut short, not a frame without ground truth
         raise ValueError(f"{path}: empty file (0 bytes; a LiDAR sweep has points: a copy cut short?)")

@@ -22,6 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from xdrcdepth_core.atomic import atomic_write_bytes
+from xdrcdepth_core.data.sensor_file import read_sensor_file
 
 #: The 18 radar fields in file order (nuscenes-devkit ``RadarPointCloud``; papers.md §6.2).
 RADAR_FIELDS: tuple[str, ...] = (
@@ -91,7 +92,7 @@ def read_radar_pcd(path: str | os.PathLike) -> dict[str, np.ndarray]:
     or a file that lacks one of the radar fields; ``OSError`` if it cannot be read.
     """
     path = Path(path)
-    raw = path.read_bytes()
+    raw = read_sensor_file(path)
     header, offset = _parse_header(raw, path)
     if header["DATA"] != ["binary"]:
         raise ValueError(f"{path}: PCD DATA {' '.join(header['DATA'])!r} is not supported (binary only)")

@@ -52,6 +52,7 @@ import numpy as np
 
 from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, add_no_progress, interrupted_line, os_error_line,
                                      positive_int, say, sigint_held)
+from xdrcdepth_core.data.sensor_file import read_sensor_file
 from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS   # the depth node's default: no bag holds what it rejects
 from xdrcdepth_ros.bag.files import STORAGE_CHOICES, atomic_bag_writer, latched_qos, remove_stale_bag_temporaries
@@ -151,7 +152,7 @@ class MessageFactory:
         from PIL import Image as PILImage
 
         try:
-            data = path.read_bytes()
+            data = read_sensor_file(path)
             with warnings.catch_warnings():   # PIL warns above 89 Mpx at open: max_image_pixels decides here
                 warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
                 img = PILImage.open(io.BytesIO(data))
