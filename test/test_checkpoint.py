@@ -234,3 +234,67 @@ def test_a_model_config_asking_for_terabytes_fails_on_the_shapes_before_allocati
     torch.save(ckpt, path)
     with pytest.raises(ValueError, match=rf"^checkpoint {re.escape(str(path))} does not fit model xdrcdepth "):
         build_from_checkpoint(load_checkpoint(path), path)
+
+
+def _edited(tmp_path, edit) -> "os.PathLike":
+    """A tiny model's checkpoint with ``edit(ckpt)`` applied (its weights' SHA-256 kept in step)."""
+    from xdrcdepth_core.checkpoint import weights_digest
+
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _tiny_model(), (64, 128), DEFAULT_CHANNELS)
+    ckpt = torch.load(path, weights_only=True)
+    edit(ckpt)
+    if ckpt["state_dict"] and all(t.layout == torch.strided for t in ckpt["state_dict"].values()):
+        ckpt["weights_sha256"] = weights_digest(ckpt["state_dict"])
+    torch.save(ckpt, path)
+    return path
+
+
+def _first_weight(ckpt, convert):
+    name = next(iter(ckpt["state_dict"]))
+    ckpt["state_dict"][name] = convert(ckpt["state_dict"][name])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(radar_channels=[["depth"], "rcs"]), r"radar channels must be a non-empty list of names, "
+                                                            r"got \[\['depth'\], 'rcs'\]$"),
+    (lambda c: _first_weight(c, torch.Tensor.to_sparse), r"state_dict holds tensors no model of ours has: "
+                                                         r"\S+ \(torch.sparse_coo, torch.float32\)$"),
+    (lambda c: _first_weight(c, lambda t: t.to(torch.float8_e4m3fn)),
+     r"state_dict holds tensors no model of ours has: \S+ \(torch.strided, torch.float8_e4m3fn\)$"),
+    (lambda c: c.update(metrics=[1, 2]), r"metrics must be a mapping, got list$"),
+    (lambda c: c.update(metrics={"median_train_depth": "x"}), r"metrics.median_train_depth must be a positive depth "
+                                                              r"\(m\), got 'x'$"),
+    (lambda c: c.update(metrics={"median_train_depth": float("nan")}), r"metrics.median_train_depth .* got nan$"),
+])
+def test_hostile_descriptions_and_tensors_are_one_line_naming_the_file(tmp_path, edit, message):
+    """Each was a traceback out of eval and the depth node (TypeError, RuntimeError, NotImplementedError,
+    AttributeError) or an error that named no file (a black-box run)."""
+    path = _edited(tmp_path, edit)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: {message}"):
+        load_checkpoint(path)
+
+
+def test_a_negative_width_in_model_config_is_one_line(tmp_path):
+    path = _edited(tmp_path, lambda c: c["model_config"].update(decoder_channels=[-1, -1, -1, -1, -1]))
+    with pytest.raises(ValueError, match=rf"^checkpoint {re.escape(str(path))}: cannot build model 'xdrcdepth': "
+                                         r"Trying to create tensor with negative dimension -1"):
+        build_from_checkpoint(load_checkpoint(path), path)
+
+
+def test_a_compressed_record_that_unpacks_to_more_than_the_file_is_refused_before_loading(tmp_path):
+    """A zip bomb: data.pkl deflated. An 18 MB file whose pickle held an 800 MB string loaded as 3 GB."""
+    import zipfile
+
+    path = _edited(tmp_path, lambda c: c.update(metrics={"note": "x" * 2_000_000}))
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(bomb, "w") as out:
+        for info in source.infolist():
+            out.writestr(info.filename, source.read(info),
+                         zipfile.ZIP_DEFLATED if info.filename.endswith("data.pkl") else zipfile.ZIP_STORED)
+    assert torch.load(bomb, weights_only=True)["metrics"]["note"] == "x" * 2_000_000   # torch reads it as is
+    with pytest.raises(ValueError, match=rf"^cannot read checkpoint {re.escape(str(bomb))}: its records declare "
+                                         r"\d+ bytes unpacked from a file of \d+ bytes \(compressed, which "
+                                         r"torch.save does not write\)$"):
+        load_checkpoint(bomb)
+    assert load_checkpoint(path)["metrics"]["note"] == "x" * 2_000_000   # stored as torch.save writes it

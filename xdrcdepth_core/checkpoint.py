@@ -113,7 +113,7 @@ def radar_channels_problem(channels) -> str | None:
     """What is wrong with ``channels`` as a radar raster layout, as a phrase; None if usable. Known names
     only, each once, ``depth`` first: the rasteriser and the sparse resize take channel 0 as the depth that
     marks a pixel occupied and picks the nearest return, so any other order gives a silently wrong raster."""
-    if not isinstance(channels, (list, tuple)) or not channels:
+    if not isinstance(channels, (list, tuple)) or not channels or not all(isinstance(c, str) for c in channels):
         return f"radar channels must be a non-empty list of names, got {channels!r}"
     unknown = [c for c in channels if c not in RADAR_CHANNEL_SCALES]
     if unknown:
@@ -129,6 +129,11 @@ def _validate(ckpt: dict, path: Path) -> None:
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise ValueError(f"{path}: state_dict must map parameter names to tensors, got {type(state).__name__}")
+    odd = [f"{name} ({t.layout}, {t.dtype})" for name, t in state.items()
+           if t.layout != torch.strided or t.dtype not in WEIGHT_DTYPES]
+    if odd:   # a sparse or float8 tensor failed inside the SHA-256 or the finite check with a traceback
+        raise ValueError(f"{path}: state_dict holds tensors no model of ours has: {', '.join(odd[:3])}"
+                         f"{' ...' if len(odd) > 3 else ''}")
     if weights_digest(ckpt["state_dict"]) != ckpt["weights_sha256"]:
         raise ValueError(f"{path}: weights do not match their SHA-256 (file corrupted or edited)")
     bad = [name for name, t in ckpt["state_dict"].items() if t.is_floating_point() and not torch.isfinite(t).all()]
@@ -139,6 +144,37 @@ def _validate(ckpt: dict, path: Path) -> None:
         raise ValueError(f"{path}: {problem}")
     if not isinstance(ckpt["model_config"], dict):
         raise ValueError(f"{path}: model_config must be a mapping")
+    metrics = ckpt.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path}: metrics must be a mapping, got {type(metrics).__name__}")
+    median = metrics.get("median_train_depth")
+    if median is not None and not (isinstance(median, numbers.Real) and not isinstance(median, bool)
+                                   and 0 < median < float("inf")):
+        raise ValueError(f"{path}: metrics.median_train_depth must be a positive depth (m), got {median!r}")
+
+
+#: dtypes of the weights and buffers our models hold (float weights in any precision a checkpoint is saved in,
+#: int64 batch-norm counters)
+WEIGHT_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64, torch.int32,
+                           torch.uint8, torch.bool})
+
+
+def zip_bomb_problem(path: Path) -> str | None:
+    """Why the zip archive at ``path`` would unpack to more than it holds, or None. torch.save stores its
+    records uncompressed, so what they declare unpacked is at most the file's size; a deflated ``data.pkl`` of
+    800 MB in an 18 MB file loaded as 3 GB of memory (a black-box run)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None   # torch.load names what is wrong with it
+    size = path.stat().st_size
+    if unpacked > size:
+        return (f"its records declare {unpacked} bytes unpacked from a file of {size} bytes (compressed, which "
+                "torch.save does not write)")
+    return None
 
 
 ZIP_MAGIC = b"PK\x03\x04"   # torch.save's format since PyTorch 1.6
@@ -187,6 +223,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise ValueError(f"cannot read checkpoint {path}: "
                          + ("empty file" if not head else "not a PyTorch checkpoint (neither a zip archive, "
                             f"what torch.save writes, nor a legacy pickle){exported}"))
+    bomb = zip_bomb_problem(path) if head[:4] == ZIP_MAGIC else None
+    if bomb:
+        raise ValueError(f"cannot read checkpoint {path}: {bomb}")
     try:
         with warnings.catch_warnings():
             # Any legacy pickle but protocol 2 warns before the weights-only unpickler reads (or refuses) it:
@@ -212,8 +251,9 @@ def build_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
         try:
             with torch.device(device) if device else contextlib.nullcontext():
                 return build_model(ckpt["model_name"], **ckpt["model_config"])
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(f"checkpoint {path}: cannot build model {ckpt['model_name']!r}: {exc}") from exc
+        except (TypeError, ValueError, KeyError, RuntimeError) as exc:   # RuntimeError: a negative width
+            raise ValueError(f"checkpoint {path}: cannot build model {ckpt['model_name']!r}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
     # The file is untrusted: its model_config alone could ask for terabytes of weights (a width multiplier of
     # 1000). The shapes are checked on the meta device first, so the model built for real is no larger than
