@@ -10,6 +10,7 @@ lies at depth d + 10 t - 10.5 in the camera.
 With ``annotations=True`` the folder also holds two boxes (see :func:`build_folder`).
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,43 @@ def test_a_link_to_a_record_that_is_not_there_names_the_table_file(tmp_path):
         NuScenesDepthDataset(folder, "v1.0-test", require_lidar=False)
     assert str(error.value) == f"{table}: no record '{'0' * 32}' (the next of sample {first['token']})"
     assert isinstance(error.value, KeyError) and isinstance(error.value, ValueError)
+
+
+@pytest.mark.parametrize("table, field, value, what", [
+    ("sample_data", "timestamp", "abc", "microseconds since 1970, an integer below 2^31 s"),
+    ("sample_data", "timestamp", 1e30, "microseconds since 1970, an integer below 2^31 s"),
+    ("sample_data", "timestamp", -5, "microseconds since 1970, an integer below 2^31 s"),
+    ("sample_data", "timestamp", 2**31 * 10**6, "microseconds since 1970, an integer below 2^31 s"),
+    ("sample", "timestamp", True, "microseconds since 1970, an integer below 2^31 s"),
+    ("calibrated_sensor", "rotation", [1, 0, 0], "4 finite numbers (w, x, y, z)"),
+    ("calibrated_sensor", "camera_intrinsic", [[1, 0, 0], [0, 1, 0]], "a 3 x 3 matrix of finite numbers, or [] "
+                                                                      "(not a camera)"),
+    ("ego_pose", "translation", [0.0, float("nan"), 0.0], "3 finite numbers"),
+    ("sensor", "channel", 5, "a string"),
+    ("scene", "name", 61, "a string"),
+])
+def test_a_field_of_the_wrong_type_is_one_line_naming_the_table_and_record(tmp_path, table, field, value, what):
+    """The devkit checks no field: each of these ended nuscenes2bag with a traceback (TypeError, struct.error,
+    'not enough values to unpack', ...) or prepare silently (a black-box run)."""
+    import json
+
+    from xdrcdepth_core.data.nuscenes_dataset import NuScenesLoadError, read_table
+
+    path = tmp_path / f"{table}.json"
+    good = {"token": "t0", field: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] if field == "camera_intrinsic" else
+            {"timestamp": 1532402927612460, "rotation": [1, 0, 0, 0], "translation": [0, 0, 0]}.get(field, "x")}
+    path.write_text(json.dumps([good, {"token": "t1", field: value}]))
+    with pytest.raises(NuScenesLoadError) as error:
+        read_table(path)
+    assert str(error.value) == f"{path}: record t1: '{field}' must be {what}, got {value!r}"
+    path.write_text(json.dumps([good, {"token": "t1"}]))      # a field a record lacks is the devkit's matter
+    assert len(read_table(path)) == 2
+
+
+def test_a_table_nested_too_deeply_is_one_line(tmp_path):
+    from xdrcdepth_core.data.nuscenes_dataset import NuScenesLoadError, read_table
+
+    path = tmp_path / "log.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(NuScenesLoadError, match=rf"^{re.escape(str(path))}: not a table \(JSON nested too deeply"):
+        read_table(path)

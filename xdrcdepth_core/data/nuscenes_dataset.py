@@ -32,6 +32,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -88,12 +89,50 @@ def read_table(path: str | os.PathLike) -> list[dict]:
         raise NuScenesLoadError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NuScenesLoadError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise NuScenesLoadError(f"{path}: not a table (JSON nested too deeply to read)") from None
     if not isinstance(table, list):
         raise NuScenesLoadError(f"{path}: not a list of records (a JSON {type(table).__name__})")
+    checks = FIELD_CHECKS.get(path.stem, {})
     for i, record in enumerate(table):
         if not isinstance(record, dict) or not isinstance(record.get("token"), str):
             raise NuScenesLoadError(f"{path}: record {i} is not an object with a string 'token'")
+        for field, (check, what) in checks.items():
+            if field in record and not check(record[field]):
+                value = repr(record[field])
+                raise NuScenesLoadError(f"{path}: record {record['token']}: '{field}' must be {what}, got "
+                                        f"{value if len(value) <= 60 else value[:57] + '...'}")
     return table
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _vector(n: int):
+    return lambda v: isinstance(v, list) and len(v) == n and all(map(_is_number, v))
+
+
+#: The largest timestamp (microseconds) a ROS stamp can carry (``builtin_interfaces/Time.sec`` is an int32).
+MAX_TIMESTAMP_US = 2**31 * 10**6
+_TIMESTAMP = (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_TIMESTAMP_US,
+              "microseconds since 1970, an integer below 2^31 s")
+_STRING = (lambda v: isinstance(v, str), "a string")
+#: The fields of each table the tools read, checked where a record has them (the devkit checks none: a
+#: timestamp "abc", 1e30 or NaN, a rotation of 3 numbers or a channel 5 ended nuscenes2bag with a traceback).
+FIELD_CHECKS = {
+    "sample": {"timestamp": _TIMESTAMP},
+    "sample_data": {"timestamp": _TIMESTAMP, "filename": _STRING, "channel": _STRING},
+    "ego_pose": {"timestamp": _TIMESTAMP, "translation": (_vector(3), "3 finite numbers"),
+                 "rotation": (_vector(4), "4 finite numbers (w, x, y, z)")},
+    "calibrated_sensor": {"translation": (_vector(3), "3 finite numbers"),
+                          "rotation": (_vector(4), "4 finite numbers (w, x, y, z)"),
+                          "camera_intrinsic": (lambda v: v == [] or (isinstance(v, list) and len(v) == 3
+                                                                     and all(map(_vector(3), v))),
+                                               "a 3 x 3 matrix of finite numbers, or [] (not a camera)")},
+    "sensor": {"channel": _STRING, "modality": _STRING},
+    "scene": {"name": _STRING},
+}
 
 
 def load_nuscenes(dataroot: str | os.PathLike, version: str):

@@ -242,11 +242,7 @@ def select_scenes(nusc, names: list[str]) -> list[dict]:
     """Scene records by name (all scenes when ``names`` is empty); unknown names are an error. Every bag
     folder of all scenes is named by its scene: a name that is no plain file name (``../x``, ``/tmp/x``: read
     from an untrusted table, it would put the bag anywhere) is an error before anything is written."""
-    table = Path(nusc.dataroot) / nusc.version / "scene.json"
-    for scene in nusc.scene:
-        if not isinstance(scene.get("name"), str):
-            raise ConversionError(f"{table}: scene {scene.get('token')!r} has the name {scene.get('name')!r}, "
-                                  "not a string")
+    table = Path(nusc.dataroot) / nusc.version / "scene.json"   # names are strings (read_table checks)
     by_name = {s["name"]: s for s in nusc.scene}
     unknown = [n for n in names if n not in by_name]
     if unknown:
