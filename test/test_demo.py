@@ -46,6 +46,17 @@ def test_an_unusable_checkpoint_or_device_is_one_line_and_exit_2(tmp_path, capsy
         assert err.startswith(f"xdrcdepth demo: {message}") and err.count("\n") == 1, err
 
 
+def test_the_command_says_only_the_error_for_a_dataroot_without_tables(tmp_path):
+    """As a user runs it (capsys does not see the log handler): the model's progress note came first, two lines."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "demo", "--dataroot", str(tmp_path / "absent"),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"xdrcdepth demo: error: {tmp_path / 'absent'}: no nuScenes table folder v1.0-mini/ here\n"
+
+
 def test_a_dataroot_without_tables_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "v1.0-mini").mkdir()                       # a table folder with no tables in it
     assert main(["demo", "--dataroot", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]) == 2

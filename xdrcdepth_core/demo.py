@@ -87,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             say(f"{PROG}: {exc}")
             return EXIT_USAGE
-        LOG.info("model %s on %s, input %s; data: %s", estimator.model_id, estimator.device,
-                 estimator.input_hw, label)
         try:
             dataset = NuScenesDepthDataset(dataroot, args.version, split="all", require_lidar=False,
                                            radar_channels=estimator.radar_channels)
         except (NuScenesLoadError, UnknownChannelError) as exc:
-            say(f"{PROG}: error: {exc}")
+            say(f"{PROG}: error: {exc}")     # the one line of a usage error: no progress note before it
             return EXIT_USAGE
+        LOG.info("model %s on %s, input %s; data: %s", estimator.model_id, estimator.device,
+                 estimator.input_hw, label)
         try:                        # the output folder before the first frame: a path through a file fails now
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
