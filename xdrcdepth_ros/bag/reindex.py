@@ -285,6 +285,16 @@ def reindex(bag: str | os.PathLike, force: bool = False) -> ReindexSummary:
     return reindex_mcap(bag, source) if source.suffix == ".mcap" else reindex_sqlite(bag, source)
 
 
+def _user_path(exc: OSError, bag: Path) -> str | Path | None:
+    """The path to name for ``exc``: not the hidden temporary the rebuilt bag is written into but the file of
+    the bag it was to replace (``os.replace``'s second path), or the bag; None where ``exc`` names a path of
+    the user's already."""
+    failed = exc.filename if isinstance(exc.filename, str) else ""
+    if not any(part.startswith(temp_prefix(bag)) for part in Path(failed).parts):
+        return None
+    return exc.filename2 if isinstance(exc.filename2, str) else bag
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="bag folder left by an interrupted recording")
     parser.add_argument("--force", action="store_true", help="rebuild even if the bag opens already")
@@ -297,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: {exc}")
         return 2
     except OSError as exc:
-        say(os_error_line(PROG, exc))
+        say(os_error_line(PROG, exc, _user_path(exc, args.bag)))
         return 1
     print(summary.line(), flush=True)
     return 0
