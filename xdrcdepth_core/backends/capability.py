@@ -66,13 +66,22 @@ def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+def import_runtime(name: str):
+    """``import name`` for an inference runtime (openvino, onnxruntime), loaded on first use. A Ctrl-C while its
+    C extension initialises turned into ``ImportError: initialization failed`` with a traceback (OpenVINO, 3 of
+    13 tries in a black-box run); here it is held and raised as ``KeyboardInterrupt`` once the import is done."""
+    from xdrcdepth_core.cli_args import sigint_held
+
+    with sigint_held():
+        return importlib.import_module(name)
+
+
 @functools.lru_cache(maxsize=1)
 def openvino_cpu_capabilities() -> frozenset[str]:
     """OpenVINO CPU plugin ``OPTIMIZATION_CAPABILITIES`` (e.g. FP32, INT8, BF16); empty without OpenVINO."""
     if not has_module("openvino"):
         return frozenset()
-    import openvino as ov
-
+    ov = import_runtime("openvino")
     try:
         return frozenset(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     except RuntimeError:
@@ -83,9 +92,7 @@ def openvino_cpu_capabilities() -> frozenset[str]:
 def onnxruntime_providers() -> tuple[str, ...]:
     if not has_module("onnxruntime"):
         return ()
-    import onnxruntime as ort
-
-    return tuple(ort.get_available_providers())
+    return tuple(import_runtime("onnxruntime").get_available_providers())
 
 
 def cuda_available() -> bool:

@@ -36,6 +36,7 @@ import torch
 
 from xdrcdepth_core.atomic import FILE_MODE, atomic_write_bytes, atomic_writer, temp_prefix
 from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
+from xdrcdepth_core.backends.capability import import_runtime
 from xdrcdepth_core.backends.frames import (CALIBRATION_FRAMES, Frame, cache_root, frames_for,
                                            load_cache_frames)
 from xdrcdepth_core.cli_args import os_error_line, positive_int, say
@@ -171,8 +172,7 @@ def ir_writer(xml_path: str | os.PathLike):
 def convert_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike, compress_to_fp16: bool = False
                      ) -> Path:
     """OpenVINO IR (``.xml`` + ``.bin``) of an ONNX graph, written through :func:`ir_writer`."""
-    import openvino as ov
-
+    ov = import_runtime("openvino")
     with ir_writer(xml_path) as tmp_xml:
         ov.save_model(ov.convert_model(str(onnx_path)), str(tmp_xml), compress_to_fp16=compress_to_fp16)
     return Path(xml_path)

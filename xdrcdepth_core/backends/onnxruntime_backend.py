@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from xdrcdepth_core.backends.base import Backend, BackendUnavailable
-from xdrcdepth_core.backends.capability import has_module, onnxruntime_providers
+from xdrcdepth_core.backends.capability import has_module, import_runtime, onnxruntime_providers
 
 
 def check_onnxruntime(device: str, precision: str) -> None:
@@ -32,8 +32,7 @@ def check_onnxruntime(device: str, precision: str) -> None:
 
 
 def session_options(threads: int | None = None):
-    import onnxruntime as ort
-
+    ort = import_runtime("onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads or torch.get_num_threads())
     options.inter_op_num_threads = 1
@@ -47,8 +46,7 @@ class OrtSession:
     """An ONNX Runtime session with the ``(image, radar) -> depth`` signature on torch tensors."""
 
     def __init__(self, path: str | Path, device: str, providers: list, threads: int | None = None):
-        import onnxruntime as ort
-
+        ort = import_runtime("onnxruntime")
         self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.output = self.session.get_outputs()[0].name

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from xdrcdepth_core.backends.base import Backend, BackendUnavailable
-from xdrcdepth_core.backends.capability import has_module, openvino_cpu_capabilities
+from xdrcdepth_core.backends.capability import has_module, import_runtime, openvino_cpu_capabilities
 
 #: precision -> (INFERENCE_PRECISION_HINT, the plugin capability it needs)
 HINTS = {"fp32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"), "int8": ("f32", "INT8")}
@@ -72,7 +72,7 @@ class OpenVinoBackend(Backend):
     def __init__(self, model_path: str | Path, device: str, precision: str = "fp32", threads: int | None = None):
         super().__init__(precision, device)
         check_openvino(device, precision)
-        import openvino as ov
+        ov = import_runtime("openvino")
 
         self.path = Path(model_path)
         config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
