@@ -54,8 +54,11 @@ def test_reliable_inputs_synchronise_frames_next_to_large_images(ros_domain_id, 
     assert stamps == sent
     delta = {key: int(after[key]) - int(before[key]) for key in (
         "sync matches", "bad messages", "frames published", "dropped frames")}
-    assert delta == {"sync matches": n_frames, "bad messages": 0, "frames published": n_frames,
-                     "dropped frames": 0}, (delta, before, after)
+    # a copy of the first frame that publish_frame_until re-sent can still be matched after `before` (once seen in
+    # CI: 31 matches, 1 dropped): it is then dropped from the slot or rejected as out of order, never published
+    late = delta["sync matches"] - n_frames
+    assert 0 <= late <= rig.resends and delta["dropped frames"] + delta["bad messages"] == late, (delta, rig.resends)
+    assert delta["frames published"] == n_frames and rig.unexplained_rejections(after) == {}, (delta, before, after)
 
 
 def test_best_effort_publishers_started_after_the_node_connect(ros_domain_id, nuscenes_samples, tmp_path):

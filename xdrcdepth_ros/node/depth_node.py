@@ -170,6 +170,7 @@ class DepthNode(Node):
         self._slot_cv = threading.Condition()
         self._stopping = False
         self._image_restarts_seen = 0                # by the worker
+        self._last_seen_ns: int | None = None        # newest image stamp the worker took since the last restart
         self._last_published_ns: int | None = None   # output stamps strictly increase after this
         self.worker = threading.Thread(target=self._work, name="xdrcdepth_worker", daemon=True)
         self.worker.start()
@@ -340,8 +341,9 @@ class DepthNode(Node):
 
         A frame that published nothing (a missing transform, a bad cloud) does not block a later copy
         with the same stamp. After a restart of the image stamps (``_input_arrived``: a looping bag) output
-        starts over; if the frame lies more than ``time_reset_threshold`` behind the last one published,
-        dynamic transforms are cleared (tf2 would refuse the new loop's transforms as older than its cache)
+        starts over; if the frame lies more than ``time_reset_threshold`` behind the newest frame taken before
+        (a single bogus future stamp never reaches the worker, so it clears nothing), dynamic transforms are
+        cleared (tf2 would refuse the new loop's transforms as older than its cache)
         unless the node's clock went back with the stamps (``use_sim_time`` with ``--clock --loop``):
         tf2_ros's ``Buffer(node=...)`` cleared them on that jump (more than 1 s back; a smaller jump keeps the
         new loop's transforms within the cache), and what TF holds now was sent for the new loop (clearing
@@ -350,15 +352,16 @@ class DepthNode(Node):
         stamp = _stamp_ns(frame.image.header)
         if frame.image_restarts != self._image_restarts_seen:
             self._image_restarts_seen = frame.image_restarts
-            last, self._last_published_ns = self._last_published_ns, None
-            if last is not None and last - stamp > self.time_reset_ns:
+            seen, self._last_seen_ns, self._last_published_ns = self._last_seen_ns, None, None
+            if seen is not None and seen - stamp > self.time_reset_ns:
                 clock = self.get_clock()
-                clock_went_back = clock.ros_time_is_active and 0 < clock.now().nanoseconds < last - self.time_reset_ns
-                self.get_logger().info(f"image stamps went back {(last - stamp) / 1e9:.3f} s: restart (e.g. a looping "
+                clock_went_back = clock.ros_time_is_active and 0 < clock.now().nanoseconds < seen - self.time_reset_ns
+                self.get_logger().info(f"image stamps went back {(seen - stamp) / 1e9:.3f} s: restart (e.g. a looping "
                                        "bag); " + ("the clock went back too (dynamic transforms cleared then)"
                                                    if clock_went_back else "clearing dynamic transforms"))
                 if not clock_went_back:
                     self.tf.clear()
+        self._last_seen_ns = stamp if self._last_seen_ns is None else max(self._last_seen_ns, stamp)
         last = self._last_published_ns
         if last is not None and stamp <= last:
             raise BadInput("stamp_out_of_order", f"image stamp {stamp / 1e9:.6f} s is not after the last "
