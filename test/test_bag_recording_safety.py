@@ -230,6 +230,24 @@ def test_a_reindex_write_error_names_the_bags_file_not_the_temporary(tmp_path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]      # no temporary left
 
 
+def test_a_storage_path_that_is_a_folder_is_named_and_not_sent_to_reindex(tmp_path, capsys):
+    """bag_player called it damaged and pointed at bag-reindex, which then failed with 'cannot write' (a
+    black-box run): there is nothing to salvage, and both say what is wrong."""
+    from xdrcdepth_core.cli import main
+    from xdrcdepth_ros.bag.player import damaged_bag_line
+
+    bag = small_bag(tmp_path / "bag")
+    data = next(bag.glob("*.mcap"))
+    data.unlink()
+    data.mkdir()
+    assert damaged_bag_line(bag, IsADirectoryError(21, "Is a directory")) == (
+        f"cannot read bag {bag}: {data.name} in it is not a file (a folder or device where the bag's data belongs)")
+    assert main(["bag-reindex", str(bag)]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth bag-reindex: {data} is not a file (a folder or device where the "
+                                       "bag's data belongs): nothing to rebuild from\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"] and data.is_dir()
+
+
 # -- the recorder process ---------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -164,7 +164,13 @@ def damaged_bag_errors() -> tuple[type[Exception], ...]:
 
 
 def damaged_bag_line(bag, exc: BaseException) -> str:
-    """The one line for a bag whose storage file is damaged, with the command that salvages it."""
+    """The one line for a bag whose storage file is damaged, with the command that salvages it; a storage path
+    that is no file at all (a folder) has nothing to salvage, and the line says so instead."""
+    folder = Path(bag)
+    odd = [p.name for p in (folder.iterdir() if folder.is_dir() else ())
+           if p.suffix in (".mcap", ".db3") and not p.is_file()]
+    if odd:
+        return f"cannot read bag {bag}: {odd[0]} in it is not a file (a folder or device where the bag's data belongs)"
     return (f"cannot read bag {bag}: {exc} (the file is damaged; 'xdrcdepth bag-reindex {bag}' rebuilds it "
             "from its intact chunks)")
 

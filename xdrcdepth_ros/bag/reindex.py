@@ -280,6 +280,9 @@ def reindex(bag: str | os.PathLike, force: bool = False) -> ReindexSummary:
         raise ReindexError(f"{bag} holds several storage files ({', '.join(p.name for p in storage_files)}); "
                            "split bags are not supported")
     source = storage_files[0]
+    if not source.is_file():
+        raise ReindexError(f"{source} is not a file (a folder or device where the bag's data belongs): nothing to "
+                           "rebuild from")
     if not force and bag_opens(bag) and not (source.suffix == ".mcap" and mcap_has_corrupt_chunks(source)):
         return ReindexSummary(bag, "mcap" if source.suffix == ".mcap" else "sqlite3", already_complete=True)
     return reindex_mcap(bag, source) if source.suffix == ".mcap" else reindex_sqlite(bag, source)
