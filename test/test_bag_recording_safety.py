@@ -216,15 +216,17 @@ def test_reindex_sqlite3_rebuilds_metadata(tmp_path):
     assert summary.messages == 5 and [t for _, t in read_texts(bag)] == [f"m{i}" for i in range(5)]
 
 
-def test_a_reindex_write_error_names_the_bags_file_not_the_temporary(tmp_path, capsys):
+@pytest.mark.parametrize("given", ["folder", "storage file"])
+def test_a_reindex_write_error_names_the_bags_file_not_the_temporary(tmp_path, capsys, given):
     """metadata.yaml replaced by a folder: the rebuilt file cannot take its place, and the line named the hidden
-    temporary folder the bag was rebuilt in (a black-box run)."""
+    temporary folder the bag was rebuilt in (a black-box run); given the bag's .mcap instead of its folder too."""
     from xdrcdepth_core.cli import main
 
     bag = small_bag(tmp_path / "bag")
     (bag / "metadata.yaml").unlink()
     (bag / "metadata.yaml").mkdir()
-    assert main(["bag-reindex", str(bag)]) == 1
+    argument = bag if given == "folder" else next(bag.glob("*.mcap"))
+    assert main(["bag-reindex", str(argument)]) == 1
     assert capsys.readouterr().err == (f"xdrcdepth bag-reindex: cannot write {bag / 'metadata.yaml'}: Is a directory "
                                        f"[Errno {errno.EISDIR}]\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]      # no temporary left

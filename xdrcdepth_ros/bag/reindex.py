@@ -266,11 +266,15 @@ def mcap_has_corrupt_chunks(source: Path) -> bool:
     return scan.corrupt_chunks > 0
 
 
-def reindex(bag: str | os.PathLike, force: bool = False) -> ReindexSummary:
-    """Finalise the bag folder ``bag`` (see the module docstring)."""
+def bag_folder(bag: str | os.PathLike) -> Path:
+    """The bag folder ``bag`` names: itself, or the folder of the storage file given instead."""
     bag = Path(bag)
-    if bag.is_file() and bag.suffix in (".mcap", ".db3"):
-        bag = bag.parent
+    return bag.parent if bag.is_file() and bag.suffix in (".mcap", ".db3") else bag
+
+
+def reindex(bag: str | os.PathLike, force: bool = False) -> ReindexSummary:
+    """Finalise the bag folder ``bag`` (or the one holding the storage file ``bag``; see the module docstring)."""
+    bag = bag_folder(bag)
     if not bag.is_dir():
         raise ReindexError(f"{bag} is not a folder (give the bag folder)")
     storage_files = sorted(bag.glob("*.mcap")) + sorted(bag.glob("*.db3"))
@@ -310,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: {exc}")
         return 2
     except OSError as exc:
-        say(os_error_line(PROG, exc, _user_path(exc, args.bag)))
+        say(os_error_line(PROG, exc, _user_path(exc, bag_folder(args.bag))))
         return 1
     print(summary.line(), flush=True)
     return 0
