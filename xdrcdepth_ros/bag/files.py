@@ -165,7 +165,12 @@ def _sqlite_os_error(exc: sqlite3.Error) -> OSError:
 
 
 class SqliteBagWriter:
-    """rosbags' sqlite3 Writer, committed by ``flush``/``flush_if_due`` so a killed recording keeps its rows."""
+    """rosbags' sqlite3 Writer, committed by ``flush``/``flush_if_due`` so a killed recording keeps its rows.
+
+    After a failed insert or commit (a full disk) the rows that did not reach the file are dropped and
+    ``counts`` become what the file holds, so the :class:`BagWriteError` says how many were lost and ``close``
+    writes ``metadata.yaml`` from the tables (as ``xdrcdepth bag-reindex`` does), not from what was handed in:
+    SQLite rolls a transaction back on a full disk, and rosbags' own ``close`` counted those rows as written."""
 
     storage = "sqlite3"
 
@@ -176,6 +181,7 @@ class SqliteBagWriter:
         self.flush_period = flush_period
         self._writer = Writer(self.folder, version=BAG_VERSION, storage_plugin=StoragePlugin.SQLITE3)
         self._dirty_since: float | None = None
+        self._failed = False
         self.path = self.folder / f"{self.folder.name}.db3"
 
     def open(self) -> "SqliteBagWriter":
@@ -185,7 +191,10 @@ class SqliteBagWriter:
         return self
 
     def add_connection(self, *args, **kwargs):
-        return self._writer.add_connection(*args, **kwargs)
+        connection = self._writer.add_connection(*args, **kwargs)
+        self._dirty_since = self._dirty_since or time.monotonic()
+        self.flush()   # the topic's row at once: a commit that fails later drops messages, never a topic
+        return connection
 
     @property
     def counts(self) -> dict:
@@ -195,7 +204,7 @@ class SqliteBagWriter:
         try:
             self._writer.write(connection, timestamp, data)
         except sqlite3.Error as exc:
-            raise BagWriteError(_sqlite_os_error(exc), self.path, lost=1) from exc
+            raise self._failure(exc, handed_in=1) from exc
         if self._dirty_since is None:
             self._dirty_since = time.monotonic()
         self.flush_if_due()
@@ -212,13 +221,47 @@ class SqliteBagWriter:
         try:
             self._writer.storage.conn.commit()
         except sqlite3.Error as exc:
-            raise BagWriteError(_sqlite_os_error(exc), self.path, lost=0) from exc
+            raise self._failure(exc, handed_in=0) from exc
+
+    def _failure(self, exc: sqlite3.Error, handed_in: int) -> BagWriteError:
+        """Keep what still fits, drop the rest, and count what the file holds; ``handed_in``: messages given to
+        the writer but not yet in ``counts`` (the one whose insert failed)."""
+        conn = self._writer.storage.conn
+        claimed = sum(self.counts.values()) + handed_in
+        with contextlib.suppress(sqlite3.Error):
+            conn.commit()
+        with contextlib.suppress(sqlite3.Error):
+            conn.rollback()               # what the commit could not keep (a no-op after a commit)
+        try:
+            held = dict(conn.execute("SELECT topic_id, COUNT(*) FROM messages GROUP BY topic_id").fetchall())
+        except sqlite3.Error:
+            held = dict.fromkeys(self.counts, 0)   # unreadable: close() leaves the bag to bag-reindex
+        for connection_id in self.counts:
+            self.counts[connection_id] = held.get(connection_id, 0)
+        self._failed = True
+        self._dirty_since = None
+        return BagWriteError(_sqlite_os_error(exc), self.path, lost=claimed - sum(self.counts.values()))
 
     def close(self) -> None:
+        if self._failed:
+            self._close_from_tables()
+            return
         try:
             self._writer.close()
         except sqlite3.Error as exc:
             raise BagWriteError(_sqlite_os_error(exc), self.path, lost=0) from exc
+
+    def _close_from_tables(self) -> None:
+        """After a failure: ``metadata.yaml`` from what the database holds (``bag-reindex``'s sqlite3 path)."""
+        from xdrcdepth_ros.bag.reindex import ReindexError, reindex_sqlite
+
+        self.abort()
+        try:
+            reindex_sqlite(self.folder, self.path)
+        except ReindexError as exc:
+            raise BagWriteError(OSError(errno.EIO, str(exc)), self.path, lost=0) from exc
+        except OSError as exc:
+            raise BagWriteError(exc, self.folder / "metadata.yaml", lost=0) from exc
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):

@@ -105,6 +105,7 @@ class Recorder:
         self.pending = list(topics)
         self.summary = RecordSummary(messages=dict.fromkeys(self.pending, 0))
         self.subscriptions = []
+        self.connections = {}   # topic -> its connection in the bag
 
     def _qos(self, topic: str):
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -146,6 +147,7 @@ class Recorder:
                 self.summary.skipped[topic] = f"type {msgtype}: {exc}"
                 self.node.get_logger().error(f"not recording {topic}: {exc}")
                 continue
+            self.connections[topic] = connection
             png = self.png_dir is not None and msgtype == IMAGE_TYPE
             self.subscriptions.append(self.node.create_subscription(
                 msg_class, topic, self._callback(topic, connection, msg_class if png else None), qos, raw=True))
@@ -208,6 +210,12 @@ class Recorder:
     @property
     def total(self) -> int:
         return sum(self.summary.messages.values())
+
+    def count_what_the_bag_holds(self) -> None:
+        """After the writer closed: the summary counts the messages in the bag, not those received (a write
+        error loses the ones that did not reach the file)."""
+        for topic, connection in self.connections.items():
+            self.summary.messages[topic] = self.writer.counts.get(connection.id, 0)
 
 
 def resolve_topics(node, topics: list[str]) -> list[str]:
@@ -369,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+    recorder.count_what_the_bag_holds()
     if recorder.pending:
         recorder.summary.skipped.update(dict.fromkeys(recorder.pending, "never published"))
     print(recorder.summary.line(args.out, args.storage, time.monotonic() - began, args.png_dir), flush=True)
