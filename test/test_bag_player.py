@@ -221,6 +221,50 @@ def test_corrupt_bags_name_the_bag(tmp_path, capsys):
         list(reader.messages())  # a reader that opens lazily must fail at the first read
 
 
+def _cut_to(size):
+    def damage(bag):
+        (data,) = [p for p in bag.iterdir() if p.suffix in (".mcap", ".db3")]
+        data.write_bytes(data.read_bytes()[:size(data.stat().st_size)])
+    return damage
+
+
+def _declare_sqlite3(bag):
+    meta = bag / "metadata.yaml"
+    meta.write_text(meta.read_text().replace("storage_identifier: mcap", "storage_identifier: sqlite3"))
+
+
+@pytest.mark.parametrize("storage, damage, line, repaired", [
+    ("mcap", _cut_to(lambda n: 0), "{bag}: cut.mcap is not an MCAP file (it is empty): nothing to rebuild it from",
+     False),
+    ("mcap", _cut_to(lambda n: 8), "{bag}: a record is cut short or malformed (the file is damaged; 'xdrcdepth "
+                                   "bag-reindex {bag}' rebuilds it from its intact chunks)", True),
+    ("sqlite3", _cut_to(lambda n: n // 2), "{bag}: Cannot open database {bag}/cut.db3: database disk image is "
+                                           "malformed (the sqlite3 database is damaged; bag-reindex rebuilds only a "
+                                           "sqlite3 bag's metadata.yaml, not its database)", False),
+    ("mcap", _declare_sqlite3, "{bag}: metadata.yaml says storage 'sqlite3' but the bag's file is cut.mcap "
+                               "('xdrcdepth bag-reindex --force {bag}' rewrites metadata.yaml from the file)", True),
+], ids=["empty-mcap", "mcap-magic-only", "sqlite3-cut-in-half", "storage-declared-wrong"])
+def test_a_damaged_bag_is_sent_to_bag_reindex_only_where_it_repairs_it(tmp_path, capsys, storage, damage, line,
+                                                                       repaired):
+    """bag_player advised bag-reindex ('rebuilds it from its intact chunks') for every unreadable bag, and for an
+    empty .mcap or a damaged sqlite3 database bag-reindex then failed (a black-box run); an mcap holding only its
+    magic was 'ord() expected a character, but string of length 0 found'. The advice now comes where the
+    repair works, and the advised command is the one that works."""
+    from xdrcdepth_core.cli import main as xdrcdepth
+    from xdrcdepth_ros.bag.player import BagError, open_bag
+
+    bag = write_bag(tmp_path / "cut", storage)
+    damage(bag)
+    with pytest.raises(BagError) as info:
+        open_bag(bag)
+    assert str(info.value) == "cannot read bag " + line.format(bag=bag)
+    reindex_args = ["bag-reindex", "--force", str(bag)] if "--force" in line else ["bag-reindex", str(bag)]
+    assert (xdrcdepth(reindex_args) == 0) is repaired
+    capsys.readouterr()
+    if repaired:
+        open_bag(bag).close()
+
+
 def test_a_bag_cut_short_names_the_repair_and_the_repair_works(tmp_path, capsys):
     """An mcap cut before its footer (a copy or download cut short) with its metadata.yaml: the one line names
     `xdrcdepth bag-reindex`, and running it recovers the bag's messages."""

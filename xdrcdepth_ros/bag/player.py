@@ -55,6 +55,7 @@ from rosgraph_msgs.msg import Clock
 
 from xdrcdepth_core.cli_args import ArgumentParser, finite_float, one_line, say
 from xdrcdepth_ros.bag.files import read_bag_info
+from xdrcdepth_ros.bag.mcap_storage import MAGIC as MCAP_MAGIC
 from xdrcdepth_ros.node.run import RosArgumentError, create_tool_node, init_ros_with_stop_event
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
@@ -163,15 +164,42 @@ def damaged_bag_errors() -> tuple[type[Exception], ...]:
         return (ReaderError,)
 
 
+#: The storage file suffix each ``storage_identifier`` of metadata.yaml reads.
+STORAGE_SUFFIXES = {"mcap": ".mcap", "sqlite3": ".db3"}
+
+
 def damaged_bag_line(bag, exc: BaseException) -> str:
-    """The one line for a bag whose storage file is damaged, with the command that salvages it; a storage path
-    that is no file at all (a folder) has nothing to salvage, and the line says so instead."""
+    """The one line for a bag whose storage file cannot be read, with the command that salvages it where one does:
+    ``bag-reindex`` rebuilds an MCAP file from its intact chunks, and rewrites a metadata.yaml that names the
+    wrong storage (``--force``). Nothing salvages a storage path that is no file (a folder), a file that is not
+    MCAP at all (empty, no magic) or a damaged sqlite3 database (``bag-reindex`` rebuilds only a sqlite3 bag's
+    metadata.yaml), and the line says so instead of sending the user to a repair that fails."""
     folder = Path(bag)
-    odd = [p.name for p in (folder.iterdir() if folder.is_dir() else ())
-           if p.suffix in (".mcap", ".db3") and not p.is_file()]
+    storage_files = sorted(p for p in (folder.iterdir() if folder.is_dir() else ()) if p.suffix in (".mcap", ".db3"))
+    odd = [p.name for p in storage_files if not p.is_file()]
     if odd:
         return f"cannot read bag {bag}: {odd[0]} in it is not a file (a folder or device where the bag's data belongs)"
-    return (f"cannot read bag {bag}: {exc} (the file is damaged; 'xdrcdepth bag-reindex {bag}' rebuilds it "
+    if not storage_files:
+        return f"cannot read bag {bag}: {exc}"
+    data = storage_files[0]
+    try:
+        declared = read_bag_info(folder).get("storage_identifier")
+        with open(data, "rb") as f:
+            head = f.read(len(MCAP_MAGIC))
+    except (OSError, ValueError) as error:
+        return f"cannot read bag {bag}: {error}"
+    if declared in STORAGE_SUFFIXES and STORAGE_SUFFIXES[declared] != data.suffix:
+        return (f"cannot read bag {bag}: metadata.yaml says storage '{declared}' but the bag's file is {data.name} "
+                f"('xdrcdepth bag-reindex --force {bag}' rewrites metadata.yaml from the file)")
+    if data.suffix == ".db3":
+        cause = exc if data.name in str(exc) else f"{data.name}: {exc}"
+        return (f"cannot read bag {bag}: {cause} (the sqlite3 database is damaged; bag-reindex rebuilds "
+                "only a sqlite3 bag's metadata.yaml, not its database)")
+    if head != MCAP_MAGIC:
+        what = "it is empty" if not head else "it does not start with the MCAP magic bytes"
+        return f"cannot read bag {bag}: {data.name} is not an MCAP file ({what}): nothing to rebuild it from"
+    cause = exc if isinstance(exc, damaged_bag_errors()) else "a record is cut short or malformed"
+    return (f"cannot read bag {bag}: {cause} (the file is damaged; 'xdrcdepth bag-reindex {bag}' rebuilds it "
             "from its intact chunks)")
 
 
