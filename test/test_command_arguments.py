@@ -53,6 +53,45 @@ def test_bad_arguments_are_one_line_exit_2(capsys, argv, message):
     assert err.startswith(f"xdrcdepth {argv[0]}: error: {message}") and err.count("\n") == 1
 
 
+def _path_options() -> list[tuple[str, str]]:
+    """(sub-command, option) for every option of every ``xdrcdepth`` sub-command that takes a path."""
+    import importlib
+
+    from xdrcdepth_core.cli import COMMANDS
+    from xdrcdepth_core.cli_args import ArgumentParser, path_argument
+
+    found = []
+    for name, (module, _) in COMMANDS.items():
+        parser = ArgumentParser(prog=f"xdrcdepth {name}")
+        importlib.import_module(module).add_arguments(parser)
+        found += [(name, action.option_strings[0] if action.option_strings else action.dest)
+                  for action in parser._actions if action.type is path_argument]
+    return found
+
+
+def test_an_empty_path_is_refused_by_every_command_that_takes_one(capsys):
+    """``Path('')`` is the current folder: ``replay-demo --out ''`` wrote its bag and recording there, and
+    ``bag_recorder -o ''`` answered '. already exists' (a black-box run). Every path option of every command refuses
+    it where it is parsed; the sub-commands are found by walking the parser, so a new one is covered too."""
+    from xdrcdepth_ros.bag.recorder import main as bag_recorder
+
+    options = _path_options()
+    assert set(options) >= {("replay-demo", "--out"), ("prepare", "--dataroot"), ("prepare", "--out"),
+                            ("eval", "--data"), ("nuscenes2bag", "--dataroot"), ("nuscenes2bag", "--out"),
+                            ("bag-reindex", "bag"), ("train", "--config"), ("export", "--out")}
+    for command, option in options:
+        argv = [command, option, ""] if option.startswith("-") else [command, ""]
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"error: argument {option}: must not be empty" in err, (argv, err)
+        assert err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_info:
+        bag_recorder(["bag_recorder", "-o", "", "/x"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "bag_recorder: error: argument --out/-o/--output: must not be empty (see --help)\n"
+
+
 def test_calibration_without_int8_is_refused_before_any_model_is_loaded(capsys):
     assert main(["export", "--format", "onnx", "--calibration", "nowhere"]) == 2
     assert capsys.readouterr().err == ("xdrcdepth export: --calibration calibrates int8 quantisation; it does nothing "

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdrcdepth_core.cli_args import non_negative_int, os_error_line, positive_int, say
+from xdrcdepth_core.cli_args import non_negative_int, os_error_line, path_argument, positive_int, say
 from xdrcdepth_core.device import add_device_argument
 
 PROG = "xdrcdepth bench"
@@ -136,8 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size (e.g. 6 cameras on a GPU)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("models", "e2e", "node", "radar"),
                         help="sections to leave out")
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/inference.md"))
-    parser.add_argument("--json", type=Path, default=None, help="JSON file (default: --out with .json)")
+    parser.add_argument("--out", type=path_argument, default=Path("docs/benchmarks/inference.md"))
+    parser.add_argument("--json", type=path_argument, default=None, help="JSON file (default: --out with .json)")
 
 
 # --- measuring ------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Iterator
 
 EXIT_USAGE = 2
@@ -98,6 +99,14 @@ _CAUSES = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded", errno
            errno.EFBIG: "file too large for this file system or process limit",
            errno.ENOTDIR: "a file is in the way (a folder is needed there)",
            errno.EEXIST: "something is in the way (it already exists)"}
+
+
+def path_argument(text: str) -> Path:
+    """A file or folder path (argparse ``type``): an empty one is refused, which ``Path('')`` would make the current
+    folder (``--out ''`` wrote a replay's bag and recording into it)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
 
 
 def os_error_cause(exc: OSError) -> str:

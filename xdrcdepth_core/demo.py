@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes
-from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, positive_int, say
+from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, path_argument, positive_int, say
 from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR
 from xdrcdepth_core.device import add_device_argument
 from xdrcdepth_core.file_names import token_file_name
@@ -32,12 +32,12 @@ PROG = "xdrcdepth demo"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataroot", type=Path, help="nuScenes-format folder (default: real samples "
+    parser.add_argument("--dataroot", type=path_argument, help="nuScenes-format folder (default: real samples "
                         "from ../shared, else a synthetic scene)")
     parser.add_argument("--version", default="v1.0-mini")
     parser.add_argument("--checkpoint", default="", help="checkpoint path (default: shipped, else untrained)")
     add_device_argument(parser)
-    parser.add_argument("--out", type=Path, default=Path("artifacts/demo"), help="output folder for PNGs")
+    parser.add_argument("--out", type=path_argument, default=Path("artifacts/demo"), help="output folder for PNGs")
     parser.add_argument("--max-samples", type=positive_int, default=6, help="frames to run (default %(default)s)")
 
 

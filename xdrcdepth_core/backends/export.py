@@ -39,7 +39,7 @@ from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
 from xdrcdepth_core.backends.capability import import_runtime
 from xdrcdepth_core.backends.frames import (CALIBRATION_FRAMES, Frame, cache_root, frames_for,
                                            load_cache_frames)
-from xdrcdepth_core.cli_args import os_error_line, positive_int, say
+from xdrcdepth_core.cli_args import os_error_line, path_argument, positive_int, say
 from xdrcdepth_core.device import add_device_argument
 
 LOG = logging.getLogger(__name__)
@@ -188,9 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fp32 (default); fp16: half-precision graph (ONNX) / fp16 weights (OpenVINO IR); "
                              "bf16: OpenVINO runtime precision (CPUs with native bf16 only); int8: static QDQ "
                              "quantisation calibrated on the frames")
-    parser.add_argument("--out", type=Path, help="output file (.onnx or .xml; default: exports/<model>_<h>x<w>_"
-                                                 "<precision>.<ext>); an OpenVINO IR is a pair: --out x.xml writes "
-                                                 "(and replaces) x.bin beside it too")
+    parser.add_argument("--out", type=path_argument,
+                        help="output file (.onnx or .xml; default: exports/<model>_<h>x<w>_<precision>.<ext>); an "
+                             "OpenVINO IR is a pair: --out x.xml writes (and replaces) x.bin beside it too")
     parser.add_argument("--frames", help="prepare cache folder to verify (and calibrate int8) on; default: the "
                                          "real nuScenes samples in ../shared, else a synthetic scene")
     parser.add_argument("--limit", type=positive_int, default=None,

@@ -45,7 +45,8 @@ import numpy as np
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, interrupted_line, os_error_line, positive_int, say
+from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, interrupted_line, os_error_line,
+                                     path_argument, positive_int, say)
 from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name, token_file_name
 
 from .cache_file import open_npz, save_npz
@@ -69,9 +70,10 @@ ZLIB_LEVEL = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataroot", required=True, help="nuScenes-format folder (holds <version>/ and samples/)")
+    parser.add_argument("--dataroot", required=True, type=path_argument,
+                        help="nuScenes-format folder (holds <version>/ and samples/)")
     parser.add_argument("--version", default="v1.0-mini", help="table folder name (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="cache folder for the .npz files (created)")
+    parser.add_argument("--out", required=True, type=path_argument, help="cache folder for the .npz files (created)")
     scenes = parser.add_mutually_exclusive_group()
     scenes.add_argument("--split", default="all",
                         help="devkit split name (train, val, mini_train, ...) or 'all' (default); "

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
-from xdrcdepth_core.cli_args import add_no_progress, os_error_line, output_overlap, positive_float, positive_int, say
+from xdrcdepth_core.cli_args import (add_no_progress, os_error_line, output_overlap, path_argument, positive_float,
+                                     positive_int, say)
 from xdrcdepth_core.metrics import DEFAULT_CAPS
 
 PROG = "xdrcdepth eval"
@@ -38,18 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from xdrcdepth_core.evaluation.evaluate import GT_KEYS
 
     parser.add_argument("--checkpoint", default="", help="checkpoint (default: the shipped one)")
-    parser.add_argument("--data", required=True, type=Path, help="cache folder from `xdrcdepth prepare`")
+    parser.add_argument("--data", required=True, type=path_argument, help="cache folder from `xdrcdepth prepare`")
     parser.add_argument("--gt", nargs="+", default=["auto"], choices=sorted(GT_KEYS),
                         help="ground truths to score against (default: auto = single-sweep LiDAR)")
     parser.add_argument("--caps", nargs="+", type=positive_float, default=list(DEFAULT_CAPS),
                         help="range caps in metres (default: 50 70 80)")
     parser.add_argument("--constant-depth", type=constant_depth, default=None,
                         help="depth of the constant baseline (default: the checkpoint's median training depth)")
-    parser.add_argument("--panels", type=Path, help="write one PNG panel per frame into this folder")
+    parser.add_argument("--panels", type=path_argument, help="write one PNG panel per frame into this folder")
     parser.add_argument("--max-panels", type=positive_int, default=20,
                         help="panels to write (default: %(default)s)")
     parser.add_argument("--teacher", default="", help="teacher checkpoint: its Grad-CAM in the panels")
-    parser.add_argument("--json", type=Path, help="write all numbers to this JSON file")
+    parser.add_argument("--json", type=path_argument, help="write all numbers to this JSON file")
     parser.add_argument("--limit", type=positive_int, default=None, help="first N frames only (default: all)")
     add_device_argument(parser)
     add_no_progress(parser)

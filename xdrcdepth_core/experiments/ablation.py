@@ -52,7 +52,7 @@ import torch
 import yaml
 
 from xdrcdepth_core.atomic import atomic_write_bytes
-from xdrcdepth_core.cli_args import os_error_line, say
+from xdrcdepth_core.cli_args import os_error_line, path_argument, say
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.distill import build_loss_entry
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config, prepare_train
@@ -412,7 +412,7 @@ class Ablation:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=Path("config/ablation/synthetic.yaml"))
+    parser.add_argument("--config", type=path_argument, default=Path("config/ablation/synthetic.yaml"))
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="K",
                         help="run only these seeds (of the chosen variants)")

@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, say
+from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, path_argument, say
 from xdrcdepth_core.train.config import read_yaml_mapping
 
 PROG = "xdrcdepth build-data"
@@ -151,7 +151,7 @@ def build(cfg: dict) -> dict[str, Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=Path("config/data/synthetic_benchmark.yaml"),
+    parser.add_argument("--config", type=path_argument, default=Path("config/data/synthetic_benchmark.yaml"),
                         help="data config (default: %(default)s)")
 
 

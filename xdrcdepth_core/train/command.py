@@ -9,15 +9,14 @@ Ends with one summary line; bad configs exit 2 with one line naming the key.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, os_error_line, say
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, os_error_line, path_argument, say
 
 PROG = "xdrcdepth train"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, type=Path, help="experiment YAML")
+    parser.add_argument("--config", required=True, type=path_argument, help="experiment YAML")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt if it exists")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set optim.epochs=2 (repeatable)")

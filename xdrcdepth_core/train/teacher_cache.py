@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
-from xdrcdepth_core.cli_args import EXIT_USAGE, add_no_progress, model_size, one_line, os_error_line, say
+from xdrcdepth_core.cli_args import EXIT_USAGE, add_no_progress, model_size, one_line, os_error_line, path_argument, say
 from xdrcdepth_core.data.cache_file import (REAL_DTYPE_KINDS, describe_array, finite_as_float32, load_npz_arrays,
                                            save_npz)
 from xdrcdepth_core.device import add_device_argument
@@ -172,8 +172,8 @@ def _identity(meta: dict) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="teacher checkpoint (xdrcdepth train output)")
-    parser.add_argument("--data", required=True, type=Path, help="training cache folder (xdrcdepth prepare)")
-    parser.add_argument("--out", required=True, type=Path, help="teacher-cache folder (created)")
+    parser.add_argument("--data", required=True, type=path_argument, help="training cache folder (xdrcdepth prepare)")
+    parser.add_argument("--out", required=True, type=path_argument, help="teacher-cache folder (created)")
     parser.add_argument("--input-hw", nargs=2, type=model_size, metavar=("H", "W"),
                         help="input size of the students (default: the teacher's)")
     parser.add_argument("--layers", nargs="+", type=parse_layer, default=[("decoder", 4)],

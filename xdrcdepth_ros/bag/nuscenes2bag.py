@@ -50,8 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, add_no_progress, interrupted_line, os_error_line,
-                                     positive_int, say, sigint_held)
+from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, add_no_progress, interrupted_line,
+                                     os_error_line, path_argument, positive_int, say, sigint_held)
 from xdrcdepth_core.data.sensor_file import read_sensor_file
 from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS   # the depth node's default: no bag holds what it rejects
@@ -454,9 +454,10 @@ def output_error_line(exc: OSError, out: Path) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataroot", required=True, help="nuScenes folder (holds <version>/ and samples/)")
+    parser.add_argument("--dataroot", required=True, type=path_argument,
+                        help="nuScenes folder (holds <version>/ and samples/)")
     parser.add_argument("--version", default="v1.0-mini", help="table folder name (default v1.0-mini)")
-    parser.add_argument("--out", required=True, type=Path,
+    parser.add_argument("--out", required=True, type=path_argument,
                         help="bag folder with --scene, else the folder that receives one bag per scene")
     parser.add_argument("--scene", type=scene_name, help="convert only this scene (e.g. scene-0061)")
     parser.add_argument("--channels", nargs="+", default=list(DEFAULT_CHANNELS), metavar="CHANNEL",

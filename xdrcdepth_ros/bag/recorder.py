@@ -46,7 +46,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import ArgumentParser, one_line, os_error_line, positive_float, positive_int, say
+from xdrcdepth_core.cli_args import (ArgumentParser, one_line, os_error_line, path_argument, positive_float,
+                                     positive_int, say)
 from xdrcdepth_ros.bag.files import (STORAGE_CHOICES, BagWriteError, check_output_folder, latched_qos,
                                      recording_bag_writer)
 from xdrcdepth_ros.bag.player import split_ros_args, topic_name_error
@@ -270,7 +271,7 @@ def is_empty_folder(path: Path) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="bag_recorder", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", "-o", "--output", dest="out", required=True, type=Path,
+    parser.add_argument("--out", "-o", "--output", dest="out", required=True, type=path_argument,
                         help="bag folder to write (must not exist, or be an empty folder)")
     parser.add_argument("topic_list", nargs="*", metavar="TOPIC", help="topics to record (as ros2 bag record)")
     parser.add_argument("--topics", nargs="+", default=[], metavar="TOPIC",
@@ -278,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"the depth node's outputs {' '.join(DEFAULT_TOPICS)})")
     parser.add_argument("--use-sim-time", action="store_true",
                         help="stamp messages with /clock time (as -p use_sim_time:=true)")
-    parser.add_argument("--png-dir", type=Path, help="also write rgb8/bgr8 Images as PNGs here")
+    parser.add_argument("--png-dir", type=path_argument, help="also write rgb8/bgr8 Images as PNGs here")
     parser.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     parser.add_argument("--max-messages", type=positive_int, metavar="N", help="stop after N messages in all")
     parser.add_argument("-s", "--storage", choices=STORAGE_CHOICES, default="mcap", help="bag storage (default mcap)")

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from xdrcdepth_core.atomic import temp_prefix
-from xdrcdepth_core.cli_args import os_error_line, say
+from xdrcdepth_core.cli_args import os_error_line, path_argument, say
 from xdrcdepth_ros.bag.mcap_storage import MAGIC, Connection, McapBagWriter, bag_metadata, write_metadata_yaml
 
 PROG = "xdrcdepth bag-reindex"
@@ -303,7 +303,7 @@ def _user_path(exc: OSError, bag: Path) -> str | Path | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bag", type=Path, help="bag folder left by an interrupted recording")
+    parser.add_argument("bag", type=path_argument, help="bag folder left by an interrupted recording")
     parser.add_argument("--force", action="store_true", help="rebuild even if the bag opens already")
 
 

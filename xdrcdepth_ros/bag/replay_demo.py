@@ -54,7 +54,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import EXIT_USAGE, non_negative_float, one_line, os_error_cause, positive_float, say
+from xdrcdepth_core.cli_args import (EXIT_USAGE, non_negative_float, one_line, os_error_cause, path_argument,
+                                     positive_float, say)
 from xdrcdepth_core.device import add_device_argument
 
 DEFAULT_RATE = 0.3
@@ -98,11 +99,11 @@ def scene_name(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataroot", type=Path, help="nuScenes-format folder (default: real samples "
+    parser.add_argument("--dataroot", type=path_argument, help="nuScenes-format folder (default: real samples "
                         "from ../shared, else a synthetic scene)")
     parser.add_argument("--version", default="v1.0-mini", help="table version folder in the dataroot")
     parser.add_argument("--scene", type=scene_name, help="scene name (default: the dataroot's first scene)")
-    parser.add_argument("--out", type=Path, default=Path("artifacts/demo"),
+    parser.add_argument("--out", type=path_argument, default=Path("artifacts/demo"),
                         help="output folder: bag/, record/, frames/ (default %(default)s)")
     parser.add_argument("--rate", type=positive_float, default=DEFAULT_RATE,
                         help="playback speed; slow enough that the node keeps up (default %(default)s)")
@@ -112,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linger", type=non_negative_float, default=DEFAULT_LINGER_S,
                         help="seconds the node runs on after the bag ended (default %(default)s)")
     add_device_argument(parser, help="inference device: auto | cpu | cuda[:N] (default: auto)")
-    parser.add_argument("--params-file", type=Path,
+    parser.add_argument("--params-file", type=path_argument,
                         help="depth node parameter YAML (default: the package's config/xdrcdepth.yaml)")
     parser.add_argument("--foxglove-port", type=port_number, default=DEFAULT_FOXGLOVE_PORT,
                         help="Foxglove WebSocket port on 127.0.0.1, 0 for any free one (default %(default)s)")

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import os_error_line, output_overlap, positive_float, say
+from xdrcdepth_core.cli_args import os_error_line, output_overlap, path_argument, positive_float, say
 from xdrcdepth_core.metrics import DEFAULT_CAPS, METRICS
 
 DEFAULT_SLOP_S = 0.1   # s, the depth node's default slop (config/xdrcdepth.yaml); nuScenes stamps differ by < 60 ms
@@ -52,16 +52,18 @@ PROTOCOL = ("depth images of the output bag matched by header stamp to the sourc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source-bag", required=True, type=Path, help="the bag that was played (nuscenes2bag)")
-    parser.add_argument("--output-bag", required=True, type=Path, help="the recording of the node's /depth/image")
+    parser.add_argument("--source-bag", required=True, type=path_argument,
+                        help="the bag that was played (nuscenes2bag)")
+    parser.add_argument("--output-bag", required=True, type=path_argument,
+                        help="the recording of the node's /depth/image")
     parser.add_argument("--camera", default="cam_front", help="camera of the source bag (default %(default)s)")
     parser.add_argument("--slop", type=positive_float, default=DEFAULT_SLOP_S,
                         help="largest stamp difference (s) of a LiDAR or radar cloud to its image "
                              "(default %(default)s, the node's)")
     parser.add_argument("--caps", nargs="+", type=positive_float, default=list(DEFAULT_CAPS),
                         help="range caps in metres (default: 50 70 80)")
-    parser.add_argument("--json", type=Path, help="write every number to this JSON file")
-    parser.add_argument("--frames", type=Path, help="write one picture per depth frame into this folder")
+    parser.add_argument("--json", type=path_argument, help="write every number to this JSON file")
+    parser.add_argument("--frames", type=path_argument, help="write one picture per depth frame into this folder")
     parser.add_argument("--max-depth", type=positive_float, default=80.0,
                         help="colour scale of the pictures, m (default %(default)s)")
 

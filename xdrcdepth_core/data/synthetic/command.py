@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import (add_no_progress, non_negative_int, os_error_line, positive_float, positive_int,
-                                     say)
+from xdrcdepth_core.cli_args import (add_no_progress, non_negative_int, os_error_line, path_argument, positive_float,
+                                     positive_int, say)
 from xdrcdepth_core.data.synthetic.conditions import CONDITIONS
 
 
@@ -38,7 +38,7 @@ def _version(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="output folder (created; must be empty)")
+    parser.add_argument("--out", required=True, type=path_argument, help="output folder (created; must be empty)")
     parser.add_argument("--scenes", type=positive_int, default=1, help="number of scenes (default: %(default)s)")
     parser.add_argument("--frames", type=positive_int, default=4,
                         help="key frames (2 Hz samples) per scene (default: %(default)s)")
