@@ -26,8 +26,8 @@ from PIL import Image as PILImage
 
 from conftest import REPO
 from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, late_node_hint, launch_command,
-                                           live_view_port, median_latency_ms, playback_delay, remove_previous_outputs,
-                                           summary_line)
+                                           live_view_port, median_latency_ms, playback_delay, recording_folder_problem,
+                                           remove_previous_frames, summary_line)
 
 RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: an idle 2-core machine keeps up
 LINGER_S = 10  # after the bag: time for the node to finish its last frame even on a loaded machine
@@ -353,8 +353,41 @@ def test_only_its_own_frame_pictures_are_removed(tmp_path):
     frames.mkdir()
     for name in ("1532402927.612460000.png", "holiday.png", "1532402927.png", "12.5.png"):
         (frames / name).write_bytes(b"png")
-    remove_previous_outputs(tmp_path / "record", frames)
+    remove_previous_frames(frames)
     assert sorted(p.name for p in frames.iterdir()) == ["12.5.png", "1532402927.png", "holiday.png"]
+
+
+def test_a_record_folder_holding_something_else_is_refused_before_any_work(tmp_path):
+    """`<out>/record` holding a user's file: the recorder refused it only after the bag was written and the graph
+    had played for ~40 s, and the previous run's frame pictures were deleted by then (a black-box run). Now one
+    line before any work; nothing is written or removed."""
+    out = tmp_path / "o"
+    (out / "record").mkdir(parents=True)
+    (out / "record" / "keep.txt").write_text("mine")
+    (out / "frames").mkdir()
+    (out / "frames" / "1532402927.612460000.png").write_bytes(b"png")
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "replay-demo", "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"xdrcdepth replay-demo: {out / 'record'} holds something other than a previous run's "
+                             "recording; not touching it (move it, or choose another --out)\n")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "frames", "frames/1532402927.612460000.png", "record", "record/keep.txt"]
+
+
+def test_a_previous_runs_recording_an_empty_folder_or_none_may_take_the_recording(tmp_path):
+    from test_bag_recording_safety import small_bag
+
+    assert recording_folder_problem(tmp_path / "absent") is None
+    (tmp_path / "empty").mkdir()
+    assert recording_folder_problem(tmp_path / "empty") is None
+    assert recording_folder_problem(small_bag(tmp_path / "bag")) is None
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "killed.mcap").write_bytes(b"\x89MCAP0\r\n")       # the recorder's file of a killed run
+    assert recording_folder_problem(killed) is None
+    (tmp_path / "file").write_text("x")
+    assert recording_folder_problem(tmp_path / "file").startswith(f"{tmp_path / 'file'} holds something other")
 
 
 @pytest.mark.parametrize("content, message", [

@@ -157,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
     out = args.out
     bag, record, frames_dir = out / "bag", out / "record", out / "frames"
+    if problem := recording_folder_problem(record):
+        say(f"xdrcdepth replay-demo: {problem}")
+        return EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-replay-") as tmp:
         try:
             if args.params_file is not None:
@@ -174,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                                f"--out={bag}", "--overwrite", "--no-progress"])
         if status != 0:
             return status
-    remove_previous_outputs(record, frames_dir)
+    remove_previous_recording(record)
     load_s = prepare_backend(args, measure=args.delay is None)
     if args.delay is None:
         args.delay = playback_delay(load_s)
@@ -186,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
               f"{replay.returncode}; see its output above)", file=sys.stderr)
         return replay.returncode or 1
     camera_stamps, frames = read_input_stamps(bag), read_recording(record)
+    remove_previous_frames(frames_dir)     # only now: a run that recorded nothing leaves the last run's pictures
     try:
         scores = score_and_show(bag, frames, out, args.max_depth)
     except ValueError as exc:
@@ -315,10 +319,24 @@ def first_scene(dataroot: Path, version: str) -> str:
         raise ValueError(f"{path}: cannot read a scene name ({exc})") from None
 
 
-def remove_previous_outputs(record: Path, frames_dir: Path) -> None:
-    """A previous run's recording (a recognisable bag, or the recorder's unfinalised file of a killed run)
-    and frame PNGs (``<sec>.<nanosec>.png``); anything else there is left alone (the recorder then refuses
-    the folder, naming it)."""
+def recording_folder_problem(record: Path) -> str | None:
+    """Why ``<out>/record`` cannot take this run's recording, or None: it must be absent, an empty folder, or a
+    previous run's recording (a recognisable bag, or the recorder's unfinalised file of a killed run), which
+    :func:`remove_previous_recording` replaces. Checked before any work: the recorder refused anything else only
+    after the bag was written and the graph had run for its whole length."""
+    from xdrcdepth_ros.bag.files import bag_files, unfinalised_recording
+
+    if not record.exists() and not record.is_symlink():
+        return None
+    if record.is_dir() and not record.is_symlink():
+        if not any(record.iterdir()) or bag_files(record) is not None or unfinalised_recording(record) is not None:
+            return None
+    return (f"{record} holds something other than a previous run's recording; not touching it (move it, or "
+            "choose another --out)")
+
+
+def remove_previous_recording(record: Path) -> None:
+    """A previous run's recording (see :func:`recording_folder_problem`)."""
     from xdrcdepth_ros.bag.files import bag_files, remove_bag, unfinalised_recording
 
     if bag_files(record) is not None:
@@ -326,6 +344,10 @@ def remove_previous_outputs(record: Path, frames_dir: Path) -> None:
     elif unfinalised_recording(record) is not None:
         unfinalised_recording(record).unlink()
         record.rmdir()
+
+
+def remove_previous_frames(frames_dir: Path) -> None:
+    """A previous run's frame pictures (``<sec>.<nanosec>.png``); anything else in the folder stays."""
     for old in frames_dir.glob("*.png"):
         if FRAME_PNG.match(old.name) and old.is_file() and not old.is_symlink():
             old.unlink()
