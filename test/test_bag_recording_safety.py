@@ -27,7 +27,7 @@ from rosbags.rosbag2 import Reader
 from xdrcdepth_ros.bag import mcap_storage
 from xdrcdepth_ros.bag.files import NotABagError, bag_files, check_output_folder, recording_bag_writer
 from xdrcdepth_ros.bag.mcap_storage import BagWriteError, McapBagWriter
-from xdrcdepth_ros.bag.reindex import reindex
+from xdrcdepth_ros.bag.reindex import ReindexError, reindex
 
 TOPIC = "/chatter"
 
@@ -252,6 +252,44 @@ def test_a_storage_path_that_is_a_folder_is_named_and_not_sent_to_reindex(tmp_pa
 
 
 # -- the recorder process ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_record_over_the_read_limit_is_refused_before_it_is_read(tmp_path, monkeypatch, storage):
+    """A 34 kB bag whose one zstd chunk decompresses to 1 GiB took bag_player to 5.3 GB and, under a memory limit,
+    ended in a MemoryError traceback; bag-reindex then called the valid bag damaged (a black-box run). Anything over
+    the read limit is refused from the sizes the file declares, before it is read: bag_player (and replay-eval)
+    with one line, bag-reindex leaving the file as it is. Here with the limit lowered to 4 kB and a 6 kB message."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from xdrcdepth_ros.bag import player
+    from xdrcdepth_ros.bag import reindex as reindex_module
+    from xdrcdepth_ros.bag.player import BagError, open_bag
+
+    for module in (player, reindex_module):
+        monkeypatch.setattr(module, "MAX_READ_BYTES", 4096)
+    ts = typestore()
+    bag = tmp_path / "big"
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    with Writer(bag, version=9, storage_plugin=plugin) as writer:
+        conn = writer.add_connection(TOPIC, "std_msgs/msg/String", typestore=ts)
+        writer.write(conn, 1_000, string_cdr(ts, "small"))
+        writer.write(conn, 2_000, string_cdr(ts, "x" * 6000))
+    (data,) = [p for p in bag.iterdir() if p.suffix in (".mcap", ".db3")]
+    with pytest.raises(BagError) as info:
+        open_bag(bag)
+    what = (r"a chunk \(at byte \d+\) holds 0 MiB once decompressed" if storage == "mcap"
+            else r"a message holds 0 MiB")
+    assert re.fullmatch(f"cannot read bag {re.escape(str(bag))}: {data.name}: {what}, more than the 0 MiB the bag "
+                        "tools read at once", str(info.value)), str(info.value)
+    if storage == "mcap":
+        before = data.read_bytes()
+        with pytest.raises(ReindexError, match=r"the record at byte \d+ holds 0 MiB( once decompressed)?, more than "
+                                               "the 0 MiB the bag tools read at once; the bag is left as it is"):
+            reindex(bag, force=True)
+        assert data.read_bytes() == before and sorted(p.name for p in bag.iterdir()) == ["big.mcap", "metadata.yaml"]
+    monkeypatch.setattr(player, "MAX_READ_BYTES", 8192)
+    open_bag(bag).close()                                          # under the limit: read as before
+
 
 @pytest.fixture
 def publisher(ros_domain_id):

@@ -41,7 +41,7 @@ RECORDING_FLUSH_PERIOD_S = 0.5
 STORAGE_CHOICES = ("mcap", "sqlite3")
 SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
 
-__all__ = ["BAG_VERSION", "BagWriteError", "NotABagError", "STORAGE_CHOICES", "atomic_bag_writer",
+__all__ = ["BAG_VERSION", "MAX_READ_BYTES", "BagWriteError", "NotABagError", "STORAGE_CHOICES", "atomic_bag_writer",
            "bag_files", "check_output_folder", "latched_qos", "recording_bag_writer", "remove_bag",
            "remove_stale_bag_temporaries", "unfinalised_recording"]
 
@@ -61,6 +61,11 @@ def latched_qos():
     return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
                never, never, QosLiveliness.AUTOMATIC, never, False)
 
+
+#: The most one MCAP chunk (decompressed) or one sqlite3 message may hold for the bag tools to read it: a chunk is
+#: decompressed whole and a message copied several times on its way to a publisher (~5x its size in memory; a 34 kB
+#: bag with one 1 GiB zstd chunk took 5.3 GB). 256 MiB is ten 4K rgb8 frames; recorders write chunks of about 1 MB.
+MAX_READ_BYTES = 256 * 1024 * 1024
 
 #: A metadata.yaml is a few kB per topic; a larger one is not read (YAML parsing costs many times its size).
 MAX_METADATA_BYTES = 16 * 1024 * 1024

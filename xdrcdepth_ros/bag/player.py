@@ -54,7 +54,7 @@ from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
 from xdrcdepth_core.cli_args import ArgumentParser, finite_float, one_line, say
-from xdrcdepth_ros.bag.files import read_bag_info
+from xdrcdepth_ros.bag.files import MAX_READ_BYTES, read_bag_info
 from xdrcdepth_ros.bag.mcap_storage import MAGIC as MCAP_MAGIC
 from xdrcdepth_ros.node.run import RosArgumentError, create_tool_node, init_ros_with_stop_event
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
@@ -242,7 +242,31 @@ def open_bag(path: str | Path):
         reader.close()
         raise BagError(f"cannot read bag {bag}: metadata.yaml does not match its storage file ({'; '.join(unmatched)}); "
                        f"'xdrcdepth bag-reindex --force {bag}' rewrites metadata.yaml from the file")
+    if oversized := oversized_record(reader):
+        reader.close()
+        raise BagError(f"cannot read bag {bag}: {oversized}")
     return reader
+
+
+def oversized_record(reader) -> str | None:
+    """What in the opened bag is larger than :data:`~xdrcdepth_ros.bag.files.MAX_READ_BYTES` once read (an MCAP
+    chunk's decompressed size from the file's summary; a sqlite3 message's size), or None. Checked before any
+    message is read, so a small file that decompresses to gigabytes is refused instead of exhausting memory."""
+    from rosbags.rosbag2.storage_mcap import McapReader
+    from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
+
+    limit = f"more than the {MAX_READ_BYTES >> 20} MiB the bag tools read at once"
+    for storage in getattr(reader.storage, "storages", ()):
+        if isinstance(storage, McapReader) and storage.chunks:
+            chunk = max(storage.chunks, key=lambda c: c.uncompressed_size)
+            if chunk.uncompressed_size > MAX_READ_BYTES:
+                return (f"{Path(storage.path).name}: a chunk (at byte {chunk.chunk_start_offset}) holds "
+                        f"{chunk.uncompressed_size / 2**20:.0f} MiB once decompressed, {limit}")
+        elif isinstance(storage, Sqlite3Reader) and storage.dbconn is not None:
+            (largest,) = next(iter(storage.dbconn.execute("SELECT MAX(LENGTH(data)) FROM messages")))
+            if largest is not None and largest > MAX_READ_BYTES:
+                return f"{Path(storage.path).name}: a message holds {largest / 2**20:.0f} MiB, {limit}"
+    return None
 
 
 def metadata_mismatches(reader) -> list[str]:

@@ -33,6 +33,7 @@ import yaml
 
 from xdrcdepth_core.atomic import temp_prefix
 from xdrcdepth_core.cli_args import os_error_line, path_argument, say
+from xdrcdepth_ros.bag.files import MAX_READ_BYTES
 from xdrcdepth_ros.bag.mcap_storage import MAGIC, Connection, McapBagWriter, bag_metadata, write_metadata_yaml
 
 PROG = "xdrcdepth bag-reindex"
@@ -108,6 +109,14 @@ class McapScan:
         self.torn_bytes = 0
         self.data_end_seen = False
 
+    def _check_size(self, nbytes: int, offset: int, how: str) -> None:
+        """A record (or a chunk once decompressed) over :data:`MAX_READ_BYTES` is refused, the bag left as it is:
+        skipped, it would be gone from the rebuilt file."""
+        if nbytes > MAX_READ_BYTES:
+            raise ReindexError(f"{self.path}: the record at byte {offset} holds {nbytes / 2**20:.0f} MiB{how}, more "
+                               f"than the {MAX_READ_BYTES >> 20} MiB the bag tools read at once; the bag is left as "
+                               "it is")
+
     def __iter__(self):
         from mcap.data_stream import ReadDataStream
         from mcap.opcode import Opcode
@@ -134,8 +143,9 @@ class McapScan:
                 if offset + 9 + length > size:
                     self.torn_bytes = size - offset
                     return
+                self._check_size(length, offset, "")
                 body = f.read(length)
-                offset += 9 + length
+                record_offset, offset = offset, offset + 9 + length
                 if op == Opcode.DATA_END:
                     self.data_end_seen = True
                     return
@@ -144,6 +154,11 @@ class McapScan:
                 elif op == Opcode.CHUNK:
                     try:
                         chunk = Chunk.read(ReadDataStream(io.BytesIO(body)))
+                    except Exception:  # noqa: BLE001 - a chunk record that does not parse: skip it, count it
+                        self.corrupt_chunks += 1
+                        continue
+                    self._check_size(chunk.uncompressed_size, record_offset, " once decompressed")
+                    try:
                         data = _decompress(chunk.compression, chunk.data, chunk.uncompressed_size)
                         if len(data) != chunk.uncompressed_size or (
                                 chunk.uncompressed_crc and zlib.crc32(data) != chunk.uncompressed_crc):
