@@ -256,15 +256,25 @@ def test_an_export_that_fails_for_the_disk_is_not_recorded_as_the_models_failure
 
 
 @pytest.mark.slow
+class OneConvDepth(torch.nn.Module):
+    """The models' ``(image, radar) -> {"depth": ...}`` interface with one convolution: what the exporter does with a
+    file does not depend on the network, and this one exports in a third of the time of the smallest student."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3 + len(CHANNELS), 1, 3, padding=1)
+
+    def forward(self, image, radar):
+        return {"depth": self.conv(torch.cat([image, radar], 1))}
+
+
 def test_an_exported_graph_gets_the_usual_file_permissions(tmp_path):
     """The exporter writes into a ``mkstemp`` file and keeps its mode: cached ``model.onnx`` graphs were 0600,
     unreadable to the other users of a shared cache, unlike every other artefact (0666 less the umask)."""
     import os
 
     torch.manual_seed(0)
-    tiny = build_model("xdrcdepth", width_mult=0.25, radar_width_mult=0.25, decoder_channels=[32, 16, 16, 8, 8],
-                       daspp_growth=[8, 8, 8, 8]).eval()
-    graph = export.export_onnx(tiny, (32, 64), tmp_path / "model.onnx", len(CHANNELS))
+    graph = export.export_onnx(OneConvDepth().eval(), (32, 64), tmp_path / "model.onnx", len(CHANNELS))
     umask = os.umask(0)
     os.umask(umask)
     assert graph.stat().st_mode & 0o777 == 0o666 & ~umask
