@@ -115,16 +115,25 @@ def test_a_run_log_shows_each_line_while_the_command_still_runs(tmp_path, monkey
     assert log.read_text().startswith(f"\n$ {sys.executable} -c")
 
 
-def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path):
+@pytest.fixture(scope="module")
+def three_scene_benchmark(tmp_path_factory):
+    """A data config of 3 train scenes (and 1 val, 1 test) and its root, shared by the tests below: the first one's
+    ``build_data`` renders it (~1 min), the next finds it built (``build_data`` skips finished work)."""
+    root = tmp_path_factory.mktemp("three_scenes")
+    data = _yaml(root / "data.yaml", {
+        "root": str(root / "bench"), "image_scale": 0.1, "conditions": ["clear", "fog"], "frames_per_scene": 2,
+        "input_hw": [64, 128], "train_lidar_sweeps": 1, "radar_sweeps": 1,
+        "splits": {"train": {"scenes": 3, "seed": 1}, "val": {"scenes": 1, "seed": 2}, "test": {"scenes": 1, "seed": 3}}})
+    return data, root / "bench"
+
+
+def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path, three_scene_benchmark):
     """``train_scenes: N`` caches the first N rendered train scenes apart from the full split, and points the
     teacher, the teacher cache and every student at that cache (with the study's teacher / student overrides
     merged in; a variant's ``precision`` wins over the study's); a count the split cannot give is refused."""
     from xdrcdepth_core.experiments.ablation import Ablation, load_ablation_config
 
-    data = _yaml(tmp_path / "data.yaml", {
-        "root": str(tmp_path / "bench"), "image_scale": 0.1, "conditions": ["clear", "fog"], "frames_per_scene": 2,
-        "input_hw": [64, 128], "train_lidar_sweeps": 1, "radar_sweeps": 1,
-        "splits": {"train": {"scenes": 3, "seed": 1}, "val": {"scenes": 1, "seed": 2}, "test": {"scenes": 1, "seed": 3}}})
+    data, bench = three_scene_benchmark
     common = {"precision": "fp32", "data": {"input_hw": [64, 128]}, "log": {"tensorboard": False}}
     study = {"data": data, "out": str(tmp_path / "runs"), "results_dir": str(tmp_path / "results"),
              "teacher": _yaml(tmp_path / "teacher.yaml", {**common, "model": TINY_TEACHER,
@@ -140,14 +149,14 @@ def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path
     ablation.build_data()
 
     # Which samples belong to which scene, from the rendered nuScenes tables themselves.
-    tables = next((tmp_path / "bench" / "scenes" / "train").glob("v1.0-*"))
+    tables = next((bench / "scenes" / "train").glob("v1.0-*"))
     scene_names = {s["token"]: s["name"] for s in json.loads((tables / "scene.json").read_text())}
     assert sorted(scene_names.values()) == ["synth-1-0000", "synth-1-0001", "synth-1-0002"]
     scene_of = {s["token"]: scene_names[s["scene_token"]] for s in json.loads((tables / "sample.json").read_text())}
-    subset = tmp_path / "bench" / "cache" / "train_64x128_first2scenes"
+    subset = bench / "cache" / "train_64x128_first2scenes"
     tokens = {str(np.load(f)["token"]) for f in subset.glob("*.npz")}
     assert len(tokens) == 4 and {scene_of[t] for t in tokens} == {"synth-1-0000", "synth-1-0001"}
-    assert len(list((tmp_path / "bench" / "cache" / "train_64x128").glob("*.npz"))) == 6   # the full split kept
+    assert len(list((bench / "cache" / "train_64x128").glob("*.npz"))) == 6   # the full split kept
 
     teacher = ablation.teacher_config()
     student = ablation.student_config("direct", 0, tmp_path / "runs" / "direct" / "seed0")
@@ -169,17 +178,14 @@ def test_train_scenes_and_overrides_reach_the_teacher_and_every_student(tmp_path
                      tmp_path / "bad.yaml")
 
 
-def test_unlabelled_variant_adds_the_other_train_scenes_without_labels(tmp_path):
+def test_unlabelled_variant_adds_the_other_train_scenes_without_labels(tmp_path, three_scene_benchmark):
     """A variant with ``unlabelled: true`` trains on one folder: the first ``train_scenes`` scenes as they are
     and the split's other scenes without any label, with a teacher cache of its own for those frames, and the
     trainer batches both kinds together; the other variants keep the labelled subset. Settings it cannot
     work with are refused."""
     from xdrcdepth_core.experiments.ablation import Ablation, load_ablation_config
 
-    data = _yaml(tmp_path / "data.yaml", {
-        "root": str(tmp_path / "bench"), "image_scale": 0.1, "conditions": ["clear", "fog"], "frames_per_scene": 2,
-        "input_hw": [64, 128], "train_lidar_sweeps": 1, "radar_sweeps": 1,
-        "splits": {"train": {"scenes": 3, "seed": 1}, "val": {"scenes": 1, "seed": 2}, "test": {"scenes": 1, "seed": 3}}})
+    data, bench = three_scene_benchmark
     common = {"precision": "fp32", "data": {"input_hw": [64, 128]}, "log": {"tensorboard": False, "images": 0},
               "optim": {"epochs": 1, "batch_size": 2}}
     kd = [{"name": "dkd", "bins": 16}]
@@ -196,10 +202,10 @@ def test_unlabelled_variant_adds_the_other_train_scenes_without_labels(tmp_path)
     ablation.build_data()
     ablation.train_teacher()
 
-    tables = next((tmp_path / "bench" / "scenes" / "train").glob("v1.0-*"))
+    tables = next((bench / "scenes" / "train").glob("v1.0-*"))
     scene_names = {s["token"]: s["name"] for s in json.loads((tables / "scene.json").read_text())}
     scene_of = {s["token"]: scene_names[s["scene_token"]] for s in json.loads((tables / "sample.json").read_text())}
-    mixed = tmp_path / "bench" / "cache" / "train_64x128_first2scenes_plus1unlabelled"
+    mixed = bench / "cache" / "train_64x128_first2scenes_plus1unlabelled"
     labels = {}
     for f in mixed.glob("*.npz"):
         with np.load(f) as npz:
@@ -214,7 +220,7 @@ def test_unlabelled_variant_adds_the_other_train_scenes_without_labels(tmp_path)
     assert sorted(f.name for f in plus_cache.glob("*.npz")) == sorted(f.name for f in mixed.glob("*.npz"))
 
     configs = {name: ablation.student_config(name, 0, tmp_path / "runs" / name / "seed0") for name in study["variants"]}
-    subset = str(tmp_path / "bench" / "cache" / "train_64x128_first2scenes")
+    subset = str(bench / "cache" / "train_64x128_first2scenes")
     assert configs["direct"]["data"]["train"] == configs["dkd"]["data"]["train"] == subset
     assert configs["dkd"]["teacher"]["cache"] == str(tmp_path / "runs" / "teacher_cache")
     assert configs["dkd+unlabelled"]["data"]["train"] == str(mixed)
