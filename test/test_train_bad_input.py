@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -394,6 +395,66 @@ def test_a_best_pt_of_an_interrupted_first_epoch_needs_resume(tmp_path, cache, c
                    "folder\n")
     assert main(["train", "--config", config, "--no-progress", "--resume"]) == 0
     assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+
+
+def test_a_config_yaml_the_run_did_not_write_is_not_replaced(tmp_path, cache, capsys):
+    """A black-box run: the experiment YAML kept in its own out folder as config.yaml (``out:`` pointing there) was
+    replaced by the resolved config, comments and all, exit 0; so was any file of that name. A config.yaml equal to
+    what the run writes (a rerun of a first epoch cut short) is no loss and is written again."""
+    run = tmp_path / "run"
+    run.mkdir()
+    mine = Path(_experiment(tmp_path, cache))
+    (run / "config.yaml").write_text("# my experiment, with notes\n" + mine.read_text())
+    kept = (run / "config.yaml").read_bytes()
+    err = _one_line(capsys, main(["train", "--config", str(run / "config.yaml"), "--no-progress"]))
+    assert err == (f"xdrcdepth train: {run / 'config.yaml'} exists and is not this run's resolved config (a file of "
+                   "yours, e.g. the experiment YAML itself, or another run's): choose another out folder\n")
+    assert (run / "config.yaml").read_bytes() == kept and sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+
+    from xdrcdepth_core.train.config import dump_config, resolve_config
+
+    (run / "config.yaml").write_text(dump_config(resolve_config(str(mine), [])))   # what the run itself writes
+    assert main(["train", "--config", str(mine), "--no-progress"]) == 0
+
+
+def test_two_runs_into_one_out_folder_do_not_both_train(tmp_path, cache, capsys):
+    """A black-box run: two trainings into one folder both reported success, each writing over the other's files,
+    and the folder held one of them. A training run holds an exclusive lock on its out folder (seen from here while
+    it trains), and a run that finds the folder locked is refused in one line, having written nothing."""
+    import fcntl
+    import os
+    import signal
+
+    from fs_faults import sigint_default
+    from test_bag_recording_safety import wait_for
+
+    run = tmp_path / "run"
+    config = _experiment(tmp_path, cache, optim__epochs=100_000)
+    first = subprocess.Popen([sys.executable, "-m", "xdrcdepth_core.cli", "train", "--config", config, "--no-progress"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    try:
+        wait_for(lambda: (run / "config.yaml").is_file(), 240, "the run's config.yaml", first)   # written once locked
+        fd = os.open(run, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    fd = os.open(other, os.O_RDONLY | os.O_DIRECTORY)     # as a running training run holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        err = _one_line(capsys, main(["train", "--config", config, "--set", f"out={other}", "--no-progress"]))
+    finally:
+        os.close(fd)
+    assert err == (f"xdrcdepth train: {other} is in use by another training run: wait for it to end, or choose "
+                   "another out folder\n")
+    assert list(other.iterdir()) == []
 
 
 def test_resuming_with_fewer_epochs_than_the_run_has_is_refused(tmp_path, cache, capsys):

@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: interrupted; resume with --resume (" + (f"state of the last finished epoch is in {last})"
                                                              if last.is_file() else "no epoch had finished yet)"))
         return EXIT_INTERRUPTED
+    except FileExistsError as exc:      # the out folder is another run's now
+        say(f"{PROG}: {exc}")
+        return EXIT_USAGE
     except OSError as exc:              # out folder read-only, full, or a file in the way
         say(os_error_line(PROG, exc))
         return 1

@@ -25,8 +25,10 @@ exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -272,7 +274,34 @@ class Trainer:
         elif not resume and (self.out / "best.pt").is_file():   # an interrupted first epoch's (no history yet)
             raise FileExistsError(f"{self.out / 'best.pt'} exists: resume the run with --resume, or choose another "
                                   "out folder")
+        if not (resume and last.is_file()) and not self._may_write_config():
+            raise FileExistsError(f"{self.out / 'config.yaml'} exists and is not this run's resolved config (a file "
+                                  "of yours, e.g. the experiment YAML itself, or another run's): choose another out "
+                                  "folder")
         self.writer = None
+        self._out_lock: int | None = None
+
+    def _may_write_config(self) -> bool:
+        """Whether ``out/config.yaml`` is absent or already what this run writes there (a rerun of a first epoch
+        that was cut short): a fresh run replaced any file of that name, the ``--config`` YAML included."""
+        path = self.out / "config.yaml"
+        if not path.exists() and not path.is_symlink():
+            return True
+        resolved = dump_config(self.cfg).encode()
+        return path.is_file() and path.stat().st_size == len(resolved) and path.read_bytes() == resolved
+
+    def _lock_out_folder(self) -> None:
+        """One run per out folder (rank 0 of it): an exclusive ``flock`` on the folder itself, held until the
+        process ends, so no file of ours is added. Two runs into one folder each wrote their checkpoints over
+        the other's, both reported success, and the folder held one of them."""
+        fd = os.open(self.out, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FileExistsError(f"{self.out} is in use by another training run: wait for it to end, or choose "
+                                  "another out folder") from None
+        self._out_lock = fd
 
     # ----------------------------------------------------------------------------------------------------
     def _load_teacher(self) -> torch.nn.Module:
@@ -473,6 +502,7 @@ class Trainer:
         main = self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
+            self._lock_out_folder()
             # a run killed while writing one of its files left a temporary of it (a checkpoint's is as large as
             # the checkpoint): removed, as prepare does; live writers' and other names' are left alone
             remove_stale_temporaries(self.out, lambda target: target in RUN_FILES)
