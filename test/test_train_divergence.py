@@ -81,3 +81,18 @@ def test_steps_skipped_in_a_row_end_the_run_in_one_line(caches, tmp_path, monkey
                    f"{out / 'last.pt'} holds the last finished epoch: --resume with --set precision=fp32, or "
                    "train anew with a lower optim.lr\n")
     assert torch.load(out / "last.pt", weights_only=True)["training_state"]["epoch"] == 2
+
+
+def test_a_step_that_makes_weights_non_finite_ends_the_run_in_one_line(caches, tmp_path, capsys):
+    """A black-box run: optim.lr 1e30 gave finite losses and gradients but all-NaN weights after the first update;
+    the run went on, exit 0, and saved them as best.pt (validation clamps NaN predictions, so the MAE was finite)."""
+    out = tmp_path / "run"
+    config = write_experiment(tmp_path / "run.yaml", **experiment(
+        caches, out, TINY_STUDENT, [{"name": "depth_l1"}], epochs=2, log={"tensorboard": False, "images": 0},
+        optim={"epochs": 2, "batch_size": 2, "lr": 1.0e30}))
+    args = argparse.Namespace(config=config, overrides=[], resume=False, no_progress=True)
+    assert command.run(args) == 1
+    assert capsys.readouterr().err == (
+        "xdrcdepth train: training diverged: step 1 (finite loss and gradient) made weights non-finite (optim.lr 1e+30 "
+        "too high?); no epoch had finished: train anew with a lower optim.lr or precision fp32\n")
+    assert not (out / "best.pt").exists() and not (out / "last.pt").exists()

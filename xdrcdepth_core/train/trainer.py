@@ -10,7 +10,9 @@ autocast) -> backward -> gradient clipping -> AdamW step -> LR schedule step. A 
 any DDP rank) or a non-finite gradient skips the step (counted and logged) instead of corrupting the weights:
 one bad bf16 step otherwise turns every weight into NaN and the rest of the run trains nothing (fp16's grad
 scaler does this check itself, lowering its scale). :data:`DIVERGED_STEPS` skipped steps in a row stop the run
-(:class:`TrainingDiverged`); ``last.pt`` keeps the last finished epoch.
+(:class:`TrainingDiverged`), as does a step that leaves a weight non-finite (a learning rate so high that one
+update overflows: the run went on, and a NaN model's clamped predictions scored a finite MAE and became
+``best.pt``); ``last.pt`` keeps the last finished epoch.
 
 Per epoch (rank 0): validation through :func:`xdrcdepth_core.evaluation.evaluate.evaluate_cache` — the
 estimator the node runs, on a copy of the weights —, then, when the validation MAE at the largest cap
@@ -445,6 +447,9 @@ class Trainer:
             torch.nn.utils.clip_grads_with_norm_(self.params, clip, norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if not torch.isfinite(torch.nn.utils.get_total_norm(self.params)):     # identical on every DDP rank
+            raise TrainingDiverged(f"training diverged: step {self.global_step + 1} (finite loss and gradient) made "
+                                   f"weights non-finite (optim.lr {self.cfg['optim']['lr']:g} too high?)")
         self.scheduler.step()
         self.global_step += 1
         self.skipped_in_a_row = 0
