@@ -170,6 +170,21 @@ def test_eval_refuses_to_write_its_json_over_the_checkpoint(tmp_path, capsys):
     assert checkpoint.read_bytes() == SHIPPED_CHECKPOINT.read_bytes()
 
 
+@pytest.mark.parametrize("option", ["--json", "--panels"])
+def test_eval_refuses_to_write_into_its_data_folder(tmp_path, capsys, option):
+    """A black-box run: `--json` naming one of the cache's own .npz files replaced it with JSON, exit 0, and the next
+    eval failed on that file."""
+    data = tmp_path / "cache"
+    data.mkdir()
+    sample = data / "177765ad.npz"
+    sample.write_bytes(b"PK-a cache file")
+    target = sample if option == "--json" else data / "panels"
+    assert main(["eval", "--data", str(data), option, str(target)]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth eval: error: argument {option}: {target} is in the --data folder "
+                                       f"{data}: write it elsewhere\n")
+    assert sample.read_bytes() == b"PK-a cache file" and sorted(p.name for p in data.iterdir()) == ["177765ad.npz"]
+
+
 RUNTIME_INTERRUPTED_WHILE_IT_INITIALISES = """
 import os, signal
 try:                     # as a C extension does: the interrupt inside its init becomes an ImportError

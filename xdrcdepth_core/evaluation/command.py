@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
     problem = output_overlap({"--json": args.json, "--panels": args.panels},
-                             {"--checkpoint": args.checkpoint, "--teacher": args.teacher})
+                             {"--checkpoint": args.checkpoint, "--teacher": args.teacher, "--data": args.data})
     if problem:
         say(f"{PROG}: error: {problem}")
         return 2
