@@ -327,6 +327,27 @@ def test_export_checks_out_before_any_work(tmp_path, capsys, fmt, out, why):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
 
 
+@pytest.mark.parametrize("fmt, checkpoint, out, output", [
+    ("onnx", "ck.onnx", "ck.onnx", "--out"),
+    ("onnx", "m.onnx.parity.json", "m.onnx", "--out's parity report"),
+    ("openvino", "model.bin", "model.xml", "--out's weights"),
+], ids=["out", "parity-report", "openvino-weights"])
+def test_export_never_writes_over_its_checkpoint(model, tmp_path, capsys, fmt, checkpoint, out, output):
+    """A black-box run: a checkpoint named model.bin exported with --format openvino --out model.xml had its weights
+    replaced by the IR's, exit 0 ('wrote ... model.xml (+ model.bin)'); --checkpoint ck.onnx --out ck.onnx too.
+    Refused before any export work, the checkpoint unchanged."""
+    from xdrcdepth_core.cli import main
+
+    ckpt = tmp_path / checkpoint
+    save_checkpoint(ckpt, model, HW, CHANNELS)
+    kept = ckpt.read_bytes()
+    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(tmp_path / out)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"xdrcdepth export: error: argument {output}: {ckpt} is the --checkpoint {ckpt}: writing it would destroy "
+        "that input")
+    assert ckpt.read_bytes() == kept and [p.name for p in tmp_path.iterdir()] == [checkpoint]
+
+
 def test_openvino_out_names_a_pair_of_files(tmp_path, capsys):
     """An OpenVINO IR is x.xml + x.bin: --help says --out x.xml writes x.bin too, and a folder where the weights
     would go is refused before any work, as a folder at --out is."""

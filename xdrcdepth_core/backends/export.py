@@ -39,7 +39,7 @@ from xdrcdepth_core.backends.base import DepthOnly, PRECISIONS
 from xdrcdepth_core.backends.capability import import_runtime
 from xdrcdepth_core.backends.frames import (CALIBRATION_FRAMES, Frame, cache_root, frames_for,
                                            load_cache_frames)
-from xdrcdepth_core.cli_args import os_error_line, path_argument, positive_int, say
+from xdrcdepth_core.cli_args import os_error_line, output_overlap, path_argument, positive_int, say
 from xdrcdepth_core.device import add_device_argument
 
 LOG = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
                                         create_backend)
     from xdrcdepth_core.device import resolve_device
     from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
-    from xdrcdepth_core.infer import DepthEstimator
+    from xdrcdepth_core.infer import SHIPPED_CHECKPOINT, DepthEstimator
 
     ext = ".onnx" if args.format == "onnx" else ".xml"
     if args.out is not None and (args.out.is_dir() or args.out.suffix != ext):
@@ -253,6 +253,12 @@ def run(args: argparse.Namespace) -> int:
             f"{DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096, the depth node's max_image_pixels); give a smaller --batch")
         return 2
     out = args.out or Path("exports") / f"{model.name}_{h}x{w}_{args.precision}{ext}"
+    written = {"--out": out, "--out's parity report": f"{out}.parity.json",
+               "--out's weights": out.with_suffix(".bin") if ext == ".xml" else None}
+    if problem := output_overlap(written, {"--checkpoint": args.checkpoint or SHIPPED_CHECKPOINT,
+                                           "--frames": args.frames, "--calibration": args.calibration}):
+        say(f"xdrcdepth export: error: {problem}")
+        return 2
     try:                            # the output's folder before the work: a path through a file fails now
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
