@@ -399,22 +399,23 @@ def test_a_best_pt_of_an_interrupted_first_epoch_needs_resume(tmp_path, cache, c
 
 def test_a_config_yaml_the_run_did_not_write_is_not_replaced(tmp_path, cache, capsys):
     """A black-box run: the experiment YAML kept in its own out folder as config.yaml (``out:`` pointing there) was
-    replaced by the resolved config, comments and all, exit 0; so was any file of that name. A config.yaml equal to
-    what the run writes (a rerun of a first epoch cut short) is no loss and is written again."""
+    replaced by the resolved config, comments and all, exit 0; so was any file of that name. One a run wrote (its
+    first line says so; here of a run whose first epoch failed) is replaced as before."""
+    from xdrcdepth_core.train.trainer import RESOLVED_CONFIG_HEADER
+
     run = tmp_path / "run"
     run.mkdir()
     mine = Path(_experiment(tmp_path, cache))
     (run / "config.yaml").write_text("# my experiment, with notes\n" + mine.read_text())
     kept = (run / "config.yaml").read_bytes()
     err = _one_line(capsys, main(["train", "--config", str(run / "config.yaml"), "--no-progress"]))
-    assert err == (f"xdrcdepth train: {run / 'config.yaml'} exists and is not this run's resolved config (a file of "
-                   "yours, e.g. the experiment YAML itself, or another run's): choose another out folder\n")
+    assert err == (f"xdrcdepth train: {run / 'config.yaml'} exists and was not written by a training run (a file of "
+                   "yours, e.g. the experiment YAML itself): choose another out folder\n")
     assert (run / "config.yaml").read_bytes() == kept and sorted(p.name for p in run.iterdir()) == ["config.yaml"]
 
-    from xdrcdepth_core.train.config import dump_config, resolve_config
-
-    (run / "config.yaml").write_text(dump_config(resolve_config(str(mine), [])))   # what the run itself writes
+    (run / "config.yaml").write_text(RESOLVED_CONFIG_HEADER + "name: an earlier run's, whose first epoch failed\n")
     assert main(["train", "--config", str(mine), "--no-progress"]) == 0
+    assert (run / "config.yaml").read_text().startswith(RESOLVED_CONFIG_HEADER)
 
 
 def test_two_runs_into_one_out_folder_do_not_both_train(tmp_path, cache, capsys):

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from xdrcdepth_core.train.distributed import shutdown
     from xdrcdepth_core.train.precision import emulated_bf16
-    from xdrcdepth_core.train.trainer import Trainer, TrainingDiverged
+    from xdrcdepth_core.train.trainer import OutFolderInUse, Trainer, TrainingDiverged
 
     try:
         trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress)
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: interrupted; resume with --resume (" + (f"state of the last finished epoch is in {last})"
                                                              if last.is_file() else "no epoch had finished yet)"))
         return EXIT_INTERRUPTED
-    except FileExistsError as exc:      # the out folder is another run's now
+    except OutFolderInUse as exc:       # the out folder is another run's now
         say(f"{PROG}: {exc}")
         return EXIT_USAGE
     except OSError as exc:              # out folder read-only, full, or a file in the way

@@ -65,6 +65,14 @@ DIVERGED_STEPS = 100
 RUN_FILES = frozenset({"config.yaml", "last.pt", "best.pt", "history.json", "summary.json"})
 
 
+#: The first line of the ``config.yaml`` a run writes: a file of that name without it is not replaced.
+RESOLVED_CONFIG_HEADER = "# resolved config of this run, written by xdrcdepth train (each run here replaces it)\n"
+
+
+class OutFolderInUse(FileExistsError):
+    """Another training run holds the out folder."""
+
+
 class TrainingDiverged(RuntimeError):
     """:data:`DIVERGED_STEPS` training steps in a row had a non-finite loss or gradient."""
 
@@ -277,20 +285,22 @@ class Trainer:
             raise FileExistsError(f"{self.out / 'best.pt'} exists: resume the run with --resume, or choose another "
                                   "out folder")
         if not (resume and last.is_file()) and not self._may_write_config():
-            raise FileExistsError(f"{self.out / 'config.yaml'} exists and is not this run's resolved config (a file "
-                                  "of yours, e.g. the experiment YAML itself, or another run's): choose another out "
-                                  "folder")
+            raise FileExistsError(f"{self.out / 'config.yaml'} exists and was not written by a training run (a file "
+                                  "of yours, e.g. the experiment YAML itself): choose another out folder")
         self.writer = None
         self._out_lock: int | None = None
 
     def _may_write_config(self) -> bool:
-        """Whether ``out/config.yaml`` is absent or already what this run writes there (a rerun of a first epoch
-        that was cut short): a fresh run replaced any file of that name, the ``--config`` YAML included."""
+        """Whether ``out/config.yaml`` is absent or one a run wrote (it starts with :data:`RESOLVED_CONFIG_HEADER`;
+        e.g. of a first epoch that failed): a fresh run replaced any file of that name, the ``--config`` YAML
+        kept in its own out folder included."""
         path = self.out / "config.yaml"
         if not path.exists() and not path.is_symlink():
             return True
-        resolved = dump_config(self.cfg).encode()
-        return path.is_file() and path.stat().st_size == len(resolved) and path.read_bytes() == resolved
+        if not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            return f.read(len(RESOLVED_CONFIG_HEADER.encode())) == RESOLVED_CONFIG_HEADER.encode()
 
     def _lock_out_folder(self) -> None:
         """One run per out folder (rank 0 of it): an exclusive ``flock`` on the folder itself, held until the
@@ -301,7 +311,7 @@ class Trainer:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise FileExistsError(f"{self.out} is in use by another training run: wait for it to end, or choose "
+            raise OutFolderInUse(f"{self.out} is in use by another training run: wait for it to end, or choose "
                                   "another out folder") from None
         self._out_lock = fd
 
@@ -503,7 +513,16 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------------
     def fit(self) -> dict:
-        """Train from the current epoch to the last; returns the final summary (rank 0 writes files)."""
+        """Train from the current epoch to the last; returns the final summary (rank 0 writes files, holding the
+        out folder's lock until it returns)."""
+        try:
+            return self._fit()
+        finally:
+            if self._out_lock is not None:
+                os.close(self._out_lock)      # closing the descriptor releases the flock
+                self._out_lock = None
+
+    def _fit(self) -> dict:
         main = self.dist.is_main
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -511,7 +530,7 @@ class Trainer:
             # a run killed while writing one of its files left a temporary of it (a checkpoint's is as large as
             # the checkpoint): removed, as prepare does; live writers' and other names' are left alone
             remove_stale_temporaries(self.out, lambda target: target in RUN_FILES)
-            atomic_write_bytes(self.out / "config.yaml", dump_config(self.cfg).encode())
+            atomic_write_bytes(self.out / "config.yaml", (RESOLVED_CONFIG_HEADER + dump_config(self.cfg)).encode())
             if self.median_train_depth is None:
                 self.median_train_depth = self._median_train_depth()
             if self.cfg["log"]["tensorboard"]:
