@@ -195,6 +195,22 @@ def test_unreadable_files_are_named(folder):
     assert dataset[0]["depth_gt"].any()
 
 
+def test_an_image_larger_than_the_pixel_limit_is_named_before_it_is_decoded(folder, monkeypatch):
+    """A black-box run: a 4.6 MB PNG (named .jpg) declaring 40000 x 40000 took demo and prepare to 6.7 GB and a
+    MemoryError (nuscenes-devkit lifts PIL's own limit). The size in the header is checked first; here a 22 kB PNG
+    of 5000 x 4000 one-bit pixels, with decoding made to fail loudly should it be reached."""
+    from PIL import Image
+
+    dataset = NuScenesDepthDataset(folder, "v1.0-test")
+    path = Path(dataset.nusc.get_sample_data_path(dataset.nusc.get("sample", dataset.sample_tokens[0])["data"]
+                                                  ["CAM_FRONT"]))
+    Image.new("1", (5000, 4000)).save(path, format="PNG")
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("the image was decoded"))
+    with pytest.raises(ValueError) as info:
+        dataset[0]
+    assert str(info.value) == f"{path}: image of 5000 x 4000 pixels, more than 16777216 (4096 x 4096); not decoded"
+
+
 def test_a_link_to_a_record_that_is_not_there_names_the_table_file(tmp_path):
     """Audit 2026-12-06: a ``sample.next`` (or a ``sample_data.ego_pose_token``) naming no record made the
     devkit's ``get`` raise a bare ``KeyError`` of the token, a traceback out of ``prepare``. The error names the

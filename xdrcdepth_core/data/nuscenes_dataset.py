@@ -231,12 +231,20 @@ def check_tables(nusc, camera: str, radar_sensors: Sequence[str], radar_channels
 
 
 def read_rgb_image(path: str | os.PathLike) -> np.ndarray:
-    """H x W x 3 uint8 RGB image; ``ValueError`` naming the file if it cannot be decoded."""
+    """H x W x 3 uint8 RGB image; ``ValueError`` naming the file if it cannot be decoded or is larger than
+    :data:`~xdrcdepth_core.imageio.DEFAULT_MAX_IMAGE_PIXELS`, checked from its header before decoding (PIL's own
+    bomb limit is lifted by nuscenes-devkit's map module: a 4.6 MB PNG of 40000 x 40000 took 6.7 GB)."""
+    from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
+
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError) as exc:
+            width, height = image.size
+            if width * height <= DEFAULT_MAX_IMAGE_PIXELS:
+                return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: cannot read image ({exc})") from None
+    raise ValueError(f"{path}: image of {width} x {height} pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096); "
+                     "not decoded")
 
 
 def read_exact_depth(path: str | os.PathLike, image_hw: tuple[int, int]) -> np.ndarray:
