@@ -262,6 +262,11 @@ DATA = {"root": "bench", "image_scale": 0.1, "conditions": ["clear"], "frames_pe
     ({"input_hw": 64}, "input_hw must be two positive multiples of 32, got 64"),
     ({"conditions": ["sunny"]}, "conditions must be a non-empty list of clear, fog, night, rain, got ['sunny']"),
     ({"frames_per_scene": "2"}, "frames_per_scene must be an integer >= 1, got '2'"),
+    # a black-box run: these were accepted, then a traceback after a .partial folder was made (image_scale 1000), a
+    # MemoryError at 5.7 GB (10**11 frames), a hang in prepare (65536 x 65536)
+    ({"image_scale": 1000}, "image_scale must be a number in [0.01, 1] (of nuScenes' 1600 x 900), got 1000"),
+    ({"frames_per_scene": 10**11}, "frames_per_scene must be at most 10000, got 100000000000"),
+    ({"input_hw": [65536, 65536]}, "input_hw [65536, 65536] is 4294967296 pixels, more than 16777216 (4096 x 4096)"),
 ])
 def test_build_data_config_of_the_wrong_shape(tmp_path, capsys, change, message):
     path = tmp_path / "data.yaml"

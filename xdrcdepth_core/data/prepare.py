@@ -48,6 +48,7 @@ from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
 from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, interrupted_line, os_error_line,
                                      path_argument, positive_int, say)
 from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name, token_file_name
+from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 
 from .cache_file import open_npz, save_npz
 from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError, UnknownSceneError
@@ -187,6 +188,9 @@ def check_arguments(args: argparse.Namespace) -> str | None:
                 f"{', '.join(KNOWN_RADAR_CHANNELS)})")
     if len(set(args.radar_channels)) != len(args.radar_channels):
         return f"--radar-channels: {' '.join(args.radar_channels)} names a channel twice"
+    if args.resize and args.resize[0] * args.resize[1] > DEFAULT_MAX_IMAGE_PIXELS:   # 100000 x 100000: OOM-killed
+        return (f"--resize {args.resize[0]} {args.resize[1]} is {args.resize[0] * args.resize[1]} pixels, more than "
+                f"{DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096, the largest image the node and the tools take)")
     return None
 
 

@@ -19,12 +19,13 @@ paths are listed by :func:`benchmark_paths`, which experiment configs use.
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import time
 from pathlib import Path
 
 from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, path_argument, say
+from xdrcdepth_core.data.synthetic.command import MAX_KEYFRAMES
+from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 from xdrcdepth_core.train.config import read_yaml_mapping
 
 PROG = "xdrcdepth build-data"
@@ -59,17 +60,21 @@ def _data_config_problem(cfg: dict) -> str | None:
     if not isinstance(cfg["root"], str) or not cfg["root"]:
         return f"root must be a folder path, got {cfg['root']!r}"
     scale = cfg["image_scale"]
-    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale < math.inf):
-        return f"image_scale must be a positive number, got {scale!r}"
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0.01 <= scale <= 1):
+        return f"image_scale must be a number in [0.01, 1] (of nuScenes' 1600 x 900), got {scale!r}"
     conditions = cfg["conditions"]
     if not (isinstance(conditions, list) and conditions and all(c in CONDITIONS for c in conditions)):
         return f"conditions must be a non-empty list of {', '.join(CONDITIONS)}, got {conditions!r}"
     for key in ("frames_per_scene", "train_lidar_sweeps", "radar_sweeps"):
         if not _count(cfg[key], 1):
             return f"{key} must be an integer >= 1, got {cfg[key]!r}"
+    if cfg["frames_per_scene"] > MAX_KEYFRAMES:
+        return f"frames_per_scene must be at most {MAX_KEYFRAMES}, got {cfg['frames_per_scene']!r}"
     hw = cfg["input_hw"]
     if not (isinstance(hw, list) and len(hw) == 2 and all(_count(v, 1) and v % 32 == 0 for v in hw)):
         return f"input_hw must be two positive multiples of 32, got {hw!r}"
+    if hw[0] * hw[1] > DEFAULT_MAX_IMAGE_PIXELS:
+        return f"input_hw {hw} is {hw[0] * hw[1]} pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096)"
     splits = cfg["splits"]
     if not isinstance(splits, dict) or set(splits) != set(SPLITS):
         return f"splits must be a mapping of {', '.join(SPLITS)}, got {splits!r}"

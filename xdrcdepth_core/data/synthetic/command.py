@@ -37,13 +37,34 @@ def _version(text: str) -> str:
     return text
 
 
+#: Most key frames one scene may have (``--frames``, ``build-data``'s ``frames_per_scene``): a scene's readings are
+#: scheduled in memory (~31 per key frame; 10**11 frames reached 5.7 GB and a MemoryError); nuScenes scenes have ~40.
+MAX_KEYFRAMES = 10_000
+
+
+def image_scale(text: str) -> float:
+    """Camera image scale (argparse ``type``): 0.01 to 1 of nuScenes' 1600 x 900."""
+    value = positive_float(text)
+    if not 0.01 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0.01, 1], got {text!r}")
+    return value
+
+
+def keyframe_count(text: str) -> int:
+    """Key frames per scene (argparse ``type``): 1 to :data:`MAX_KEYFRAMES`."""
+    value = positive_int(text)
+    if value > MAX_KEYFRAMES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_KEYFRAMES}, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=path_argument, help="output folder (created; must be empty)")
     parser.add_argument("--scenes", type=positive_int, default=1, help="number of scenes (default: %(default)s)")
-    parser.add_argument("--frames", type=positive_int, default=4,
+    parser.add_argument("--frames", type=keyframe_count, default=4,
                         help="key frames (2 Hz samples) per scene (default: %(default)s)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--image-scale", type=positive_float, default=1.0,
+    parser.add_argument("--image-scale", type=image_scale, default=1.0,
                         help="camera image size relative to nuScenes 1600x900, intrinsics scaled (default: 1)")
     parser.add_argument("--conditions", type=_conditions, default=("clear",),
                         help="comma list of clear,fog,night,rain; scene i uses entry i mod len (default: clear)")
