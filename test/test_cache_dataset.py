@@ -180,6 +180,8 @@ def _rewrite(path, **changes):
     ({"radar": np.full((4, H, W), "a")}, f"radar is 4 x {H} x {W} <U1, expected 4 x {H} x {W} float32"),
     ({"radar_channels": np.array("depth")}, "radar_channels is a scalar <U5, expected a list of channel names"),
     ({"depth_gt": np.full((H, W), "x")}, f"depth_gt is {H} x {W} <U1, expected {H} x {W} float32"),
+    ({"depth_gt": np.full((H, W), np.nan, np.float32)}, "depth_gt holds NaN or infinite values (as float32; 0 marks"),
+    ({"depth_exact": np.full((H, W), np.inf, np.float32)}, "depth_exact holds NaN or infinite values"),
     ({"depth_exact": np.zeros((H, W + 1), np.float32)}, f"depth_exact is {H} x {W + 1} float32, expected {H} x {W}"),
     ({"K": np.eye(4)}, "K is 4 x 4 float64, expected 3 x 3 float"),
     ({"boxes": np.zeros((2, 6), np.float32)}, "boxes is 2 x 6 float32, expected N x 7 float32"),

@@ -89,7 +89,8 @@ def cache_sample_problem(arrays: dict) -> str | None:
     the model's depth NaN, which the metrics would score as a plausible number (and training skip every step).
     Checked: ``image`` H x W x 3 uint8; ``radar_channels`` a list of names; ``radar`` C x H x W real numbers,
     finite as float32 (what the model takes), one plane per radar channel; each depth map present
-    (:data:`DEPTH_MAP_KEYS`) H x W real numbers; ``K`` 3 x 3 real numbers; ``boxes`` rows of 7 real numbers."""
+    (:data:`DEPTH_MAP_KEYS`) H x W real numbers, finite (a NaN ground truth made every batch holding it a
+    skipped step, and a NaN-only val set "no validation", without a word); ``K`` 3 x 3 real numbers; ``boxes`` rows of 7 real numbers."""
     image, radar, channels = arrays["image"], arrays["radar"], arrays["radar_channels"]
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
         return f"image is {describe_array(image)}, expected H x W x 3 uint8 RGB"
@@ -104,6 +105,8 @@ def cache_sample_problem(arrays: dict) -> str | None:
     for key in DEPTH_MAP_KEYS:
         if key in arrays and (arrays[key].shape != hw or arrays[key].dtype.kind not in REAL_DTYPE_KINDS):
             return f"{key} is {describe_array(arrays[key])}, expected {hw[0]} x {hw[1]} float32 (the image size)"
+        if key in arrays and not finite_as_float32(arrays[key]):   # 0 is "no ground truth"; NaN was skipped steps
+            return f"{key} holds NaN or infinite values (as float32; 0 marks a pixel without ground truth)"
     if arrays["K"].shape != (3, 3) or arrays["K"].dtype.kind not in REAL_DTYPE_KINDS:
         return f"K is {describe_array(arrays['K'])}, expected 3 x 3 float"
     if "boxes" in arrays and (arrays["boxes"].size % 7 or arrays["boxes"].dtype.kind not in REAL_DTYPE_KINDS):
