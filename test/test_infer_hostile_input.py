@@ -167,6 +167,15 @@ def test_from_checkpoint_names_a_path_of_the_wrong_type(path):
         DepthEstimator.from_checkpoint(path, device="cpu", backend="torch", precision="fp32")
 
 
+@pytest.mark.parametrize("model", ["student.pt", None, 3])
+def test_a_model_that_is_no_module_is_a_type_error_naming_it(model):
+    """A black-box run: a checkpoint path (or None) given as the model was "'str' object has no attribute 'to'"."""
+    with pytest.raises(TypeError) as info:
+        DepthEstimator(model, input_hw=(64, 128), device="cpu")
+    assert str(info.value) == ("model must be a torch.nn.Module (DepthEstimator.from_checkpoint loads one from a "
+                               f"file), got {type(model).__name__}")
+
+
 @pytest.mark.parametrize("value", ["no", 1, None])
 def test_allow_export_must_be_a_bool(estimator, value):
     # "no" is true: the estimator would have been allowed a minute-long export nobody asked for

@@ -256,6 +256,9 @@ class DepthEstimator:
         on ground truth alone (:mod:`xdrcdepth_core.backends.parity`). ``max_image_pixels``: the largest frame
         (and network input) taken, width x height; a larger one is a ``ValueError`` before any work (default
         :data:`MAX_IMAGE_PIXELS`, the depth node's default)."""
+        if not isinstance(model, torch.nn.Module):   # a path or None: "'str' object has no attribute 'to'"
+            raise TypeError(f"model must be a torch.nn.Module (DepthEstimator.from_checkpoint loads one from a "
+                            f"file), got {type(model).__name__}")
         check_bool(allow_export, "allow_export")      # "no" would be true: a minute-long export nobody asked for
         if (not isinstance(max_image_pixels, numbers.Integral) or isinstance(max_image_pixels, bool)
                 or max_image_pixels < 1):
