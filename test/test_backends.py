@@ -220,6 +220,15 @@ def test_exported_backends_auto_and_export_command(model, frames, tmp_path, caps
     assert main(["export", "--checkpoint", str(ckpt), "--format", "openvino", "--out", str(xml), "--limit", "2"]) == 0
     assert xml.read_text().startswith("<?xml") and xml.with_suffix(".bin").stat().st_size > 10_000
     assert sorted(p.name for p in xml.parent.iterdir()) == ["tiny.bin", "tiny.xml", "tiny.xml.parity.json"]
+    # a graph of batch 2 (a black-box run: its parity check fed it single frames, a traceback every time)
+    two = tmp_path / "batch2" / "tiny.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--batch", "2", "--out", str(two),
+                 "--limit", "2"]) == 0
+    assert json.loads(two.with_name("tiny.onnx.parity.json").read_text())["parity"]["passed"]
+    import onnxruntime
+
+    inputs = onnxruntime.InferenceSession(str(two), providers=["CPUExecutionProvider"]).get_inputs()
+    assert [i.shape[0] for i in inputs] == [2, 2]
     assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--precision", "bf16",
                  "--out", str(tmp_path / "x.onnx")]) == 2                      # no bf16 kernels in ORT's CPU EP
     # a disk that fills while the export is written (a 4 kB file size limit: EFBIG, as ENOSPC): one line, exit 1

@@ -66,8 +66,8 @@ def _machine_tag() -> str:
 
 
 def _parity_gate(name: str, precision: str, candidate: Backend, reference: Backend, input_hw, radar_channels,
-                 device: str, frames, record_dir: Path | None, tolerance: ParityTolerance, tag: str = ""
-                 ) -> ParityReport:
+                 device: str, frames, record_dir: Path | None, tolerance: ParityTolerance, tag: str = "",
+                 batch: int = 1) -> ParityReport:
     """The parity report of ``candidate`` (cached per artefact, machine and precision); raises ParityFailed."""
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_core.backends.frames import frames_for
@@ -88,7 +88,8 @@ def _parity_gate(name: str, precision: str, candidate: Backend, reference: Backe
                 return report
     if frames is None:
         frames, _ = frames_for(None, radar_channels, limit=RUNTIME_PARITY_FRAMES)
-    report = check_parity(reference, candidate, frames, precision, input_hw, radar_channels, tolerance, device)
+    report = check_parity(reference, candidate, frames, precision, input_hw, radar_channels, tolerance, device,
+                          batch)
     if record is not None:
         atomic_write_bytes(record, json.dumps(report.to_dict(), indent=1).encode())
     LOG.info("parity %s: %s", candidate.description, report.summary())
@@ -142,7 +143,7 @@ def create_backend(name: str, model: torch.nn.Module, input_hw, radar_channels: 
         return backend
     reference = reference or TorchBackend(model, device, "fp32")
     backend.parity = _parity_gate(name, precision, backend, reference, input_hw, radar_channels, device, frames,
-                                  record_dir, tolerance, tag)
+                                  record_dir, tolerance, tag, batch)
     return backend
 
 

@@ -88,14 +88,17 @@ class ParityReport:
 
 def check_parity(reference: Runner, candidate: Runner, frames: Sequence[Frame], precision: str,
                  input_hw: tuple[int, int], radar_channels, tolerance: ParityTolerance = ParityTolerance(),
-                 device: str = "cpu") -> ParityReport:
-    """Compare ``candidate`` with ``reference`` on ``frames`` (module docstring has the rules)."""
+                 device: str = "cpu", batch: int = 1) -> ParityReport:
+    """Compare ``candidate`` with ``reference`` on ``frames`` (module docstring has the rules). ``batch``: the
+    inputs a graph of that static batch size takes at once; each frame fills every slot (all are compared, the
+    ground-truth MAE uses the first): a graph exported with ``--batch 2`` failed on single frames."""
     if not frames:
         raise ValueError("parity needs at least one frame")
     max_abs, abs_sum, ref_sum, pixels = 0.0, 0.0, 0.0, 0
     err_ref, err_cand, gt_pixels = 0.0, 0.0, 0
     for frame in frames:
-        image, radar = (t.to(device) for t in frame.inputs(input_hw, radar_channels))
+        image, radar = (t.to(device).expand(batch, -1, -1, -1).contiguous()
+                        for t in frame.inputs(input_hw, radar_channels))
         with torch.inference_mode():
             ref = reference(image, radar).float()
             cand = candidate(image, radar).float().to(ref.device)
