@@ -115,6 +115,7 @@ def test_the_node_target_is_judged_at_the_frame_size_and_the_shipped_input_is_st
 @pytest.mark.parametrize("args, message", [
     (["--repeats", "0"], "argument --repeats: must be >= 1, got '0'"),       # was a StatisticsError traceback
     (["--threads", "-1"], "argument --threads: must be >= 1, got '-1'"),     # was torch's RuntimeError traceback
+    (["--threads", "100000"], "argument --threads: must be at most 1024, got '100000'"),   # was a segfault
     (["--batch", "0"], "argument --batch: must be >= 1, got '0'"),
     (["--warmup", "-1"], "argument --warmup: must be >= 0, got '-1'"),     # silently no warm-up before
 ])
@@ -141,6 +142,43 @@ def test_bench_missing_frames_or_unwritable_outputs_stop_before_the_work(tmp_pat
         assert main(["bench", "--out", str(tmp_path / "b.md"), option, str(target)]) == 1
         assert capsys.readouterr().err.startswith(f"xdrcdepth bench: cannot write {target}: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_bench_outputs_that_cannot_be_written_as_asked_stop_before_the_work(tmp_path, capsys):
+    """A black-box run: --json equal to --out replaced the report with the JSON ('-> same.md, same.md'), and --out
+    naming a folder failed only at the write, after the whole benchmark."""
+    from xdrcdepth_core.cli import main
+
+    nothing = ["--skip", "models", "e2e", "node", "radar"]      # should the check be gone, the run is short
+    same = tmp_path / "same.md"
+    assert main(["bench", *nothing, "--out", str(same), "--json", str(same)]) == 2
+    assert capsys.readouterr().err == f"xdrcdepth bench: --json {same} is the --out report: give them different names\n"
+    (tmp_path / "folder").mkdir()
+    assert main(["bench", *nothing, "--out", str(tmp_path / "folder")]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth bench: cannot write {tmp_path / 'folder'}: it is a folder, give a "
+                                       "file name\n")
+    (tmp_path / "frames").mkdir()
+    assert main(["bench", *nothing, "--frames", str(tmp_path / "frames"), "--out",
+                 str(tmp_path / "frames" / "b.md")]) == 2
+    assert capsys.readouterr().err.startswith(f"xdrcdepth bench: error: argument --out: {tmp_path / 'frames' / 'b.md'}"
+                                              f" is in the --frames folder")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["folder", "frames"]
+
+
+def test_bench_that_timed_nothing_leaves_the_report_as_it_was(tmp_path, capsys):
+    """A black-box run: a --frames cache without a readable frame skipped every model, and an empty report replaced
+    --out (by default the committed docs/benchmarks/inference.md), exit 0."""
+    from xdrcdepth_core.cli import main
+
+    (tmp_path / "empty").mkdir()
+    report = tmp_path / "b.md"
+    report.write_text("the last real benchmark")
+    assert main(["bench", "--frames", str(tmp_path / "empty"), "--models", "xdrcdepth", "--sizes", "64x128",
+                 "--backends", "torch:fp32", "--repeats", "1", "--warmup", "0", "--skip", "e2e", "node", "radar",
+                 "--out", str(report)]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("xdrcdepth bench: nothing was timed (") and err.endswith(f"); {report} left as it was"), err
+    assert report.read_text() == "the last real benchmark" and not report.with_suffix(".json").exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdrcdepth_core.cli_args import non_negative_int, os_error_line, path_argument, positive_int, say
+from xdrcdepth_core.cli_args import non_negative_int, os_error_line, output_overlap, path_argument, positive_int, say
 from xdrcdepth_core.device import add_device_argument
 
 PROG = "xdrcdepth bench"
@@ -109,6 +109,18 @@ def backend_variant(text: str) -> tuple[str, str, dict]:
     raise argparse.ArgumentTypeError(f"{problem} (in {text!r}; the form is backend[:precision[:option]])")
 
 
+#: Most CPU threads ``--threads`` takes (the largest CPUs have a few hundred; 100000 made OpenMP segfault).
+MAX_THREADS = 1024
+
+
+def thread_count(text: str) -> int:
+    """``--threads`` (argparse ``type``): 1 to :data:`MAX_THREADS`."""
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_THREADS}, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="*", type=model_name, default=None,
                         help="models to time (default: all registered)")
@@ -131,8 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default: %(default)s)")
     parser.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up rounds (default: %(default)s)")
     add_device_argument(parser)
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="CPU threads for every backend (default: torch's)")
+    parser.add_argument("--threads", type=thread_count, default=None,
+                        help=f"CPU threads for every backend, 1 to {MAX_THREADS} (default: torch's)")
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size (e.g. 6 cameras on a GPU)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("models", "e2e", "node", "radar"),
                         help="sections to leave out")
@@ -725,7 +737,17 @@ def run(args: argparse.Namespace) -> int:
             f"pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096, the depth node's max_image_pixels)")
         return 2
     json_path = args.json or args.out.with_suffix(".json")
+    if os.path.realpath(json_path) == os.path.realpath(args.out):   # the report was replaced by the JSON
+        say(f"{PROG}: --json {json_path} is the --out report: give them different names")
+        return 2
+    if problem := output_overlap({"--out": args.out, "--json": json_path},
+                                 {"--frames": args.frames, "--calibration": args.calibration}):
+        say(f"{PROG}: error: {problem}")
+        return 2
     for path in (args.out, json_path):
+        if path.is_dir():           # found only at the write, after the whole benchmark
+            say(f"{PROG}: cannot write {path}: it is a folder, give a file name")
+            return 2
         try:                        # the outputs' folders now: a path through a file fails before the work
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -762,6 +784,11 @@ def run(args: argparse.Namespace) -> int:
             del at_frame, labelled
         if "radar" not in args.skip:
             report["radar"] = bench_radar(estimators["torch fp32"], CHEAP_REPEATS)
+    if "models" not in args.skip and not report["rows"]:     # an empty report replaced the committed one, exit 0
+        reasons = sorted({s["reason"] for s in report["skipped"]})
+        say(f"{PROG}: nothing was timed ({'; '.join(reasons) or 'no model, size or backend left'}); "
+            f"{args.out} left as it was")
+        return 1
     report["gpu_note"] = ("No GPU on this machine: the CUDA paths (torch fp16, CUDA graphs, ONNX Runtime CUDA, "
                           "TensorRT) were not measured. On a GPU machine run `scripts/bench_gpu.sh` (writes "
                           "docs/benchmarks/inference_gpu.md/.json: eager fp32/fp16, CUDA graphs, TensorRT, and a "
