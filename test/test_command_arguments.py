@@ -95,14 +95,18 @@ def test_an_empty_path_is_refused_by_every_command_that_takes_one(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["synth", "--out", "X", "--frames", "10001"], "argument --frames: must be at most 10000, got '10001'"),
     (["synth", "--out", "X", "--image-scale", "1000"], "argument --image-scale: must be in [0.01, 1], got '1000'"),
+    (["prepare", "--dataroot", "D", "--out", "D"], "--out {D} is the --dataroot folder: give the cache a folder of its "
+                                                   "own"),
     (["prepare", "--dataroot", "D", "--out", "X", "--resize", "100000", "100000"],
      "--resize 100000 100000 is 10000000000 pixels, more than 16777216 (4096 x 4096, the largest image the node and "
      "the tools take)"),
 ])
 def test_sizes_that_cannot_fit_in_memory_are_refused_where_they_are_parsed(tmp_path, capsys, argv, message):
     """A black-box run: `synth --frames 100000000000` reached 5.7 GB and a MemoryError traceback, and
-    `prepare --resize 100000 100000` was OOM-killed after 118 s."""
+    `prepare --resize 100000 100000` was OOM-killed after 118 s; `prepare --out` equal to --dataroot put the cache
+    files into the nuScenes root."""
     argv = [str(tmp_path / a) if a in ("X", "D") else a for a in argv]
+    message = message.format(D=tmp_path / "D")
     try:
         code = main(argv)
     except SystemExit as exit_info:

@@ -423,6 +423,15 @@ def test_a_config_yaml_the_run_did_not_write_is_not_replaced(tmp_path, cache, ca
     assert (run / "config.yaml").read_text().startswith(RESOLVED_CONFIG_HEADER)
 
 
+def test_an_out_folder_that_is_an_input_folder_is_refused(tmp_path, cache, capsys):
+    """A black-box run: out set to the training cache folder put best.pt, last.pt, config.yaml and tensorboard/ among
+    the cache files, exit 0."""
+    config = _experiment(tmp_path, cache)
+    err = _one_line(capsys, main(["train", "--config", config, "--set", f"out={cache}", "--no-progress"]))
+    assert err == f"xdrcdepth train: {config}: out: {cache} is in the data.train folder {cache}: write it elsewhere\n"
+    assert sorted(p.name for p in cache.iterdir()) == ["a.npz", "b.npz"]
+
+
 def test_two_runs_into_one_out_folder_do_not_both_train(tmp_path, cache, capsys):
     """A black-box run: two trainings into one folder both reported success, each writing over the other's files,
     and the folder held one of them. A training run holds an exclusive lock on its out folder (seen from here while

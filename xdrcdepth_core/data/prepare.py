@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import zipfile
 import zlib
@@ -188,6 +189,8 @@ def check_arguments(args: argparse.Namespace) -> str | None:
                 f"{', '.join(KNOWN_RADAR_CHANNELS)})")
     if len(set(args.radar_channels)) != len(args.radar_channels):
         return f"--radar-channels: {' '.join(args.radar_channels)} names a channel twice"
+    if os.path.realpath(args.out) == os.path.realpath(args.dataroot):   # its .npz files went into the nuScenes root
+        return f"--out {args.out} is the --dataroot folder: give the cache a folder of its own"
     if args.resize and args.resize[0] * args.resize[1] > DEFAULT_MAX_IMAGE_PIXELS:   # 100000 x 100000: OOM-killed
         return (f"--resize {args.resize[0]} {args.resize[1]} is {args.resize[0] * args.resize[1]} pixels, more than "
                 f"{DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096, the largest image the node and the tools take)")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, os_error_line, path_argument, say
+from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, os_error_line, output_overlap,
+                                     path_argument, say)
 
 PROG = "xdrcdepth train"
 
@@ -30,6 +31,12 @@ def run(args: argparse.Namespace) -> int:
         cfg = resolve_config(args.config, args.overrides)
     except ConfigError as exc:
         say(f"{PROG}: {exc}")
+        return EXIT_USAGE
+    # checkpoints and TensorBoard logs went into the training cache folder named as out (a black-box run)
+    inputs = {"data.train": cfg["data"]["train"], "data.val": cfg["data"]["val"],
+              "teacher.cache": cfg["teacher"]["cache"], "teacher.checkpoint": cfg["teacher"]["checkpoint"]}
+    if problem := output_overlap({"out": cfg["out"]}, inputs):
+        say(f"{PROG}: {args.config}: {problem.removeprefix('argument ')}")
         return EXIT_USAGE
     from xdrcdepth_core.train.distributed import shutdown
     from xdrcdepth_core.train.precision import emulated_bf16
