@@ -423,6 +423,16 @@ def test_a_config_yaml_the_run_did_not_write_is_not_replaced(tmp_path, cache, ca
     assert (run / "config.yaml").read_text().startswith(RESOLVED_CONFIG_HEADER)
 
 
+def test_a_folder_where_a_run_file_goes_is_refused_before_training(tmp_path, cache, capsys):
+    """A black-box run: a folder named last.pt was found after the first epoch had trained ('cannot write ...
+    Is a directory', exit 1), and then a plain rerun was refused because of the best.pt it had written."""
+    (tmp_path / "run" / "last.pt").mkdir(parents=True)
+    err = _one_line(capsys, main(["train", "--config", _experiment(tmp_path, cache), "--no-progress"]))
+    assert err == (f"xdrcdepth train: {tmp_path / 'run' / 'last.pt'} is not a file (a folder or device where the run "
+                   "writes its own): move it, or choose another out folder\n")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["last.pt"]
+
+
 def test_an_out_folder_that_is_an_input_folder_is_refused(tmp_path, cache, capsys):
     """A black-box run: out set to the training cache folder put best.pt, last.pt, config.yaml and tensorboard/ among
     the cache files, exit 0."""

@@ -270,6 +270,12 @@ class Trainer:
         self.best_mae, self.best_epoch, self.history = math.inf, -1, []
         self.median_train_depth = None
         last = self.out / "last.pt"
+        # a folder named last.pt was found at the end of the first epoch, after its training (a black-box run)
+        in_the_way = sorted(name for name in RUN_FILES
+                            if (self.out / name).exists() and not (self.out / name).is_file())
+        if in_the_way:
+            raise FileExistsError(f"{self.out / in_the_way[0]} is not a file (a folder or device where the run writes "
+                                  "its own): move it, or choose another out folder")
         # history.json is written after each finished epoch's last.pt: with it but without last.pt, the folder
         # holds an earlier run that cannot be resumed, and a fresh start would replace its best.pt and records
         finished = [name for name in ("history.json", "summary.json") if (self.out / name).is_file()]
