@@ -196,6 +196,16 @@ def test_unusable_arrays_are_named_before_training_uses_them(cache, changes, mes
     assert str(info.value).startswith(f"{cache / 'b.npz'}: {message}"), info.value
 
 
+def test_a_file_with_other_radar_channels_is_named(cache):
+    """A black-box run: a file of other channels in the folder failed in collate with 'samples with different radar
+    channels: [[...], [...]]', naming no file; the trainer's hint then said 'replace it'."""
+    _rewrite(cache / "b.npz", radar_channels=np.array(["x", "y", "z", "w"]))
+    with pytest.raises(ValueError) as info:
+        CacheDataset(cache)[1]
+    assert str(info.value) == (f"{cache / 'b.npz'}: radar channels ['x', 'y', 'z', 'w'] differ from "
+                               f"{list(CHANNELS)} of a.npz, the folder's first file (a cache holds one set of channels)")
+
+
 def test_a_file_declaring_huge_arrays_is_refused_before_any_is_allocated(cache):
     """A 200-byte file whose radar header declares 100000 x 100000 float32 (37 GiB): np.load trusts the header and
     allocates the shape first (a MemoryError traceback, or the process killed). The headers are read first."""

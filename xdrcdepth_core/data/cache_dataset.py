@@ -126,6 +126,7 @@ class CacheDataset(Dataset):
         self.max_boxes = max_boxes
         self.seed = seed
         self.epoch = 0
+        self._first_channels: tuple[str, ...] | None = None   # the radar channels of files[0], read once
 
     def __len__(self) -> int:
         return len(self.files)
@@ -138,6 +139,15 @@ class CacheDataset(Dataset):
         state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(2, dtype=np.uint32)
         return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
+    def _check_channels(self, path: Path, channels: tuple[str, ...], index: int) -> None:
+        """Every file of the folder has the first file's radar channels; one that differs is named (a batch mixing
+        them failed in ``collate`` with a list of channel lists, naming no file)."""
+        if self._first_channels is None:
+            self._first_channels = channels if index == 0 else tuple(read_cache_file(self.files[0])["radar_channels"])
+        if channels != self._first_channels:
+            raise ValueError(f"{path}: radar channels {list(channels)} differ from {list(self._first_channels)} of "
+                             f"{self.files[0].name}, the folder's first file (a cache holds one set of channels)")
+
     def __getitem__(self, index: int) -> dict:
         path = self.files[index]
         arrays = read_cache_file(path)
@@ -145,6 +155,7 @@ class CacheDataset(Dataset):
             arrays = Resize(*self.input_hw)(arrays)
         hw = arrays["image"].shape[:2]
         channels = tuple(arrays["radar_channels"])
+        self._check_channels(path, channels, index)
         sample = {"image": image_to_tensor(arrays["image"], hw),
                   "radar": radar_to_tensor(arrays["radar"], channels, hw),
                   "radar_raw": torch.from_numpy(np.ascontiguousarray(arrays["radar"], dtype=np.float32)),
