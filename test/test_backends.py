@@ -179,6 +179,25 @@ def test_bare_model_auto_never_exports(tmp_path, monkeypatch):
     assert not (tmp_path / "exports").exists()
 
 
+def test_an_unreadable_cached_graph_is_named_and_auto_goes_on_without_it(model, tmp_path, monkeypatch):
+    """A black-box run: a model.onnx in the export cache cut short (a crash, a partial copy of the cache) made
+    ``DepthEstimator.from_checkpoint(None)`` (auto) and ``xdrcdepth export`` fail with ONNX Runtime's
+    InvalidProtobuf traceback. The file is named, and auto goes on to the next candidate."""
+    from xdrcdepth_core.backends import artefact_file
+    from xdrcdepth_core.checkpoint import weights_digest
+
+    monkeypatch.setenv("XDRCDEPTH_CACHE", str(tmp_path))
+    graph = artefact_file("onnxruntime", "fp32", model.name, weights_digest(model.state_dict()), HW)
+    graph.parent.mkdir(parents=True)
+    graph.write_bytes(b"\x08\x07\x12\x04" + b"\xff" * 64)           # an ONNX protobuf cut short
+    with pytest.raises(BackendUnavailable) as info:
+        create_backend("onnxruntime", model, HW, CHANNELS, "cpu", "fp32")
+    assert str(info.value).startswith(f"onnxruntime: cannot load {graph} from the export cache (")
+    assert str(info.value).endswith("); delete it and the next export makes it again")
+    estimator = DepthEstimator(model, input_hw=HW, device="cpu")    # bare auto: the cached graph was its candidate
+    assert estimator.backend_name == "torch"
+
+
 # --- exported graphs (slow: one dynamo export of the tiny student, shared through the artefact cache) ---------
 
 @pytest.mark.slow

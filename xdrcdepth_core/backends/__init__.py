@@ -263,20 +263,35 @@ def _exported_backend(name, model, input_hw, radar_channels, device, precision, 
                 model, input_hw, p, len(radar_channels), batch, "fp16"))
         else:
             path = fp32_onnx()
-        return OnnxRuntimeBackend(path, device, precision), folder
+        return _load_cached(name, path, lambda: OnnxRuntimeBackend(path, device, precision)), folder
     if name == "openvino":
         from xdrcdepth_core.backends.openvino_backend import OpenVinoBackend
 
         source = int8_onnx if precision == "int8" else fp32_onnx
         xml = ensure(folder / (f"openvino_int8{tag}.xml" if precision == "int8" else "openvino_fp32.xml"),
                      lambda p: export.convert_openvino(source(), p))
-        return OpenVinoBackend(xml, device, precision), folder
+        return _load_cached(name, xml, lambda: OpenVinoBackend(xml, device, precision)), folder
     from xdrcdepth_core.backends.tensorrt_backend import TensorRTBackend
 
     h, w = input_hw
     shapes = ((batch, 3, h, w), (batch, len(radar_channels), h, w))
     return TensorRTBackend(model, device, precision, shapes, onnx_path=fp32_onnx(),
                            engine_cache=folder / "tensorrt"), folder
+
+
+def _load_cached(name: str, path: Path, load) -> Backend:
+    """``load()`` of the runtime for the cached ``path``; a file the runtime cannot read (cut short by a crash or a
+    partial copy of the cache) is :class:`BackendUnavailable` naming it, so ``auto`` goes on to the next candidate
+    and the commands say it in one line: ONNX Runtime's ``InvalidProtobuf`` and OpenVINO's "Incorrect weights in bin
+    file!" came out of ``DepthEstimator.from_checkpoint(None)`` and ``xdrcdepth export`` as tracebacks."""
+    try:
+        return load()
+    except BackendUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each runtime has its own error types for an unreadable model
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BackendUnavailable(f"{name}: cannot load {path} from the export cache ({cause}); delete it and the "
+                                 "next export makes it again") from exc
 
 
 def artefact_file(name: str, precision: str, model_name: str, weights_sha: str, input_hw, batch: int = 1
