@@ -203,7 +203,8 @@ def test_a_file_with_other_radar_channels_is_named(cache):
     with pytest.raises(ValueError) as info:
         CacheDataset(cache)[1]
     assert str(info.value) == (f"{cache / 'b.npz'}: radar channels ['x', 'y', 'z', 'w'] differ from "
-                               f"{list(CHANNELS)} of a.npz, the folder's first file (a cache holds one set of channels)")
+                               f"{list(CHANNELS)} of a.npz, the folder's first file (a cache holds one set of "
+                               "channels)")
 
 
 def test_a_file_declaring_huge_arrays_is_refused_before_any_is_allocated(cache):

@@ -89,7 +89,8 @@ def test_an_empty_path_is_refused_by_every_command_that_takes_one(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bag_recorder(["bag_recorder", "-o", "", "/x"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "bag_recorder: error: argument --out/-o/--output: must not be empty (see --help)\n"
+    assert capsys.readouterr().err == ("bag_recorder: error: argument --out/-o/--output: must not be empty (see "
+                                       "--help)\n")
 
 
 @pytest.mark.parametrize("argv, message", [

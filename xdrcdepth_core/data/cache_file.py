@@ -90,7 +90,8 @@ def cache_sample_problem(arrays: dict) -> str | None:
     Checked: ``image`` H x W x 3 uint8; ``radar_channels`` a list of names; ``radar`` C x H x W real numbers,
     finite as float32 (what the model takes), one plane per radar channel; each depth map present
     (:data:`DEPTH_MAP_KEYS`) H x W real numbers, finite (a NaN ground truth made every batch holding it a
-    skipped step, and a NaN-only val set "no validation", without a word); ``K`` 3 x 3 real numbers; ``boxes`` rows of 7 real numbers."""
+    skipped step, and a NaN-only val set "no validation", without a word); ``K`` 3 x 3 real numbers; ``boxes``
+    rows of 7 real numbers."""
     image, radar, channels = arrays["image"], arrays["radar"], arrays["radar_channels"]
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
         return f"image is {describe_array(image)}, expected H x W x 3 uint8 RGB"

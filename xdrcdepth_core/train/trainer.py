@@ -309,8 +309,8 @@ class Trainer:
             return f.read(len(RESOLVED_CONFIG_HEADER.encode())) == RESOLVED_CONFIG_HEADER.encode()
 
     def _lock_out_folder(self) -> None:
-        """One run per out folder (rank 0 of it): an exclusive ``flock`` on the folder itself, held until the
-        process ends, so no file of ours is added. Two runs into one folder each wrote their checkpoints over
+        """One run per out folder (rank 0 of it): an exclusive ``flock`` on the folder itself, held until ``fit``
+        returns (or the process ends), so no file of ours is added. Two runs into one folder each wrote their checkpoints over
         the other's, both reported success, and the folder held one of them."""
         fd = os.open(self.out, os.O_RDONLY | os.O_DIRECTORY)
         try:
