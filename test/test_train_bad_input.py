@@ -167,7 +167,7 @@ def test_teacher_cache_maps_of_the_wrong_shape_are_named(tmp_path, cache):
     assert good["teacher/saliency__decoder_4"].shape == (1, 16, 32)
     folder = _teacher_cache(tmp_path / "tc", {**GOOD_MAPS, "saliency__decoder_4": np.ones((1, 64, 128), np.float16)})
     with pytest.raises(ValueError, match=f"{folder / 'a.npz'}: teacher map saliency__decoder_4 is 1 x 64 x 128 "
-                                         "float16, expected 1 x 16 x 32 float32"):
+                                         "float16, expected 1 x 16 x 32 real numbers"):
         TeacherCache(folder).loader_for(cache)(0)
 
 
@@ -248,6 +248,26 @@ def test_teacher_cache_bad_meta_and_out_folder(tmp_path, cache, teacher, capsys)
     err = _one_line(capsys, main([*args, str(tmp_path / "file")]), expected_code=1)
     assert err.startswith(f"xdrcdepth teacher-cache: cannot write {tmp_path / 'file'}")
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_rerun_of_teacher_cache_computes_an_unusable_file_anew_and_training_names_that_remedy(
+        tmp_path, cache, teacher, capsys):
+    """A black-box run: a teacher-cache file cut short was reported '2 already cached' by a rerun and stayed, while
+    training refused it and said to rerun xdrcdepth prepare, which has nothing to do with teacher caches."""
+    out = tmp_path / "tc"
+    args = ["teacher-cache", "--checkpoint", str(teacher), "--data", str(cache), "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    good = (out / "b.npz").read_bytes()
+    (out / "b.npz").write_bytes(good[:300])
+    config = _experiment(tmp_path, cache, losses=[{"name": "depth_l1"}, {"name": "dkd", "bins": 16}],
+                         teacher={"checkpoint": None, "cache": str(out)})
+    err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
+    assert err.startswith(f"xdrcdepth train: {out / 'b.npz'}: unreadable teacher cache file (")
+    assert err.endswith("(rerun xdrcdepth teacher-cache with the same arguments, which computes such files anew)\n")
+    assert main(args) == 0
+    assert "(1 computed, 1 already cached)" in capsys.readouterr().out
+    assert (out / "b.npz").read_bytes() == good
+    assert main(["train", "--config", config, "--no-progress"]) == 0
 
 
 # -- data and ablation configs ---------------------------------------------------------------------------

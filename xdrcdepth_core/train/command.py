@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from xdrcdepth_core.train.distributed import shutdown
     from xdrcdepth_core.train.precision import emulated_bf16
+    from xdrcdepth_core.train.teacher_cache import TeacherCacheFileError
     from xdrcdepth_core.train.trainer import OutFolderInUse, Trainer, TrainingDiverged
 
     try:
@@ -77,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except ValueError as exc:           # a cache file (data or teacher outputs) found unreadable mid-run
         done = (trainer.out / "last.pt").is_file()
-        say(f"{PROG}: {exc} (" + ("once it is replaced, --resume continues from the last finished epoch)" if done
-                                  else "replace it, e.g. rerun xdrcdepth prepare, which rebuilds corrupt files)"))
+        remedy = ("rerun xdrcdepth teacher-cache with the same arguments, which computes such files anew"
+                  if isinstance(exc, TeacherCacheFileError) else
+                  "replace it, e.g. rerun xdrcdepth prepare, which rebuilds corrupt files")
+        say(f"{PROG}: {exc} ({remedy}" + ("; then --resume continues from the last finished epoch)" if done else ")"))
         return EXIT_USAGE
     finally:
         shutdown(trainer.dist)

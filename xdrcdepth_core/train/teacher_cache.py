@@ -81,22 +81,32 @@ class TeacherCache:
                                     f"{data_folder} (e.g. {missing[0]}); rerun `xdrcdepth teacher-cache`")
 
         def load(index: int) -> dict:
-            path = self.folder / names[index]
-            try:
-                maps = load_npz_arrays(path)          # bounded before np.load allocates what the headers declare
-            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-                raise ValueError(f"{path}: unreadable teacher cache file ({one_line(exc)})") from None
-            for key, value in maps.items():
-                expected = map_shape(key, self.input_hw)
-                if value.shape != expected or value.dtype.kind not in REAL_DTYPE_KINDS:
-                    raise ValueError(f"{path}: teacher map {key} is {describe_array(value)}, expected "
-                                     f"{' x '.join(map(str, expected))} float32 ({META} says input {self.input_hw}); "
-                                     "rerun `xdrcdepth teacher-cache` into an empty folder")
-                if not finite_as_float32(value):     # NaN targets: every step lost
-                    raise ValueError(f"{path}: teacher map {key} holds NaN or infinite values; rerun "
-                                     "`xdrcdepth teacher-cache` into an empty folder")
+            maps = read_teacher_file(self.folder / names[index], self.input_hw)
             return {PREFIX + k: torch.from_numpy(v.astype(np.float32)) for k, v in maps.items()}
         return load
+
+
+class TeacherCacheFileError(ValueError):
+    """A teacher-cache file that cannot be used; ``xdrcdepth teacher-cache`` run again computes it anew."""
+
+
+def read_teacher_file(path: Path, input_hw) -> dict[str, np.ndarray]:
+    """The maps of one teacher-cache file, checked: readable (memory bounded by :func:`load_npz_arrays`), each map
+    of its shape at ``input_hw`` (:func:`map_shape`) in real numbers, finite (a NaN target made every KD step
+    non-finite, so skipped). :class:`TeacherCacheFileError` naming the file otherwise."""
+    try:
+        maps = load_npz_arrays(path)          # bounded before np.load allocates what the headers declare
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise TeacherCacheFileError(f"{path}: unreadable teacher cache file ({one_line(exc)})") from None
+    for key, value in maps.items():
+        expected = map_shape(key, input_hw)
+        if value.shape != expected or value.dtype.kind not in REAL_DTYPE_KINDS:
+            raise TeacherCacheFileError(f"{path}: teacher map {key} is {describe_array(value)}, expected "
+                                        f"{' x '.join(map(str, expected))} real numbers ({META} says input "
+                                        f"{tuple(input_hw)})")
+        if not finite_as_float32(value):
+            raise TeacherCacheFileError(f"{path}: teacher map {key} holds NaN or infinite values")
+    return maps
 
 
 def map_shape(key: str, input_hw) -> tuple[int, ...]:
@@ -239,12 +249,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_cache(teacher: torch.nn.Module, dataset, meta: dict, args: argparse.Namespace, device) -> int:
-    """``meta.json`` and one ``.npz`` per sample not cached yet; returns how many were computed."""
+    """``meta.json`` and one ``.npz`` per sample not cached yet, or cached in a file that cannot be used (a rerun
+    reported such a file as cached while training refused it); returns how many were computed."""
     atomic_write_bytes(args.out / META, json.dumps(meta, indent=1).encode())
     written = 0
     for index, path in enumerate(tqdm(dataset.files, desc="teacher-cache", unit="sample", disable=args.no_progress)):
         path = args.out / path.name
-        if path.is_file():
+        if path.is_file() and _usable(path, meta["input_hw"]):
             continue
         sample = dataset[index]
         maps = teacher_maps(teacher, sample["image"][None].to(device), sample["radar"][None].to(device),
@@ -253,3 +264,11 @@ def _write_cache(teacher: torch.nn.Module, dataset, meta: dict, args: argparse.N
             save_npz(f, maps, level=None)
         written += 1
     return written
+
+
+def _usable(path: Path, input_hw) -> bool:
+    try:
+        read_teacher_file(path, input_hw)
+    except TeacherCacheFileError:
+        return False
+    return True

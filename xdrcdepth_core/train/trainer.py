@@ -136,7 +136,7 @@ def _batches(loader):
         message = _worker_message(exc)
         if message is None:
             raise
-        raise ValueError(message) from None
+        raise type(exc)(message) from None     # its type too: the command's hint depends on it
 
 
 #: config keys a resume must not change (``optim``: all but ``epochs``, which extends a run). Ours beyond the
