@@ -339,6 +339,8 @@ def _ablation(tmp_path, **changes) -> str:
     ({"variants": ["direct"]}, "variants must be a mapping of variant names to their settings"),
     ({"variants": {"direct": 5}}, "variant direct must be a mapping"),
     ({"variants": {"direct": {"seeds": "abc"}}}, "variant direct: seeds must be a list of integers >= 0, got 'abc'"),
+    # listed, trained and reported twice (a black-box run)
+    ({"variants": {"direct": {"seeds": [0, 1, 0]}}}, "variant direct: seeds [0, 1, 0] name a seed twice"),
     ({"ship": "nope"}, "ship names no variant: 'nope'; variants: direct"),
     ({"teacher": "/nonexistent/teacher.yaml"}, "teacher: no such file /nonexistent/teacher.yaml"),
     ({"variants": {"direct": {"optim": {"epoch": 3}}}}, "variant direct: "),
@@ -364,6 +366,17 @@ def test_ablation_config_of_the_wrong_shape_is_refused_before_any_job(tmp_path, 
 def test_a_good_ablation_config_lists_its_jobs(tmp_path, capsys):
     assert main(["ablate", "--config", _ablation(tmp_path), "--dry-run"]) == 0
     assert capsys.readouterr().out == "teacher: to do\ndirect seed 0: to do\n"
+
+
+def test_seeds_that_match_no_run_are_refused(tmp_path, capsys):
+    """A black-box run: `--seeds 5` of a study with seed 0 only printed 'teacher: done' and exited 0, as if its runs
+    were finished."""
+    path = _ablation(tmp_path)
+    err = _one_line(capsys, main(["ablate", "--config", path, "--seeds", "5", "--dry-run"]))
+    assert err == "xdrcdepth ablate: --seeds 5 match no run of any variant\n"
+    err = _one_line(capsys, main(["ablate", "--config", path, "--only", "direct", "--seeds", "5", "7", "--dry-run"]))
+    assert err == "xdrcdepth ablate: --seeds 5 7 match no run of ['direct']\n"
+    assert not (tmp_path / "bench").exists() and not (tmp_path / "abl").exists()
 
 
 # -- Ctrl-C ------------------------------------------------------------------------------------------------

@@ -124,6 +124,8 @@ def _variants_problem(cfg: dict) -> str | None:
         if not (isinstance(seeds, list) and seeds and all(isinstance(k, int) and not isinstance(k, bool)
                                                           and k >= 0 for k in seeds)):
             return f"variant {name}: seeds must be a list of integers >= 0, got {seeds!r}"
+        if len(set(seeds)) != len(seeds):   # [0, 0] was one run listed, trained and reported twice
+            return f"variant {name}: seeds {seeds} name a seed twice"
         for key, kind in (("model", dict), ("optim", dict), ("losses", list)):
             if not isinstance(variant.get(key, kind()), kind):
                 what = "mapping" if kind is dict else "list"
@@ -437,6 +439,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"xdrcdepth ablate: unknown variants {sorted(unknown)}; known: {list(cfg['variants'])}", file=sys.stderr)
         return 2
     jobs = ablation.runs(only, set(args.seeds or []))
+    if args.seeds and not jobs:       # printed only "teacher: done", exit 0, as if the runs were finished
+        print(f"xdrcdepth ablate: --seeds {' '.join(map(str, args.seeds))} match no run of "
+              f"{sorted(only) if only else 'any variant'}", file=sys.stderr)
+        return 2
     if args.dry_run:
         restore = f"restored from {ablation.published_teacher}" if ablation.published_teacher.is_file() else "to do"
         print(f"teacher: {'done' if ablation.teacher_done() else restore}")
