@@ -53,22 +53,27 @@ def test_image_resize_2x2_to_1x1_is_the_channel_mean():
                                                      (0.3 - 0.406) / 0.225], rtol=1e-5, atol=1e-6)
 
 
-def test_image_resize_is_antialiased_and_per_axis():
+@pytest.mark.parametrize("transposed", [False, True])
+def test_image_resize_is_antialiased_and_per_axis(transposed):
     # 1 x 4 -> 1 x 2 (columns halved, rows kept): antialiased bilinear weighs input columns at distance
     # 0.5, 0.5, 1.5 from an output centre by 1 - d / 2 = 0.75, 0.75, 0.25 (normalised); plain bilinear
-    # would average only the two nearest
+    # would average only the two nearest. Transposed, 4 x 1 -> 2 x 1 gives the same two values (torch 2.13's own
+    # resize of a one-pixel-wide tensor repeats the first)
     row = np.zeros((1, 4, 3), np.uint8)
     row[0, :, 0] = [0, 255, 51, 204]                      # R = 0, 1, 0.2, 0.8
-    t = image_to_tensor(row, (1, 2))
-    assert t.shape == (3, 1, 2)
+    image, size = (row.transpose(1, 0, 2), (2, 1)) if transposed else (row, (1, 2))
+    t = image_to_tensor(image, size)
+    assert t.shape == (3, *size)
     left = (0.75 * 0 + 0.75 * 1 + 0.25 * 0.2) / 1.75
     right = (0.25 * 1 + 0.75 * 0.2 + 0.75 * 0.8) / 1.75
-    np.testing.assert_allclose(t[0, 0].numpy(), [(left - 0.485) / 0.229, (right - 0.485) / 0.229], rtol=1e-5)
+    np.testing.assert_allclose(t[0].flatten().numpy(), [(left - 0.485) / 0.229, (right - 0.485) / 0.229], rtol=1e-5)
 
 
-@pytest.mark.parametrize("src_hw, dst_hw", [((45, 80), (13, 26)), ((30, 20), (45, 7)), ((9, 40), (9, 11))])
+@pytest.mark.parametrize("src_hw, dst_hw", [((45, 80), (13, 26)), ((30, 20), (45, 7)), ((9, 40), (9, 11)),
+                                            ((1, 3000), (8, 16)), ((3000, 1), (16, 8)),
+                                            ((1, 1), (5, 3))])
 def test_image_resize_equals_torchs_one_call_antialiased_resize(src_hw, dst_hw):
-    # the resize runs as two separable passes (rows first); PyTorch's own one-call antialiased bilinear
+    # the resize runs as two separable passes (rows or columns first); PyTorch's own one-call antialiased bilinear
     # resize of the same image is the reference, whatever the axes do (shrink, grow, keep)
     image = np.random.default_rng(3).integers(0, 256, (*src_hw, 3), dtype=np.uint8)
     one_call = torch.nn.functional.interpolate(torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255.0,
@@ -76,6 +81,31 @@ def test_image_resize_equals_torchs_one_call_antialiased_resize(src_hw, dst_hw):
                                                antialias=True)[0]
     expected = (one_call - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
     np.testing.assert_allclose(image_to_tensor(image, dst_hw).numpy(), expected.numpy(), rtol=0, atol=1e-5)
+
+
+PEAK_MEMORY_OF_A_ONE_ROW_FRAME = """
+import resource
+import numpy as np
+from xdrcdepth_core.preprocess import image_to_tensor
+image_to_tensor(np.zeros((2, 2, 3), np.uint8), (128, 256))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+image = np.full((1, 2_000_000, 3), 7, np.uint8)
+shape = tuple(image_to_tensor(image, (128, 256)).shape)
+print(shape, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_one_row_frame_is_resized_without_a_full_width_intermediate():
+    """1 x 2M pixels to 128 x 256: resized rows first, the intermediate was 128 x 2M x 3 floats (3 GB; the node's
+    pixel limit lets 1 x 16M through: 25 GB). Columns first it is 1 x 256 x 3; the float copy of the frame (24 MB)
+    is the largest array. Peak RSS of a separate process, in MB."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", PEAK_MEMORY_OF_A_ONE_ROW_FRAME], capture_output=True, text=True,
+                          timeout=120, check=True)
+    shape, grown_mb = proc.stdout.rsplit(" ", 1)
+    assert shape == "(3, 128, 256)" and int(grown_mb) < 200, proc.stdout
 
 
 @pytest.mark.parametrize("bad", [np.zeros((2, 2), np.uint8), np.zeros((2, 2, 4), np.uint8),

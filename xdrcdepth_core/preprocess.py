@@ -47,16 +47,28 @@ def image_to_tensor(image: np.ndarray, input_hw: tuple[int, int]) -> torch.Tenso
     check_image(image)
     t = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float()[None]
     h, w = input_hw
-    # The antialiased resize is separable; done as two calls, rows first, on the channels-last tensor, it costs
-    # ~0.7x the one call here (450 x 800 -> 128 x 256: 2.7 vs 3.7 ms, one thread) and equals it up to float
-    # rounding (8e-7 after normalisation). 1/255 is applied after the (linear) resize, on the small image.
-    if t.shape[2] != h:
-        t = F.interpolate(t, size=(h, t.shape[3]), mode="bilinear", align_corners=False, antialias=True)
-    if t.shape[3] != w:
-        t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    # The antialiased resize is separable; done as two calls on the channels-last tensor, it costs ~0.7x the one
+    # call here (450 x 800 -> 128 x 256, rows first: 2.7 vs 3.7 ms, one thread) and equals it up to float rounding
+    # (8e-7 after normalisation). The axis whose pass leaves the smaller intermediate goes first (rows for camera
+    # frames): a 1 x 16M-pixel frame, within the node's pixel limit, resized rows first was 128 x 16M (25 GB).
+    # 1/255 is applied after the (linear) resize, on the small image.
+    rows, cols = t.shape[2:]
+    for size in ([(h, cols), (h, w)] if h * cols <= rows * w else [(rows, w), (h, w)]):
+        if tuple(t.shape[2:]) != size:
+            t = _antialiased_resize(t, size)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (t[0] / 255.0 - mean) / std
+
+
+def _antialiased_resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear antialiased resize of a B x C x H x W tensor. torch 2.13's CPU kernel puts the first output row in
+    every row of a one-pixel-wide tensor (3000 x 1 -> 4 x 1: four equal values) and resizes a one-pixel-high one
+    right, so a one-pixel-wide tensor is resized transposed (one pixel in all: no row to repeat)."""
+    if t.shape[3] == 1 and t.shape[2] > 1:
+        t, size = t.transpose(2, 3), size[::-1]
+        return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True).transpose(2, 3)
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def radar_to_tensor(raster: np.ndarray, channels: tuple[str, ...],
