@@ -73,19 +73,34 @@ def test_sigkill_then_resume_matches_uninterrupted_run(caches, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_gloo(caches, tmp_path):
-    path = write_experiment(tmp_path / "ddp.yaml", **experiment(caches, tmp_path / "ddp", TINY_STUDENT, LOSSES,
-                                                                epochs=2))
+def test_ddp_two_processes_gloo_stopped_by_ctrl_c_then_resumed(caches, tmp_path):
+    """2 DDP processes train; Ctrl-C in a terminal (SIGINT to the whole process group) stops both with one
+    'interrupted' line (each process printed it), and ``--resume`` under torchrun trains the next epoch."""
+    from test_bag_recording_safety import wait_for
+
+    run_dir = tmp_path / "ddp"
+    path = write_experiment(tmp_path / "ddp.yaml", **experiment(caches, run_dir, TINY_STUDENT, LOSSES, epochs=1000))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "xdrcdepth_core.cli", "train", "--config", str(path), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "xdrcdepth_core.cli", "train", "--config", str(path), "--no-progress"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             start_new_session=True)
+    try:
+        wait_for(lambda: _epochs_done(run_dir) >= 1, 240, "the first DDP epoch", first)
+    finally:
+        os.killpg(first.pid, signal.SIGINT)
+    stdout, stderr = first.communicate(timeout=120)
+    assert stderr.count("xdrcdepth train: interrupted; resume with --resume") == 1, stdout[-3000:] + stderr[-3000:]
+    done = load_checkpoint(run_dir / "last.pt")["training_state"]["epoch"]
+
+    proc = subprocess.run([*command, "--resume", "--set", f"optim.epochs={done + 1}"], capture_output=True, text=True,
+                          timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "on cpu x2" in proc.stdout
-    ckpt = load_checkpoint(tmp_path / "ddp" / "last.pt")
-    assert ckpt["training_state"]["epoch"] == 2
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    assert ckpt["training_state"]["epoch"] == done + 1
     # 4 training samples, 2 processes, batch 2 per process: one optimiser step per epoch.
-    assert ckpt["training_state"]["global_step"] == 2
+    assert ckpt["training_state"]["global_step"] == done + 1
     init = build_initial(TINY_STUDENT)
     changed = [k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and not torch.equal(v, init[k])]
     assert changed, "DDP training did not change any weight"

@@ -56,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
             "about 8x slower than fp32; set precision: auto or fp32 unless the run must match bf16 runs")
     try:
         summary = trainer.fit()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:           # under torchrun every process gets the Ctrl-C: one line, from rank 0
         last = trainer.out / "last.pt"     # absent when the first epoch had not finished: nothing to point at
-        say(f"{PROG}: interrupted; resume with --resume (" + (f"state of the last finished epoch is in {last})"
-                                                             if last.is_file() else "no epoch had finished yet)"))
+        if trainer.dist.is_main:
+            say(f"{PROG}: interrupted; resume with --resume (" + (f"state of the last finished epoch is in {last})"
+                                                                 if last.is_file() else "no epoch had finished yet)"))
         return EXIT_INTERRUPTED
     except OutFolderInUse as exc:       # the out folder is another run's now
         say(f"{PROG}: {exc}")
