@@ -69,6 +69,15 @@ def test_image_resize_is_antialiased_and_per_axis(transposed):
     np.testing.assert_allclose(t[0].flatten().numpy(), [(left - 0.485) / 0.229, (right - 0.485) / 0.229], rtol=1e-5)
 
 
+def test_a_two_pixel_column_grows_bilinearly_by_hand():
+    # 2 x 1 -> 4 x 1: output row centres fall at input rows -0.25, 0.25, 0.75, 1.25 (clamped to 0 and 1), so R = 0, 1
+    # becomes 0, 0.25, 0.75, 1 (antialiasing changes nothing when growing; torch 2.13 repeats the first value here)
+    column = np.zeros((2, 1, 3), np.uint8)
+    column[1, 0, 0] = 255
+    t = image_to_tensor(column, (4, 1))
+    np.testing.assert_allclose(t[0, :, 0].numpy(), (np.array([0, 0.25, 0.75, 1]) - 0.485) / 0.229, rtol=1e-5)
+
+
 @pytest.mark.parametrize("src_hw, dst_hw", [((45, 80), (13, 26)), ((30, 20), (45, 7)), ((9, 40), (9, 11)),
                                             ((1, 3000), (8, 16)), ((3000, 1), (16, 8)),
                                             ((1, 1), (5, 3))])
@@ -83,29 +92,37 @@ def test_image_resize_equals_torchs_one_call_antialiased_resize(src_hw, dst_hw):
     np.testing.assert_allclose(image_to_tensor(image, dst_hw).numpy(), expected.numpy(), rtol=0, atol=1e-5)
 
 
-PEAK_MEMORY_OF_A_ONE_ROW_FRAME = """
-import resource
+PEAK_MEMORY_OF_A_THIN_FRAME = """
+import resource, sys
 import numpy as np
 from xdrcdepth_core.preprocess import image_to_tensor
 image_to_tensor(np.zeros((2, 2, 3), np.uint8), (128, 256))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-image = np.full((1, 2_000_000, 3), 7, np.uint8)
+image = np.full((int(sys.argv[1]), int(sys.argv[2]), 3), 7, np.uint8)
 shape = tuple(image_to_tensor(image, (128, 256)).shape)
 print(shape, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 """
 
 
-def test_a_one_row_frame_is_resized_without_a_full_width_intermediate():
+@pytest.mark.parametrize("frame_hw", [(1, 2_000_000), (2_000_000, 1)])
+def test_a_one_row_or_one_column_frame_is_resized_without_a_huge_intermediate(frame_hw):
     """1 x 2M pixels to 128 x 256: resized rows first, the intermediate was 128 x 2M x 3 floats (3 GB; the node's
-    pixel limit lets 1 x 16M through: 25 GB). Columns first it is 1 x 256 x 3; the float copy of the frame (24 MB)
-    is the largest array. Peak RSS of a separate process, in MB."""
+    pixel limit lets 1 x 16M through: 25 GB); columns first it is 1 x 256 x 3. A 2M x 1 frame needs the other
+    order. The float copy of the frame (24 MB) is the largest array. Peak RSS of a separate process, in MB,
+    importing the package this process imports (under mutmut: the mutated copy)."""
+    import os
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", PEAK_MEMORY_OF_A_ONE_ROW_FRAME], capture_output=True, text=True,
-                          timeout=120, check=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, "-c", PEAK_MEMORY_OF_A_THIN_FRAME, *map(str, frame_hw)],
+                          capture_output=True, text=True, timeout=120, check=True, env=env)
     shape, grown_mb = proc.stdout.rsplit(" ", 1)
     assert shape == "(3, 128, 256)" and int(grown_mb) < 200, proc.stdout
+    # and the values: a constant thin frame stays that constant, normalised
+    small = image_to_tensor(np.full((*(min(n, 3000) for n in frame_hw), 3), 51, np.uint8), (128, 256))
+    np.testing.assert_allclose(small.numpy(), np.broadcast_to(((0.2 - np.array(IMAGENET_MEAN)) / IMAGENET_STD)
+                                                              [:, None, None], (3, 128, 256)), rtol=1e-5)
 
 
 @pytest.mark.parametrize("bad", [np.zeros((2, 2), np.uint8), np.zeros((2, 2, 4), np.uint8),
