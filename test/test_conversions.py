@@ -402,6 +402,18 @@ def test_depth_back_projection():
     assert cloud.is_dense and (cloud.height, cloud.width) == (1, 4)
 
 
+def test_back_projection_inverts_a_skewed_k():
+    """A camera_info K with skew (K[0,1]): each point is Z K^-1 (u, v, 1), so K maps it back onto its pixel
+    (X = (u - cx) Z / fx was up to 0.78 px off at skew 25 of fx 500)."""
+    K = np.array([[500.0, 25.0, 3.0], [0, 400.0, 2.0], [0, 0, 1]])
+    depth = np.array([[2.0, 4.0, 8.0], [10.0, 20.0, 40.0], [5.0, 6.0, 7.0]], dtype=np.float32)
+    pts = conv.read_points(conv.depth_to_cloud(depth, K, HEADER), ["x", "y", "z"])
+    got = np.stack([pts[c] for c in "xyz"], 1)
+    v, u = np.mgrid[0:3, 0:3]
+    expected = np.linalg.solve(K, np.stack([u.ravel(), v.ravel(), np.ones(9)])).T * depth.reshape(-1, 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
 def test_back_projection_that_overflows_float32_is_left_out():
     """A tiny focal length puts X beyond float32 (3.4e38): that point is dropped, not published as inf."""
     K = np.array([[1e-300, 0, 0.0], [0, 1.0, 0.0], [0, 0, 1]])

@@ -1,7 +1,8 @@
 """Reference predictors that give the model's numbers a meaning (``xdrcdepth eval`` prints them beside it).
 
 - ``radar_only``: every pixel takes the depth of the nearest radar return in the image (Euclidean pixel
-  distance, ties to the lower index); a frame without any return gets the constant below. This is what
+  distance; a pixel equally far from two returns takes the one scipy's exact distance transform finds, not
+  a documented choice); a frame without any return gets the constant below. This is what
   the radar alone says about the scene — a model that does not beat it learnt nothing from the camera.
 - ``constant``: one depth for every pixel, the median LiDAR depth of the training set (stored in the
   checkpoint by ``xdrcdepth train``), i.e. the best constant in the L1 sense on training data.

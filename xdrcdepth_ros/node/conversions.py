@@ -305,7 +305,9 @@ XYZ_FIELDS = [PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, coun
 
 
 def depth_to_cloud(depth: np.ndarray, K: np.ndarray, header: Header, stride: int = 1) -> PointCloud2:
-    """Back-project every ``stride``-th pixel with valid depth: X=(u-cx)Z/fx, Y=(v-cy)Z/fy (optical frame).
+    """Back-project every ``stride``-th pixel with valid depth through K's inverse (optical frame):
+    Y=(v-cy)Z/fy, X=(u-cx-s(v-cy)/fy)Z/fx with skew s = K[0,1] (0 for nuScenes; depth_image_proc leaves it out,
+    which misplaces a skewed camera's points; the radar is projected with the full K).
 
     Unorganised (height 1) with no invalid point, so ``is_dense`` is true (REP / sensor_msgs: "True if there
     are no invalid points"); a point whose float32 coordinates overflow is left out rather than sent as inf.
@@ -315,7 +317,8 @@ def depth_to_cloud(depth: np.ndarray, K: np.ndarray, header: Header, stride: int
     valid = np.isfinite(z) & (z > 0)
     z, u, v = z[valid], u[valid], v[valid]
     with np.errstate(over="ignore"):
-        xyz = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1).astype(np.float32)
+        xyz = np.stack([(u - K[0, 2] - K[0, 1] * (v - K[1, 2]) / K[1, 1]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1],
+                        z], axis=1).astype(np.float32)
     cloud = create_cloud(header, XYZ_FIELDS, xyz[np.all(np.isfinite(xyz), axis=1)])
     cloud.is_dense = True
     return cloud
