@@ -25,9 +25,10 @@ import yaml
 from PIL import Image as PILImage
 
 from conftest import REPO
-from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, late_node_hint, launch_command,
-                                           live_view_port, median_latency_ms, playback_delay, recording_folder_problem,
-                                           remove_previous_frames, summary_line)
+from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, frames_lost_to_a_late_node,
+                                           late_node_hint, launch_command, live_view_port, median_latency_ms,
+                                           playback_delay, recording_folder_problem, remove_previous_frames,
+                                           replay_again_delay, summary_line)
 
 RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: an idle 2-core machine keeps up
 LINGER_S = 10  # after the bag: time for the node to finish its last frame even on a loaded machine
@@ -277,6 +278,16 @@ def test_late_node_hint_only_when_frames_are_missing():
     assert late_node_hint(2, two, ReplayRun(node_ready_s=6.1), delay=5.0) is None     # late, but nothing lost
     assert late_node_hint(5, two, ReplayRun(node_ready_s=4.9), delay=5.0) is None     # ready before playback
     assert late_node_hint(5, two, ReplayRun(), delay=5.0) is None                     # readiness not seen
+
+
+def test_a_late_node_gets_a_second_replay_with_a_delay_from_its_readiness():
+    two = RecordedFrames(depth={1: None, 2: None})
+    assert frames_lost_to_a_late_node(5, two, ReplayRun(node_ready_s=16.1), delay=12.0)
+    assert not frames_lost_to_a_late_node(2, two, ReplayRun(node_ready_s=16.1), delay=12.0)     # nothing lost
+    assert not frames_lost_to_a_late_node(5, two, ReplayRun(node_ready_s=11.9), delay=12.0)     # ready in time
+    assert not frames_lost_to_a_late_node(5, two, ReplayRun(), delay=12.0)                      # not seen
+    assert replay_again_delay(16.1) == 25.0                 # 1.5 x 16.1 = 24.15 s, rounded up to whole seconds
+    assert replay_again_delay(8.0) == 12.0
 
 
 def test_launch_command_is_the_user_facing_graph(tmp_path):
