@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from xdrcdepth_core.experiments.saliency_figure import agreement, concentration
+from xdrcdepth_core.experiments.saliency_figure import _finite_mean, agreement, concentration
 
 
 def test_concentration_by_hand():
@@ -25,6 +25,15 @@ def test_agreement_by_hand():
     # cov = .375 - .125 + .125 + .125 = .5; |a| = sqrt(.75), |b| = 1 -> r = .5 / sqrt(.75)
     assert agreement(np.array([1.0, 0, 0, 0]), np.array([1.0, 1, 0, 0])) == pytest.approx(0.5 / math.sqrt(0.75))
     assert math.isnan(agreement(np.ones(4), np.arange(4.0)))
+
+
+def test_per_frame_values_are_averaged_where_defined_and_all_undefined_is_nan_without_a_warning():
+    import warnings
+
+    assert _finite_mean([0.5, float("nan"), 0.25]) == pytest.approx(0.375)    # a flat map's frame is left out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                       # numpy warned 'Mean of empty slice'
+        assert math.isnan(_finite_mean([float("nan"), float("nan")]))
 
 
 @pytest.mark.network

@@ -62,14 +62,20 @@ def saliency_study(checkpoints: dict[str, Path], test_cache: Path, frames: int =
             samples.append(sample)
     stats = {}
     for label, per_frame in maps.items():
-        entry = {"concentration_top10": float(np.nanmean([concentration(m) for m in per_frame]))}
+        entry = {"concentration_top10": _finite_mean([concentration(m) for m in per_frame])}
         if label != reference and reference in maps:
-            entry["agreement_with_teacher"] = float(np.nanmean(
-                [agreement(m, t) for m, t in zip(per_frame, maps[reference])]))
+            entry["agreement_with_teacher"] = _finite_mean([agreement(m, t) for m, t in zip(per_frame, maps[reference])])
         stats[label] = entry
     if figure is not None:
         _draw(samples, {label: per_frame[:len(samples)] for label, per_frame in maps.items()}, stats, figure)
     return {"frames": len(files), "layer": "decoder:4", "target": "mean predicted depth", "models": stats}
+
+
+def _finite_mean(values: list[float]) -> float:
+    """Mean over the frames whose value is defined; NaN, without numpy's 'Mean of empty slice' warning, when none
+    is (a flat map, e.g. an untrained model's, has no concentration or correlation)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _draw(samples: list[dict], maps: dict[str, list[np.ndarray]], stats: dict, figure: Path) -> None:
