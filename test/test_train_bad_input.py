@@ -352,6 +352,10 @@ def _ablation(tmp_path, **changes) -> str:
      "variant direct: temperature must be > 0, got -1"),
     ({"variants": {"direct": {"losses": [{"name": "dkd", "tempreature": 2}]}}},
      "variant direct: bad options for loss 'dkd': "),
+    # a model option the network does not take, or a model too large, also failed only when the job started
+    ({"variants": {"direct": {"model": {"film_spatail": True}}}},
+     "variant direct: model: bad config for model 'xdrcdepth': "),
+    ({"variants": {"direct": {"model": {"width_mult": 1000}}}}, "variant direct: model: xdrcdepth with "),
     # a variant's name is a folder and a file name: '..' left the out folder; 'teacher' took the teacher's record
     ({"variants": {"x/../../y": {}}, "ship": "x/../../y"}, "variant name 'x/../../y': use letters, digits and "),
     ({"variants": {"teacher": {}}, "ship": "teacher"}, "variant name 'teacher': use "),

@@ -57,6 +57,7 @@ from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, sa
 from xdrcdepth_core.distill import build_loss_entry
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config, prepare_train
 from xdrcdepth_core.train.config import PRECISIONS, read_yaml_mapping
+from xdrcdepth_core.train.trainer import check_model_config
 
 PROG = "xdrcdepth ablate"
 REQUIRED_KEYS = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
@@ -185,10 +186,15 @@ class Ablation:
         self.data_override = {"data": {"train": str(self.paths["train"]), "val": str(self.paths["val"])}}
         # every experiment resolves now (ConfigError naming its file), not hours later when its job starts
         self.teacher_config()
+        checked_models = set()
         for name, seed, run_dir in self.runs():
-            try:   # the student YAML with this variant's settings on top, and its losses as the trainer builds them
-                for entry in self.student_config(name, seed, run_dir)["losses"]:
+            try:   # the student YAML with this variant's settings on top: its losses and model as the trainer builds
+                config = self.student_config(name, seed, run_dir)     # them (the model once, shapes only)
+                for entry in config["losses"]:
                     build_loss_entry(entry)
+                if name not in checked_models:
+                    check_model_config(config["model"])
+                    checked_models.add(name)
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{self.config_path}: variant {name}: {exc.args[0] if exc.args else exc}") from None
 

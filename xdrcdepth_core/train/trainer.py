@@ -96,6 +96,19 @@ def _from_config(section: str, build, name: str, options: dict):
         raise ConfigError(f"{section}: {exc.args[0] if exc.args else exc}") from None
 
 
+def check_model_config(model: dict) -> None:
+    """The config's ``model`` section builds (ConfigError naming the option otherwise) and has at most
+    ``MAX_MODEL_PARAMETERS``; built on the meta device, shapes only, so no memory is taken (a width multiplier
+    of 1000 took all 24 GB of the machine)."""
+    options = dict(model)
+    name = options.pop("name")
+    with torch.device("meta"):
+        parameters = sum(p.numel() for p in _from_config("model", build_model, name, options).parameters())
+    if parameters > MAX_MODEL_PARAMETERS:
+        raise ConfigError(f"model: {name} with {_short_options(options)} has {parameters / 1e6:.0f} M "
+                          f"parameters, more than {MAX_MODEL_PARAMETERS // 10**6} M")
+
+
 def _config_path(key: str, open_folder):
     """``open_folder()``, with a missing or empty cache folder's error naming the config ``key`` it came from."""
     try:
@@ -185,14 +198,9 @@ class Trainer:
         self.input_hw = tuple(cfg["data"]["input_hw"])
         torch.manual_seed(cfg["seed"])
 
+        check_model_config(cfg["model"])
         model_cfg = dict(cfg["model"])
-        name = model_cfg.pop("name")
-        with torch.device("meta"):   # shapes only: a width multiplier of 1000 took all 24 GB of the machine
-            parameters = sum(p.numel() for p in _from_config("model", build_model, name, model_cfg).parameters())
-        if parameters > MAX_MODEL_PARAMETERS:
-            raise ConfigError(f"model: {name} with {_short_options(model_cfg)} has {parameters / 1e6:.0f} M "
-                              f"parameters, more than {MAX_MODEL_PARAMETERS // 10**6} M")
-        self.model = _from_config("model", build_model, name, model_cfg).to(device)
+        self.model = _from_config("model", build_model, model_cfg.pop("name"), model_cfg).to(device)
         self.losses = torch.nn.ModuleList()
         self.weights: list[float] = []
         self.loss_names: list[str] = []
