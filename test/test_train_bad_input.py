@@ -426,17 +426,42 @@ def test_a_run_folder_without_its_last_pt_is_not_trained_over(tmp_path, cache, c
 
 
 def test_a_best_pt_of_an_interrupted_first_epoch_needs_resume(tmp_path, cache, capsys):
-    """best.pt is written before last.pt: a run killed between the two in its first epoch leaves best.pt alone.
-    Without --resume that is refused like a last.pt; --resume starts the epoch again (nothing finished)."""
+    """best.pt is written before last.pt: a run killed between the two in its first epoch leaves best.pt alone
+    (here: a finished first epoch's folder without the files written after best.pt). Without --resume that is
+    refused like a last.pt; --resume starts the epoch again (nothing finished)."""
     config = _experiment(tmp_path, cache)
     run = tmp_path / "run"
-    save_checkpoint(run / "best.pt", build_model(TINY_STUDENT["name"], **{k: v for k, v in TINY_STUDENT.items()
-                                                                         if k != "name"}), INPUT_HW, CHANNELS)
+    assert main(["train", "--config", config, "--no-progress"]) == 0
+    for name in ("last.pt", "history.json", "summary.json"):
+        (run / name).unlink()
+    capsys.readouterr()
     err = _one_line(capsys, main(["train", "--config", config, "--no-progress"]))
     assert err == (f"xdrcdepth train: {run / 'best.pt'} exists: resume the run with --resume, or choose another out "
                    "folder\n")
     assert main(["train", "--config", config, "--no-progress", "--resume"]) == 0
     assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+
+
+@pytest.mark.parametrize("resume", [[], ["--resume"]])
+def test_a_best_pt_of_another_run_is_not_trained_over(tmp_path, cache, capsys, resume):
+    """A black-box run: another run's best.pt alone in the out folder was replaced by --resume, exit 0 (without
+    it, the message advised --resume). Only this config's own best.pt, written for this out folder, is trained
+    over by --resume; an untrained model's checkpoint of no run, and one of another out folder, are not."""
+    config = _experiment(tmp_path, cache)
+    run = tmp_path / "run"
+    save_checkpoint(run / "best.pt", build_model(TINY_STUDENT["name"], **{k: v for k, v in TINY_STUDENT.items()
+                                                                         if k != "name"}), INPUT_HW, CHANNELS)
+    other = yaml.safe_load(Path(config).read_text())
+    save_checkpoint(tmp_path / "other.pt", build_model(TINY_STUDENT["name"], **{k: v for k, v in TINY_STUDENT.items()
+                                                                               if k != "name"}), INPUT_HW, CHANNELS,
+                    resolved_config={**other, "out": str(tmp_path / "elsewhere")})
+    for foreign in (run / "best.pt", tmp_path / "other.pt"):
+        (run / "best.pt").write_bytes(foreign.read_bytes())
+        kept = (run / "best.pt").read_bytes()
+        err = _one_line(capsys, main(["train", "--config", config, "--no-progress", *resume]))
+        assert err == (f"xdrcdepth train: {run / 'best.pt'} exists and is not this config's (from a first epoch cut "
+                       "before its last.pt, which --resume trains again): choose another out folder\n")
+        assert (run / "best.pt").read_bytes() == kept
 
 
 def test_a_config_yaml_the_run_did_not_write_is_not_replaced(tmp_path, cache, capsys):

@@ -295,14 +295,28 @@ class Trainer:
             raise FileExistsError(f"{self.out} holds an earlier run ({', '.join(finished)}) without its last.pt, so "
                                   "it cannot be resumed and training would replace its best.pt: choose another out "
                                   "folder")
-        elif not resume and (self.out / "best.pt").is_file():   # an interrupted first epoch's (no history yet)
-            raise FileExistsError(f"{self.out / 'best.pt'} exists: resume the run with --resume, or choose another "
-                                  "out folder")
+        elif (best := self.out / "best.pt").is_file():   # an interrupted first epoch's (no history yet), or not
+            if not self._cut_first_epoch(best):         # a --resume replaced any best.pt (a black-box run)
+                raise FileExistsError(f"{best} exists and is not this config's (from a first epoch cut before its "
+                                      "last.pt, which --resume trains again): choose another out folder")
+            if not resume:
+                raise FileExistsError(f"{best} exists: resume the run with --resume, or choose another out folder")
         if not (resume and last.is_file()) and not self._may_write_config():
             raise FileExistsError(f"{self.out / 'config.yaml'} exists and was not written by a training run (a file "
                                   "of yours, e.g. the experiment YAML itself): choose another out folder")
         self.writer = None
         self._out_lock: int | None = None
+
+    def _cut_first_epoch(self, best: Path) -> bool:
+        """Whether ``best`` (in an out folder without last.pt or history) is this config's own, from a first epoch
+        cut between best.pt and last.pt: written for this out folder, none of :data:`RESUME_FIXED` changed. A file
+        that is no checkpoint is not."""
+        try:
+            saved = load_checkpoint(best).get("resolved_config") or {}
+        except (OSError, ValueError):
+            return False
+        return (isinstance(saved.get("out"), str) and Path(saved["out"]).resolve() == self.out.resolve()
+                and not _changed_on_resume(saved, self.cfg))
 
     def _may_write_config(self) -> bool:
         """Whether ``out/config.yaml`` is absent or one a run wrote (it starts with :data:`RESOLVED_CONFIG_HEADER`;
