@@ -44,6 +44,12 @@ def test_cuda_without_cuda_says_so():
     (["export", "--format", "onnx", "--batch", "0"], "argument --batch: must be >= 1, got '0'"),
     (["export", "--format", "onnx", "--batch", "-3"], "argument --batch: must be >= 1, got '-3'"),
     (["export", "--format", "onnx", "--limit", "0"], "argument --limit: must be >= 1, got '0'"),
+    # bag_player refused these only once replay-demo had written the bag and started the graph (then: '0 depth
+    # frames received, 6 dropped', exit 1, and the advice of a slower rate)
+    (["replay-demo", "--rate", "2e6"], "argument --rate: must be <= 1e+06, got 2e+06"),
+    (["replay-demo", "--rate", "1e-7"], "argument --rate: must be >= 1e-06, got 1e-07"),
+    (["replay-demo", "--delay", "2e9"], "argument --delay: must be <= 1e+09 s, got 2e+09"),
+    (["replay-demo", "--linger", "1e300"], "argument --linger: must be <= 1e+09 s, got 1e+300"),
 ])
 def test_bad_arguments_are_one_line_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:

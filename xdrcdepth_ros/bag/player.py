@@ -37,7 +37,6 @@ storage file's first message is refused like the other metadata mismatches (play
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 import threading
@@ -53,9 +52,10 @@ from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
-from xdrcdepth_core.cli_args import ArgumentParser, finite_float, one_line, say
+from xdrcdepth_core.cli_args import ArgumentParser, say
 from xdrcdepth_ros.bag.files import MAX_READ_BYTES, read_bag_info
 from xdrcdepth_ros.bag.mcap_storage import MAGIC as MCAP_MAGIC
+from xdrcdepth_ros.bag.play_bounds import FLAG_BOUNDS
 from xdrcdepth_ros.node.run import RosArgumentError, create_tool_node, init_ros_with_stop_event
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
@@ -66,44 +66,6 @@ STATIC_TOPICS = ("/tf_static",)
 #: Longest single wait: ``threading.Event.wait`` overflows beyond ``threading.TIMEOUT_MAX`` (~9.2e9 s), which
 #: a long bag at a slow rate can exceed, so long waits are taken in slices of this length.
 MAX_WAIT_SLICE_S = 3600.0
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """The allowed range of a numeric flag, shared by its argparse ``type`` and :func:`options_from_args`,
-    so both refuse the same values with the same words."""
-
-    low: float
-    high: float
-    low_open: bool = False   # ``low`` itself refused (a rate or frequency of 0)
-    unit: str = ""
-
-    def error(self, value: float) -> str | None:
-        """Why ``value`` is out of range (NaN fails every comparison, so it is checked first), or None."""
-        if not math.isfinite(value):
-            return f"must be a finite number, got {value:g}"
-        if value < self.low or (self.low_open and value == self.low):
-            return f"must be {'>' if self.low_open else '>='} {self.low:g}{self.unit}, got {value:g}"
-        if value > self.high:
-            return f"must be <= {self.high:g}{self.unit}, got {value:g}"
-        return None
-
-    def __call__(self, text: str) -> float:
-        """argparse ``type``: the float of ``text``, or ``ArgumentTypeError`` (argparse names the flag)."""
-        value = finite_float(text)
-        error = self.error(value)
-        if error:
-            raise argparse.ArgumentTypeError(error)
-        return value
-
-
-#: Seconds-valued flags stop at 1e9 s (32 years): bag times are int64 nanoseconds (2**63 ns ~ 9.2e9 s, of
-#: which a bag from today already uses 1.7e9 s) and waits must stay below ``threading.TIMEOUT_MAX``.
-SECONDS = Bounds(0.0, 1e9, unit=" s")
-#: ``--rate``: 1e-6 already stretches one second of bag to 11.6 days; 1e6 plays an hour of bag in 4 ms.
-#: Outside, wall targets and ``/clock`` times overflow (``-r 1e-300``: a wait past the platform's time_t).
-FLAG_BOUNDS = {"rate": Bounds(1e-6, 1e6), "start_offset": SECONDS, "delay": SECONDS,
-               "clock": Bounds(0.0, 1e6, low_open=True, unit=" Hz"), "wait_for_subscribers": SECONDS}
 
 
 class BagError(RuntimeError):

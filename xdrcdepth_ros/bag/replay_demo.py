@@ -57,15 +57,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import (EXIT_USAGE, non_negative_float, one_line, os_error_cause, path_argument,
-                                     positive_float, say)
+from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, os_error_cause, path_argument, positive_float, say
 from xdrcdepth_core.device import add_device_argument
+from xdrcdepth_ros.bag.play_bounds import FLAG_BOUNDS, SECONDS
 
 DEFAULT_RATE = 0.3
 DEFAULT_DELAY_S = 12.0          # the least automatic --delay
 #: automatic --delay = LOAD_FACTOR x the measured model load + START_S (node ready at 5.8-7.0 s with a 2.4 s
 #: load on the development machine: imports and ROS start-up scale with the machine as the load does)
 LOAD_FACTOR, START_S = 3.0, 4.0
+#: the launch graph hands rate and delay to bag_player, which refuses values beyond its bounds (after the bag
+#: was written and the graph started: "0 depth frames received", exit 1); linger is a launch timer in seconds
+PLAYBACK_BOUNDS = {"rate": FLAG_BOUNDS["rate"], "delay": FLAG_BOUNDS["delay"], "linger": SECONDS}
 #: a node ready after the automatic --delay: replayed once with this factor x the readiness seen
 LATE_FACTOR = 1.5
 DEFAULT_LINGER_S = 3.0
@@ -110,12 +113,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene", type=scene_name, help="scene name (default: the dataroot's first scene)")
     parser.add_argument("--out", type=path_argument, default=Path("artifacts/demo"),
                         help="output folder: bag/, record/, frames/ (default %(default)s)")
-    parser.add_argument("--rate", type=positive_float, default=DEFAULT_RATE,
+    parser.add_argument("--rate", type=PLAYBACK_BOUNDS["rate"], default=DEFAULT_RATE,
                         help="playback speed; slow enough that the node keeps up (default %(default)s)")
-    parser.add_argument("--delay", type=non_negative_float, default=None,
+    parser.add_argument("--delay", type=PLAYBACK_BOUNDS["delay"], default=None,
                         help="seconds before playback, while the node loads its model (default: from the "
                              f"model load measured just before, at least {DEFAULT_DELAY_S:g})")
-    parser.add_argument("--linger", type=non_negative_float, default=DEFAULT_LINGER_S,
+    parser.add_argument("--linger", type=PLAYBACK_BOUNDS["linger"], default=DEFAULT_LINGER_S,
                         help="seconds the node runs on after the bag ended (default %(default)s)")
     add_device_argument(parser, help="inference device: auto | cpu | cuda[:N] (default: auto)")
     parser.add_argument("--params-file", type=path_argument,
@@ -154,12 +157,11 @@ class RecordedFrames:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("rate", "delay", "linger"):
+    for name, bounds in PLAYBACK_BOUNDS.items():    # again for callers that build the Namespace themselves
         value = getattr(args, name)
-        if value is not None and not (value > 0 if name == "rate" else value >= 0):
-            print(f"xdrcdepth replay-demo: --{name} must be {'> 0' if name == 'rate' else '>= 0'}, got {value:g}",
-                  file=sys.stderr)
-            return 2
+        if value is not None and (error := bounds.error(value)):
+            say(f"xdrcdepth replay-demo: --{name} {error}")
+            return EXIT_USAGE
     out = args.out
     bag, record, frames_dir = out / "bag", out / "record", out / "frames"
     if problem := recording_folder_problem(record):
