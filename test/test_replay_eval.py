@@ -223,6 +223,26 @@ def test_an_unwritable_output_is_named_with_exit_1(bags, tmp_path, capsys):
         assert err.count("\n") == 1
 
 
+def test_a_json_that_cannot_be_written_is_refused_before_any_scoring(bags, tmp_path, capsys):
+    """A black-box run: --json naming a folder, or a file in a read-only folder, failed only after every frame was
+    scored and the tables printed (exit 1). Now before any work: a folder is exit 2, an unwritable folder exit 1."""
+    from fs_faults import readonly_dir
+
+    source, output = bags
+    (tmp_path / "report").mkdir()
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output),
+                 "--json", str(tmp_path / "report")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"xdrcdepth replay-eval: cannot write {tmp_path / 'report'}: it is a folder, give a file "
+                            "name\n") and captured.out == ""
+    with readonly_dir(tmp_path / "ro") as ro:
+        assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output),
+                     "--json", str(ro / "eval.json")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"xdrcdepth replay-eval: cannot write {ro / 'eval.json'}: ") and \
+        ("[Errno 30]" in captured.err or "[Errno 13]" in captured.err) and captured.out == ""   # mount or chmod
+
+
 def test_an_output_in_a_bag_it_reads_is_refused_and_the_bag_unchanged(bags, tmp_path, capsys):
     """--json over the source bag's data file (it wrote JSON over it, exit 0) or --frames into the recording's
     folder (a bag folder holds only the bag's files): refused before any work, one line, exit 2."""

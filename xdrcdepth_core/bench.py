@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdrcdepth_core.cli_args import non_negative_int, os_error_line, output_overlap, path_argument, positive_int, say
+from xdrcdepth_core.cli_args import (non_negative_int, os_error_line, output_file_problem, output_overlap,
+                                     path_argument, positive_int, say)
 from xdrcdepth_core.device import add_device_argument
 
 PROG = "xdrcdepth bench"
@@ -744,15 +745,9 @@ def run(args: argparse.Namespace) -> int:
                                  {"--frames": args.frames, "--calibration": args.calibration}):
         say(f"{PROG}: error: {problem}")
         return 2
-    for path in (args.out, json_path):
-        if path.is_dir():           # found only at the write, after the whole benchmark
-            say(f"{PROG}: cannot write {path}: it is a folder, give a file name")
-            return 2
-        try:                        # the outputs' folders now: a path through a file fails before the work
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            say(os_error_line(PROG, exc, path))
-            return 1
+    for path in (args.out, json_path):      # found only at the write, after the whole benchmark
+        if code := output_file_problem(PROG, path):
+            return code
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -131,6 +132,24 @@ def os_error_line(prog: str, exc: OSError, path: str | os.PathLike | None = None
     where = path if path is not None else (written_path(exc) or "output")
     code = f" [Errno {exc.errno}]" if exc.errno else ""
     return f"{prog}: cannot write {where}: {os_error_cause(exc)}{code}"
+
+
+def output_file_problem(prog: str, path: Path) -> int:
+    """Check before the work that the output file ``path`` can be written: 0 if so; else one line on stderr and the
+    exit code: 2 for a folder at ``path`` ("give a file name"), 1 for a folder that cannot be made or written to
+    (a path through a file, read-only, no permission; an empty probe file is made and removed to find out). A
+    report found unwritable only at its write came after all the work."""
+    if path.is_dir():
+        say(f"{prog}: cannot write {path}: it is a folder, give a file name")
+        return 2
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        say(os_error_line(prog, exc, path))
+        return 1
+    return 0
 
 
 def output_overlap(outputs: dict[str, str | os.PathLike | None],

@@ -16,8 +16,8 @@ import argparse
 import json
 import time
 
-from xdrcdepth_core.cli_args import (add_no_progress, os_error_line, output_overlap, path_argument, positive_float,
-                                     positive_int, say)
+from xdrcdepth_core.cli_args import (add_no_progress, os_error_line, output_file_problem, output_overlap, path_argument,
+                                     positive_float, positive_int, say)
 from xdrcdepth_core.metrics import DEFAULT_CAPS
 
 PROG = "xdrcdepth eval"
@@ -96,16 +96,14 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         say(f"{PROG}: {missing} for --gt {args.gt[0]} (cache {args.data}; 'exact' needs a synthetic folder's cache)")
         return 2
-    for folder, what in ((args.panels, args.panels), (args.json and args.json.parent, args.json)):
-        try:                        # the outputs' folders now: a path through a file fails before the work
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            say(os_error_line(PROG, exc, what))
-            return 1
-    if args.json is not None and args.json.is_dir():
-        say(f"{PROG}: cannot write {args.json}: it is a folder, give a file name")
-        return 2
+    try:                            # the outputs' folders now: a path through a file fails before the work
+        if args.panels is not None:
+            args.panels.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        say(os_error_line(PROG, exc, args.panels))
+        return 1
+    if args.json is not None and (code := output_file_problem(PROG, args.json)):
+        return code
     constant = args.constant_depth or metrics.get("median_train_depth")
 
     def panel(index: int, sample: dict, predictions: dict) -> None:
