@@ -116,7 +116,7 @@ def test_a_ctrl_c_the_exporter_swallows_still_stops(model, cache, monkeypatch, b
 
 
 def test_only_interrupts_are_seen_and_the_handler_in_place_is_restored():
-    from xdrcdepth_core.backends import interrupts_seen
+    from xdrcdepth_core.cli_args import interrupts_seen
 
     with ctrl_c_raises_keyboard_interrupt():
         with interrupts_seen() as seen:

@@ -13,8 +13,8 @@ import importlib
 import signal
 import sys
 
-from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, interrupted_line, say, sigint_held,
-                                     stdout_to_devnull)
+from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, interrupted_line, interrupts_seen, say,
+                                     sigint_held, stdout_to_devnull)
 
 #: command name -> (module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -60,23 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     # Parse the command name first, then let the command's module add its own arguments.
     known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     prog = f"xdrcdepth {known.command}"
-    try:
-        with sigint_held():     # a library's import may swallow KeyboardInterrupt (xdrcdepth_ros.entry_points)
-            module = importlib.import_module(known._module)
-        cmd_parser = ArgumentParser(prog=prog, description=COMMANDS[known.command][1])
-        module.add_arguments(cmd_parser)
-        args = cmd_parser.parse_args(argv[1:])
-        code = int(module.run(args) or 0)
-        if program:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)    # raises a SIGINT still pending first: caught here
-        return code
-    except KeyboardInterrupt:
-        # Ctrl-C where the command has no handler of its own (while torch loads, a model is built, ...)
-        say(interrupted_line(prog))
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        stdout_to_devnull()    # `xdrcdepth ablate --dry-run | head`: stop quietly, as cat does
-        return 1
+    with interrupts_seen() as ctrl_c:
+        try:
+            with sigint_held():     # a library's import may swallow KeyboardInterrupt (xdrcdepth_ros.entry_points)
+                module = importlib.import_module(known._module)
+            cmd_parser = ArgumentParser(prog=prog, description=COMMANDS[known.command][1])
+            module.add_arguments(cmd_parser)
+            args = cmd_parser.parse_args(argv[1:])
+            code = int(module.run(args) or 0)
+            if program:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)    # raises a SIGINT still pending first: caught here
+            return code
+        except KeyboardInterrupt:
+            # Ctrl-C where the command has no handler of its own (while torch loads, a model is built, ...)
+            say(interrupted_line(prog))
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            stdout_to_devnull()    # `xdrcdepth ablate --dry-run | head`: stop quietly, as cat does
+            return 1
+        except Exception:
+            if not ctrl_c:
+                raise
+            # the KeyboardInterrupt came out as another error: Ctrl-C inside a lazy `import cv2` is numpy's
+            # "ImportError: numpy._core.multiarray failed to import" (a black-box run: a 32-line traceback, exit 1)
+            say(interrupted_line(prog))
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -197,6 +197,36 @@ def sigint_held() -> Iterator[None]:
             signal.raise_signal(signal.SIGINT)
 
 
+@contextlib.contextmanager
+def interrupts_seen() -> Iterator[list[int]]:
+    """Yields a list that gets an entry for each ``KeyboardInterrupt`` the SIGINT handler in place raises inside
+    the block, whatever becomes of it there: a library may turn it into another error or swallow it. torch's ONNX
+    exporter runs the model's trace through C++ callbacks and tries the next capture strategy when one fails: a
+    Ctrl-C inside comes out as its own ``TorchExportError``, or not at all when a fallback succeeds (seen: exit 2
+    "export failed" and a ``.failed`` record that refused every later export of the checkpoint); numpy's import
+    turns it into an ``ImportError``. Python's handlers run in the main thread only; elsewhere nothing is
+    watched. A handler set inside the block stays when it ends."""
+    seen: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def handler(signum, frame):
+        try:
+            previous(signum, frame)
+        except KeyboardInterrupt:
+            seen.append(signum)
+            raise
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        if signal.getsignal(signal.SIGINT) is handler:     # one set inside the block (SIG_IGN at exit) stays
+            signal.signal(signal.SIGINT, previous)
+
+
 def say(line: str) -> None:
     """Print ``line`` to stderr as one line (:func:`one_line`; flushed: the process may exit right after)."""
     print(one_line(line), file=sys.stderr, flush=True)

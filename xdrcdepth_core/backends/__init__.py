@@ -10,12 +10,9 @@ used; the result of that check is cached beside the artefact, per machine. :func
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import signal
-import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +21,7 @@ import torch
 
 from xdrcdepth_core.backends.base import PRECISIONS, Backend, BackendUnavailable, DepthOnly, check_precision
 from xdrcdepth_core.backends.parity import ParityReport, ParityTolerance, check_parity
+from xdrcdepth_core.cli_args import interrupts_seen
 
 LOG = logging.getLogger(__name__)
 
@@ -145,33 +143,6 @@ def create_backend(name: str, model: torch.nn.Module, input_hw, radar_channels: 
     backend.parity = _parity_gate(name, precision, backend, reference, input_hw, radar_channels, device, frames,
                                   record_dir, tolerance, tag, batch)
     return backend
-
-
-@contextlib.contextmanager
-def interrupts_seen():
-    """Yields a list that gets an entry for each ``KeyboardInterrupt`` the SIGINT handler in place raises inside
-    the block, whatever becomes of it there. torch's ONNX exporter runs the model's trace through C++ callbacks and
-    tries the next capture strategy when one fails: a Ctrl-C inside comes out as its own ``TorchExportError``, or
-    not at all when a fallback succeeds (seen: exit 2 "export failed" and a ``.failed`` record that refused every
-    later export of the checkpoint). Python's handlers run in the main thread only; elsewhere nothing is watched."""
-    seen: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous) or threading.current_thread() is not threading.main_thread():
-        yield seen
-        return
-
-    def handler(signum, frame):
-        try:
-            previous(signum, frame)
-        except KeyboardInterrupt:
-            seen.append(signum)
-            raise
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield seen
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def calibration_tag(frames) -> str:
