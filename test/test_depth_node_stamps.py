@@ -209,3 +209,46 @@ def test_a_looping_bag_loses_no_frame_to_the_earlier_loops_unmatched_messages(ro
         at(0), *map(at, range(5)), *map(at, range(3)), *map(at, range(7))]
     assert rig.unexplained_rejections(diag) == {}, diag
     assert "/image stamps went back 0.400 s: restart" in log or "/camera_info stamps went back 0.400 s" in log, log
+
+
+def test_a_cloud_just_after_its_image_fuses_the_frame_after_a_radar_silence(ros_domain_id, nuscenes_samples,
+                                                                            tmp_path):
+    """A black-box run: after the radar had been silent past ``radar_timeout``, a frame whose own cloud DDS
+    delivered just after its image went out camera-only (the frame was decided when the image arrived), so with
+    frames further apart than radar_timeout every frame lost its radar. A frame now waits ``slop`` (steady time)
+    for its clouds. Here the cloud is sent only once the node has counted the image: within slop (1 s) of it,
+    the frame is fused; the camera-only frames are those of the silence alone."""
+    frame = NuScenesFrame.load(nuscenes_samples)
+    checkpoint = make_checkpoint(tmp_path / "student.pt")
+    node = NodeProcess(tmp_path / "node.log", {"checkpoint": str(checkpoint), "cpu_threads": 1, "fixed_frame": "",
+                                               "slop": 1.0, "radar_timeout": 2.0, "diagnostics_period": 0.1})
+    rig = Rig()
+    t0 = frame.t_cam
+
+    def diag(key) -> int:
+        return int(rig.latest_diagnostics().get(key, "0"))
+
+    try:
+        rig.publish_static_extrinsics(frame)
+        rig.wait_connected(node, outputs=("depth", "diag"))
+        rig.publish_frame_until(image_msg(frame.rgb, t0), camera_info_msg(frame, t0), [radar_msg(frame.radar, t0)],
+                                lambda: len(rig.received["depth"]) == 1, node)
+        t1 = t0 + 5 * S                             # the radar silent since t0: camera-only
+        rig.publish_frame_until(image_msg(frame.rgb, t1), camera_info_msg(frame, t1), [],
+                                lambda: len(rig.received["depth"]) == 2, node)
+        t2 = t1 + 5 * S                             # still silent when the image comes; its cloud follows
+        images = diag("messages received /image")
+        rig.publish_frame(image_msg(frame.rgb, t2), camera_info_msg(frame, t2), [])
+        assert rig.spin_until(lambda: diag("messages received /image") > images, 30, node)
+        rig.radar_pubs[0].publish(radar_msg(frame.radar, t2))
+        assert rig.spin_until(lambda: len(rig.received["depth"]) == 3, 60, node)
+        final = rig.diagnostics_when("frames published", "3", node)
+    finally:
+        rig.close()
+        rc = node.stop()
+    assert rc == 0, node.output()
+    assert final["camera-only frames (radar stale)"] == "1"
+    depths = [depth_array(m) for m in rig.received["depth"]]
+    assert [Time.from_msg(m.header.stamp).nanoseconds for m in rig.received["depth"]] == [t0, t1, t2]
+    assert np.abs(depths[1] - depths[0]).max() > 1e-5                      # the cloud shapes the depth
+    np.testing.assert_array_equal(depths[2], depths[0])                   # the same image and cloud: fused

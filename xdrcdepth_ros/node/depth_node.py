@@ -20,7 +20,8 @@ Radar that stops: the fused synchroniser needs a cloud from every radar topic, s
 silence the node. A second synchroniser pairs image and camera_info alone; when a radar topic's newest
 cloud is more than ``radar_timeout`` (image-stamp time) behind the image, that frame goes out with the
 other radars' nearest clouds (within ``slop``), or camera-only (empty radar raster) when none is left,
-and diagnostics warn "radar stale". The next cloud makes the topic fresh again: fused depth resumes. A
+and diagnostics warn "radar stale"; it waits ``slop`` (steady time) first, for its own clouds that DDS may
+deliver just after it. The next cloud makes the topic fresh again: fused depth resumes. A
 cloud stamped more than ``time_reset_threshold`` after the image does not count as fresh (one bogus
 future stamp would otherwise keep the topic fresh for ever). A cloud with no points is the radar seeing
 nothing: the frame goes out with an empty raster for it.
@@ -158,6 +159,7 @@ class DepthNode(Node):
         self._watch_start_ns: int | None = None        # image stamp the radar watch (re)started at
         self._watch_last_ns: int | None = None
         self._camera_only_stamps: deque[int] = deque(maxlen=4 * p.queue_size)
+        self._fused_stamps: deque[int] = deque(maxlen=4 * p.queue_size)
         for f, topic in zip(valid[2:], self.radar_topics):
             f.registerCallback(lambda msg, topic=topic: self._radar_arrived(topic, msg))
         self.synchronizer = message_filters.ApproximateTimeSynchronizer(valid, p.queue_size, p.slop)
@@ -197,12 +199,17 @@ class DepthNode(Node):
 
     # -- executor side (never blocks) --------------------------------------------------------------
     def _on_synced(self, image, camera_info, *radars) -> None:
-        if _stamp_ns(image.header) in self._camera_only_stamps:
+        t = _stamp_ns(image.header)
+        if t in self._camera_only_stamps:
             return  # a late cloud for a frame already published without it
+        self._fused_stamps.append(t)
         self._offer(Frame(image, camera_info, radars, time.monotonic(), image_restarts=self._image_restarts))
 
     def _on_camera_synced(self, image, camera_info) -> None:
-        """Image + camera_info matched: a frame of its own only while some radar topic is stale."""
+        """Image + camera_info matched: a frame of its own only while some radar topic is stale. It waits
+        ``slop`` seconds (steady time) for its clouds first: after a radar's silence the next frame's own cloud
+        may arrive just after the image (DDS delivers topics in no order), and then the fused synchroniser
+        publishes the frame with it (a black-box run: published camera-only whenever the image came first)."""
         timeout_s = self.get_parameter("radar_timeout").value
         if timeout_s <= 0 or not self.radar_topics:
             return
@@ -212,14 +219,31 @@ class DepthNode(Node):
                       if t - self._radar_heard_ns(topic, t) > timeout_s * 1e9)
         if not stale:
             return  # the fused synchroniser handles this frame
-        fresh = []
+        restarts, arrived = self._image_restarts, time.monotonic()
+        if self.slop_ns == 0:
+            self._offer_camera_only(image, camera_info, stale, restarts, arrived)
+            return
+        timer = None
+
+        def due() -> None:
+            self.destroy_timer(timer)
+            if t not in self._fused_stamps:
+                self._offer_camera_only(image, camera_info, stale, restarts, arrived)
+
+        timer = self.create_timer(self.slop_ns / 1e9, due, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _offer_camera_only(self, image, camera_info, stale: tuple, image_restarts: int, arrived: float) -> None:
+        """The frame without the radars that are still silent: each other radar's nearest cloud within slop."""
+        t = _stamp_ns(image.header)
+        near = {}
         for topic in self.radar_topics:
-            near = [m for m in self._radar_recent[topic] if abs(_stamp_ns(m.header) - t) <= self.slop_ns]
-            if topic not in stale and near:
-                fresh.append(min(near, key=lambda m: abs(_stamp_ns(m.header) - t)))
+            clouds = [m for m in self._radar_recent[topic] if abs(_stamp_ns(m.header) - t) <= self.slop_ns]
+            if clouds:
+                near[topic] = min(clouds, key=lambda m: abs(_stamp_ns(m.header) - t))
         self._camera_only_stamps.append(t)
-        self._offer(Frame(image, camera_info, tuple(fresh), time.monotonic(), radar_stale=stale,
-                          image_restarts=self._image_restarts))
+        self._offer(Frame(image, camera_info, tuple(near.values()), arrived,
+                          radar_stale=tuple(topic for topic in stale if topic not in near),
+                          image_restarts=image_restarts))
 
     def _watch(self, t: int) -> None:
         """Start (or, after image stamps jumped back past time_reset_threshold, restart) the radar watch."""
