@@ -121,14 +121,18 @@ def test_the_depth_node_stopped_inside_a_long_forward_pass_exits_0_without_it(ro
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("program, code, message", [
-    ("depth_node", 0, ""),
-    ("foxglove_viewer", 0, ""),
-    ("nuscenes2bag", 130, "nuscenes2bag: interrupted (SIGINT); finished files are complete, rerun to resume\n"),
+@pytest.mark.parametrize("program, signum, code, message", [
+    ("depth_node", signal.SIGINT, 0, ""),
+    ("foxglove_viewer", signal.SIGINT, 0, ""),
+    ("nuscenes2bag", signal.SIGINT, 130,
+     "nuscenes2bag: interrupted (SIGINT); finished files are complete, rerun to resume\n"),
+    # docker stop / systemd: a starting node ended by the signal (exit -15) where a moment later it exits 0
+    ("depth_node", signal.SIGTERM, 0, ""),
+    ("foxglove_viewer", signal.SIGTERM, 0, ""),
 ])
-def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, program, code, message):
-    """The installed console script, Ctrl-C'd while its module still imports rclpy / torch / rosbags: the same
-    stop as a moment later (no traceback). ``PYTHONPROFILEIMPORTTIME`` reports each finished import on stderr;
+def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, program, signum, code, message):
+    """The installed console script, Ctrl-C'd (or, a node, sent SIGTERM) while its module still imports rclpy /
+    torch / rosbags: the same stop as a moment later (no traceback). ``PYTHONPROFILEIMPORTTIME`` reports each finished import on stderr;
     the signal goes out once the program's own imports have begun (the first one after the entry point's).
     Its stderr is a one-page pipe: once the test stops reading, the program blocks in its next few dozen
     import reports until the signal has gone out, however slowly this process runs on a loaded machine (with
@@ -151,7 +155,7 @@ def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, 
             if len(seen) > 1 and seen[-2].rstrip().endswith("| xdrcdepth_ros.entry_points"):
                 break
         assert len(seen) > 1 and seen[-2].rstrip().endswith("| xdrcdepth_ros.entry_points"), "".join(seen)[-2000:]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=120)
     finally:
         deadline.cancel()

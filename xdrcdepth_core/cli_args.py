@@ -197,6 +197,13 @@ def sigint_held() -> Iterator[None]:
             signal.raise_signal(signal.SIGINT)
 
 
+def sigterm_as_ctrl_c(signum, frame) -> None:
+    """SIGTERM handler for a node's start-up, before rclpy installs its own: the same stop as a Ctrl-C (SIGINT
+    is raised in its place, so a SIGINT held over an import holds it too). Without it SIGTERM's default action
+    ended a starting node by the signal (exit -15: ``docker stop``, systemd) where a moment later it exits 0."""
+    signal.raise_signal(signal.SIGINT)
+
+
 @contextlib.contextmanager
 def interrupts_seen() -> Iterator[list[int]]:
     """Yields a list that gets an entry for each ``KeyboardInterrupt`` the SIGINT handler in place raises inside

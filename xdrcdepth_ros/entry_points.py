@@ -12,7 +12,8 @@ and reported. This module itself imports nothing heavy.
 The program's module is imported with SIGINT held (:func:`~xdrcdepth_core.cli_args.sigint_held`) and the
 ``KeyboardInterrupt`` raised once the import is done: a ``KeyboardInterrupt`` raised inside a library's import
 can be swallowed there (one that landed at a certain point while numpy imported was, reproducibly; the
-depth node then started and ran on as if never interrupted).
+depth node then started and ran on as if never interrupted). SIGTERM is the same stop as Ctrl-C for the nodes and
+tools until rclpy handles it (``docker stop`` or systemd during start-up ended them by the signal).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import importlib
 import signal
 from typing import Callable
 
-from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, interrupted_line, say, sigint_held
+from xdrcdepth_core.cli_args import EXIT_INTERRUPTED, interrupted_line, say, sigint_held, sigterm_as_ctrl_c
 
 
 def _guarded(module: str, batch: bool = False) -> Callable[[], int]:
     def entry() -> int:
+        if not batch and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, sigterm_as_ctrl_c)   # until rclpy's own (xdrcdepth_ros.node.run.init_ros)
         try:
             with sigint_held():     # a library's import may swallow KeyboardInterrupt: the program then started
                 program = importlib.import_module(module)

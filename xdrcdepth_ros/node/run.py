@@ -54,7 +54,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import RCLError
 
-from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say, stdout_to_devnull
+from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say, sigterm_as_ctrl_c, stdout_to_devnull
 from xdrcdepth_ros.node.params import Param, ParameterError
 
 HELP_FLAGS = ("-h", "--help")
@@ -122,6 +122,8 @@ def init_ros(args: list[str] | None = None, **kwargs) -> None:
     rcl prints its own ``[ERROR] [rcl]: Failed to parse global arguments`` to stderr; that print is
     captured (file descriptor 2) while rclpy initialises, and passed on only when init succeeds.
     """
+    if signal.getsignal(signal.SIGTERM) is sigterm_as_ctrl_c:   # the start-up's: rclpy's handler would chain to it
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
