@@ -101,12 +101,15 @@ _IDENTITY = (np.eye(3), np.zeros(3))
 
 
 def _compose(a, b):
-    """``a o b``: (R_a R_b, R_a t_b + t_a)."""
-    return a[0] @ b[0], a[0] @ b[1] + a[1]
+    """``a o b``: (R_a R_b, R_a t_b + t_a). An infinite translation gives NaN where a zero of R multiplies it, as
+    tf2's quatRotate does (0 x inf), and without numpy's RuntimeWarning on stderr (C++ prints none)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return a[0] @ b[0], a[0] @ b[1] + a[1]
 
 
 def _inverse(a):
-    return a[0].T, -(a[0].T @ a[1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        return a[0].T, -(a[0].T @ a[1])
 
 
 def _message(T, frame_id: str, child_frame_id: str, stamp_ns: int) -> TransformStamped:
