@@ -86,7 +86,12 @@ def test_corrupt_cache_file_is_rebuilt(folder, tmp_path, member):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--radar-channels", ["depth", "rcss"], "--radar-channels: unknown 'rcss'"),
+    ("--radar-channels", ["depth", "rcss"], "--radar-channels: unknown radar channels ['rcss']; known: "),
+    # a PCD field no network takes made a cache that training refused after a whole epoch (a black-box run)
+    ("--radar-channels", ["depth", "rcs", "ambig_state"], "--radar-channels: unknown radar channels ['ambig_state']; "
+                                                          "known: ['depth', 'rcs', 'vx', 'vx_comp', 'vy', 'vy_comp']"),
+    ("--radar-channels", ["rcs", "depth"], "--radar-channels: radar channels must start with 'depth' and name each "),
+    ("--radar-channels", ["depth", "rcs", "rcs"], "--radar-channels: radar channels must start with 'depth' and "),
     ("--camera", ["CAM_FRNT"], "no camera channel 'CAM_FRNT' in v1.0-test (cameras: CAM_FRONT)"),
     ("--radar", ["RADAR_FRNT"], "no radar channel 'RADAR_FRNT' in v1.0-test"),
 ])

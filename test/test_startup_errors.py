@@ -186,7 +186,7 @@ def test_all_bad_parameters_in_one_line_exit_2(ros_domain_id):
     ("xdrcdepth_core.cli", [], "the following arguments are required: COMMAND"),
     ("xdrcdepth_core.cli", ["prepare", "--dataroot", "D", "--out", "O", "--radar-sweeps", "0"], "must be >= 1"),
     ("xdrcdepth_core.cli", ["prepare", "--dataroot", "D", "--out", "O", "--radar-channels", "depth", "rcss"],
-     "--radar-channels: unknown 'rcss'"),
+     "--radar-channels: unknown radar channels ['rcss']"),
     ("xdrcdepth_core.cli", ["bag-reindex"], "the following arguments are required: bag"),
     ("xdrcdepth_core.cli", ["launch", "xdrcdepth", "--sigterm-timeout", "nan"], "must be a finite number"),
     ("xdrcdepth_core.cli", ["launch", "xdrcdepth", "foo=bar"], "launch arguments are name:=value"),

@@ -32,7 +32,7 @@ import torch
 
 from xdrcdepth_core.atomic import atomic_writer
 from xdrcdepth_core.models.base import SIZE_DIVISOR
-from xdrcdepth_core.preprocess import RADAR_CHANNEL_SCALES
+from xdrcdepth_core.data.radar_channels import radar_channels_problem
 
 FORMAT_VERSION = 2
 REQUIRED_KEYS = ("model_name", "model_config", "state_dict", "weights_sha256", "input_hw", "radar_channels")
@@ -106,20 +106,6 @@ def input_hw_problem(hw) -> str | None:
             or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in hw)
             or any(v % SIZE_DIVISOR for v in hw)):
         return f"input_hw must be two positive multiples of {SIZE_DIVISOR}, got {hw!r}"
-    return None
-
-
-def radar_channels_problem(channels) -> str | None:
-    """What is wrong with ``channels`` as a radar raster layout, as a phrase; None if usable. Known names
-    only, each once, ``depth`` first: the rasteriser and the sparse resize take channel 0 as the depth that
-    marks a pixel occupied and picks the nearest return, so any other order gives a silently wrong raster."""
-    if not isinstance(channels, (list, tuple)) or not channels or not all(isinstance(c, str) for c in channels):
-        return f"radar channels must be a non-empty list of names, got {channels!r}"
-    unknown = [c for c in channels if c not in RADAR_CHANNEL_SCALES]
-    if unknown:
-        return f"unknown radar channels {unknown!r}; known: {sorted(RADAR_CHANNEL_SCALES)}"
-    if channels[0] != "depth" or len(set(channels)) != len(channels):
-        return f"radar channels must start with 'depth' and name each channel once, got {list(channels)!r}"
     return None
 
 

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 from xdrcdepth_core.backends.base import check_precision
-from xdrcdepth_core.checkpoint import (build_from_checkpoint, file_digest, input_hw_problem, load_checkpoint,
-                                       radar_channels_problem)
+from xdrcdepth_core.checkpoint import build_from_checkpoint, file_digest, input_hw_problem, load_checkpoint
 from xdrcdepth_core.data.geometry import pinhole_intrinsics_valid
 from xdrcdepth_core.data.radar import DEFAULT_CHANNELS, RadarPoints, rasterize_radar
+from xdrcdepth_core.data.radar_channels import radar_channels_problem
 from xdrcdepth_core.device import resolve_device
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 from xdrcdepth_core.models import build_model

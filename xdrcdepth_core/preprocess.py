@@ -12,8 +12,9 @@ intrinsics K. The network runs at a fixed ``input_hw`` stored in the checkpoint:
   projecting the points with the scaled K;
 * the image is normalised with ImageNet statistics, radar channels divided by fixed per-channel scales.
 
-Our choice: the per-channel radar scales below (not given by the papers) bring each channel to roughly
-[-1, 1] for nuScenes ranges; depth is scaled by 1/100 m to match max_depth = 100 of LiRCDepth/CaFNet.
+Our choice: the per-channel radar scales (:data:`xdrcdepth_core.data.radar_channels.RADAR_CHANNEL_SCALES`, not
+given by the papers) bring each channel to roughly [-1, 1] for nuScenes ranges; depth is scaled by 1/100 m to
+match max_depth = 100 of LiRCDepth/CaFNet.
 """
 
 from __future__ import annotations
@@ -23,13 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from xdrcdepth_core.data.radar import resize_sparse
+from xdrcdepth_core.data.radar_channels import RADAR_CHANNEL_SCALES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-#: Divisors applied to radar raster channels before the network (our choice, see module docstring).
-RADAR_CHANNEL_SCALES = {"depth": 100.0, "rcs": 50.0, "vx_comp": 20.0, "vy_comp": 20.0,
-                        "vx": 20.0, "vy": 20.0}
 
 
 def check_image(image) -> None:

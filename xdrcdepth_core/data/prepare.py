@@ -53,7 +53,8 @@ from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 
 from .cache_file import open_npz, save_npz
 from .nuscenes_dataset import NuScenesDepthDataset, NuScenesLoadError, UnknownChannelError, UnknownSceneError
-from .radar import DEFAULT_CHANNELS, KNOWN_RADAR_CHANNELS
+from .radar import DEFAULT_CHANNELS
+from .radar_channels import radar_channels_problem
 from .radar_confidence import IGNORE
 from .sample_transforms import Resize
 
@@ -92,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LiDAR sweeps centred on the key frame for depth_gt; 1 = evaluation GT "
                              "(default: %(default)s)")
     parser.add_argument("--radar-channels", nargs="+", default=list(DEFAULT_CHANNELS), metavar="NAME",
-                        help="raster channels: 'depth' and radar PCD field names (default: %(default)s)")
+                        help="raster channels: 'depth' first, then radar fields the networks take: rcs, vx_comp, "
+                             "vy_comp, vx, vy (default: %(default)s)")
     parser.add_argument("--no-radar-filters", action="store_true",
                         help="keep all radar returns (default: the devkit's default filters)")
     parser.add_argument("--allow-missing-lidar", action="store_true",
@@ -183,12 +185,10 @@ def write_sample(path: Path, sample: dict, radar_channels: tuple[str, ...], sett
 
 def check_arguments(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments that argparse cannot see, or None."""
-    unknown = [c for c in args.radar_channels if c not in KNOWN_RADAR_CHANNELS]
-    if unknown:
-        return (f"--radar-channels: unknown {', '.join(map(repr, unknown))} (known: "
-                f"{', '.join(KNOWN_RADAR_CHANNELS)})")
-    if len(set(args.radar_channels)) != len(args.radar_channels):
-        return f"--radar-channels: {' '.join(args.radar_channels)} names a channel twice"
+    # the channels a network takes (a black-box run: PCD fields such as ambig_state made a cache that training
+    # refused only after a whole epoch, calling its files corrupt); depth first, each once
+    if problem := radar_channels_problem(args.radar_channels):
+        return f"--radar-channels: {problem}"
     if os.path.realpath(args.out) == os.path.realpath(args.dataroot):   # its .npz files went into the nuScenes root
         return f"--out {args.out} is the --dataroot folder: give the cache a folder of its own"
     if args.resize and args.resize[0] * args.resize[1] > DEFAULT_MAX_IMAGE_PIXELS:   # 100000 x 100000: OOM-killed
