@@ -20,6 +20,16 @@ def test_window_rate_and_mean():
     assert math.isnan(WindowedEvents(1.0, 0.0).mean_max(5.0)[0])
 
 
+def test_an_input_that_never_published_reads_0():
+    s = NodeStats(now=0.0, image_topic="/image", input_topics=("/image", "/camera_info", "/radar", "/radar_left"))
+    for t in (0.25, 0.75):
+        for topic in ("/image", "/camera_info", "/radar"):
+            s.received(topic, t)
+    v = status_values(s.status(1.0, "depth_node", "cpu", "xdrcdepth@untrained"))
+    assert v["messages received /radar_left"] == "0" and v["input rate /radar_left (Hz)"] == "0.00"
+    assert v["messages received /radar"] == "2"
+
+
 def test_status_values_and_ok_level():
     s = NodeStats(now=0.0, image_topic="/image", window_s=5.0)
     for i in range(10):                        # 2 Hz camera, 2 Hz radar, for 5 s

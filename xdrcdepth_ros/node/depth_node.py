@@ -138,7 +138,8 @@ class DepthNode(Node):
         inputs = [subscribe_input(self, image_type, image_topic, p.queue_size, large_samples=not self.compressed),
                   subscribe_input(self, CameraInfo, "camera_info", p.queue_size)]
         inputs += [subscribe_input(self, PointCloud2, topic, p.queue_size) for topic in p.radar_topics]
-        self.stats = NodeStats(time.monotonic(), image_topic=inputs[0].sub.topic_name)
+        self.stats = NodeStats(time.monotonic(), image_topic=inputs[0].sub.topic_name,
+                               input_topics=tuple(f.sub.topic_name for f in inputs))
         for f in inputs:  # registered before the synchroniser: counts arrivals before matching
             f.registerCallback(lambda _msg, topic=f.sub.topic_name:
                                self.stats.received(topic, time.monotonic()))

@@ -64,13 +64,16 @@ class WindowedEvents:
 class NodeStats:
     """Thread-safe counters of the node (executor callbacks and the worker thread both write)."""
 
-    def __init__(self, now: float, image_topic: str, window_s: float = DEFAULT_WINDOW_S):
+    def __init__(self, now: float, image_topic: str, window_s: float = DEFAULT_WINDOW_S,
+                 input_topics: tuple[str, ...] = ()):
+        """``input_topics``: reported from the start, at rate 0 and 0 messages while silent (a radar topic that
+        never published was missing from the values, where the docs point to ``messages received <topic>`` = 0)."""
         self.window_s = window_s
         self.start = now
         self.image_topic = image_topic
         self.lock = threading.Lock()
-        self.inputs: dict[str, WindowedEvents] = {}
-        self.received_total: dict[str, int] = {}
+        self.inputs: dict[str, WindowedEvents] = {topic: WindowedEvents(window_s, now) for topic in input_topics}
+        self.received_total: dict[str, int] = dict.fromkeys(input_topics, 0)
         self.matches = WindowedEvents(window_s, now)
         self.outputs = WindowedEvents(window_s, now)
         self.latency = WindowedEvents(window_s, now)
