@@ -258,10 +258,15 @@ def test_an_output_in_a_bag_it_reads_is_refused_and_the_bag_unchanged(bags, tmp_
     assert {p: p.read_bytes() for p in (*source.iterdir(), *output.iterdir())} == before
 
 
-@pytest.mark.parametrize("case", ["source missing", "output missing", "no depth", "other bag", "not a bag"])
+@pytest.mark.parametrize("case", ["source missing", "output missing", "no depth", "other bag", "not a bag",
+                                  "other camera"])
 def test_bad_bags_are_named_with_exit_2(bags, tmp_path, capsys, case):
     source, output = bags
-    if case == "source missing":
+    camera = []
+    if case == "other camera":    # a black-box run: the wrong --camera read 'not the bag that was played?'
+        camera = ["--camera", "cam_mine"]
+        expected = f"{source} has no /cam_mine/image_rect_compressed (--camera cam_mine); its cameras: cam_front\n"
+    elif case == "source missing":
         source = tmp_path / "absent"
         expected = f"bag {source} does not exist"
     elif case == "output missing":
@@ -277,7 +282,7 @@ def test_bad_bags_are_named_with_exit_2(bags, tmp_path, capsys, case):
         (tmp_path / "folder").mkdir()
         output = tmp_path / "folder"
         expected = f"bag {output} has no metadata.yaml"
-    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output)]) == 2
+    assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output), *camera]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith(f"xdrcdepth replay-eval: {expected}") and captured.err.count("\n") == 1
 

@@ -259,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.atomic import atomic_write_bytes
     from xdrcdepth_ros.bag.player import BagError
     from xdrcdepth_ros.bag.replay_demo import DEPTH_TOPIC, read_recording
+    from xdrcdepth_ros.bag.source_frames import missing_camera
 
     prog = "xdrcdepth replay-eval"
     problem = output_overlap({"--json": args.json, "--frames": args.frames},
@@ -288,8 +289,9 @@ def run(args: argparse.Namespace) -> int:
                                      skipped=recording.malformed)
         if not result.depth_frames:
             raise no_depth(result.malformed)
-        if len(result.no_camera) == result.depth_frames:
-            raise ValueError(f"no depth image of {args.output_bag} has a camera image with its stamp in "
+        if len(result.no_camera) == result.depth_frames:     # the wrong --camera, or not the bag that was played
+            raise ValueError(missing_camera(args.source_bag, args.camera) or
+                             f"no depth image of {args.output_bag} has a camera image with its stamp in "
                              f"{args.source_bag} (not the bag that was played?)")
     except (BagError, ValueError) as exc:
         say(f"{prog}: {exc}")

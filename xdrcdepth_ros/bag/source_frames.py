@@ -119,6 +119,22 @@ def _is_cloud_topic(topic: str) -> bool:
     return topic == LIDAR_TOPIC or topic.startswith(RADAR_PREFIX)
 
 
+def missing_camera(bag: Path, camera: str) -> str | None:
+    """Why ``bag`` has no images of ``camera`` (lower case, as ``--camera`` takes it), naming the cameras it has;
+    None when it has that camera's image topic."""
+    image_topic, _ = camera_topics(camera.upper())
+    reader = open_bag(bag)
+    try:
+        topics = {c.topic for c in reader.connections}
+    finally:
+        reader.close()
+    if image_topic in topics:
+        return None
+    cameras = sorted(t.split("/")[1] for t in topics if t.count("/") == 2 and t.endswith("/image_rect_compressed"))
+    return (f"{bag} has no {image_topic} (--camera {camera}); "
+            + (f"its cameras: {', '.join(cameras)}" if cameras else "it holds no camera images"))
+
+
 def bag_messages(bag: Path, wanted: Callable[[object], bool]) -> Iterator[tuple[str, object]]:
     """``(topic, rclpy message)`` of the connections ``wanted`` selects (and this module reads), in bag order.
 
