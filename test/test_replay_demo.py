@@ -25,10 +25,11 @@ import yaml
 from PIL import Image as PILImage
 
 from conftest import REPO
-from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, first_scene, frames_lost_to_a_late_node,
-                                           late_node_hint, launch_command, live_view_port, median_latency_ms,
-                                           playback_delay, recording_folder_problem, remove_previous_frames,
-                                           replay_again_delay, summary_line)
+from xdrcdepth_ros.bag.replay_demo import (RecordedFrames, ReplayRun, bag_channels, first_scene,
+                                           frames_lost_to_a_late_node, late_node_hint, launch_command,
+                                           live_view_port, median_latency_ms, playback_delay,
+                                           recording_folder_problem, remove_previous_frames, replay_again_delay,
+                                           summary_line)
 
 RATE = 0.3  # key frames 0.5 s apart in the bag arrive 1.7 s apart: an idle 2-core machine keeps up
 LINGER_S = 10  # after the bag: time for the node to finish its last frame even on a loaded machine
@@ -288,6 +289,13 @@ def test_a_late_node_gets_a_second_replay_with_a_delay_from_its_readiness():
     assert not frames_lost_to_a_late_node(5, two, ReplayRun(), delay=12.0)                      # not seen
     assert replay_again_delay(16.1) == 25.0                 # 1.5 x 16.1 = 24.15 s, rounded up to whole seconds
     assert replay_again_delay(8.0) == 12.0
+
+
+def test_the_bag_gets_every_radar_the_node_is_given():
+    assert bag_channels({}) == ["CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP"]              # nuscenes2bag's default
+    assert bag_channels({"radar_topics": ["radar/points"]}) == ["CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP"]  # remapped
+    assert bag_channels({"radar_topics": ["/radar_front", "/radar_front_left"]}) == [
+        "CAM_FRONT", "RADAR_FRONT", "LIDAR_TOP", "RADAR_FRONT_LEFT"]
 
 
 def test_launch_command_is_the_user_facing_graph(tmp_path):

@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
 
         # `--name=value`: a value starting with '-' stays a value; nuscenes2bag names any problem in its one line
         status = nuscenes2bag([f"--dataroot={dataroot}", f"--version={args.version}", f"--scene={scene}",
-                               f"--out={bag}", "--overwrite", "--no-progress"])
+                               f"--out={bag}", "--overwrite", "--no-progress", "--channels",
+                               *bag_channels(node_parameters(args.params_file))])
         if status != 0:
             return status
     remove_previous_recording(record)
@@ -229,6 +230,17 @@ def run(args: argparse.Namespace) -> int:
               f"with their stamp in {bag}", file=sys.stderr)
         return 1
     return replay.returncode
+
+
+def bag_channels(params: dict) -> list[str]:
+    """The nuScenes channels the bag gets: nuscenes2bag's default ones, and the radar of each absolute topic in
+    the node's ``radar_topics`` (``/radar_front_left`` is RADAR_FRONT_LEFT, as nuscenes2bag names it): a params
+    file naming two radars got a bag of one, and the node, waiting for both, published nothing (a black-box run)."""
+    from xdrcdepth_ros.bag.nuscenes2bag import DEFAULT_CHANNELS
+
+    radars = [topic[1:].upper() for topic in params.get("radar_topics", [])
+              if isinstance(topic, str) and topic.startswith("/") and topic.count("/") == 1 and len(topic) > 1]
+    return list(dict.fromkeys([*DEFAULT_CHANNELS, *radars]))
 
 
 def read_node_parameters(params_file: Path) -> dict:
