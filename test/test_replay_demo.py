@@ -159,8 +159,8 @@ def test_replay_demo_brings_every_frame_back_as_depth(tmp_path, nuscenes_samples
     for name in ("depth_node", "bag_recorder", "foxglove_viewer"):
         assert f"[launch] {name} exited with code 0" in lines, log
     summary = lines[-1]
-    match = re.fullmatch(r"replay-demo: 6 camera frames played, (\d) depth frames received, (\d) dropped, median "
-                         r"latency \d+ ms \(node /diagnostics\), rate 0\.3, node ready after \d+\.\d s; pictures in "
+    match = re.fullmatch(r"replay-demo: 6 camera frames played, (\d) depth frames received, (\d) without depth, "
+                         r"median latency \d+ ms \(node /diagnostics\), rate 0\.3, node ready after \d+\.\d s; pictures in "
                          + re.escape(f"{out / 'frames'}/"), summary)
     assert match, log
     n_back, n_dropped = map(int, match.groups())
@@ -236,7 +236,7 @@ def test_no_depth_back_is_an_error(tmp_path, nuscenes_samples, ros_domain_id):
     load_s = float(delay.group(2))                              # printed to 0.1 s; the formula has its own test
     assert playback_delay(load_s - 0.05) <= int(delay.group(1)) <= playback_delay(load_s + 0.05)
     assert f"delay:={delay.group(1)} " in out                   # what the launch graph was given
-    assert "replay-demo: 6 camera frames played, 0 depth frames received, 6 dropped, median latency n/a" in out
+    assert "replay-demo: 6 camera frames played, 0 depth frames received, 6 without depth, median latency n/a" in out
     assert "xdrcdepth replay-demo: no depth frame came back from the depth node" in out
     assert not list((tmp_path / "demo" / "frames").glob("*.png"))
 
@@ -256,7 +256,7 @@ def test_median_latency_prefers_diagnostics_then_stamps():
 def test_summary_line_counts_drops():
     frames = RecordedFrames(depth={1: None, 2: None}, diagnostics=[{"latency mean (ms)": "812.4"}])
     line = summary_line(5, frames, 0.3, Path("out/frames"), ReplayRun(node_ready_s=2.44))
-    assert line == ("replay-demo: 5 camera frames played, 2 depth frames received, 3 dropped, median latency "
+    assert line == ("replay-demo: 5 camera frames played, 2 depth frames received, 3 without depth, median latency "
                     "812 ms (node /diagnostics), rate 0.3, node ready after 2.4 s; pictures in out/frames/")
     line = summary_line(5, frames, 0.3, Path("out/frames"), ReplayRun(interrupted=True))
     assert line == ("replay-demo: interrupted: 5 camera frames in the bag, 2 depth frames received, median "

@@ -16,7 +16,7 @@ The main job of the project, as one command:
    the input bag's frame with the same stamp (written atomically); the depth scored against that LiDAR where
    the frame has it, with the radar-only baseline beside it (per-frame and overall tables, one metrics line,
    ``<out>/replay_eval.json``);
-5. one summary line: camera frames played, depth frames back, dropped, median latency, output folder.
+5. one summary line: camera frames played, depth frames back, frames without depth, median latency, output folder.
 
 Exit status 1 with a message when no depth frame came back; the launcher's status when it failed; 2 with one
 line for bad arguments or a bad ``--params-file`` (before any work); when interrupted (Ctrl-C, or SIGTERM/SIGHUP
@@ -578,14 +578,16 @@ def median_latency_ms(frames: RecordedFrames, rate: float) -> tuple[float, str] 
 
 def summary_line(played: int, frames: RecordedFrames, rate: float, frames_dir: Path, replay: ReplayRun) -> str:
     """The last line of the command. ``played``: camera frames in the input bag (all of them are played
-    unless the run was interrupted, when the drop count would be meaningless and is left out)."""
+    unless the run was interrupted, when the count without depth would be meaningless and is left out). Frames
+    without depth are the node's drops (latest-frame policy), its sync misses and frames played before it was
+    ready: the node's /diagnostics tell them apart (a black-box run read "dropped" as the node's drop count)."""
     received = len(frames.depth)
     latency = median_latency_ms(frames, rate)
     if replay.interrupted:
         counts = f"interrupted: {played} camera frames in the bag, {received} depth frames received"
     else:
         counts = (f"{played} camera frames played, {received} depth frames received, "
-                  f"{max(played - received, 0)} dropped")
+                  f"{max(played - received, 0)} without depth")
     text = (f"replay-demo: {counts}, median latency "
             + (f"{latency[0]:.0f} ms ({latency[1]})" if latency else "n/a") + f", rate {rate:g}")
     if replay.node_ready_s is not None:
