@@ -132,8 +132,9 @@ def test_the_depth_node_stopped_inside_a_long_forward_pass_exits_0_without_it(ro
 ])
 def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, program, signum, code, message):
     """The installed console script, Ctrl-C'd (or, a node, sent SIGTERM) while its module still imports rclpy /
-    torch / rosbags: the same stop as a moment later (no traceback). ``PYTHONPROFILEIMPORTTIME`` reports each finished import on stderr;
-    the signal goes out once the program's own imports have begun (the first one after the entry point's).
+    torch / rosbags: the same stop as a moment later (no traceback). ``PYTHONPROFILEIMPORTTIME`` reports each
+    finished import on stderr; the signal goes out once the program's own imports have begun (the first one after
+    the entry point's).
     Its stderr is a one-page pipe: once the test stops reading, the program blocks in its next few dozen
     import reports until the signal has gone out, however slowly this process runs on a loaded machine (with
     a 64 kB pipe, a descheduled test let the program finish importing, even parse its arguments, first)."""

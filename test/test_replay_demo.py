@@ -160,7 +160,8 @@ def test_replay_demo_brings_every_frame_back_as_depth(tmp_path, nuscenes_samples
         assert f"[launch] {name} exited with code 0" in lines, log
     summary = lines[-1]
     match = re.fullmatch(r"replay-demo: 6 camera frames played, (\d) depth frames received, (\d) without depth, "
-                         r"median latency \d+ ms \(node /diagnostics\), rate 0\.3, node ready after \d+\.\d s; pictures in "
+                         r"median latency \d+ ms \(node /diagnostics\), rate 0\.3, node ready after \d+\.\d s; "
+                         r"pictures in "
                          + re.escape(f"{out / 'frames'}/"), summary)
     assert match, log
     n_back, n_dropped = map(int, match.groups())

@@ -64,7 +64,8 @@ def saliency_study(checkpoints: dict[str, Path], test_cache: Path, frames: int =
     for label, per_frame in maps.items():
         entry = {"concentration_top10": _finite_mean([concentration(m) for m in per_frame])}
         if label != reference and reference in maps:
-            entry["agreement_with_teacher"] = _finite_mean([agreement(m, t) for m, t in zip(per_frame, maps[reference])])
+            entry["agreement_with_teacher"] = _finite_mean([agreement(m, t)
+                                                            for m, t in zip(per_frame, maps[reference])])
         stats[label] = entry
     if figure is not None:
         _draw(samples, {label: per_frame[:len(samples)] for label, per_frame in maps.items()}, stats, figure)
