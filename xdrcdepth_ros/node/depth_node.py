@@ -68,6 +68,7 @@ from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
 from xdrcdepth_ros.node.run import SHUTDOWN_TIMEOUT_S, node_help, run_node
 from xdrcdepth_ros.node.sync_queues import drop_queued
 from xdrcdepth_ros.node.transport_topics import compressed_topic
+from xdrcdepth_ros.node.tf_restarts import TransformListenerClearingOnRestart
 from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
 from xdrcdepth_ros.node.valid_stamps import ValidStamps
 from xdrcdepth_ros.standins import active, implementation
@@ -123,7 +124,7 @@ class DepthNode(Node):
         self.fallback_tf = static_transform_buffer(node_params.transform_specs(p.fallback_transforms))
 
         self.tf = tf2_ros.Buffer(cache_time=TF_CACHE, node=self)
-        self.tf_listener = tf2_ros.TransformListener(self.tf, self)
+        self.tf_listener = TransformListenerClearingOnRestart(self.tf, self, self._tf_restarted)
 
         self.depth_pub = self.create_publisher(Image, "depth/image", OUTPUT_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS)
@@ -199,6 +200,11 @@ class DepthNode(Node):
         return SetParametersResult(successful=True)
 
     # -- executor side (never blocks) --------------------------------------------------------------
+    def _tf_restarted(self, child_frame: str, seconds_back: float) -> None:
+        if self.log_throttle.should_log("tf_restart", time.monotonic())[0]:
+            self.get_logger().info(f"TF stamps of '{child_frame}' went back {seconds_back:.3f} s: restart (e.g. a "
+                                   "looping bag); dynamic transforms cleared")
+
     def _on_synced(self, image, camera_info, *radars) -> None:
         t = _stamp_ns(image.header)
         if t in self._camera_only_stamps:
@@ -278,6 +284,11 @@ class DepthNode(Node):
                 self._radar_recent[topic].clear()
             if index == 0:
                 self._camera_only_stamps.clear()
+                self._fused_stamps.clear()
+                for recent in self._radar_recent.values():   # the clouds of before, stamped ahead of the images
+                    kept = [m for m in recent if _stamp_ns(m.header) - t <= self.time_reset_ns]
+                    recent.clear()
+                    recent.extend(kept)
                 self._image_restarts += 1
             if dropped and self.log_throttle.should_log("restart", time.monotonic())[0]:
                 self.get_logger().info(f"{topic} stamps went back {(newest - t) / 1e9:.3f} s: restart; "
@@ -366,26 +377,16 @@ class DepthNode(Node):
 
         A frame that published nothing (a missing transform, a bad cloud) does not block a later copy
         with the same stamp. After a restart of the image stamps (``_input_arrived``: a looping bag) output
-        starts over; if the frame lies more than ``time_reset_threshold`` behind the newest frame taken before
-        (a single bogus future stamp never reaches the worker, so it clears nothing), dynamic transforms are
-        cleared (tf2 would refuse the new loop's transforms as older than its cache)
-        unless the node's clock went back with the stamps (``use_sim_time`` with ``--clock --loop``):
-        tf2_ros's ``Buffer(node=...)`` cleared them on that jump (more than 1 s back; a smaller jump keeps the
-        new loop's transforms within the cache), and what TF holds now was sent for the new loop (clearing
-        again would leave its first frame without them).
+        starts over. (Transforms are not cleared here: by now the new loop's first transforms may have arrived;
+        the TF listener clears them when its own stamps start over, :mod:`.tf_restarts`.)
         """
         stamp = _stamp_ns(frame.image.header)
         if frame.image_restarts != self._image_restarts_seen:
             self._image_restarts_seen = frame.image_restarts
             seen, self._last_seen_ns, self._last_published_ns = self._last_seen_ns, None, None
             if seen is not None and seen - stamp > self.time_reset_ns:
-                clock = self.get_clock()
-                clock_went_back = clock.ros_time_is_active and 0 < clock.now().nanoseconds < seen - self.time_reset_ns
                 self.get_logger().info(f"image stamps went back {(seen - stamp) / 1e9:.3f} s: restart (e.g. a looping "
-                                       "bag); " + ("the clock went back too (dynamic transforms cleared then)"
-                                                   if clock_went_back else "clearing dynamic transforms"))
-                if not clock_went_back:
-                    self.tf.clear()
+                                       "bag); output starts over")
         self._last_seen_ns = stamp if self._last_seen_ns is None else max(self._last_seen_ns, stamp)
         last = self._last_published_ns
         if last is not None and stamp <= last:
