@@ -1,4 +1,5 @@
-"""Bags whose compressed data lies about its size, read by the bag tools with bounded memory.
+"""Bags whose compressed data lies about its size, read by the bag tools with bounded memory, and ``--overwrite``
+refusing a metadata.yaml that only lists files.
 
 Every bag is built here for real (our writer or rosbags', then one stored frame replaced by a zstd frame of
 hundreds of MiB of zeros, a few kB on disk). Each player run is a child process whose own peak RSS is read with
@@ -162,3 +163,40 @@ def test_a_file_compressed_bag_is_refused_before_anything_is_unpacked(tmp_path):
         f"which the bag tools do not read (rosbags would unpack it whole into {tmpdir} first); unpack it with "
         "'zstd -d' and set compression_mode and compression_format to '' in metadata.yaml")
     assert list(tmpdir.iterdir()) == [] and peak_mb < 300, peak_mb
+
+
+@pytest.mark.slow
+def test_overwrite_refuses_a_metadata_yaml_that_only_lists_files(tmp_path):
+    """`metadata.yaml` of just `rosbag2_bagfile_information: {relative_file_paths: [thesis.tex]}` made
+    `nuscenes2bag --overwrite` delete thesis.tex (black-box run). A replaceable bag now needs the real metadata
+    keys (an integer version, storage_identifier mcap or sqlite3) and lists only storage files of that storage."""
+    import yaml
+
+    from test_nuscenes2bag_folders import build_folder
+    from xdrcdepth_ros.bag.files import bag_files
+
+    root = tmp_path / "nuscenes"
+    build_folder(root)
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "metadata.yaml").write_text("rosbag2_bagfile_information: {relative_file_paths: [thesis.tex]}\n")
+    (out / "thesis.tex").write_text("keep me")
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_ros.bag.nuscenes2bag", "--dataroot", str(root), "--out",
+                           str(out), "--scene", "scene-a", "--overwrite", "--no-progress"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"refusing to overwrite {out}" in one_line(proc.stderr)
+    assert (out / "thesis.tex").read_text() == "keep me"
+
+    bag = small_bag(tmp_path / "real")
+    assert bag_files(bag) is not None                                     # our own bag stays replaceable
+    good = yaml.safe_load((bag / "metadata.yaml").read_text())
+    info = good["rosbag2_bagfile_information"]
+    for change in ({"version": None}, {"version": "9"}, {"storage_identifier": None},
+                   {"storage_identifier": "sqlite3"}, {"storage_identifier": ["mcap"]}):
+        (bag / "metadata.yaml").write_text(yaml.safe_dump({"rosbag2_bagfile_information": {**info, **change}}))
+        assert bag_files(bag) is None, change
+    (bag / "real.mcap").rename(bag / "real.tex")
+    (bag / "metadata.yaml").write_text(yaml.safe_dump(
+        {"rosbag2_bagfile_information": {**info, "relative_file_paths": ["real.tex"]}}))
+    assert bag_files(bag) is None
