@@ -13,7 +13,8 @@ A rosbag2 is a folder (``metadata.yaml`` + the storage files it lists). Two ways
   recording keeps all but its last half second; ``xdrcdepth bag-reindex`` finalises it.
 
 Overwriting (``--overwrite``) deletes only a *recognisable bag*: a folder holding ``metadata.yaml`` that
-parses as rosbag2 metadata and, besides it, nothing but the storage files it lists (and sqlite's
+parses as rosbag2 metadata (an integer ``version``, ``storage_identifier`` mcap or sqlite3) and, besides it,
+nothing but the storage files it lists, named as that storage's (``.mcap``/``.db3``, and sqlite's
 ``-journal``/``-wal``/``-shm`` companions). Anything else, e.g. a folder of unrelated files or an
 unfinalised recording, is refused with a message naming the folder (:class:`NotABagError`).
 """
