@@ -8,7 +8,7 @@ unpacked whole into ``$TMPDIR`` when rosbags opens it (2 GB written from a 65 kB
 opens a bag with rosbags' decompressors replaced by :func:`decompress`, which stops as soon as the output passes
 its limit and raises :class:`OversizedData`: a chunk may hold no more than it declares (itself at most
 :data:`~xdrcdepth_ros.bag.files.MAX_READ_BYTES`), a message no more than ``MAX_READ_BYTES``. File-compressed bags
-are refused (:class:`DecompressionError`) before anything is unpacked; ``zstd -d`` unpacks one for the tools.
+are refused (:class:`RefusedData`) before anything is unpacked; ``zstd -d`` unpacks one for the tools.
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ class DecompressionError(ValueError):
     """Compressed bag data that is corrupt, or that the bag tools do not read; the message says which."""
 
 
-class OversizedData(DecompressionError):
+class RefusedData(DecompressionError):
+    """Compressed bag data the tools refuse to read (no damage ``bag-reindex`` could repair)."""
+
+
+class OversizedData(RefusedData):
     """Compressed bag data that decompresses to more than its limit; refused before more is held in memory."""
 
 
@@ -86,7 +90,7 @@ def _decompress_message(data: bytes) -> bytes:
 
 def _refuse_file_compression(fileobj, _mode: str = "rb"):
     name = Path(getattr(fileobj, "name", "?")).name
-    raise DecompressionError(
+    raise RefusedData(
         f"{name} is compressed as a whole (compression_mode: file), which the bag tools do not read (rosbags "
         f"would unpack it whole into {os.environ.get('TMPDIR', '/tmp')} first); unpack it with 'zstd -d' and set "
         "compression_mode and compression_format to '' in metadata.yaml")

@@ -53,7 +53,7 @@ from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
 from xdrcdepth_core.cli_args import ArgumentParser, say
-from xdrcdepth_ros.bag.decompression import DecompressionError, bounded_reader
+from xdrcdepth_ros.bag.decompression import DecompressionError, RefusedData, bounded_reader
 from xdrcdepth_ros.bag.files import MAX_READ_BYTES, read_bag_info
 from xdrcdepth_ros.bag.mcap_storage import MAGIC as MCAP_MAGIC
 from xdrcdepth_ros.bag.play_bounds import FLAG_BOUNDS
@@ -142,7 +142,7 @@ def damaged_bag_line(bag, exc: BaseException) -> str:
     if not storage_files:
         return f"cannot read bag {bag}: {exc}"
     data = storage_files[0]
-    if isinstance(exc, DecompressionError):     # not damage bag-reindex repairs: a bomb, or compression_mode file
+    if isinstance(exc, RefusedData):     # not damage bag-reindex repairs: a bomb, or compression_mode file
         return f"cannot read bag {bag}: {exc if data.name in str(exc) else f'{data.name}: {exc}'}"
     try:
         declared = read_bag_info(folder).get("storage_identifier")
