@@ -13,7 +13,8 @@ A rosbag2 is a folder (``metadata.yaml`` + the storage files it lists). Two ways
   recording keeps all but its last half second; ``xdrcdepth bag-reindex`` finalises it.
 
 Overwriting (``--overwrite``) deletes only a *recognisable bag*: a folder holding ``metadata.yaml`` that
-parses as rosbag2 metadata and, besides it, nothing but the storage files it lists (and sqlite's
+parses as rosbag2 metadata (an integer ``version``, ``storage_identifier`` mcap or sqlite3) and, besides it,
+nothing but the storage files it lists, named as that storage's (``.mcap``/``.db3``, and sqlite's
 ``-journal``/``-wal``/``-shm`` companions). Anything else, e.g. a folder of unrelated files or an
 unfinalised recording, is refused with a message naming the folder (:class:`NotABagError`).
 """
@@ -90,17 +91,28 @@ def read_bag_info(bag: str | os.PathLike) -> dict:
     return info
 
 
+#: The storage file suffix of each ``storage_identifier`` our writers produce (they never compress whole files).
+STORAGE_FILE_SUFFIXES = {"mcap": ".mcap", "sqlite3": ".db3"}
+
+
 def bag_files(path: str | os.PathLike) -> list[Path] | None:
     """The files that make up the bag at ``path`` (metadata.yaml first), or None if it is not
-    recognisably a rosbag2 folder (no or unparsable metadata.yaml, a listed file missing, or any
-    other entry in the folder)."""
+    recognisably a rosbag2 folder: metadata.yaml missing or unparsable, without an integer ``version`` and a
+    ``storage_identifier`` of :data:`STORAGE_FILE_SUFFIXES`, listing a file that is missing or not named as a
+    storage file of that storage (``<name>.mcap``/``<name>.db3``), or any other entry in the folder. A
+    metadata.yaml listing ``thesis.tex`` must not make ``--overwrite`` delete it."""
     path = Path(path)
     meta = path / "metadata.yaml"
     try:
-        listed = [Path(name).name for name in read_bag_info(path)["relative_file_paths"]]
+        info = read_bag_info(path)
+        listed = [Path(name).name for name in info["relative_file_paths"]]
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    if not listed or not all(isinstance(name, str) and name not in ("", ".", "..") for name in listed):
+    storage = info.get("storage_identifier")
+    suffix = STORAGE_FILE_SUFFIXES.get(storage) if isinstance(storage, str) else None
+    if suffix is None or type(info.get("version")) is not int:
+        return None
+    if not listed or not all(isinstance(name, str) and name.endswith(suffix) and name != suffix for name in listed):
         return None
     allowed = {"metadata.yaml", *listed, *(name + c for name in listed for c in SQLITE_COMPANIONS)}
     entries = list(path.iterdir())

@@ -53,6 +53,7 @@ from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
 from xdrcdepth_core.cli_args import ArgumentParser, say
+from xdrcdepth_ros.bag.decompression import DecompressionError, RefusedData, bounded_reader
 from xdrcdepth_ros.bag.files import MAX_READ_BYTES, read_bag_info
 from xdrcdepth_ros.bag.mcap_storage import MAGIC as MCAP_MAGIC
 from xdrcdepth_ros.bag.play_bounds import FLAG_BOUNDS
@@ -116,14 +117,11 @@ class PlaySummary:
 
 def damaged_bag_errors() -> tuple[type[Exception], ...]:
     """What reading a damaged bag file raises past :func:`open_bag`: rosbags' ``ReaderError`` (chunk CRC, bad
-    records) and the zstd decompressor's error, which rosbags passes through unwrapped."""
+    records) and the bounded decompression's :class:`~xdrcdepth_ros.bag.decompression.DecompressionError` (a
+    corrupt frame, or one that decompresses to more than allowed), which rosbags passes through unwrapped."""
     from rosbags.rosbag2 import ReaderError
 
-    try:
-        from rosbags.rosbag2.storage_mcap import zstd
-        return ReaderError, zstd.ZstdError
-    except (ImportError, AttributeError):
-        return (ReaderError,)
+    return ReaderError, DecompressionError
 
 
 #: The storage file suffix each ``storage_identifier`` of metadata.yaml reads.
@@ -144,6 +142,8 @@ def damaged_bag_line(bag, exc: BaseException) -> str:
     if not storage_files:
         return f"cannot read bag {bag}: {exc}"
     data = storage_files[0]
+    if isinstance(exc, RefusedData):     # not damage bag-reindex repairs: a bomb, or compression_mode file
+        return f"cannot read bag {bag}: {exc if data.name in str(exc) else f'{data.name}: {exc}'}"
     try:
         declared = read_bag_info(folder).get("storage_identifier")
         with open(data, "rb") as f:
@@ -191,7 +191,7 @@ def open_bag(path: str | Path):
         read_bag_info(bag)   # plain words for what rosbags words as a Python error ('NoneType' ... subscriptable)
     except (OSError, ValueError) as exc:
         raise BagError(f"cannot read bag {bag}: {exc}") from None
-    reader = Reader(bag)
+    reader = bounded_reader(bag)
     try:
         reader.open()
     except Exception as exc:  # rosbags raises several types for damaged storage files
@@ -212,8 +212,10 @@ def open_bag(path: str | Path):
 
 def oversized_record(reader) -> str | None:
     """What in the opened bag is larger than :data:`~xdrcdepth_ros.bag.files.MAX_READ_BYTES` once read (an MCAP
-    chunk's decompressed size from the file's summary; a sqlite3 message's size), or None. Checked before any
-    message is read, so a small file that decompresses to gigabytes is refused instead of exhausting memory."""
+    chunk's decompressed size from the file's summary; a sqlite3 message's stored size), or None. Checked before
+    any message is read, so a small file that declares gigabytes is refused at once; data that decompresses to
+    more than it declares, or a compressed message to more than the limit, is refused when read (the bounded
+    decompression of :mod:`xdrcdepth_ros.bag.decompression`)."""
     from rosbags.rosbag2.storage_mcap import McapReader
     from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
 

@@ -33,6 +33,7 @@ import yaml
 
 from xdrcdepth_core.atomic import temp_prefix
 from xdrcdepth_core.cli_args import os_error_line, path_argument, say
+from xdrcdepth_ros.bag.decompression import bounded_reader, decompress_chunk
 from xdrcdepth_ros.bag.files import MAX_READ_BYTES
 from xdrcdepth_ros.bag.mcap_storage import MAGIC, Connection, McapBagWriter, bag_metadata, write_metadata_yaml
 
@@ -73,18 +74,6 @@ class ReindexSummary:
 
 
 # -- mcap -----------------------------------------------------------------------------------------------
-
-def _decompress(compression: str, data: bytes, size: int) -> bytes:
-    if compression == "":
-        return data
-    if compression == "zstd":
-        import zstandard
-        return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
-    if compression == "lz4":
-        import lz4.frame
-        return lz4.frame.decompress(data)
-    raise ValueError(f"unsupported chunk compression {compression!r}")
-
 
 def _records(data: bytes):
     """``(opcode, body)`` of the records in ``data`` (a chunk's content); ValueError if malformed."""
@@ -159,7 +148,7 @@ class McapScan:
                         continue
                     self._check_size(chunk.uncompressed_size, record_offset, " once decompressed")
                     try:
-                        data = _decompress(chunk.compression, chunk.data, chunk.uncompressed_size)
+                        data = decompress_chunk(chunk.data, chunk.compression, chunk.uncompressed_size)
                         if len(data) != chunk.uncompressed_size or (
                                 chunk.uncompressed_crc and zlib.crc32(data) != chunk.uncompressed_crc):
                             raise ValueError("CRC or size mismatch")
@@ -261,12 +250,10 @@ def reindex_sqlite(bag: Path, source: Path) -> ReindexSummary:
 # -- command ----------------------------------------------------------------------------------------------
 
 def bag_opens(bag: Path) -> bool:
-    from rosbags.rosbag2 import Reader
-
     if not (bag / "metadata.yaml").is_file():
         return False
     try:
-        with Reader(bag):
+        with bounded_reader(bag):
             return True
     except Exception:  # noqa: BLE001 - any reader error means: not complete
         return False
