@@ -8,13 +8,14 @@ runs them with; the expected nodes, parameters and remappings below are written 
 import ast
 import py_compile
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
 from xdrcdepth_ros.tools.launch_graph import LaunchFileError, declared_arguments, launch_file, load_graph, share_directory
-from xdrcdepth_ros.tools.launcher import command_line
+from xdrcdepth_ros.tools.launcher import ParamsFiles, command_line
 
 REPO = Path(__file__).resolve().parents[1]
 SHARE = share_directory()
@@ -50,9 +51,9 @@ def test_depth_node_graph_defaults():
     (name, node), = _processes("xdrcdepth").items()
     assert (name, node.package, node.executable, node.node_name) == (
         "depth_node", "xdrcdepth_ros", "depth_node", "depth_node")
-    assert node.params_files == [PARAMS]
-    assert node.param_overrides == {"checkpoint": "''", "use_sim_time": "false", "device": "auto",
-                                    "image_transport": "raw", "radar_topics": "['radar/points']"}
+    # the dict's LaunchConfiguration texts read as YAML, as launch_ros's evaluate_parameter_dict does
+    assert node.parameters == [PARAMS, {"checkpoint": "", "use_sim_time": False, "device": "auto",
+                                        "image_transport": "raw", "radar_topics": ["radar/points"]}]
     assert node.remappings == [("image", "image"), ("image/compressed", "image/compressed"),
                                ("camera_info", "camera_info"), ("radar/points", "radar/points")]
     assert node.shutdown_after_exit is None
@@ -62,12 +63,24 @@ def test_depth_node_command_line_with_arguments():
     node = _processes("xdrcdepth", image_topic="/cam/image", use_sim_time="true", device="cpu",
                       radar_topic="/radar_front", params_file="/tmp/mine.yaml", checkpoint="/models/s.pt",
                       radar_topics="[/radar_front, /radar_front_left]")["depth_node"]
-    assert command_line(node) == [
+    params_files = ParamsFiles(None)
+    assert command_line(node, params_files) == [
         "depth_node", "--ros-args", "-r", "__node:=depth_node", "--params-file", "/tmp/mine.yaml",
-        "-p", "checkpoint:=/models/s.pt", "-p", "use_sim_time:=true", "-p", "device:=cpu",
-        "-p", "image_transport:=raw", "-p", "radar_topics:=[/radar_front, /radar_front_left]",
+        "--params-file", "<temporary>/depth_node_params_1.yaml",
         "-r", "image:=/cam/image", "-r", "image/compressed:=image/compressed",
         "-r", "camera_info:=camera_info", "-r", "radar/points:=/radar_front"]
+    # launch_ros's file of a dict (Node._create_params_file_from_dict): '/**' for a node without namespace
+    assert params_files.written == [("<temporary>/depth_node_params_1.yaml", textwrap.dedent("""\
+        /**:
+          ros__parameters:
+            checkpoint: /models/s.pt
+            device: cpu
+            image_transport: raw
+            radar_topics:
+            - /radar_front
+            - /radar_front_left
+            use_sim_time: true
+        """))]
 
 
 def test_replay_graph_node_player_viewers():
@@ -75,16 +88,16 @@ def test_replay_graph_node_player_viewers():
     assert list(processes) == ["depth_node", "bag_player", "rviz2", "foxglove_viewer"]
     node, player, rviz, viewer = processes.values()
 
-    assert node.params_files == [PARAMS]
-    assert node.param_overrides == {"checkpoint": "''", "use_sim_time": "true", "device": "auto",
-                                    "image_transport": "compressed", "radar_topics": "['radar/points']"}
+    assert node.parameters == [PARAMS, {"checkpoint": "", "use_sim_time": True, "device": "auto",
+                                        "image_transport": "compressed", "radar_topics": ["radar/points"]}]
     bag_topics = [("image/compressed", "/cam_front/image_rect_compressed"),
                   ("camera_info", "/cam_front/camera_info"), ("radar/points", "/radar_front")]
     assert node.remappings == [("image", "image"), *bag_topics]
 
     assert (player.package, player.executable) == (None, "ros2")
     assert player.arguments == ["bag", "play", "/data/scene-0061", "--clock", "--rate", "2", "--delay", "0.0"]
-    assert command_line(player) == ["bag_player", "/data/scene-0061", "--clock", "--rate", "2", "--delay", "0.0"]
+    assert command_line(player, ParamsFiles(None)) == [
+        "bag_player", "/data/scene-0061", "--clock", "--rate", "2", "--delay", "0.0"]
     assert {p.name: p.shutdown_after_exit for p in processes.values()} == {
         "depth_node": None, "bag_player": 3.0, "rviz2": None, "foxglove_viewer": None}  # default linger
 
@@ -92,7 +105,7 @@ def test_replay_graph_node_player_viewers():
     assert rviz.arguments == ["-d", str(SHARE / "rviz" / "xdrcdepth.rviz")]
     assert Path(rviz.arguments[1]).is_file()
     assert (viewer.package, viewer.executable) == ("xdrcdepth_ros", "foxglove_viewer")
-    assert viewer.param_overrides == {"use_sim_time": "true", "port": "8765"}
+    assert viewer.parameters == [{"use_sim_time": True, "port": 8765}]
     # the viewers see the bag's topics under the same names the node reads (camera_info included: the
     # Foxglove viewer's camera_info would otherwise resolve to a topic the bag does not have)
     assert rviz.remappings == viewer.remappings == bag_topics
@@ -106,7 +119,7 @@ def test_replay_graph_records_before_playing_and_lingers():
     topics = ["/depth/image", "/depth/camera_info", "/depth/colorized", "/diagnostics"]
     assert [recorder.executable] + recorder.arguments == [
         "ros2", "bag", "record", "-o", "/out/rec", "--use-sim-time", *topics]
-    assert command_line(recorder) == ["bag_recorder", "-o", "/out/rec", "--use-sim-time", *topics]
+    assert command_line(recorder, ParamsFiles(None)) == ["bag_recorder", "-o", "/out/rec", "--use-sim-time", *topics]
     assert processes["bag_player"].shutdown_after_exit == 7.5
     assert recorder.shutdown_after_exit is None
     with pytest.raises(LaunchFileError, match="TimerAction period wants seconds, got 'soon'"):
@@ -167,12 +180,12 @@ def test_replay_arguments_switch_camera_and_viewers():
     node = processes["depth_node"]
     assert ("image/compressed", "/cam_back/image_rect_compressed") in node.remappings
     assert ("camera_info", "/cam_back/camera_info") in node.remappings
-    assert node.param_overrides["device"] == "cuda:1"
+    assert node.parameters[1]["device"] == "cuda:1"
     # checkpoint and several radars reach the node through the include
     node = _processes("nuscenes_replay", bag="b", checkpoint="/m/student.pt",
                       radar_topics="[/radar_front, /radar_front_left, /radar_front_right]")["depth_node"]
-    assert node.param_overrides["checkpoint"] == "/m/student.pt"
-    assert node.param_overrides["radar_topics"] == "[/radar_front, /radar_front_left, /radar_front_right]"
+    assert node.parameters[1]["checkpoint"] == "/m/student.pt"
+    assert node.parameters[1]["radar_topics"] == ["/radar_front", "/radar_front_left", "/radar_front_right"]
 
 
 def test_argument_errors_name_the_argument():
@@ -199,11 +212,12 @@ def test_overrides_are_parameters_of_the_node_yaml():
     declared = set(section["ros__parameters"])
     for graph, values in (("xdrcdepth", {}), ("nuscenes_replay", {"bag": "b"})):
         node = _processes(graph, **values)["depth_node"]
-        assert set(node.param_overrides) <= declared, graph
-        # rcl (and launch_ros) read a -p value as YAML: each must give the type of the node's default
-        for name, text in node.param_overrides.items():
+        params_file, overrides = node.parameters
+        assert params_file == PARAMS and set(overrides) <= declared, graph
+        # launch_ros reads a LaunchConfiguration's text as YAML: each must give the type of the node's default
+        for name, value in overrides.items():
             if name != "use_sim_time":
-                assert type(yaml.safe_load(text)) is type(section["ros__parameters"][name]), (graph, name, text)
+                assert type(value) is type(section["ros__parameters"][name]), (graph, name, value)
         # the node's own input names are the remap sources
         assert "radar/points" in section["ros__parameters"]["radar_topics"]
 
@@ -353,7 +367,7 @@ def test_a_relative_node_namespace_is_made_absolute_as_launch_ros_does(tmp_path,
                     "        Node(package='demo', executable='talker', name='talker',\n"
                     "             namespace=LaunchConfiguration('namespace'))])\n")
     (process,) = load_graph(path, {"namespace": namespace}).processes
-    ros_args = command_line(process)[1:]
+    ros_args = command_line(process, ParamsFiles(None))[1:]
     assert ros_args[:3] == ["--ros-args", "-r", "__node:=talker"]
     assert ros_args[3:] == ([] if not namespace else ["-r", f"__ns:={expected}"])
     context = rclpy.Context()
@@ -364,3 +378,76 @@ def test_a_relative_node_namespace_is_made_absolute_as_launch_ros_does(tmp_path,
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_print_shows_each_parameter_dict_as_the_file_launch_ros_would_write(tmp_path):
+    """The black-box launch file: `{'fixed_frame': ''}` was `-p fixed_frame:=` (rcl refused the node) and
+    `['radar/a', 'radar/b']` was `-p radar_topics:=radar/aradar/b`. launch_ros writes each dict to a file of its own
+    (under `/robot1/depth_node` when the Node has name and namespace), passed with `--params-file` in its place
+    among the files; its Python strs stay strings ('123', 'true', '' quoted), bools, ints and floats keep their
+    type, a list of str is a list. `--print` shows the command line and what each file will hold."""
+    import subprocess
+    import sys
+
+    executable = tmp_path / "depth_node"
+    executable.write_text("#!/bin/sh\n")
+    executable.chmod(0o755)
+    path = tmp_path / "p.launch.py"
+    path.write_text("from launch import LaunchDescription\nfrom launch_ros.actions import Node\n\n\n"
+                    "def generate_launch_description():\n    return LaunchDescription([\n"
+                    f"        Node(package='xdrcdepth_ros', executable={str(executable)!r}, name='depth_node',\n"
+                    "             namespace='robot1', parameters=[\n"
+                    "            {'fixed_frame': '', 'checkpoint': '123', 'slop': 0.2, 'queue_size': 5,\n"
+                    "             'publish_points': True, 'radar_topics': ['radar/a', 'radar/b'],\n"
+                    "             'precision': 'true'},\n"
+                    "            '/cfg/xdrcdepth.yaml', {'device': 'cpu'}])])\n")
+    result = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "launch", str(path), "--print"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == textwrap.dedent(f"""\
+        depth_node: {executable} --ros-args -r __node:=depth_node -r __ns:=/robot1 \
+--params-file '<temporary>/depth_node_params_1.yaml' --params-file /cfg/xdrcdepth.yaml \
+--params-file '<temporary>/depth_node_params_2.yaml'
+        <temporary>/depth_node_params_1.yaml:
+            /robot1/depth_node:
+              ros__parameters:
+                checkpoint: '123'
+                fixed_frame: ''
+                precision: 'true'
+                publish_points: true
+                queue_size: 5
+                radar_topics:
+                - radar/a
+                - radar/b
+                slop: 0.2
+        <temporary>/depth_node_params_2.yaml:
+            /robot1/depth_node:
+              ros__parameters:
+                device: cpu
+        """)
+
+
+@pytest.mark.parametrize("value, message", [
+    # launch_ros's normalize_parameter_dict: TypeError('Unexpected type for parameter value None')
+    ("None", "launch_ros takes no NoneType value"),
+    # evaluate_parameter_dict: an empty list, or items not of the first item's type (check_sequence_type_is_allowed)
+    ("[]", "[] is not a non-empty list of one type"),
+    ("['a', 1]", "['a', 1] is not a non-empty list of one type"),
+    ("[True, 1]", "[True, 1] is not a non-empty list of one type"),
+    ("[{'a': 1}]", "launch_ros takes no dict item"),
+    # a LaunchConfiguration's text read as YAML: null (empty text), a mapping, a mixed list are TypeErrors there
+    ("LaunchConfiguration('text')", "'' reads as YAML NoneType"),
+    ("[LaunchConfiguration('text'), '{a: 1}']", "'{a: 1}' reads as YAML dict"),
+    ("[LaunchConfiguration('text'), '[1, a]']", "[1, 'a'] is not a non-empty list of one type"),
+    ("[LaunchConfiguration('text'), '[']", "'[' is not YAML"),
+])
+def test_parameter_values_launch_ros_refuses_are_errors(tmp_path, value, message):
+    """What launch_ros refuses in a parameters dict is one LaunchFileError naming file:line and the parameter."""
+    path = tmp_path / "bad.launch.py"
+    path.write_text("from launch import LaunchDescription\nfrom launch.actions import DeclareLaunchArgument\n"
+                    "from launch.substitutions import LaunchConfiguration\nfrom launch_ros.actions import Node\n\n\n"
+                    "def generate_launch_description():\n    return LaunchDescription([\n"
+                    "        DeclareLaunchArgument('text', default_value=''),\n"
+                    f"        Node(package='p', executable='x', parameters=[{{'a': {{'b': {value}}}}}])])\n")
+    with pytest.raises(LaunchFileError, match=re.escape(f"{path}:10: parameter 'a.b': {message}")):
+        load_graph(path, {})

@@ -1,6 +1,7 @@
 """`xdrcdepth launch` as a process supervisor: prefixed output, shutdown on a marked exit, Ctrl-C
 forwarding, SIGTERM escalation, exit status. Real child processes from a launch file written here."""
 
+import json
 import os
 import select
 import signal
@@ -383,3 +384,82 @@ def test_a_sigkilled_launcher_leaves_no_recorder_running_and_its_bag_finalised(t
     assert (out / "metadata.yaml").is_file()
     with Reader(out) as reader:                           # a finalised bag that opens
         assert [c.topic for c in reader.connections] == ["/chatter"]
+
+
+#: a node that declares whatever parameters it was given (``automatically_declare_parameters_from_overrides``)
+#: and prints them as JSON, ``{name: [rclpy type, value]}``, then exits
+PARAMS_PROBE = """
+import json, sys
+import rclpy
+from rclpy.node import Node
+rclpy.init(args=sys.argv)
+node = Node('unnamed', automatically_declare_parameters_from_overrides=True)
+print(json.dumps({name: [p.type_.name, list(p.value) if p.type_.name.endswith('_ARRAY') else p.value]
+                  for name, p in node._parameters.items()}), flush=True)
+"""
+
+
+@pytest.mark.ros
+def test_parameter_dicts_reach_a_real_node_typed_as_launch_ros_types_them(tmp_path, ros_domain_id):
+    """`Node(parameters=[{...}, file, {...}])` as `ros2 launch` passes it: each entry a `--params-file` in the
+    list's order (launch_ros writes a dict to a temporary file, `Node._create_params_file_from_dict`, under
+    the node's full name when it has name and namespace, else `/**`), the values typed by launch_ros's
+    `normalize_parameter_dict` / `_normalize_parameter_array_value` / `evaluate_parameter_dict`: a Python str
+    stays a string (`''` included: `-p fixed_frame:=` made rcl refuse the node), lists keep their items' type
+    (ints with floats become floats), nested dicts become dotted names, a LaunchConfiguration's text is read as
+    YAML. Checked by what a real rclpy node declares; the temporary files are gone once the launcher has exited.
+    Beyond launch_ros: '1e5' and 'y' stay strings (its yaml.dump writes them unquoted, and rcl reads a double and
+    a bool)."""
+    probe = tmp_path / "probe"
+    probe.write_text(f"#!{sys.executable}\n{PARAMS_PROBE}")
+    probe.chmod(0o755)
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    order: file\n    overridden: file\n")
+    path = tmp_path / "params.launch.py"
+    path.write_text(textwrap.dedent(f"""\
+        from launch import LaunchDescription
+        from launch.actions import DeclareLaunchArgument
+        from launch.substitutions import LaunchConfiguration
+        from launch_ros.actions import Node
+
+
+        def generate_launch_description():
+            return LaunchDescription([
+                DeclareLaunchArgument('count', default_value='5'),
+                DeclareLaunchArgument('topics', default_value='[a, b]'),
+                DeclareLaunchArgument('empty', default_value="''"),
+                Node(package='p', executable={str(probe)!r}, name='plain', parameters=[
+                    {{'fixed_frame': '', 'checkpoint': '123', 'precision': 'true', 'looks_float': '1e5',
+                      'y_text': 'y', 'flag': True, 'count': 5, 'ratio': 0.2,
+                      'radar_topics': ['radar/a', 'radar/b'], 'ints': [1, 2], 'floats': [1, 2.5],
+                      'bools': [True, False], 'nested': {{'inner': {{'deep': 'x'}}, 'n': 3}},
+                      'config_int': LaunchConfiguration('count'), 'config_list': LaunchConfiguration('topics'),
+                      'config_empty': LaunchConfiguration('empty'), 'order': 'dict', 'kept': 'dict'}},
+                    {str(params)!r},
+                    {{'overridden': 'last dict'}}]),
+                Node(package='p', executable={str(probe)!r}, name='probe', namespace='r1',
+                     parameters=[{{'only': 'r1'}}]),
+            ])
+        """))
+    proc = launch(path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    printed = {line.split("] ")[0][1:]: json.loads(line.split("] ", 1)[1]) for line in out.splitlines()
+               if line.startswith(("[plain] {", "[probe] {"))}
+    for values in printed.values():
+        for builtin in ("use_sim_time", "start_type_description_service"):
+            values.pop(builtin, None)
+    assert printed["plain"] == {
+        "fixed_frame": ["STRING", ""], "checkpoint": ["STRING", "123"], "precision": ["STRING", "true"],
+        "looks_float": ["STRING", "1e5"], "y_text": ["STRING", "y"], "flag": ["BOOL", True],
+        "count": ["INTEGER", 5], "ratio": ["DOUBLE", 0.2], "radar_topics": ["STRING_ARRAY", ["radar/a", "radar/b"]],
+        "ints": ["INTEGER_ARRAY", [1, 2]], "floats": ["DOUBLE_ARRAY", [1.0, 2.5]],
+        "bools": ["BOOL_ARRAY", [True, False]],
+        "nested.inner.deep": ["STRING", "x"], "nested.n": ["INTEGER", 3], "config_int": ["INTEGER", 5],
+        "config_list": ["STRING_ARRAY", ["a", "b"]], "config_empty": ["STRING", ""],
+        "order": ["STRING", "file"], "kept": ["STRING", "dict"], "overridden": ["STRING", "last dict"]}
+    assert printed["probe"] == {"only": ["STRING", "r1"]}   # written under /r1/probe, which rcl matched
+    files = [word for line in out.splitlines() if line.startswith("[launch] ") and "--params-file" in line
+             for word in line.split() if "xdrcdepth_launch_" in word]
+    assert [Path(f).name for f in files] == ["plain_params_1.yaml", "plain_params_2.yaml", "probe_params_3.yaml"]
+    assert not Path(files[0]).parent.exists()

@@ -8,7 +8,9 @@ the file is never executed):
 - ``DeclareLaunchArgument(name, default_value=..., description=...)`` and ``LaunchConfiguration(name)``
   (a default may be a list of text and configurations, concatenated, as in launch);
 - ``Node(package, executable, name, namespace, parameters=[yaml path | {name: value}], remappings,
-  arguments, condition)`` and ``ExecuteProcess(cmd=[...], name, condition)``;
+  arguments, condition)`` and ``ExecuteProcess(cmd=[...], name, condition)``; parameter dicts are typed
+  as launch_ros types them (:func:`_parameters`) and go to the node as parameters files in their place in
+  the list (:meth:`Process.params_yaml`), not as ``-p``;
 - ``IfCondition`` / ``UnlessCondition`` on a configuration (``true``/``false``/``1``/``0``);
 - ``IncludeLaunchDescription(PythonLaunchDescriptionSource(path), launch_arguments={...}.items())``,
   evaluated with the includer's configurations plus the given arguments (its own stay local);
@@ -30,6 +32,8 @@ import ast
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 PACKAGE = "xdrcdepth_ros"
 TRUE_WORDS, FALSE_WORDS = ("true", "1"), ("false", "0")
@@ -154,8 +158,8 @@ class Process:
     arguments: list[str] = field(default_factory=list)
     node_name: str | None = None
     namespace: str | None = None
-    params_files: list[str] = field(default_factory=list)
-    param_overrides: dict[str, str] = field(default_factory=dict)
+    #: ``parameters=`` in its order: a parameters file's path, or a dict's parameters (name -> typed value)
+    parameters: list[str | dict] = field(default_factory=list)
     remappings: list[tuple[str, str]] = field(default_factory=list)
     #: seconds after this process exits until the whole graph stops (``None``: its exit stops nothing)
     shutdown_after_exit: float | None = None
@@ -164,22 +168,59 @@ class Process:
     def is_node(self) -> bool:
         return self.package is not None
 
-    def ros_args(self) -> list[str]:
-        """The ``--ros-args`` section ``launch_ros`` would pass (parameter dicts as ``-p``)."""
+    def absolute_namespace(self) -> str:
+        """``namespace`` as launch_ros passes it (``make_namespace_absolute``; rcl refuses ``__ns:=robot1``)."""
+        return self.namespace if self.namespace.startswith("/") else "/" + self.namespace
+
+    def params_yaml(self, values: dict) -> str:
+        """A parameters file holding one ``parameters=`` dict, as launch_ros writes it
+        (``Node._create_params_file_from_dict``): under the node's fully qualified name when the ``Node`` has
+        both ``name`` and ``namespace`` (``is_node_name_fully_specified``), else under ``/**``; ``yaml.dump``
+        with its default style, but lists as plain YAML lists where launch_ros's tuples get a ``!!python/tuple``
+        tag that rcl ignores, and text that rcl would read as a bool or number quoted (:class:`_ParamsDumper`)."""
+        if self.node_name and self.namespace is not None:
+            key = f"{self.absolute_namespace().rstrip('/')}/{self.node_name}"   # launch_ros's prefix_namespace
+        else:
+            key = "/**"
+        return yaml.dump({key: {"ros__parameters": values}}, Dumper=_ParamsDumper, default_flow_style=False)
+
+    def ros_args(self, params_file) -> list[str]:
+        """The ``--ros-args`` section ``launch_ros`` would pass. Every ``parameters=`` entry is a
+        ``--params-file`` in the list's order (later ones win in rcl), a dict's path being
+        ``params_file(self, values)`` (which writes it, or names it for ``--print``)."""
         if not self.is_node:
             return []
         args = ["--ros-args"]
         if self.node_name:
             args += ["-r", f"__node:={self.node_name}"]
-        if self.namespace:   # made absolute as launch_ros does (make_namespace_absolute): rcl wants '/robot1'
-            args += ["-r", f"__ns:={self.namespace if self.namespace.startswith('/') else '/' + self.namespace}"]
-        for path in self.params_files:
-            args += ["--params-file", path]
-        for name, value in self.param_overrides.items():
-            args += ["-p", f"{name}:={value}"]
+        if self.namespace:
+            args += ["-r", f"__ns:={self.absolute_namespace()}"]
+        for entry in self.parameters:
+            args += ["--params-file", entry if isinstance(entry, str) else params_file(self, entry)]
         for old, new in self.remappings:
             args += ["-r", f"{old}:={new}"]
         return args
+
+
+class _ParamsDumper(yaml.SafeDumper):
+    """``yaml.safe_dump`` that keeps text text for rcl too. launch_ros means a Python ``str`` to stay a string
+    (``normalize_parameter_dict`` dumps it with ``yaml.dump``), but PyYAML leaves ``y``, ``N``, ``1e5``,
+    ``inf``, ``nan`` unquoted (its resolver takes them for no bool or number), and rcl's parameter
+    parser reads as a bool or a double (seen with rclpy here: ``{'x': '1e5'}`` reached the node as 100000.0);
+    such text is written quoted. rcl reads quoted keys as their text."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    try:
+        float(text)     # what rcl's strtod takes for a number (inf, nan, 1e5, ...), PyYAML's own included
+        number = True
+    except ValueError:
+        number = False
+    style = "'" if number or text in ("y", "Y", "n", "N") else None   # rcl's bools that YAML 1.1 lacks
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_ParamsDumper.add_representer(str, _represent_text)
 
 
 @dataclass
@@ -450,6 +491,99 @@ def _text(value, configs: dict[str, str], where: str) -> str:
     raise LaunchFileError(f"{where}: cannot use {value!r} as text")
 
 
+# --- parameter dicts: launch_ros's utilities/normalize_parameters.py and evaluate_parameters.py ---------
+
+def _parameters(entry: dict, configs: dict[str, str], where: str, prefix: str = "") -> dict:
+    """A ``parameters=[{...}]`` dict as launch_ros hands it to the node: nested dicts flattened to dotted
+    names (``{'a': {'b': 1}}`` is ``a.b``; ``normalize_parameter_dict``), each value typed by
+    :func:`_parameter_value`."""
+    values = {}
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            values.update(_parameters(value, configs, where, f"{prefix}{key}."))
+        else:
+            values[prefix + key] = _parameter_value(prefix + key, value, configs, where)
+    return values
+
+
+def _parameter_value(name: str, value, configs: dict[str, str], where: str):
+    """One parameter value as launch_ros types it (``normalize_parameter_dict``): a Python ``str`` stays a
+    string, whatever it looks like (``yaml.dump``, then ``yaml.safe_load`` in ``evaluate_parameter_dict``:
+    ``''``, ``'123'``, ``'true'`` stay text); bool, int and float stay as they are; a substitution
+    (``LaunchConfiguration``) is read as YAML (:func:`_substituted`); a list follows
+    :func:`_parameter_list`; anything else (``None``) is an error there and here."""
+    if isinstance(value, (str, PathJoin)):   # os.path.join of text is a str in a launch file
+        return _text(value, configs, where)
+    if isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, Config):
+        return _substituted(name, _text(value, configs, where), where)
+    if isinstance(value, list):
+        return _parameter_list(name, value, configs, where)
+    raise LaunchFileError(f"{where}: parameter {name!r}: launch_ros takes no {type(value).__name__} value "
+                          f"({value!r}); a str, bool, int, float, substitution, list or dict")
+
+
+def _parameter_list(name: str, items: list, configs: dict[str, str], where: str) -> list:
+    """A list value as launch_ros makes it (``_normalize_parameter_array_value``, then
+    ``evaluate_parameter_dict``): ints stay ints; floats, or ints mixed with floats, become floats; bools stay
+    bools; text with at least one substitution is joined into one text read as YAML (:func:`_substituted`);
+    otherwise each item is itself (text stays text) or, a substitution or list of them, its text read as YAML,
+    and the items must then be of one type (:func:`_uniform`): an empty list, ``['a', 1]`` or ``[True, 1]``
+    are errors there and here."""
+    kinds = set()
+    for item in items:
+        if isinstance(item, (bool, int, float, str, Config, list)):
+            kinds.add(type(item))
+        elif isinstance(item, PathJoin):
+            kinds.add(str)
+        else:
+            raise LaunchFileError(f"{where}: parameter {name!r}: launch_ros takes no {type(item).__name__} item "
+                                  f"({item!r}) in a list; str, bool, int, float or substitutions")
+    if kinds == {int}:
+        return list(items)
+    if kinds in ({float}, {int, float}):
+        return [float(item) for item in items]
+    if Config in kinds and kinds <= {str, Config, list}:
+        return _substituted(name, _text(items, configs, where), where)
+    if kinds == {bool}:
+        return list(items)
+    return _uniform(name, [item if isinstance(item, (bool, int, float, str)) else
+                           _load_yaml(name, _text(item, configs, where), where) for item in items], where)
+
+
+def _substituted(name: str, text: str, where: str):
+    """A substitution's text as launch_ros evaluates it (``evaluate_parameter_dict``): read as YAML, it must be
+    a bool, int, float or str (``"''"`` is the empty string; an empty text, YAML null, is an error), or a list
+    of one of them (:func:`_uniform`)."""
+    value = _load_yaml(name, text, where)
+    if type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, list):
+        return _uniform(name, value, where)
+    raise LaunchFileError(f"{where}: parameter {name!r}: {text!r} reads as YAML {type(value).__name__}; "
+                          "launch_ros allows bool, int, float, str or a list of one of them")
+
+
+def _load_yaml(name: str, text: str, where: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise LaunchFileError(f"{where}: parameter {name!r}: {text!r} is not YAML ({problem})") from None
+
+
+def _uniform(name: str, values: list, where: str) -> list:
+    """launch_ros's ``check_sequence_type_is_allowed``: a non-empty list whose items are all instances of the
+    first item's type, one of bool, int, float, str (so ``[1, True]`` passes, as a bool is an int, and
+    ``[True, 1]`` does not)."""
+    first = type(values[0]) if values else None
+    if first not in (bool, int, float, str) or not all(isinstance(v, first) for v in values):
+        raise LaunchFileError(f"{where}: parameter {name!r}: {values!r} is not a non-empty list of one type "
+                              "(bool, int, float or str), as launch_ros requires")
+    return values
+
+
 def _seconds(period, configs: dict[str, str], where: str) -> float:
     """A ``TimerAction`` period (``None``: no timer) as non-negative seconds."""
     if period is None:
@@ -552,11 +686,8 @@ class _Resolver:
             arguments=[_text(a, configs, where) for a in action.arguments], node_name=node_name,
             namespace=_text(action.namespace, configs, where) if action.namespace is not None else None,
             remappings=[(_text(old, configs, where), _text(new, configs, where)) for old, new in action.remappings])
-        for entry in action.parameters:
-            if isinstance(entry, dict):
-                process.param_overrides.update({str(k): _text(v, configs, where) for k, v in entry.items()})
-            else:
-                process.params_files.append(_text(entry, configs, where))
+        process.parameters = [_parameters(entry, configs, where) if isinstance(entry, dict)
+                              else _text(entry, configs, where) for entry in action.parameters]
         return process
 
     def _add(self, action, process: Process) -> None:

@@ -4,10 +4,11 @@ GRAPH is ``xdrcdepth`` or ``nuscenes_replay`` (``<share>/launch/GRAPH.launch.py`
 file. :mod:`xdrcdepth_ros.tools.launch_graph` reads the file (the same file ``ros2 launch`` runs) and this
 command starts what it describes, like ``ros2 launch`` does:
 
-- a ``Node`` runs as ``<executable> [arguments] --ros-args -r __node:=NAME --params-file YAML -p k:=v
-  -r from:=to``; our own executables come from this environment (console scripts beside the Python
-  running this, or ``<prefix>/lib/xdrcdepth_ros``); another package's missing executable (``rviz2``
-  without a ROS install) is skipped with a warning;
+- a ``Node`` runs as ``<executable> [arguments] --ros-args -r __node:=NAME --params-file YAML ...
+  -r from:=to``, one ``--params-file`` per ``parameters=`` entry in its order, a dict written to a
+  temporary parameters file as launch_ros does (:class:`ParamsFiles`); our own executables come from this
+  environment (console scripts beside the Python running this, or ``<prefix>/lib/xdrcdepth_ros``); another
+  package's missing executable (``rviz2`` without a ROS install) is skipped with a warning;
 - ``ros2 bag play ...`` runs as ``bag_player ...`` and ``ros2 bag record ...`` as ``bag_recorder ...``
   (the ``ros2 bag`` flags the launch files use; no ros2cli needed);
 - each line a process prints is prefixed with ``[name]``;
@@ -34,6 +35,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -70,18 +72,22 @@ def run(args: argparse.Namespace) -> int:
             print(format_arguments(path))
             return 0
         graph = load_graph(path, parse_assignments(args.assignments))
-        commands = resolve_commands(graph)
+        if args.print_only:
+            params_files = ParamsFiles(None)
+            for name, cmd, _ in resolve_commands(graph, params_files):
+                print(f"{name}: {shlex.join(cmd)}")
+            for path, text in params_files.written:
+                print(f"{path}:\n" + "".join(f"    {line}\n" for line in text.splitlines()), end="")
+            return 0
+        with tempfile.TemporaryDirectory(prefix="xdrcdepth_launch_") as folder:
+            commands = resolve_commands(graph, ParamsFiles(Path(folder)))
+            if not commands:
+                print("xdrcdepth launch: nothing to start", file=sys.stderr)
+                return 2
+            return ProcessGroup(commands, sigterm_timeout=args.sigterm_timeout).run()
     except LaunchFileError as exc:
         say(f"xdrcdepth launch: {exc}")
         return 2
-    if args.print_only:
-        for name, cmd, _ in commands:
-            print(f"{name}: {shlex.join(cmd)}")
-        return 0
-    if not commands:
-        print("xdrcdepth launch: nothing to start", file=sys.stderr)
-        return 2
-    return ProcessGroup(commands, sigterm_timeout=args.sigterm_timeout).run()
 
 
 def format_arguments(path: Path) -> str:
@@ -121,11 +127,36 @@ def find_executable(package: str | None, executable: str) -> str | None:
     return shutil.which(executable)
 
 
-def resolve_commands(graph: Graph) -> list[tuple[str, list[str], float | None]]:
-    """``(name, argv, shutdown_after_exit)`` per process to start; stand-ins substituted, executables found."""
+class ParamsFiles:
+    """The parameters files of a graph's ``parameters=`` dicts. launch_ros writes each to a
+    ``NamedTemporaryFile(prefix='launch_params_', delete=False)`` (``Node._create_params_file_from_dict``)
+    and never removes it; here they go to ``folder``, the launcher's own temporary folder
+    (``$TMPDIR/xdrcdepth_launch_*``, removed when the launcher exits), as ``<process>_params_<n>.yaml``.
+    ``folder`` None (``--print``): nothing is written, the path reads ``<temporary>/...``. ``written``: each
+    file's path and text, in order."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.written: list[tuple[str, str]] = []
+
+    def __call__(self, process: Process, values: dict) -> str:
+        text = process.params_yaml(values)
+        name = f"{process.name}_params_{len(self.written) + 1}.yaml"
+        if self.folder is None:
+            path = f"<temporary>/{name}"
+        else:
+            path = str(self.folder / name)
+            Path(path).write_text(text, encoding="utf-8")
+        self.written.append((path, text))
+        return path
+
+
+def resolve_commands(graph: Graph, params_files: ParamsFiles) -> list[tuple[str, list[str], float | None]]:
+    """``(name, argv, shutdown_after_exit)`` per process to start; stand-ins substituted, executables found,
+    parameter dicts written by ``params_files``."""
     commands = []
     for process in graph.processes:
-        cmd = command_line(process)
+        cmd = command_line(process, params_files)
         found = find_executable(process.package or (PACKAGE if cmd[0] in STAND_INS.values() else None), cmd[0])
         if found is None:
             if process.package == PACKAGE or process.shutdown_after_exit is not None:
@@ -137,9 +168,10 @@ def resolve_commands(graph: Graph) -> list[tuple[str, list[str], float | None]]:
     return commands
 
 
-def command_line(process: Process) -> list[str]:
-    """The argv ``ros2 launch`` would run for ``process``, with our stand-ins (executable unresolved)."""
-    cmd = [process.executable] + process.arguments + process.ros_args()
+def command_line(process: Process, params_files) -> list[str]:
+    """The argv ``ros2 launch`` would run for ``process``, with our stand-ins (executable unresolved);
+    ``params_files(process, values)``: the path of a parameters dict's file (:class:`ParamsFiles`)."""
+    cmd = [process.executable] + process.arguments + process.ros_args(params_files)
     for prefix, stand_in in STAND_INS.items():
         if tuple(cmd[:len(prefix)]) == prefix:
             return [stand_in] + cmd[len(prefix):]
