@@ -50,15 +50,17 @@ def test_unreadable_files_give_the_cause_without_torchs_advice_to_load_unsafely(
     (tmp_path / "truncated.pt").write_bytes(whole[:len(whole) // 2])
     (tmp_path / "legacy_garbage.pt").write_bytes(b"\x80\x02garbage")   # a pickle's PROTO 2, then junk
     causes = {"evil.pt": "Unsupported global: GLOBAL io.open was not an allowed global by default",
-              "legacy_garbage.pt": "Unsupported operand 103",         # b"g" = 103, not a pickle opcode
-              "truncated.pt": "PytorchStreamReader failed reading zip archive: failed finding central directory"}
-    # a cut file is said to be damaged, not refused as unsafe (audit 2026-12-06: it read like a security block)
-    why = {"evil.pt": "only tensors and plain data are accepted", "legacy_garbage.pt": "only tensors and plain data "
-           "are accepted", "truncated.pt": "the file is damaged or cut short"}
+              "legacy_garbage.pt": "Unsupported operand 103"}         # b"g" = 103, not a pickle opcode
     for name, cause in causes.items():
         with pytest.raises(ValueError) as err:
             load_checkpoint(tmp_path / name)
-        assert str(err.value) == f"cannot read checkpoint {tmp_path / name} ({why[name]}): {cause}"
+        assert str(err.value) == (f"cannot read checkpoint {tmp_path / name} (only tensors and plain data are "
+                                  f"accepted): {cause}")
+    # a cut file is said to be damaged, not refused as unsafe (audit 2026-12-06: it read like a security block)
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(tmp_path / "truncated.pt")
+    assert str(err.value) == (f"cannot read checkpoint {tmp_path / 'truncated.pt'}: its zip archive is damaged or "
+                              "cut short (BadZipFile: File is not a zip file)")
 
 
 def test_files_that_are_no_checkpoint_at_all_are_named_as_such_before_torch_reads_them(tmp_path):
@@ -298,3 +300,89 @@ def test_a_compressed_record_that_unpacks_to_more_than_the_file_is_refused_befor
                                          r"torch.save does not write\)$"):
         load_checkpoint(bomb)
     assert load_checkpoint(path)["metrics"]["note"] == "x" * 2_000_000   # stored as torch.save writes it
+
+
+LOAD_IN_A_CHILD = """
+import resource, sys
+from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    build_from_checkpoint(load_checkpoint(sys.argv[1]), sys.argv[1])
+except ValueError as exc:
+    print(exc)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def _load_in_a_child(path) -> tuple[str, int]:
+    """The error line of loading (and building) the checkpoint at ``path`` in a separate process, and how many MB
+    that process's peak RSS grew while it did, importing the package this process imports."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run([sys.executable, "-c", LOAD_IN_A_CHILD, str(path)], capture_output=True, text=True,
+                          timeout=300, check=True, env=env)
+    error, grown_mb = proc.stdout.rstrip("\n").rsplit("\n", 1)
+    return error, int(grown_mb)
+
+
+def test_a_tensor_of_one_stored_float_viewed_as_billions_is_refused_by_name_before_any_copy(tmp_path):
+    """A stride of 0: one stored float viewed as 550 M (2.2 GB), in a file of a few MB. The SHA-256 made it
+    contiguous and copied its bytes first (4.4 GB; 6 GB for the black-box run's 3 GB view)."""
+    path = tmp_path / "stride_bomb.pt"
+    save_checkpoint(path, _tiny_model(), (64, 128), DEFAULT_CHANNELS)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["state_dict"]["bomb"] = torch.zeros(1).as_strided((550_000_000,), (0,))
+    torch.save(ckpt, path)
+    error, grown_mb = _load_in_a_child(path)
+    assert grown_mb < 200, error
+    assert error == (f"{path}: tensor ['state_dict']['bomb'] of shape [550000000] (2200000000 bytes) views only 4 "
+                     "stored bytes (elements that overlap, such as a stride of 0)")
+
+
+def test_tensors_sharing_one_storage_are_refused_when_they_add_up_to_more_than_the_file(tmp_path):
+    """550 fp16 views of one stored 2 MB tensor, with their SHA-256 right: each is made a float32 copy of its own
+    (4 MB) before the names are compared with the model's, 2.2 GB held at once."""
+    shared = torch.zeros(1_000_000, dtype=torch.float16)
+    path = _edited(tmp_path, lambda c: c["state_dict"].update({f"bomb.{i}": shared[:] for i in range(550)}))
+    error, grown_mb = _load_in_a_child(path)
+    assert grown_mb < 200, error
+    assert re.fullmatch(rf"{re.escape(str(path))}: its tensors take \d+ bytes, more than the file's \d+ \(tensors "
+                        r"that share stored bytes; the largest, \['state_dict'\]\['bomb\.\d+'\], takes 2000000\)",
+                        error), error
+
+
+def test_a_zip_archive_pythons_zipfile_cannot_read_is_refused_before_torch_unpacks_it(tmp_path):
+    """An entry with a corrupt extra field: Python's zipfile refuses the archive, so the check of what its records
+    unpack to was skipped, and torch's own zip reader inflated its deflated 1 GiB data.pkl (3.3 GB of memory
+    from a 1 MB file; a black-box run)."""
+    import struct
+    import zipfile
+
+    path = tmp_path / "zipbomb.pt"
+    size = 1 << 30
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("archive/data.pkl", "w", force_zip64=True) as pickled:   # {"x": "a" * size}
+            pickled.write(b"\x80\x02}X\x01\x00\x00\x00xX" + struct.pack("<I", size))
+            for _ in range(size >> 24):
+                pickled.write(b"a" * (1 << 24))
+            pickled.write(b"s.")
+        archive.writestr("archive/version", b"3\n")
+        archive.writestr("archive/byteorder", b"little")
+        junk = zipfile.ZipInfo("archive/junk")
+        junk.extra = b"\xfe\xca\x64\x00"   # an extra field that claims 100 bytes where there are none
+        archive.writestr(junk, b"x")
+    error, grown_mb = _load_in_a_child(path)
+    assert grown_mb < 200, error
+    assert error == (f"cannot read checkpoint {path}: its zip archive is damaged or cut short (BadZipFile: Corrupt "
+                     "extra field cafe (size=100))")
+
+
+def test_values_read_from_a_checkpoint_are_quoted_short_in_its_error_line(tmp_path):
+    """radar_channels of a million names made a 9 MB error line (a black-box run)."""
+    path = _edited(tmp_path, lambda c: c.update(radar_channels=["depth"] * 10**5))
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == (f"{path}: radar channels must start with 'depth' and name each channel once, got "
+                              "['depth', 'depth', 'depth', 'depth', 'depth', 'depth', ...]")

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from xdrcdepth_core.atomic import atomic_writer
+from xdrcdepth_core.cli_args import short_repr
 from xdrcdepth_core.models.base import SIZE_DIVISOR
 from xdrcdepth_core.data.radar_channels import radar_channels_problem
 
@@ -105,26 +106,31 @@ def input_hw_problem(hw) -> str | None:
     if (not isinstance(hw, (list, tuple)) or len(hw) != 2
             or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in hw)
             or any(v % SIZE_DIVISOR for v in hw)):
-        return f"input_hw must be two positive multiples of {SIZE_DIVISOR}, got {hw!r}"
+        return f"input_hw must be two positive multiples of {SIZE_DIVISOR}, got {short_repr(hw)}"
     return None
 
 
 def _validate(ckpt: dict, path: Path) -> None:
-    """Reject corrupted weights and descriptions the estimator could not use (errors name the file)."""
+    """Reject corrupted weights and descriptions the estimator could not use (errors name the file). Tensors
+    that would cost more memory than the file holds are refused first, before the SHA-256 copies any of them."""
     state = ckpt["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise ValueError(f"{path}: state_dict must map parameter names to tensors, got {type(state).__name__}")
-    odd = [f"{name} ({t.layout}, {t.dtype})" for name, t in state.items()
+    odd = [f"{short_repr(name)} ({t.layout}, {t.dtype})" for name, t in state.items()
            if t.layout != torch.strided or t.dtype not in WEIGHT_DTYPES]
     if odd:   # a sparse or float8 tensor failed inside the SHA-256 or the finite check with a traceback
         raise ValueError(f"{path}: state_dict holds tensors no model of ours has: {', '.join(odd[:3])}"
                          f"{' ...' if len(odd) > 3 else ''}")
+    problem = tensor_memory_problem(ckpt, path.stat().st_size)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     if weights_digest(ckpt["state_dict"]) != ckpt["weights_sha256"]:
         raise ValueError(f"{path}: weights do not match their SHA-256 (file corrupted or edited)")
     bad = [name for name, t in ckpt["state_dict"].items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
-        raise ValueError(f"{path}: non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+        raise ValueError(f"{path}: non-finite weights in {', '.join(map(short_repr, bad[:3]))}"
+                         f"{' ...' if len(bad) > 3 else ''}")
     problem = input_hw_problem(ckpt["input_hw"]) or radar_channels_problem(ckpt["radar_channels"])
     if problem:
         raise ValueError(f"{path}: {problem}")
@@ -136,7 +142,48 @@ def _validate(ckpt: dict, path: Path) -> None:
     median = metrics.get("median_train_depth")
     if median is not None and not (isinstance(median, numbers.Real) and not isinstance(median, bool)
                                    and 0 < median < float("inf")):
-        raise ValueError(f"{path}: metrics.median_train_depth must be a positive depth (m), got {median!r}")
+        raise ValueError(f"{path}: metrics.median_train_depth must be a positive depth (m), "
+                         f"got {short_repr(median)}")
+
+
+def _tensors(value) -> Any:
+    """``(where, tensor)`` for every tensor in a loaded checkpoint, through its dicts, lists and tuples (``where``
+    as ``['state_dict']['conv.weight']``). Iterative: the unpickler builds nesting of any depth."""
+    pending = [("", value)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, torch.Tensor):
+            yield where, value
+        elif isinstance(value, dict):
+            pending.extend((f"{where}[{short_repr(k)}]", v) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            pending.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+
+
+def tensor_memory_problem(ckpt: dict, file_size: int) -> str | None:
+    """Why the tensors of a loaded checkpoint would take more memory than the file of ``file_size`` bytes holds,
+    or None. ``torch.load`` keeps each tensor a view of the storage it read, so a stride of 0 lets one stored
+    float stand for 750 M elements (17 MB file) that the SHA-256's contiguous copy made 3 GB (6 GB peak; a
+    black-box run). Refused: a tensor whose elements take more bytes than its storage holds from its offset
+    (elements that overlap), and tensors whose sizes add up to more than the file (views sharing a storage:
+    :func:`save_checkpoint` and the trainer store every tensor in its own storage, so the file holds each
+    one's bytes). Loading then costs memory in proportion to the file's size."""
+    total, largest = 0, ("", 0)
+    for where, tensor in _tensors(ckpt):
+        if tensor.layout != torch.strided:   # sparse: its indices and values are tensors of their own
+            continue
+        size = tensor.numel() * tensor.element_size()
+        stored = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+        if size > stored:
+            return (f"tensor {where} of shape {list(tensor.shape)} ({size} bytes) views only {max(stored, 0)} "
+                    "stored bytes (elements that overlap, such as a stride of 0)")
+        total += size
+        if size > largest[1]:
+            largest = (where, size)
+    if total > file_size:
+        return (f"its tensors take {total} bytes, more than the file's {file_size} (tensors that share stored "
+                f"bytes; the largest, {largest[0]}, takes {largest[1]})")
+    return None
 
 
 #: dtypes of the weights and buffers our models hold (float weights in any precision a checkpoint is saved in,
@@ -146,16 +193,18 @@ WEIGHT_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.f
 
 
 def zip_bomb_problem(path: Path) -> str | None:
-    """Why the zip archive at ``path`` would unpack to more than it holds, or None. torch.save stores its
-    records uncompressed, so what they declare unpacked is at most the file's size; a deflated ``data.pkl`` of
-    800 MB in an 18 MB file loaded as 3 GB of memory (a black-box run)."""
+    """Why the zip archive at ``path`` would unpack to more than it holds, or cannot be read at all, or None.
+    torch.save stores its records uncompressed, so what they declare unpacked is at most the file's size; a
+    deflated ``data.pkl`` of 800 MB in an 18 MB file loaded as 3 GB of memory (a black-box run). An archive
+    Python's zipfile cannot read is refused too: torch's own zip reader accepted one (an entry with a corrupt
+    extra field) and unpacked its deflated 1 GiB ``data.pkl`` unmeasured (a black-box run)."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return None   # torch.load names what is wrong with it
+    except Exception as exc:   # noqa: BLE001 - a malformed archive raises BadZipFile, UnicodeDecodeError, ...
+        return f"its zip archive is damaged or cut short ({type(exc).__name__}: {exc})"
     size = path.stat().st_size
     if unpacked > size:
         return (f"its records declare {unpacked} bytes unpacked from a file of {size} bytes (compressed, which "
@@ -238,7 +287,7 @@ def build_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
             with torch.device(device) if device else contextlib.nullcontext():
                 return build_model(ckpt["model_name"], **ckpt["model_config"])
         except (TypeError, ValueError, KeyError, RuntimeError) as exc:   # RuntimeError: a negative width
-            raise ValueError(f"checkpoint {path}: cannot build model {ckpt['model_name']!r}: "
+            raise ValueError(f"checkpoint {path}: cannot build model {short_repr(ckpt['model_name'])}: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
     # The file is untrusted: its model_config alone could ask for terabytes of weights (a width multiplier of
@@ -247,7 +296,7 @@ def build_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
     skeleton = build("meta")
     if len(ckpt["radar_channels"]) != skeleton.radar_channels:
         raise ValueError(f"checkpoint {path}: {len(ckpt['radar_channels'])} radar_channels "
-                         f"{ckpt['radar_channels']} for a model that takes {skeleton.radar_channels}")
+                         f"{short_repr(ckpt['radar_channels'])} for a model that takes {skeleton.radar_channels}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     problem = state_dict_mismatch(skeleton.state_dict(), state)
     if problem:
@@ -266,7 +315,7 @@ def state_dict_mismatch(expected: dict, state: dict) -> str | None:
     unexpected = [k for k in state if k not in expected]
     other = [k for k in expected if k in state and state[k].shape != expected[k].shape]
     parts = [f"{len(missing)} weights missing (first {missing[0]})" if missing else "",
-             f"{len(unexpected)} unexpected (first {unexpected[0]})" if unexpected else "",
+             f"{len(unexpected)} unexpected (first {short_repr(unexpected[0])})" if unexpected else "",
              f"{len(other)} of other shapes (first {other[0]}: {list(state[other[0]].shape)} in the file, "
              f"{list(expected[other[0]].shape)} in the model)" if other else ""]
     return "; ".join(p for p in parts if p) or None

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import math
 import os
+import reprlib
 import signal
 import sys
 import tempfile
@@ -45,6 +46,23 @@ def one_line(text: str) -> str:
     """``text`` with its lines joined by ``'; '`` (messages of nested exceptions can span lines)."""
     parts = [part.strip() for part in str(text).splitlines() if part.strip()]
     return "; ".join(parts)
+
+
+def _short_repr_limits() -> reprlib.Repr:
+    limits = reprlib.Repr()
+    limits.maxlevel, limits.maxstring, limits.maxother, limits.maxlong = 3, 60, 60, 40
+    limits.maxlist = limits.maxtuple = limits.maxset = limits.maxfrozenset = limits.maxdict = 6
+    return limits
+
+
+_SHORT_REPR = _short_repr_limits()
+
+
+def short_repr(value) -> str:
+    """``repr(value)`` with at most 6 items a container, 3 levels deep and 60 characters a string (``reprlib``):
+    for every message that quotes a value read from a file or an argument. A checkpoint whose radar_channels
+    held a million names made a 9 MB error line (black-box run)."""
+    return _SHORT_REPR.repr(value)
 
 
 def finite_float(text: str) -> float:

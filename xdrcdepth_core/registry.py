@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
+from xdrcdepth_core.cli_args import short_repr
+
 T = TypeVar("T", bound=type)
 
 
@@ -39,8 +41,9 @@ class Registry(Generic[T]):
     def build(self, name: str, **options):
         """An instance of the class registered as ``name``, built with ``options``."""
         if name not in self.classes:
-            raise self.unknown(f"unknown {self.kind} {name!r}; registered {self.plural}: {', '.join(self.names())}")
+            raise self.unknown(f"unknown {self.kind} {short_repr(name)}; registered {self.plural}: "
+                               f"{', '.join(self.names())}")
         try:
             return self.classes[name](**options)
         except TypeError as exc:
-            raise TypeError(f"bad {self.options} for {self.kind} {name!r}: {exc}") from exc
+            raise TypeError(f"bad {self.options} for {self.kind} {short_repr(name)}: {exc}") from exc

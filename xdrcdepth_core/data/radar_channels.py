@@ -8,6 +8,8 @@ ranges; depth is scaled by 1/100 m to match max_depth = 100 of LiRCDepth/CaFNet
 
 from __future__ import annotations
 
+from xdrcdepth_core.cli_args import short_repr
+
 #: Divisors applied to radar raster channels before the network (our choice, see the module docstring).
 RADAR_CHANNEL_SCALES = {"depth": 100.0, "rcs": 50.0, "vx_comp": 20.0, "vy_comp": 20.0,
                         "vx": 20.0, "vy": 20.0}
@@ -18,10 +20,11 @@ def radar_channels_problem(channels) -> str | None:
     only, each once, ``depth`` first: the rasteriser and the sparse resize take channel 0 as the depth that
     marks a pixel occupied and picks the nearest return, so any other order gives a silently wrong raster."""
     if not isinstance(channels, (list, tuple)) or not channels or not all(isinstance(c, str) for c in channels):
-        return f"radar channels must be a non-empty list of names, got {channels!r}"
+        return f"radar channels must be a non-empty list of names, got {short_repr(channels)}"
     unknown = [c for c in channels if c not in RADAR_CHANNEL_SCALES]
     if unknown:
-        return f"unknown radar channels {unknown!r}; known: {sorted(RADAR_CHANNEL_SCALES)}"
+        return f"unknown radar channels {short_repr(unknown)}; known: {sorted(RADAR_CHANNEL_SCALES)}"
     if channels[0] != "depth" or len(set(channels)) != len(channels):
-        return f"radar channels must start with 'depth' and name each channel once, got {list(channels)!r}"
+        return ("radar channels must start with 'depth' and name each channel once, "
+                f"got {short_repr(list(channels))}")
     return None

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import yaml
 
-from xdrcdepth_core.cli_args import one_line
+from xdrcdepth_core.cli_args import one_line, short_repr
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 
 DEFAULTS: dict = {
@@ -97,7 +97,7 @@ def _merge(base: dict, override: dict, path: tuple = ()) -> dict:
                 raise ConfigError(f"{where} must be a mapping, got {value!r}")
             out[key] = _merge(base[key], value, path + (key,))
         elif isinstance(base.get(key), list) and isinstance(value, dict):   # --set losses.0.weight=2
-            raise ConfigError(f"{where} is a list, got the mapping {_short(value)}: a list is given whole "
+            raise ConfigError(f"{where} is a list, got the mapping {short_repr(value)}: a list is given whole "
                               f"(--set '{where}=[...]'), its items cannot be set one by one")
         else:
             out[key] = copy.deepcopy(value)
@@ -120,11 +120,6 @@ def parse_override(text: str) -> dict:
         problem = getattr(exc, "problem", None) or one_line(exc)
         raise ConfigError(f"override {text!r}: the value is not YAML ({problem})") from None
     return nested
-
-
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_number(value) -> bool:
@@ -163,7 +158,7 @@ def _check_types(cfg: dict, defaults: dict = DEFAULTS, path: tuple = ()) -> None
         if problem is None and where in MAXIMUM and value > MAXIMUM[where]:
             problem = f"must be <= {MAXIMUM[where]}"
         if problem:
-            raise ConfigError(f"{'.'.join(where)} {problem}, got {_short(value)}")
+            raise ConfigError(f"{'.'.join(where)} {problem}, got {short_repr(value)}")
 
 
 def _check_augment(augment: dict) -> None:
@@ -174,7 +169,7 @@ def _check_augment(augment: dict) -> None:
               "negate_lateral_velocity": (lambda v: isinstance(v, bool), "true or false")}
     for key, value in augment.items():
         if key in checks and not checks[key][0](value):
-            raise ConfigError(f"data.augment.{key} must be {checks[key][1]}, got {_short(value)}")
+            raise ConfigError(f"data.augment.{key} must be {checks[key][1]}, got {short_repr(value)}")
 
 
 def _validate(cfg: dict) -> None:
@@ -183,9 +178,9 @@ def _validate(cfg: dict) -> None:
     _check_types(cfg)
     caps = cfg["eval"]["caps"]
     if not (isinstance(caps, list) and caps and all(_is_number(c) and c > 0 for c in caps)):
-        raise ConfigError(f"eval.caps must be a non-empty list of positive ranges (m), got {_short(caps)}")
+        raise ConfigError(f"eval.caps must be a non-empty list of positive ranges (m), got {short_repr(caps)}")
     if cfg["eval"]["gt"] not in GT_KEYS:
-        raise ConfigError(f"eval.gt must be one of {sorted(GT_KEYS)}, got {_short(cfg['eval']['gt'])}")
+        raise ConfigError(f"eval.gt must be one of {sorted(GT_KEYS)}, got {short_repr(cfg['eval']['gt'])}")
     _check_augment(cfg["data"]["augment"])
     hw = cfg["data"]["input_hw"]
     if not (isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0 for v in hw)):
@@ -214,7 +209,7 @@ def _validate(cfg: dict) -> None:
             raise ConfigError(f"each loss needs a name: {entry!r}")
         if not _is_number(entry.get("weight", 1.0)):   # NaN/inf would skip every step as non-finite
             raise ConfigError(f"loss {entry['name']}: weight must be a finite number, got "
-                              f"{_short(entry.get('weight'))}")
+                              f"{short_repr(entry.get('weight'))}")
         if not isinstance(entry.get("every", 1), int) or entry.get("every", 1) < 1:
             raise ConfigError(f"loss {entry['name']}: every must be an integer >= 1")
     if not cfg["data"]["train"]:
