@@ -110,7 +110,9 @@ def test_lazy_no_inference_without_subscribers(ros_domain_id, nuscenes_samples, 
     """Defect 8, image_pipeline's lazy nodes: while no output has a subscriber, synchronised frames are
     skipped (no inference) and diagnostics say "idle"; the first subscriber resumes publishing. A subscriber to
     a switched-off output (here depth/colorized with publish_colorized false) gets nothing, so the node stays
-    idle (audit 2026-12-06: it decoded and ran the network every frame for it)."""
+    idle (audit 2026-12-06: it decoded and ran the network every frame for it). Once someone subscribes, the node
+    is no longer idle even while every frame is rejected: diagnostics name the bad input (a black-box run: "idle"
+    stayed until a frame was published)."""
     frame = NuScenesFrame.load(nuscenes_samples)
     node = NodeProcess(tmp_path / "node.log", {"checkpoint": str(checkpoint), "cpu_threads": 1,
                                                "fixed_frame": "", "diagnostics_period": 0.2,
@@ -133,6 +135,12 @@ def test_lazy_no_inference_without_subscribers(ros_domain_id, nuscenes_samples, 
         idle_status = rig.received["diag"][-1].status[0]
         sub = rig.subscribe("depth")
         assert rig.spin_until(lambda: sub.get_publisher_count() > 0, 30, node)
+        t_bad = t0 + 75 * MS
+        yuv = image_msg(frame.rgb, t_bad)
+        yuv.encoding = "yuv422"
+        rig.publish_frame_until(yuv, camera_info_msg(frame, t_bad), [radar_msg(frame.radar, t_bad)],
+                                lambda: rig.latest_diagnostics().get("bad: unsupported_encoding") == "1", node)
+        rejected_status = rig.received["diag"][-1].status[0]
         t1 = t0 + 100 * MS
         rig.publish_frame_until(image_msg(frame.rgb, t1), camera_info_msg(frame, t1), [radar_msg(frame.radar, t1)],
                                 lambda: rig.received["depth"], node)
@@ -145,12 +153,14 @@ def test_lazy_no_inference_without_subscribers(ros_domain_id, nuscenes_samples, 
     assert idle_diag["frames skipped (no subscribers)"] == "2" and rig.received["colorized"] == []
     assert idle_diag["inference forward mean (ms)"] == "nan"            # the network never ran
     assert idle_status.level == idle_status.OK and idle_status.message.startswith("idle")
+    assert rejected_status.level == rejected_status.WARN, rejected_status
+    assert rejected_status.message == "no depth published: bad input: unsupported_encoding", rejected_status
     assert Time.from_msg(rig.received["depth"][0].header.stamp).nanoseconds == t1
     # The node's writer can match the new reader after the test's reader matched the writer, so the first t1
     # copy may still be skipped as idle; what must hold is that every synchronised frame was either skipped or
     # published, never both (or, re-sent while the node was busy with it, rejected as out of order).
     skipped, published = int(busy_diag["frames skipped (no subscribers)"]), int(busy_diag["frames published"])
     assert published == 1 and skipped >= 1 and busy_diag["dropped frames"] == "0"
-    assert rig.unexplained_rejections(busy_diag) == {}, busy_diag
-    assert skipped + published + int(busy_diag.get("bad: stamp_out_of_order", "0")) == int(
-        busy_diag["sync matches"]), busy_diag
+    assert rig.unexplained_rejections(busy_diag, "unsupported_encoding") == {}, busy_diag
+    rejected = int(busy_diag.get("bad: stamp_out_of_order", "0")) + int(busy_diag["bad: unsupported_encoding"])
+    assert skipped + published + rejected == int(busy_diag["sync matches"]), busy_diag

@@ -100,6 +100,7 @@ def test_idle_and_radar_stale_states():
     assert (st.level, st.message) == (DiagnosticStatus.OK, "idle: no subscriber to any output (inference skipped)")
     assert status_values(st)["frames skipped (no subscribers)"] == "1"
     s.matched(0.7)
+    s.taken()
     s.published(0.8, 0.1, 0.05, radar_stale=("/radar/front", "/radar/left"))
     st = s.status(0.9, "n", "cpu", "m")
     assert st.level == DiagnosticStatus.WARN

@@ -4,7 +4,10 @@ A real rclpy node in its own process; its ``destroy_node`` blocks forever (what 
 waiting on a vanished peer does). After SIGINT the process must exit by itself with code 1, with every
 thread's stack on stderr naming the hung call, within the launcher's SIGINT-to-SIGTERM timeout (5 s) plus
 start-up slack; a node whose teardown returns exits 0, and so does one whose teardown leaves a daemon thread
-inside a torch forward pass (``left_running``; finalising the interpreter then aborted, SIGABRT).
+inside a torch forward pass (``left_running``; finalising the interpreter then aborted, SIGABRT), and one started
+with SIGINT ignored (a background job of a shell script) that loads an inference runtime after rclpy's start, as
+the depth node does (the runtime's import held SIGINT, then put back Python's SIG_IGN over rclpy's handler: the
+node no longer stopped on SIGINT; black-box run).
 """
 
 import fcntl
@@ -27,6 +30,9 @@ NODE = textwrap.dedent("""
         def __init__(self):
             super().__init__("stuck")
             self.inferring = threading.Event()
+            if sys.argv[1] == "ignored":   # as the depth node choosing its backend
+                from xdrcdepth_core.backends.capability import import_runtime
+                import_runtime("onnxruntime")
             if sys.argv[1] == "busy":   # a worker thread that is inside torch's native code at the stop
                 threading.Thread(target=self.infer_forever, daemon=True).start()
             else:
@@ -54,8 +60,9 @@ NODE = textwrap.dedent("""
 def stop_after_spinning(tmp_path, mode):
     script = tmp_path / "stuck_node.py"
     script.write_text(NODE)
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if mode == "ignored" else None
     proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint)
     try:
         assert proc.stdout.readline().strip() == "spinning"   # the executor runs: the node is up
         proc.send_signal(signal.SIGINT)
@@ -76,7 +83,7 @@ def test_a_hung_teardown_ends_the_process_with_its_stack(ros_domain_id, tmp_path
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize("mode", ["ok", "busy"])
+@pytest.mark.parametrize("mode", ["ok", "busy", "ignored"])
 def test_a_teardown_that_returns_exits_0(ros_domain_id, tmp_path, mode):
     code, seconds, stderr = stop_after_spinning(tmp_path, mode)
     assert code == 0, stderr

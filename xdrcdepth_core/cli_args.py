@@ -195,14 +195,17 @@ def interrupted_line(prog: str, done: str = "") -> str:
 
 @contextlib.contextmanager
 def sigint_held() -> Iterator[None]:
-    """A SIGINT that arrives inside the block is held and delivered again when the block ends, to the handler
-    that was in place before (``KeyboardInterrupt``, or nothing where SIGINT is ignored).
+    """A SIGINT that arrives inside the block is held and delivered again when the block ends, to the Python
+    handler that was in place before (``KeyboardInterrupt``).
 
     For the end of a unit of work that must not be cut in two (a bag renamed into place, then counted as
     complete): the interrupt's one line can then name it among the finished ones. Also for a program's import,
     where a library's ``except BaseException`` could swallow the ``KeyboardInterrupt``. Python raises
-    ``KeyboardInterrupt`` in the main thread only, so elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
+    ``KeyboardInterrupt`` in the main thread only, so elsewhere the block runs as it is; where SIGINT has no
+    Python handler (ignored, or its default action) it is left alone too: putting back Python's ``SIG_IGN``
+    would also remove a handler set outside Python since (rclpy's, in a node started with SIGINT ignored, as a
+    shell script's background job is: that node no longer stopped on SIGINT; black-box run)."""
+    if threading.current_thread() is not threading.main_thread() or not callable(signal.getsignal(signal.SIGINT)):
         yield
         return
     held: list[int] = []

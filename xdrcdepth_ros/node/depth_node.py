@@ -313,6 +313,7 @@ class DepthNode(Node):
         if not self._listened():
             self.stats.skipped_idle()
             return
+        self.stats.taken()
         with self._slot_cv:
             if self._slot is not None:
                 self.stats.dropped()

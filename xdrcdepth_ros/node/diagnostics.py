@@ -114,6 +114,12 @@ class NodeStats:
             self.idle_total += 1
             self.idle = True
 
+    def taken(self) -> None:
+        """A synchronised frame taken for processing (an output has a subscriber): no longer idle, whether it
+        is then published or rejected."""
+        with self.lock:
+            self.idle = False
+
     def rejected(self, reason: str) -> None:
         with self.lock:
             self.bad[reason] = self.bad.get(reason, 0) + 1
@@ -122,7 +128,6 @@ class NodeStats:
                   radar_stale: tuple[str, ...] = ()) -> None:
         """A frame published; ``radar_stale`` names the radar topics it went without (camera-only)."""
         with self.lock:
-            self.idle = False
             self.radar_stale = tuple(radar_stale)
             if radar_stale:
                 self.camera_only_total += 1
