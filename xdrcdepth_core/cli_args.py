@@ -18,6 +18,7 @@ import contextlib
 import errno
 import math
 import os
+import reprlib
 import signal
 import sys
 import tempfile
@@ -45,6 +46,33 @@ def one_line(text: str) -> str:
     """``text`` with its lines joined by ``'; '`` (messages of nested exceptions can span lines)."""
     parts = [part.strip() for part in str(text).splitlines() if part.strip()]
     return "; ".join(parts)
+
+
+class _ShortRepr(reprlib.Repr):
+    """:mod:`reprlib` limits, and an integer too long to show is not turned into text at all (a 5000-digit one
+    takes quadratic time, and Python refuses one of more than 4300 digits with a ``ValueError``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother, self.maxlong = 3, 40, 40, 40
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdict = 5
+
+    def repr_int(self, x, level):
+        if x.bit_length() > 4 * self.maxlong:   # more than ~1.2 x maxlong digits: cut anyway
+            return f"<an integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_SHORT_REPR = _ShortRepr()
+
+
+def short_repr(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for a message quoting a value from a file or an argument.
+    Built bounded (:mod:`reprlib`: a few items of each list and mapping, a few levels, the ends of long texts), not
+    built whole and then cut: a config whose YAML aliases nest lists within lists has a repr far larger than any
+    memory, and ``repr`` of a huge integer fails."""
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def finite_float(text: str) -> float:
