@@ -2,6 +2,7 @@
 
 * Bad arguments: **one line** on stderr (``<prog>: error: <what> (see --help)``) and exit code 2, not
   argparse's usage block. :class:`ArgumentParser` does that; sub-parsers inherit it.
+* A value from a file or an argument is quoted in a message by :func:`short_repr`, built bounded.
 * Numbers are checked where they are parsed: :func:`finite_float` (no ``nan``/``inf``), and the range
   variants below, so ``-r nan`` is refused at once instead of hanging later.
 * Ctrl-C / SIGINT in a batch command: one line and exit code 130 (:data:`EXIT_INTERRUPTED`); output
