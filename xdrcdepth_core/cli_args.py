@@ -181,6 +181,25 @@ def output_file_problem(prog: str, path: Path) -> int:
     return 0
 
 
+def output_folder_problem(prog: str, path: Path) -> int:
+    """:func:`output_file_problem` for an output folder: 0 if ``path`` is a folder, or can be made one, that can be
+    written to; else one line on stderr and the exit code: 2 for a file at ``path`` ("give a folder"), 1 for a path
+    through a file or a folder that cannot be written to (found with a probe file in the nearest folder there is;
+    nothing is made, so a command refused later for another reason leaves no empty folder). A command that found
+    this at its first file written had done its work for nothing."""
+    if path.exists() and not path.is_dir():
+        say(f"{prog}: cannot write into {path}: it is a file, give a folder")
+        return 2
+    nearest = next(folder for folder in (path, *path.parents) if folder.exists())
+    try:
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as exc:
+        say(os_error_line(prog, exc, path))
+        return 1
+    return 0
+
+
 def output_overlap(outputs: dict[str, str | os.PathLike | None],
                    inputs: dict[str, str | os.PathLike | None]) -> str | None:
     """Why writing one of ``outputs`` (``{option: path}``) would destroy or mix into one of ``inputs`` (files or
