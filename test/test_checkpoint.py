@@ -385,4 +385,4 @@ def test_values_read_from_a_checkpoint_are_quoted_short_in_its_error_line(tmp_pa
     with pytest.raises(ValueError) as err:
         load_checkpoint(path)
     assert str(err.value) == (f"{path}: radar channels must start with 'depth' and name each channel once, got "
-                              "['depth', 'depth', 'depth', 'depth', 'depth', 'depth', ...]")
+                              "['depth', 'depth', 'depth', 'depth', 'depth', ...]")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from xdrcdepth_core.cli import main
+from xdrcdepth_core.cli_args import short_repr
 from xdrcdepth_core.device import device_arg, device_problem, resolve_device
 
 from fs_faults import sigint_default
@@ -274,3 +275,17 @@ def test_ctrl_c_while_a_runtime_initialises_is_an_interrupt_not_an_import_error(
                           preexec_fn=sigint_default, cwd=tmp_path,
                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=f"{tmp_path}:{os.getcwd()}"))
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "interrupted True\n", "")
+
+
+def test_a_quoted_value_is_built_bounded_not_cut_after():
+    """What messages quote of a file's or an argument's value: a few items of a few levels, the ends of a long text.
+    ``repr`` of a list of ten lists, each of ten of the one below, 30 levels deep, would never end; of an integer of
+    5000 digits, it fails (Python turns at most 4300 into text)."""
+    nested: list = [0]
+    for _ in range(30):
+        nested = [nested] * 10
+    assert short_repr(nested) == "[[[[...], [...], [...], [...], [...], ...], [[...], [...], [..."
+    assert short_repr(10**5000) == "<an integer of 16610 bits>"
+    assert short_repr("x" * 10**6) == f"'{'x' * 17}...{'x' * 18}'"
+    assert short_repr({"lr": [1, 2.5, None]}) == "{'lr': [1, 2.5, None]}"
+    assert short_repr(-10**30) == repr(-10**30)

@@ -99,6 +99,15 @@ def test_an_output_path_through_a_file_is_one_line_before_the_first_frame(tmp_pa
     assert (tmp_path / "file").read_text() == "mine"
 
 
+def test_an_output_folder_that_is_a_file_is_refused_before_any_model_is_loaded(tmp_path, nuscenes_samples, capsys):
+    # black-box run (eval --panels, the same in demo): exit 1 once the model was loaded and the data opened
+    (tmp_path / "file").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path / "file"), "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"xdrcdepth demo: cannot write into {tmp_path / 'file'}: it is a file, give a folder\n"
+    assert (tmp_path / "file").read_text() == "mine"
+
+
 def test_an_unreadable_camera_image_is_named_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo, "DEFAULT_SAMPLES_DIR", tmp_path / "absent")
     root, _ = demo.default_dataroot(tmp_path)

@@ -199,6 +199,20 @@ def test_eval_json_path_through_a_file_is_refused_before_the_work(tmp_path, caps
     assert captured.err.startswith(f"xdrcdepth eval: cannot write {target}: ") and captured.err.count("\n") == 1
 
 
+def test_eval_panels_naming_a_file_is_refused_before_any_model_is_loaded(tmp_path, capsys):
+    """A black-box run: ``--panels file.txt`` failed with exit 1 once the model was loaded (or after the whole
+    evaluation); an output path unusable from the start is a bad argument, found before any work."""
+    from xdrcdepth_core.cli import main
+
+    (tmp_path / "file.txt").write_text("mine")
+    checkpoint = tmp_path / "absent.pt"           # the model would be loaded first: its error would come instead
+    assert main(["eval", "--data", str(_cli_cache(tmp_path / "cache")), "--panels", str(tmp_path / "file.txt"),
+                 "--checkpoint", str(checkpoint), "--device", "cpu", "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"xdrcdepth eval: cannot write into {tmp_path / 'file.txt'}: it is a file, give a folder\n"
+    assert captured.out == "" and (tmp_path / "file.txt").read_text() == "mine"
+
+
 def test_eval_plain_pickle_checkpoint_is_one_line_without_warnings(tmp_path, capsys):
     """torch warns about the pickle protocol before refusing such a file: that warning must not leak."""
     import pickle

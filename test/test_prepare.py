@@ -117,6 +117,15 @@ def test_resize_boxes_and_confidence_options(tmp_path, capsys):
     assert "--resize: must be >= 1, got '0'" in capsys.readouterr().err
 
 
+def test_an_out_folder_that_is_a_file_is_refused_before_the_tables_are_loaded(folder, tmp_path, capsys):
+    (tmp_path / "cache").write_text("mine")     # was exit 1 once the dataset was loaded, at the first folder made
+    assert main(["prepare", "--dataroot", str(folder), "--version", "v1.0-test", "--out", str(tmp_path / "cache"),
+                 "--allow-missing-lidar"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"xdrcdepth prepare: cannot write into {tmp_path / 'cache'}: it is a file, give a folder\n"
+    assert captured.out == "" and (tmp_path / "cache").read_text() == "mine"
+
+
 def test_missing_lidar_and_unreadable_files(folder, tmp_path, capsys):
     out = tmp_path / "cache"
     nusc_sample = NuScenesDepthDataset(folder, "v1.0-test", require_lidar=False)

@@ -10,6 +10,7 @@ optical point (X, Y, Z)), its optical frame rotated from base_link by the nuScen
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,23 +224,30 @@ def test_an_unwritable_output_is_named_with_exit_1(bags, tmp_path, capsys):
         assert err.count("\n") == 1
 
 
-def test_a_json_that_cannot_be_written_is_refused_before_any_scoring(bags, tmp_path, capsys):
+@pytest.mark.parametrize("flag, in_the_way, problem, unwritable", [
+    ("--json", Path.mkdir, "it is a folder, give a file name", "eval.json"),
+    ("--frames", Path.touch, "it is a file, give a folder", "new/frames"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_any_scoring(bags, tmp_path, capsys, flag, in_the_way,
+                                                                        problem, unwritable):
     """A black-box run: --json naming a folder, or a file in a read-only folder, failed only after every frame was
-    scored and the tables printed (exit 1). Now before any work: a folder is exit 2, an unwritable folder exit 1."""
+    scored and the tables printed (exit 1). Now before any work: a folder for --json (a file for the --frames
+    folder) is exit 2, an unwritable folder exit 1, and nothing is made there."""
     from fs_faults import readonly_dir
 
     source, output = bags
-    (tmp_path / "report").mkdir()
+    in_the_way(tmp_path / "report")
     assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output),
-                 "--json", str(tmp_path / "report")]) == 2
+                 flag, str(tmp_path / "report")]) == 2
     captured = capsys.readouterr()
-    assert captured.err == (f"xdrcdepth replay-eval: cannot write {tmp_path / 'report'}: it is a folder, give a file "
-                            "name\n") and captured.out == ""
+    assert captured.err == (f"xdrcdepth replay-eval: cannot write{' into' if flag == '--frames' else ''} "
+                            f"{tmp_path / 'report'}: {problem}\n") and captured.out == ""
     with readonly_dir(tmp_path / "ro") as ro:
         assert main(["replay-eval", "--source-bag", str(source), "--output-bag", str(output),
-                     "--json", str(ro / "eval.json")]) == 1
+                     flag, str(ro / unwritable)]) == 1
+        assert list(ro.iterdir()) == []
     captured = capsys.readouterr()
-    assert captured.err.startswith(f"xdrcdepth replay-eval: cannot write {ro / 'eval.json'}: ") and \
+    assert captured.err.startswith(f"xdrcdepth replay-eval: cannot write {ro / unwritable}: ") and \
         ("[Errno 30]" in captured.err or "[Errno 13]" in captured.err) and captured.out == ""   # mount or chmod
 
 

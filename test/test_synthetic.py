@@ -284,6 +284,14 @@ def test_command_rejects_bad_input(folders, capsys):
                                        "(a folder is needed there) [Errno 20]\n")
 
 
+def test_an_out_folder_that_is_a_file_is_a_bad_argument(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")        # was exit 1, "something is in the way (it already exists)"
+    assert cli_main(["synth", "--out", str(tmp_path / "file"), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"xdrcdepth synth: cannot write into {tmp_path / 'file'}: it is a file, give a "
+                                       "folder\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["file"] and (tmp_path / "file").read_text() == "mine"
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--version", "{tmp}/elsewhere", "must be one folder name such as v1.0-mini, got '{tmp}/elsewhere'"),
     ("--version", "../up", "must be one folder name such as v1.0-mini, got '../up'"),

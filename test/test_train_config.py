@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,83 @@ def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
     # a merge key's values may be overridden: that is what merges are for
     path = _write(tmp_path, "base: &b {lr: 0.1, epochs: 2}\nother:\n  <<: *b\n  lr: 0.5\n")
     assert read_yaml_mapping(path, "config")["other"] == {"lr": 0.5, "epochs": 2}
+
+
+def _bombs(levels: int) -> list[str]:
+    """Lists of ten, each of ten aliases of the one before: the last holds 10**levels values."""
+    return ["&a0 [x, x, x, x, x, x, x, x, x, x]"] + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]"
+                                                     for i in range(1, levels)]
+
+
+def _laughs(levels: int, use: str = "optim: {lr: *a%d}") -> str:
+    """A "billion laughs" config: the lists of :func:`_bombs` under ``model:``, the last used by ``use``."""
+    lines = ["model:", "  name: xdrcdepth"] + [f"  bomb{i}: {bomb}" for i, bomb in enumerate(_bombs(levels))]
+    return "\n".join(lines + [use % (levels - 1)]) + "\n"
+
+
+def test_yaml_aliases_nested_in_aliases_are_refused_at_once_naming_the_file(tmp_path):
+    # black-box run: these ~600 bytes (10**9 values) hung train, its memory growing without bound: the message
+    # quoting optim.lr built repr(value) whole before cutting it, and all else that walks a config would expand it
+    path = _write(tmp_path, _laughs(9))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "train", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 30
+    assert proc.returncode == 2 and proc.stderr == (
+        f"xdrcdepth train: {path}: the YAML holds more than 100000 values with its aliases expanded "
+        "(aliases nested in aliases?); not a config\n")
+
+
+@pytest.mark.parametrize("use", ["optim: {lr: *a%d}", "data: *a%d", "name: *a%d", "other: [*a%d]"])
+def test_the_expansion_bound_is_on_the_whole_file_wherever_the_alias_is_used(tmp_path, use):
+    path = _write(tmp_path, _laughs(5, use))           # 10**5 + 1 values in one list, and the rest
+    with pytest.raises(ConfigError, match=f"^{path}: the YAML holds more than 100000 values with its aliases"):
+        read_yaml_mapping(path, "config")
+    with pytest.raises(ConfigError, match="^override 'model.x=.*': the YAML holds more than 100000 values"):
+        parse_override(f"model.x=[{', '.join(_bombs(5))}]")
+
+
+def test_aliases_within_the_bound_are_read_and_one_inside_itself_is_refused(tmp_path):
+    path = _write(tmp_path, _laughs(4, "table: *a%d"))   # 10**4 values, 2 * 10**4 + 1 in all: read
+    assert len(read_yaml_mapping(path, "config")["table"]) == 10
+    path = _write(tmp_path, "model: &m [*m]\n")
+    with pytest.raises(ConfigError, match=f"^{path}: the YAML holds more than 100000 values"):
+        read_yaml_mapping(path, "config")
+
+
+def test_a_config_value_is_quoted_bounded_in_messages(tmp_path):
+    # a long list where a mapping belongs was quoted whole on the one line
+    path = _write(tmp_path, "data: {train: x}\noptim: [" + ", ".join(["1"] * 5000) + "]\n")
+    with pytest.raises(ConfigError, match=r"^\S+: optim must be a mapping, got \[1, 1, 1, 1, 1, \.\.\.\]$"):
+        resolve_config(path)
+
+
+def test_an_integer_of_more_than_100_digits_names_the_file_and_key(tmp_path):
+    # black-box run: a 5000-digit seed was PyYAML's int() ValueError (Python reads at most 4300 digits), a traceback
+    path = _write(tmp_path, "seed: " + "9" * 5000 + "\n")
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "train", "--config", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (2, f"xdrcdepth train: {path}: seed is an integer of 5000 digits, "
+                                                 "more than 100\n")
+    path = _write(tmp_path, "seed: 1\n")
+    proc = subprocess.run([sys.executable, "-m", "xdrcdepth_core.cli", "train", "--config", str(path), "--set",
+                           "losses=[{name: depth_l1, weight: 1, every: " + "1" * 5000 + "}]"],
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (2, f"xdrcdepth train: {path}: override 'losses=[{{name: de..."
+                                                 f"{'1' * 16}}}]': losses.0.every is an integer of 5000 digits, "
+                                                 "more than 100\n")
+    path = _write(tmp_path, "model: {name: x, sizes: [1, 2, -" + "0" * 101 + "]}\n")
+    with pytest.raises(ConfigError, match=f"^{path}: model.sizes.2 is an integer of 101 digits, more than 100$"):
+        read_yaml_mapping(path, "config")
+    assert read_yaml_mapping(_write(tmp_path, "seed: " + "1_0" * 50 + "\n"), "config")["seed"] == int("10" * 50)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seed: !!int abc\n", "invalid literal for int() with base 10: 'abc'"),
+    ("model: " + "[" * 100000 + "\n", "the YAML is nested too deeply; not a config"),
+])
+def test_yaml_its_constructors_cannot_make_is_one_line_naming_the_file(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        read_yaml_mapping(path, "config")
+    assert str(info.value) == f"{path}: {message}"

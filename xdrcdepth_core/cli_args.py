@@ -2,6 +2,7 @@
 
 * Bad arguments: **one line** on stderr (``<prog>: error: <what> (see --help)``) and exit code 2, not
   argparse's usage block. :class:`ArgumentParser` does that; sub-parsers inherit it.
+* A value from a file or an argument is quoted in a message by :func:`short_repr`, built bounded.
 * Numbers are checked where they are parsed: :func:`finite_float` (no ``nan``/``inf``), and the range
   variants below, so ``-r nan`` is refused at once instead of hanging later.
 * Ctrl-C / SIGINT in a batch command: one line and exit code 130 (:data:`EXIT_INTERRUPTED`); output
@@ -48,21 +49,31 @@ def one_line(text: str) -> str:
     return "; ".join(parts)
 
 
-def _short_repr_limits() -> reprlib.Repr:
-    limits = reprlib.Repr()
-    limits.maxlevel, limits.maxstring, limits.maxother, limits.maxlong = 3, 60, 60, 40
-    limits.maxlist = limits.maxtuple = limits.maxset = limits.maxfrozenset = limits.maxdict = 6
-    return limits
+class _ShortRepr(reprlib.Repr):
+    """:mod:`reprlib` limits, and an integer too long to show is not turned into text at all (a 5000-digit one
+    takes quadratic time, and Python refuses one of more than 4300 digits with a ``ValueError``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother, self.maxlong = 3, 40, 40, 40
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdict = 5
+
+    def repr_int(self, x, level):
+        if x.bit_length() > 4 * self.maxlong:   # more than ~1.2 x maxlong digits: cut anyway
+            return f"<an integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
 
 
-_SHORT_REPR = _short_repr_limits()
+_SHORT_REPR = _ShortRepr()
 
 
-def short_repr(value) -> str:
-    """``repr(value)`` with at most 6 items a container, 3 levels deep and 60 characters a string (``reprlib``):
-    for every message that quotes a value read from a file or an argument. A checkpoint whose radar_channels
-    held a million names made a 9 MB error line (black-box run)."""
-    return _SHORT_REPR.repr(value)
+def short_repr(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for a message quoting a value from a file or an argument.
+    Built bounded (:mod:`reprlib`: a few items of each list and mapping, a few levels, the ends of long texts), not
+    built whole and then cut: a config whose YAML aliases nest lists within lists has a repr far larger than any
+    memory, and ``repr`` of a huge integer fails."""
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def finite_float(text: str) -> float:
@@ -163,6 +174,25 @@ def output_file_problem(prog: str, path: Path) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        say(os_error_line(prog, exc, path))
+        return 1
+    return 0
+
+
+def output_folder_problem(prog: str, path: Path) -> int:
+    """:func:`output_file_problem` for an output folder: 0 if ``path`` is a folder, or can be made one, that can be
+    written to; else one line on stderr and the exit code: 2 for a file at ``path`` ("give a folder"), 1 for a path
+    through a file or a folder that cannot be written to (found with a probe file in the nearest folder there is;
+    nothing is made, so a command refused later for another reason leaves no empty folder). A command that found
+    this at its first file written had done its work for nothing."""
+    if path.exists() and not path.is_dir():
+        say(f"{prog}: cannot write into {path}: it is a file, give a folder")
+        return 2
+    nearest = next(folder for folder in (path, *path.parents) if folder.exists())
+    try:
+        with tempfile.TemporaryFile(dir=nearest):
             pass
     except OSError as exc:
         say(os_error_line(prog, exc, path))

@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes
-from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, path_argument, positive_int, say
+from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, output_folder_problem, path_argument, positive_int, say
 from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR
 from xdrcdepth_core.device import add_device_argument
 from xdrcdepth_core.file_names import token_file_name
@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.infer import DepthEstimator
     from xdrcdepth_core.metrics import MetricAccumulator
 
+    if code := output_folder_problem(PROG, args.out):     # before a model is loaded or a frame rendered
+        return code
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-demo-") as tmp:
         dataroot, label = (args.dataroot, str(args.dataroot)) if args.dataroot else default_dataroot(Path(tmp))
         # every frame computes Grad-CAM saliency, which runs the eager fp32 model: no other backend to load

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_writer, remove_stale_temporaries
 from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, EXIT_USAGE, add_no_progress, interrupted_line, os_error_line,
-                                     path_argument, positive_int, say)
+                                     output_folder_problem, path_argument, positive_int, say)
 from xdrcdepth_core.file_names import MAX_STEM, is_token_file_name, token_file_name
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 
@@ -203,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         say(f"{PROG}: error: {problem}")
         return EXIT_USAGE
+    if code := output_folder_problem(PROG, Path(args.out)):     # before the tables are loaded
+        return code
     counts = {"written": 0}
     try:
         return _run(args, counts)

@@ -16,8 +16,8 @@ import argparse
 import json
 import time
 
-from xdrcdepth_core.cli_args import (add_no_progress, os_error_line, output_file_problem, output_overlap, path_argument,
-                                     positive_float, positive_int, say)
+from xdrcdepth_core.cli_args import (add_no_progress, os_error_line, output_file_problem, output_folder_problem,
+                                     output_overlap, path_argument, positive_float, positive_int, say)
 from xdrcdepth_core.metrics import DEFAULT_CAPS
 
 PROG = "xdrcdepth eval"
@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: --teacher puts the teacher's Grad-CAM into the --panels pictures; it does nothing without "
             "--panels")
         return 2
+    if args.panels is not None and (code := output_folder_problem(PROG, args.panels)):
+        return code
+    if args.json is not None and (code := output_file_problem(PROG, args.json)):
+        return code
     try:
         estimator = DepthEstimator.from_checkpoint(args.checkpoint or None, device=args.device)
         teacher = DepthEstimator.from_checkpoint(args.teacher, device=args.device) if args.teacher else None
@@ -96,14 +100,6 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         say(f"{PROG}: {missing} for --gt {args.gt[0]} (cache {args.data}; 'exact' needs a synthetic folder's cache)")
         return 2
-    try:                            # the outputs' folders now: a path through a file fails before the work
-        if args.panels is not None:
-            args.panels.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        say(os_error_line(PROG, exc, args.panels))
-        return 1
-    if args.json is not None and (code := output_file_problem(PROG, args.json)):
-        return code
     constant = args.constant_depth or metrics.get("median_train_depth")
 
     def panel(index: int, sample: dict, predictions: dict) -> None:

@@ -52,7 +52,7 @@ import torch
 import yaml
 
 from xdrcdepth_core.atomic import atomic_write_bytes
-from xdrcdepth_core.cli_args import os_error_line, path_argument, say
+from xdrcdepth_core.cli_args import os_error_line, path_argument, say, short_repr
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.distill import build_loss_entry
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config, prepare_train
@@ -94,7 +94,7 @@ def _paths_problem(cfg: dict) -> str | None:
     """Referenced configs that are missing, paths that are not text, a malformed ``teacher_cache``."""
     for key in ("data", "teacher", "student", "out", "results_dir", "teacher_weights", "direct_from", "title"):
         if key in cfg and not (isinstance(cfg[key], str) and cfg[key]):
-            return f"{key} must be {'text' if key == 'title' else 'a path'}, got {cfg[key]!r}"
+            return f"{key} must be {'text' if key == 'title' else 'a path'}, got {short_repr(cfg[key])}"
     for key in ("data", "teacher", "student"):
         if not Path(cfg[key]).is_file():
             return f"{key}: no such file {cfg[key]}"
@@ -103,7 +103,7 @@ def _paths_problem(cfg: dict) -> str | None:
     tc = cfg["teacher_cache"]
     if not (isinstance(tc, dict) and isinstance(tc.get("layers"), list) and tc["layers"]
             and all(isinstance(layer, str) for layer in tc["layers"]) and isinstance(tc.get("target"), str)):
-        return f"teacher_cache must be {{layers: [\"decoder:4\", ...], target: mean_depth}}, got {tc!r}"
+        return f"teacher_cache must be {{layers: [\"decoder:4\", ...], target: mean_depth}}, got {short_repr(tc)}"
     return None
 
 
@@ -111,37 +111,39 @@ def _variants_problem(cfg: dict) -> str | None:
     """Variants that are not a mapping of mappings with known keys and integer seeds; ``ship`` not a variant."""
     variants = cfg["variants"]
     if not isinstance(variants, dict) or not variants:
-        return f"variants must be a mapping of variant names to their settings, got {variants!r}"
+        return f"variants must be a mapping of variant names to their settings, got {short_repr(variants)}"
     for name, variant in variants.items():
         if not (isinstance(name, str) and VARIANT_NAME.fullmatch(name)) or name in RESERVED_NAMES:
-            return (f"variant name {name!r}: use letters, digits and _ . + - (it names a folder and a file), "
+            return (f"variant name {short_repr(name)}: use letters, digits and _ . + - (it names a folder and a file), "
                     f"starting with a letter or digit, and not {' or '.join(sorted(RESERVED_NAMES))}")
         if not isinstance(variant, dict):
-            return f"variant {name} must be a mapping (seeds, model, losses, optim, description), got {variant!r}"
+            return (f"variant {name} must be a mapping (seeds, model, losses, optim, description), "
+                    f"got {short_repr(variant)}")
         unknown = set(variant) - {"seeds", "model", "losses", "optim", "description", "unlabelled", "precision"}
         if unknown:
             return f"variant {name}: unknown keys {sorted(unknown)}"
         seeds = variant.get("seeds", [0])
         if not (isinstance(seeds, list) and seeds and all(isinstance(k, int) and not isinstance(k, bool)
                                                           and k >= 0 for k in seeds)):
-            return f"variant {name}: seeds must be a list of integers >= 0, got {seeds!r}"
+            return f"variant {name}: seeds must be a list of integers >= 0, got {short_repr(seeds)}"
         if len(set(seeds)) != len(seeds):   # [0, 0] was one run listed, trained and reported twice
             return f"variant {name}: seeds {seeds} name a seed twice"
         for key, kind in (("model", dict), ("optim", dict), ("losses", list)):
             if not isinstance(variant.get(key, kind()), kind):
                 what = "mapping" if kind is dict else "list"
-                return f"variant {name}: {key} must be a {what}, got {variant[key]!r}"
+                return f"variant {name}: {key} must be a {what}, got {short_repr(variant[key])}"
         if not isinstance(variant.get("unlabelled", False), bool):
-            return f"variant {name}: unlabelled must be true or false, got {variant['unlabelled']!r}"
+            return f"variant {name}: unlabelled must be true or false, got {short_repr(variant['unlabelled'])}"
         if variant.get("precision", "auto") not in PRECISIONS:
-            return f"variant {name}: precision must be one of {', '.join(PRECISIONS)}, got {variant['precision']!r}"
+            return (f"variant {name}: precision must be one of {', '.join(PRECISIONS)}, "
+                    f"got {short_repr(variant['precision'])}")
         if variant.get("unlabelled") and "train_scenes" not in cfg:
             return (f"variant {name}: unlabelled: true adds the train scenes beyond train_scenes as unlabelled "
                     f"frames; set train_scenes")
         if variant.get("unlabelled") and not variant.get("losses"):
             return f"variant {name}: unlabelled frames teach only through a teacher; give it distillation losses"
     if cfg["ship"] not in variants:
-        return f"ship names no variant: {cfg['ship']!r}; variants: {', '.join(map(str, variants))}"
+        return f"ship names no variant: {short_repr(cfg['ship'])}; variants: {', '.join(map(str, variants))}"
     return None
 
 
@@ -175,7 +177,7 @@ class Ablation:
             if not (isinstance(self.train_scenes, int) and not isinstance(self.train_scenes, bool)
                     and 1 <= self.train_scenes <= available):
                 raise ValueError(f"{self.config_path}: train_scenes must be a whole number from 1 to the train "
-                                 f"split's {available} scenes ({cfg['data']}), got {self.train_scenes!r}")
+                                 f"split's {available} scenes ({cfg['data']}), got {short_repr(self.train_scenes)}")
             if self.train_scenes == available and self.uses_unlabelled:
                 raise ValueError(f"{self.config_path}: unlabelled frames need train_scenes below the train split's "
                                  f"{available} scenes")

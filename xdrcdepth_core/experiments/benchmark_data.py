@@ -23,7 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, path_argument, say
+from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, path_argument, say, short_repr
 from xdrcdepth_core.data.synthetic.command import MAX_KEYFRAMES
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 from xdrcdepth_core.train.config import read_yaml_mapping
@@ -58,30 +58,30 @@ def _data_config_problem(cfg: dict) -> str | None:
     from xdrcdepth_core.data.synthetic.conditions import CONDITIONS
 
     if not isinstance(cfg["root"], str) or not cfg["root"]:
-        return f"root must be a folder path, got {cfg['root']!r}"
+        return f"root must be a folder path, got {short_repr(cfg['root'])}"
     scale = cfg["image_scale"]
     if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0.01 <= scale <= 1):
-        return f"image_scale must be a number in [0.01, 1] (of nuScenes' 1600 x 900), got {scale!r}"
+        return f"image_scale must be a number in [0.01, 1] (of nuScenes' 1600 x 900), got {short_repr(scale)}"
     conditions = cfg["conditions"]
     if not (isinstance(conditions, list) and conditions and all(c in CONDITIONS for c in conditions)):
-        return f"conditions must be a non-empty list of {', '.join(CONDITIONS)}, got {conditions!r}"
+        return f"conditions must be a non-empty list of {', '.join(CONDITIONS)}, got {short_repr(conditions)}"
     for key in ("frames_per_scene", "train_lidar_sweeps", "radar_sweeps"):
         if not _count(cfg[key], 1):
-            return f"{key} must be an integer >= 1, got {cfg[key]!r}"
+            return f"{key} must be an integer >= 1, got {short_repr(cfg[key])}"
     if cfg["frames_per_scene"] > MAX_KEYFRAMES:
-        return f"frames_per_scene must be at most {MAX_KEYFRAMES}, got {cfg['frames_per_scene']!r}"
+        return f"frames_per_scene must be at most {MAX_KEYFRAMES}, got {short_repr(cfg['frames_per_scene'])}"
     hw = cfg["input_hw"]
     if not (isinstance(hw, list) and len(hw) == 2 and all(_count(v, 1) and v % 32 == 0 for v in hw)):
-        return f"input_hw must be two positive multiples of 32, got {hw!r}"
+        return f"input_hw must be two positive multiples of 32, got {short_repr(hw)}"
     if hw[0] * hw[1] > DEFAULT_MAX_IMAGE_PIXELS:
         return f"input_hw {hw} is {hw[0] * hw[1]} pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096)"
     splits = cfg["splits"]
     if not isinstance(splits, dict) or set(splits) != set(SPLITS):
-        return f"splits must be a mapping of {', '.join(SPLITS)}, got {splits!r}"
+        return f"splits must be a mapping of {', '.join(SPLITS)}, got {short_repr(splits)}"
     for split, spec in splits.items():
         if not (isinstance(spec, dict) and set(spec) == {"scenes", "seed"} and _count(spec["scenes"], 1)
                 and _count(spec["seed"], 0)):
-            return f"splits.{split} must be {{scenes: N >= 1, seed: K >= 0}}, got {spec!r}"
+            return f"splits.{split} must be {{scenes: N >= 1, seed: K >= 0}}, got {short_repr(spec)}"
     return None
 
 

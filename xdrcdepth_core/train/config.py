@@ -64,6 +64,13 @@ DEFAULTS: dict = {
 }
 #: the largest YAML file read as a config (ours are a few kB): a bound on what a stray file can cost
 MAX_CONFIG_BYTES = 2**20
+#: the most nodes (texts, numbers, lists, mappings) a config may hold with its YAML aliases expanded (ours hold under
+#: 200): a few hundred bytes of aliases nested in aliases ("billion laughs") expand past any memory, and all that
+#: walks a config (merge, copy, validation, messages, the saved config.yaml) walks the expansion
+MAX_CONFIG_NODES = 100_000
+#: the most digits of an integer in a config: no config number needs 20, and Python refuses to read one of more
+#: than 4300 (``ValueError``), taking quadratic time up to there
+MAX_INT_DIGITS = 100
 #: sections whose keys are free-form (model constructor options, augmentation options)
 OPEN_SECTIONS = {("model",), ("data", "augment")}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -89,12 +96,12 @@ def _merge(base: dict, override: dict, path: tuple = ()) -> dict:
     for key, value in override.items():
         where = ".".join(path + (str(key),))
         if path not in OPEN_SECTIONS and key not in base:
-            raise ConfigError(f"unknown config key {where!r}")
+            raise ConfigError(f"unknown config key {short_repr(where)}")
         if isinstance(base.get(key), dict):
             if value is None:
                 continue
             if not isinstance(value, dict):
-                raise ConfigError(f"{where} must be a mapping, got {value!r}")
+                raise ConfigError(f"{where} must be a mapping, got {short_repr(value)}")
             out[key] = _merge(base[key], value, path + (key,))
         elif isinstance(base.get(key), list) and isinstance(value, dict):   # --set losses.0.weight=2
             raise ConfigError(f"{where} is a list, got the mapping {short_repr(value)}: a list is given whole "
@@ -108,17 +115,19 @@ def parse_override(text: str) -> dict:
     """``a.b.c=value`` -> ``{"a": {"b": {"c": value}}}`` (value parsed as YAML)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} is not KEY=VALUE")
+        raise ConfigError(f"override {short_repr(text)} is not KEY=VALUE")
     nested: dict = {}
     node = nested
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     try:
-        node[parts[-1]] = yaml.load(value, Loader=UniqueKeyLoader)
+        node[parts[-1]] = load_yaml(value, key.strip())
+    except ConfigError as exc:
+        raise ConfigError(f"override {short_repr(text)}: {exc}") from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or one_line(exc)
-        raise ConfigError(f"override {text!r}: the value is not YAML ({problem})") from None
+        raise ConfigError(f"override {short_repr(text)}: the value is not YAML ({problem})") from None
     return nested
 
 
@@ -184,29 +193,29 @@ def _validate(cfg: dict) -> None:
     _check_augment(cfg["data"]["augment"])
     hw = cfg["data"]["input_hw"]
     if not (isinstance(hw, list) and len(hw) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0 for v in hw)):
-        raise ConfigError(f"data.input_hw must be two positive multiples of 32, got {hw!r}")
+        raise ConfigError(f"data.input_hw must be two positive multiples of 32, got {short_repr(hw)}")
     if hw[0] * hw[1] > DEFAULT_MAX_IMAGE_PIXELS:   # a batch of 65536 x 65536 took all 24 GB of the machine
         raise ConfigError(f"data.input_hw {hw} is {hw[0] * hw[1]} pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} "
                           "(4096 x 4096, the largest image the node and the tools take)")
     if cfg["precision"] not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {PRECISIONS}, got {cfg['precision']!r}")
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {short_repr(cfg['precision'])}")
     if cfg["channels_last"] not in ("auto", True, False):
-        raise ConfigError(f"channels_last must be auto, true or false, got {cfg['channels_last']!r}")
+        raise ConfigError(f"channels_last must be auto, true or false, got {short_repr(cfg['channels_last'])}")
     optim = cfg["optim"]
     for key in ("epochs", "batch_size"):
         if not isinstance(optim[key], int) or optim[key] < 1:
-            raise ConfigError(f"optim.{key} must be an integer >= 1, got {optim[key]!r}")
+            raise ConfigError(f"optim.{key} must be an integer >= 1, got {short_repr(optim[key])}")
     if not isinstance(optim["lr"], (int, float)) or not optim["lr"] > 0:
-        raise ConfigError(f"optim.lr must be > 0, got {optim['lr']!r}")
+        raise ConfigError(f"optim.lr must be > 0, got {short_repr(optim['lr'])}")
     if optim["schedule"] not in ("poly", "constant"):
-        raise ConfigError(f"optim.schedule must be poly or constant, got {optim['schedule']!r}")
+        raise ConfigError(f"optim.schedule must be poly or constant, got {short_repr(optim['schedule'])}")
     if not isinstance(cfg["model"].get("name"), str):
         raise ConfigError("model.name is required")
     if not isinstance(cfg["losses"], list) or not cfg["losses"]:
         raise ConfigError("losses must be a non-empty list of {name, weight, ...}")
     for entry in cfg["losses"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise ConfigError(f"each loss needs a name: {entry!r}")
+            raise ConfigError(f"each loss needs a name: {short_repr(entry)}")
         if not _is_number(entry.get("weight", 1.0)):   # NaN/inf would skip every step as non-finite
             raise ConfigError(f"loss {entry['name']}: weight must be a finite number, got "
                               f"{short_repr(entry.get('weight'))}")
@@ -231,7 +240,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 line = key_node.start_mark.line + 1
                 try:
                     if key in first_line:
-                        raise yaml.YAMLError(f"the key {key!r} is given twice (lines {first_line[key]} and {line})")
+                        raise yaml.YAMLError(f"the key {short_repr(key)} is given twice "
+                                             f"(lines {first_line[key]} and {line})")
                 except TypeError:          # an unhashable key: SafeLoader's own error names it
                     continue
                 first_line[key] = line
@@ -248,15 +258,97 @@ UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""
     |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
 
 
+def _children(node: yaml.Node) -> list[tuple[str, yaml.Node]]:
+    """The nodes inside ``node``, each with its place (a mapping's key for its value, an index for an item)."""
+    if isinstance(node, yaml.SequenceNode):
+        return [(str(index), item) for index, item in enumerate(node.value)]
+    if isinstance(node, yaml.MappingNode):
+        return [pair for key, value in node.value
+                for pair in ((_key_name(key), key), (_key_name(key), value))]
+    return []
+
+
+def _key_name(key: yaml.Node) -> str:
+    """A mapping key as a place in a key path (``optim.lr``), bounded."""
+    return short_repr(key.value)[1:-1] if isinstance(key, yaml.ScalarNode) else "<key>"
+
+
+def _expanded_size(root: yaml.Node) -> float:
+    """How many nodes ``root`` holds with its aliases expanded (an alias counts the whole node it names); ``inf``
+    when an alias is inside the node it names. Each distinct node is visited once (not recursively: nesting may
+    be deep), so the count costs what the file's size allows, not what the expansion would."""
+    size: dict[int, float] = {}
+    started: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        node, children_counted = stack.pop()
+        if id(node) in size:
+            continue
+        children = [child for _, child in _children(node)]
+        if children_counted:
+            size[id(node)] = 1 + sum(size[id(child)] for child in children)
+        elif id(node) in started:     # reached again from inside itself
+            return math.inf
+        else:
+            started.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in size)
+    return size[id(root)]
+
+
+def _long_integer(root: yaml.Node, place: str) -> str | None:
+    """The key path (below ``place``) of the first integer of more than :data:`MAX_INT_DIGITS` digits, or None. It
+    walks the expansion: call it on a node within :data:`MAX_CONFIG_NODES`."""
+    stack = [(place, root)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int":
+            digits = len(node.value.lstrip("+-").replace("_", ""))
+            if digits > MAX_INT_DIGITS:
+                return f"{where or 'the top level'} is an integer of {digits} digits, more than {MAX_INT_DIGITS}"
+        stack.extend((f"{where}.{name}" if where else name, child) for name, child in reversed(_children(node)))
+    return None
+
+
+def load_yaml(text: str, place: str = ""):
+    """``text`` read by :class:`UniqueKeyLoader`, within the bounds a config keeps: at most :data:`MAX_CONFIG_NODES`
+    nodes with its aliases expanded and integers of at most :data:`MAX_INT_DIGITS` digits, both checked on the
+    parsed nodes before any value is made. ``place`` is the key path the text is the value of (``--set``).
+    :class:`ConfigError` (one line) for anything else it cannot read, ``yaml.YAMLError`` for bad YAML."""
+    loader = UniqueKeyLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if _expanded_size(root) > MAX_CONFIG_NODES:
+            raise ConfigError(f"the YAML holds more than {MAX_CONFIG_NODES} values with its aliases expanded "
+                              "(aliases nested in aliases?); not a config")
+        problem = _long_integer(root, place)
+        if problem:
+            raise ConfigError(problem)
+        return loader.construct_document(root)
+    except RecursionError:
+        raise ConfigError("the YAML is nested too deeply; not a config") from None
+    except (ValueError, TypeError) as exc:   # a tag its constructor cannot make: !!int abc
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(one_line(exc)) from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml_mapping(path: str | Path, what: str) -> dict:
-    """A YAML file that must hold a mapping; :class:`ConfigError` naming the file otherwise."""
+    """A YAML file that must hold a mapping, read by :func:`load_yaml` (within its bounds); :class:`ConfigError`
+    naming the file otherwise."""
     path = Path(path)
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
         if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: the {what} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; not a config file")
-        loaded = yaml.load(raw.decode("utf-8"), Loader=UniqueKeyLoader)
+            raise ConfigError(f"the {what} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; not a config file")
+        loaded = load_yaml(raw.decode("utf-8"))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:   # binary file: not UTF-8 text
         raise ConfigError(f"cannot read {what} {path}: {one_line(exc)}") from None
     if not isinstance(loaded, dict):

@@ -29,7 +29,8 @@ import torch
 from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes, atomic_writer
-from xdrcdepth_core.cli_args import EXIT_USAGE, add_no_progress, model_size, one_line, os_error_line, path_argument, say
+from xdrcdepth_core.cli_args import (EXIT_USAGE, add_no_progress, model_size, one_line, os_error_line,
+                                     output_folder_problem, path_argument, say)
 from xdrcdepth_core.data.cache_file import (REAL_DTYPE_KINDS, describe_array, finite_as_float32, load_npz_arrays,
                                            save_npz)
 from xdrcdepth_core.device import add_device_argument
@@ -202,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
     if args.target not in TARGETS:
         say(f"{PROG}: unknown target {args.target!r}; choose from {sorted(TARGETS)}")
         return EXIT_USAGE
+    if code := output_folder_problem(PROG, args.out):
+        return code
     try:
         ckpt = load_checkpoint(args.checkpoint)
         teacher = build_from_checkpoint(ckpt, args.checkpoint)

@@ -33,8 +33,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import (os_error_line, output_file_problem, output_overlap, path_argument,
-                                     positive_float, say)
+from xdrcdepth_core.cli_args import (os_error_line, output_file_problem, output_folder_problem, output_overlap,
+                                     path_argument, positive_float, say)
 from xdrcdepth_core.metrics import DEFAULT_CAPS, METRICS
 
 DEFAULT_SLOP_S = 0.1   # s, the depth node's default slop (config/xdrcdepth.yaml); nuScenes stamps differ by < 60 ms
@@ -268,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"{prog}: error: {problem}")
         return 2
     if args.json is not None and (code := output_file_problem(prog, args.json)):    # not after all the scoring
+        return code
+    if args.frames is not None and (code := output_folder_problem(prog, args.frames)):
         return code
     try:
         for bag in (args.source_bag, args.output_bag):     # both named before either is read

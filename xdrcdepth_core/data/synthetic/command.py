@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from xdrcdepth_core.cli_args import (add_no_progress, non_negative_int, os_error_line, path_argument, positive_float,
-                                     positive_int, say)
+from xdrcdepth_core.cli_args import (add_no_progress, non_negative_int, os_error_line, output_folder_problem,
+                                     path_argument, positive_float, positive_int, say)
 from xdrcdepth_core.data.synthetic.conditions import CONDITIONS
 
 
@@ -78,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.data.synthetic.writer import SynthConfig
 
+    if code := output_folder_problem("xdrcdepth synth", args.out):
+        return code
     config = SynthConfig(out=args.out, scenes=args.scenes, keyframes=args.frames, seed=args.seed,
                          image_scale=args.image_scale, conditions=args.conditions,
                          camera_sweeps=args.camera_sweeps, version=args.version)
