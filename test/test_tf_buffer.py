@@ -253,6 +253,21 @@ def test_static_transform_specs():
         static_transform_buffer(["base_link cam 1 2 3"])
 
 
+def spinner(context, *nodes):
+    """An executor spinning ``nodes`` and its ``spin_until(cond, timeout=60)``: spins until ``cond()`` holds or
+    the deadline passes (on a loaded machine DDS is slower, not wrong), then returns ``cond()``."""
+    executor = SingleThreadedExecutor(context=context)
+    for node in nodes:
+        executor.add_node(node)
+
+    def spin_until(cond, timeout=60.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not cond():
+            executor.spin_once(timeout_sec=0.05)
+        return cond()
+    return executor, spin_until
+
+
 @pytest.mark.ros
 def test_listener_over_dds_and_clock_jump_back_over_1s_clears(ros_domain_id):
     from rosgraph_msgs.msg import Clock
@@ -269,16 +284,7 @@ def test_listener_over_dds_and_clock_jump_back_over_1s_clears(ros_domain_id):
         static_pub = talker.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
         tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
         clock_pub = talker.create_publisher(Clock, "/clock", 10)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(listener_node)
-        executor.add_node(talker)
-
-        def spin_until(cond, timeout=60.0):   # a deadline: on a loaded machine DDS is slower, not wrong
-            end = time.monotonic() + timeout
-            while time.monotonic() < end and not cond():
-                executor.spin_once(timeout_sec=0.05)
-            return cond()
-
+        executor, spin_until = spinner(context, listener_node, talker)
         static_pub.publish(TFMessage(transforms=[stamped("base_link", "cam", yaw(0, (1, 0, 0)), 0)]))
         assert spin_until(lambda: tf_pub.get_subscription_count() > 0
                           and clock_pub.get_subscription_count() > 0)

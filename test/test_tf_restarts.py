@@ -3,15 +3,13 @@ than 1 s before the newest one of their child frame (a bag played again without 
 dynamic transforms before they are stored; smaller steps back, other frames, static transforms and transforms
 tf2 refuses leave it alone. Expected values: tf2's storage rules (a transform older than the cache is refused)."""
 
-import time
-
 import numpy as np
 import pytest
 import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.time import Time
 
+from test_tf_buffer import spinner
 from xdrcdepth_core.data.geometry import transform_from_pose
 from xdrcdepth_ros.node.tf_restarts import TransformListenerClearingOnRestart, tf2_ros
 from xdrcdepth_ros.node.transforms import matrix_to_transform
@@ -39,15 +37,7 @@ def test_tf_stamps_that_start_over_clear_the_dynamic_transforms_first(ros_domain
         TransformListenerClearingOnRestart(buf, listener_node, lambda *args: restarts.append(args))
         tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
         static_pub = talker.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(listener_node)
-        executor.add_node(talker)
-
-        def spin_until(cond, timeout=60.0):   # a deadline: on a loaded machine DDS is slower, not wrong
-            end = time.monotonic() + timeout
-            while time.monotonic() < end and not cond():
-                executor.spin_once(timeout_sec=0.05)
-            return cond()
+        executor, spin_until = spinner(context, listener_node, talker)
 
         def stored(t_ns, parent="odom", child="base_link"):
             return buf.can_transform(parent, child, Time(nanoseconds=t_ns))
