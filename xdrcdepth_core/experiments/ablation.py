@@ -354,7 +354,7 @@ class Ablation:
         record = {"variant": name, "seed": seed, "test": json.loads((run_dir / "test.json").read_text()),
                   "history": json.loads((run_dir / "history.json").read_text()),
                   "summary": json.loads((run_dir / "summary.json").read_text()),
-                  "config": yaml.safe_load((run_dir / "config.yaml").read_text())}
+                  "config": read_yaml_mapping(run_dir / "config.yaml", "run's resolved config")}
         atomic_write_bytes(self.run_record(name, seed), json.dumps(record, indent=1).encode())
 
     def run_record(self, name: str, seed: int) -> Path:
