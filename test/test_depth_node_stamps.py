@@ -60,6 +60,9 @@ def test_bad_stamps_empty_clouds_and_a_future_cloud(ros_domain_id, nuscenes_samp
         rig.publish_frame_until(with_stamp(image_msg(frame.rgb, t0), -1), with_stamp(camera_info_msg(frame, t0), -1),
                                 [with_stamp(cloud(t0), t0 // S, 1_500_000_000)],
                                 lambda: diag("bad: bad_stamp") >= 3, node)
+        # ... and stamps never set (0): one such frame among timed ones was a restart, published stamped 0
+        rig.publish_frame_until(with_stamp(image_msg(frame.rgb, t0), 0), with_stamp(camera_info_msg(frame, t0), 0),
+                                [with_stamp(cloud(t0), 0)], lambda: diag("bad: bad_stamp") >= 6, node)
         # 2. a cloud with no points
         t1 = t0 + 500 * MS    # beyond slop from the t0 cloud, which the image would otherwise pair with
         rig.publish_frame_until(image_msg(frame.rgb, t1), camera_info_msg(frame, t1), [cloud(t1, frame.radar[:0])],
@@ -79,7 +82,7 @@ def test_bad_stamps_empty_clouds_and_a_future_cloud(ros_domain_id, nuscenes_samp
     log = node.output()
     assert rc == 0, log
     assert "Traceback" not in log and "radar_empty" not in log
-    assert int(stale_diag["bad: bad_stamp"]) >= 3
+    assert int(stale_diag["bad: bad_stamp"]) >= 6
     assert re.search(r"skipped bad input \[bad_stamp\]: /(image|camera_info|radar/points): header\.stamp\."
                      r"(sec -1 is negative|nanosec 1500000000 is not below 1e9)", log), log
     assert rig.unexplained_rejections(stale_diag, "bad_stamp") == {}, stale_diag     # nothing else was rejected

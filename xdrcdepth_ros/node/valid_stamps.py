@@ -5,7 +5,10 @@
 ``ApproximateTimeSynchronizer`` and tf2 call it inside the subscription callback, where the exception ends
 the executor (one ``sec: -1`` message stopped the node). :class:`ValidStamps` sits between a
 ``message_filters.Subscriber`` and everything that reads stamps, and hands such messages to ``on_invalid``
-(the node counts them as ``bad_stamp``) instead. The filter shape is message_filters' own
+(the node counts them as ``bad_stamp``) instead. So is a stamp of 0, a header its driver never filled in: one
+such frame among timed ones looked like a bag starting over (its output went back to 0 and on again; black-box
+run), and a driver that stamps every message 0 is named at once rather than seen as unsynchronised inputs.
+The filter shape is message_filters' own
 (``SimpleFilter``: ``registerCallback``/``signalMessage``); the check is ours.
 """
 
@@ -25,6 +28,8 @@ def stamp_problem(header) -> str | None:
         return f"header.stamp.sec {stamp.sec} is negative"
     if stamp.nanosec >= NS_PER_S:
         return f"header.stamp.nanosec {stamp.nanosec} is not below 1e9"
+    if stamp.sec == 0 and stamp.nanosec == 0:
+        return "header.stamp is 0 (never set)"
     return None
 
 
