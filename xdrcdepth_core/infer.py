@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -240,7 +241,12 @@ def check_radar_raster(raster, image_hw: tuple[int, int], channels: tuple[str, .
 
 
 class DepthEstimator:
-    """A model plus everything needed to run it on raw sensor data."""
+    """A model plus everything needed to run it on raw sensor data.
+
+    One estimator runs one frame at a time: :meth:`estimate` and :meth:`estimate_raster` hold a lock while they
+    use its radar buffer and its backend (OpenVINO's one infer request, for one), so threads may share it and
+    each gets the answer its call would get alone (without the lock they read each other's radar: a black-box
+    run); for frames in parallel, make one estimator per thread."""
 
     def __init__(self, model: torch.nn.Module, input_hw=DEFAULT_INPUT_HW,
                  radar_channels=DEFAULT_CHANNELS, device: str = "auto", model_id: str | None = None,
@@ -285,6 +291,7 @@ class DepthEstimator:
         self.backend = self._make_backend(backend, precision, allow_export, backend_options)
         self._scales = np.array([RADAR_CHANNEL_SCALES.get(c, 1.0) for c in self.radar_channels], dtype=np.float32)
         self._radar_buffer: np.ndarray | None = None   # estimate()'s reusable radar input (one frame at a time)
+        self._one_frame_at_a_time = threading.Lock()
 
     def _make_backend(self, backend: str, precision: str | None, allow_export: bool, options: dict | None):
         from xdrcdepth_core.backends import ParityTolerance, create_backend, select_backend
@@ -436,16 +443,17 @@ class DepthEstimator:
         check_image(image)
         check_pixels(*image.shape[:2], self.max_image_pixels, "image")
         check_saliency(saliency)
-        buffer = self._radar_buffer
-        if buffer is None:
-            buffer = self._radar_buffer = np.zeros((len(self.radar_channels), *self.input_hw), dtype=np.float32)
-        written = self.radar_input_into(buffer, image.shape[:2], radars, K)
-        try:
-            radar_t = torch.from_numpy(buffer)[None].to(self.device)
-            t1 = time.perf_counter()
-            result = self._estimate(image, radar_t, saliency)
-        finally:
-            buffer.reshape(len(self.radar_channels), -1)[:, written] = 0.0     # all zero again for the next frame
+        with self._one_frame_at_a_time:
+            buffer = self._radar_buffer
+            if buffer is None:
+                buffer = self._radar_buffer = np.zeros((len(self.radar_channels), *self.input_hw), dtype=np.float32)
+            written = self.radar_input_into(buffer, image.shape[:2], radars, K)
+            try:
+                radar_t = torch.from_numpy(buffer)[None].to(self.device)
+                t1 = time.perf_counter()
+                result = self._estimate(image, radar_t, saliency)
+            finally:
+                buffer.reshape(len(self.radar_channels), -1)[:, written] = 0.0   # all zero again for the next frame
         result.timings = {"rasterize": t1 - t0, **result.timings}
         return result
 
@@ -460,7 +468,8 @@ class DepthEstimator:
         check_saliency(saliency)
         radar_raster = check_radar_raster(radar_raster, image.shape[:2], self.radar_channels)
         radar_t = radar_to_tensor(radar_raster, self.radar_channels, self.input_hw)[None].to(self.device)
-        result = self._estimate(image, radar_t, saliency)
+        with self._one_frame_at_a_time:
+            result = self._estimate(image, radar_t, saliency)
         result.timings["preprocess"] += time.perf_counter() - t0
         return result
 
