@@ -378,7 +378,9 @@ def test_bad_arguments_are_one_line_before_playing(tmp_path, ros_domain_id, args
 @pytest.mark.slow
 @pytest.mark.ros
 def test_loop_and_start_offset_until_sigint(tmp_path, ros_domain_id):
-    """--start-offset 1.0 leaves only the second image; --loop repeats it until SIGINT ends playback."""
+    """--start-offset 1.0 leaves only the second image; --loop repeats it until SIGINT ends playback, sleeping
+    --delay before each pass as ros2 bag play does ("Sleep duration before play (each loop)"; it slept before the
+    first pass only: a black-box run)."""
     import signal
 
     bag = write_bag(tmp_path / "bag", "mcap")
@@ -387,7 +389,7 @@ def test_loop_and_start_offset_until_sigint(tmp_path, ros_domain_id):
         proc = subprocess.Popen(
             [sys.executable, "-m", "xdrcdepth_ros.bag.player", str(bag), "--loop", "--start-offset", "1.0",
              "--topics", "/image", "--remap", "/image:=/camera/image", "--rate", "4",
-             "--wait-for-subscribers", "20"],
+             "--wait-for-subscribers", "20", "--delay", "0.4"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
         while len(probe.received["image"]) < 3 and time.monotonic() < deadline and proc.poll() is None:
@@ -399,5 +401,7 @@ def test_loop_and_start_offset_until_sigint(tmp_path, ros_domain_id):
     assert proc.returncode == 0, err
     stamps = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in probe.received["image"]}
     assert stamps == {IMAGE_STAMPS[1]}
+    arrivals = [t for t, _ in probe.received["image"]]
+    assert min(b - a for a, b in zip(arrivals, arrivals[1:])) >= 0.4, arrivals   # one message a pass
     passes = int(re.search(r"(\d+) pass(es)?\)", out).group(1))
     assert passes >= 3 and "; interrupted" in out, out

@@ -2,7 +2,7 @@
 
 A stand-in for ``ros2 bag play`` where ros2cli/rosbag2_py are not installed (ROS 2 from PyPI wheels);
 its flags are the same subset: ``--rate/-r``, ``--loop/-l``, ``--topics``, ``--remap/-m old:=new``,
-``--start-offset`` (seconds), ``--delay/-d`` (seconds to sleep before playing), ``--clock [HZ]``
+``--start-offset`` (seconds), ``--delay/-d`` (seconds to sleep before each pass), ``--clock [HZ]``
 (publish ``/clock`` at HZ, 40 when given alone, so ``use_sim_time`` nodes follow bag time), plus
 ``--wait-for-subscribers SECONDS`` (hold playback until every played topic has a subscriber, or that
 many seconds passed).
@@ -435,10 +435,11 @@ class BagPlayer:
             self._publish_clock(min(bag_start + elapsed_ns, stamp_ns))
 
     def play(self, stop: threading.Event) -> PlaySummary:
-        """Play once, or until ``stop`` with ``--loop``; returns the summary."""
+        """Play once, or until ``stop`` with ``--loop``, each pass after ``--delay`` (ros2 bag play: "Sleep
+        duration before play (each loop)"); returns the summary."""
         bag_start = self.reader.start_time + int(self.options.start_offset * 1e9)
         wall_begin = time.monotonic()
-        while not stop.is_set():
+        while not stop.wait(self.options.delay):
             wall_start = time.monotonic()
             last_ns = bag_start
             messages_before = self.summary.messages
@@ -493,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-offset", type=FLAG_BOUNDS["start_offset"], default=0.0, metavar="SECONDS",
                         help="skip this many seconds from the bag's start (at most 1e9)")
     parser.add_argument("-d", "--delay", type=FLAG_BOUNDS["delay"], default=0.0, metavar="SECONDS",
-                        help="sleep this long before playing (after --wait-for-subscribers; at most 1e9)")
+                        help="sleep this long before each pass, as ros2 bag play (after --wait-for-subscribers; "
+                             "at most 1e9)")
     parser.add_argument("--clock", type=FLAG_BOUNDS["clock"], nargs="?", const=DEFAULT_CLOCK_HZ, default=None,
                         metavar="HZ",
                         help=f"publish /clock with bag time at HZ (default {DEFAULT_CLOCK_HZ:g} when given)")
@@ -576,7 +578,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if options.wait_for_subscribers > 0:
             player.wait_for_subscribers(stop)
-        stop.wait(options.delay)
         try:
             summary = player.play(stop)
         except damaged_bag_errors() as exc:
