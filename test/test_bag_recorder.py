@@ -345,6 +345,8 @@ def test_a_volatile_publisher_beside_a_latched_one_is_recorded(ros_node, tmp_pat
     from rclpy.qos import DurabilityPolicy, QoSProfile
     from std_msgs.msg import String
 
+    from xdrcdepth_ros.bag.player import _recorded_transient_local
+
     latched = ros_node.create_publisher(String, "/mixed", QoSProfile(
         depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     volatile = ros_node.create_publisher(String, "/mixed", QoSProfile(depth=10))
@@ -367,9 +369,13 @@ def test_a_volatile_publisher_beside_a_latched_one_is_recorded(ros_node, tmp_pat
     data = [deserialize_message(raw, String).data for _, _, raw in recorded]
     assert [d for d in data if d.startswith("volatile")] == ["volatile 0", "volatile 1", "volatile 2"]
     assert [d for d in data if d.startswith("latched")] == ["latched 0", "latched 1", "latched 2"]
-    with Reader(bag) as reader:   # not stored as latched: bag_player will not latch it either
+    with Reader(bag) as reader:
         (connection,) = reader.connections
-        assert all(q.durability.name != "TRANSIENT_LOCAL" for q in connection.ext.offered_qos_profiles)
+    # one offered profile a publisher, as ros2 bag record stores them (it stored none: a black-box run) ...
+    profiles = connection.ext.offered_qos_profiles
+    assert sorted(q.durability.name for q in profiles) == ["TRANSIENT_LOCAL", "VOLATILE"], profiles
+    assert [q.reliability.name for q in profiles] == ["RELIABLE", "RELIABLE"], profiles
+    assert not _recorded_transient_local(connection)   # ... and bag_player latches it only if all are latched
 
 
 #: the console script's entry point with a SIGINT sent inside main, before its own signal handling is set up (an

@@ -43,7 +43,7 @@ STORAGE_CHOICES = ("mcap", "sqlite3")
 SQLITE_COMPANIONS = ("-journal", "-wal", "-shm")
 
 __all__ = ["BAG_VERSION", "MAX_READ_BYTES", "BagWriteError", "NotABagError", "STORAGE_CHOICES", "atomic_bag_writer",
-           "bag_files", "check_output_folder", "latched_qos", "recording_bag_writer", "remove_bag",
+           "bag_files", "check_output_folder", "latched_qos", "offered_qos", "recording_bag_writer", "remove_bag",
            "remove_stale_bag_temporaries", "unfinalised_recording"]
 
 
@@ -61,6 +61,22 @@ def latched_qos():
     never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)
     return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
                never, never, QosLiveliness.AUTOMATIC, never, False)
+
+
+def offered_qos(profile):
+    """The rosbags ``Qos`` of a publisher's offered ``rclpy.qos.QoSProfile`` (from
+    ``get_publishers_info_by_topic``), as ``ros2 bag record`` stores one per publisher in ``offered_qos_profiles``
+    (``ros2 bag play`` and ``ros2 bag info -v`` read them): policies by name, durations to the nanosecond."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    def duration(value) -> QosTime:
+        sec, nsec = divmod(value.nanoseconds, 1_000_000_000)
+        return QosTime(sec=sec, nsec=nsec)
+
+    return Qos(QosHistory[profile.history.name], profile.depth, QosReliability[profile.reliability.name],
+               QosDurability[profile.durability.name], duration(profile.deadline), duration(profile.lifespan),
+               QosLiveliness[profile.liveliness.name], duration(profile.liveliness_lease_duration),
+               profile.avoid_ros_namespace_conventions)
 
 
 #: The most one MCAP chunk (decompressed) or one sqlite3 message may hold for the bag tools to read it: a chunk is

@@ -321,8 +321,10 @@ def remap_arguments(remap: dict[str, str]) -> list[str]:
 
 
 def _recorded_transient_local(connection) -> bool:
+    """Whether every recorded publisher offered TRANSIENT_LOCAL (rosbag2's player adapts the same way: a latched
+    offer to subscribers of a topic that also had a volatile publisher would replay as latched what was not)."""
     profiles = getattr(connection.ext, "offered_qos_profiles", None) or []
-    return any(getattr(p, "durability", None) == QosDurability.TRANSIENT_LOCAL for p in profiles)
+    return bool(profiles) and all(getattr(p, "durability", None) == QosDurability.TRANSIENT_LOCAL for p in profiles)
 
 
 class BagPlayer:

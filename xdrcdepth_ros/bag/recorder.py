@@ -12,8 +12,10 @@ with ``--ros-args -p use_sim_time:=true`` to record bag time during ``bag_player
 (messages that arrive before the first ``/clock`` are counted but not written, as rosbag2 does).
 
 QoS (our choice, like rosbag2's adaptive QoS): RELIABLE when every publisher of the topic is reliable,
-else BEST_EFFORT; TRANSIENT_LOCAL when every publisher is (``/tf_static``), and then stored as latched (a
-TRANSIENT_LOCAL subscription would not match a VOLATILE publisher and lose all its messages).
+else BEST_EFFORT; TRANSIENT_LOCAL when every publisher is (``/tf_static``; a TRANSIENT_LOCAL subscription would
+not match a VOLATILE publisher and lose all its messages). Each publisher's offered QoS is stored in the topic's
+``offered_qos_profiles``, as ``ros2 bag record`` stores them (it stored none, or one made-up latched profile; a
+black-box run); ``bag_player`` offers a topic latched when all of them are TRANSIENT_LOCAL.
 
 ``--png-dir``: every ``sensor_msgs/Image`` in ``rgb8`` or ``bgr8`` (e.g. ``depth/colorized``,
 ``depth/saliency``) is also written as an RGB PNG named ``<topic with / as _>_<sec>.<nanosec>.png`` from its
@@ -48,7 +50,7 @@ from pathlib import Path
 
 from xdrcdepth_core.cli_args import (ArgumentParser, one_line, os_error_line, path_argument, positive_float,
                                      positive_int, say)
-from xdrcdepth_ros.bag.files import (STORAGE_CHOICES, BagWriteError, check_output_folder, latched_qos,
+from xdrcdepth_ros.bag.files import (STORAGE_CHOICES, BagWriteError, check_output_folder, offered_qos,
                                      recording_bag_writer)
 from xdrcdepth_ros.bag.player import split_ros_args, topic_name_error
 
@@ -108,10 +110,10 @@ class Recorder:
         self.subscriptions = []
         self.connections = {}   # topic -> its connection in the bag
 
-    def _qos(self, topic: str):
+    @staticmethod
+    def _qos(publishers):
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-        publishers = self.node.get_publishers_info_by_topic(topic)
         reliable = all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in publishers)
         # only if all offer it: a TRANSIENT_LOCAL subscription does not match a VOLATILE publisher
         latched = bool(publishers) and all(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
@@ -125,8 +127,6 @@ class Recorder:
 
         Called from the main loop on wall time: a ROS timer would never fire under ``use_sim_time`` before
         the first ``/clock``."""
-        from rclpy.qos import DurabilityPolicy
-
         from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 
         if not self.pending:
@@ -137,13 +137,13 @@ class Recorder:
             msgtype = graph[topic][0]
             if len(graph[topic]) > 1:
                 self.node.get_logger().warning(f"{topic} has several types {graph[topic]}; recording {msgtype}")
-            qos = self._qos(topic)
+            publishers = self.node.get_publishers_info_by_topic(topic)
+            qos = self._qos(publishers)
             try:
                 msg_class = message_class(msgtype)
-                connection = self.writer.add_connection(
+                connection = self.writer.add_connection(   # one offered profile a publisher, as rosbag2 stores
                     topic, msgtype, typestore=self.typestore,
-                    offered_qos_profiles=[latched_qos()] if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
-                    else ())
+                    offered_qos_profiles=[offered_qos(p.qos_profile) for p in publishers])
             except (UnknownMessageType, KeyError, ValueError) as exc:  # no Python class / typestore definition
                 self.summary.skipped[topic] = f"type {msgtype}: {exc}"
                 self.node.get_logger().error(f"not recording {topic}: {exc}")
