@@ -128,16 +128,19 @@ def test_the_depth_node_stopped_inside_a_long_forward_pass_exits_0_without_it(ro
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("program, signum, code, message", [
-    ("depth_node", signal.SIGINT, 0, ""),
-    ("foxglove_viewer", signal.SIGINT, 0, ""),
+@pytest.mark.parametrize("program, signum, code, message, sigint_ignored", [
+    ("depth_node", signal.SIGINT, 0, "", False),
+    ("foxglove_viewer", signal.SIGINT, 0, "", False),
     ("nuscenes2bag", signal.SIGINT, 130,
-     "nuscenes2bag: interrupted (SIGINT); finished files are complete, rerun to resume\n"),
+     "nuscenes2bag: interrupted (SIGINT); finished files are complete, rerun to resume\n", False),
     # docker stop / systemd: a starting node ended by the signal (exit -15) where a moment later it exits 0
-    ("depth_node", signal.SIGTERM, 0, ""),
-    ("foxglove_viewer", signal.SIGTERM, 0, ""),
+    ("depth_node", signal.SIGTERM, 0, "", False),
+    ("foxglove_viewer", signal.SIGTERM, 0, "", False),
+    # a shell script's background job (SIGINT ignored): SIGTERM, made a Ctrl-C, was lost and the node ran on
+    ("depth_node", signal.SIGTERM, 0, "", True),
 ])
-def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, program, signum, code, message):
+def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, program, signum, code, message,
+                                                                  sigint_ignored):
     """The installed console script, Ctrl-C'd (or, a node, sent SIGTERM) while its module still imports rclpy /
     torch / rosbags: the same stop as a moment later (no traceback). ``PYTHONPROFILEIMPORTTIME`` reports each
     finished import on stderr; the signal goes out once the program's own imports have begun (the first one after
@@ -150,7 +153,9 @@ def test_ctrl_c_while_the_program_still_imports_is_a_normal_stop(ros_domain_id, 
     fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, os.sysconf("SC_PAGE_SIZE"))
     try:
         proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), program)], stdout=subprocess.PIPE,
-                                stderr=write_end, text=True, env=env)
+                                stderr=write_end, text=True, env=env,
+                                preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored
+                                else None)
     finally:
         os.close(write_end)
     proc.stderr = open(read_end, encoding="utf-8", errors="replace")

@@ -87,6 +87,21 @@ def test_each_bad_parameter_is_named_before_anything_is_built(ros_context, name,
 
 
 @pytest.mark.ros
+@pytest.mark.parametrize("name, value, message", [
+    # reprlib at 40 characters a string: its 17 first and 18 last inside the quotes
+    ("precision", "x" * 10**6, "precision = 'xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx' is not empty or one of"),
+    ("queue_size", "9" * 5000, "queue_size must be an integer, got '99999999999999999...999999999999999999'"),
+    ("radar_topics", ["a b" * 10**5], "radar_topics: 'a ba ba ba ba ba ...a ba ba ba ba ba b' is not a valid"),
+])
+def test_a_parameter_value_is_quoted_short(ros_context, name, value, message):
+    """A parameter's value is quoted bounded in the error line (a params file's 1 MB string made a 1 MB line:
+    black-box run)."""
+    with pytest.raises(ParameterError, match="bad parameters: ") as info:
+        make_node(ros_context, **{name: value})
+    assert message in str(info.value) and len(str(info.value)) < 500, str(info.value)[:300]
+
+
+@pytest.mark.ros
 def test_cuda_without_cuda_is_rejected(ros_context):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: cuda is a valid device here")

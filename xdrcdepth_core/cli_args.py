@@ -251,7 +251,11 @@ def sigint_held() -> Iterator[None]:
 def sigterm_as_ctrl_c(signum, frame) -> None:
     """SIGTERM handler for a node's start-up, before rclpy installs its own: the same stop as a Ctrl-C (SIGINT
     is raised in its place, so a SIGINT held over an import holds it too). Without it SIGTERM's default action
-    ended a starting node by the signal (exit -15: ``docker stop``, systemd) where a moment later it exits 0."""
+    ended a starting node by the signal (exit -15: ``docker stop``, systemd) where a moment later it exits 0.
+    Where SIGINT raises nothing (ignored: a shell script's background job), ``KeyboardInterrupt`` is raised here
+    instead: the raised SIGINT was ignored and the node ran on (black-box run)."""
+    if not callable(signal.getsignal(signal.SIGINT)):
+        raise KeyboardInterrupt
     signal.raise_signal(signal.SIGINT)
 
 

@@ -15,6 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
                               ParameterUninitializedException)
 
+from xdrcdepth_core.cli_args import short_repr
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
 
 NODE_NAME = "xdrcdepth_node"
@@ -123,10 +124,11 @@ def declare(node, parameters: tuple[Param, ...] = PARAMETERS, check=None) -> Non
         try:
             node.declare_parameter(p.name, p.default, descriptor(p))
         except InvalidParameterTypeException:
-            errors.append(f"{p.name} must be {_KINDS[type(p.default)]}, got {_override(node, p.name)!r}")
+            errors.append(f"{p.name} must be {_KINDS[type(p.default)]}, got {short_repr(_override(node, p.name))}")
         except InvalidParameterValueException:
-            errors.append(f"{p.name} = {_override(node, p.name)!r} is outside [{p.range[0]}, {p.range[1]}]"
-                          if p.range else f"{p.name} = {_override(node, p.name)!r} is invalid")
+            given = short_repr(_override(node, p.name))
+            errors.append(f"{p.name} = {given} is outside [{p.range[0]}, {p.range[1]}]" if p.range
+                          else f"{p.name} = {given} is invalid")
     declared = {}
     for p in parameters:
         if not node.has_parameter(p.name):
@@ -181,11 +183,11 @@ def check_values(v: dict, node=None) -> list[str]:
     from xdrcdepth_core.checkpoint import file_problem
 
     if v.get("backend", "auto") not in ("auto", *BACKENDS):
-        errors.append(f"backend = {v['backend']!r} is not one of auto, {', '.join(BACKENDS)}")
+        errors.append(f"backend = {short_repr(v['backend'])} is not one of auto, {', '.join(BACKENDS)}")
     if v.get("precision", "") not in ("", *PRECISIONS):
-        errors.append(f"precision = {v['precision']!r} is not empty or one of {', '.join(PRECISIONS)}")
+        errors.append(f"precision = {short_repr(v['precision'])} is not empty or one of {', '.join(PRECISIONS)}")
     if v.get("image_transport", "raw") not in ("raw", "compressed"):
-        errors.append(f"image_transport = {v['image_transport']!r} is not raw or compressed")
+        errors.append(f"image_transport = {short_repr(v['image_transport'])} is not raw or compressed")
     checkpoint = v.get("checkpoint", "")
     problem = file_problem(checkpoint) if checkpoint else None
     if problem:
@@ -198,7 +200,7 @@ def check_values(v: dict, node=None) -> list[str]:
         for topic in topics:
             name, problem = resolve_topic(node, topic)
             if problem:
-                errors.append(f"radar_topics: {topic!r} is not a valid topic name ({problem})")
+                errors.append(f"radar_topics: {short_repr(topic)} is not a valid topic name ({problem})")
             else:
                 resolved.append(name)
         duplicates = sorted({t for t in resolved if resolved.count(t) > 1})
@@ -207,7 +209,7 @@ def check_values(v: dict, node=None) -> list[str]:
     if "radar_timeout" in v and (problem := radar_timeout_problem(v["radar_timeout"], v.get("slop", 0.0))):
         errors.append(problem)
     if v.get("fixed_frame", "").startswith("/"):
-        errors.append(f"fixed_frame = {v['fixed_frame']!r}: tf2 frame ids do not start with '/'")
+        errors.append(f"fixed_frame = {short_repr(v['fixed_frame'])}: tf2 frame ids do not start with '/'")
     if v.get("fallback_transforms"):
         from xdrcdepth_ros.node.transforms import static_transform_buffer
 
