@@ -2,8 +2,10 @@
 refusing a metadata.yaml that only lists files.
 
 Every bag is built here for real (our writer or rosbags', then one stored frame replaced by a zstd frame of
-hundreds of MiB of zeros, a few kB on disk). Each player run is a child process whose own peak RSS is read with
-``os.wait4``: without the bound the child held the whole inflated frame, several times over.
+hundreds of MiB of zeros, a few kB on disk). Each player run is a child process that reports how far its peak RSS
+rose while the player ran: without the bound the child held the whole inflated frame, several times over. (Its
+peak as a whole, ``os.wait4``'s, also counts the pages of the pytest worker it was forked from, ~950 MB once
+torch is loaded there: in the full suite that failed every bound.)
 """
 
 import os
@@ -31,14 +33,28 @@ def zeros_frame(mib: int) -> bytes:
     return b"".join(compressor.compress(block) for _ in range(mib // 16)) + compressor.flush()
 
 
+#: runs a module as ``python -m`` would, then writes how many MB its peak RSS rose meanwhile to argv[1]
+MEASURED_RUN = """
+import resource, runpy, sys
+report, module = sys.argv[1], sys.argv[2]
+sys.argv = [module, *sys.argv[3:]]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+finally:
+    with open(report, "w") as f:
+        f.write(str((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024))
+"""
+
+
 def run_measured(args, tmp_path: Path, env=None, preexec_fn=None) -> tuple[int, str, str, float]:
-    """``(exit code, stdout, stderr, peak RSS in MB)`` of ``args`` run as a child (its own rusage, ``os.wait4``)."""
-    out, err = tmp_path / "child.out", tmp_path / "child.err"
+    """``(exit code, stdout, stderr, MB its peak RSS rose)`` of ``args`` (``python -m module ...``) run as a child."""
+    assert args[:2] == [sys.executable, "-m"], args
+    out, err, report = tmp_path / "child.out", tmp_path / "child.err", tmp_path / "child.rss"
     with open(out, "w") as stdout, open(err, "w") as stderr:
-        proc = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env, preexec_fn=preexec_fn)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss / 1024
+        code = subprocess.run([sys.executable, "-c", MEASURED_RUN, str(report), *args[2:]], stdout=stdout,
+                              stderr=stderr, env=env, preexec_fn=preexec_fn).returncode
+    return code, out.read_text(), err.read_text(), float(report.read_text())
 
 
 def player(bag: Path, *args) -> list[str]:

@@ -311,7 +311,9 @@ def test_a_read_only_run_folder_names_the_file_not_its_temporary(caches, tmp_pat
         assert capsys.readouterr().err.splitlines() == [f"xdrcdepth train: cannot write {run / 'config.yaml'}: {cause}"]
 
 
-def test_teacher_cache_into_a_read_only_folder_names_meta_json(caches, tmp_path, capsys):
+def test_teacher_cache_into_a_read_only_folder_is_named_before_any_work(caches, tmp_path, capsys):
+    """A read-only --out: one line naming the folder, exit 1, found before the teacher runs (it was found at its
+    first file, meta.json; cli_args.output_folder_problem now probes the folder first)."""
     from fs_faults import readonly_dir
     from xdrcdepth_core.checkpoint import save_checkpoint
     from xdrcdepth_core.cli import main
@@ -326,8 +328,8 @@ def test_teacher_cache_into_a_read_only_folder_names_meta_json(caches, tmp_path,
     with readonly_dir(tmp_path / "teacher_cache") as out:
         assert main(["teacher-cache", "--checkpoint", str(teacher), "--data", str(caches["train"]), "--out", str(out),
                      "--layers", "decoder:4", "--no-progress"]) == 1
-        assert capsys.readouterr().err.splitlines() == [
-            f"xdrcdepth teacher-cache: cannot write {out / 'meta.json'}: {cause}"]
+        assert capsys.readouterr().err.splitlines() == [f"xdrcdepth teacher-cache: cannot write {out}: {cause}"]
+        assert list(out.iterdir()) == []
 
 
 @pytest.mark.slow
