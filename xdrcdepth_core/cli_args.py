@@ -173,12 +173,10 @@ def output_file_problem(prog: str, path: Path) -> int:
         return 2
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
     except OSError as exc:
         say(os_error_line(prog, exc, path))
         return 1
-    return 0
+    return _unwritable(prog, path.parent, path)
 
 
 def output_folder_problem(prog: str, path: Path) -> int:
@@ -190,9 +188,14 @@ def output_folder_problem(prog: str, path: Path) -> int:
     if path.exists() and not path.is_dir():
         say(f"{prog}: cannot write into {path}: it is a file, give a folder")
         return 2
-    nearest = next(folder for folder in (path, *path.parents) if folder.exists())
+    return _unwritable(prog, next(folder for folder in (path, *path.parents) if folder.exists()), path)
+
+
+def _unwritable(prog: str, folder: Path, path: Path) -> int:
+    """0 if a file can be made in ``folder`` (an empty probe file, made and removed); else one line on stderr
+    naming ``path`` and the cause, and exit code 1."""
     try:
-        with tempfile.TemporaryFile(dir=nearest):
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         say(os_error_line(prog, exc, path))

@@ -13,6 +13,7 @@ are refused (:class:`RefusedData`) before anything is unpacked; ``zstd -d`` unpa
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import types
@@ -96,8 +97,10 @@ def _refuse_file_compression(fileobj, _mode: str = "rb"):
         "compression_mode and compression_format to '' in metadata.yaml")
 
 
+@functools.cache
 def _install() -> None:
-    """Point rosbags' chunk decompressors and its reader's zstd (per-message and whole-file) at the bounded ones."""
+    """Point rosbags' chunk decompressors and its reader's zstd (per-message and whole-file) at the bounded ones
+    (once a process)."""
     from rosbags.rosbag2 import reader, storage_mcap
 
     for compression in ("zstd", "lz4"):
