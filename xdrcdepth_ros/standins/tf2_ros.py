@@ -7,9 +7,10 @@ semantics) ``tf2/src/buffer_core.cpp`` (``setTransformImpl``, ``walkToTopParent`
 API subset: ``Buffer(cache_time=None, node=None)``, ``set_transform``, ``set_transform_static``,
 ``lookup_transform(target, source, time, timeout)``, ``lookup_transform_full(target, target_time, source,
 source_time, fixed_frame, timeout)``, ``can_transform``, ``can_transform_full``, ``clear``, the async
-``wait_for_transform(_full)_async`` / ``lookup_transform(_full)_async``; ``TransformListener(buffer, node)``;
-``TransformException`` and its ``LookupException``, ``ConnectivityException``, ``ExtrapolationException``,
-``InvalidArgumentException``. Tested in test/test_tf_buffer.py and (ported from upstream's
+``wait_for_transform(_full)_async`` / ``lookup_transform(_full)_async``; ``TransformListener(buffer, node=None, *,
+spin_thread, qos, static_qos, tf_topic, tf_static_topic, static_only)``; ``TransformException`` and its
+``LookupException``, ``ConnectivityException``, ``ExtrapolationException``, ``InvalidArgumentException``,
+``TimeoutException``. Tested in test/test_tf_buffer.py and (ported from upstream's
 ``tf2/test/cache_unittest.cpp`` and ``tf2_ros_py/test/test_buffer.py``) test/test_standin_tf2.py:
 
 * each child frame has one cache, static or dynamic: the kind of the transform that arrives (a static
