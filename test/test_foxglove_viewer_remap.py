@@ -16,24 +16,26 @@ import pytest
 from test_foxglove_viewer import (SpinningNode, _collect_channels, _first_payloads, _read_port,
                                   start_viewer_with_remapped_image)
 
-#: (--ros-args rules, topic the compressed transport of 'image' resolves to), by hand
+#: (--ros-args rules, topic the compressed transport of 'image' resolves to, its camera_info), by hand
 REMAP_CASES = [
-    ([], "/image/compressed"),
-    (["-r", "image:=/cam/image"], "/cam/image/compressed"),
-    (["-r", "/image:=/cam/image"], "/cam/image/compressed"),
-    (["-r", "image:=cam/image"], "/cam/image/compressed"),
-    (["-r", "image/compressed:=/jpeg"], "/jpeg"),                                  # explicit remap wins
-    (["-r", "image:=/cam/image", "-r", "image/compressed:=/jpeg"], "/jpeg"),
-    (["-r", "__ns:=/robot"], "/robot/image/compressed"),
-    (["-r", "__ns:=/robot", "-r", "image:=front/image"], "/robot/front/image/compressed"),
+    ([], "/image/compressed", "/camera_info"),
+    (["-r", "image:=/cam/image"], "/cam/image/compressed", "/cam/camera_info"),
+    (["-r", "/image:=/cam/image"], "/cam/image/compressed", "/cam/camera_info"),
+    (["-r", "image:=cam/image"], "/cam/image/compressed", "/cam/camera_info"),
+    (["-r", "image/compressed:=/jpeg"], "/jpeg", "/camera_info"),                  # explicit remap wins
+    (["-r", "image:=/cam/image", "-r", "image/compressed:=/jpeg"], "/jpeg", "/cam/camera_info"),
+    (["-r", "__ns:=/robot"], "/robot/image/compressed", "/robot/camera_info"),
+    (["-r", "__ns:=/robot", "-r", "image:=front/image"], "/robot/front/image/compressed", "/robot/front/camera_info"),
+    (["-r", "image:=/cam/image", "-r", "camera_info:=/calib"], "/cam/image/compressed", "/calib"),
 ]
 
 
 @pytest.mark.ros
 def test_compressed_topic_follows_the_remapped_image_like_the_depth_node(ros_domain_id):
-    """The rule the viewer and the depth node's compressed input share
-    (:func:`~xdrcdepth_ros.node.transport_topics.compressed_topic`) gives the hand-worked names for every remap
-    set, and the viewer applies it to its ``image/compressed``."""
+    """The rules the viewer and the depth node's inputs share (:mod:`xdrcdepth_ros.node.transport_topics`) give
+    the hand-worked names for every remap set, and the viewer applies them to its ``image/compressed`` and
+    ``camera_info`` (it bridged ``/camera_info`` while the node, given ``-r image:=/cam/image``, read
+    ``/cam/camera_info``)."""
     import rclpy
 
     from xdrcdepth_ros.node.transport_topics import compressed_topic
@@ -42,15 +44,17 @@ def test_compressed_topic_follows_the_remapped_image_like_the_depth_node(ros_dom
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        for rules, expected in REMAP_CASES:
+        for rules, expected, camera_info in REMAP_CASES:
             node = rclpy.create_node("viewer_remap_probe", context=context,
                                      cli_args=["--ros-args", *rules] if rules else None)
             try:
                 assert transport_topic(node, "image/compressed") == expected, rules
                 # the name a subscription is created with; rcl resolves (and remaps) that
                 assert node.resolve_topic_name(compressed_topic(node, "image")) == expected, rules
-                # names that are no compressed transport resolve as any subscription does
-                assert transport_topic(node, "camera_info") == node.resolve_topic_name("camera_info")
+                # camera_info beside the resolved image, as the depth node subscribes it (image_transport)
+                assert transport_topic(node, "camera_info") == camera_info, rules
+                assert transport_topic(node, "depth/camera_info") == node.resolve_topic_name("depth/camera_info")
+                # names that are no transport of an image resolve as any subscription does
                 assert transport_topic(node, "/tf_static") == "/tf_static"
                 assert transport_topic(node, "/compressed") == "/compressed"
             finally:

@@ -67,7 +67,7 @@ from xdrcdepth_ros.node.diagnostics import INTERNAL_ERROR, NodeStats, ThrottledL
 from xdrcdepth_ros.node.input_qos import message_filters, subscribe_input
 from xdrcdepth_ros.node.run import SHUTDOWN_TIMEOUT_S, node_help, run_node
 from xdrcdepth_ros.node.sync_queues import drop_queued
-from xdrcdepth_ros.node.transport_topics import compressed_topic
+from xdrcdepth_ros.node.transport_topics import camera_info_topic, compressed_topic
 from xdrcdepth_ros.node.tf_restarts import TransformListenerClearingOnRestart
 from xdrcdepth_ros.node.transforms import static_transform_buffer, transform_to_matrix
 from xdrcdepth_ros.node.valid_stamps import ValidStamps
@@ -127,7 +127,8 @@ class DepthNode(Node):
         self.tf_listener = TransformListenerClearingOnRestart(self.tf, self, self._tf_restarted)
 
         self.depth_pub = self.create_publisher(Image, "depth/image", OUTPUT_QOS)
-        self.info_pub = self.create_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, camera_info_topic(self, "depth/image", "depth/camera_info"),
+                                              OUTPUT_QOS)
         self.colorized_pub = self.create_publisher(Image, "depth/colorized", OUTPUT_QOS)
         self.saliency_pub = self.create_publisher(Image, "depth/saliency", OUTPUT_QOS)
         self.points_pub = self.create_publisher(PointCloud2, "depth/points", OUTPUT_QOS)
@@ -137,7 +138,7 @@ class DepthNode(Node):
                                    else (Image, "image"))
 
         inputs = [subscribe_input(self, image_type, image_topic, p.queue_size, large_samples=not self.compressed),
-                  subscribe_input(self, CameraInfo, "camera_info", p.queue_size)]
+                  subscribe_input(self, CameraInfo, camera_info_topic(self, "image", "camera_info"), p.queue_size)]
         inputs += [subscribe_input(self, PointCloud2, topic, p.queue_size) for topic in p.radar_topics]
         self.stats = NodeStats(time.monotonic(), image_topic=inputs[0].sub.topic_name,
                                input_topics=tuple(f.sub.topic_name for f in inputs))

@@ -10,7 +10,8 @@ like any subscription (relative to the node's namespace, after ``-r`` remaps), s
 the depth node's inputs rename the viewer's too; a ``<base>/compressed`` name is image_transport's
 compressed transport of ``<base>`` and follows a remapped base as the depth node's input does
 (``-r image:=/cam/image`` bridges ``/cam/image/compressed``; an explicit ``-r image/compressed:=...`` wins),
-see :func:`transport_topic`. ``topics: ['*']`` bridges every topic in the graph.
+and a relative ``<ns>/camera_info`` sits beside image ``<ns>/image`` as remapped (``/cam/camera_info``; an
+explicit ``-r camera_info:=...`` wins), see :func:`transport_topic`. ``topics: ['*']`` bridges every topic in the graph.
 
 Each topic becomes one Foxglove channel with message encoding ``cdr`` and schema encoding ``ros2msg``;
 the schema text (the message definition with its dependencies) comes from rosbags'
@@ -45,7 +46,7 @@ from rosbags.typesys import Stores, TypesysError, get_typestore
 from xdrcdepth_ros.standins.rosidl_runtime_py import UnknownMessageType, message_class
 from xdrcdepth_ros.node.params import Param, declare, resolve_topic
 from xdrcdepth_ros.node.run import node_help, run_node
-from xdrcdepth_ros.node.transport_topics import COMPRESSED, compressed_topic
+from xdrcdepth_ros.node.transport_topics import COMPRESSED, camera_info_topic, compressed_topic
 
 DEFAULT_TOPICS = [
     "image", "image/compressed", "camera_info", "radar/points",
@@ -93,11 +94,15 @@ def _check_parameters(values: dict, node) -> list[str]:
 
 def transport_topic(node, name: str) -> str:
     """The topic ``name`` resolves to for ``node``; a ``<base>/compressed`` name the way image_transport
-    names the compressed transport of ``<base>`` (:func:`~xdrcdepth_ros.node.transport_topics.compressed_topic`,
-    the rule the depth node's compressed input follows)."""
+    names the compressed transport of ``<base>`` (:func:`~xdrcdepth_ros.node.transport_topics.compressed_topic`)
+    and a ``<ns>/camera_info`` name as the camera_info of image ``<ns>/image``
+    (:func:`~xdrcdepth_ros.node.transport_topics.camera_info_topic`): the rules the depth node's inputs and
+    outputs follow, so the viewer given the node's remaps bridges the node's topics."""
     base, _, transport = name.rpartition("/")
     if transport == COMPRESSED and base.strip("/~"):
         return node.resolve_topic_name(compressed_topic(node, base))
+    if transport == "camera_info" and not name.startswith(("/", "~")):
+        return node.resolve_topic_name(camera_info_topic(node, f"{base}/image" if base else "image", name))
     return node.resolve_topic_name(name)
 
 
