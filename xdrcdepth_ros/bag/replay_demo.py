@@ -328,9 +328,9 @@ def prepare_data(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
         if not (args.dataroot / args.version).is_dir():
             raise ValueError(f"{args.dataroot}: no nuScenes table folder {args.version}/ here")
         return args.dataroot, str(args.dataroot)
-    from xdrcdepth_core.demo import default_dataroot
+    from xdrcdepth_core.demo import DATAROOT_HINT, default_dataroot
 
-    dataroot, label = default_dataroot(workdir)
+    dataroot, label = default_dataroot(workdir, DATAROOT_HINT)
     if not (dataroot / args.version).is_dir():
         versions = ", ".join(sorted(path.parent.name for path in dataroot.glob("*/scene.json")))
         raise ValueError(f"--version {args.version}: no such table folder in the default data ({label}; it has "
