@@ -25,7 +25,10 @@ setup(
     package_data={"xdrcdepth_core": ["checkpoints/xdrcdepth_student.pt"]},   # not the ablation teacher
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
-        ("share/" + PACKAGE, ["package.xml"]),
+        # requirements-msggen.txt and scripts/build_tf2_msgs.sh: tf2_msgs generated where ROS comes from PyPI
+        # (xdrcdepth_ros/tf_messages.py names them when it is missing)
+        ("share/" + PACKAGE, ["package.xml", "requirements-msggen.txt"]),
+        ("share/" + PACKAGE + "/scripts", ["scripts/build_tf2_msgs.sh"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         *share_tree("config"),
         ("share/" + PACKAGE + "/rviz", glob("rviz/*.rviz")),

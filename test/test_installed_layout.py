@@ -93,3 +93,13 @@ def test_ablate_without_config_runs_the_installed_study_and_its_referenced_confi
     assert capsys.readouterr().out.splitlines() == ["teacher: to do", "direct seed 0: to do", "direct seed 1: to do",
                                                     "direct seed 2: to do"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_setup_installs_the_tf2_msgs_generator_where_the_missing_line_names_it(setup_arguments):
+    """tf2_msgs has no wheel; an installed package must be able to generate it (xdrcdepth_ros/tf_messages.py)."""
+    from xdrcdepth_ros.tf_messages import BUILD_REQUIREMENTS, GENERATOR
+
+    installed = {(os.path.normpath(folder), source) for folder, sources in setup_arguments["data_files"]
+                 for source in sources}
+    for path in (GENERATOR, BUILD_REQUIREMENTS):
+        assert (os.path.normpath(os.path.join("share/xdrcdepth_ros", os.path.dirname(path))), path) in installed

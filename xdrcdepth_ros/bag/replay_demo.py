@@ -155,6 +155,9 @@ class RecordedFrames:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xdrcdepth_ros.tf_messages import tf_message_class
+
+    tf_message_class()   # the node and the scoring need tf2_msgs: without it one line now, not after the replay
     for name, bounds in PLAYBACK_BOUNDS.items():    # again for callers that build the Namespace themselves
         value = getattr(args, name)
         if value is not None and (error := bounds.error(value)):
