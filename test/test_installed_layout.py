@@ -9,6 +9,7 @@ out as the install lays it out (conftest's ``installed_share``).
 import os
 import runpy
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,35 @@ def test_setup_installs_the_tf2_msgs_generator_where_the_missing_line_names_it(s
                  for source in sources}
     for path in (GENERATOR, BUILD_REQUIREMENTS):
         assert (os.path.normpath(os.path.join("share/xdrcdepth_ros", os.path.dirname(path))), path) in installed
+
+
+def test_the_sdist_manifest_holds_every_tracked_file_the_build_and_the_tests_need(tmp_path):
+    """Without MANIFEST.in the sdist lacked the test helpers, requirements*.txt, scripts/, config subfolders, docs/
+    and .ci/. setuptools' own reading of MANIFEST.in, over a clean export of the tracked files (building the sdist
+    takes longer), against ``git ls-files``."""
+    from setuptools.command.egg_info import FileList
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout (an unpacked sdist): no tracked files to compare with")
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run(f"git -C {REPO} archive --format=tar HEAD | tar -x -C {tmp_path}", shell=True, check=True)
+    shutil.copyfile(REPO / "MANIFEST.in", tmp_path / "MANIFEST.in")      # the one under test, committed or not
+    (tmp_path / "test" / "__pycache__").mkdir(exist_ok=True)
+    (tmp_path / "test" / "__pycache__" / "conftest.cpython-311.pyc").write_bytes(b"")
+    for ignored in (".venv/bin/python", ".cache/test/x.npz", "artifacts/demo/x.png", "mutants/x.py"):
+        (tmp_path / ignored).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / ignored).write_bytes(b"")
+    files = FileList()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        for line in (tmp_path / "MANIFEST.in").read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                files.process_template_line(line)
+    listed = set(files.files)
+    needed = {path for path in tracked if "/" not in path or path.split("/")[0] in (
+        "test", "scripts", "config", "docs", ".ci", "launch", "rviz", "resource")}
+    assert {"test/conftest.py", "test/fs_faults.py", "requirements.txt", "scripts/build_tf2_msgs.sh",
+            "config/train/synthetic/student.yaml", ".ci/run"} <= needed
+    assert needed - {"setup.py", "MANIFEST.in"} <= listed
+    assert not {path for path in listed if path.split("/")[0] in (".venv", ".cache", "artifacts", "mutants")
+                or "__pycache__" in path or path.endswith(".pt")}
