@@ -3,22 +3,34 @@
 ``ros2 run`` finds the console scripts through setup.cfg's script_dir; ``pip`` puts them on PATH.
 """
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "xdrcdepth_ros"
 
+
+def share_tree(folder: str) -> list[tuple[str, list[str]]]:
+    """data_files for every file under ``folder``, at its repository path under share/<PACKAGE>/ (subfolders kept:
+    xdrcdepth_core.share.shipped_file finds a repository-relative default there once installed)."""
+    return [(f"share/{PACKAGE}/{root}", sorted(os.path.join(root, name) for name in files))
+            for root, _, files in sorted(os.walk(folder)) if files]
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    package_data={"xdrcdepth_core": ["checkpoints/xdrcdepth_student.pt", "configs/*.yaml"]},   # not the ablation teacher
+    package_data={"xdrcdepth_core": ["checkpoints/xdrcdepth_student.pt"]},   # not the ablation teacher
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
-        ("share/" + PACKAGE, ["package.xml"]),
+        # requirements-msggen.txt and scripts/build_tf2_msgs.sh: tf2_msgs generated where ROS comes from PyPI
+        # (xdrcdepth_ros/tf_messages.py names them when it is missing)
+        ("share/" + PACKAGE, ["package.xml", "requirements-msggen.txt"]),
+        ("share/" + PACKAGE + "/scripts", ["scripts/build_tf2_msgs.sh"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        *share_tree("config"),
         ("share/" + PACKAGE + "/rviz", glob("rviz/*.rviz")),
     ],
     # torch is deliberately not listed: pip would replace a local CPU/CUDA build; requirements.txt pins it.

@@ -3,6 +3,7 @@
 import itertools
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,18 @@ def ros_domain_id(monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return domain
+
+
+@pytest.fixture
+def installed_share(tmp_path, monkeypatch):
+    """The share folder of a non-editable ``pip install`` (``<prefix>/share/xdrcdepth_ros`` with its ``launch/``),
+    which :func:`xdrcdepth_core.share.share_directory` then finds before the checkout (no ament index here);
+    empty otherwise: a test puts there what the install it plays holds."""
+    share = tmp_path / "prefix" / "share" / "xdrcdepth_ros"
+    (share / "launch").mkdir(parents=True)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    return share
 
 
 @pytest.fixture

@@ -238,3 +238,31 @@ def test_bench_refuses_a_batch_of_the_largest_size_beyond_the_pixel_limit(capsys
                                        "358400000 pixels, more than 16777216 (4096 x 4096, the depth node's "
                                        "max_image_pixels)\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_models_without_trained_weights_here_are_named():
+    """Installed, the package holds the student only: the teachers were timed untrained without a word."""
+    from xdrcdepth_core.bench import CHECKPOINTS_DIR, untrained_note
+
+    shipped = {"xdrcdepth": SHIPPED_CHECKPOINT}
+    assert untrained_note(["xdrcdepth"], shipped) is None
+    assert untrained_note(["cafnet", "xdrcdepth", "lircdepth"], shipped) == (
+        f"bench: no trained checkpoint for cafnet, lircdepth in {CHECKPOINTS_DIR} (an installed package has the "
+        "student's only): timed with untrained weights, the same speed; int8 parity is judged as untrained")
+
+
+@pytest.mark.parametrize("checkout", [True, False])
+def test_the_default_report_is_the_checkouts_docs_else_artifacts(checkout, tmp_path, monkeypatch, capsys):
+    """The default --out was docs/benchmarks/inference.md wherever the command ran (a docs/ folder made in any
+    current folder). Every section skipped: only the report of the run is written."""
+    from xdrcdepth_core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    if checkout:
+        (tmp_path / "docs" / "benchmarks").mkdir(parents=True)
+    assert main(["bench", "--skip", "models", "e2e", "node", "radar", "--device", "cpu"]) == 0
+    report = tmp_path / ("docs/benchmarks" if checkout else "artifacts/bench") / "inference.md"
+    assert report.is_file() and report.with_suffix(".json").is_file()
+    assert (tmp_path / "docs").exists() == checkout
+    assert capsys.readouterr().out.splitlines()[-1].endswith(f"-> {report.relative_to(tmp_path)}, "
+                                                             f"{report.relative_to(tmp_path).with_suffix('.json')}")

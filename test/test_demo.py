@@ -27,8 +27,10 @@ def test_without_real_samples_the_demo_synthesises_a_scene(tmp_path, monkeypatch
     from xdrcdepth_core.data.nuscenes_dataset import NuScenesDepthDataset
 
     monkeypatch.setattr(demo, "DEFAULT_SAMPLES_DIR", tmp_path / "absent")
-    root, label = demo.default_dataroot(tmp_path)
-    assert label.startswith("synthetic")
+    root, label = demo.default_dataroot(tmp_path, demo.DATAROOT_HINT)
+    # where it looked and how to point it elsewhere (installed, it silently said "no real samples found")
+    assert label == (f"synthetic scene (no real nuScenes samples: no {tmp_path / 'absent' / 'frames.json'}; set "
+                     "XDRCDEPTH_NUSCENES_SAMPLES to the samples folder, or give --dataroot a nuScenes-format folder)")
     dataset = NuScenesDepthDataset(root, split="all", require_lidar=False)
     assert len(dataset) == 2
     sample = dataset[0]

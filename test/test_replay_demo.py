@@ -327,12 +327,43 @@ def test_first_scene_and_its_errors(tmp_path):
 def test_node_parameters_for_the_backend_preparation(tmp_path):
     """replay-demo resolves the node's backend before the graph starts (auto may export once); it reads the
     same parameters the node gets: the params file, else the package's config/xdrcdepth.yaml."""
-    from xdrcdepth_ros.bag.replay_demo import PACKAGE_CONFIG, node_parameters
+    from xdrcdepth_ros.bag.replay_demo import node_parameters, package_config
 
-    assert node_parameters(None)["backend"] == "auto" and PACKAGE_CONFIG.is_file()
+    assert package_config() == REPO / "config" / "xdrcdepth.yaml"      # pip install -e .: the checkout's
+    assert node_parameters(None)["backend"] == "auto"
     params = node_parameters(params_file(tmp_path))
     assert (params["backend"], params["precision"], params["cpu_threads"]) == ("torch", "fp32", 1)
-    assert node_parameters(tmp_path / "missing.yaml") == {}
+    with pytest.raises(ValueError, match=re.escape(f"--params-file {tmp_path / 'missing.yaml'}: cannot read it")):
+        node_parameters(tmp_path / "missing.yaml")
+
+
+def test_installed_the_default_node_parameters_are_the_share_folders_the_launch_files_pass(installed_share):
+    """Installed from a wheel, the launch files give the node <prefix>/share/xdrcdepth_ros/config/xdrcdepth.yaml;
+    replay-demo prepared the backend from a path beside site-packages that does not exist there, read as {}."""
+    from xdrcdepth_ros.bag.replay_demo import node_parameters
+    from xdrcdepth_ros.tools.launch_graph import launch_file, load_graph
+
+    (installed_share / "config").mkdir()
+    (installed_share / "config" / "xdrcdepth.yaml").write_text(
+        "depth_node:\n  ros__parameters:\n    backend: openvino\n    precision: int8\n")
+    for launch in ("xdrcdepth.launch.py", "nuscenes_replay.launch.py"):
+        (installed_share / "launch" / launch).write_bytes((REPO / "launch" / launch).read_bytes())
+    (node,) = [p for p in load_graph(launch_file("xdrcdepth"), {}).processes if p.name == "depth_node"]
+    assert node.parameters[0] == str(installed_share / "config" / "xdrcdepth.yaml")
+    assert node_parameters(None) == {"backend": "openvino", "precision": "int8"}
+
+
+def test_installed_without_the_default_node_parameters_replay_demo_stops_with_one_line(installed_share, tmp_path,
+                                                                                     capsys):
+    """A missing default parameters file is an error before any work, not {} (another backend than the node's)."""
+    from xdrcdepth_core.cli import main
+
+    missing = installed_share / "config" / "xdrcdepth.yaml"
+    assert main(["replay-demo", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"xdrcdepth replay-demo: the node's default parameters {missing}: cannot read it "
+                   f"(No such file or directory)"]
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])

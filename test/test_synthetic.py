@@ -1,6 +1,7 @@
 """Synthetic scenes: devkit-loadable folders whose exact depth, LiDAR and radar agree with each other."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -260,15 +261,42 @@ def test_idealised_rig_is_close_to_nuscenes(nuscenes_samples):
     assert np.abs(uv["real"] - uv["design"]).max() < 15.0
 
 
-def test_without_samples_the_idealised_rig_is_used(monkeypatch, tmp_path):
-    monkeypatch.setattr(calibration, "DEFAULT_SAMPLES_DIR", tmp_path)
+def idealised_rig_log(caplog) -> list[tuple[int, str]]:
+    """The rig read afresh, as it is the idealised one; what it logged, (level, message)."""
     calibration.rig.cache_clear()
     try:
-        rig = calibration.rig()
+        with caplog.at_level(logging.DEBUG, logger=calibration.LOG.name):
+            rig = calibration.rig()
         assert rig.source == "idealised nuScenes-like rig"
         np.testing.assert_array_equal(rig.camera_K, calibration.DESIGN_CAMERA_K)
+        return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == calibration.LOG.name]
     finally:
         calibration.rig.cache_clear()
+
+
+def test_without_samples_the_idealised_rig_is_used_said_at_info_level(monkeypatch, tmp_path, caplog):
+    """An installed package has no ../shared: loading the shipped checkpoint (whose parity frames are then a
+    synthetic scene) logged a WARNING about a folder beside site-packages. Now INFO, naming the variable."""
+    monkeypatch.setattr(calibration, "DEFAULT_SAMPLES_DIR", tmp_path / "absent")
+    monkeypatch.delenv("XDRCDEPTH_NUSCENES_SAMPLES", raising=False)
+    assert idealised_rig_log(caplog) == [(logging.INFO, f"no nuScenes samples in {tmp_path / 'absent'} "
+                                          "(XDRCDEPTH_NUSCENES_SAMPLES names their folder): using an idealised "
+                                          "nuScenes-like rig")]
+
+
+def test_samples_that_are_there_but_unreadable_or_named_and_absent_are_a_warning(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(calibration, "DEFAULT_SAMPLES_DIR", tmp_path)
+    monkeypatch.delenv("XDRCDEPTH_NUSCENES_SAMPLES", raising=False)
+    (tmp_path / "frames.json").write_text('{"frames": []}')
+    assert idealised_rig_log(caplog) == [(logging.WARNING, f"nuScenes calibration not readable "
+                                          f"({tmp_path / 'frames.json'}: list index out of range); using an "
+                                          "idealised nuScenes-like rig")]
+    caplog.clear()
+    monkeypatch.setattr(calibration, "DEFAULT_SAMPLES_DIR", tmp_path / "absent")
+    monkeypatch.setenv("XDRCDEPTH_NUSCENES_SAMPLES", str(tmp_path / "absent"))
+    ((level, message),) = idealised_rig_log(caplog)
+    assert level == logging.WARNING and message.startswith(f"nuScenes calibration not readable "
+                                                           f"({tmp_path / 'absent' / 'frames.json'}: [Errno 2]")
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """``xdrcdepth bench``: inference speed per model, input size and backend, the end-to-end and node paths, and
-radar rasterisation; writes ``docs/benchmarks/inference.md`` and ``inference.json``.
+radar rasterisation; writes ``docs/benchmarks/inference.md`` and ``inference.json`` (run from a source checkout's
+root; elsewhere, e.g. with the package installed, ``artifacts/bench/``; ``--out`` names another file).
 
 A benchmark, not a test: it measures and writes what it measured, with the command, the date and the machine
 (CPU flags, runtime versions, threads, load average before and after, since other jobs may share the cores).
@@ -57,6 +58,10 @@ NODE_FRAME, NODE_MODEL_INPUT = (450, 800), (448, 800)
 #: ride out the load spikes of a shared machine
 CHEAP_REPEATS = 31
 TARGET_SPEEDUP, TARGET_STUDENT_VS_BASELINE, TARGET_NODE_OVERHEAD, TARGET_RADAR_MS = 4.0, 1.3, 0.15, 5.0
+#: the committed report of a source checkout (run from its root), and the report elsewhere (an installed package)
+CHECKOUT_REPORT, OTHER_REPORT = Path("docs/benchmarks/inference.md"), Path("artifacts/bench/inference.md")
+#: where the package keeps trained weights: the shipped student; in a source checkout also the ablation teachers
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 def model_input_size(text: str) -> tuple[int, int]:
@@ -124,7 +129,9 @@ def thread_count(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="*", type=model_name, default=None,
-                        help="models to time (default: all registered)")
+                        help="models to time (default: all registered); a model without trained weights in the "
+                             "package (installed: only the student has them; a source checkout also has the "
+                             "teacher) is timed untrained, and the run says so")
     parser.add_argument("--sizes", nargs="*", type=model_input_size, metavar="HxW",
                         default=[model_input_size(s) for s in DEFAULT_SIZES],
                         help=f"model input sizes, multiples of 32 (default: {' '.join(DEFAULT_SIZES)}; 450 x 800 and "
@@ -149,7 +156,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size (e.g. 6 cameras on a GPU)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("models", "e2e", "node", "radar"),
                         help="sections to leave out")
-    parser.add_argument("--out", type=path_argument, default=Path("docs/benchmarks/inference.md"))
+    parser.add_argument("--out", type=path_argument, default=None,
+                        help=f"report (default: {CHECKOUT_REPORT} where the current folder has "
+                             f"{CHECKOUT_REPORT.parent}/, as a source checkout's root, else {OTHER_REPORT})")
     parser.add_argument("--json", type=path_argument, default=None, help="JSON file (default: --out with .json)")
 
 
@@ -243,9 +252,18 @@ def packaged_checkpoints() -> dict[str, Path]:
     from xdrcdepth_core.checkpoint import load_checkpoint
 
     found = {}
-    for path in sorted((Path(__file__).resolve().parent / "checkpoints").glob("*.pt")):
+    for path in sorted(CHECKPOINTS_DIR.glob("*.pt")):
         found.setdefault(load_checkpoint(path)["model_name"], path)
     return found
+
+
+def untrained_note(names, checkpoints: dict[str, Path]) -> str | None:
+    """The line that names the models of ``names`` without trained weights here (None when all have them)."""
+    absent = [name for name in names if name not in checkpoints]
+    if not absent:
+        return None
+    return (f"bench: no trained checkpoint for {', '.join(absent)} in {CHECKPOINTS_DIR} (an installed package has "
+            "the student's only): timed with untrained weights, the same speed; int8 parity is judged as untrained")
 
 
 def bench_model(name: str, checkpoints: dict[str, Path]) -> tuple[torch.nn.Module, str]:
@@ -275,6 +293,8 @@ def bench_models(args, device: torch.device, report: dict) -> None:
                               reduced_rel_mean_abs=math.inf)
     names = args.models or list_models()
     checkpoints = packaged_checkpoints()
+    if note := untrained_note(names, checkpoints):
+        print(note, flush=True)
     report.setdefault("weights", {})
     int8_models = args.int8_models if args.int8_models is not None else [STUDENT]
     sizes = args.sizes           # (h, w) pairs
@@ -737,6 +757,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"{PROG}: --batch {args.batch} of the largest --sizes ({largest} pixels) is {args.batch * largest} "
             f"pixels, more than {DEFAULT_MAX_IMAGE_PIXELS} (4096 x 4096, the depth node's max_image_pixels)")
         return 2
+    args.out = args.out or (CHECKOUT_REPORT if CHECKOUT_REPORT.parent.is_dir() else OTHER_REPORT)
     json_path = args.json or args.out.with_suffix(".json")
     if os.path.realpath(json_path) == os.path.realpath(args.out):   # the report was replaced by the JSON
         say(f"{PROG}: --json {json_path} is the --out report: give them different names")

@@ -13,8 +13,8 @@ import importlib
 import signal
 import sys
 
-from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, ArgumentParser, interrupted_line, interrupts_seen, say,
-                                     sigint_held, stdout_to_devnull)
+from xdrcdepth_core.cli_args import (EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, MissingDependency,
+                                     interrupted_line, interrupts_seen, say, sigint_held, stdout_to_devnull)
 
 #: command name -> (module path, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             # Ctrl-C where the command has no handler of its own (while torch loads, a model is built, ...)
             say(interrupted_line(prog))
             return EXIT_INTERRUPTED
+        except MissingDependency as exc:   # tf2_msgs in a pip-only setup (xdrcdepth_ros.tf_messages)
+            say(f"{prog}: {exc}")
+            return EXIT_USAGE
         except BrokenPipeError:
             stdout_to_devnull()    # `xdrcdepth ablate --dry-run | head`: stop quietly, as cat does
             return 1

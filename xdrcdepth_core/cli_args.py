@@ -31,6 +31,11 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report a Ctrl-C'd command
 
 
+class MissingDependency(Exception):
+    """A package the program needs is not installed; the message names it and how to get it. The ``xdrcdepth``
+    command and the nodes say it in one line and exit with :data:`EXIT_USAGE`, as for their other start-up errors."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block) and exit code 2."""
 

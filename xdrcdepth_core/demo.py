@@ -23,12 +23,14 @@ from tqdm import tqdm
 
 from xdrcdepth_core.atomic import atomic_write_bytes
 from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, output_folder_problem, path_argument, positive_int, say
-from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR
+from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR, SAMPLES_ENV
 from xdrcdepth_core.device import add_device_argument
 from xdrcdepth_core.file_names import token_file_name
 
 LOG = logging.getLogger("xdrcdepth.demo")
 PROG = "xdrcdepth demo"
+#: how a user of a command with ``--dataroot`` gives other data than the default (:func:`default_dataroot`)
+DATAROOT_HINT = ", or give --dataroot a nuScenes-format folder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-samples", type=positive_int, default=6, help="frames to run (default %(default)s)")
 
 
-def default_dataroot(workdir: Path) -> tuple[Path, str]:
-    """Real samples when ../shared has them, else one small synthetic scene; returns (dataroot, label)."""
+def default_dataroot(workdir: Path, elsewhere: str = "") -> tuple[Path, str]:
+    """Real samples when ../shared (or ``$XDRCDEPTH_NUSCENES_SAMPLES``) has them, else one small synthetic scene;
+    returns (dataroot, label). The synthetic scene's label says where the samples were looked for, how to name
+    another folder, and ``elsewhere`` (the caller's other way, e.g. :data:`DATAROOT_HINT`)."""
     if (DEFAULT_SAMPLES_DIR / "frames.json").is_file():
         from xdrcdepth_core.data.real_samples import assemble_real_samples
 
@@ -51,7 +55,8 @@ def default_dataroot(workdir: Path) -> tuple[Path, str]:
 
     root = workdir / "synthetic"
     synthesize(SynthConfig(out=root, scenes=1, keyframes=2, image_scale=0.5, camera_sweeps=False), progress=False)
-    return root, "synthetic scene (no real samples found)"
+    return root, (f"synthetic scene (no real nuScenes samples: no {DEFAULT_SAMPLES_DIR / 'frames.json'}; set "
+                  f"{SAMPLES_ENV} to the samples folder{elsewhere})")
 
 
 def panel(sample: dict, depth: np.ndarray, saliency: np.ndarray, max_depth: float) -> np.ndarray:
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if code := output_folder_problem(PROG, args.out):     # before a model is loaded or a frame rendered
         return code
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-demo-") as tmp:
-        dataroot, label = (args.dataroot, str(args.dataroot)) if args.dataroot else default_dataroot(Path(tmp))
+        dataroot, label = (args.dataroot, str(args.dataroot)) if args.dataroot else default_dataroot(Path(tmp), DATAROOT_HINT)
         # every frame computes Grad-CAM saliency, which runs the eager fp32 model: no other backend to load
         try:
             estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device, backend="torch",

@@ -26,9 +26,12 @@ import numpy as np
 
 from xdrcdepth_core.data.nuscenes_tables import NuScenesTables, token_for, write_map_mask
 
-#: Default location of the real samples (read-only, never copied into the repo): ``$XDRCDEPTH_NUSCENES_SAMPLES``,
-#: else ``../shared/data/nuscenes_samples`` beside the repository checkout.
-DEFAULT_SAMPLES_DIR = Path(os.environ.get("XDRCDEPTH_NUSCENES_SAMPLES", "")
+#: the environment variable that names the real samples' folder (the one holding ``frames.json``)
+SAMPLES_ENV = "XDRCDEPTH_NUSCENES_SAMPLES"
+#: Default location of the real samples (read-only, never copied into the repo or the package): ``$SAMPLES_ENV``,
+#: else ``../shared/data/nuscenes_samples`` beside the repository checkout (an installed package has no such
+#: neighbour: it then needs the variable).
+DEFAULT_SAMPLES_DIR = Path(os.environ.get(SAMPLES_ENV, "")
                            or Path(__file__).resolve().parents[3] / "shared" / "data" / "nuscenes_samples")
 CHANNELS: dict[str, tuple[str, str]] = {"CAM_FRONT": ("camera", "jpg"), "RADAR_FRONT": ("radar", "pcd"),
                                         "LIDAR_TOP": ("lidar", "pcd")}

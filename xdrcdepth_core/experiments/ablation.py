@@ -56,10 +56,15 @@ from xdrcdepth_core.cli_args import os_error_line, path_argument, say, short_rep
 from xdrcdepth_core.checkpoint import build_from_checkpoint, load_checkpoint, save_checkpoint
 from xdrcdepth_core.distill import build_loss_entry
 from xdrcdepth_core.experiments.benchmark_data import benchmark_paths, build, load_data_config, prepare_train
+from xdrcdepth_core.share import shipped_file
 from xdrcdepth_core.train.config import PRECISIONS, read_yaml_mapping
 from xdrcdepth_core.train.trainer import check_model_config
 
 PROG = "xdrcdepth ablate"
+#: the study ``--config`` runs by default (repository-relative: :func:`~xdrcdepth_core.share.shipped_file`)
+DEFAULT_CONFIG = "config/ablation/synthetic.yaml"
+#: the keys that name other configs (repository-relative like the default)
+REFERENCED_CONFIGS = ("data", "teacher", "student")
 REQUIRED_KEYS = {"data", "out", "results_dir", "teacher", "student", "teacher_cache", "variants", "ship"}
 #: ``direct_from``: another study's results_dir whose ``direct`` rows this report compares against (a follow-up
 #: that only changes the teacher need not retrain students that never see it)
@@ -74,6 +79,9 @@ CACHEABLE_LOSSES = {"dkd", "xkd", "crkd_response", "confidence_kd", "dked_bounde
 
 
 def load_ablation_config(path: str | Path) -> dict:
+    """The ablation config at ``path``, checked; its ``data``, ``teacher`` and ``student`` configs are found as
+    :func:`~xdrcdepth_core.share.shipped_file` finds a default (relative to the current folder, else the
+    installed copy), so the shipped studies run from any folder once the package is installed."""
     cfg = read_yaml_mapping(path, "ablation config")
     missing = REQUIRED_KEYS - set(cfg)
     if missing:
@@ -91,11 +99,13 @@ def load_ablation_config(path: str | Path) -> dict:
 
 
 def _paths_problem(cfg: dict) -> str | None:
-    """Referenced configs that are missing, paths that are not text, a malformed ``teacher_cache``."""
+    """Referenced configs that are missing (each found, in ``cfg``, as ``shipped_file`` finds it), paths that are
+    not text, a malformed ``teacher_cache``."""
     for key in ("data", "teacher", "student", "out", "results_dir", "teacher_weights", "direct_from", "title"):
         if key in cfg and not (isinstance(cfg[key], str) and cfg[key]):
             return f"{key} must be {'text' if key == 'title' else 'a path'}, got {short_repr(cfg[key])}"
-    for key in ("data", "teacher", "student"):
+    for key in REFERENCED_CONFIGS:
+        cfg[key] = str(shipped_file(cfg[key]))
         if not Path(cfg[key]).is_file():
             return f"{key}: no such file {cfg[key]}"
     if "direct_from" in cfg and not (Path(cfg["direct_from"]) / "runs").is_dir():
@@ -164,7 +174,7 @@ def _run(cmd: list[str], log: Path) -> None:
 
 
 class Ablation:
-    def __init__(self, cfg: dict, config_path: str | Path = "config/ablation/synthetic.yaml"):
+    def __init__(self, cfg: dict, config_path: str | Path = DEFAULT_CONFIG):
         self.cfg = cfg
         self.config_path = str(config_path)
         self.out = Path(cfg["out"])
@@ -422,7 +432,9 @@ class Ablation:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=path_argument, default=Path("config/ablation/synthetic.yaml"))
+    parser.add_argument("--config", type=path_argument, default=None,
+                        help=f"ablation config (default: {DEFAULT_CONFIG} in the current folder, else the copy the "
+                             "package installed)")
     parser.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="K",
                         help="run only these seeds (of the chosen variants)")
@@ -435,6 +447,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xdrcdepth_core.experiments.ablation_report import write_report
 
+    args.config = args.config or shipped_file(DEFAULT_CONFIG)
     try:
         cfg = load_ablation_config(args.config)
         ablation = Ablation(cfg, args.config)

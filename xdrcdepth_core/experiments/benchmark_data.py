@@ -26,9 +26,12 @@ from pathlib import Path
 from xdrcdepth_core.cli_args import EXIT_USAGE, os_error_line, path_argument, say, short_repr
 from xdrcdepth_core.data.synthetic.command import MAX_KEYFRAMES
 from xdrcdepth_core.imageio import DEFAULT_MAX_IMAGE_PIXELS
+from xdrcdepth_core.share import shipped_file
 from xdrcdepth_core.train.config import read_yaml_mapping
 
 PROG = "xdrcdepth build-data"
+#: the data ``--config`` builds by default (repository-relative: :func:`~xdrcdepth_core.share.shipped_file`)
+DEFAULT_CONFIG = "config/data/synthetic_benchmark.yaml"
 #: written first into every ``<split>.partial`` folder: what tells an interrupted render of ours from a user's folder
 PARTIAL_MARKER = ".xdrcdepth-build-data-partial"
 
@@ -156,13 +159,14 @@ def build(cfg: dict) -> dict[str, Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=path_argument, default=Path("config/data/synthetic_benchmark.yaml"),
-                        help="data config (default: %(default)s)")
+    parser.add_argument("--config", type=path_argument, default=None,
+                        help=f"data config (default: {DEFAULT_CONFIG} in the current folder, else the copy the "
+                             "package installed)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        cfg = load_data_config(args.config)
+        cfg = load_data_config(args.config or shipped_file(DEFAULT_CONFIG))
     except ValueError as exc:
         say(f"{PROG}: {exc}")
         return EXIT_USAGE

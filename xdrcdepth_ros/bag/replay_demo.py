@@ -19,9 +19,9 @@ The main job of the project, as one command:
 5. one summary line: camera frames played, depth frames back, frames without depth, median latency, output folder.
 
 Exit status 1 with a message when no depth frame came back; the launcher's status when it failed; 2 with one
-line for bad arguments or a bad ``--params-file`` (before any work); when interrupted (Ctrl-C, or SIGTERM/SIGHUP
-sent to this command alone, passed on to the graph as SIGINT) the frames recorded so far are still shown, then
-one line and 128 + the signal number (130 for Ctrl-C).
+line for bad arguments, a bad ``--params-file`` or an unreadable default one (before any work); when interrupted
+(Ctrl-C, or SIGTERM/SIGHUP sent to this command alone, passed on to the graph as SIGINT) the frames recorded so far
+are still shown, then one line and 128 + the signal number (130 for Ctrl-C).
 
 Defaults measured on the 2-core development machine (CPU, shared with other jobs): with the shipped student
 and the OpenVINO backend the node is up 5.8-7.0 s after start (2026-12-04; loading the cached OpenVINO
@@ -73,8 +73,6 @@ PLAYBACK_BOUNDS = {"rate": FLAG_BOUNDS["rate"], "delay": FLAG_BOUNDS["delay"], "
 LATE_FACTOR = 1.5
 DEFAULT_LINGER_S = 3.0
 DEFAULT_FOXGLOVE_PORT = 8765
-#: the node's default parameters (the launch files' default params_file)
-PACKAGE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "xdrcdepth.yaml"
 CAMERA_TOPIC = "/{camera}/image_rect_compressed"
 DEPTH_TOPIC = "/depth/image"
 DIAGNOSTICS_TOPIC = "/diagnostics"
@@ -157,6 +155,9 @@ class RecordedFrames:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xdrcdepth_ros.tf_messages import tf_message_class
+
+    tf_message_class()   # the node and the scoring need tf2_msgs: without it one line now, not after the replay
     for name, bounds in PLAYBACK_BOUNDS.items():    # again for callers that build the Namespace themselves
         value = getattr(args, name)
         if value is not None and (error := bounds.error(value)):
@@ -169,8 +170,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-replay-") as tmp:
         try:
-            if args.params_file is not None:
-                read_node_parameters(args.params_file)   # a bad file is named now, not after the bag is written
+            params = node_parameters(args.params_file)   # a bad file is named now, not after the bag is written
             dataroot, label = prepare_data(args, Path(tmp))
             scene = args.scene or first_scene(dataroot, args.version)
         except ValueError as exc:
@@ -182,12 +182,12 @@ def run(args: argparse.Namespace) -> int:
         # `--name=value`: a value starting with '-' stays a value; nuscenes2bag names any problem in its one line
         status = nuscenes2bag([f"--dataroot={dataroot}", f"--version={args.version}", f"--scene={scene}",
                                f"--out={bag}", "--overwrite", "--no-progress", "--channels",
-                               *bag_channels(node_parameters(args.params_file))])
+                               *bag_channels(params)])
         if status != 0:
             return status
     remove_previous_recording(record)
     automatic_delay = args.delay is None
-    load_s = prepare_backend(args, measure=automatic_delay)
+    load_s = prepare_backend(args, params, measure=automatic_delay)
     if automatic_delay:
         args.delay = playback_delay(load_s)
         print(f"replay-demo: playback starts {args.delay:g} s after the launch (model load "
@@ -243,30 +243,33 @@ def bag_channels(params: dict) -> list[str]:
     return list(dict.fromkeys([*DEFAULT_CHANNELS, *radars]))
 
 
-def read_node_parameters(params_file: Path) -> dict:
-    """The first node section's ``ros__parameters`` in a ROS 2 parameter file; ValueError naming the file."""
-    import yaml
+def package_config() -> Path:
+    """The node's default parameters: the launch files' default ``params_file``, ``config/xdrcdepth.yaml`` in the
+    package's share folder (found as the launch files find it: :func:`~xdrcdepth_core.share.share_directory`)."""
+    from xdrcdepth_core.share import share_directory
 
-    try:
-        config = yaml.safe_load(Path(params_file).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"--params-file {params_file}: cannot read it ({os_error_cause(exc)})") from None
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"--params-file {params_file}: not a YAML file ({one_line(exc)})") from None
-    try:
-        return dict(next(iter(config.values()))["ros__parameters"])
-    except (StopIteration, KeyError, TypeError, AttributeError, ValueError):
-        raise ValueError(f"--params-file {params_file}: not a ROS 2 parameter file (wants "
-                         "'<node or /**>: ros__parameters: {name: value, ...}')") from None
+    return share_directory() / "config" / "xdrcdepth.yaml"
 
 
 def node_parameters(params_file: Path | None) -> dict:
-    """The depth node's ``ros__parameters`` in ``params_file`` (default: the package's config/xdrcdepth.yaml);
-    ``{}`` when the file cannot be read (the node then names the problem)."""
+    """The depth node's ``ros__parameters`` in ``params_file``, else in :func:`package_config`: the parameters
+    the node gets. A file that cannot be read or is no ROS 2 parameter file, the default one too, is a
+    ``ValueError`` naming it (the default missing would otherwise prepare another backend than the node uses)."""
+    import yaml
+
+    path = params_file if params_file is not None else package_config()    # NoShareFolder is a ValueError
+    what = f"--params-file {path}" if params_file is not None else f"the node's default parameters {path}"
     try:
-        return read_node_parameters(params_file or PACKAGE_CONFIG)
-    except ValueError:
-        return {}
+        config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{what}: cannot read it ({os_error_cause(exc)})") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{what}: not a YAML file ({one_line(exc)})") from None
+    try:
+        return dict(next(iter(config.values()))["ros__parameters"])
+    except (StopIteration, KeyError, TypeError, AttributeError, ValueError):
+        raise ValueError(f"{what}: not a ROS 2 parameter file (wants "
+                         "'<node or /**>: ros__parameters: {name: value, ...}')") from None
 
 
 def playback_delay(load_s: float | None) -> float:
@@ -277,15 +280,14 @@ def playback_delay(load_s: float | None) -> float:
     return max(DEFAULT_DELAY_S, float(math.ceil(LOAD_FACTOR * load_s + START_S)))
 
 
-def prepare_backend(args: argparse.Namespace, measure: bool = False) -> float | None:
+def prepare_backend(args: argparse.Namespace, params: dict, measure: bool = False) -> float | None:
     """Resolve the node's inference backend here, before the graph starts: ``auto`` (and a named runtime) may
     export the checkpoint once (a minute or more on 2 cores), which would otherwise happen in the node after
     playback began. The export, parity verdict and choice are cached, so the node then starts at once.
 
     With ``measure``, returns the seconds the node's own model load takes (the cached load, timed after the
     preparation; the eager ``torch`` backend needs no preparation and is timed alone); else, or when the
-    load failed, None."""
-    params = node_parameters(args.params_file)
+    load failed, None. ``params``: the node's parameters (:func:`node_parameters`)."""
     backend, precision = params.get("backend", "auto"), params.get("precision", "") or None
     if backend == "torch" and not measure:
         return None
@@ -329,9 +331,9 @@ def prepare_data(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]:
         if not (args.dataroot / args.version).is_dir():
             raise ValueError(f"{args.dataroot}: no nuScenes table folder {args.version}/ here")
         return args.dataroot, str(args.dataroot)
-    from xdrcdepth_core.demo import default_dataroot
+    from xdrcdepth_core.demo import DATAROOT_HINT, default_dataroot
 
-    dataroot, label = default_dataroot(workdir)
+    dataroot, label = default_dataroot(workdir, DATAROOT_HINT)
     if not (dataroot / args.version).is_dir():
         versions = ", ".join(sorted(path.parent.name for path in dataroot.glob("*/scene.json")))
         raise ValueError(f"--version {args.version}: no such table folder in the default data ({label}; it has "

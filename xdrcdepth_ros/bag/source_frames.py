@@ -31,7 +31,6 @@ from rclpy.duration import Duration
 from rclpy.serialization import deserialize_message
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, PointCloud2
-from tf2_msgs.msg import TFMessage
 
 from xdrcdepth_core.cli_args import one_line
 from xdrcdepth_core.data.geometry import transform_points
@@ -44,6 +43,7 @@ from xdrcdepth_ros.bag.replay_demo import stamp_ns, stamp_text
 from xdrcdepth_ros.node import conversions as conv
 from xdrcdepth_ros.node.transforms import transform_to_matrix
 from xdrcdepth_ros.standins.tf2_ros import Buffer, TransformException
+from xdrcdepth_ros.tf_messages import tf_message_class
 
 DEFAULT_FIXED_FRAME = "odom"
 LIDAR_TOPIC = cloud_topic("LIDAR_TOP")
@@ -53,7 +53,7 @@ MAX_RADAR_POINTS = 10**7                  # clouds are read whole (the node has 
 _TF_CACHE = Duration(seconds=10**7)       # the whole bag: every pose is kept
 _CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 _TYPES = {"sensor_msgs/msg/CompressedImage": CompressedImage, "sensor_msgs/msg/CameraInfo": CameraInfo,
-          _CLOUD_TYPE: PointCloud2, "tf2_msgs/msg/TFMessage": TFMessage}
+          _CLOUD_TYPE: PointCloud2, "tf2_msgs/msg/TFMessage": tf_message_class()}
 
 
 @dataclass

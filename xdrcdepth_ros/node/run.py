@@ -16,6 +16,9 @@ Start-up errors are one line and a non-zero exit code, never a traceback:
 * a parameter of the wrong type or outside its declared range, or failing its constraints
   (:class:`~xdrcdepth_ros.node.params.ParameterError`, rclpy's ``ParameterException`` family, an invalid
   topic name): ``cannot start: ...`` logged, exit code 2;
+* a message package that is not installed (``tf2_msgs`` in a pip-only setup:
+  :class:`~xdrcdepth_core.cli_args.MissingDependency`): ``cannot start: ...`` naming it and how to get it, exit
+  code 2;
 * errors the caller names (a bad checkpoint, a busy port): ``cannot start: ...``, ``startup_exit_code``.
 
 Anything else is a bug and propagates.
@@ -54,7 +57,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import RCLError
 
-from xdrcdepth_core.cli_args import EXIT_USAGE, one_line, say, sigterm_as_ctrl_c, stdout_to_devnull
+from xdrcdepth_core.cli_args import EXIT_USAGE, MissingDependency, one_line, say, sigterm_as_ctrl_c, stdout_to_devnull
 from xdrcdepth_ros.node.params import Param, ParameterError
 
 HELP_FLAGS = ("-h", "--help")
@@ -198,8 +201,8 @@ def _user_arguments(args: list[str] | None) -> list[str]:
     return argv[:argv.index("--ros-args")] if "--ros-args" in argv else argv
 
 
-#: Start-up errors that are always a bad configuration (exit code 2).
-CONFIGURATION_ERRORS = (ParameterError, ParameterException, NameValidationException)
+#: Start-up errors that are always a bad configuration (exit code 2), a missing message package among them.
+CONFIGURATION_ERRORS = (ParameterError, ParameterException, NameValidationException, MissingDependency)
 
 
 def run_node(make_node: Callable[[], Node], name: str,

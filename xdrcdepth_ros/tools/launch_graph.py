@@ -29,13 +29,14 @@ imports neither rclpy nor torch.
 from __future__ import annotations
 
 import ast
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-PACKAGE = "xdrcdepth_ros"
+from xdrcdepth_core import share as shared_files
+from xdrcdepth_core.share import PACKAGE
+
 TRUE_WORDS, FALSE_WORDS = ("true", "1"), ("false", "0")
 
 
@@ -44,22 +45,11 @@ class LaunchFileError(ValueError):
 
 
 def share_directory(package: str = PACKAGE) -> Path:
-    """The package's share folder: the ament index (colcon install), ``<prefix>/share/<pkg>`` (pip
-    install), else the source checkout this module runs from (``pip install -e .``)."""
+    """:func:`xdrcdepth_core.share.share_directory`; a package without one is a :class:`LaunchFileError`."""
     try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory(package))
-    except (ImportError, LookupError, OSError):
-        pass
-    installed = Path(sys.prefix) / "share" / package
-    if (installed / "launch").is_dir():
-        return installed
-    checkout = Path(__file__).resolve().parents[2]
-    if package == PACKAGE and (checkout / "launch").is_dir():
-        return checkout
-    raise LaunchFileError(f"package {package!r} has no share folder (not in the ament index, "
-                          f"{installed} or a source checkout)")
+        return shared_files.share_directory(package)
+    except shared_files.NoShareFolder as exc:
+        raise LaunchFileError(str(exc)) from None
 
 
 # --- values a launch file can build -------------------------------------------------------------

@@ -3,10 +3,13 @@
 The calibration is the real nuScenes one, read at run time from the samples beside the checkout
 (``frames.json`` key frame 0: calibrated_sensor sensor -> ego with quaternions ``[w, x, y, z]``, and the
 CAM_FRONT intrinsics). Those values are nuScenes data (CC BY-NC-SA 4.0), so they are read, never copied
-into this repository. Where the samples are absent, an idealised rig of our own design is used (with a
-warning): the same mounting positions rounded to centimetres, axis-aligned mounts, fx = fy = 1266 and the
+into this repository. Where the samples are absent, an idealised rig of our own design is used: the same mounting positions rounded to centimetres, axis-aligned mounts, fx = fy = 1266 and the
 principal point at (816, 491). Rates are the nuScenes ones: camera 12 Hz, radar 13 Hz, LiDAR 20 Hz, key
 frames (samples) 2 Hz.
+
+No samples where nobody said there are some (an installed package has no ``../shared``) is the normal case
+outside the checkout, logged at INFO; a samples file that is there but unreadable, or a folder that
+``$XDRCDEPTH_NUSCENES_SAMPLES`` names without samples, is a WARNING.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from xdrcdepth_core.data.geometry import scale_intrinsics, transform_from_pose
-from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR
+from xdrcdepth_core.data.real_samples import DEFAULT_SAMPLES_DIR, SAMPLES_ENV
 
 LOG = logging.getLogger(__name__)
 CAMERA_HW = (900, 1600)
@@ -46,7 +50,7 @@ class Rig:
 
 @functools.lru_cache(maxsize=1)
 def rig() -> Rig:
-    """The nuScenes rig from the shared samples, else our idealised stand-in (warned once)."""
+    """The nuScenes rig from the shared samples, else our idealised stand-in (said once, see the module doc)."""
     frames = DEFAULT_SAMPLES_DIR / "frames.json"
     try:
         frame = json.loads(frames.read_text())["frames"][0]
@@ -54,8 +58,12 @@ def rig() -> Rig:
                  for ch in MODALITY}
         return Rig(np.array(frame["CAM_FRONT"]["camera_intrinsic"], dtype=np.float64), poses, str(frames))
     except (OSError, KeyError, IndexError, ValueError) as exc:
-        LOG.warning("nuScenes calibration not readable (%s: %s); using an idealised nuScenes-like rig",
-                    frames, exc)
+        if isinstance(exc, FileNotFoundError) and not os.environ.get(SAMPLES_ENV):
+            LOG.info("no nuScenes samples in %s (%s names their folder): using an idealised nuScenes-like rig",
+                     DEFAULT_SAMPLES_DIR, SAMPLES_ENV)
+        else:
+            LOG.warning("nuScenes calibration not readable (%s: %s); using an idealised nuScenes-like rig",
+                        frames, exc)
         return Rig(DESIGN_CAMERA_K.copy(), dict(DESIGN_SENSOR_TO_EGO), "idealised nuScenes-like rig")
 
 
