@@ -48,6 +48,17 @@ def ros_domain_id(monkeypatch):
 
 
 @pytest.fixture
+def ros_context(ros_domain_id):
+    """An initialised rclpy context of its own on the test's ROS_DOMAIN_ID, shut down after the test."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
+@pytest.fixture
 def installed_share(tmp_path, monkeypatch):
     """The share folder of a non-editable ``pip install`` (``<prefix>/share/xdrcdepth_ros`` with its ``launch/``),
     which :func:`xdrcdepth_core.share.share_directory` then finds before the checkout (no ament index here);

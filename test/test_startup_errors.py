@@ -44,14 +44,6 @@ class RunsShell:
         return (os.system, (self.command,))
 
 
-@pytest.fixture
-def ros_context(ros_domain_id):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
 def make_node(context, **values):
     overrides = [Parameter(name, Parameter.Type.STRING_ARRAY, value) if name == "radar_topics" else
                  Parameter(name, value=value) for name, value in values.items()]

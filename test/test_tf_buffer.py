@@ -269,50 +269,43 @@ def spinner(context, *nodes):
 
 
 @pytest.mark.ros
-def test_listener_over_dds_and_clock_jump_back_over_1s_clears(ros_domain_id):
+def test_listener_over_dds_and_clock_jump_back_over_1s_clears(ros_context):
+    context = ros_context
     from rosgraph_msgs.msg import Clock
     from tf2_msgs.msg import TFMessage
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        listener_node = rclpy.create_node("tf_listener_test", context=context,
-                                          parameter_overrides=[Parameter("use_sim_time", value=True)])
-        talker = rclpy.create_node("tf_talker_test", context=context)
-        buf = tf_buffer.Buffer(node=listener_node)
-        tf_buffer.TransformListener(buf, listener_node)
-        static_pub = talker.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
-        tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
-        clock_pub = talker.create_publisher(Clock, "/clock", 10)
-        executor, spin_until = spinner(context, listener_node, talker)
-        static_pub.publish(TFMessage(transforms=[stamped("base_link", "cam", yaw(0, (1, 0, 0)), 0)]))
-        assert spin_until(lambda: tf_pub.get_subscription_count() > 0
-                          and clock_pub.get_subscription_count() > 0)
-        clock_pub.publish(Clock(clock=Time(nanoseconds=100 * S).to_msg()))
-        tf_pub.publish(TFMessage(transforms=[stamped("odom", "base_link", yaw(0, (7, 0, 0)), 100.0)]))
-        assert spin_until(lambda: buf.can_transform("odom", "cam", Time(nanoseconds=100 * S)))
-        T = transform_to_matrix(buf.lookup_transform("odom", "cam", Time(nanoseconds=100 * S)).transform)
-        np.testing.assert_allclose(T[:3, 3], [8, 0, 0], atol=1e-12)
-        # tf2_ros Buffer(node=...): a jump back of 1 s or less (clock jitter, a paused player) keeps the
-        # buffer; a looping bag (/clock 50 s back) drops dynamic transforms, static ones stay
-        listener_clock = listener_node.get_clock()
-        clock_pub.publish(Clock(clock=Time(nanoseconds=round(99.5 * S)).to_msg()))
-        assert spin_until(lambda: listener_clock.now().nanoseconds == round(99.5 * S))
-        assert buf.can_transform("odom", "cam", Time(nanoseconds=100 * S))
-        clock_pub.publish(Clock(clock=Time(nanoseconds=50 * S).to_msg()))
-        assert spin_until(lambda: not buf.can_transform("odom", "cam", Time(nanoseconds=100 * S)))
-        assert buf.can_transform("base_link", "cam", Time())
-        executor.shutdown()
-        static_node = rclpy.create_node("tf_static_only_listener", context=context)
-        tf_buffer.TransformListener(tf_buffer.Buffer(), static_node, static_only=True)
-        assert static_node.get_subscriber_names_and_types_by_node(static_node.get_name(), "/") == [
-            ("/tf_static", ["tf2_msgs/msg/TFMessage"])]
-    finally:
-        rclpy.shutdown(context=context)
+    listener_node = rclpy.create_node("tf_listener_test", context=context,
+                                      parameter_overrides=[Parameter("use_sim_time", value=True)])
+    talker = rclpy.create_node("tf_talker_test", context=context)
+    buf = tf_buffer.Buffer(node=listener_node)
+    tf_buffer.TransformListener(buf, listener_node)
+    static_pub = talker.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
+    tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
+    clock_pub = talker.create_publisher(Clock, "/clock", 10)
+    executor, spin_until = spinner(context, listener_node, talker)
+    static_pub.publish(TFMessage(transforms=[stamped("base_link", "cam", yaw(0, (1, 0, 0)), 0)]))
+    assert spin_until(lambda: tf_pub.get_subscription_count() > 0
+                      and clock_pub.get_subscription_count() > 0)
+    clock_pub.publish(Clock(clock=Time(nanoseconds=100 * S).to_msg()))
+    tf_pub.publish(TFMessage(transforms=[stamped("odom", "base_link", yaw(0, (7, 0, 0)), 100.0)]))
+    assert spin_until(lambda: buf.can_transform("odom", "cam", Time(nanoseconds=100 * S)))
+    T = transform_to_matrix(buf.lookup_transform("odom", "cam", Time(nanoseconds=100 * S)).transform)
+    np.testing.assert_allclose(T[:3, 3], [8, 0, 0], atol=1e-12)
+    # tf2_ros Buffer(node=...): a jump back of 1 s or less (clock jitter, a paused player) keeps the
+    # buffer; a looping bag (/clock 50 s back) drops dynamic transforms, static ones stay
+    listener_clock = listener_node.get_clock()
+    clock_pub.publish(Clock(clock=Time(nanoseconds=round(99.5 * S)).to_msg()))
+    assert spin_until(lambda: listener_clock.now().nanoseconds == round(99.5 * S))
+    assert buf.can_transform("odom", "cam", Time(nanoseconds=100 * S))
+    clock_pub.publish(Clock(clock=Time(nanoseconds=50 * S).to_msg()))
+    assert spin_until(lambda: not buf.can_transform("odom", "cam", Time(nanoseconds=100 * S)))
+    assert buf.can_transform("base_link", "cam", Time())
+    executor.shutdown()
 
 
 @pytest.mark.ros
-def test_a_callback_of_the_nodes_default_group_can_wait_for_a_transform(ros_domain_id):
+def test_a_callback_of_the_nodes_default_group_can_wait_for_a_transform(ros_context):
+    context = ros_context
     """tf2_ros's listener subscribes in a ReentrantCallbackGroup ("Default callback group is mutually exclusive,
     which would prevent waiting for transforms from another callback in the same group"): under a
     multi-threaded executor a timer of the node's default group waits in ``lookup_transform`` while /tf
@@ -320,70 +313,61 @@ def test_a_callback_of_the_nodes_default_group_can_wait_for_a_transform(ros_doma
     from rclpy.executors import MultiThreadedExecutor
     from tf2_msgs.msg import TFMessage
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = rclpy.create_node("tf_waiting_in_a_callback", context=context)
-        talker = rclpy.create_node("tf_talker_for_the_waiter", context=context)
-        buf = tf_buffer.Buffer()
-        tf_buffer.TransformListener(buf, node)
-        waiting, outcome = threading.Event(), []
+    node = rclpy.create_node("tf_waiting_in_a_callback", context=context)
+    talker = rclpy.create_node("tf_talker_for_the_waiter", context=context)
+    buf = tf_buffer.Buffer()
+    tf_buffer.TransformListener(buf, node)
+    waiting, outcome = threading.Event(), []
 
-        def wait_for_the_transform():
-            timer.cancel()
-            waiting.set()
-            try:
-                found = buf.lookup_transform("odom", "base_link", Time(nanoseconds=100 * S), Duration(seconds=60))
-                outcome.append(transform_to_matrix(found.transform)[:3, 3].tolist())
-            except tf_buffer.TransformException as exc:
-                outcome.append(type(exc).__name__)
+    def wait_for_the_transform():
+        timer.cancel()
+        waiting.set()
+        try:
+            found = buf.lookup_transform("odom", "base_link", Time(nanoseconds=100 * S), Duration(seconds=60))
+            outcome.append(transform_to_matrix(found.transform)[:3, 3].tolist())
+        except tf_buffer.TransformException as exc:
+            outcome.append(type(exc).__name__)
 
-        timer = node.create_timer(0.01, wait_for_the_transform)
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
-        executor.add_node(node)
-        spinning = threading.Thread(target=executor.spin, daemon=True)
-        spinning.start()
-        tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
-        deadline = time.monotonic() + 60
-        while not (waiting.is_set() and tf_pub.get_subscription_count() > 0) and time.monotonic() < deadline:
-            waiting.wait(0.05)
-        tf_pub.publish(TFMessage(transforms=[stamped("odom", "base_link", yaw(0, (7, 0, 0)), 100.0)]))
-        while not outcome and time.monotonic() < deadline + 60:
-            waiting.wait(0.05)
-        assert outcome == [[7.0, 0.0, 0.0]]
-        executor.shutdown()
-        spinning.join(timeout=30)
-    finally:
-        rclpy.shutdown(context=context)
+    timer = node.create_timer(0.01, wait_for_the_transform)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor.add_node(node)
+    spinning = threading.Thread(target=executor.spin, daemon=True)
+    spinning.start()
+    tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
+    deadline = time.monotonic() + 60
+    while not (waiting.is_set() and tf_pub.get_subscription_count() > 0) and time.monotonic() < deadline:
+        waiting.wait(0.05)
+    tf_pub.publish(TFMessage(transforms=[stamped("odom", "base_link", yaw(0, (7, 0, 0)), 100.0)]))
+    while not outcome and time.monotonic() < deadline + 60:
+        waiting.wait(0.05)
+    assert outcome == [[7.0, 0.0, 0.0]]
+    executor.shutdown()
+    spinning.join(timeout=30)
 
 
 @pytest.mark.ros
-def test_spin_thread_fills_the_buffer_without_the_caller_spinning(ros_domain_id):
+def test_spin_thread_fills_the_buffer_without_the_caller_spinning(ros_context):
+    context = ros_context
     """tf2_ros ``TransformListener(..., spin_thread=True)`` spins the node in an executor on a thread of its
     own: /tf reaches the buffer while nobody spins the node. ``static_only=True`` subscribes to /tf_static
     alone. The stand-in accepted ``spin_thread`` and did nothing: the buffer never filled."""
     from tf2_msgs.msg import TFMessage
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = rclpy.create_node("tf_listener_spinning_itself", context=context)
-        talker = rclpy.create_node("tf_talker_for_the_spinner", context=context)
-        buf = tf_buffer.Buffer()
-        listener = tf_buffer.TransformListener(buf, node, spin_thread=True)
-        tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
-        executor, spin_until = spinner(context, talker)        # the talker only: nobody spins the listener
-        assert spin_until(lambda: tf_pub.get_subscription_count() > 0)
-        tf_pub.publish(TFMessage(transforms=[stamped("odom", "base_link", yaw(0, (0, 3, 0)), 100.0)]))
-        found = buf.lookup_transform("odom", "base_link", Time(nanoseconds=100 * S), Duration(seconds=60))
-        assert transform_to_matrix(found.transform)[:3, 3].tolist() == [0.0, 3.0, 0.0]
-        listener.executor.shutdown()
-        listener.dedicated_listener_thread.join(timeout=30)
-        assert not listener.dedicated_listener_thread.is_alive()
-        executor.shutdown()
-        static_node = rclpy.create_node("tf_static_only_listener", context=context)
-        tf_buffer.TransformListener(tf_buffer.Buffer(), static_node, static_only=True)
-        assert static_node.get_subscriber_names_and_types_by_node(static_node.get_name(), "/") == [
-            ("/tf_static", ["tf2_msgs/msg/TFMessage"])]
-    finally:
-        rclpy.shutdown(context=context)
+    node = rclpy.create_node("tf_listener_spinning_itself", context=context)
+    talker = rclpy.create_node("tf_talker_for_the_spinner", context=context)
+    buf = tf_buffer.Buffer()
+    listener = tf_buffer.TransformListener(buf, node, spin_thread=True)
+    tf_pub = talker.create_publisher(TFMessage, "/tf", TF_QOS)
+    executor, spin_until = spinner(context, talker)        # the talker only: nobody spins the listener
+    assert spin_until(lambda: tf_pub.get_subscription_count() > 0)
+    tf_pub.publish(TFMessage(transforms=[stamped("odom", "base_link", yaw(0, (0, 3, 0)), 100.0)]))
+    found = buf.lookup_transform("odom", "base_link", Time(nanoseconds=100 * S), Duration(seconds=60))
+    assert transform_to_matrix(found.transform)[:3, 3].tolist() == [0.0, 3.0, 0.0]
+    listener.executor.shutdown()
+    listener.dedicated_listener_thread.join(timeout=30)
+    assert not listener.dedicated_listener_thread.is_alive()
+    executor.shutdown()
+    static_node = rclpy.create_node("tf_static_only_listener", context=context)
+    tf_buffer.TransformListener(tf_buffer.Buffer(), static_node, static_only=True)
+    assert static_node.get_subscriber_names_and_types_by_node(static_node.get_name(), "/") == [
+        ("/tf_static", ["tf2_msgs/msg/TFMessage"])]
