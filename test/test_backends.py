@@ -41,6 +41,22 @@ def frames():
     return found
 
 
+def test_the_default_frames_follow_the_samples_found_now(tmp_path, monkeypatch, nuscenes_samples):
+    """One cached frame set per source: a set built while no real samples were found (a synthetic scene) was used
+    again after ``$XDRCDEPTH_NUSCENES_SAMPLES`` named them, so parity and int8 calibration kept judging on two
+    synthetic frames (black-box run of an installed package)."""
+    from xdrcdepth_core import demo
+
+    monkeypatch.setenv("XDRCDEPTH_CACHE", str(tmp_path))
+    monkeypatch.setattr(demo, "DEFAULT_SAMPLES_DIR", tmp_path / "absent")
+    _, label = default_frames(CHANNELS, limit=1)
+    assert label.startswith("synthetic scene (no real nuScenes samples")
+    monkeypatch.setattr(demo, "DEFAULT_SAMPLES_DIR", nuscenes_samples)
+    found, label = default_frames(CHANNELS, limit=1)
+    assert label == f"real nuScenes samples from {nuscenes_samples}" and found[0].image.shape == (900, 1600, 3)
+    assert len(list((tmp_path / "frames").iterdir())) == 2                     # both sets kept, each for its source
+
+
 # --- the reference and the radar shortcut ---------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -43,11 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-samples", type=positive_int, default=6, help="frames to run (default %(default)s)")
 
 
+def real_samples_dir() -> Path | None:
+    """The real samples' folder (../shared's, or ``$XDRCDEPTH_NUSCENES_SAMPLES``) when it holds them, else None."""
+    return DEFAULT_SAMPLES_DIR if (DEFAULT_SAMPLES_DIR / "frames.json").is_file() else None
+
+
 def default_dataroot(workdir: Path, elsewhere: str = "") -> tuple[Path, str]:
     """Real samples when ../shared (or ``$XDRCDEPTH_NUSCENES_SAMPLES``) has them, else one small synthetic scene;
     returns (dataroot, label). The synthetic scene's label says where the samples were looked for, how to name
     another folder, and ``elsewhere`` (the caller's other way, e.g. :data:`DATAROOT_HINT`)."""
-    if (DEFAULT_SAMPLES_DIR / "frames.json").is_file():
+    if real_samples_dir() is not None:
         from xdrcdepth_core.data.real_samples import assemble_real_samples
 
         return assemble_real_samples(workdir / "real"), f"real nuScenes samples from {DEFAULT_SAMPLES_DIR}"

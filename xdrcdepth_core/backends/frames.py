@@ -80,9 +80,15 @@ def load_cache_frames(folder: str | os.PathLike, radar_channels, limit: int = 0,
 
 
 def default_frames(radar_channels, limit: int = DEFAULT_FRAME_COUNT) -> tuple[list[Frame], str]:
-    """``(frames, label)``: the real samples (else a synthetic scene) as cached frames, built on first use."""
+    """``(frames, label)``: the real samples (else a synthetic scene) as cached frames, built on first use. One set
+    per source and radar channels: a set built while no samples were found is not used once they are (a
+    black-box run: the synthetic set stayed after ``$XDRCDEPTH_NUSCENES_SAMPLES`` was set)."""
+    from xdrcdepth_core.demo import real_samples_dir
+
     channels = [str(c) for c in radar_channels]
-    folder = cache_root() / "frames" / hashlib.sha256(",".join(channels).encode()).hexdigest()[:12]
+    samples = real_samples_dir()
+    source = f"real {samples.resolve()}" if samples is not None else "synthetic"
+    folder = cache_root() / "frames" / hashlib.sha256("\n".join([source, *channels]).encode()).hexdigest()[:12]
     label_file = folder / "SOURCE.txt"
     if not label_file.is_file():
         _build_default_frames(folder, channels)
