@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 # exports, parity frames and auto-selection records of the tests (git-ignored, kept between runs, never ~/.cache)
 os.environ.setdefault("XDRCDEPTH_CACHE", str(REPO / ".cache" / "test"))
 SHARED = REPO.parent / "shared"
-NUSCENES_SAMPLES = SHARED / "data" / "nuscenes_samples"
+# the real nuScenes samples: ../shared/data/nuscenes_samples, or where $XDRCDEPTH_NUSCENES_SAMPLES says (as the package)
+NUSCENES_SAMPLES = Path(os.environ.get("XDRCDEPTH_NUSCENES_SAMPLES", "") or SHARED / "data" / "nuscenes_samples")
 ARTIFACTS = REPO / "artifacts" / "test"
 
 # ROS_DOMAIN_IDs 1-200, split between the pytest-xdist workers (scripts/run.sh test runs two per core): worker
@@ -85,7 +86,8 @@ def one_torch_thread():
 
 @pytest.fixture
 def nuscenes_samples():
-    """The real nuScenes samples in ../shared (read-only; never copied into the repo)."""
+    """The real nuScenes samples in ../shared or ``$XDRCDEPTH_NUSCENES_SAMPLES`` (read-only; never copied into the
+    repo)."""
     if not (NUSCENES_SAMPLES / "frames.json").exists():
         pytest.fail(f"real nuScenes samples missing at {NUSCENES_SAMPLES}")
     return NUSCENES_SAMPLES

@@ -211,7 +211,13 @@ def test_the_docs_show_commands_of_every_kind():
                and "--config" in c.args for c in COMMANDS)
 
 
+#: what MANIFEST.in leaves out of the sdist on purpose (the 90 MB of ablation teachers): an unpacked sdist, which has
+#: no .git, names them without holding them
+LEFT_OUT_OF_THE_SDIST = "xdrcdepth_core/checkpoints/"
+
+
 def test_named_paths_exist():
+    in_sdist = not (REPO / ".git").exists()
     missing = []
     for doc in DOCS + CONFIGS:
         for number, line in enumerate(doc.read_text().splitlines(), 1):
@@ -219,7 +225,7 @@ def test_named_paths_exist():
                 path = match.group(1).rstrip(".,;:)'\"").rstrip("/")
                 if "<" in path or "*" in path or any(path.startswith(out) for out in WRITTEN_BY_A_COMMAND):
                     continue
-                if not (REPO / path).exists():
+                if not (REPO / path).exists() and not (in_sdist and path.startswith(LEFT_OUT_OF_THE_SDIST)):
                     missing.append(f"{rel(doc)}:{number}: {path}")
             for name in LAUNCH_FILE.findall(line):
                 if not (REPO / "launch" / name).is_file():

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import NUSCENES_SAMPLES
 from xdrcdepth_core import imageio
 from xdrcdepth_core.imageio import (CorruptJpeg, UnsupportedPixels, decode_image, decode_jpeg_fast,
                                      jpeg_components)
@@ -41,8 +40,8 @@ def corrupted(jpeg: bytes, how: str) -> bytes:
     return jpeg[: scan + 50] + bytes(len(jpeg) - scan - 52) + b"\xff\xd9"
 
 
-def test_real_nuscenes_jpeg_decodes_to_pils_pixels():
-    data = sorted((NUSCENES_SAMPLES / "samples" / "CAM_FRONT").glob("*.jpg"))[0].read_bytes()
+def test_real_nuscenes_jpeg_decodes_to_pils_pixels(nuscenes_samples):
+    data = sorted((nuscenes_samples / "samples" / "CAM_FRONT").glob("*.jpg"))[0].read_bytes()
     fast = decode_jpeg_fast(data)
     assert fast is not None and fast.shape == (900, 1600, 3) and fast.dtype == np.uint8
     np.testing.assert_array_equal(fast, pil_rgb(data))
@@ -86,8 +85,8 @@ def test_wider_than_8_bit_images_are_refused_not_clipped():
 
 
 @pytest.mark.parametrize("how", ["truncated", "zeroed"])
-def test_corrupt_data_before_eoi_is_an_error_not_grey_blocks(fast_decoder, how):
-    data = sorted((NUSCENES_SAMPLES / "samples" / "CAM_FRONT").glob("*.jpg"))[0].read_bytes()
+def test_corrupt_data_before_eoi_is_an_error_not_grey_blocks(fast_decoder, how, nuscenes_samples):
+    data = sorted((nuscenes_samples / "samples" / "CAM_FRONT").glob("*.jpg"))[0].read_bytes()
     bad = corrupted(data, how)
     assert bad.endswith(b"\xff\xd9") and len(pil_rgb(bad)) == 900   # PIL decodes it: grey blocks, no error
     if fast_decoder == "opencv":   # without simplejpeg nothing tells (the documented limit)
