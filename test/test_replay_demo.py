@@ -451,6 +451,14 @@ def test_a_previous_runs_recording_an_empty_folder_or_none_may_take_the_recordin
     ("a: [", "not a YAML file (while parsing a flow node"),
     ("- 1\n", "not a ROS 2 parameter file (wants '<node or /**>: ros__parameters: {name: value, ...}')"),
     ("depth_node:\n  parameters: {}\n", "not a ROS 2 parameter file"),
+    # the node's own checks, on the file as rcl reads it for the launched node (before: the bag was written and
+    # played for ~35 s while the node had stopped, then exit 1 with a hint about --rate and --delay)
+    ("/**:\n  ros__parameters:\n    backend: bogus\n", "the depth node would not start: bad parameters: backend = "
+     "'bogus' is not one of auto, torch, onnxruntime, openvino, tensorrt"),
+    ("depth_node:\n  ros__parameters:\n    backend: 7\n    slop: 5.0\n", "the depth node would not start: bad "
+     "parameters: backend must be a string, got 7; slop = 5.0 is outside [0.001, 1.0]"),
+    ("/**:\n  ros__parameters:\n    radar_topics: [1, a]\n", "the depth node would not start: invalid ROS "
+     "arguments: Couldn't parse params file"),
 ])
 def test_a_bad_params_file_is_one_line_before_any_work(tmp_path, content, message):
     path = tmp_path / "params.yaml"

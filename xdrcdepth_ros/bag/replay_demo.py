@@ -171,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-replay-") as tmp:
         try:
             params = node_parameters(args.params_file)   # a bad file is named now, not after the bag is written
+            check_node_parameters(args.params_file)
             dataroot, label = prepare_data(args, Path(tmp))
             scene = args.scene or first_scene(dataroot, args.version)
         except ValueError as exc:
@@ -257,8 +258,7 @@ def node_parameters(params_file: Path | None) -> dict:
     ``ValueError`` naming it (the default missing would otherwise prepare another backend than the node uses)."""
     import yaml
 
-    path = params_file if params_file is not None else package_config()    # NoShareFolder is a ValueError
-    what = f"--params-file {path}" if params_file is not None else f"the node's default parameters {path}"
+    path, what = _params_path(params_file)
     try:
         config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -270,6 +270,46 @@ def node_parameters(params_file: Path | None) -> dict:
     except (StopIteration, KeyError, TypeError, AttributeError, ValueError):
         raise ValueError(f"{what}: not a ROS 2 parameter file (wants "
                          "'<node or /**>: ros__parameters: {name: value, ...}')") from None
+
+
+def _params_path(params_file: Path | None) -> tuple[Path, str]:
+    """``(path, how to name it)``: ``params_file``, else :func:`package_config`."""
+    if params_file is not None:
+        return params_file, f"--params-file {params_file}"
+    path = package_config()                      # NoShareFolder is a ValueError
+    return path, f"the node's default parameters {path}"
+
+
+#: the depth node's name in launch/xdrcdepth.launch.py: the params file section it reads
+LAUNCHED_NODE_NAME = "depth_node"
+
+
+def check_node_parameters(params_file: Path | None) -> None:
+    """The depth node's own start-up checks (:func:`xdrcdepth_ros.node.params.declare`: types, ranges, choices) on
+    ``params_file`` (else :func:`package_config`) read by rcl as the launched node reads it, before any work:
+    ``ValueError`` naming every bad parameter. (A black-box run: ``backend: bogus`` wrote and played the bag for ~35 s while the node had already
+    stopped, then ended with exit 1 and a hint about --rate and --delay.)"""
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.signals import SignalHandlerOptions
+
+    from xdrcdepth_ros.node.params import declare
+    from xdrcdepth_ros.node.run import init_rcl
+
+    path, what = _params_path(params_file)
+    context = rclpy.Context()
+    try:
+        init_rcl(["--ros-args", "--params-file", str(path)], context=context,
+                 signal_handler_options=SignalHandlerOptions.NO)
+        node = Node(LAUNCHED_NODE_NAME, context=context, start_parameter_services=False, enable_rosout=False)
+        try:
+            declare(node)
+        finally:
+            node.destroy_node()
+    except ValueError as exc:   # ParameterError, RosArgumentError (rcl could not parse the file)
+        raise ValueError(f"{what}: the depth node would not start: {exc}") from None
+    finally:
+        context.try_shutdown()
 
 
 def playback_delay(load_s: float | None) -> float:

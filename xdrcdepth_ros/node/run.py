@@ -120,6 +120,13 @@ def stop_when_launcher_dies(poll_s: float = 0.5) -> None:
 
 
 def init_ros(args: list[str] | None = None, **kwargs) -> None:
+    """:func:`init_rcl`, then the process stops when the launcher that started it dies
+    (:func:`stop_when_launcher_dies`)."""
+    init_rcl(args, **kwargs)
+    stop_when_launcher_dies()
+
+
+def init_rcl(args: list[str] | None = None, **kwargs) -> None:
     """``rclpy.init``; malformed or unknown ROS arguments raise :class:`RosArgumentError` with the reason.
 
     rcl prints its own ``[ERROR] [rcl]: Failed to parse global arguments`` to stderr; that print is
@@ -146,7 +153,6 @@ def init_ros(args: list[str] | None = None, **kwargs) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    stop_when_launcher_dies()
 
 
 
