@@ -195,6 +195,69 @@ def test_fields_come_back_in_requested_order(pc2):
     assert same(structured_to_unstructured(points), POINTS[:, [2, 0]])
 
 
+def test_read_points_keeps_the_record_layout(pc2):
+    """upstream read_points views cloud.data with dtype_from_fields(fields, point_step) and returns
+    ``points[list(field_names)]``, numpy's multi-field view: the fields keep their offsets and the records
+    point_step bytes."""
+    padded = cloud(XYZ, PADDED.tobytes(), width=6, point_step=20)
+    assert pc2.read_points(padded).dtype == PADDED_DTYPE
+    subset = np.dtype({"names": ["z", "x"], "formats": ["f4", "f4"], "offsets": [8, 0], "itemsize": 20})
+    assert pc2.read_points(padded, field_names=["z", "x"]).dtype == subset
+
+
+def test_uvs_may_be_a_boolean_mask(pc2):
+    """upstream indexes with an ndarray ``uvs`` as it is ("Don't convert to numpy array if it is already
+    one"), so a boolean array selects points as a mask."""
+    mask = np.array([True, False, True, False, False, True])
+    assert same(pc2.read_points_numpy(XYZ_CLOUD, uvs=mask), POINTS[[0, 2, 5]])
+
+
+@pytest.mark.parametrize("width, height, shape", [(6, 1, (6,)), (3, 2, (3, 2)), (2, 3, (2, 3))])
+def test_reshape_organized_cloud_only_reshapes_organized_clouds(pc2, width, height, shape):
+    """upstream: ``if reshape_organized_cloud and cloud.height > 1: points.reshape(cloud.width,
+    cloud.height)``; read_points_numpy passes the flag on and adds the value axis."""
+    msg = cloud(XYZ, POINTS.tobytes(), width=width, height=height)
+    assert pc2.read_points(msg, reshape_organized_cloud=True).shape == shape
+    values = pc2.read_points_numpy(msg, reshape_organized_cloud=True)
+    assert values.shape == shape + (3,) and same(values.reshape(-1, 3), POINTS)
+
+
+def test_read_points_numpy_passes_skip_nans_and_uvs_on(pc2):
+    """read_points_numpy = structured_to_unstructured(read_points(cloud, field_names, skip_nans, uvs, ...)):
+    the NaN point (index 4) dropped first, then uvs index what is left."""
+    assert same(pc2.read_points_numpy(XYZ_CLOUD, skip_nans=True), POINTS[[0, 1, 2, 3, 5]])
+    assert same(pc2.read_points_numpy(XYZ_CLOUD, skip_nans=True, uvs=[4, 0]), POINTS[[5, 0]])
+
+
+def test_read_points_list_passes_its_arguments_on(pc2):
+    """upstream read_points_list: namedtuples of type ``Point`` with the requested fields, from
+    read_points(cloud, field_names, skip_nans, uvs): after dropping the point with a NaN y (index 4), uvs 3
+    and 4 are points 3 and 5."""
+    points = pc2.read_points_list(XYZ_CLOUD, field_names=["z", "y"], skip_nans=True, uvs=[3, 4])
+    assert [type(p).__name__ for p in points] == ["Point", "Point"]
+    assert all(p._fields == ("z", "y") for p in points)
+    assert same(np.array(points), [[3.2, 3.1], [5.2, 5.1]])
+
+
+@pytest.mark.parametrize("points", [POINTS.astype(np.float64), ROWS], ids=["float64-array", "list"])
+@pytest.mark.parametrize("point_step", [None, 16])
+def test_create_cloud_converts_to_the_fields_layout(pc2, points, point_step):
+    """upstream create_cloud builds its records with dtype_from_fields(fields, point_step): float32 values
+    for FLOAT32 fields whatever the input's type, and point_step bytes per point (12 for x, y, z)."""
+    msg = pc2.create_cloud(Header(), XYZ, points, point_step)
+    step = 12 if point_step is None else point_step
+    assert (msg.point_step, msg.row_step, len(msg.data)) == (step, 6 * step, 6 * step)
+    records = np.frombuffer(bytes(msg.data), dtype=np.dtype({"names": ["x", "y", "z"], "formats": ["f4"] * 3,
+                                                              "offsets": [0, 4, 8], "itemsize": step}))
+    assert same(structured_to_unstructured(records), POINTS)
+
+
+def test_a_count_two_field_has_two_suffixed_members(pc2):
+    """upstream dtype_from_fields: ``if field.count > 1`` the members are ``name_0 .. name_{count-1}``."""
+    dtype = pc2.dtype_from_fields([field("uv", 0, count=2)])
+    assert dtype.names == ("uv_0", "uv_1") and dtype.fields["uv_1"][1] == 4
+
+
 def test_big_endian_cloud_reads_native_values():
     """upstream read_points byte-swaps a cloud whose is_bigendian differs from the host: values native.
     (Stand-in only: upstream swaps the message's own buffer in place.)"""
@@ -226,11 +289,14 @@ def test_count_field_round_trip_keeps_point_step(pc2):
     assert back["xyz_2"].tolist() == [3, 6] and back["i"].tolist() == [7, 8]
 
 
-def test_row_padding_is_skipped():
+@pytest.mark.parametrize("height", [2, 3])
+def test_row_padding_is_skipped(height):
     """PointCloud2.row_step may exceed width x point_step; the stand-in reads each row from its start
     (upstream assumes no row padding)."""
-    rows = np.concatenate([POINTS.reshape(3, 6).view(np.uint8), np.full((3, 5), 9, np.uint8)], axis=1)
-    padded = cloud(XYZ, rows.tobytes(), width=2, height=3, row_step=29)
+    width = 6 // height
+    rows = np.concatenate([POINTS.reshape(height, 3 * width).view(np.uint8), np.full((height, 5), 9, np.uint8)],
+                          axis=1)
+    padded = cloud(XYZ, rows.tobytes(), width=width, height=height, row_step=12 * width + 5)
     assert same(standin.read_points_numpy(padded), POINTS)
 
 

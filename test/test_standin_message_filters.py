@@ -173,6 +173,51 @@ def test_header_stamp_goes_through_time_from_msg():
         m0.signalMessage(MockMessage(DuckStamp(), "x"))
 
 
+def test_callbacks_run_in_registration_order_with_their_args():
+    """SimpleFilter.registerCallback returns ``len(self.callbacks)`` as the handle (0, 1, ...) and
+    signalMessage calls every callback with the message followed by its own args."""
+    f = mf.SimpleFilter()
+    got = []
+    handles = [f.registerCallback(lambda *a: got.append(("first",) + a), "x"),
+               f.registerCallback(lambda *a: got.append(("second",) + a))]
+    f.signalMessage(1)
+    assert handles == [0, 1]
+    assert got == [("first", 1, "x"), ("second", 1)]
+
+
+@pytest.mark.parametrize("source", ["cache", "approx"])
+def test_headerless_message_is_dropped_with_upstreams_warning(capfd, source):
+    """A message without header.stamp, allow_headerless off: upstream logs this warning on the
+    ``message_filters_cache`` / ``message_filters_approx`` logger and drops the message."""
+    f0, f1 = mf.SimpleFilter(), mf.SimpleFilter()
+    if source == "cache":
+        sink = mf.Cache(f0, 5)
+    else:
+        sink = mf.ApproximateTimeSynchronizer([f0, f1], 5, 0.1)
+    out = Collector()
+    sink.registerCallback(out)
+    capfd.readouterr()
+    f0.signalMessage(MockHeaderlessMessage("x"))
+    err = capfd.readouterr().err
+    assert f"[message_filters_{source}]" in err
+    assert ('can not use message filters messages without timestamp infomation when "allow_headerless" is '
+            'disabled. auto assign ROSTIME to headerless messages once enabling constructor option of '
+            '"allow_headerless".') in err
+    assert out.got == []
+
+
+def test_subscriber_that_was_never_constructed_raises_attribute_error():
+    """Stand-in only: __getattr__ of a Subscriber without its ``sub`` (not constructed, e.g. ``copy.copy``)
+    raises AttributeError naming ``sub``; upstream's ``self.sub.__getattribute__(key)`` recurses until
+    RecursionError there."""
+    from xdrcdepth_ros.standins import message_filters as standin
+
+    bare = standin.Subscriber.__new__(standin.Subscriber)
+    for name in ("sub", "topic_name"):
+        with pytest.raises(AttributeError, match="^sub$"):
+            getattr(bare, name)
+
+
 def test_unregister_callback():
     """SimpleFilter.unregisterCallback(conn) removes that callback; an unknown handle is ignored."""
     f = mf.SimpleFilter()
@@ -200,6 +245,8 @@ def test_subscriber_serves_the_subscription_attributes(ros_domain_id):
         assert sub.topic_name == "/chatter"
         assert sub.qos_profile.depth == 7
         assert sub.msg_type is String
+        assert sub.node is node and sub.getTopic() == "chatter"
+        assert mf.Subscriber(node, String, "other").qos_profile.depth == 10    # upstream's default depth
         with pytest.raises(AttributeError):
             sub.no_such_attribute  # noqa: B018
         node.destroy_node()
@@ -251,6 +298,19 @@ def test_time_synchronizer_drop_old_messages():
     f0.signalMessage(y0)
     assert out.got == [(y0, y1)]
     f1.signalMessage(x1)
+    assert out.got == [(y0, y1)]
+
+
+def test_time_synchronizer_queue_size_evicts_the_oldest_stamp():
+    """``while len(my_queue) > queue_size: del my_queue[min(my_queue)]``: with queue_size 1, input 0's 0 s
+    message is evicted by its 1 s one, so input 1's 0 s message matches nothing and its 1 s one matches."""
+    f0, f1, out = _time_sync(1)
+    x0, x1, y0, y1 = StampedSec(0, 1), StampedSec(0, 2), StampedSec(1, 1), StampedSec(1, 2)
+    f0.signalMessage(x0)
+    f0.signalMessage(y0)
+    f1.signalMessage(x1)
+    assert out.got == []
+    f1.signalMessage(y1)
     assert out.got == [(y0, y1)]
 
 
@@ -332,3 +392,57 @@ def test_approximate_synchronizer_is_a_time_synchronizer():
     """Upstream: class ApproximateTimeSynchronizer(TimeSynchronizer)."""
     assert issubclass(mf.ApproximateTimeSynchronizer, mf.TimeSynchronizer)
     assert issubclass(mf.TimeSynchronizer, mf.SimpleFilter) and issubclass(mf.Cache, mf.SimpleFilter)
+
+
+def _cache_of(*secs, size=5):
+    """A Cache of size ``size`` fed messages stamped ``secs`` (in that arrival order), and the messages."""
+    cache = mf.Cache(mf.SimpleFilter(), size)
+    msgs = [AnonymMsg(Time(seconds=sec)) for sec in secs]
+    for msg in msgs:
+        cache.add(msg)
+    return cache, msgs
+
+
+def test_cache_defaults_keep_one_message_and_drop_headerless():
+    """Cache(f, cache_size=1, allow_headerless=False): the last stamped message only; a headerless one is
+    dropped."""
+    from std_msgs.msg import String
+
+    source = mf.SimpleFilter()
+    cache = mf.Cache(source)
+    first, second = AnonymMsg(Time(seconds=1)), AnonymMsg(Time(seconds=2))
+    for msg in (first, second, String()):
+        source.signalMessage(msg)
+    assert cache.getInterval(Time(), Time(seconds=10)) == [second]
+    assert cache.getOldestTime() == Time(seconds=2)
+
+
+def test_cache_ring_drops_message_and_stamp_together():
+    """Beyond cache_size the oldest message goes with its stamp: the rest still pair up."""
+    cache, (m1, m2, m3) = _cache_of(1, 2, 3, size=2)
+    assert cache.getInterval(Time(), Time(seconds=10)) == [m2, m3]
+    assert cache.getElemAfterTime(Time()) is m2
+    assert cache.getElemBeforeTime(Time(seconds=2)) is m2
+
+
+def test_cache_queries_include_their_bounds_and_answer_none_when_empty():
+    """getInterval(t, t) is allowed (``assert from_stamp <= to_stamp``) and returns the message at t;
+    getElemBeforeTime counts an equal stamp ("before or equal") and is None before every message; an
+    empty cache has no latest or oldest time and no last message."""
+    cache, (m1, m2, m3) = _cache_of(1, 2, 3)
+    assert cache.getInterval(Time(seconds=2), Time(seconds=2)) == [m2]
+    assert cache.getElemBeforeTime(Time(seconds=2)) is m2
+    assert cache.getElemBeforeTime(Time(seconds=0.5)) is None
+    empty = mf.Cache(mf.SimpleFilter(), 5)
+    latest = empty.getLatestTime() if hasattr(empty, "getLatestTime") else empty.getLastestTime()
+    assert latest is None and empty.getOldestTime() is None and empty.getLast() is None
+
+
+def test_cache_get_last_is_the_first_message_at_or_after_the_latest_arrivals_stamp():
+    """getLast() = getElemAfterTime(latest time), the latest time being the last *arrival's* stamp: in
+    order that is the last message; after arrivals stamped 1, 3, 2 s it is the 3 s message (the first one
+    in arrival order stamped >= 2 s)."""
+    cache, (m1, m2, m3) = _cache_of(1, 2, 3)
+    assert cache.getLast() is m3
+    cache, (n1, n3, n2) = _cache_of(1, 3, 2)
+    assert cache.getLast() is n3

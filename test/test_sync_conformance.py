@@ -144,6 +144,27 @@ def test_first_combination_in_product_order_not_tightest(impl):
     assert rig.out == [("a101", "b094", "c100")]
 
 
+def test_a_later_combination_is_tried_when_the_first_spans_too_much(impl):
+    rig = Rig(impl, 3, queue_size=5, slop=0.1)
+    rig.feed(0, "a095", 0.95)
+    rig.feed(0, "a106", 1.06)
+    rig.feed(1, "b108", 1.08)              # no c yet
+    rig.feed(2, "c100", 1.00)
+    # candidates for c100: a095 (0.05) before a106 (0.06), b108 (0.08). (a095, b108) spans 0.13: skipped;
+    # (a106, b108) spans 0.08 < 0.1 -> emitted
+    assert rig.out == [("a106", "b108", "c100")]
+
+
+def test_queue_offset_candidates_are_within_slop_of_the_offset_key_inclusive(impl):
+    rig = Rig(impl, 2, queue_size=5, slop=0.1, queue_offset=[0, 50_000_000])
+    rig.feed(0, "a115", 1.15)
+    rig.feed(1, "b115", 1.15)              # key 1.10; it enters the span test with 1.15, not queued: nothing
+    assert rig.out == []
+    rig.feed(1, "b110", 1.10)              # key 1.05: a115 at |dt| 0.10 == slop is a candidate; the
+    # combination (1.15, own 1.10) spans 0.05 and input 1 holds key 1.10 (b115) -> (a115, b115) emitted
+    assert rig.out == [("a115", "b115")]
+
+
 def test_arrival_evicted_by_its_own_queue_does_not_match(impl):
     rig = Rig(impl, 2, queue_size=1, slop=0.05)
     rig.feed(1, "b1", 1.0)

@@ -105,7 +105,7 @@ def dtype_from_fields(fields: Iterable[PointField], point_step: int | None = Non
 def read_points(cloud: PointCloud2, field_names: Iterable[str] | None = None, skip_nans: bool = False,
                 uvs: Iterable[int] | None = None, reshape_organized_cloud: bool = False) -> np.ndarray:
     """The cloud's points as a structured array (native byte order) with the requested fields."""
-    _check(isinstance(cloud, PointCloud2), "cloud is not a sensor_msgs.msg.PointCloud2")
+    _check(isinstance(cloud, PointCloud2), "Cloud is not a sensor_msgs.msg.PointCloud2")    # upstream's capital
     stored = dtype_from_fields(cloud.fields, cloud.point_step, ">" if cloud.is_bigendian else "<")
     n, row_bytes = cloud.width * cloud.height, cloud.width * cloud.point_step
     row_step = max(cloud.row_step, row_bytes)
@@ -148,7 +148,7 @@ def read_points_numpy(cloud: PointCloud2, field_names: Iterable[str] | None = No
     # first field (requested or not)
     _check(all(cloud.fields[0].datatype == f.datatype for f in cloud.fields[1:]
                if field_names is None or f.name in field_names),
-           "All fields need to have the same datatype. Use read_points() otherwise.")
+           "All fields need to have the same datatype. Use `read_points()` otherwise.")
     return structured_to_unstructured(read_points(cloud, field_names, skip_nans, uvs, reshape_organized_cloud))
 
 
@@ -177,8 +177,8 @@ def create_cloud(header, fields: Iterable[PointField], points, point_step: int |
                "field order, names, types and the point_step.")
     else:
         points = np.array([tuple(p) for p in points], dtype=dtype_from_fields(fields, point_step))
-    _check(points.ndim <= 2, "Too many dimensions for an organized cloud: points can only be organized "
-                             "in at most two dimensions")
+    _check(points.ndim <= 2, "Too many dimensions for organized cloud! Points can only be organized in max. two "
+                             "dimensional space")
     width = points.shape[0]
     height = points.shape[1] if points.ndim == 2 else 1
     cloud = PointCloud2(header=header, height=height, width=width, is_dense=False,
