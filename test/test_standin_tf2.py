@@ -260,3 +260,13 @@ def test_infinite_translation_keeps_the_rotation():
     np.testing.assert_allclose([r.x, r.y, r.z, r.w], [0.0, 0.0, half, half], atol=1e-12)
     t = tf.transform.translation
     assert not np.all(np.isfinite([t.x, t.y, t.z]))
+
+
+def test_a_long_chain_is_no_loop():
+    """buffer_core.hpp MAX_GRAPH_DEPTH = 1000: only a walk deeper than that is taken for a loop, so a chain of
+    150 links (each 1 m along x) is looked up end to end, 150 m, at time zero and at a time."""
+    buf = tf_buffer.Buffer()
+    for i in range(150):
+        buf.set_transform_static(stamped(f"f{i}", f"f{i + 1}", 1.0, 0), "test")
+    for time in (Time(), at(1.0)):
+        assert x_of(buf.lookup_transform("f0", "f150", time)) == 150.0

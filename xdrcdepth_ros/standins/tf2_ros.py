@@ -73,7 +73,8 @@ from xdrcdepth_core.data.geometry import matrix_to_quaternion, quaternion_to_mat
 DEFAULT_CACHE_TIME_S = 10.0
 #: backward clock jumps of more than this many seconds clear a node's buffer (tf2_ros buffer.py)
 CLEAR_ON_JUMP_BACK_S = 1.0
-_MAX_CHAIN = 100
+#: tf2 ``BufferCore::MAX_GRAPH_DEPTH``: a walk deeper than this is taken for a loop
+_MAX_CHAIN = 1000
 
 
 class TransformException(Exception):
