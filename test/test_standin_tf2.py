@@ -243,6 +243,29 @@ def test_await_transform_delayed(full):
     coro.close()
 
 
+@pytest.mark.parametrize("full", [False, True], ids=["wait_for_transform_async", "wait_for_transform_full_async"])
+def test_wait_for_transform_future_holds_the_transform(full):
+    """tf2_ros buffer.py (rolling) wait_for_transform(_full)_async: the future's result is the looked-up
+    TransformStamped, whether available at once or after set_transform; an unrelated transform leaves it
+    pending; once done, its new-data callback is removed (_remove_callback, applied after the next call)."""
+    now = Time(nanoseconds=1_700_000_000_123_456_789)
+    transform = build_transform("foo", "bar", now)
+
+    def wait(buf):
+        return (buf.wait_for_transform_full_async("foo", now, "bar", now, "foo") if full
+                else buf.wait_for_transform_async("foo", "bar", now))
+
+    buf = tf_buffer.Buffer()
+    fut = wait(buf)
+    buf.set_transform(build_transform("foo", "other", now), "unittest")
+    assert not fut.done()
+    buf.set_transform(transform, "unittest")
+    assert fut.done() and fut.result() == transform
+    buf.set_transform(build_transform("foo", "other2", now), "unittest")
+    assert buf._new_data_callbacks == []
+    assert wait(buf).result() == transform       # already available: the short cut
+
+
 def test_infinite_translation_keeps_the_rotation():
     """tf2 stores an infinite translation (it refuses NaN only) and TransformAccum (buffer_core.cpp)
     composes quaternions and vectors separately: through a common parent the rotation stays finite (here a
@@ -260,6 +283,154 @@ def test_infinite_translation_keeps_the_rotation():
     np.testing.assert_allclose([r.x, r.y, r.z, r.w], [0.0, 0.0, half, half], atol=1e-12)
     t = tf.transform.translation
     assert not np.all(np.isfinite([t.x, t.y, t.z]))
+
+
+def rotated(parent, child, wxyz, t_s):
+    """A transform with the quaternion ``wxyz`` given as is (not rebuilt from a matrix, which would fix its sign)."""
+    msg = stamped(parent, child, 0.0, t_s)
+    r = msg.transform.rotation
+    r.w, r.x, r.y, r.z = wxyz
+    return msg
+
+
+def yaw_q(deg):
+    half = np.radians(deg) / 2
+    return (np.cos(half), 0.0, 0.0, np.sin(half))
+
+
+@pytest.mark.parametrize("q0, q1, ratio, expected_deg, atol", [
+    # tf2 Quaternion::slerp takes the shorter arc: q1 = -(50 deg) is the same rotation, the way from 10 deg is
+    # 40 deg long, a quarter of it is 20 deg
+    (yaw_q(10), tuple(-v for v in yaw_q(50)), 0.25, 20.0, 1e-12),
+    # a dot product of exactly 0 (180 deg apart) is not flipped ("if (dot(q) < 0)"): yaw 0 -> 180 goes through +45
+    (yaw_q(0), (0.0, 0.0, 0.0, 1.0), 0.25, 45.0, 1e-12),
+    # 2 deg apart (|dot| > 0.9995 here): a quarter is 0.5 deg (normalised lerp vs slerp: < 1e-7 rad)
+    (yaw_q(0), yaw_q(2), 0.25, 0.5, 1e-7),
+    # tf2 accepts a squared norm within 0.01 of 1; the rotation is that of the unit quaternion (a quarter: 22.5)
+    (tuple(1.004 * v for v in yaw_q(0)), tuple(1.004 * v for v in yaw_q(90)), 0.25, 22.5, 1e-12),
+], ids=["shorter_arc", "half_turn_not_flipped", "small_angle", "not_quite_unit"])
+def test_rotation_interpolation_by_hand(q0, q1, ratio, expected_deg, atol):
+    """cache.cpp interpolate -> slerp(one.rotation_, two.rotation_, ratio); the yaw at 10 s + ratio, by hand."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(rotated("odom", "base_link", q0, 10.0), "test")
+    buf.set_transform(rotated("odom", "base_link", q1, 11.0), "test")
+    r = buf.lookup_transform("odom", "base_link", at(10.0 + ratio)).transform.rotation
+    half = np.radians(expected_deg) / 2
+    q = np.array([r.w, r.x, r.y, r.z])
+    q *= (np.sign(r.w) if r.w != 0 else 1.0) / np.linalg.norm(q)     # tf2 returns q as slerp gives it
+    np.testing.assert_allclose(q, [np.cos(half), 0, 0, np.sin(half)], atol=atol)
+
+
+def test_stamps_shown_with_six_decimals_at_ros_epoch_times():
+    """displayTimePoint: seconds as %.6f, here for a stamp of today's ROS time (1.7e9 s)."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(stamped("odom", "base_link", 0.0, 1_700_000_000.5), "test")
+    with pytest.raises(tf_buffer.ExtrapolationException) as info:
+        buf.lookup_transform("odom", "base_link", Time(nanoseconds=1_700_000_001_250_000_000))
+    assert str(info.value).startswith("Lookup would require extrapolation at time 1700000001.250000, but only "
+                                      "time 1700000000.500000 is in the buffer")
+
+
+def test_insert_return_values_and_the_cache_time_boundary():
+    """cache.cpp insertData: data older than ``latest - max_storage_time`` is refused (false, TF_OLD_DATA);
+    data exactly that old is stored; an exact duplicate is not stored again but is no error (true). The
+    stand-in's set_transform returns insertData's result (upstream logs instead)."""
+    buf = tf_buffer.Buffer(cache_time=Duration(seconds=2))
+    assert buf.set_transform(stamped("odom", "base_link", 3.0, 3.0), "test") is True
+    assert buf.set_transform(stamped("odom", "base_link", 0.5, 0.5), "test") is False     # 0.5 < 3 - 2
+    assert buf.set_transform(stamped("odom", "base_link", 1.0, 1.0), "test") is True      # 1 == 3 - 2: kept
+    assert buf.set_transform(stamped("odom", "base_link", 1.0, 1.0), "test") is True      # duplicate
+    assert x_of(buf.lookup_transform("odom", "base_link", at(1.0))) == 1.0
+    assert x_of(buf.lookup_transform("odom", "base_link", at(2.0))) == pytest.approx(2.0)
+
+
+def test_equal_stamp_and_values_but_another_parent_is_stored():
+    """TransformStorage::operator== compares the parent too: the same stamp and values with another parent
+    are a new sample (inserted in front), so the link's parent at that stamp becomes the new one."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(stamped("odom", "base_link", 1.0, 5.0), "test")
+    buf.set_transform(stamped("map", "base_link", 1.0, 5.0), "test")
+    assert x_of(buf.lookup_transform("map", "base_link", at(5.0))) == 1.0
+    with pytest.raises(tf_buffer.ConnectivityException):
+        buf.lookup_transform("odom", "base_link", at(5.0))
+
+
+def test_dynamic_transforms_stamped_zero():
+    """A dynamic link whose samples are all stamped 0: getLatestCommonTime gives 0 and findClosest at time 0
+    returns the front of the list (the newest inserted of equal stamps); a lookup at any other time is the
+    single-stamp extrapolation."""
+    buf = tf_buffer.Buffer()
+    for x in (1.0, 2.0, 3.0):
+        buf.set_transform(stamped("odom", "base_link", x, 0), "test")
+    tf = buf.lookup_transform("odom", "base_link", Time())
+    assert x_of(tf) == 3.0
+    assert Time.from_msg(tf.header.stamp).nanoseconds == 0
+    with pytest.raises(tf_buffer.ExtrapolationException):
+        buf.lookup_transform("odom", "base_link", Time(nanoseconds=1))
+
+
+@pytest.mark.parametrize("target, source", [("base_link", "cam"), ("cam", "base_link"), ("cam", "radar"),
+                                            ("cam", "cam"), ("base_link", "base_link"), ("odom", "odom"),
+                                            ("ghost", "ghost")])
+def test_stamp_of_a_latest_lookup_without_dynamic_data(target, source):
+    """Time zero over static links only is time zero (getLatestCommonTime: no dynamic link, TimePoint()); a
+    lookup of a frame to itself is stamped with that frame's cache's getLatestTimestamp (StaticCache: 0; a
+    cleared TimeCache: 0) or the time asked for (lookupTransformImpl)."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform_static(stamped("base_link", "cam", 1.0, 0), "test")
+    buf.set_transform_static(stamped("base_link", "radar", 2.0, 0), "test")
+    buf.set_transform(stamped("odom", "base_link", 0.0, 12.0), "test")
+    buf.clear()
+    tf = buf.lookup_transform(target, source, Time())
+    assert Time.from_msg(tf.header.stamp).nanoseconds == 0
+
+
+def test_self_lookup_stamp_is_the_frames_latest():
+    """lookupTransformImpl, source == target at time zero: stamped with the frame's latest timestamp."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(stamped("odom", "base_link", 0.0, 11.0), "test")
+    buf.set_transform(stamped("odom", "base_link", 0.0, 12.0), "test")
+    tf = buf.lookup_transform("base_link", "base_link", Time())
+    assert Time.from_msg(tf.header.stamp).nanoseconds == 12 * S
+
+
+@pytest.mark.parametrize("target, source", [("cam", "radar"), ("radar", "cam")])
+def test_latest_common_time_through_a_common_parent(target, source):
+    """getLatestCommonTime, by hand: radar -a(14 s)-> a -(11 s)-> b -(15 s)-> odom <-(16 s)- mount <-(13 s)- cam,
+    and odom -(9 s)-> world above the common parent. The common time is the oldest latest stamp of the links
+    below odom on both sides, 11 s, whichever frame is the target (world's 9 s does not count)."""
+    buf = tf_buffer.Buffer()
+    links = [("a", "radar", 14), ("b", "a", 11), ("odom", "b", 15), ("mount", "cam", 13), ("odom", "mount", 16),
+             ("world", "odom", 9)]
+    for parent, child, t in links:
+        buf.set_transform(stamped(parent, child, 1.0, t - 9), "test")
+        buf.set_transform(stamped(parent, child, 1.0, t), "test")
+    tf = buf.lookup_transform(target, source, Time())
+    assert Time.from_msg(tf.header.stamp).nanoseconds == 11 * S
+
+
+@pytest.mark.parametrize("missing", ["target_frame", "source_frame", "fixed_frame"])
+def test_lookup_full_names_the_unknown_argument(missing):
+    """BufferCore::lookupTransform (full) validates the three frames: the text names the argument."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform_static(stamped("odom", "base_link", 0.0, 0), "test")
+    frames = {"target_frame": "odom", "source_frame": "base_link", "fixed_frame": "odom", missing: "nowhere"}
+    with pytest.raises(tf_buffer.LookupException) as info:
+        buf.lookup_transform_full(frames["target_frame"], Time(), frames["source_frame"], Time(),
+                                  frames["fixed_frame"])
+    assert str(info.value) == f'"nowhere" passed to lookupTransform argument {missing} does not exist. '
+
+
+def test_a_loop_in_the_tree_is_reported():
+    """walkToTopParent / getLatestCommonTime: a tree with a loop raises LookupException("The tf tree is invalid
+    because it contains a loop." + the frames)."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform_static(stamped("a", "b", 1.0, 0), "test")
+    buf.set_transform_static(stamped("b", "a", 1.0, 0), "test")
+    buf.set_transform_static(stamped("c", "d", 1.0, 0), "test")
+    for time in (Time(), at(1.0)):
+        with pytest.raises(tf_buffer.LookupException, match=r"^The tf tree is invalid because it contains a loop\."):
+            buf.lookup_transform("d", "a", time)
 
 
 def test_a_long_chain_is_no_loop():

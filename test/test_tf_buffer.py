@@ -10,11 +10,13 @@ Expected transforms are computed by hand or with xdrcdepth_core.data.geometry fr
 import json
 import threading
 import time
+import types
 import warnings
 
 import numpy as np
 import pytest
 import rclpy
+from rclpy.clock import ClockChange, TimeJump
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -223,6 +225,25 @@ def test_invalid_transforms_are_rejected():
         assert not np.isfinite(buf.lookup_transform("odom", "base_link", Time()).transform.translation.y)  # bad_tf
 
 
+@pytest.mark.parametrize("links, target, source", [
+    ([("base_link", "radar", (np.inf, 0, 0), 90)], "radar", "base_link"),            # inverse: 0 x inf
+    ([("base_link", "big", (1.7e308, 1.7e308, 0), 45)], "big", "base_link"),         # inverse: overflow
+    ([("a", "b", (1.7e308, 0, 0), 0), ("b", "c", (1.7e308, 0, 0), 0)], "a", "c"),   # compose: overflow
+], ids=["inverse_inf", "inverse_overflow", "compose_overflow"])
+def test_huge_translations_give_inf_or_nan_without_warnings(links, target, source):
+    """tf2 stores any translation but NaN; its double arithmetic (TransformAccum) prints nothing when a
+    result overflows or a zero meets an inf: the translation is not finite, and no RuntimeWarning."""
+    buf = tf_buffer.Buffer()
+    for parent, child, xyz, deg in links:
+        msg = stamped(parent, child, yaw(deg), 0)
+        msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = xyz
+        buf.set_transform_static(msg, "test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = buf.lookup_transform(target, source, Time()).transform.translation
+    assert not np.all(np.isfinite([out.x, out.y, out.z]))
+
+
 def test_timeout_waits_for_arrival(buffer):
     """The lookup is called before the transform exists and returns it once it arrives. The 0.2 s head start
     only makes the lookup likely to be waiting already; nothing is decided by the clock: a loaded machine
@@ -242,6 +263,57 @@ def test_timeout_waits_for_arrival(buffer):
     assert set_at and returned_at >= set_at[0]
     with pytest.raises(tf_buffer.TransformException):
         buffer.lookup_transform("odom", "ghost", Time(), timeout=Duration(seconds=0.1))
+
+
+class _StubNode:
+    """A node's clock and logger, enough for Buffer(node=...): records the jump callback and the warnings."""
+
+    def __init__(self):
+        self.warnings, self.jump = [], None
+        self.get_clock = lambda: types.SimpleNamespace(create_jump_callback=self._create)
+        self.get_logger = lambda: types.SimpleNamespace(warning=self.warnings.append)
+
+    def _create(self, threshold, post_callback):
+        self.jump = (threshold, post_callback)
+        return "handle"
+
+
+@pytest.mark.parametrize("change, delta_s, cleared", [
+    (ClockChange.ROS_TIME_NO_CHANGE, -1.5, True), (ClockChange.ROS_TIME_NO_CHANGE, -1.0, True),
+    (ClockChange.ROS_TIME_NO_CHANGE, -0.5, False), (ClockChange.ROS_TIME_ACTIVATED, 0.0, True),
+    (ClockChange.ROS_TIME_DEACTIVATED, 0.0, True)])
+def test_jump_callback_clears_on_a_jump_back_or_a_clock_change(change, delta_s, cleared):
+    """tf2_ros buffer.py: a jump callback with JumpThreshold(min_forward=None, min_backward=-1 s,
+    on_clock_change=True) warns "Detected jump back in time. Clearing tf buffer." and clears; rcl calls it
+    for a delta <= min_backward. Without DDS: the callback is called with rclpy TimeJumps."""
+    node = _StubNode()
+    buf = standin.Buffer(node=node)
+    threshold, post_callback = node.jump
+    assert buf.jump_handle == "handle"
+    assert threshold.min_forward is None and threshold.on_clock_change is True
+    assert threshold.min_backward.nanoseconds == -S
+    buf.set_transform(stamped("odom", "base_link", yaw(0, (1, 0, 0)), 10.0), "test")
+    post_callback(TimeJump(change, Duration(nanoseconds=round(delta_s * S))))
+    assert buf.can_transform("odom", "base_link", Time()) is not cleared
+    assert node.warnings == (["Detected jump back in time. Clearing tf buffer."] if cleared else [])
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["can_transform", "can_transform_full"])
+def test_can_transform_timeout_waits_for_arrival(buffer, full):
+    """tf2_ros can_transform(_full) with a timeout waits for the transform (here set 0.1 s later from another
+    thread; the 60 s deadline is never reached). At a time outside the stored interval it is False at once."""
+    buffer.set_transform(stamped("odom", "base_link", yaw(0, (1, 0, 0)), 1.0), "test")
+    late = Time(nanoseconds=S)
+
+    def check(time, timeout):
+        if full:
+            return buffer.can_transform_full("odom", time, "turret", time, "odom", timeout)
+        return buffer.can_transform("odom", "turret", time, timeout)
+
+    threading.Timer(0.1, buffer.set_transform,
+                    (stamped("odom", "turret", yaw(0, (0, 0, 1)), 1.0), "test")).start()
+    assert check(late, Duration(seconds=60)) is True
+    assert check(Time(nanoseconds=2 * S), Duration()) is False      # only 1 s is stored
 
 
 def test_static_transform_specs():
