@@ -441,3 +441,55 @@ def test_a_long_chain_is_no_loop():
         buf.set_transform_static(stamped(f"f{i}", f"f{i + 1}", 1.0, 0), "test")
     for time in (Time(), at(1.0)):
         assert x_of(buf.lookup_transform("f0", "f150", time)) == 150.0
+
+
+def test_a_duplicate_of_an_older_equal_stamp_sample_is_not_inserted():
+    """cache.cpp insertData step (3): all samples with the new stamp are compared, not just the newest, so
+    re-sending a (x=1) after b (x=2), both at 5 s, stores nothing and b stays the one found at 5 s."""
+    buf = tf_buffer.Buffer()
+    for x in (1.0, 2.0, 1.0):
+        assert buf.set_transform(stamped("odom", "base_link", x, 5.0), "test")
+    assert x_of(buf.lookup_transform("odom", "base_link", at(5.0))) == 2.0
+
+
+def test_default_cache_time_is_ten_seconds():
+    """BUFFER_CORE_DEFAULT_CACHE_TIME = 10 s: a sample exactly 10 s older than the newest is kept; 5 ns more
+    and the next insert prunes it (``stamp + cache_time < latest``)."""
+    for newest_ns, kept in ((110 * S, True), (110 * S + 5, False)):
+        buf = tf_buffer.Buffer()
+        buf.set_transform(stamped("odom", "base_link", 1.0, 100.0), "test")
+        buf.set_transform(matrix_to_transform(np.eye(4), "odom", "base_link", Time(nanoseconds=newest_ns)), "test")
+        buf.set_transform(stamped("odom", "base_link", 2.0, 105.0), "test")      # prunes by the newest
+        if kept:
+            assert x_of(buf.lookup_transform("odom", "base_link", at(100.0))) == 1.0
+        else:
+            with pytest.raises(tf_buffer.ExtrapolationException):
+                buf.lookup_transform("odom", "base_link", at(100.0))
+
+
+def test_lookup_down_the_tree_and_self_lookup_at_a_time():
+    """walkToTopParent when the source is an ancestor of the target (below the tree's root): the inverse of
+    the links between them. base_link -> cam is 2 m along x, yawed 90 deg, so cam <- base_link is
+    (0, 2, 0) yawed -90 deg (by hand). A frame to itself at a time is stamped with that time."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(stamped("odom", "base_link", 1.0, 7.0), "test")
+    cam = rotated("base_link", "cam", yaw_q(90), 0)
+    cam.transform.translation.x = 2.0
+    buf.set_transform_static(cam, "test")
+    T = transform_to_matrix(buf.lookup_transform("cam", "base_link", at(7.0)).transform)
+    expected = np.eye(4)
+    expected[:3, :3] = [[0, 1, 0], [-1, 0, 0], [0, 0, 1]]
+    expected[:3, 3] = [0, 2, 0]
+    np.testing.assert_allclose(T, expected, atol=1e-12)
+    assert Time.from_msg(buf.lookup_transform("base_link", "base_link", at(3.0)).header.stamp).nanoseconds == 3 * S
+
+
+def test_connectivity_message_of_a_lookup_at_a_time():
+    """walkToTopParent's createConnectivityErrorString (not getLatestCommonTime's): the same text."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform_static(stamped("a", "b", 0.0, 0), "test")
+    buf.set_transform_static(stamped("c", "d", 0.0, 0), "test")
+    with pytest.raises(tf_buffer.ConnectivityException) as info:
+        buf.lookup_transform("b", "d", at(1.0))
+    assert str(info.value) == ("Could not find a connection between 'b' and 'd' because they are not part of "
+                               "the same tree.Tf has two or more unconnected trees.")

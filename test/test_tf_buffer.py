@@ -244,6 +244,26 @@ def test_huge_translations_give_inf_or_nan_without_warnings(links, target, sourc
     assert not np.all(np.isfinite([out.x, out.y, out.z]))
 
 
+@pytest.mark.parametrize("field, value, reason", [
+    ("parent", "", "empty frame id"), ("child", "/", "empty frame id"),
+    ("parent", "base_link", "frame 'base_link' is its own parent"), ("x", float("nan"), "NaN values"),
+    ("w", np.sqrt(1.009), None), ("w", np.sqrt(1.02), "quaternion not normalised"),
+    ("w", 0.0, "quaternion not normalised"), (None, None, None)])
+def test_rejection_reasons(field, value, reason):
+    """What tf2's setTransform refuses (buffer_core.cpp: empty ids, frame_id == child_frame_id, TF_NAN_INPUT,
+    |q.length2() - 1| > QUATERNION_NORMALIZATION_TOLERANCE = 10e-3), as the listener's warning words it."""
+    msg = stamped("odom", "base_link", np.eye(4), 1.0)
+    if field == "parent":
+        msg.header.frame_id = value
+    elif field == "child":
+        msg.child_frame_id = value
+    elif field == "x":
+        msg.transform.translation.x = value
+    elif field == "w":
+        msg.transform.rotation.w = value
+    assert standin.rejection_reason(msg) == reason
+
+
 def test_timeout_waits_for_arrival(buffer):
     """The lookup is called before the transform exists and returns it once it arrives. The 0.2 s head start
     only makes the lookup likely to be waiting already; nothing is decided by the clock: a loaded machine
