@@ -318,6 +318,60 @@ def test_jump_callback_clears_on_a_jump_back_or_a_clock_change(change, delta_s, 
     assert node.warnings == (["Detected jump back in time. Clearing tf buffer."] if cleared else [])
 
 
+class _SubscribingStub:
+    """A node that records create/destroy_subscription and the logger's warnings (no DDS)."""
+
+    def __init__(self):
+        self.subscriptions, self.destroyed, self.warnings = [], [], []
+        self.get_logger = lambda: types.SimpleNamespace(
+            warning=lambda text, **kwargs: self.warnings.append((text, kwargs)))
+
+    def create_subscription(self, msg_type, topic, callback, qos, *, callback_group):
+        handle = (msg_type.__name__, topic, callback, qos, callback_group)
+        self.subscriptions.append(handle)
+        return handle
+
+    def destroy_subscription(self, handle):
+        self.destroyed.append(handle)
+
+
+@pytest.mark.parametrize("static_only", [False, True])
+def test_listener_subscriptions_callbacks_and_rejections(static_only):
+    """tf2_ros transform_listener.py (rolling) on a given node: TFMessage subscriptions to /tf (depth 100,
+    reliable, volatile; not with static_only) and /tf_static (depth 100, reliable, transient local), both in
+    one ReentrantCallbackGroup, with ``callback``/``static_callback``; each transform goes to
+    set_transform(_static) with authority "default_authority". The stand-in counts what the buffer refuses
+    and warns (throttled, 5 s); unregister destroys the subscriptions. No DDS: a recording node."""
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    node, buf = _SubscribingStub(), standin.Buffer()
+    listener = standin.TransformListener(buf, node, tf_topic="/tf_a", tf_static_topic="/tf_static_a",
+                                         static_only=static_only)
+    assert listener.node is node and listener.buffer is buf and listener.rejected == 0
+    expected = [("/tf_static_a", listener.static_callback, DurabilityPolicy.TRANSIENT_LOCAL)]
+    if not static_only:
+        expected.insert(0, ("/tf_a", listener.callback, DurabilityPolicy.VOLATILE))
+    assert [(topic, callback, qos.durability) for _, topic, callback, qos, _ in node.subscriptions] == expected
+    for msg_type, _, _, qos, group in node.subscriptions:
+        assert msg_type == "TFMessage" and isinstance(group, ReentrantCallbackGroup) and group is listener.group
+        assert qos.depth == 100 and qos.reliability == ReliabilityPolicy.RELIABLE
+    good = stamped("base_link", "radar", yaw(0, (1, 0, 0)), 0)
+    bad = stamped("base_link", "base_link", np.eye(4), 0)
+    listener.static_callback(types.SimpleNamespace(transforms=[good, bad]))
+    listener.callback(types.SimpleNamespace(transforms=[stamped("odom", "base_link", np.eye(4), 20.0),
+                                                        stamped("odom", "base_link", np.eye(4), 5.0)]))
+    assert buf.lookup_transform("base_link", "radar", Time(nanoseconds=7 * S)).transform.translation.x == 1.0
+    assert buf.lookup_transform("odom", "base_link", Time()).header.stamp.sec == 20
+    assert listener.rejected == 2
+    throttled = {"throttle_duration_sec": 5.0}
+    assert node.warnings == [
+        ("ignoring transform base_link -> base_link: frame 'base_link' is its own parent", throttled),
+        ("ignoring transform odom -> base_link: older than the cache", throttled)]
+    listener.unregister()
+    assert node.destroyed == node.subscriptions
+
+
 @pytest.mark.parametrize("full", [False, True], ids=["can_transform", "can_transform_full"])
 def test_can_transform_timeout_waits_for_arrival(buffer, full):
     """tf2_ros can_transform(_full) with a timeout waits for the transform (here set 0.1 s later from another
