@@ -409,6 +409,19 @@ def test_latest_common_time_through_a_common_parent(target, source):
     assert Time.from_msg(tf.header.stamp).nanoseconds == 11 * S
 
 
+def test_latest_common_time_with_a_static_target_side():
+    """getLatestCommonTime, by hand: radar -(14 s)-> base_link -(12 s)-> odom, cam -(static)-> base_link. The
+    target's walk meets the source's chain at base_link with no dynamic link (nothing to take the minimum
+    of), so the common time is radar's 14 s (base_link -> odom is above the common parent)."""
+    buf = tf_buffer.Buffer()
+    buf.set_transform(stamped("base_link", "radar", 1.0, 14.0), "test")
+    buf.set_transform(stamped("odom", "base_link", 1.0, 12.0), "test")
+    buf.set_transform_static(stamped("base_link", "cam", 1.0, 0), "test")
+    tf = buf.lookup_transform("cam", "radar", Time())
+    assert Time.from_msg(tf.header.stamp).nanoseconds == 14 * S
+    assert x_of(tf) == 0.0
+
+
 @pytest.mark.parametrize("missing", ["target_frame", "source_frame", "fixed_frame"])
 def test_lookup_full_names_the_unknown_argument(missing):
     """BufferCore::lookupTransform (full) validates the three frames: the text names the argument."""

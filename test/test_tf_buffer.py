@@ -345,7 +345,20 @@ def test_listener_subscriptions_callbacks_and_rejections(static_only):
     from rclpy.callback_groups import ReentrantCallbackGroup
     from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
-    node, buf = _SubscribingStub(), standin.Buffer()
+    class RecordingBuffer(standin.Buffer):
+        def set_transform(self, transform, authority):
+            authorities.append(authority)
+            return super().set_transform(transform, authority)
+
+        def set_transform_static(self, transform, authority):
+            authorities.append(authority)
+            return super().set_transform_static(transform, authority)
+
+    authorities = []
+    defaults = _SubscribingStub()
+    standin.TransformListener(standin.Buffer(), defaults)
+    assert [topic for _, topic, _, _, _ in defaults.subscriptions] == ["/tf", "/tf_static"]
+    node, buf = _SubscribingStub(), RecordingBuffer()
     listener = standin.TransformListener(buf, node, tf_topic="/tf_a", tf_static_topic="/tf_static_a",
                                          static_only=static_only)
     assert listener.node is node and listener.buffer is buf and listener.rejected == 0
@@ -360,14 +373,17 @@ def test_listener_subscriptions_callbacks_and_rejections(static_only):
     bad = stamped("base_link", "base_link", np.eye(4), 0)
     listener.static_callback(types.SimpleNamespace(transforms=[good, bad]))
     listener.callback(types.SimpleNamespace(transforms=[stamped("odom", "base_link", np.eye(4), 20.0),
-                                                        stamped("odom", "base_link", np.eye(4), 5.0)]))
+                                                        stamped("odom", "base_link", np.eye(4), 5.0),
+                                                        stamped("odom", "odom", np.eye(4), 20.0)]))
     assert buf.lookup_transform("base_link", "radar", Time(nanoseconds=7 * S)).transform.translation.x == 1.0
     assert buf.lookup_transform("odom", "base_link", Time()).header.stamp.sec == 20
-    assert listener.rejected == 2
+    assert listener.rejected == 3
+    assert authorities == ["default_authority"] * 5
     throttled = {"throttle_duration_sec": 5.0}
     assert node.warnings == [
         ("ignoring transform base_link -> base_link: frame 'base_link' is its own parent", throttled),
-        ("ignoring transform odom -> base_link: older than the cache", throttled)]
+        ("ignoring transform odom -> base_link: older than the cache", throttled),
+        ("ignoring transform odom -> odom: frame 'odom' is its own parent", throttled)]
     listener.unregister()
     assert node.destroyed == node.subscriptions
 
