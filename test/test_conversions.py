@@ -421,3 +421,288 @@ def test_back_projection_that_overflows_float32_is_left_out():
     pts = conv.read_points(conv.depth_to_cloud(depth, K, HEADER), ["x", "z"])
     np.testing.assert_array_equal(pts["z"], [5.0])
     np.testing.assert_array_equal(pts["x"], [0.0])
+
+
+# --- mutation-testing additions: the exact reasons and details, boundaries, headers and messages passed on -----
+
+@pytest.mark.parametrize("size,max_pixels,detail", [
+    ((3, 2), 5, "image_too_large: image of 3x2 = 6 pixels > max_image_pixels 5 (not decoded)"),
+    ((3, 2), 6, None),      # exactly the limit is fine
+    ((3, 1), 5, None),      # one row is an image too
+    ((3, 2), None, None),   # no limit
+])
+def test_image_size_limit_and_its_detail(size, max_pixels, detail):
+    msg = raw_image(RGB[:size[1], :size[0]].copy(), "rgb8")
+    if detail is None:
+        np.testing.assert_array_equal(conv.rgb_from_image(msg, max_pixels), RGB[:size[1], :size[0]])
+        return
+    with pytest.raises(BadInput) as err:
+        conv.rgb_from_image(msg, max_pixels)
+    assert (err.value.reason, str(err.value)) == ("image_too_large", detail)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda m: setattr(m, "height", 0), "bad_image: empty image 3x0"),
+    (lambda m: setattr(m, "step", 8), "bad_image: step 8 < width 3 x 3 bytes"),
+    (lambda m: setattr(m, "data", bytes(m.data)[:-1]), "truncated_image: 17 data bytes < height 2 x step 9"),
+    (lambda m: setattr(m, "encoding", "yuv422"),
+     "unsupported_encoding: image encoding 'yuv422' (supported: rgb8, bgr8, rgba8, bgra8, mono8)"),
+])
+def test_bad_image_details(mutate, message):
+    msg = raw_image(RGB, "rgb8")
+    mutate(msg)
+    with pytest.raises(BadInput) as err:
+        conv.rgb_from_image(msg)
+    assert str(err.value) == message
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature, an 8-bit RGB IHDR chunk declaring ``width`` x ``height`` and an empty IDAT (PNG spec:
+    length, type, data, CRC-32 of type and data), no pixels: enough for PIL to open it and read the size."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return conv.PNG_SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", b"")
+
+
+def test_compressed_size_limit_is_checked_from_the_header_without_warnings():
+    # 10000 x 10000 = 100 Mpx: above PIL's warning threshold (89 Mpx), below its error (179 Mpx)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(BadInput) as err:
+            conv.rgb_from_compressed(CompressedImage(format="png", data=png_header_only(10000, 10000)), 10 ** 6)
+    assert str(err.value) == ("image_too_large: compressed PNG of 10000x10000 = 100000000 pixels > "
+                              "max_image_pixels 1000000 (not decoded)")
+    with pytest.raises(BadInput) as err:
+        conv.rgb_from_compressed(compressed("PNG", RGB), 5)
+    assert str(err.value).startswith("image_too_large: compressed PNG of 3x2 = 6 pixels > max_image_pixels 5")
+    np.testing.assert_array_equal(conv.rgb_from_compressed(compressed("PNG", RGB), 6), RGB)
+
+
+def test_compressed_beyond_pils_own_limit_is_too_large():
+    # 20000 x 20000 = 400 Mpx > 2 x PIL's MAX_IMAGE_PIXELS: PIL refuses to open it, whatever max_pixels says
+    with pytest.raises(BadInput) as err:
+        conv.rgb_from_compressed(CompressedImage(format="png", data=png_header_only(20000, 20000)))
+    assert err.value.reason == "image_too_large"
+    assert err.value.detail.startswith("compressed image: ") and err.value.detail.endswith(" (not decoded)")
+
+
+def test_undecodable_compressed_detail():
+    with pytest.raises(BadInput) as err:
+        conv.rgb_from_compressed(CompressedImage(format="jpeg", data=b"not an image"))
+    assert str(err.value) == ("bad_compressed: cannot decode 'jpeg' (12 bytes): not a JPEG or PNG PIL can identify")
+    with pytest.raises(BadInput) as err:
+        conv.rgb_from_compressed(CompressedImage(format="16UC1; compressedDepth png", data=bytes(40)))
+    assert str(err.value) == ("unsupported_encoding: compressedDepth image (format field '16UC1; compressedDepth "
+                              "png'): a depth map, not a camera picture")
+
+
+@pytest.mark.parametrize("k,p,message", [
+    ([0.0] * 9, None, "bad_camera_info: uncalibrated or invalid K [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]"),
+    ((100.0, 0, 176, 0, 100, 88, 0, 0, 1), [90.0, 0, 170, 0, 0, 0, 85, 0, 0, 0, 1, 0],
+     "bad_camera_info: invalid projection matrix, left 3 x 3 of P [90.0, 0.0, 170.0, 0.0, 0.0, 85.0, 0.0, 0.0, 1.0]"),
+])
+def test_bad_camera_info_details(k, p, message):
+    with pytest.raises(BadInput) as err:
+        conv.intrinsics_from_camera_info(camera_info(k=k, p=p), (176, 352))
+    assert str(err.value) == message
+
+
+def test_size_mismatch_details_name_the_reduced_image():
+    with pytest.raises(BadInput) as err:
+        conv.intrinsics_from_camera_info(camera_info(), (900, 1600))
+    assert str(err.value) == "camera_info_size_mismatch: camera_info is 352x176, image is 1600x900"
+    for bx, by, reduced in ((2, 1, "176x176"), (1, 2, "352x88")):
+        info = camera_info()
+        info.binning_x, info.binning_y = bx, by
+        with pytest.raises(BadInput) as err:
+            conv.intrinsics_from_camera_info(info, (176, 352))
+        assert str(err.value) == (f"camera_info_size_mismatch: camera_info is 352x176 (roi 352x176, binning "
+                                  f"{bx}x{by}: {reduced}), image is 352x176")
+
+
+@pytest.mark.parametrize("roi", [RegionOfInterest(x_offset=3, y_offset=2, width=0, height=600),
+                                 RegionOfInterest(x_offset=3, y_offset=2, width=1200, height=0),
+                                 RegionOfInterest(width=1600, height=900, do_rectify=True)])
+def test_a_roi_without_width_or_height_or_the_whole_rectified_sensor_is_the_whole_sensor(roi):
+    # the module's rule: a ROI without area is the whole sensor (image_geometry maps the all-zero ROI to the full
+    # resolution; an area-less one would leave no image); a full-sensor ROI needs no rectification of its corners
+    info = camera_info(w=1600, h=900, k=(1000.0, 0.0, 800.0, 0.0, 1000.0, 450.0, 0.0, 0.0, 1.0))
+    info.roi = roi
+    np.testing.assert_array_equal(conv.intrinsics_from_camera_info(info, (900, 1600)),
+                                  [[1000, 0, 800], [0, 1000, 450], [0, 0, 1]])
+
+
+def test_roi_checks_on_the_y_axis_and_their_details():
+    info = camera_info(w=1600, h=900, k=(1000.0, 0.0, 800.0, 0.0, 1000.0, 450.0, 0.0, 0.0, 1.0))
+    info.roi = RegionOfInterest(x_offset=0, y_offset=400, width=1600, height=600)      # ends at 1000 > 900
+    with pytest.raises(BadInput) as err:
+        conv.intrinsics_from_camera_info(info, (600, 1600))
+    assert str(err.value) == "bad_camera_info: roi 1600x600 at (0, 400) exceeds the 1600x900 sensor"
+    for x, y in ((1, 0), (0, 1)):
+        info.roi = RegionOfInterest(x_offset=x, y_offset=y, width=1600 - x, height=900 - y, do_rectify=True)
+        with pytest.raises(BadInput) as err:
+            conv.intrinsics_from_camera_info(info, (900 - y, 1600 - x))
+        assert str(err.value) == ("bad_camera_info: roi.do_rectify (a ROI in raw, distorted pixels) is not "
+                                  "supported: send the rectified ROI's image with do_rectify false")
+
+
+def test_binning_an_odd_size_rounds_down_as_image_geometry_does():
+    # image_geometry's reducedResolution: roi.width / binning_x in integer arithmetic: 901 / 2 = 450
+    info = camera_info(w=1601, h=901, k=(1000.0, 0.0, 800.0, 0.0, 1000.0, 450.0, 0.0, 0.0, 1.0))
+    info.binning_x = info.binning_y = 2
+    np.testing.assert_array_equal(conv.intrinsics_from_camera_info(info, (450, 800)),
+                                  [[500, 0, 400], [0, 500, 225], [0, 0, 1]])
+
+
+def layout_cloud(layout, height=1, width=2) -> PointCloud2:
+    """A FLOAT32 cloud of ``height`` x ``width`` points with the fields ``[(name, count)]`` back to back,
+    every value its point's index + 1."""
+    rec = np.zeros(height * width, dtype=[(n, "<f4", (c,)) if c > 1 else (n, "<f4") for n, c in layout])
+    for name, _ in layout:
+        rec[name] = (np.arange(height * width) + 1).reshape(-1, *([1] * (rec[name].ndim - 1)))
+    fields = [PointField(name=n, offset=rec.dtype.fields[n][1], datatype=PointField.FLOAT32, count=c)
+              for n, c in layout]
+    cloud = PointCloud2(header=Header(frame_id="radar"), height=height, width=width, fields=fields,
+                        point_step=rec.itemsize, row_step=width * rec.itemsize, is_bigendian=sys.byteorder == "big")
+    cloud.data = rec.tobytes()
+    return cloud
+
+
+@pytest.mark.parametrize("name", ["x", "y", "z", "rcs"])
+def test_a_coordinate_or_feature_with_count_2_is_refused(name):
+    layout = [(n, 2 if n == name else 1) for n in ("x", "y", "z", "rcs")]
+    with pytest.raises(BadInput) as err:
+        conv.radar_from_cloud(layout_cloud(layout), ("rcs",), 100)
+    assert str(err.value) == f"radar_bad_fields: fields ['{name}'] have count > 1"
+
+
+@pytest.mark.parametrize("name", ["x", "y", "z"])
+def test_an_integer_coordinate_is_refused(name):
+    cloud = layout_cloud([("x", 1), ("y", 1), ("z", 1)])
+    cloud.fields["xyz".index(name)].datatype = PointField.INT32
+    with pytest.raises(BadInput) as err:
+        conv.radar_from_cloud(cloud, (), 100)
+    assert str(err.value) == f"radar_bad_fields: fields ['{name}'] are not FLOAT32/FLOAT64 (metres)"
+
+
+def setattr_and_return(cloud, **values):
+    for key, value in values.items():
+        setattr(cloud, key, value)
+    return cloud
+
+
+def with_fields(cloud, *fields):
+    cloud.fields = list(fields)
+    return cloud
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: layout_cloud([("x", 1), ("y", 1), ("z", 1)], height=2, width=2),
+     "radar_too_large: 4 points > max_radar_points 3"),
+    (lambda: with_fields(layout_cloud([("x", 1), ("y", 1), ("z", 1)]), *[PointField(
+        name="x", offset=0, datatype=7, count=1)] * 2), "radar_bad_fields: duplicate field names ['x', 'x']"),
+    (lambda: with_fields(layout_cloud([("x", 1), ("y", 1), ("z", 1)]), PointField(
+        name="x", offset=0, datatype=99, count=1)), "radar_bad_fields: field x: datatype 99, count 1"),
+    (lambda: with_fields(layout_cloud([("x", 1), ("y", 1), ("z", 1)]), PointField(
+        name="x", offset=0, datatype=7, count=0)), "radar_bad_fields: field x: datatype 7, count 0"),
+    # z at 9: bytes 9-12 of a 12-byte record (a FLOAT32 at offset 9 ends at 13)
+    (lambda: with_fields(layout_cloud([("x", 1), ("y", 1), ("z", 1)]), PointField(
+        name="z", offset=9, datatype=7, count=1)), "radar_bad_fields: field z at 9 overruns point_step 12"),
+    (lambda: with_fields(layout_cloud([("x", 1), ("y", 1), ("z", 1)]), *[PointField(
+        name=c, offset=o, datatype=7, count=1) for c, o in (("x", 0), ("y", 2), ("z", 8))]),
+     "radar_bad_fields: fields x and y overlap (bytes 2-3)"),
+    (lambda: with_fields(layout_cloud([("x", 1), ("y", 1), ("z", 1)]), PointField(
+        name="x", offset=0, datatype=7, count=1)), "radar_missing_xyz: no field y, z in ['x']"),
+    (lambda: setattr_and_return(layout_cloud([("x", 1), ("y", 1), ("z", 1)], height=2, width=1), data=bytes(23)),
+     "radar_truncated: 23 data bytes < row_step 12 x height 2"),
+    (lambda: setattr_and_return(layout_cloud([("x", 1), ("y", 1), ("z", 1)]), row_step=23),
+     "radar_truncated: row_step 23 < width 2 x point_step 12"),
+])
+def test_bad_cloud_details(make, message):
+    with pytest.raises(BadInput) as err:
+        conv.radar_from_cloud(make(), ("rcs",), 3)
+    assert str(err.value) == message
+
+
+def test_radar_limits_and_one_point():
+    organised = layout_cloud([("x", 1), ("y", 1), ("z", 1), ("rcs", 1)], height=2, width=2)
+    xyz, feats, dropped = conv.radar_from_cloud(organised, ("rcs",), 4)     # exactly the limit
+    np.testing.assert_array_equal(xyz, [[1, 1, 1], [2, 2, 2], [3, 3, 3], [4, 4, 4]])
+    assert xyz.dtype == np.float64 and feats["rcs"].dtype == np.float64 and dropped == 0
+    xyz, feats, _ = conv.radar_from_cloud(layout_cloud([("x", 1), ("y", 1), ("z", 1), ("rcs", 1)], 1, 1),
+                                          ("rcs",), 4)
+    np.testing.assert_array_equal(xyz, [[1, 1, 1]])
+    np.testing.assert_array_equal(feats["rcs"], [1])
+
+
+def test_outputs_carry_the_header_they_are_given():
+    header = Header(frame_id="cam_optical")
+    header.stamp.sec, header.stamp.nanosec = 12, 345
+    outputs = [conv.depth_image(np.full((2, 2), 5.0), header),            # all valid: sent as is
+               conv.bgr8_image(RGB, header),
+               conv.depth_to_cloud(np.full((2, 2), 5.0), np.diag([10.0, 10.0, 1.0]), header),
+               conv.structured_to_cloud(header, np.zeros(2, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4")]))]
+    for msg in outputs:
+        assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == ("cam_optical", 12, 345)
+
+
+def test_depth_camera_info_copies_the_whole_calibration():
+    info = camera_info(w=1600, h=900, k=(1000.0, 0.0, 800.0, 0.0, 1000.0, 450.0, 0.0, 0.0, 1.0))
+    info.distortion_model, info.d = "rational_polynomial", [0.1, -0.2, 0.0, 0.0, 0.01, 0.0, 0.0, 0.0]
+    info.r = [0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    info.binning_x, info.binning_y = 2, 3
+    info.roi = RegionOfInterest(x_offset=4, y_offset=6, width=800, height=600, do_rectify=False)
+    out = conv.depth_camera_info(info, Header(frame_id="depth"))
+    assert out.header.frame_id == "depth" and (out.width, out.height) == (1600, 900)
+    assert (out.distortion_model, list(out.d)) == ("rational_polynomial", list(info.d))
+    for name in ("k", "r", "p"):
+        np.testing.assert_array_equal(getattr(out, name), getattr(info, name))
+    assert (out.binning_x, out.binning_y, out.roi) == (2, 3, info.roi)
+
+
+def test_zero_depth_is_not_back_projected_and_overflow_does_not_warn():
+    import warnings
+    K = np.array([[1e-300, 0, 0.0], [0, 1.0, 0.0], [0, 0, 1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the float32 overflow of X is expected: no RuntimeWarning
+        pts = conv.read_points(conv.depth_to_cloud(np.array([[5.0, 6.0, 0.0]], np.float32), K, HEADER), ["z"])
+    np.testing.assert_array_equal(pts["z"], [5.0])      # 6 overflows, 0 is no depth (REP 118: not a valid range)
+
+
+class UpstreamReadPoints:
+    """sensor_msgs_py.point_cloud2.read_points as upstream writes it: ``width x height`` records straight from
+    ``data`` (row_step and any row padding not read), then the requested fields, then native byte order."""
+    @staticmethod
+    def read_points(cloud, field_names=None, skip_nans=False):
+        from xdrcdepth_ros.standins import point_cloud2 as standin
+        points = np.ndarray(shape=(cloud.width * cloud.height,), buffer=bytes(cloud.data),
+                            dtype=standin.dtype_from_fields(cloud.fields, point_step=cloud.point_step))
+        return points if field_names is None else points[list(field_names)]
+
+
+@pytest.mark.parametrize("trailing", [0, 5])
+def test_row_padding_is_dropped_before_a_backend_that_ignores_row_step(monkeypatch, trailing):
+    monkeypatch.setattr(conv, "_point_cloud2", UpstreamReadPoints)
+    packed = layout_cloud([("x", 1), ("y", 1), ("z", 1), ("rcs", 1)], height=2, width=2)   # 16-byte records
+    rows = np.frombuffer(bytes(packed.data), np.uint8).reshape(2, 32)
+    padded = setattr_and_return(packed, row_step=36, data=np.concatenate(
+        [rows, np.full((2, 4), 0xFF, np.uint8)], axis=1).tobytes() + bytes(trailing))   # bytes past the last row
+    records = conv.read_points(padded)
+    assert records.dtype.names == ("x", "y", "z", "rcs")
+    np.testing.assert_array_equal(records["rcs"], [1, 2, 3, 4])
+    xyz, feats, _ = conv.radar_from_cloud(padded, ("rcs",), 4)
+    np.testing.assert_array_equal(xyz, [[1, 1, 1], [2, 2, 2], [3, 3, 3], [4, 4, 4]])
+    np.testing.assert_array_equal(feats["rcs"], [1, 2, 3, 4])
+
+
+def test_read_points_returns_the_requested_fields_in_the_requested_order():
+    # sensor_msgs_py: points[list(field_names)], so the records follow field_names, also when they are all fields
+    cloud = layout_cloud([("x", 1), ("y", 1), ("z", 1)])
+    for names in (["z", "x"], ["z", "y", "x"]):
+        assert conv.read_points(cloud, names).dtype.names == tuple(names)
+    assert conv.read_points(cloud).dtype.names == ("x", "y", "z")
