@@ -140,3 +140,96 @@ def test_colour_conversions():
     np.testing.assert_array_equal(bridge.imgmsg_to_cv2(msg, "mono8"), [[76, 150], [29, 18]])
     with pytest.raises(standin.CvBridgeError, match="not a color format"):
         bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(np.zeros((2, 2, 3), np.uint8), "8UC3"), "rgb8")
+
+
+# --- mutation-testing additions ---------------------------------------------------------------------------------
+
+def test_messages_of_the_array_checks(bridge):
+    """core.py: "Your input type is not a numpy array" word for word."""
+    with pytest.raises(TypeError) as err:
+        bridge.cv2_to_imgmsg([[1, 2], [3, 4]], encoding="mono8")
+    assert str(err.value) == "Your input type is not a numpy array"
+
+
+def test_standin_error_texts():
+    """The texts of getCvType and getConversionCode (cv_bridge.cpp) word for word; the stand-in's own for the
+    checks upstream leaves to numpy or OpenCV."""
+    bridge = standin.CvBridge()
+    cases = [
+        (lambda: standin.cv_type("jpeg"), "Unrecognized image encoding [jpeg]"),
+        (lambda: bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(np.zeros((2, 2, 3), np.uint8), "8UC3"), "rgb8"),
+         "[8UC3] is not a color format. but [rgb8] is. The conversion does not make sense"),
+        (lambda: bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(np.zeros((2, 2, 3), np.uint8), "8UC3"), "8UC1"),
+         "[8UC3] and [8UC1] do not have the same number of channel"),
+        (lambda: bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(np.zeros((2, 2, 3), np.uint8), "rgb8"), "8UC1"),
+         "[rgb8] is a color format but [8UC1] is not so they must have the same OpenCV type, CV_8UC3, CV16UC1 ...."),
+        (lambda: bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(np.zeros((2, 2), np.uint8), "bayer_rggb8"), "bgr8"),
+         "conversion from [bayer_rggb8] to [bgr8] needs OpenCV (not in this stand-in)"),
+        (lambda: bridge.cv2_to_imgmsg(np.zeros((2, 2, 1, 1), np.uint8)),
+         "an image array has 2 or 3 dimensions, not shape (2, 2, 1, 1)"),
+        (lambda: bridge.imgmsg_to_cv2(Image(height=2, width=3, encoding="mono16", step=5, data=bytes(10))),
+         "Image is wrongly formed: step 5 < width 3 x 1 channels x 2 bytes"),
+        (lambda: bridge.imgmsg_to_cv2(Image(height=2, width=3, encoding="mono8", step=3, data=bytes(5))),
+         "Image is wrongly formed: 5 data bytes < height 2 x step 3"),
+    ]
+    for call, text in cases:
+        with pytest.raises(standin.CvBridgeError) as err:
+            call()
+        assert str(err.value) == text
+
+
+def test_no_cv_type_error_reads_as_its_message():
+    """A KeyError's str() is the repr of its key; NoCvTypeError reads as its message, and as "" without one."""
+    with pytest.raises(standin.NoCvTypeError) as err:
+        standin.CvBridge().cv2_to_imgmsg(np.zeros((2, 2), bool))
+    assert str(err.value) == "numpy dtype bool has no OpenCV type"
+    assert str(standin.NoCvTypeError()) == ""
+
+
+@pytest.mark.parametrize("encoding,cv", [("8U", "8UC1"), ("64F", "64FC1"), ("16SC512", "16SC512"),
+                                         ("16SC513", None), ("8UC0", None)])
+def test_generic_encodings_and_opencvs_channel_limit(encoding, cv):
+    """getCvType: no "C<n>" is one channel; OpenCV's CV_CN_MAX is 512."""
+    if cv is None:
+        with pytest.raises(standin.CvBridgeError):
+            standin.cv_type(encoding)
+    else:
+        assert standin.cv_type(encoding) == cv
+
+
+def test_bytes_after_the_last_row_are_not_read(bridge):
+    """core.py reads height x step bytes through a strided view of ``data``: trailing bytes are ignored."""
+    pixels = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    msg = Image(height=2, width=3, encoding="mono8", step=3, data=pixels.tobytes() + bytes(4))
+    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(msg), pixels)
+
+
+@pytest.mark.parametrize("src,dst,value,expected", [
+    ("mono8", "mono16", 200, 51400),      # convertTo(scale 65535 / 255): 200 x 257
+    ("8UC1", "16UC1", 200, 51400),
+    ("mono16", "mono8", 51529, 201),      # 51529 / 257 = 200.502 -> 201 (saturate_cast rounds)
+    ("16UC1", "8UC1", 51529, 201),
+    ("mono16", "mono8", 51528, 200),      # 200.498 -> 200
+    ("16UC1", "8UC1", 51528, 200),
+])
+def test_8_16_bit_scaling_rounds_as_convert_to(src, dst, value, expected):
+    bridge = standin.CvBridge()
+    dtype = np.uint8 if "8" in src and "16" not in src else np.uint16
+    out = bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(np.full((1, 2), value, dtype), src), dst)
+    assert out.dtype == (np.uint16 if "16" in dst else np.uint8)
+    np.testing.assert_array_equal(out, [[expected, expected]])
+
+
+def test_grey_uses_opencvs_fixed_point_weights_on_every_level():
+    """OpenCV's RGB2GRAY for 8-bit images (color.simd_helpers / cvtColor): (R 4899 + G 9617 + B 1868 + 2^13) >> 14,
+    the BT.601 weights 0.299, 0.587, 0.114 in 14 bits; 65536 colours covering every level of each channel."""
+    r, g = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    b = (7 * r + 13 * g) % 256
+    rgb = np.stack([r, g, b], axis=2).astype(np.uint8)
+    expected = (r * 4899 + g * 9617 + b * 1868 + (1 << 13)) >> 14
+    bridge = standin.CvBridge()
+    out = bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(rgb, "rgb8"), "mono8")
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(rgb[:, :, ::-1].copy(), "bgr8"),
+                                                       "mono8"), expected)
