@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if code := output_folder_problem(PROG, args.out):     # before a model is loaded or a frame rendered
         return code
     with tempfile.TemporaryDirectory(prefix="xdrcdepth-demo-") as tmp:
-        dataroot, label = (args.dataroot, str(args.dataroot)) if args.dataroot else default_dataroot(Path(tmp), DATAROOT_HINT)
+        dataroot, label = ((args.dataroot, str(args.dataroot)) if args.dataroot
+                           else default_dataroot(Path(tmp), DATAROOT_HINT))
         # every frame computes Grad-CAM saliency, which runs the eager fp32 model: no other backend to load
         try:
             estimator = DepthEstimator.from_checkpoint(args.checkpoint, device=args.device, backend="torch",

@@ -287,8 +287,8 @@ LAUNCHED_NODE_NAME = "depth_node"
 def check_node_parameters(params_file: Path | None) -> None:
     """The depth node's own start-up checks (:func:`xdrcdepth_ros.node.params.declare`: types, ranges, choices) on
     ``params_file`` (else :func:`package_config`) read by rcl as the launched node reads it, before any work:
-    ``ValueError`` naming every bad parameter. (A black-box run: ``backend: bogus`` wrote and played the bag for ~35 s while the node had already
-    stopped, then ended with exit 1 and a hint about --rate and --delay.)"""
+    ``ValueError`` naming every bad parameter. (A black-box run: ``backend: bogus`` wrote and played the bag for
+    ~35 s while the node had already stopped, then ended with exit 1 and a hint about --rate and --delay.)"""
     import rclpy
     from rclpy.node import Node
     from rclpy.signals import SignalHandlerOptions

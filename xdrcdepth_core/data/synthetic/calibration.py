@@ -3,8 +3,9 @@
 The calibration is the real nuScenes one, read at run time from the samples beside the checkout
 (``frames.json`` key frame 0: calibrated_sensor sensor -> ego with quaternions ``[w, x, y, z]``, and the
 CAM_FRONT intrinsics). Those values are nuScenes data (CC BY-NC-SA 4.0), so they are read, never copied
-into this repository. Where the samples are absent, an idealised rig of our own design is used: the same mounting positions rounded to centimetres, axis-aligned mounts, fx = fy = 1266 and the
-principal point at (816, 491). Rates are the nuScenes ones: camera 12 Hz, radar 13 Hz, LiDAR 20 Hz, key
+into this repository. Where the samples are absent, an idealised rig of our own design is used: the same
+mounting positions rounded to centimetres, axis-aligned mounts, fx = fy = 1266 and the principal point at
+(816, 491). Rates are the nuScenes ones: camera 12 Hz, radar 13 Hz, LiDAR 20 Hz, key
 frames (samples) 2 Hz.
 
 No samples where nobody said there are some (an installed package has no ``../shared``) is the normal case
